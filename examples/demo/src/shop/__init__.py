@@ -1,0 +1,5 @@
+"""A tiny shop: money, a product catalog, carts and pricing rules."""
+
+from shop.money import Money
+
+__all__ = ["Money"]

@@ -1,0 +1,560 @@
+"""The warm daemon: `python -m rpytest.daemon --socket PATH --rootdir DIR ...`.
+
+Single-threaded selectors loop on a Unix socket. It imports pytest and the warm
+set once, never project code, and forks one session child per `run` request
+(docs/protocol.md). No threads ever run here: fork with threads deadlocks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__" and not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] in ("", os.getcwd()):
+    # `python -m` put the cwd (often the project) first on sys.path; the daemon must never import project code.
+    del sys.path[0]
+
+import argparse
+import errno
+import gc
+import importlib
+import importlib.util
+import json
+import selectors
+import signal
+import socket
+import struct
+import time
+import warnings
+from typing import Any, Dict, List, Optional
+
+from rpytest import __version__
+from rpytest.protocol import PROTOCOL_VERSION, LineBuffer, decode, encode
+
+# pytest's own machinery, imported here so that children start warm. Everything
+# listed is imported by pytest.main anyway; nothing here touches the project.
+PYTEST_MODULES = [
+    "pytest",
+    "_pytest.config",
+    "_pytest.main",
+    "_pytest.python",
+    "_pytest.terminal",
+    "_pytest.fixtures",
+    "_pytest.runner",
+    "_pytest.reports",
+    "_pytest.junitxml",
+    "_pytest.assertion",
+    "_pytest.assertion.rewrite",
+    "_pytest.capture",
+    "_pytest.logging",
+    "_pytest.mark",
+    "_pytest.skipping",
+    "_pytest.unittest",
+    "_pytest.doctest",
+    "_pytest.tmpdir",
+    "_pytest.monkeypatch",
+    "_pytest.warnings",
+    "_pytest.cacheprovider",
+    "_pytest.faulthandler",
+    "_pytest.python_path",
+    "_pytest.debugging",
+    "_pytest.pastebin",
+    "_pytest.nose",
+    "_pytest.setuponly",
+    "_pytest.setupplan",
+    "_pytest.stepwise",
+    "_pytest.helpconfig",
+    "_pytest.legacypath",
+    "_pytest.threadexception",
+    "_pytest.unraisableexception",
+    "_pytest.recwarn",
+    "_pytest.pytester",
+    "rpytest.plugin",
+    "rpytest.session",
+    "ctypes",
+]
+
+MAX_REQUEST = 64 * 1024 * 1024
+SEND_TIMEOUT = 10.0
+
+
+def log(msg: str) -> None:
+    sys.stderr.write("%s rpytest-daemon[%d]: %s\n" % (time.strftime("%H:%M:%S"), os.getpid(), msg))
+    sys.stderr.flush()
+
+
+def _thread_count() -> int:
+    import threading
+
+    n = threading.active_count()
+    try:
+        n = max(n, len(os.listdir("/proc/self/task")))
+    except OSError:
+        pass
+    return n
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def preload(names: List[str], rootdir: str) -> List[str]:
+    """Import each warm module; roll back and drop any that raises, warns or starts a thread."""
+    loaded: List[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name or name in sys.modules and name not in loaded:
+            if isinstance(name, str) and name in sys.modules:
+                loaded.append(name)
+            continue
+        before = set(sys.modules)
+        threads = _thread_count()
+        ok = False
+        why = ""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                spec = importlib.util.find_spec(name)
+                origin = getattr(spec, "origin", None) if spec else None
+                locations = list(getattr(spec, "submodule_search_locations", None) or []) if spec else []
+                paths = [p for p in [origin] + locations if p and os.path.isabs(p)]
+                if spec is None:
+                    why = "not found"
+                elif any(_under(os.path.realpath(p), rootdir) and "site-packages" not in p for p in paths):
+                    why = "is project code"
+                else:
+                    importlib.import_module(name)
+                    ok = True
+            except BaseException as exc:  # noqa: BLE001 - a preload must never kill the daemon
+                why = "raised %s: %s" % (type(exc).__name__, exc)
+        if ok and caught:
+            ok, why = False, "warned: %s" % caught[0].message
+        if ok and _thread_count() > threads:
+            ok, why = False, "started a thread"
+            log("warm module %s started a thread; restart without it" % name)
+        if ok:
+            loaded.append(name)
+        else:
+            for added in set(sys.modules) - before:
+                sys.modules.pop(added, None)
+            log("warm: dropped %s (%s)" % (name, why))
+    return loaded
+
+
+class Conn:
+    """One client connection and, once it sent `run`, its session child."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = LineBuffer(MAX_REQUEST)
+        self.fds: List[int] = []
+        self.child: Optional[int] = None
+        self.done = False
+        self.pinged = False
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = []
+
+
+class Daemon:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.socket_path: str = args.socket
+        self.rootdir = os.path.realpath(args.rootdir)
+        self.idle_timeout: float = args.idle_timeout
+        self.fingerprint: str = args.fingerprint
+        self.warm_file: Optional[str] = args.warm_file
+        self.ready_fd: Optional[int] = args.ready_fd
+        self.started = time.time()
+        self.sessions = 0
+        self.warm: List[str] = []
+        self.conns: Dict[int, Conn] = {}  # by socket fileno
+        self.children: Dict[int, Conn] = {}  # by pid
+        self.stopping = False
+        self.last_activity = time.monotonic()
+        self.sel = selectors.DefaultSelector()
+        self.listener: Optional[socket.socket] = None
+        self.listener_ino: Optional[int] = None
+        self.base_pythonpath = os.environ.get("PYTHONPATH")
+
+    # ---- start-up ---------------------------------------------------------
+
+    def bind(self) -> None:
+        path = self.socket_path
+        if os.path.exists(path) or os.path.islink(path):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            probe.settimeout(2.0)
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # stale: nobody answers
+            else:
+                probe.close()
+                raise SystemExit("rpytest-daemon: another daemon is listening on %s" % path)
+            finally:
+                probe.close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        sock.listen(128)
+        sock.setblocking(False)
+        self.listener = sock
+        self.listener_ino = os.stat(path).st_ino
+        self.sel.register(sock, selectors.EVENT_READ, "listen")
+
+    def install_signals(self) -> None:
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        self.wake_r, self.wake_w = r, w
+        signal.set_wakeup_fd(w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.sel.register(r, selectors.EVENT_READ, "wake")
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def load_warm(self) -> None:
+        for name in PYTEST_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # e.g. _pytest.nose is gone in pytest 8
+                if not isinstance(exc, ModuleNotFoundError):
+                    log("could not import %s: %s" % (name, exc))
+        names: List[str] = []
+        if self.warm_file:
+            try:
+                with open(self.warm_file, encoding="utf-8") as f:
+                    data = json.load(f)
+                if isinstance(data, list):
+                    names = [n for n in data if isinstance(n, str)]
+            except FileNotFoundError:
+                pass
+            except Exception as exc:
+                log("ignoring unreadable warm file %s: %s" % (self.warm_file, exc))
+        if names:
+            t0 = time.monotonic()
+            self.warm = preload(names, self.rootdir)
+            log("warm: loaded %d/%d modules in %.2fs" % (len(self.warm), len(names), time.monotonic() - t0))
+        gc.collect()
+        if _thread_count() > 1:
+            log("warning: %d threads after start-up; forking may be unsafe" % _thread_count())
+
+    # ---- main loop --------------------------------------------------------
+
+    def run(self) -> int:
+        while True:
+            if self.stopping and self.listener is not None:
+                self.close_listener()
+            if self.stopping and not self.children:
+                break
+            timeout: Optional[float] = None
+            if not self.conns and not self.children and not self.stopping:
+                remaining = self.idle_timeout - (time.monotonic() - self.last_activity)
+                if remaining <= 0:
+                    log("idle for %ss, exiting" % self.idle_timeout)
+                    break
+                timeout = remaining
+            for key, mask in self.sel.select(timeout):
+                if key.data == "listen":
+                    self.accept()
+                elif key.data == "wake":
+                    self.drain_wakeup()
+                else:
+                    self.on_readable(key.data)
+            self.reap()
+        self.close_listener()
+        return 0
+
+    def drain_wakeup(self) -> None:
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close_listener(self) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.sel.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+        self.listener.close()
+        self.listener = None
+        try:
+            # Only remove the socket if it is still ours (a new daemon may have bound it).
+            if os.stat(self.socket_path).st_ino == self.listener_ino:
+                os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    def accept(self) -> None:
+        assert self.listener is not None
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log("accept failed: %s" % exc)
+                return
+            try:
+                cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+                _pid, uid, _gid = struct.unpack("3i", cred)
+            except OSError:
+                uid = -1
+            if uid != os.getuid():
+                log("refused a peer with uid %d" % uid)
+                sock.close()
+                continue
+            sock.setblocking(True)  # shared with the child; we only recv when readable
+            conn = Conn(sock)
+            self.conns[sock.fileno()] = conn
+            self.sel.register(sock, selectors.EVENT_READ, conn)
+            self.last_activity = time.monotonic()
+
+    def send(self, conn: Conn, msg: Dict[str, Any]) -> bool:
+        data = memoryview(encode(msg))
+        deadline = time.monotonic() + SEND_TIMEOUT
+        while data:
+            try:
+                n = conn.sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                data = data[n:]
+            except (BlockingIOError, InterruptedError):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                import select
+
+                select.select([], [conn.sock], [], left)
+            except OSError:
+                return False
+        return True
+
+    def drop(self, conn: Conn) -> None:
+        if conn.done:
+            return
+        conn.done = True
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        self.conns.pop(conn.sock.fileno(), None)
+        conn.close_fds()
+        conn.sock.close()
+        self.last_activity = time.monotonic()
+
+    def on_readable(self, conn: Conn) -> None:
+        try:
+            data, fds, _flags, _addr = _recv_fds(conn.sock)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        conn.fds.extend(fds)
+        if not data:
+            # Client went away. If its session still runs, stop it (docs/protocol.md).
+            if conn.child is not None:
+                _kill(conn.child, signal.SIGTERM)
+                try:
+                    self.sel.unregister(conn.sock)
+                except (KeyError, ValueError):
+                    pass
+            else:
+                self.drop(conn)
+            return
+        if conn.child is not None:
+            conn.close_fds()
+            return  # nothing more is expected while a session runs
+        try:
+            for line in conn.buf.feed(data):
+                self.handle(conn, decode(line))
+                if conn.done or conn.child is not None:
+                    break
+        except ValueError as exc:
+            self.send(conn, {"type": "error", "message": "bad request: %s" % exc})
+            self.drop(conn)
+
+    def handle(self, conn: Conn, req: Dict[str, Any]) -> None:
+        kind = req.get("type")
+        if kind == "ping":
+            self.send(
+                conn,
+                {
+                    "type": "pong",
+                    "protocol": PROTOCOL_VERSION,
+                    "pid": os.getpid(),
+                    "fingerprint": self.fingerprint,
+                    "python": sys.executable,
+                    "version": __version__,
+                    "started": int(self.started),
+                    "sessions": self.sessions,
+                    "warm": self.warm,
+                },
+            )
+        elif kind == "stop":
+            self.send(conn, {"type": "stopping"})
+            log("stop requested")
+            self.stopping = True
+            self.drop(conn)
+        elif kind == "run":
+            self.start_run(conn, req)
+        else:
+            self.send(conn, {"type": "error", "message": "unknown request type %r" % (kind,)})
+            self.drop(conn)
+
+    def start_run(self, conn: Conn, req: Dict[str, Any]) -> None:
+        if req.get("protocol") != PROTOCOL_VERSION:
+            self.send(conn, {"type": "error", "message": "protocol %r not supported (daemon speaks %d)" % (req.get("protocol"), PROTOCOL_VERSION)})
+            self.drop(conn)
+            return
+        if len(conn.fds) != 3 or not isinstance(req.get("cwd"), str):
+            self.send(conn, {"type": "error", "message": "run needs cwd and exactly 3 fds (got %d)" % len(conn.fds)})
+            self.drop(conn)
+            return
+        if self.stopping:
+            self.send(conn, {"type": "error", "message": "daemon is stopping"})
+            self.drop(conn)
+            return
+        stdio = conn.fds
+        conn.fds = []
+        go_r, go_w = os.pipe()
+        for s in (sys.stdout, sys.stderr):
+            s.flush()
+        gc.freeze()
+        pid = os.fork()
+        if pid == 0:  # session child: never returns
+            try:
+                self._in_child(conn, req, stdio, go_r, go_w)
+            finally:
+                os._exit(3)
+        os.close(go_r)
+        for fd in stdio:
+            os.close(fd)
+        conn.child = pid
+        self.children[pid] = conn
+        self.sessions += 1
+        self.send(conn, {"type": "started", "pid": pid})
+        os.close(go_w)  # lets the child start writing events
+        log("session %d started (pid %d)" % (self.sessions, pid))
+
+    def _in_child(self, conn: Conn, req: Dict[str, Any], stdio: List[int], go_r: int, go_w: int) -> None:
+        from rpytest import session
+
+        os.close(go_w)
+        daemon_pid = os.getppid()
+        try:
+            signal.set_wakeup_fd(-1)
+        except ValueError:
+            pass
+        event_fd = conn.sock.detach()
+        others = [c.sock for c in self.conns.values() if c is not conn and not c.done]
+        if self.listener is not None:
+            others.append(self.listener)
+        for s in others:
+            try:
+                os.close(s.detach())
+            except OSError:
+                pass
+        for c in self.conns.values():
+            if c is not conn:
+                c.close_fds()
+        for fd in (self.wake_r, self.wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            self.sel.close()
+        except Exception:
+            pass
+        sys.stderr.flush()
+        session.child_main(req, stdio, event_fd, go_r, daemon_pid, self.base_pythonpath)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            if os.WIFSIGNALED(status):
+                msg: Dict[str, Any] = {"type": "exit", "signal": os.WTERMSIG(status)}
+            else:
+                msg = {"type": "exit", "code": os.WEXITSTATUS(status)}
+            log("session pid %d finished: %s" % (pid, msg))
+            conn.child = None
+            if not conn.done:
+                self.send(conn, msg)
+                self.drop(conn)
+
+
+def _recv_fds(sock: socket.socket):
+    flags = socket.MSG_DONTWAIT | getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+    fds_size = struct.calcsize("i") * 8
+    msg, ancdata, mflags, addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(fds_size), flags)
+    fds: List[int] = []
+    for level, ctype, cdata in ancdata:
+        if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS:
+            cdata = cdata[: len(cdata) - (len(cdata) % struct.calcsize("i"))]
+            fds.extend(struct.unpack("%di" % (len(cdata) // struct.calcsize("i")), cdata))
+    return msg, fds, mflags, addr
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError as exc:
+        if exc.errno != errno.ESRCH:
+            raise
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m rpytest.daemon")
+    p.add_argument("--socket", required=True)
+    p.add_argument("--rootdir", required=True)
+    p.add_argument("--idle-timeout", type=float, default=900.0)
+    p.add_argument("--fingerprint", default="")
+    p.add_argument("--warm-file", default=None)
+    p.add_argument("--ready-fd", type=int, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    daemon = Daemon(args)
+    daemon.load_warm()
+    daemon.install_signals()
+    daemon.bind()
+    log("listening on %s (rootdir %s, python %s, pytest warm)" % (args.socket, daemon.rootdir, sys.executable))
+    if args.ready_fd is not None:
+        try:
+            os.write(args.ready_fd, b"ready\n")
+            os.close(args.ready_fd)
+        except OSError as exc:
+            log("could not signal readiness on fd %d: %s" % (args.ready_fd, exc))
+    try:
+        return daemon.run()
+    finally:
+        daemon.close_listener()
+        log("exited")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The rpytest pytest plugin: skips and replays cached results, streams events to the CLI
+and records what each test file used (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import pytest
+from _pytest.reports import TestReport
+
+from rpytest import record
+from rpytest.protocol import EventWriter
+
+_Entry = Dict[str, Any]
+
+
+class RpytestPlugin:
+    """One instance per session; pass it to pytest.main(plugins=[...])."""
+
+    def __init__(self, session_config: Dict[str, Any], writer: EventWriter) -> None:
+        self.cfg = session_config
+        self.writer = writer
+        rootdir = session_config.get("rootdir") or os.getcwd()
+        self.rootdir = os.path.normpath(os.path.abspath(rootdir))
+        self._prefixes = tuple(
+            sorted({self.rootdir.rstrip(os.sep) + os.sep, os.path.realpath(self.rootdir).rstrip(os.sep) + os.sep})
+        )
+        self.skip_files = {str(p).strip("/") for p in session_config.get("skip_files") or ()}
+        self.recording = bool(session_config.get("record", True))
+        self.events = bool(session_config.get("events", True))
+        self.recorder: Optional[record.Recorder] = record.Recorder(self.rootdir) if self.recording else None
+        cached: List[_Entry] = [e for e in session_config.get("cached") or () if isinstance(e, dict) and e.get("nodeid")]
+        self.skip_replays = [e for e in cached if self._entry_file(e) in self.skip_files]
+        self.cached_collected = {e["nodeid"]: e for e in cached if self._entry_file(e) not in self.skip_files}
+        self.replay_before: Dict[str, List[_Entry]] = {}
+        self.replay_tail: List[_Entry] = []
+        self.replayed = 0
+        self.config: Optional[pytest.Config] = None
+        self.files: Dict[str, str] = {}  # collected file -> collect outcome, in collection order
+        self.collected_sent = False
+        self.results: Dict[str, Dict[str, Any]] = {}
+        self.started = time.time()
+        self._rel_cache: Dict[str, str] = {}
+
+    # ---- lifecycle (called by rpytest.session) -----------------------------
+
+    def start(self) -> None:
+        if self.recorder is not None:
+            record.install(self.recorder)
+
+    def stop(self) -> None:
+        if self.recorder is not None:
+            self.recorder.enabled = False
+        warm_file = self.cfg.get("warm_file")
+        if warm_file:
+            try:
+                from rpytest.warm import update_warm_file
+
+                update_warm_file(str(warm_file), self.rootdir)
+            except Exception as exc:  # the warm set is an optimisation, never a failure
+                try:
+                    sys.stderr.write("rpytest: could not update the warm set: %s\n" % exc)
+                except Exception:
+                    pass
+
+    def emit(self, event: Dict[str, Any]) -> None:
+        if self.events:
+            self.writer.emit(event)
+
+    # ---- paths --------------------------------------------------------------
+
+    @staticmethod
+    def _entry_file(entry: _Entry) -> str:
+        f = entry.get("file") or str(entry["nodeid"]).split("::")[0]
+        return str(f).strip("/")
+
+    def relpath(self, path: Any) -> str:
+        """Rootdir-relative posix path (what the CLI names files by)."""
+        s = os.fspath(path)
+        r = self._rel_cache.get(s)
+        if r is None:
+            for prefix in self._prefixes:
+                if s.startswith(prefix):
+                    r = s[len(prefix):]
+                    break
+            else:
+                r = os.path.relpath(s, self.rootdir)
+            r = r.replace(os.sep, "/")
+            self._rel_cache[s] = r
+        return r
+
+    def _activate(self, key: Optional[str]) -> Optional[str]:
+        rec = self.recorder
+        return rec.set_active(key) if rec is not None else None
+
+    def _restore(self, prev: Optional[str]) -> None:
+        if self.recorder is not None:
+            self.recorder.active = prev
+
+    # ---- configuration ------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.started = time.time()
+
+    # ---- collection -----------------------------------------------------------
+
+    def pytest_ignore_collect(self, collection_path: Any, config: pytest.Config) -> Optional[bool]:
+        if self.skip_files and self.relpath(collection_path) in self.skip_files:
+            return True
+        return None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        if not isinstance(collector, pytest.File):
+            return (yield)
+        rel = self.relpath(collector.path)
+        prev = self._activate(rel)
+        try:
+            report = yield
+        finally:
+            self._restore(prev)
+        if rel not in self.files or report.outcome != "passed":
+            self.files[rel] = report.outcome
+        return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> Any:
+        self._send_collected(items)
+        result = yield
+        if (self.cached_collected and not config.option.collectonly):
+            kept: List[pytest.Item] = []
+            pending: List[_Entry] = []
+            for item in items:
+                entry = self.cached_collected.get(item.nodeid)
+                if entry is not None:
+                    pending.append(entry)
+                    continue
+                if pending:
+                    self.replay_before.setdefault(item.nodeid, []).extend(pending)
+                    pending = []
+                kept.append(item)
+            self.replay_tail = pending
+            items[:] = kept
+        return result
+
+    def _send_collected(self, items: Iterable[pytest.Item]) -> None:
+        if self.collected_sent:
+            return
+        self.collected_sent = True
+        nodes: Dict[str, List[str]] = {f: [] for f in self.files}
+        for item in items:
+            rel = self.relpath(item.path)
+            nodes.setdefault(rel, []).append(item.nodeid)
+        files = [{"file": f, "outcome": self.files.get(f, "passed"), "nodes": n} for f, n in nodes.items()]
+        self.emit({"type": "collected", "files": files})
+
+    # ---- running ----------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        config = session.config
+        replay = not config.option.collectonly and not (
+            session.testsfailed and not config.option.continue_on_collection_errors
+        )
+        if replay:
+            pending = sum(len(v) for v in self.replay_before.values()) + len(self.replay_tail)
+            # Progress percentages and the exit status (no 5 when something was replayed) use this.
+            session.testscollected += len(self.skip_replays) + pending
+            for entry in self.skip_replays:
+                self._replay(entry)
+        result = yield
+        if replay and not (session.shouldstop or session.shouldfail):
+            for entry in self.replay_tail:
+                self._replay(entry)
+        return result
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Optional[pytest.Item]) -> None:
+        before = self.replay_before.pop(item.nodeid, None)
+        if before:
+            for entry in before:
+                self._replay(entry)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+        prev = self._activate(self.relpath(item.path))
+        try:
+            return (yield)
+        finally:
+            self._restore(prev)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
+        # A broader-scoped fixture's inputs affect every test that uses it: global.
+        if getattr(fixturedef, "scope", "function") == "function":
+            return (yield)
+        prev = self._activate(None)
+        try:
+            return (yield)
+        finally:
+            self._restore(prev)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        prev = self._activate(self.relpath(item.path))
+        try:
+            return (yield)
+        finally:
+            self._restore(prev)
+
+    # teardown stays global: it also finalizes broader-scoped fixtures.
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Any:
+        # Failure reprs read source files (linecache); they belong to the test, not to every key.
+        if call.when == "teardown":
+            return (yield)
+        prev = self._activate(self.relpath(item.path))
+        try:
+            return (yield)
+        finally:
+            self._restore(prev)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "rpytest_cached", False):
+            return
+        st = self.results.get(report.nodeid)
+        if st is None:
+            st = self.results[report.nodeid] = {
+                "outcome": None,
+                "duration": 0.0,
+                "location": list(report.location),
+                "longrepr": None,
+                "wasxfail": None,
+            }
+        st["duration"] += float(getattr(report, "duration", 0.0) or 0.0)
+        wasxfail = getattr(report, "wasxfail", None)
+        current = st["outcome"]
+        if report.failed:
+            if current not in ("failed", "error"):
+                st["outcome"] = "failed" if report.when == "call" else "error"
+        elif current in ("failed", "error"):
+            pass
+        elif report.skipped:
+            if wasxfail is not None:
+                st["outcome"] = "xfailed"
+                st["wasxfail"] = str(wasxfail)
+            else:
+                st["outcome"] = "skipped"
+                lr = report.longrepr
+                if isinstance(lr, tuple) and len(lr) == 3:
+                    st["longrepr"] = [str(lr[0]), lr[1], str(lr[2])]
+        elif report.when == "call" and report.passed:
+            if wasxfail is not None:
+                st["outcome"] = "xpassed"
+                st["wasxfail"] = str(wasxfail)
+            else:
+                st["outcome"] = "passed"
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Tuple[str, Optional[int], str]) -> None:
+        st = self.results.pop(nodeid, None)
+        if st is None or st["outcome"] is None:
+            return  # replayed, or never ran (e.g. --setup-only)
+        path = nodeid.split("::")[0]
+        self.emit(
+            {
+                "type": "result",
+                "nodeid": nodeid,
+                "file": path,
+                "outcome": st["outcome"],
+                "duration": st["duration"],
+                "location": st["location"],
+                "longrepr": st["longrepr"],
+                "wasxfail": st["wasxfail"],
+            }
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: Any, config: pytest.Config) -> Optional[Tuple[str, str, str]]:
+        if getattr(report, "rpytest_cached", False) and report.when == "call" and report.passed:
+            return "passed", "c", "CACHED"
+        return None
+
+    def _replay(self, entry: _Entry) -> None:
+        assert self.config is not None
+        hook = self.config.hook
+        nodeid = str(entry["nodeid"])
+        file = self._entry_file(entry)
+        loc = entry.get("location") or [file, None, nodeid.split("::", 1)[-1]]
+        location = (str(loc[0]), None if loc[1] is None else int(loc[1]), str(loc[2]))
+        keywords = {nodeid.split("::")[-1].split("[")[0]: 1, nodeid.split("::")[-1]: 1}
+        outcome = entry.get("outcome")
+        duration = float(entry.get("duration") or 0.0)
+        now = time.time()
+
+        def report(when: str, out: str, longrepr: Any = None, dur: float = 0.0, **extra: Any) -> TestReport:
+            return TestReport(
+                nodeid, location, keywords, out, longrepr, when,  # type: ignore[arg-type]
+                sections=[], duration=dur, start=now, stop=now + dur, user_properties=[],
+                rpytest_cached=True, **extra,
+            )
+
+        if outcome == "skipped":
+            lr = entry.get("longrepr")
+            longrepr = (str(lr[0]), int(lr[1]) if lr[1] is not None else 0, str(lr[2])) if lr else (location[0], (location[1] or 0) + 1, "Skipped: cached")
+            reports = [report("setup", "skipped", longrepr, duration), report("teardown", "passed")]
+        elif outcome == "xfailed":
+            reports = [
+                report("setup", "passed"),
+                report("call", "skipped", None, duration, wasxfail=str(entry.get("wasxfail") or "")),
+                report("teardown", "passed"),
+            ]
+        else:
+            reports = [report("setup", "passed"), report("call", "passed", None, duration), report("teardown", "passed")]
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        for rep in reports:
+            hook.pytest_runtest_logreport(report=rep)
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+        self.replayed += 1
+
+    # ---- end of session -------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: Any) -> None:
+        if int(session.exitstatus) == int(pytest.ExitCode.NO_TESTS_COLLECTED) and self.replayed:
+            session.exitstatus = pytest.ExitCode.OK
+        self._send_collected(())
+        rec = self.recorder
+        if rec is not None:
+            rec.enabled = False
+            for key in [None] + [f for f in self.files]:
+                self.emit(rec.deps(key))
+            self.emit({"type": "edges", "edges": sorted([a, b] for a, b in rec.edges)})
+            rec.enabled = True  # recording continues until the process ends (unconfigure, atexit)
+        status = int(session.exitstatus)
+        self.emit(
+            {
+                "type": "finish",
+                "exitstatus": status,
+                "interrupted": status == int(pytest.ExitCode.INTERRUPTED),
+                "shouldstop": bool(session.shouldstop or session.shouldfail),
+                "duration": time.time() - self.started,
+            }
+        )

@@ -1,0 +1,323 @@
+"""Records what a session actually used: first-party imports (and import edges), files
+opened for reading, and environment variables read. Installed only in session processes.
+
+Attribution: everything goes to the "active" test file (set by the plugin around a
+file's collection and its tests' setup/call), or to None (global: enters every file's
+key). Reads and env lookups made while a module body is being executed for the first
+time by an import statement are global: the module caches their effect for every later
+importer (e.g. `SETTINGS = json.load(open("settings.json"))` at module level).
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import os
+import sys
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+# Path components that never hold first-party inputs.
+EXCLUDED_PARTS = frozenset(
+    {".git", ".hg", ".svn", ".rpytest", ".pytest_cache", "__pycache__", "site-packages", "dist-packages",
+     ".tox", ".nox", ".venv", "venv", ".mypy_cache", ".ruff_cache", ".eggs"}
+)
+
+# Read by pytest's own terminal machinery outside tests; output-only. Recorded when a test reads them.
+COSMETIC_ENV = frozenset(
+    {"COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "PY_COLORS", "PYTEST_THEME", "PYTEST_THEME_MODE",
+     "PYTEST_CURRENT_TEST", "PYTEST_VERSION", "CI", "BUILD_NUMBER"}
+)
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+Key = Optional[str]
+
+
+class Recorder:
+    def __init__(self, rootdir: str) -> None:
+        roots = {os.path.normpath(rootdir), os.path.realpath(rootdir)}
+        self.prefixes = tuple(sorted(r.rstrip(os.sep) + os.sep for r in roots))
+        self.enabled = False
+        self.active: Key = None
+        self.import_depth = 0  # >0 while a new module body runs under an import statement
+        self.imports: Dict[Key, Set[str]] = {None: set()}
+        self.reads: Dict[Key, Set[str]] = {None: set()}
+        self.env: Dict[Key, Set[str]] = {None: set()}
+        self.written: Set[str] = set()
+        self.edges: Set[Tuple[str, str]] = set()
+        self._written_dirs: Optional[Set[str]] = None
+        self._rel: Dict[str, Optional[str]] = {}
+        self._seen: Set[Tuple[Any, ...]] = set()
+        self._venv_tops: Dict[str, bool] = {}
+        excluded = []
+        for p in {sys.prefix, sys.exec_prefix, getattr(sys, "base_prefix", sys.prefix)}:
+            excluded.append(os.path.normpath(p).rstrip(os.sep) + os.sep)
+            excluded.append(os.path.realpath(p).rstrip(os.sep) + os.sep)
+        self.excluded_prefixes = tuple(excluded)
+
+    # ---- paths ------------------------------------------------------------
+
+    def rel(self, path: Any) -> Optional[str]:
+        """Rootdir-relative posix path of a first-party file, else None (cached)."""
+        try:
+            return self._rel[path]
+        except (KeyError, TypeError):
+            pass
+        result = None
+        try:
+            p = os.fsdecode(os.fspath(path))
+            if not os.path.isabs(p):
+                p = os.path.join(os.getcwd(), p)
+            p = os.path.normpath(p)
+            result = self._rel_abs(p)
+        except Exception:
+            result = None
+        if isinstance(path, str):
+            self._rel[path] = result
+        return result
+
+    def _rel_abs(self, p: str) -> Optional[str]:
+        if p.startswith(self.excluded_prefixes):
+            return None
+        for prefix in self.prefixes:
+            if p.startswith(prefix):
+                rel = p[len(prefix):]
+                parts = rel.split(os.sep)
+                if EXCLUDED_PARTS.intersection(parts):
+                    return None
+                if len(parts) > 1 and self._is_venv(prefix + parts[0]):
+                    return None
+                return "/".join(parts)
+        return None
+
+    def _is_venv(self, top: str) -> bool:
+        v = self._venv_tops.get(top)
+        if v is None:
+            v = self._venv_tops[top] = os.path.isfile(os.path.join(top, "pyvenv.cfg"))
+        return v
+
+    # ---- attribution ------------------------------------------------------
+
+    def set_active(self, key: Key) -> Key:
+        prev = self.active
+        self.active = key
+        if key is not None and key not in self.imports:
+            self.imports[key] = set()
+            self.reads[key] = set()
+            self.env[key] = set()
+        return prev
+
+    def _data_key(self) -> Key:
+        return None if self.import_depth else self.active
+
+    # ---- events -----------------------------------------------------------
+
+    def on_modules(self, importer_file: Any, names: List[str]) -> None:
+        importer = self.rel(importer_file) if importer_file else None
+        bucket = self.imports[self.active]
+        modules = sys.modules
+        for n in names:
+            m = modules.get(n)
+            f = getattr(m, "__file__", None) if m is not None else None
+            if not f:
+                continue
+            r = self.rel(f)
+            if r is None:
+                continue
+            bucket.add(r)
+            if importer is not None and importer != r:
+                self.edges.add((importer, r))
+
+    def on_open(self, args: Tuple[Any, ...]) -> None:
+        path, mode, flags = args[0], args[1], args[2]
+        if isinstance(path, int) or path is None or (flags or 0) & _DIRECTORY:
+            return  # fdopen, or a directory (listings are not tracked)
+        r = self.rel(path)
+        if r is None:
+            return
+        if isinstance(mode, str):
+            write = "w" in mode or "a" in mode or "x" in mode or "+" in mode
+        else:
+            write = bool((flags or 0) & _WRITE_FLAGS)
+        if write:
+            self.written.add(r)
+        else:
+            self.reads[self._data_key()].add(r)
+
+    def on_env(self, key: Any) -> None:
+        name = key if isinstance(key, str) else os.fsdecode(key)
+        k = self._data_key()
+        if k is None and name in COSMETIC_ENV:
+            return
+        self.env[k].add(name)
+
+    # ---- results ----------------------------------------------------------
+
+    def _is_input(self, rel: str) -> bool:
+        """Directories (rmtree opens them) and session-created trees are not inputs."""
+        if self._written_dirs is None:
+            dirs: Set[str] = set()
+            for w in self.written:
+                parts = w.split("/")
+                for i in range(1, len(parts)):
+                    dirs.add("/".join(parts[:i]))
+            self._written_dirs = dirs
+        if rel in self._written_dirs:
+            return False
+        return not os.path.isdir(self.prefixes[0] + rel.replace("/", os.sep))
+
+    def deps(self, key: Key) -> Dict[str, Any]:
+        own = {key} if key else set()
+        return {
+            "type": "deps",
+            "file": key,
+            "imports": sorted(self.imports.get(key, set()) - own),
+            "reads": sorted(r for r in self.reads.get(key, set()) - self.written if self._is_input(r)),
+            "env": sorted(self.env.get(key, set())),
+        }
+
+
+_RECORDER: Optional[Recorder] = None
+_installed = False
+
+
+def _resolve(name: str, globals_: Any, level: int) -> Optional[str]:
+    if level <= 0:
+        return name
+    if not globals_:
+        return None
+    package = globals_.get("__package__")
+    if package is None:
+        spec = globals_.get("__spec__")
+        package = getattr(spec, "parent", None)
+        if package is None:
+            package = globals_.get("__name__", "")
+            if "__path__" not in globals_:
+                package = package.rpartition(".")[0]
+    bits = package.rsplit(".", level - 1)
+    if len(bits) < level:
+        return None
+    base = bits[0]
+    return "%s.%s" % (base, name) if name else base
+
+
+def _requested(full: str, fromlist: Any, module: Any) -> List[str]:
+    parts = full.split(".")
+    names = [".".join(parts[: i + 1]) for i in range(len(parts))]
+    if fromlist:
+        items = list(fromlist)
+        if "*" in items:
+            items = [i for i in items if i != "*"] + list(getattr(module, "__all__", ()) or ())
+        base = getattr(module, "__name__", full) if module is not None else full
+        names.extend("%s.%s" % (base, i) for i in items if isinstance(i, str))
+    return names
+
+
+def install(recorder: Recorder) -> None:
+    """Hook imports, opens and environ reads for the rest of this process."""
+    global _RECORDER, _installed
+    _RECORDER = recorder
+    recorder.enabled = True
+    if _installed:
+        return
+    _installed = True
+    orig_import = builtins.__import__
+    orig_import_module = importlib.import_module
+    modules = sys.modules
+
+    def recording_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        rec = _RECORDER
+        if rec is None or not rec.enabled:
+            return orig_import(name, globals, locals, fromlist, level)
+        full = _resolve(name, globals, level) if level else name
+        mod = modules.get(full) if full is not None else None
+        if mod is None:
+            new = True
+        elif fromlist:
+            new = False
+            for item in fromlist:
+                if item != "*" and not hasattr(mod, item):
+                    new = True  # `from pkg import sub` may run sub's body now
+                    break
+        else:
+            new = False
+        if new:
+            rec.import_depth += 1
+            try:
+                module = orig_import(name, globals, locals, fromlist, level)
+            finally:
+                rec.import_depth -= 1
+        else:
+            module = orig_import(name, globals, locals, fromlist, level)
+        try:
+            importer = globals.get("__file__") if globals else None
+            fl = tuple(fromlist) if fromlist else ()
+            key = (rec.active, importer, full, fl)
+            if key not in rec._seen or new:
+                rec._seen.add(key)
+                if full is None:
+                    full = getattr(module, "__name__", name)
+                rec.on_modules(importer, _requested(full, fl, module))
+        except Exception:
+            pass
+        return module
+
+    def recording_import_module(name: str, package: Optional[str] = None) -> Any:
+        rec = _RECORDER
+        if rec is None or not rec.enabled:
+            return orig_import_module(name, package)
+        caller = sys._getframe(1).f_globals
+        from_pytest = str(caller.get("__name__", "")).startswith(("_pytest", "pluggy"))
+        new = name not in modules
+        if new and not from_pytest:
+            rec.import_depth += 1
+            try:
+                module = orig_import_module(name, package)
+            finally:
+                rec.import_depth -= 1
+        else:
+            module = orig_import_module(name, package)
+        try:
+            full = getattr(module, "__name__", name)
+            rec.on_modules(caller.get("__file__"), _requested(full, (), module))
+        except Exception:
+            pass
+        return module
+
+    recording_import_module.__doc__ = orig_import_module.__doc__
+    recording_import_module.__wrapped__ = orig_import_module  # type: ignore[attr-defined]
+    builtins.__import__ = recording_import
+    importlib.import_module = recording_import_module
+
+    def audit(event: str, args: Tuple[Any, ...]) -> None:
+        if event == "open":
+            rec = _RECORDER
+            if rec is not None and rec.enabled:
+                try:
+                    rec.on_open(args)
+                except Exception:
+                    pass
+
+    sys.addaudithook(audit)
+
+    # os.environ must stay the same object: switch its class to a recording subclass.
+    environ_cls = type(os.environ)
+
+    class RecordingEnviron(environ_cls):  # type: ignore[misc, valid-type]
+        def __getitem__(self, key: Any) -> Any:
+            rec = _RECORDER
+            if rec is not None and rec.enabled:
+                try:
+                    rec.on_env(key)
+                except Exception:
+                    pass
+            return environ_cls.__getitem__(self, key)
+
+    RecordingEnviron.__name__ = environ_cls.__name__
+    RecordingEnviron.__qualname__ = environ_cls.__qualname__
+    RecordingEnviron.__module__ = environ_cls.__module__
+    os.environ.__class__ = RecordingEnviron
+    if hasattr(os, "environb") and type(os.environb) is environ_cls:
+        os.environb.__class__ = RecordingEnviron

@@ -1,0 +1,273 @@
+"""Session process setup: turn a forked daemon child (or a fresh `python -m rpytest.session`)
+into what a stock `pytest` process would be, then run pytest.main with the rpytest plugin."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__" and not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] in ("", os.getcwd()):
+    del sys.path[0]  # stock `pytest` does not have the cwd on sys.path
+
+import atexit
+import builtins
+import io
+import json
+import random
+import signal
+import traceback
+import types
+from typing import Any, Dict, List, Optional, Sequence
+
+from rpytest.protocol import EventWriter
+
+
+def default_argv0() -> str:
+    """What stock `pytest` has in sys.argv[0]: the script beside the interpreter, else "pytest"."""
+    candidate = os.path.join(os.path.dirname(sys.executable), "pytest")
+    return candidate if os.path.isfile(candidate) else "pytest"
+
+
+def _split_pythonpath(value: Optional[str]) -> List[str]:
+    return [p for p in (value or "").split(os.pathsep) if p]
+
+
+def setup_sys_path(argv0: str, env: Dict[str, str], base_pythonpath: Optional[str]) -> None:
+    """Make sys.path what `pytest` started with `env` would have (script dir + PYTHONPATH)."""
+    old = _split_pythonpath(base_pythonpath)
+    new = _split_pythonpath(env.get("PYTHONPATH"))
+    insert_at = 0
+    if old != new:
+        drop = set(old) | {os.path.abspath(p) for p in old}
+        sys.path[:] = [p for p in sys.path if p not in drop]
+        for i, p in enumerate(new):
+            sys.path.insert(i, p)
+        insert_at = 0
+    if os.path.isfile(argv0):
+        sys.path.insert(insert_at, os.path.dirname(os.path.realpath(argv0)))
+
+
+def install_main_module(argv0: str) -> None:
+    """Give the session a `__main__` like stock pytest's (multiprocessing spawn re-runs it)."""
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    main.__dict__["__spec__"] = None
+    if os.path.isfile(argv0):
+        main.__dict__["__file__"] = argv0
+    sys.modules["__main__"] = main
+
+
+def reset_signals() -> None:
+    """Signal state of a fresh CPython process (SIGPIPE/SIGXFSZ ignored as CPython does)."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def set_parent_death_signal(expected_ppid: int) -> None:
+    """Die with the daemon (Linux): a SIGKILLed daemon must not leave a session holding the client."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        return
+    if os.getppid() != expected_ppid:
+        os._exit(3)
+
+
+def _text_stream(fd: int, name: str, write: bool, encoding: str, errors: str, line_buffering: bool, unbuffered: bool):
+    raw = io.FileIO(fd, "wb" if write else "rb", closefd=False)
+    try:
+        raw.name = name  # type: ignore[misc]
+    except (AttributeError, TypeError):
+        pass
+    buf: Any
+    if write:
+        buf = raw if unbuffered else io.BufferedWriter(raw)
+    else:
+        buf = io.BufferedReader(raw)
+    stream = io.TextIOWrapper(
+        buf,
+        encoding=encoding,
+        errors=errors,
+        newline="\n",
+        line_buffering=line_buffering,
+        write_through=write and unbuffered,
+    )
+    try:
+        stream.mode = "w" if write else "r"  # type: ignore[misc]
+    except AttributeError:
+        pass
+    return stream
+
+
+def install_stdio(fds: Sequence[int], env: Dict[str, str]) -> None:
+    """dup2 the client's stdin/stdout/stderr onto 0/1/2 and rebuild sys.std* like CPython."""
+    import fcntl
+
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:
+            pass
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
+    for fd in fds:
+        os.close(fd)
+    for target, fd in enumerate(high):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+
+    base = sys.__stdout__
+    encoding = getattr(base, "encoding", None) or "utf-8"
+    errors = getattr(base, "errors", None) or "strict"
+    ioenc = env.get("PYTHONIOENCODING")
+    if ioenc:
+        enc, _, errs = ioenc.partition(":")
+        encoding = enc or encoding
+        errors = errs or errors
+    unbuffered = bool(env.get("PYTHONUNBUFFERED"))
+
+    def tty(fd: int) -> bool:
+        try:
+            return os.isatty(fd)
+        except OSError:
+            return False
+
+    sys.stdin = sys.__stdin__ = _text_stream(0, "<stdin>", False, encoding, errors, tty(0), False)
+    sys.stdout = sys.__stdout__ = _text_stream(1, "<stdout>", True, encoding, errors, tty(1) or unbuffered, unbuffered)
+    sys.stderr = sys.__stderr__ = _text_stream(2, "<stderr>", True, encoding, "backslashreplace", True, unbuffered)
+
+
+def apply_environment(cwd: str, env: Dict[str, str], umask: Optional[int]) -> None:
+    """cwd, environment (same os.environ object) and umask of the client."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    if umask is not None:
+        os.umask(int(umask))
+
+
+def run_pytest(argv: List[str], session_config: Dict[str, Any], writer: EventWriter, argv0: str) -> int:
+    """Run one real pytest session with the rpytest plugin; returns its exit code."""
+    import pytest
+
+    from rpytest.plugin import RpytestPlugin
+
+    sys.argv = [argv0] + list(argv)
+    plugin = RpytestPlugin(session_config, writer)
+    plugin.start()
+    try:
+        code = pytest.main(list(argv), plugins=[plugin])
+    finally:
+        plugin.stop()
+    return int(code)
+
+
+def _flush_std() -> None:
+    for s in (sys.stdout, sys.stderr):
+        try:
+            if s is not None:
+                s.flush()
+        except Exception:
+            pass
+
+
+def _report_internal_error(what: str) -> None:
+    msg = "rpytest: internal error in the session process (%s):\n%s" % (what, traceback.format_exc())
+    try:
+        os.write(2, msg.encode("utf-8", "backslashreplace"))
+    except OSError:
+        pass
+
+
+def child_main(
+    request: Dict[str, Any],
+    stdio_fds: Sequence[int],
+    event_fd: int,
+    go_fd: int,
+    daemon_pid: int,
+    base_pythonpath: Optional[str],
+) -> None:
+    """Body of a forked session child. Never returns: always ends with os._exit."""
+    code = 3
+    stage = "setting up the session process"
+    try:
+        reset_signals()
+        set_parent_death_signal(daemon_pid)
+        # The daemon writes "started" before we may write events on the shared connection.
+        while True:
+            try:
+                os.read(go_fd, 1)
+                break
+            except InterruptedError:
+                continue
+        os.close(go_fd)
+        random.seed()
+        env = {str(k): str(v) for k, v in (request.get("env") or {}).items()}
+        install_stdio(stdio_fds, env)
+        apply_environment(request["cwd"], env, request.get("umask"))
+        argv0 = request.get("argv0") or default_argv0()
+        setup_sys_path(argv0, env, base_pythonpath)
+        install_main_module(argv0)
+        writer = EventWriter(event_fd)
+        stage = "running pytest"
+        code = run_pytest([str(a) for a in request.get("argv") or []], request.get("session") or {}, writer, argv0)
+        stage = "exiting"
+        _flush_std()
+        try:
+            atexit._run_exitfuncs()
+        except BaseException:
+            pass
+    except KeyboardInterrupt:
+        code = 2
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        _report_internal_error(stage)
+        code = 3
+    finally:
+        _flush_std()
+        os._exit(code)
+
+
+def main() -> None:
+    """`python -m rpytest.session`: the --no-daemon fallback (a fresh process per session)."""
+    cfg_path = os.environ.pop("RPYTEST_SESSION_CONFIG", None)
+    event_fd_s = os.environ.pop("RPYTEST_EVENT_FD", None)
+    argv0 = os.environ.pop("RPYTEST_ARGV0", None) or default_argv0()
+    try:
+        session_config: Dict[str, Any] = {}
+        if cfg_path:
+            with open(cfg_path, encoding="utf-8") as f:
+                session_config = json.load(f)
+        event_fd: Optional[int] = None
+        if event_fd_s:
+            event_fd = int(event_fd_s)
+            os.set_inheritable(event_fd, False)
+        if os.path.isfile(argv0):
+            sys.path.insert(0, os.path.dirname(os.path.realpath(argv0)))
+        install_main_module(argv0)
+        writer = EventWriter(event_fd)
+    except Exception:
+        _report_internal_error("setting up the session process")
+        sys.exit(3)
+    code = run_pytest(sys.argv[1:], session_config, writer, argv0)
+    _flush_std()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+//! rpytest's own options, separated from pytest's.
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+/// Managing the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DaemonAction {
+    /// Show whether a daemon runs for this project and interpreter.
+    Status,
+    /// Stop it.
+    Stop,
+    /// Stop it and start a fresh one.
+    Restart,
+    /// Print the path of its log file and its last lines.
+    Logs,
+}
+
+/// Managing the result cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheAction {
+    /// Show how many results and inputs are stored.
+    Stats,
+    /// Delete every stored result (pytest's --cache-clear is left alone).
+    Clear,
+}
+
+/// rpytest's own options. Everything else on the command line goes to pytest.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "rpytest",
+    version,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    about = "A drop-in replacement for pytest: cached results, a warm daemon, native parallelism."
+)]
+pub struct OwnArgs {
+    /// The Python interpreter that runs the tests (default: $VIRTUAL_ENV, the
+    /// python beside rpytest, python3 on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Run pytest in a fresh process instead of the warm daemon.
+    #[arg(long)]
+    pub no_daemon: bool,
+    /// Neither read nor write cached results for this run.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Manage the daemon of this project and interpreter, then exit.
+    #[arg(long, value_name = "ACTION")]
+    pub daemon: Option<DaemonAction>,
+    /// Manage rpytest's result cache, then exit.
+    #[arg(long, value_name = "ACTION")]
+    pub result_cache: Option<CacheAction>,
+    /// Explain why NODEID is not served from the cache, then exit.
+    #[arg(long, value_name = "NODEID")]
+    pub why: Option<String>,
+}
+
+/// Options rpytest takes and whether they take a value.
+const OWN: &[(&str, bool)] = &[
+    ("--python", true),
+    ("--no-daemon", false),
+    ("--no-cache", false),
+    ("--daemon", true),
+    ("--result-cache", true),
+    ("--why", true),
+];
+
+/// Splits the command line into rpytest's tokens and pytest's arguments.
+/// Nothing after `--` is rpytest's.
+pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut own = Vec::new();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    let mut passthrough = false;
+    while i < argv.len() {
+        let a = &argv[i];
+        i += 1;
+        if passthrough {
+            rest.push(a.clone());
+            continue;
+        }
+        if a == "--" {
+            passthrough = true;
+            rest.push(a.clone());
+            continue;
+        }
+        let name = a.split('=').next().unwrap_or(a);
+        match OWN.iter().find(|(n, _)| *n == name) {
+            Some((_, takes)) => {
+                own.push(a.clone());
+                if *takes && !a.contains('=') && i < argv.len() {
+                    own.push(argv[i].clone());
+                    i += 1;
+                }
+            }
+            None => rest.push(a.clone()),
+        }
+    }
+    (own, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn own_options_are_picked_out() {
+        let (own, rest) = split_args(&s(&[
+            "-q",
+            "--python",
+            "/x/py",
+            "daemon",
+            "--no-cache",
+            "--",
+            "--why",
+        ]));
+        assert_eq!(own, s(&["--python", "/x/py", "--no-cache"]));
+        assert_eq!(rest, s(&["-q", "daemon", "--", "--why"]));
+        let parsed =
+            OwnArgs::try_parse_from(std::iter::once("rpytest".to_string()).chain(own)).unwrap();
+        assert!(parsed.no_cache);
+    }
+
+    #[test]
+    fn bare_words_stay_pytest_arguments() {
+        let (own, rest) = split_args(&s(&["daemon", "status", "why"]));
+        assert!(own.is_empty());
+        assert_eq!(rest.len(), 3);
+    }
+}

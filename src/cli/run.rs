@@ -1,0 +1,2 @@
+//! Hands the command line to the runner.
+pub use crate::run::run;

@@ -1,0 +1,222 @@
+//! Starting a daemon when none (or a stale one) answers.
+//!
+//! A daemon is reused only when its fingerprint (rpytest's version, the
+//! protocol, the interpreter file, the installed distributions and the
+//! `PYTHON*` environment that shapes the interpreter at start) equals ours;
+//! otherwise it is stopped and replaced. Two CLIs starting at once serialize
+//! on a lock file, so only one daemon is started.
+
+use super::client::{ping, Connection, DaemonError};
+use super::paths::DaemonPaths;
+use crate::project::interpreter::{stamp, InterpreterInfo};
+use crate::protocol::PROTOCOL_VERSION;
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Everything needed to start (or recognize) the right daemon.
+pub struct DaemonSpec<'a> {
+    pub python: &'a Path,
+    pub rootdir: &'a Path,
+    pub paths: &'a DaemonPaths,
+    pub idle_timeout: u64,
+    pub fingerprint: String,
+}
+
+/// The environment's fingerprint: a daemon with another one is stale.
+pub fn fingerprint(python: &Path, info: &InterpreterInfo) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(&PROTOCOL_VERSION.to_le_bytes());
+    h.update(stamp(python).as_bytes());
+    h.update(site_listing(&info.site_dirs).as_bytes());
+    let mut vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("PYTHON"))
+        .collect();
+    vars.sort();
+    for (k, v) in vars {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"\0");
+    }
+    h.finalize().to_hex()[..32].to_owned()
+}
+
+/// The names of everything installed in the site directories (dist-info
+/// directories carry name and version) plus the content of `.pth` files.
+pub fn site_listing(site_dirs: &[String]) -> String {
+    let mut out = String::new();
+    for dir in site_dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.ends_with(".dist-info")
+                    || n.ends_with(".egg-info")
+                    || n.ends_with(".pth")
+                    || n.ends_with(".egg-link")
+            })
+            .collect();
+        names.sort();
+        for n in names {
+            out.push_str(&n);
+            out.push('\n');
+            if n.ends_with(".pth") || n.ends_with(".egg-link") {
+                if let Ok(t) = std::fs::read_to_string(Path::new(dir).join(&n)) {
+                    out.push_str(&t);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Returns a connection to a fresh-enough daemon, starting one if needed.
+pub fn ensure_daemon(spec: &DaemonSpec) -> Result<Connection, DaemonError> {
+    if let Some(c) = usable(spec)? {
+        return Ok(c);
+    }
+    let lock_path = spec.paths.socket.with_extension("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(DaemonError::Io(std::io::Error::last_os_error()));
+    }
+    // Someone may have started it while we waited for the lock.
+    if let Some(c) = usable(spec)? {
+        return Ok(c);
+    }
+    start(spec)?;
+    let (c, _) = ping(&spec.paths.socket)?;
+    Ok(c)
+}
+
+/// A connection to the running daemon if it matches; stops a stale one.
+fn usable(spec: &DaemonSpec) -> Result<Option<Connection>, DaemonError> {
+    match ping(&spec.paths.socket) {
+        Ok((c, pong))
+            if pong.protocol == PROTOCOL_VERSION && pong.fingerprint == spec.fingerprint =>
+        {
+            Ok(Some(c))
+        }
+        Ok((c, pong)) => {
+            c.stop()?;
+            wait_gone(pong.pid as i32);
+            Ok(None)
+        }
+        Err(DaemonError::NotRunning(_)) => Ok(None),
+        Err(DaemonError::Protocol(_)) | Err(DaemonError::Timeout(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn start(spec: &DaemonSpec) -> Result<(), DaemonError> {
+    let mut fds = [0i32; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(DaemonError::Io(std::io::Error::last_os_error()));
+    }
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.paths.log)?;
+    let write_raw = write_end.as_raw_fd();
+    let mut cmd = Command::new(spec.python);
+    cmd.args(["-m", "rpytest.daemon", "--socket"])
+        .arg(&spec.paths.socket)
+        .arg("--rootdir")
+        .arg(spec.rootdir)
+        .args(["--idle-timeout", &spec.idle_timeout.to_string()])
+        .args(["--fingerprint", &spec.fingerprint])
+        .arg("--warm-file")
+        .arg(&spec.paths.warm)
+        .args(["--ready-fd", "3"])
+        .current_dir(spec.rootdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    unsafe {
+        cmd.pre_exec(move || {
+            // Its own session: no terminal signals, survives the CLI.
+            libc::setsid();
+            if libc::dup2(write_raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        DaemonError::Start(format!(
+            "could not start {} -m rpytest.daemon: {e}",
+            spec.python.display()
+        ))
+    })?;
+    drop(write_end);
+    let mut file = std::fs::File::from(read_end);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(DaemonError::Start(format!(
+                "the daemon did not become ready within 60 s; see {}",
+                spec.paths.log.display()
+            )));
+        }
+        if !super::unix::wait_readable(
+            file.as_raw_fd(),
+            left.as_millis().min(i32::MAX as u128) as i32,
+        )? {
+            continue;
+        }
+        let mut chunk = [0u8; 64];
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            let status = child.wait().ok();
+            return Err(DaemonError::Start(format!(
+                "the daemon exited before it was ready ({}); its log: {}\n{}",
+                status.map(|s| s.to_string()).unwrap_or_default(),
+                spec.paths.log.display(),
+                tail(&spec.paths.log, 15)
+            )));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.windows(5).any(|w| w == b"ready") {
+            // The daemon lives on in its own session; reap nothing.
+            std::mem::forget(child);
+            return Ok(());
+        }
+    }
+}
+
+/// The last `n` lines of a log file.
+pub fn tail(path: &PathBuf, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

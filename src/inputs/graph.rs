@@ -1,0 +1,324 @@
+//! The static import graph of first-party files and its transitive closure.
+//!
+//! Files are parsed lazily, once per run, and only when reached. Parsed
+//! imports are cached by content digest (a pure function of the bytes, so the
+//! cache can be persisted and shared between paths); resolution to files is
+//! redone every run because it depends on the directory layout, which is
+//! cheap thanks to the resolver's listing cache.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::hash::{digest_bytes, Digest, FileHasher};
+use super::imports::{parse_imports, ImportRef};
+use super::resolve::Resolver;
+
+/// Where the graph gets file contents from.
+pub trait SourceFiles {
+    /// Digest of the file at `rel` (root-relative); `None` when it cannot be read.
+    fn digest(&mut self, rel: &str) -> Option<Digest>;
+    /// The bytes of the file at `rel`; `None` when it cannot be read.
+    fn read(&mut self, rel: &str) -> Option<Vec<u8>>;
+}
+
+/// Reads files from disk and digests them through a [`FileHasher`] (stat cache).
+impl SourceFiles for FileHasher {
+    fn digest(&mut self, rel: &str) -> Option<Digest> {
+        FileHasher::digest(self, rel).ok().flatten()
+    }
+
+    fn read(&mut self, rel: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root().join(rel)).ok()
+    }
+}
+
+/// A [`SourceFiles`] over a closure returning file bytes (tests, in-memory trees).
+pub struct FnSource<F>(pub F);
+
+impl<F: FnMut(&str) -> Option<Vec<u8>>> SourceFiles for FnSource<F> {
+    fn digest(&mut self, rel: &str) -> Option<Digest> {
+        (self.0)(rel).map(|b| digest_bytes(&b))
+    }
+
+    fn read(&mut self, rel: &str) -> Option<Vec<u8>> {
+        (self.0)(rel)
+    }
+}
+
+/// Lazily built static import graph over first-party files.
+pub struct ImportGraph<S> {
+    resolver: Resolver,
+    source: S,
+    parse_cache: HashMap<Digest, Arc<Vec<ImportRef>>>,
+    new_digests: Vec<Digest>,
+    edges: HashMap<String, Arc<[String]>>,
+}
+
+fn parses(rel: &str) -> bool {
+    rel.ends_with(".py")
+}
+
+impl<S: SourceFiles> ImportGraph<S> {
+    /// A graph resolving with `resolver`, reading through `source`, starting
+    /// from a persisted parse cache (digest → imports).
+    pub fn new(
+        resolver: Resolver,
+        source: S,
+        parse_cache: HashMap<Digest, Vec<ImportRef>>,
+    ) -> Self {
+        ImportGraph {
+            resolver,
+            source,
+            parse_cache: parse_cache
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect(),
+            new_digests: Vec::new(),
+            edges: HashMap::new(),
+        }
+    }
+
+    /// The resolver in use.
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    /// The source in use (e.g. to persist a [`FileHasher`]'s stat cache).
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// The imports found in `rel`, parsed at most once per content.
+    pub fn imports_of(&mut self, rel: &str) -> Arc<Vec<ImportRef>> {
+        let Some(d) = self.source.digest(rel) else {
+            return Arc::new(Vec::new());
+        };
+        if let Some(refs) = self.parse_cache.get(&d) {
+            return Arc::clone(refs);
+        }
+        let refs = match self.source.read(rel) {
+            Some(bytes) => Arc::new(parse_imports(&String::from_utf8_lossy(&bytes))),
+            // Unreadable now: do not cache under a digest we could not verify.
+            None => return Arc::new(Vec::new()),
+        };
+        self.parse_cache.insert(d, Arc::clone(&refs));
+        self.new_digests.push(d);
+        refs
+    }
+
+    /// First-party files `rel` imports statically (sorted, without itself).
+    pub fn edges_of(&mut self, rel: &str) -> Arc<[String]> {
+        if let Some(e) = self.edges.get(rel) {
+            return Arc::clone(e);
+        }
+        let mut set = BTreeSet::new();
+        if parses(rel) {
+            let refs = self.imports_of(rel);
+            for imp in refs.iter() {
+                set.extend(self.resolver.resolve(rel, imp));
+            }
+            set.remove(rel);
+        }
+        let e: Arc<[String]> = set.into_iter().collect::<Vec<_>>().into();
+        self.edges.insert(rel.to_owned(), Arc::clone(&e));
+        e
+    }
+
+    /// Every file reachable from `starts` (included) through static edges and
+    /// `extra_edges` (recorded at run time: file → files it loaded or read).
+    /// Targets are kept even when they no longer exist: their absence is an input.
+    pub fn closure(
+        &mut self,
+        starts: &[String],
+        extra_edges: &HashMap<String, Vec<String>>,
+    ) -> BTreeSet<String> {
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut stack: Vec<String> = Vec::new();
+        for s in starts {
+            if seen.insert(s.clone()) {
+                stack.push(s.clone());
+            }
+        }
+        while let Some(f) = stack.pop() {
+            let stat = self.edges_of(&f);
+            let extra = extra_edges.get(&f).map(Vec::as_slice).unwrap_or(&[]);
+            for t in stat.iter().chain(extra) {
+                if !seen.contains(t) {
+                    seen.insert(t.clone());
+                    stack.push(t.clone());
+                }
+            }
+        }
+        seen
+    }
+
+    /// Parse-cache entries added during this run (to persist).
+    pub fn new_parse_entries(&self) -> impl Iterator<Item = (&Digest, &Vec<ImportRef>)> {
+        self.new_digests.iter().filter_map(|d| {
+            self.parse_cache
+                .get_key_value(d)
+                .map(|(k, v)| (k, v.as_ref()))
+        })
+    }
+
+    /// The whole parse cache after this run.
+    pub fn into_parse_cache(self) -> HashMap<Digest, Vec<ImportRef>> {
+        self.parse_cache
+            .into_iter()
+            .map(|(k, v)| (k, Arc::try_unwrap(v).unwrap_or_else(|a| (*a).clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::path::Path;
+
+    fn write_tree(root: &Path, files: &[(&str, &str)]) {
+        for (f, content) in files {
+            let p = root.join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn graph(root: &Path, roots: &[&str]) -> ImportGraph<FileHasher> {
+        let resolver = Resolver::new(
+            root.to_path_buf(),
+            roots.iter().map(|s| s.to_string()).collect(),
+        );
+        ImportGraph::new(
+            resolver,
+            FileHasher::new(root.to_path_buf(), HashMap::new()),
+            HashMap::new(),
+        )
+    }
+
+    #[test]
+    fn transitive_closure_with_cycles_and_extra_edges() {
+        let d = tempfile::tempdir().unwrap();
+        write_tree(
+            d.path(),
+            &[
+                (
+                    "tests/test_a.py",
+                    "from app.core import run\nimport helpers\n",
+                ),
+                ("tests/helpers.py", "import json\n"),
+                ("src/app/__init__.py", ""),
+                (
+                    "src/app/core.py",
+                    "from . import util\nfrom .cycle import x\n",
+                ),
+                ("src/app/util.py", "import app.core\n"),
+                ("src/app/cycle.py", "from app import core\n"),
+                ("src/app/unused.py", ""),
+                ("data/input.txt", "payload"),
+                ("src/app/plugin.py", "import app.util\n"),
+            ],
+        );
+        let mut g = graph(d.path(), &["", "src", "tests"]);
+        let extra = HashMap::from([(
+            "src/app/util.py".to_string(),
+            vec![
+                "data/input.txt".to_string(),
+                "src/app/plugin.py".to_string(),
+                "gone.py".to_string(),
+            ],
+        )]);
+        let got = g.closure(&["tests/test_a.py".to_string()], &extra);
+        assert_eq!(
+            got,
+            set(&[
+                "data/input.txt",
+                "gone.py",
+                "src/app/__init__.py",
+                "src/app/core.py",
+                "src/app/cycle.py",
+                "src/app/plugin.py",
+                "src/app/util.py",
+                "tests/helpers.py",
+                "tests/test_a.py",
+            ])
+        );
+        let without_extra = g.closure(&["tests/test_a.py".to_string()], &HashMap::new());
+        assert_eq!(
+            without_extra,
+            set(&[
+                "src/app/__init__.py",
+                "src/app/core.py",
+                "src/app/cycle.py",
+                "src/app/util.py",
+                "tests/helpers.py",
+                "tests/test_a.py",
+            ])
+        );
+    }
+
+    #[test]
+    fn parse_cache_is_keyed_by_content_and_reused() {
+        let d = tempfile::tempdir().unwrap();
+        write_tree(
+            d.path(),
+            &[
+                ("a/test_x.py", "import m\n"),
+                ("b/test_y.py", "import m\n"),
+                ("m.py", ""),
+            ],
+        );
+        let mut g = graph(d.path(), &[""]);
+        let c = g.closure(
+            &["a/test_x.py".to_string(), "b/test_y.py".to_string()],
+            &HashMap::new(),
+        );
+        assert_eq!(c, set(&["a/test_x.py", "b/test_y.py", "m.py"]));
+        // Two files with one content, plus the empty m.py: two parses.
+        assert_eq!(g.new_parse_entries().count(), 2);
+        let cache = g.into_parse_cache();
+        // A poisoned cache entry is used instead of parsing: proves the lookup.
+        let digest = digest_bytes(b"import m\n");
+        let mut poisoned = cache.clone();
+        poisoned.insert(
+            digest,
+            vec![ImportRef {
+                module: "other".into(),
+                level: 0,
+                names: vec![],
+                line: 1,
+            }],
+        );
+        fs::write(d.path().join("other.py"), "").unwrap();
+        let resolver = Resolver::new(d.path().to_path_buf(), vec![String::new()]);
+        let mut g = ImportGraph::new(
+            resolver,
+            FileHasher::new(d.path().to_path_buf(), HashMap::new()),
+            poisoned,
+        );
+        let c = g.closure(&["a/test_x.py".to_string()], &HashMap::new());
+        assert_eq!(c, set(&["a/test_x.py", "other.py"]));
+        assert_eq!(g.new_parse_entries().count(), 0);
+    }
+
+    #[test]
+    fn in_memory_source() {
+        let d = tempfile::tempdir().unwrap();
+        write_tree(d.path(), &[("t.py", ""), ("lib.py", "")]);
+        let resolver = Resolver::new(d.path().to_path_buf(), vec![String::new()]);
+        let src = FnSource(|rel: &str| match rel {
+            "t.py" => Some(b"import lib\n".to_vec()),
+            "lib.py" => Some(b"".to_vec()),
+            _ => None,
+        });
+        let mut g = ImportGraph::new(resolver, src, HashMap::new());
+        assert_eq!(
+            g.closure(&["t.py".to_string()], &HashMap::new()),
+            set(&["lib.py", "t.py"])
+        );
+    }
+}

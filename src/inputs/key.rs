@@ -1,0 +1,192 @@
+//! Cache keys: the global key shared by every test, and one key per test file.
+//!
+//! A key is the blake3 of labelled inputs (`file:<path>` → content digest,
+//! `env:<NAME>` → value digest, ...). The labelled map is kept beside each
+//! stored result so `--why` can name the input that changed. No absolute path
+//! enters a key: files are named relative to rootdir.
+
+use super::conftest_chain;
+use super::graph::ImportGraph;
+use super::hash::{digest_bytes, hex, FileHasher};
+use std::collections::{BTreeMap, HashMap};
+
+/// Labelled inputs → short digests.
+pub type Inputs = BTreeMap<String, String>;
+
+/// A computed key with the inputs it was made of.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub hex: String,
+    pub inputs: Inputs,
+}
+
+/// Recorded dependencies of one file (or of the session, for the global key).
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    pub imports: Vec<String>,
+    pub reads: Vec<String>,
+    pub env: Vec<String>,
+}
+
+impl Recorded {
+    /// From the store's `kind → names` map.
+    pub fn from_map(m: Option<&HashMap<String, Vec<String>>>) -> Recorded {
+        let get = |k: &str| m.and_then(|m| m.get(k)).cloned().unwrap_or_default();
+        Recorded {
+            imports: get("import"),
+            reads: get("read"),
+            env: get("env"),
+        }
+    }
+}
+
+fn short(bytes: &[u8]) -> String {
+    hex(&digest_bytes(bytes))[..16].to_owned()
+}
+
+/// The digest label of an environment variable's value (or its absence).
+pub fn env_value(name: &str, env: &HashMap<String, String>) -> String {
+    match env.get(name) {
+        Some(v) => short(v.as_bytes()),
+        None => "unset".to_owned(),
+    }
+}
+
+/// Builds keys over one run's view of the tree.
+pub struct KeyBuilder<'a> {
+    pub graph: ImportGraph<FileHasher>,
+    pub edges: &'a HashMap<String, Vec<String>>,
+    pub env: HashMap<String, String>,
+}
+
+impl<'a> KeyBuilder<'a> {
+    /// Digest label of a root-relative file.
+    pub fn file_label(&mut self, rel: &str) -> String {
+        match self.graph.source_mut().digest(rel) {
+            Ok(Some(d)) => hex(&d)[..16].to_owned(),
+            Ok(None) => "missing".to_owned(),
+            Err(_) => "unreadable".to_owned(),
+        }
+    }
+
+    /// Adds `file:` labels for `rel` and everything it imports, transitively.
+    pub fn add_closure(&mut self, inputs: &mut Inputs, starts: &[String]) {
+        let closure = self.graph.closure(starts, self.edges);
+        for f in closure {
+            let label = self.file_label(&f);
+            inputs.insert(format!("file:{f}"), label);
+        }
+    }
+
+    /// Adds recorded reads and environment variables.
+    pub fn add_recorded(&mut self, inputs: &mut Inputs, rec: &Recorded) {
+        for r in &rec.reads {
+            let label = self.file_label(r);
+            inputs.insert(format!("file:{r}"), label);
+        }
+        for e in &rec.env {
+            inputs.insert(format!("env:{e}"), env_value(e, &self.env));
+        }
+    }
+
+    /// Adds files matching rootdir-relative globs.
+    pub fn add_globs(&mut self, inputs: &mut Inputs, globs: &[String]) {
+        let root = self.graph.source_mut().root().to_path_buf();
+        for g in globs {
+            let pattern = root.join(g).to_string_lossy().into_owned();
+            let mut matched = false;
+            if let Ok(paths) = glob::glob(&pattern) {
+                for p in paths.flatten().filter(|p| p.is_file()) {
+                    if let Ok(rel) = p.strip_prefix(&root) {
+                        let rel = rel.to_string_lossy().replace('\\', "/");
+                        let label = self.file_label(&rel);
+                        inputs.insert(format!("file:{rel}"), label);
+                        matched = true;
+                    }
+                }
+            }
+            if !matched {
+                inputs.insert(format!("glob:{g}"), "no match".to_owned());
+            }
+        }
+    }
+
+    /// The key of test file `file` given the global key and its recorded deps.
+    pub fn file_key(
+        &mut self,
+        global: &Key,
+        file: &str,
+        rec: &Recorded,
+        rule_files: &[String],
+        rule_env: &[String],
+    ) -> Key {
+        let mut inputs = Inputs::new();
+        inputs.insert("global".to_owned(), global.hex[..16].to_owned());
+        let root = self.graph.source_mut().root().to_path_buf();
+        let mut starts = vec![file.to_owned()];
+        starts.extend(conftest_chain(&root, file));
+        starts.extend(rec.imports.iter().cloned());
+        self.add_closure(&mut inputs, &starts);
+        self.add_recorded(&mut inputs, rec);
+        self.add_globs(&mut inputs, rule_files);
+        for e in rule_env {
+            inputs.insert(format!("env:{e}"), env_value(e, &self.env));
+        }
+        finish(inputs)
+    }
+}
+
+/// Hashes a labelled input map into a key.
+pub fn finish(inputs: Inputs) -> Key {
+    let mut h = blake3::Hasher::new();
+    for (k, v) in &inputs {
+        h.update(k.as_bytes());
+        h.update(b"\0");
+        h.update(v.as_bytes());
+        h.update(b"\n");
+    }
+    Key {
+        hex: h.finalize().to_hex().to_string(),
+        inputs,
+    }
+}
+
+/// A label for an arbitrary value that enters the global key.
+pub fn value_label(v: &str) -> String {
+    short(v.as_bytes())
+}
+
+/// Lists what differs between two input maps, for `--why`.
+pub fn diff(old: &Inputs, new: &Inputs) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in new {
+        match old.get(k) {
+            None => out.push(format!("{k}: new input ({v})")),
+            Some(o) if o != v => out.push(format!("{k}: changed ({o} -> {v})")),
+            _ => {}
+        }
+    }
+    for (k, o) in old {
+        if !new.contains_key(k) {
+            out.push(format!("{k}: no longer an input (was {o})"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_changes_with_any_input() {
+        let mut a = Inputs::new();
+        a.insert("file:x.py".into(), "1".into());
+        let k1 = finish(a.clone());
+        a.insert("file:x.py".into(), "2".into());
+        let k2 = finish(a.clone());
+        assert_ne!(k1.hex, k2.hex);
+        let d = diff(&k1.inputs, &k2.inputs);
+        assert_eq!(d, vec!["file:x.py: changed (1 -> 2)"]);
+    }
+}

@@ -1,0 +1,14 @@
+//! Inputs of a test file: hashing, the static import graph, test discovery, cache keys.
+pub mod conftest;
+pub mod discover;
+pub mod graph;
+pub mod hash;
+pub mod imports;
+pub mod key;
+pub mod resolve;
+
+pub use conftest::conftest_chain;
+pub use graph::{ImportGraph, SourceFiles};
+pub use hash::{hex, Digest, FileHasher, HashError, StatEntry};
+pub use imports::{parse_imports, ImportRef};
+pub use resolve::Resolver;

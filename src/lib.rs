@@ -1,0 +1,17 @@
+//! rpytest: a drop-in replacement for the `pytest` command.
+//!
+//! The crate is a library with a thin binary (`src/main.rs`). See
+//! `docs/protocol.md` for the CLI ⇄ daemon contract and `DESIGN.md` for the
+//! architecture.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod cli;
+pub mod daemon;
+pub mod inputs;
+pub mod project;
+pub mod protocol;
+pub mod report;
+pub mod rules;
+pub mod run;
+pub mod settings;
+pub mod store;

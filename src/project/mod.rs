@@ -1,0 +1,5 @@
+//! The project: rootdir and ini discovery, pytest arguments, the interpreter.
+pub mod args;
+pub mod ini;
+pub mod interpreter;
+pub mod rootdir;

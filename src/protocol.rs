@@ -1,0 +1,134 @@
+//! The messages between the CLI and the daemon / session child (see `docs/protocol.md`).
+//!
+//! Every message is one JSON object per line. The version is checked on `ping`;
+//! a daemon speaking another version is restarted, never trusted.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped together with `python/rpytest/protocol.py`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A request from the CLI to the daemon.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request<'a> {
+    Ping,
+    Stop,
+    Run {
+        protocol: u32,
+        argv: &'a [String],
+        cwd: &'a str,
+        env: &'a BTreeMap<String, String>,
+        umask: u32,
+        session: &'a SessionConfig,
+    },
+}
+
+/// What the session plugin needs to know: what to skip and what to replay.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct SessionConfig {
+    pub rootdir: String,
+    pub skip_files: Vec<String>,
+    pub cached: Vec<CachedNode>,
+    pub record: bool,
+    pub events: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_file: Option<String>,
+}
+
+/// One cached result, replayed by the plugin instead of running the test.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CachedNode {
+    pub nodeid: String,
+    pub file: String,
+    pub outcome: String,
+    pub duration: f64,
+    pub location: serde_json::Value,
+    pub longrepr: serde_json::Value,
+    pub wasxfail: Option<String>,
+}
+
+/// The daemon's answer to `ping`.
+#[derive(Debug, Deserialize)]
+pub struct Pong {
+    pub protocol: u32,
+    pub pid: i64,
+    pub fingerprint: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub python: String,
+    #[serde(default)]
+    pub started: f64,
+    #[serde(default)]
+    pub sessions: u64,
+    #[serde(default)]
+    pub warm: Vec<String>,
+}
+
+/// A file as pytest collected it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CollectedFile {
+    pub file: String,
+    pub outcome: String,
+    pub nodes: Vec<String>,
+}
+
+/// Events streamed by the session child (and the daemon's final `exit`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        pid: i32,
+    },
+    Collected {
+        files: Vec<CollectedFile>,
+    },
+    Result {
+        nodeid: String,
+        file: String,
+        outcome: String,
+        duration: f64,
+        #[serde(default)]
+        location: serde_json::Value,
+        #[serde(default)]
+        longrepr: serde_json::Value,
+        #[serde(default)]
+        wasxfail: Option<String>,
+    },
+    Deps {
+        file: Option<String>,
+        #[serde(default)]
+        imports: Vec<String>,
+        #[serde(default)]
+        reads: Vec<String>,
+        #[serde(default)]
+        env: Vec<String>,
+    },
+    Edges {
+        edges: Vec<(String, String)>,
+    },
+    Finish {
+        exitstatus: i32,
+        #[serde(default)]
+        interrupted: bool,
+        #[serde(default)]
+        shouldstop: bool,
+        #[serde(default)]
+        duration: f64,
+    },
+    /// How many cached nodes the plugin replayed.
+    Replayed {
+        count: usize,
+    },
+    Exit {
+        #[serde(default)]
+        code: Option<i32>,
+        #[serde(default)]
+        signal: Option<i32>,
+    },
+    /// Anything newer than this CLI: ignored, never fatal.
+    #[serde(other)]
+    Unknown,
+}

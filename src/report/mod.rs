@@ -1,0 +1,90 @@
+//! Everything rpytest itself says to the user. pytest's own output goes
+//! straight from the session to the terminal; these are rpytest's additions:
+//! errors, warnings, the cache summary, the fully cached run's summary.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::IsTerminal;
+
+/// An error that ends the run, in pytest's style.
+pub fn error(msg: &str) {
+    eprintln!("ERROR: {msg}");
+}
+
+/// A warning that does not stop the run.
+pub fn warning(msg: &str) {
+    eprintln!("rpytest: warning: {msg}");
+}
+
+/// A plain informational line on stderr.
+pub fn note(msg: &str) {
+    eprintln!("rpytest: {msg}");
+}
+
+/// A line on stdout (management commands).
+pub fn out(msg: &str) {
+    println!("{msg}");
+}
+
+/// How the cache served this run.
+pub fn cache_summary(cached: usize, ran: usize, saved: f64) {
+    if cached == 0 {
+        return;
+    }
+    eprintln!("rpytest: {cached} cached, {ran} run, {:.2}s saved", saved);
+}
+
+fn color_enabled(args_color: Option<&str>) -> bool {
+    match args_color {
+        Some("yes") => true,
+        Some("no") => false,
+        _ => {
+            std::env::var_os("NO_COLOR").is_none()
+                && (std::env::var_os("PY_COLORS")
+                    .map(|v| v == "1")
+                    .unwrap_or(false)
+                    || std::env::var_os("FORCE_COLOR").is_some()
+                    || std::io::stdout().is_terminal())
+        }
+    }
+}
+
+/// The summary of a run answered entirely from the cache, shaped like
+/// pytest's final line (`==== 12 passed, 3 cached in 0.01s ====`).
+pub fn fully_cached_summary(
+    counts: &[(String, usize)],
+    seconds: f64,
+    quiet: bool,
+    color: Option<&str>,
+) {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let body = format!("{} in {seconds:.2}s", parts.join(", "));
+    let line = if quiet {
+        body
+    } else {
+        let width = terminal_width();
+        let inner = format!(" {body} ");
+        let fill = width.saturating_sub(inner.chars().count());
+        let left = fill / 2;
+        format!("{}{}{}", "=".repeat(left), inner, "=".repeat(fill - left))
+    };
+    if color_enabled(color) {
+        println!("\x1b[32m{line}\x1b[0m");
+    } else {
+        println!("{line}");
+    }
+}
+
+fn terminal_width() -> usize {
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|v| v.parse().ok()) {
+        return c;
+    }
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        return ws.ws_col as usize;
+    }
+    80
+}

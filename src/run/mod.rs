@@ -1,0 +1,350 @@
+//! One invocation, from the command line to the exit code: resolve the
+//! project and settings, answer management commands, plan what the cache
+//! serves, run the session, record what it learned.
+
+mod exec;
+pub mod plan;
+
+use crate::cli::{split_args, CacheAction, DaemonAction, OwnArgs};
+use crate::daemon::{self, DaemonPaths};
+use crate::project::args::{analyze, expand_argfiles, PytestArgs};
+use crate::project::ini::shell_split;
+use crate::project::interpreter::{self, InterpreterInfo};
+use crate::project::rootdir::{determine_setup, Setup};
+use crate::protocol::{Event, SessionConfig};
+use crate::report;
+use crate::settings::Settings;
+use crate::store::Store;
+use clap::Parser;
+use std::path::{Path, PathBuf};
+
+pub use exec::Ended;
+
+/// pytest's exit codes.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const TESTS_FAILED: i32 = 1;
+    pub const INTERRUPTED: i32 = 2;
+    pub const INTERNAL_ERROR: i32 = 3;
+    pub const USAGE_ERROR: i32 = 4;
+    pub const NO_TESTS: i32 = 5;
+}
+
+/// Everything resolved before any work starts.
+pub struct Invocation {
+    pub own: OwnArgs,
+    /// What pytest receives, unchanged.
+    pub pytest_argv: Vec<String>,
+    /// What rpytest understood of ini addopts + PYTEST_ADDOPTS + the command line.
+    pub args: PytestArgs,
+    pub cwd: PathBuf,
+    pub setup: Setup,
+    pub settings: Settings,
+}
+
+/// A failure with pytest's exit code.
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: exit::USAGE_ERROR,
+        message: message.into(),
+    }
+}
+
+/// Parses and resolves the command line.
+pub fn resolve(argv: Vec<String>) -> Result<Invocation, Failure> {
+    let (own_tokens, pytest_argv) = split_args(&argv);
+    let own = OwnArgs::try_parse_from(std::iter::once("rpytest".to_owned()).chain(own_tokens))
+        .map_err(|e| {
+            usage(
+                e.to_string()
+                    .trim_end()
+                    .trim_start_matches("error: ")
+                    .to_owned(),
+            )
+        })?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| usage(format!("cannot read the current directory: {e}")))?;
+    let expanded = expand_argfiles(&pytest_argv, &cwd).map_err(usage)?;
+    let env_addopts = std::env::var("PYTEST_ADDOPTS")
+        .map(|v| shell_split(&v))
+        .unwrap_or_default();
+    let pre: Vec<String> = env_addopts.iter().chain(expanded.iter()).cloned().collect();
+    let pre_args = analyze(&pre);
+    let setup = determine_setup(
+        pre_args.inifile.as_deref(),
+        &pre_args.rootdir_candidates,
+        pre_args.rootdir.as_deref(),
+        &cwd,
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    let mut all: Vec<String> = setup
+        .ini
+        .get("addopts")
+        .map(|v| v.as_args())
+        .unwrap_or_default();
+    all.extend(pre);
+    let args = analyze(&all);
+    let settings = Settings::resolve(&own, &setup.rootdir).map_err(|e| usage(e.to_string()))?;
+    Ok(Invocation {
+        own,
+        pytest_argv,
+        args,
+        cwd,
+        setup,
+        settings,
+    })
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(argv: Vec<String>) -> i32 {
+    let inv = match resolve(argv) {
+        Ok(i) => i,
+        Err(f) => {
+            report::error(&f.message);
+            return f.code;
+        }
+    };
+    match execute(&inv) {
+        Ok(code) => code,
+        Err(f) => {
+            report::error(&f.message);
+            f.code
+        }
+    }
+}
+
+/// The interpreter and what we know about it (probed once per interpreter file).
+fn interpreter_info(
+    inv: &Invocation,
+    store: &Store,
+) -> Result<(PathBuf, InterpreterInfo), Failure> {
+    let interp = interpreter::find(
+        inv.settings.python_flag.as_deref(),
+        inv.settings.python_config.as_deref(),
+        &inv.cwd,
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    let python = interp.path;
+    if !python.exists() {
+        return Err(usage(format!(
+            "the Python interpreter {} (from {}) does not exist",
+            python.display(),
+            interp.source
+        )));
+    }
+    let stamp = interpreter::stamp(&python);
+    let cached = store
+        .interpreter(&stamp)
+        .and_then(|s| serde_json::from_str::<InterpreterInfo>(&s).ok());
+    let info = match cached {
+        Some(i)
+            if i.pytest.is_some() && i.rpytest.as_deref() == Some(env!("CARGO_PKG_VERSION")) =>
+        {
+            i
+        }
+        _ => {
+            let i = interpreter::probe(&python).map_err(|e| usage(e.to_string()))?;
+            let _ = store.set_interpreter(&stamp, &serde_json::to_string(&i).unwrap_or_default());
+            i
+        }
+    };
+    if info.pytest.is_none() {
+        return Err(usage(format!(
+            "pytest is not installed for {} (from {}).\n  Install it there: {} -m pip install 'pytest>=8,<10'\n  or choose another interpreter with --python PATH",
+            python.display(),
+            interp.source,
+            python.display()
+        )));
+    }
+    match info.rpytest.as_deref() {
+        Some(v) if v == env!("CARGO_PKG_VERSION") => {}
+        found => {
+            return Err(usage(format!(
+                "the rpytest Python package in {} is {}, this rpytest binary is {}.\n  Install the matching package there: {} -m pip install rpytest=={}",
+                python.display(),
+                found.map(|v| format!("version {v}")).unwrap_or_else(|| "missing".into()),
+                env!("CARGO_PKG_VERSION"),
+                python.display(),
+                env!("CARGO_PKG_VERSION")
+            )))
+        }
+    }
+    Ok((python, info))
+}
+
+fn execute(inv: &Invocation) -> Result<i32, Failure> {
+    let rootdir = &inv.setup.rootdir;
+    let mut store = Store::open(rootdir);
+    for w in store.warnings.drain(..) {
+        report::warning(&w.0);
+    }
+    if let Some(action) = inv.own.result_cache {
+        return cache_command(&mut store, action);
+    }
+    let (python, info) = interpreter_info(inv, &store)?;
+    let paths = DaemonPaths::new(rootdir, &python).map_err(|e| Failure {
+        code: exit::INTERNAL_ERROR,
+        message: format!("daemon directory: {e}"),
+    })?;
+    let fingerprint = daemon::fingerprint(&python, &info);
+    if let Some(action) = inv.own.daemon {
+        return daemon_command(
+            action,
+            &paths,
+            &python,
+            rootdir,
+            inv.settings.idle_timeout,
+            fingerprint,
+        );
+    }
+    if let Some(node) = &inv.own.why {
+        return plan::why(inv, &mut store, &info, node);
+    }
+
+    let started = plan::now();
+    let plan = plan::Plan::make(inv, &mut store, &info)?;
+    if let Some(code) = plan.answer_alone(inv, started) {
+        plan.record(&mut store, inv, started, code, &[]);
+        return Ok(code);
+    }
+    let session = SessionConfig {
+        rootdir: rootdir.to_string_lossy().into_owned(),
+        skip_files: plan.skip_files.clone(),
+        cached: plan.cached.clone(),
+        record: plan.caching,
+        events: true,
+        warm_file: inv
+            .settings
+            .use_daemon
+            .then(|| paths.warm.to_string_lossy().into_owned()),
+    };
+    let target = exec::Target {
+        python: &python,
+        rootdir,
+        cwd: &inv.cwd,
+        argv: &inv.pytest_argv,
+        daemon: inv
+            .settings
+            .use_daemon
+            .then(|| (&paths, inv.settings.idle_timeout, fingerprint.clone())),
+    };
+    let mut events: Vec<Event> = Vec::new();
+    let ended = exec::run(&target, &session, |e| events.push(e.clone())).map_err(|e| Failure {
+        code: exit::INTERNAL_ERROR,
+        message: e.to_string(),
+    })?;
+    let code = match ended {
+        Ended::Code(c) => c,
+        Ended::Signal(s) => {
+            report::error(&format!("the pytest session was killed by signal {s}"));
+            128 + s
+        }
+        Ended::Lost => {
+            report::error(&format!(
+                "the rpytest daemon died during the run; its log is {}. The next run starts a new daemon.",
+                paths.log.display()
+            ));
+            exit::INTERNAL_ERROR
+        }
+    };
+    plan.record(&mut store, inv, started, code, &events);
+    Ok(code)
+}
+
+fn cache_command(store: &mut Store, action: CacheAction) -> Result<i32, Failure> {
+    let db_err = |e: rusqlite::Error| Failure {
+        code: exit::INTERNAL_ERROR,
+        message: format!("cache database: {e}"),
+    };
+    match action {
+        CacheAction::Stats => {
+            report::out(&format!(
+                "cache: {}",
+                store
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(in memory)".into())
+            ));
+            for (label, n) in store.stats().map_err(db_err)? {
+                report::out(&format!("{label}: {n}"));
+            }
+        }
+        CacheAction::Clear => {
+            store.clear().map_err(db_err)?;
+            report::out("rpytest: cleared every cached result");
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn daemon_command(
+    action: DaemonAction,
+    paths: &DaemonPaths,
+    python: &Path,
+    rootdir: &Path,
+    idle: u64,
+    fingerprint: String,
+) -> Result<i32, Failure> {
+    let fail = |e: daemon::DaemonError| Failure {
+        code: exit::INTERNAL_ERROR,
+        message: e.to_string(),
+    };
+    match action {
+        DaemonAction::Status => match daemon::ping(&paths.socket) {
+            Ok((_, pong)) => {
+                report::out(&format!(
+                    "running: yes\npid: {}\nsocket: {}",
+                    pong.pid,
+                    paths.socket.display()
+                ));
+                report::out(&format!(
+                    "python: {}\nsessions: {}",
+                    pong.python, pong.sessions
+                ));
+                report::out(&format!(
+                    "fresh: {}",
+                    if pong.fingerprint == fingerprint {
+                        "yes"
+                    } else {
+                        "no (will restart on the next run)"
+                    }
+                ));
+                report::out(&format!("warm modules: {}", pong.warm.len()));
+                report::out(&format!("log: {}", paths.log.display()));
+            }
+            Err(_) => report::out(&format!("running: no\nsocket: {}", paths.socket.display())),
+        },
+        DaemonAction::Stop => {
+            let stopped = daemon::stop(&paths.socket).map_err(fail)?;
+            report::out(if stopped {
+                "rpytest: daemon stopped"
+            } else {
+                "rpytest: no daemon was running"
+            });
+        }
+        DaemonAction::Restart => {
+            daemon::stop(&paths.socket).map_err(fail)?;
+            let spec = daemon::DaemonSpec {
+                python,
+                rootdir,
+                paths,
+                idle_timeout: idle,
+                fingerprint,
+            };
+            daemon::ensure_daemon(&spec).map_err(fail)?;
+            let (_, pong) = daemon::ping(&paths.socket).map_err(fail)?;
+            report::out(&format!("rpytest: daemon restarted\npid: {}", pong.pid));
+        }
+        DaemonAction::Logs => {
+            report::out(&format!("log: {}", paths.log.display()));
+            report::out(&daemon::tail(&paths.log, 40));
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,665 @@
+//! What the cache serves and what must run; recording what a run learned.
+//!
+//! Two levels of reuse (DESIGN.md, "Sessions stay real pytest sessions"):
+//! * when rpytest understands every argument and none selects tests, a file
+//!   whose key matches and whose every node has a reusable result is not even
+//!   collected (`skip_files`), and its results are replayed;
+//! * otherwise pytest collects everything and the plugin replays the cached
+//!   nodes that survive pytest's own selection (`-k`, `-m`, `--lf`, plugins).
+//!
+//! When every file pytest would collect is fully cached, and pytest collected
+//! exactly what rpytest's discovery finds the last time it ran with the same
+//! collection signature, the CLI answers alone.
+
+use super::{Failure, Invocation};
+use crate::daemon::site_listing;
+use crate::inputs::discover::{discover_all, initial_paths, DiscoverOptions};
+use crate::inputs::key::{self, Inputs, Key, KeyBuilder, Recorded};
+use crate::inputs::resolve::default_search_roots;
+use crate::inputs::{FileHasher, ImportGraph, Resolver};
+use crate::project::args::path_of_arg;
+use crate::project::interpreter::InterpreterInfo;
+use crate::protocol::{CachedNode, Event};
+use crate::report;
+use crate::rules::{self, Rule};
+use crate::store::{FileEntry, NodeResult, RunRecord, Store, SCHEMA_VERSION};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Seconds since the epoch.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+const REUSABLE: &[&str] = &["passed", "skipped", "xfailed"];
+
+/// The plan for one run.
+#[derive(Default)]
+pub struct Plan {
+    /// Results are read and written (not `--no-cache`, not `--collect-only`...).
+    pub caching: bool,
+    pub skip_files: Vec<String>,
+    pub cached: Vec<CachedNode>,
+    rules: Vec<Rule>,
+    pre_keys: HashMap<String, Key>,
+    signature: Option<String>,
+    fast_path: bool,
+    /// No argument selects tests and every argument was understood.
+    whole_files: bool,
+    info: Option<InterpreterInfo>,
+}
+
+fn rel_to(root: &Path, p: &Path) -> Option<String> {
+    p.strip_prefix(root)
+        .ok()
+        .map(|r| r.to_string_lossy().replace('\\', "/"))
+}
+
+fn discover_options(inv: &Invocation) -> DiscoverOptions {
+    let mut o = DiscoverOptions::default();
+    let ini = &inv.setup.ini;
+    if let Some(v) = ini.get("python_files") {
+        o.python_files = v.as_args();
+    }
+    if let Some(v) = ini.get("norecursedirs") {
+        o.norecursedirs = v.as_args();
+    }
+    if let Some(v) = ini.get("testpaths") {
+        o.testpaths = v.as_args();
+    }
+    o
+}
+
+/// Everything a key computation needs, built once per run.
+struct KeyContext<'s> {
+    builder: KeyBuilder<'s>,
+    deps: HashMap<String, HashMap<String, Vec<String>>>,
+    rules: Vec<Rule>,
+}
+
+impl KeyContext<'_> {
+    fn recorded(&self, file: &str) -> Recorded {
+        Recorded::from_map(self.deps.get(file))
+    }
+
+    fn rule_inputs(&self, file: &str) -> (Vec<String>, Vec<String>, bool) {
+        let mut files = Vec::new();
+        let mut env = Vec::new();
+        let mut cache = true;
+        // The default rule's inputs are in the global key.
+        for r in self.rules.iter().skip(1).filter(|r| r.governs(file)) {
+            files.extend(r.files.iter().cloned());
+            env.extend(r.env.iter().cloned());
+            cache &= r.cache;
+        }
+        (files, env, cache)
+    }
+
+    fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
+        let rec = self.recorded(file);
+        let (files, env, cache) = self.rule_inputs(file);
+        (
+            self.builder.file_key(global, file, &rec, &files, &env),
+            cache,
+        )
+    }
+}
+
+fn global_key(inv: &Invocation, info: &InterpreterInfo, ctx: &mut KeyContext) -> Key {
+    let mut inputs = Inputs::new();
+    inputs.insert(
+        "rpytest".into(),
+        format!("{}/schema{}", env!("CARGO_PKG_VERSION"), SCHEMA_VERSION),
+    );
+    inputs.insert(
+        "python".into(),
+        format!(
+            "{} {} {} {}",
+            info.implementation, info.version, info.soabi, info.platform
+        ),
+    );
+    inputs.insert(
+        "distributions".into(),
+        key::value_label(&site_listing(&info.site_dirs)),
+    );
+    let root = &inv.setup.rootdir;
+    if let Some(ini) = &inv.setup.inipath {
+        match rel_to(root, ini) {
+            Some(rel) => {
+                let l = ctx.builder.file_label(&rel);
+                inputs.insert(format!("file:{rel}"), l);
+            }
+            None => {
+                let text = std::fs::read(ini).unwrap_or_default();
+                inputs.insert(
+                    "ini".into(),
+                    key::value_label(&String::from_utf8_lossy(&text)),
+                );
+            }
+        }
+    }
+    let mut args = inv.args.key_args.clone();
+    if !inv.args.understood() {
+        // Unknown options make positional arguments ambiguous: key them all.
+        args.extend(inv.args.positional.iter().cloned());
+    }
+    inputs.insert("args".into(), key::value_label(&args.join("\0")));
+    let default = ctx.rules[0].clone();
+    ctx.builder.add_globs(&mut inputs, &default.files);
+    for e in &default.env {
+        inputs.insert(format!("env:{e}"), key::env_value(e, &ctx.builder.env));
+    }
+    let rec = ctx.recorded("");
+    ctx.builder.add_closure(&mut inputs, &rec.imports);
+    ctx.builder.add_recorded(&mut inputs, &rec);
+    key::finish(inputs)
+}
+
+fn key_context<'s>(
+    inv: &Invocation,
+    store: &Store,
+    edges: &'s HashMap<String, Vec<String>>,
+    rules: Vec<Rule>,
+    extra_files: &[String],
+) -> KeyContext<'s> {
+    let root = inv.setup.rootdir.clone();
+    let stat = store.load_stat_cache().unwrap_or_default();
+    let hasher = FileHasher::new(root.clone(), stat);
+    let pythonpath = inv
+        .setup
+        .ini
+        .get("pythonpath")
+        .map(|v| v.as_words())
+        .unwrap_or_default();
+    let roots = default_search_roots(&root, &pythonpath, extra_files);
+    let graph = ImportGraph::new(Resolver::new(root, roots), hasher, HashMap::new());
+    let env: HashMap<String, String> = std::env::vars().collect();
+    KeyContext {
+        builder: KeyBuilder { graph, edges, env },
+        deps: store.deps().unwrap_or_default(),
+        rules,
+    }
+}
+
+/// Node-ID arguments per file: `None` = the whole file is selected.
+fn selections(inv: &Invocation) -> HashMap<String, Option<Vec<String>>> {
+    let mut out: HashMap<String, Option<Vec<String>>> = HashMap::new();
+    for a in &inv.args.positional {
+        let p = crate::project::rootdir::absolutepath(&path_of_arg(a, &inv.cwd), Path::new("/"));
+        let Some(rel) = rel_to(&inv.setup.rootdir, &p) else {
+            continue;
+        };
+        match a.split_once("::") {
+            Some((_, rest)) => match out.entry(rel).or_insert_with(|| Some(Vec::new())) {
+                Some(v) => v.push(rest.to_owned()),
+                None => {}
+            },
+            None => {
+                out.insert(rel, None);
+            }
+        }
+    }
+    out
+}
+
+fn selected(nodeid: &str, sel: &Option<Vec<String>>) -> bool {
+    let Some(sels) = sel else { return true };
+    let rest = nodeid.split_once("::").map(|(_, r)| r).unwrap_or("");
+    sels.iter().any(|s| {
+        rest == s || rest.starts_with(&format!("{s}::")) || rest.starts_with(&format!("{s}["))
+    })
+}
+
+fn cached_node(r: &NodeResult) -> CachedNode {
+    CachedNode {
+        nodeid: r.nodeid.clone(),
+        file: r.file.clone(),
+        outcome: r.outcome.clone(),
+        duration: r.duration,
+        location: serde_json::from_str(&r.location).unwrap_or(serde_json::Value::Null),
+        longrepr: serde_json::from_str(&r.longrepr).unwrap_or(serde_json::Value::Null),
+        wasxfail: r.wasxfail.clone(),
+    }
+}
+
+impl Plan {
+    /// Decides what the cache serves.
+    pub fn make(
+        inv: &Invocation,
+        store: &mut Store,
+        info: &InterpreterInfo,
+    ) -> Result<Plan, Failure> {
+        let caching = inv.settings.use_cache && !inv.args.no_run;
+        if !caching {
+            return Ok(Plan::default());
+        }
+        let origin = inv
+            .settings
+            .config_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "rpytest configuration".into());
+        let rules = rules::load(&inv.settings.file.rules, &origin).map_err(|e| Failure {
+            code: super::exit::USAGE_ERROR,
+            message: e.to_string(),
+        })?;
+        let root = inv.setup.rootdir.clone();
+        let opts = discover_options(inv);
+        let mut arg_paths: Vec<PathBuf> = Vec::new();
+        let mut all_exist = true;
+        for a in &inv.args.positional {
+            let p = path_of_arg(a, &inv.cwd);
+            all_exist &= p.exists();
+            arg_paths.push(p);
+        }
+        if arg_paths.is_empty() {
+            arg_paths = if inv.cwd == root && !opts.testpaths.is_empty() {
+                initial_paths(&root, &opts.testpaths)
+            } else {
+                vec![inv.cwd.clone()]
+            };
+        }
+        let found = discover_all(&root, &arg_paths, &opts);
+        let whole_files =
+            inv.args.understood() && !inv.args.selects && !inv.args.doctests && all_exist;
+
+        let edges = store.edges().unwrap_or_default();
+        let mut all_files: Vec<String> = found.test_files.clone();
+        all_files.extend(found.conftests.iter().cloned());
+        let mut ctx = key_context(inv, store, &edges, rules.clone(), &all_files);
+        let global = global_key(inv, info, &mut ctx);
+
+        let mut signature_inputs = Inputs::new();
+        signature_inputs.insert("global".into(), global.hex.clone());
+        signature_inputs.insert(
+            "args".into(),
+            key::value_label(&inv.args.positional.join("\0")),
+        );
+        signature_inputs.insert(
+            "cwd".into(),
+            rel_to(&root, &inv.cwd).unwrap_or_else(|| "outside".into()),
+        );
+        signature_inputs.insert(
+            "files".into(),
+            key::value_label(&found.test_files.join("\n")),
+        );
+        for c in &found.conftests {
+            let l = ctx.builder.file_label(c);
+            signature_inputs.insert(format!("file:{c}"), l);
+        }
+        let signature = key::finish(signature_inputs).hex;
+        let recorded_collection = store.collection(&signature);
+
+        let mut candidates: BTreeSet<String> = found.test_files.iter().cloned().collect();
+        if let Some(files) = &recorded_collection {
+            candidates.extend(files.iter().filter(|f| root.join(f).is_file()).cloned());
+        }
+        let sels = selections(inv);
+        let mut plan = Plan {
+            caching,
+            rules,
+            signature: Some(signature),
+            whole_files,
+            info: Some(info.clone()),
+            ..Plan::default()
+        };
+        let mut all_full = true;
+        for file in &candidates {
+            let (k, cacheable) = ctx.file_key(&global, file);
+            let entry = if cacheable {
+                store.file_entry(file, &k.hex).ok().flatten()
+            } else {
+                None
+            };
+            let results = if entry.is_some() {
+                store.node_results(file, &k.hex).unwrap_or_default()
+            } else {
+                vec![]
+            };
+            plan.pre_keys.insert(file.clone(), k);
+            let Some(entry) = entry else {
+                all_full = false;
+                continue;
+            };
+            let by_id: HashMap<&str, &NodeResult> = results
+                .iter()
+                .filter(|r| REUSABLE.contains(&r.outcome.as_str()))
+                .map(|r| (r.nodeid.as_str(), r))
+                .collect();
+            let full = entry.outcome == "passed"
+                && entry.nodes.iter().all(|n| by_id.contains_key(n.as_str()));
+            if full && whole_files {
+                // A file pytest was not going to visit replays nothing: the plugin
+                // replays a skipped file's nodes only when pytest collected it.
+                let sel = sels.iter().find(|(f, _)| {
+                    *f == file || file.starts_with(&format!("{f}/")) || f.is_empty()
+                });
+                let sel = match (sels.is_empty(), sel) {
+                    (true, _) => &None,
+                    (false, Some((_, s))) => s,
+                    (false, None) => &None,
+                };
+                plan.skip_files.push(file.clone());
+                for n in &entry.nodes {
+                    if selected(n, sel) {
+                        plan.cached.push(cached_node(by_id[n.as_str()]));
+                    }
+                }
+            } else {
+                all_full &= full;
+                plan.cached.extend(by_id.values().map(|r| cached_node(r)));
+            }
+        }
+        let same_collection = recorded_collection
+            .map(|files| {
+                let a: BTreeSet<&String> = files.iter().collect();
+                let b: BTreeSet<&String> = found.test_files.iter().collect();
+                a == b
+            })
+            .unwrap_or(false);
+        plan.fast_path = whole_files && all_full && same_collection && !inv.args.needs_reporting;
+        let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
+        let _ = store.set_global_inputs(
+            &global.hex,
+            &serde_json::to_string(&global.inputs).unwrap_or_default(),
+        );
+        Ok(plan)
+    }
+
+    /// When every selected test is cached, answers without starting Python.
+    pub fn answer_alone(&self, inv: &Invocation, started: f64) -> Option<i32> {
+        if !self.fast_path {
+            return None;
+        }
+        let mut counts: Vec<(String, usize)> = ["cached", "skipped", "xfailed"]
+            .iter()
+            .map(|k| (k.to_string(), 0))
+            .collect();
+        for c in &self.cached {
+            let slot = match c.outcome.as_str() {
+                "passed" => 0,
+                "skipped" => 1,
+                _ => 2,
+            };
+            counts[slot].1 += 1;
+        }
+        if self.cached.is_empty() {
+            return None;
+        }
+        let quiet = inv.args.key_args.is_empty()
+            && inv.pytest_argv.iter().any(|a| a == "-q" || a == "--quiet");
+        let color = inv
+            .pytest_argv
+            .iter()
+            .find_map(|a| a.strip_prefix("--color="))
+            .map(str::to_owned);
+        report::fully_cached_summary(&counts, now() - started, quiet, color.as_deref());
+        report::cache_summary(self.cached.len(), 0, self.saved());
+        Some(super::exit::OK)
+    }
+
+    fn saved(&self) -> f64 {
+        self.cached.iter().map(|c| c.duration).sum()
+    }
+
+    /// Stores the run's results and what it learned.
+    pub fn record(
+        &self,
+        store: &mut Store,
+        inv: &Invocation,
+        started: f64,
+        code: i32,
+        events: &[Event],
+    ) {
+        if inv.args.no_run {
+            return;
+        }
+        let mut results: Vec<NodeResult> = Vec::new();
+        let mut collected: Vec<(String, String, Vec<String>)> = Vec::new();
+        let mut new_deps: Vec<(String, String, Vec<String>)> = Vec::new();
+        let mut new_edges: Vec<(String, String)> = Vec::new();
+        let mut interrupted = !matches!(code, 0 | 1 | 5);
+        let mut replayed: Option<usize> = None;
+        for e in events {
+            match e {
+                Event::Result {
+                    nodeid,
+                    file,
+                    outcome,
+                    duration,
+                    location,
+                    longrepr,
+                    wasxfail,
+                } => results.push(NodeResult {
+                    nodeid: nodeid.clone(),
+                    file: file.clone(),
+                    outcome: outcome.clone(),
+                    duration: *duration,
+                    location: location.to_string(),
+                    longrepr: longrepr.to_string(),
+                    wasxfail: wasxfail.clone(),
+                }),
+                Event::Collected { files } => {
+                    for f in files {
+                        collected.push((f.file.clone(), f.outcome.clone(), f.nodes.clone()));
+                    }
+                }
+                Event::Deps {
+                    file,
+                    imports,
+                    reads,
+                    env,
+                } => {
+                    let f = file.clone().unwrap_or_default();
+                    new_deps.push((f.clone(), "import".into(), imports.clone()));
+                    new_deps.push((f.clone(), "read".into(), reads.clone()));
+                    new_deps.push((f, "env".into(), env.clone()));
+                }
+                Event::Edges { edges } => new_edges.extend(edges.iter().cloned()),
+                Event::Finish { interrupted: i, .. } => interrupted |= *i,
+                Event::Replayed { count } => replayed = Some(*count),
+                _ => {}
+            }
+        }
+        let cached_count = replayed.unwrap_or(0);
+        let stopped_early = inv.args.stops_early && code != 0;
+        let reusable_ok = self.caching && !interrupted && !stopped_early;
+
+        let mut files_out: Vec<(String, String, FileEntry)> = Vec::new();
+        let mut reusable: Vec<(String, NodeResult)> = Vec::new();
+        if self.caching {
+            // Merge what this run recorded before computing the keys results are stored under.
+            if let Err(e) = store.record_deps(&new_deps, &new_edges) {
+                report::warning(&format!("could not record dependencies: {e}"));
+            }
+        }
+        if reusable_ok && !collected.is_empty() {
+            let edges = store.edges().unwrap_or_default();
+            let extra: Vec<String> = collected.iter().map(|c| c.0.clone()).collect();
+            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), &extra);
+            let global = global_key(inv, self.pre_global_info(), &mut ctx);
+            let started_ns = (started * 1e9) as i128;
+            let unstable = |inputs: &Inputs, root: &Path| {
+                inputs
+                    .keys()
+                    .filter_map(|k| k.strip_prefix("file:"))
+                    .any(|f| {
+                        std::fs::metadata(root.join(f))
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map(|d| d.as_nanos() as i128 >= started_ns)
+                            .unwrap_or(false)
+                    })
+            };
+            let root = inv.setup.rootdir.clone();
+            if !unstable(&global.inputs, &root) {
+                let by_file: HashMap<&str, Vec<&NodeResult>> =
+                    results.iter().fold(HashMap::new(), |mut m, r| {
+                        m.entry(r.file.as_str()).or_default().push(r);
+                        m
+                    });
+                for (file, outcome, nodes) in &collected {
+                    let (k, cacheable) = ctx.file_key(&global, file);
+                    if !cacheable || unstable(&k.inputs, &root) {
+                        continue;
+                    }
+                    files_out.push((
+                        file.clone(),
+                        k.hex.clone(),
+                        FileEntry {
+                            outcome: outcome.clone(),
+                            nodes: nodes.clone(),
+                            inputs: serde_json::to_string(&k.inputs).unwrap_or_default(),
+                        },
+                    ));
+                    // Replayed nodes keep their result when the key did not move.
+                    if self
+                        .pre_keys
+                        .get(file)
+                        .map(|p| p.hex == k.hex)
+                        .unwrap_or(false)
+                    {
+                        for c in self.cached.iter().filter(|c| &c.file == file) {
+                            reusable.push((k.hex.clone(), cached_to_result(c)));
+                        }
+                    }
+                    for r in by_file.get(file.as_str()).into_iter().flatten() {
+                        if REUSABLE.contains(&r.outcome.as_str()) {
+                            reusable.push((k.hex.clone(), (*r).clone()));
+                        }
+                    }
+                }
+                let _ = store.set_global_inputs(
+                    &global.hex,
+                    &serde_json::to_string(&global.inputs).unwrap_or_default(),
+                );
+            }
+            let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
+        }
+        if reusable_ok && self.whole_files && code != 5 {
+            if let Some(sig) = &self.signature {
+                let mut files: Vec<String> = collected.iter().map(|c| c.0.clone()).collect();
+                files.extend(self.skip_files.iter().cloned());
+                files.sort();
+                files.dedup();
+                let _ = store.set_collection(sig, &files);
+            }
+        }
+        let run = RunRecord {
+            started,
+            finished: now(),
+            argv: serde_json::to_string(&inv.pytest_argv).unwrap_or_default(),
+            exit_code: code,
+            ran: results.len() as i64,
+            cached: cached_count as i64,
+        };
+        if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
+            report::warning(&format!("could not record the run: {e}"));
+        }
+        if self.caching {
+            let saved: f64 = self
+                .cached
+                .iter()
+                .filter(|c| {
+                    self.skip_files.contains(&c.file)
+                        || !results.iter().any(|r| r.nodeid == c.nodeid)
+                })
+                .map(|c| c.duration)
+                .sum();
+            report::cache_summary(
+                cached_count,
+                results.len(),
+                if cached_count > 0 { saved } else { 0.0 },
+            );
+        }
+    }
+
+    fn pre_global_info(&self) -> &InterpreterInfo {
+        self.info
+            .as_ref()
+            .expect("interpreter info is set when caching")
+    }
+}
+
+fn cached_to_result(c: &CachedNode) -> NodeResult {
+    NodeResult {
+        nodeid: c.nodeid.clone(),
+        file: c.file.clone(),
+        outcome: c.outcome.clone(),
+        duration: c.duration,
+        location: c.location.to_string(),
+        longrepr: c.longrepr.to_string(),
+        wasxfail: c.wasxfail.clone(),
+    }
+}
+
+/// `--why NODEID`: which inputs changed since the node's last reusable result.
+pub fn why(
+    inv: &Invocation,
+    store: &mut Store,
+    info: &InterpreterInfo,
+    node: &str,
+) -> Result<i32, Failure> {
+    let file = node.split("::").next().unwrap_or(node).to_owned();
+    let Some((old_key, _)) = store.node_key(node).ok().flatten() else {
+        report::out(&format!(
+            "{node}: never passed (no reusable result is recorded for it)"
+        ));
+        return Ok(0);
+    };
+    let rules =
+        rules::load(&inv.settings.file.rules, "rpytest configuration").map_err(|e| Failure {
+            code: super::exit::USAGE_ERROR,
+            message: e.to_string(),
+        })?;
+    let edges = store.edges().unwrap_or_default();
+    let mut ctx = key_context(inv, store, &edges, rules, std::slice::from_ref(&file));
+    let global = global_key(inv, info, &mut ctx);
+    let (now_key, cacheable) = ctx.file_key(&global, &file);
+    if !cacheable {
+        report::out(&format!(
+            "{node}: its rule says cache = false; it always runs"
+        ));
+        return Ok(0);
+    }
+    if now_key.hex == old_key {
+        report::out(&format!(
+            "{node}: inputs unchanged since its last pass; it is served from the cache"
+        ));
+        return Ok(0);
+    }
+    let old: Inputs = store
+        .file_entry(&file, &old_key)
+        .ok()
+        .flatten()
+        .and_then(|e| serde_json::from_str(&e.inputs).ok())
+        .unwrap_or_default();
+    report::out(&format!("{node}: inputs changed since its last pass:"));
+    for line in key::diff(&old, &now_key.inputs) {
+        if !line.starts_with("global:") {
+            report::out(&format!("  {line}"));
+        }
+    }
+    if old.get("global") != now_key.inputs.get("global") {
+        match find_global(store, old.get("global")) {
+            Some(prev) => {
+                for line in key::diff(&prev, &global.inputs) {
+                    report::out(&format!("  (input of every test) {line}"));
+                }
+            }
+            None => report::out("  an input of every test changed (arguments, interpreter, packages or configuration)"),
+        }
+    }
+    Ok(0)
+}
+
+fn find_global(store: &Store, short: Option<&String>) -> Option<Inputs> {
+    let short = short?;
+    store
+        .global_inputs_by_prefix(short)
+        .and_then(|s| serde_json::from_str(&s).ok())
+}

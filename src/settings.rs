@@ -1,0 +1,123 @@
+//! Flags, `rpytest.toml` / `[tool.rpytest]` and the environment, merged once
+//! into the settings every other module reads.
+
+use crate::cli::OwnArgs;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// `[tool.rpytest]` in pyproject.toml, or the top level of `rpytest.toml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub python: Option<PathBuf>,
+    pub idle_timeout: Option<u64>,
+    pub daemon: Option<bool>,
+    pub cache: Option<bool>,
+    #[serde(default)]
+    pub rules: Vec<toml::Value>,
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The resolved settings of one invocation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub python_flag: Option<PathBuf>,
+    pub python_config: Option<PathBuf>,
+    pub use_daemon: bool,
+    pub use_cache: bool,
+    pub idle_timeout: u64,
+    pub config_path: Option<PathBuf>,
+    pub file: FileConfig,
+}
+
+fn read_config(rootdir: &Path) -> Result<(Option<PathBuf>, FileConfig), ConfigError> {
+    let own = rootdir.join("rpytest.toml");
+    if own.is_file() {
+        let text = std::fs::read_to_string(&own).map_err(|e| ConfigError::Invalid {
+            path: own.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let cfg = toml::from_str(&text).map_err(|e| invalid(&own, &text, e))?;
+        return Ok((Some(own), cfg));
+    }
+    let py = rootdir.join("pyproject.toml");
+    if py.is_file() {
+        let text = std::fs::read_to_string(&py).map_err(|e| ConfigError::Invalid {
+            path: py.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let doc: toml::Table = text.parse().map_err(|e| invalid(&py, &text, e))?;
+        if let Some(t) = doc.get("tool").and_then(|t| t.get("rpytest")) {
+            let cfg = t
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    path: py.display().to_string(),
+                    message: format!("[tool.rpytest]: {}", e.message()),
+                })?;
+            return Ok((Some(py), cfg));
+        }
+    }
+    Ok((None, FileConfig::default()))
+}
+
+fn invalid(path: &Path, text: &str, e: toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    ConfigError::Invalid {
+        path: match line {
+            Some(l) => format!("{}:{l}", path.display()),
+            None => path.display().to_string(),
+        },
+        message: e.message().to_owned(),
+    }
+}
+
+fn env_flag(name: &str) -> Option<bool> {
+    std::env::var(name)
+        .ok()
+        .map(|v| !matches!(v.as_str(), "" | "0" | "false" | "no"))
+}
+
+impl Settings {
+    /// Merges flags (strongest), the environment, and the project's configuration.
+    pub fn resolve(own: &OwnArgs, rootdir: &Path) -> Result<Settings, ConfigError> {
+        let (config_path, file) = read_config(rootdir)?;
+        let fork_ok = cfg!(unix);
+        let use_daemon = fork_ok
+            && !own.no_daemon
+            && !env_flag("RPYTEST_NO_DAEMON").unwrap_or(false)
+            && file.daemon.unwrap_or(true);
+        let use_cache = !own.no_cache
+            && !env_flag("RPYTEST_NO_CACHE").unwrap_or(false)
+            && file.cache.unwrap_or(true);
+        let idle_timeout = std::env::var("RPYTEST_IDLE_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .or(file.idle_timeout)
+            .unwrap_or(1800);
+        let python_config = file.python.as_ref().map(|p| {
+            if p.is_absolute() || p.components().count() == 1 {
+                p.clone()
+            } else {
+                rootdir.join(p)
+            }
+        });
+        Ok(Settings {
+            python_flag: own.python.clone(),
+            python_config,
+            use_daemon,
+            use_cache,
+            idle_timeout,
+            config_path,
+            file,
+        })
+    }
+}

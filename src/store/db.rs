@@ -1,0 +1,590 @@
+//! The SQLite database (`.rpytest/cache.db`): schema, recovery, queries.
+//!
+//! WAL mode and a busy timeout let concurrent runs read and write safely;
+//! every run's writes happen in one transaction, so a crash or a kill leaves
+//! either all of a run's rows or none. A database that cannot be read, or
+//! that carries another schema version, is moved aside and rebuilt — never
+//! trusted. When `.rpytest/` cannot be written, the run goes on with an
+//! in-memory database and a warning.
+
+use crate::inputs::hash::{Digest, StatEntry};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Bumped on any change to the tables below.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL, finished REAL NOT NULL,
+    argv TEXT NOT NULL, exit_code INTEGER NOT NULL,
+    ran INTEGER NOT NULL, cached INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    run_id INTEGER NOT NULL, nodeid TEXT NOT NULL, file TEXT NOT NULL,
+    outcome TEXT NOT NULL, duration REAL NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS results_node ON results(nodeid);
+CREATE TABLE IF NOT EXISTS durations (
+    nodeid TEXT PRIMARY KEY, file TEXT NOT NULL, duration REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS file_cache (
+    file TEXT NOT NULL, key TEXT NOT NULL, outcome TEXT NOT NULL,
+    nodes TEXT NOT NULL, at REAL NOT NULL, inputs TEXT NOT NULL,
+    PRIMARY KEY (file, key));
+CREATE TABLE IF NOT EXISTS node_cache (
+    file TEXT NOT NULL, key TEXT NOT NULL, nodeid TEXT NOT NULL,
+    outcome TEXT NOT NULL, duration REAL NOT NULL,
+    location TEXT NOT NULL, longrepr TEXT NOT NULL, wasxfail TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (file, key, nodeid));
+CREATE TABLE IF NOT EXISTS stat_cache (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL, recorded_ns INTEGER NOT NULL, digest BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS deps (
+    file TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (file, kind, name));
+CREATE TABLE IF NOT EXISTS edges (
+    importer TEXT NOT NULL, imported TEXT NOT NULL,
+    PRIMARY KEY (importer, imported));
+CREATE TABLE IF NOT EXISTS collections (
+    signature TEXT PRIMARY KEY, files TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS globals (
+    key TEXT PRIMARY KEY, inputs TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS interpreters (
+    stamp TEXT PRIMARY KEY, info TEXT NOT NULL);
+"#;
+
+/// Something the user should hear about, but that does not stop the run.
+#[derive(Debug, Clone)]
+pub struct StoreWarning(pub String);
+
+/// The local store.
+pub struct Store {
+    conn: Connection,
+    pub path: Option<PathBuf>,
+    pub warnings: Vec<StoreWarning>,
+}
+
+/// One per-node result as the CLI records it.
+#[derive(Debug, Clone)]
+pub struct NodeResult {
+    pub nodeid: String,
+    pub file: String,
+    pub outcome: String,
+    pub duration: f64,
+    pub location: String,
+    pub longrepr: String,
+    pub wasxfail: Option<String>,
+}
+
+/// A test file's cached collection under one key.
+#[derive(Debug, Clone)]
+pub struct FileEntry {
+    pub outcome: String,
+    pub nodes: Vec<String>,
+    pub inputs: String,
+}
+
+/// A finished run, for history.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub started: f64,
+    pub finished: f64,
+    pub argv: String,
+    pub exit_code: i32,
+    pub ran: i64,
+    pub cached: i64,
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Store {
+    /// Opens (or creates, or rebuilds) `<rootdir>/.rpytest/cache.db`.
+    pub fn open(rootdir: &Path) -> Store {
+        let dir = rootdir.join(".rpytest");
+        let path = dir.join("cache.db");
+        let mut warnings = Vec::new();
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            warnings.push(StoreWarning(format!(
+                "cannot create {}: {e}; results of this run will not be cached",
+                dir.display()
+            )));
+            return Store::memory(warnings);
+        }
+        let gitignore = dir.join(".gitignore");
+        if !gitignore.exists() {
+            let _ = std::fs::write(&gitignore, "# created by rpytest\n*\n");
+        }
+        match Self::open_file(&path) {
+            Ok(conn) => Store {
+                conn,
+                path: Some(path),
+                warnings,
+            },
+            Err(reason) => {
+                let aside = dir.join(format!("cache.db.broken-{}", now() as u64));
+                let moved = std::fs::rename(&path, &aside).is_ok();
+                for ext in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(dir.join(format!("cache.db{ext}")));
+                }
+                warnings.push(StoreWarning(format!(
+                    "{} {reason}; {}",
+                    path.display(),
+                    if moved {
+                        format!("moved it to {} and started a new cache", aside.display())
+                    } else {
+                        "starting a new cache".to_owned()
+                    }
+                )));
+                match Self::open_file(&path) {
+                    Ok(conn) => Store {
+                        conn,
+                        path: Some(path),
+                        warnings,
+                    },
+                    Err(e) => {
+                        warnings.push(StoreWarning(format!(
+                            "cannot use {}: {e}; results of this run will not be cached",
+                            path.display()
+                        )));
+                        Store::memory(warnings)
+                    }
+                }
+            }
+        }
+    }
+
+    fn memory(warnings: Vec<StoreWarning>) -> Store {
+        let conn = Connection::open_in_memory().expect("in-memory SQLite");
+        conn.execute_batch(SCHEMA).expect("schema in memory");
+        Store {
+            conn,
+            path: None,
+            warnings,
+        }
+    }
+
+    fn open_file(path: &Path) -> Result<Connection, String> {
+        let conn = Connection::open(path).map_err(|e| e.to_string())?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| e.to_string())?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| format!("is not a usable database ({e})"))?;
+        if mode != "wal" {
+            // A read-only directory cannot hold the WAL files.
+            return Err(format!("cannot be opened in WAL mode (got {mode})"));
+        }
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")
+            .map_err(|e| e.to_string())?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .or_else(|e| match e {
+                rusqlite::Error::SqliteFailure(_, Some(ref m)) if m.contains("no such table") => {
+                    Ok(None)
+                }
+                other => Err(other),
+            })
+            .map_err(|e| format!("is not a usable database ({e})"))?;
+        match version {
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(format!(
+                    "has schema version {v}, this rpytest uses {SCHEMA_VERSION}"
+                ))
+            }
+            None => {
+                let empty: i64 = conn
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                    .map_err(|e| e.to_string())?;
+                if empty != 0 {
+                    return Err("has no rpytest schema version".into());
+                }
+                conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        // Cheap integrity probe: touches every table's first page.
+        conn.query_row("SELECT count(*) FROM stat_cache", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| format!("is damaged ({e})"))?;
+        Ok(conn)
+    }
+
+    /// Whether results can be stored.
+    pub fn persistent(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// The stat cache, for the hasher.
+    pub fn load_stat_cache(&self) -> rusqlite::Result<HashMap<String, StatEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, size, mtime_ns, ino, recorded_ns, digest FROM stat_cache")?;
+        let rows = stmt.query_map([], |r| {
+            let digest: Vec<u8> = r.get(5)?;
+            let mut d: Digest = [0; 32];
+            if digest.len() == 32 {
+                d.copy_from_slice(&digest);
+            }
+            Ok((
+                r.get::<_, String>(0)?,
+                StatEntry {
+                    size: r.get::<_, i64>(1)? as u64,
+                    mtime_ns: r.get(2)?,
+                    ino: r.get::<_, i64>(3)? as u64,
+                    recorded_ns: r.get(4)?,
+                    digest: d,
+                },
+            ))
+        })?;
+        rows.collect()
+    }
+
+    /// Saves new or changed stat-cache entries.
+    pub fn save_stat_cache<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (&'a String, &'a StatEntry)>,
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR REPLACE INTO stat_cache(path, size, mtime_ns, ino, recorded_ns, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (p, e) in entries {
+                stmt.execute(params![
+                    p,
+                    e.size as i64,
+                    e.mtime_ns,
+                    e.ino as i64,
+                    e.recorded_ns,
+                    &e.digest[..]
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// The remembered description of an interpreter, by its stamp.
+    pub fn interpreter(&self, stamp: &str) -> Option<String> {
+        self.conn
+            .query_row(
+                "SELECT info FROM interpreters WHERE stamp=?1",
+                [stamp],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// Remembers an interpreter's description.
+    pub fn set_interpreter(&self, stamp: &str, info: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO interpreters(stamp, info) VALUES (?1, ?2)",
+            params![stamp, info],
+        )?;
+        Ok(())
+    }
+
+    /// Recorded dependencies: file ("" = global) → kind → names.
+    pub fn deps(&self) -> rusqlite::Result<HashMap<String, HashMap<String, Vec<String>>>> {
+        let mut out: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT file, kind, name FROM deps ORDER BY file, kind, name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (f, k, n) = row?;
+            out.entry(f).or_default().entry(k).or_default().push(n);
+        }
+        Ok(out)
+    }
+
+    /// Recorded import edges: importer → imported files.
+    pub fn edges(&self) -> rusqlite::Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT importer, imported FROM edges ORDER BY importer, imported")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (a, b) = row?;
+            out.entry(a).or_default().push(b);
+        }
+        Ok(out)
+    }
+
+    /// The cached collection of `file` under `key`.
+    pub fn file_entry(&self, file: &str, key: &str) -> rusqlite::Result<Option<FileEntry>> {
+        self.conn
+            .query_row(
+                "SELECT outcome, nodes, inputs FROM file_cache WHERE file=?1 AND key=?2",
+                params![file, key],
+                |r| {
+                    let nodes: String = r.get(1)?;
+                    Ok(FileEntry {
+                        outcome: r.get(0)?,
+                        nodes: serde_json::from_str(&nodes).unwrap_or_default(),
+                        inputs: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// The most recent cached collection of `file` under any key (for `--why`).
+    pub fn latest_file_entry(&self, file: &str) -> rusqlite::Result<Option<(String, FileEntry)>> {
+        self.conn
+            .query_row(
+                "SELECT key, outcome, nodes, inputs FROM file_cache WHERE file=?1 ORDER BY at DESC LIMIT 1",
+                params![file],
+                |r| {
+                    let nodes: String = r.get(2)?;
+                    Ok((
+                        r.get(0)?,
+                        FileEntry {
+                            outcome: r.get(1)?,
+                            nodes: serde_json::from_str(&nodes).unwrap_or_default(),
+                            inputs: r.get(3)?,
+                        },
+                    ))
+                },
+            )
+            .optional()
+    }
+
+    /// Reusable node results of `file` under `key`.
+    pub fn node_results(&self, file: &str, key: &str) -> rusqlite::Result<Vec<NodeResult>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT nodeid, outcome, duration, location, longrepr, wasxfail FROM node_cache WHERE file=?1 AND key=?2",
+        )?;
+        let rows = stmt.query_map(params![file, key], |r| {
+            Ok(NodeResult {
+                nodeid: r.get(0)?,
+                file: file.to_owned(),
+                outcome: r.get(1)?,
+                duration: r.get(2)?,
+                location: r.get(3)?,
+                longrepr: r.get(4)?,
+                wasxfail: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Whether `nodeid` ever had a reusable result, and under which key.
+    pub fn node_key(&self, nodeid: &str) -> rusqlite::Result<Option<(String, String)>> {
+        self.conn
+            .query_row(
+                "SELECT file, key FROM node_cache WHERE nodeid=?1 ORDER BY at DESC LIMIT 1",
+                [nodeid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+    }
+
+    /// Writes everything a finished run learned, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_run(
+        &mut self,
+        run: &RunRecord,
+        results: &[NodeResult],
+        files: &[(String, String, FileEntry)],
+        reusable: &[(String, NodeResult)],
+    ) -> rusqlite::Result<()> {
+        let at = now();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO runs(started, finished, argv, exit_code, ran, cached) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![run.started, run.finished, run.argv, run.exit_code, run.ran, run.cached],
+        )?;
+        let run_id = tx.last_insert_rowid();
+        {
+            let mut ins = tx.prepare(
+                "INSERT INTO results(run_id, nodeid, file, outcome, duration, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut dur = tx.prepare(
+                "INSERT OR REPLACE INTO durations(nodeid, file, duration) VALUES (?1, ?2, ?3)",
+            )?;
+            for r in results {
+                ins.execute(params![run_id, r.nodeid, r.file, r.outcome, r.duration, at])?;
+                dur.execute(params![r.nodeid, r.file, r.duration])?;
+            }
+            let mut fc = tx.prepare(
+                "INSERT OR REPLACE INTO file_cache(file, key, outcome, nodes, at, inputs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (file, key, e) in files {
+                let nodes = serde_json::to_string(&e.nodes).unwrap_or_else(|_| "[]".into());
+                fc.execute(params![file, key, e.outcome, nodes, at, e.inputs])?;
+            }
+            let mut nc = tx.prepare(
+                "INSERT OR REPLACE INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (key, r) in reusable {
+                nc.execute(params![
+                    r.file, key, r.nodeid, r.outcome, r.duration, r.location, r.longrepr,
+                    r.wasxfail, at
+                ])?;
+            }
+        }
+        // Keep old keys from growing without bound: only the newest 3 keys per file.
+        tx.execute_batch(
+            "DELETE FROM node_cache WHERE (file, key) IN (
+                 SELECT file, key FROM file_cache f WHERE
+                 (SELECT count(*) FROM file_cache g WHERE g.file=f.file AND g.at > f.at) >= 3);
+             DELETE FROM file_cache WHERE
+                 (SELECT count(*) FROM file_cache g WHERE g.file=file_cache.file AND g.at > file_cache.at) >= 3;",
+        )?;
+        tx.commit()
+    }
+
+    /// The files pytest collected for a collection signature (fast path).
+    pub fn collection(&self, signature: &str) -> Option<Vec<String>> {
+        self.conn
+            .query_row(
+                "SELECT files FROM collections WHERE signature=?1",
+                [signature],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    /// Remembers what a full session collected for `signature`.
+    pub fn set_collection(&self, signature: &str, files: &[String]) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO collections(signature, files, at) VALUES (?1, ?2, ?3)",
+            params![
+                signature,
+                serde_json::to_string(files).unwrap_or_default(),
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The labelled inputs of a global key (for `--why`).
+    pub fn global_inputs(&self, key: &str) -> Option<String> {
+        self.conn
+            .query_row("SELECT inputs FROM globals WHERE key=?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// The labelled inputs of the global key whose hex starts with `prefix`.
+    pub fn global_inputs_by_prefix(&self, prefix: &str) -> Option<String> {
+        self.conn
+            .query_row(
+                "SELECT inputs FROM globals WHERE substr(key, 1, length(?1)) = ?1 ORDER BY at DESC LIMIT 1",
+                [prefix],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// Stores the labelled inputs of a global key.
+    pub fn set_global_inputs(&self, key: &str, inputs: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO globals(key, inputs, at) VALUES (?1, ?2, ?3)",
+            params![key, inputs, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Adds recorded dependencies and import edges (they only accumulate:
+    /// an input once seen stays an input).
+    pub fn record_deps(
+        &mut self,
+        deps: &[(String, String, Vec<String>)],
+        edges: &[(String, String)],
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut dp =
+                tx.prepare("INSERT OR IGNORE INTO deps(file, kind, name) VALUES (?1, ?2, ?3)")?;
+            for (file, kind, names) in deps {
+                for n in names {
+                    dp.execute(params![file, kind, n])?;
+                }
+            }
+            let mut ed =
+                tx.prepare("INSERT OR IGNORE INTO edges(importer, imported) VALUES (?1, ?2)")?;
+            for (a, b) in edges {
+                ed.execute(params![a, b])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Counts for `--result-cache stats`.
+    pub fn stats(&self) -> rusqlite::Result<Vec<(String, i64)>> {
+        let mut out = Vec::new();
+        for (label, sql) in [
+            ("runs recorded", "SELECT count(*) FROM runs"),
+            (
+                "files with cached results",
+                "SELECT count(DISTINCT file) FROM file_cache",
+            ),
+            ("cached node results", "SELECT count(*) FROM node_cache"),
+            ("files in the stat cache", "SELECT count(*) FROM stat_cache"),
+            ("recorded dependencies", "SELECT count(*) FROM deps"),
+            ("recorded import edges", "SELECT count(*) FROM edges"),
+        ] {
+            out.push((
+                label.to_owned(),
+                self.conn.query_row(sql, [], |r| r.get(0))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Deletes every cached result and recorded input (history stays).
+    pub fn clear(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch(
+            "BEGIN; DELETE FROM file_cache; DELETE FROM node_cache; DELETE FROM deps;
+             DELETE FROM edges; DELETE FROM stat_cache; DELETE FROM collections;
+             DELETE FROM globals; COMMIT;",
+        )
+    }
+
+    /// Last known duration of each node of `files`, for scheduling.
+    pub fn durations(&self) -> rusqlite::Result<HashMap<String, f64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT nodeid, duration FROM durations")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?;
+        rows.collect()
+    }
+}

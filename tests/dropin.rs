@@ -1,0 +1,786 @@
+//! rpytest as a drop-in for pytest: on each fixture project in
+//! `tests/fixtures/`, rpytest's exit code and per-test outcomes equal stock
+//! pytest's on an identical copy, and warm, cached, killed and concurrent runs
+//! never show stale state.
+//!
+//! Needs a venv with pytest, rpytest and the fixture plugin: see
+//! `common::python`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_same, check, process_alive, require_fixture_plugin, KillOnDrop, Outcome, Pair, Project,
+    Run,
+};
+
+/// Node IDs of the keys of `run.outcomes` whose outcome is not a pass.
+fn not_passed(run: &Run) -> BTreeSet<String> {
+    run.outcomes
+        .iter()
+        .filter(|(_, outcomes)| outcomes.iter().any(|o| *o != Outcome::Passed))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+fn kill9(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_alive(pid) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!process_alive(pid), "pid {pid} survived SIGKILL");
+}
+
+fn wait_for_file(path: &std::path::Path, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = fs::read_to_string(path) {
+            if !text.is_empty() {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within {timeout:?}",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One behaviour per fixture: outcomes and exit code equal pytest's.
+
+#[test]
+fn conftest_hierarchy_matches_pytest() {
+    let (py, _) = check("conftest_hierarchy", &[]);
+    py.assert_code(0);
+    assert_eq!(
+        py.count(Outcome::Passed),
+        14,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn conftest_hierarchy_subdirectory_argument_matches_pytest() {
+    // Only tests/sub: the package, class and override fixtures without the rest.
+    let (py, _) = check("conftest_hierarchy", &["tests/sub"]);
+    py.assert_code(0);
+}
+
+#[test]
+fn parametrize_odd_ids_match_pytest() {
+    let (py, _) = check("parametrize_ids", &[]);
+    py.assert_code(0);
+    assert_eq!(
+        py.count(Outcome::Passed),
+        37,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn parametrize_odd_node_id_arguments_match_pytest() {
+    let (py, _) = check(
+        "parametrize_ids",
+        &[
+            "test_ids.py::test_explicit_ids[with space]",
+            "test_ids.py::test_explicit_ids[a/b/c]",
+            "test_ids.py::test_explicit_ids[[brackets]]",
+            "test_ids.py::test_explicit_ids[]",
+            "test_ids.py::TestInClass::test_paths[slash/id]",
+        ],
+    );
+    py.assert_code(0);
+    assert_eq!(
+        py.count(Outcome::Passed),
+        5,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn skip_skipif_xfail_xpass_strict_match_pytest() {
+    let (py, rp) = check("skip_xfail", &["-rA"]);
+    py.assert_code(1);
+    assert_eq!(
+        py.count(Outcome::Failed),
+        2,
+        "strict xpass + wrong raises:\n{}",
+        py.transcript()
+    );
+    assert_eq!(
+        py.count(Outcome::Xfailed),
+        6,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+    rp.assert_stdout_contains("XPASS")
+        .assert_stdout_contains("[XPASS(strict)]");
+}
+
+#[test]
+fn unittest_testcase_matches_pytest() {
+    let (py, _) = check("unittest_case", &[]);
+    py.assert_code(0);
+    assert_eq!(
+        py.count(Outcome::Passed),
+        7,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn doctest_modules_from_ini_addopts_match_pytest() {
+    let (py, _) = check("doctest_modules", &[]);
+    py.assert_code(0);
+    assert_eq!(
+        py.count(Outcome::Passed),
+        9,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn captured_output_matches_pytest() {
+    let (py, rp) = check("capture", &[]);
+    py.assert_code(0);
+    // Captured: a passing test's prints are not shown, capsys.disabled() is.
+    assert!(
+        !rp.stdout.contains("CAPTURE-STDOUT-MARKER"),
+        "capture leaked:\n{}",
+        rp.transcript()
+    );
+    rp.assert_stdout_contains("CAPTURE-DISABLED-MARKER");
+}
+
+#[test]
+fn dash_s_shows_prints() {
+    let (py, rp) = check("capture", &["-s"]);
+    py.assert_code(0);
+    for marker in [
+        "CAPTURE-STDOUT-MARKER",
+        "CAPTURE-FD1-MARKER",
+        "CAPTURE-FIXTURE-SETUP",
+        "CAPTURE-IN-TEST",
+        "CAPTURE-FIXTURE-TEARDOWN",
+        "CAPTURE-DISABLED-MARKER",
+        "CAPTURE-UNICODE-ünïcødé-✓",
+    ] {
+        py.assert_stdout_contains(marker);
+        rp.assert_stdout_contains(marker);
+    }
+    for marker in ["CAPTURE-STDERR-MARKER", "CAPTURE-FD2-MARKER"] {
+        assert!(
+            rp.stderr.contains(marker),
+            "stderr lacks {marker}:\n{}",
+            rp.transcript()
+        );
+    }
+}
+
+#[test]
+fn failing_assert_shows_rewritten_explanation() {
+    let (py, rp) = check("assert_rewrite", &[]);
+    py.assert_code(1);
+    assert_eq!(
+        py.count(Outcome::Failed),
+        4,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+    for explanation in [
+        "assert 3 == 4",
+        "+  where 3 = compute_total()",
+        "At index 2 diff: 3 != 4",
+        "Differing items:",
+        "assert -5 > 0", // helpers.py, rewritten through register_assert_rewrite
+    ] {
+        py.assert_stdout_contains(explanation);
+        rp.assert_stdout_contains(explanation);
+    }
+}
+
+#[test]
+fn collection_error_exits_2() {
+    let (py, _) = check("collection_error", &[]);
+    py.assert_code(2);
+    assert_eq!(
+        py.count(Outcome::Error),
+        2,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn continue_on_collection_errors_matches_pytest() {
+    let (py, _) = check("collection_error", &["--continue-on-collection-errors"]);
+    py.assert_code(1);
+}
+
+#[test]
+fn no_tests_exits_5() {
+    let (py, _) = check("no_tests", &[]);
+    py.assert_code(5);
+}
+
+#[test]
+fn bad_option_exits_4() {
+    let (py, rp) = check("select_expr", &["--definitely-not-a-pytest-option"]);
+    py.assert_code(4);
+    assert!(
+        rp.stderr
+            .contains("unrecognized arguments: --definitely-not-a-pytest-option"),
+        "pytest's usage error missing:\n{}",
+        rp.transcript()
+    );
+}
+
+#[test]
+fn nonexistent_path_exits_4() {
+    let (py, rp) = check("select_expr", &["tests_that_do_not_exist.py"]);
+    py.assert_code(4);
+    let all = format!("{}{}", rp.stdout, rp.stderr);
+    assert!(
+        all.contains("file or directory not found"),
+        "{}",
+        rp.transcript()
+    );
+}
+
+#[test]
+fn nonexistent_node_id_exits_4() {
+    let (py, _) = check("select_expr", &["test_selection.py::test_no_such_test"]);
+    py.assert_code(4);
+}
+
+#[test]
+fn exitfirst_matches_pytest() {
+    let (py, _) = check("maxfail", &["-x"]);
+    py.assert_code(1);
+    assert_eq!(
+        py.count(Outcome::Failed),
+        1,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+    assert_eq!(
+        py.outcomes.len(),
+        2,
+        "-x stops after the first failure:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn maxfail_matches_pytest() {
+    let pair = Pair::new("maxfail");
+    let (py, _) = pair.check(&["--maxfail=2"]);
+    py.assert_code(1);
+    assert_eq!(
+        py.count(Outcome::Failed),
+        2,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+    // A setup error counts toward the limit too.
+    let (py, _) = pair.check(&["--maxfail=4"]);
+    assert_eq!(
+        py.count(Outcome::Error),
+        1,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+    let (py, _) = pair.check(&[]);
+    assert_eq!(
+        py.outcomes.len(),
+        9,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn keyword_expression_with_parentheses_matches_pytest() {
+    let (py, _) = check("select_expr", &["-k", "(alpha or beta) and not gamma"]);
+    py.assert_code(0);
+    assert_eq!(
+        py.outcomes.len(),
+        9,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn marker_expression_with_parentheses_matches_pytest() {
+    let (py, _) = check("select_expr", &["-m", "(slow or db) and not flaky"]);
+    py.assert_code(0);
+    assert_eq!(
+        py.outcomes.len(),
+        8,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+}
+
+#[test]
+fn keyword_and_marker_expressions_together_match_pytest() {
+    let pair = Pair::new("select_expr");
+    pair.check(&["-k", "not delta", "-m", "not (db or slow)"]);
+    // Everything deselected: exit 5, like pytest.
+    let (py, _) = pair.check(&["-k", "no_test_has_this_name"]);
+    py.assert_code(5);
+}
+
+#[test]
+fn entry_point_plugin_option_fixture_and_marker_work() {
+    require_fixture_plugin();
+    let pair = Pair::new("entrypoint_plugin");
+    let (py, rp) = pair.check(&["--fixture-plugin-flag=given"]);
+    py.assert_code(0);
+    assert_eq!(
+        py.count(Outcome::Passed),
+        4,
+        "fixture drifted:\n{}",
+        py.transcript()
+    );
+    rp.assert_stdout_contains("fixture-plugin-flag: given");
+    pair.check(&[]);
+    // `-p no:NAME` disables it: the marker is then unknown under --strict-markers.
+    let (py, _) = pair.check(&["-p", "no:rpytest_fixture_plugin"]);
+    assert_ne!(py.code, 0, "fixture drifted:\n{}", py.transcript());
+}
+
+#[test]
+fn plugin_reading_sys_argv_sees_pytest_argv() {
+    let pair = Pair::new("argv_plugin");
+    for args in [
+        &[][..],
+        &["-v"][..],
+        &["-q", "test_argv.py"][..],
+        &["-k", "argv or verbosity"][..],
+    ] {
+        let (py, _) = pair.check(args);
+        py.assert_code(0);
+    }
+}
+
+#[test]
+fn directories_named_like_commands_are_test_paths() {
+    let pair = Pair::new("daemon_named_dirs");
+    for arg in ["daemon", "cache", "daemon/"] {
+        let (py, _) = pair.check(&[arg]);
+        py.assert_code(0);
+        assert_eq!(
+            py.count(Outcome::Passed),
+            1,
+            "fixture drifted:\n{}",
+            py.transcript()
+        );
+    }
+}
+
+#[test]
+fn no_daemon_mode_matches_pytest() {
+    for fixture in ["conftest_hierarchy", "skip_xfail", "assert_rewrite"] {
+        let pair = Pair::new(fixture);
+        let py = pair.pytest.pytest(&[]).run();
+        let rp = pair.rpytest.rpytest(&["--no-daemon"]).run();
+        assert_same(&py, &rp);
+        assert!(
+            pair.rpytest.daemon_pid().is_none(),
+            "--no-daemon started a daemon:\n{}",
+            rp.transcript()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// No stale state between warm sessions.
+
+#[test]
+fn plugin_module_state_is_fresh_every_session() {
+    let pair = Pair::new("module_state");
+    let py = pair.pytest.pytest(&[]).run();
+    py.assert_code(0);
+    // The fixture leaks env, sys.path, cwd and module attributes on purpose;
+    // its conftest fails at import if any of that is visible in a later session.
+    for _ in 0..3 {
+        let rp = pair.rpytest.rpytest(&["--no-cache"]).run();
+        assert_same(&py, &rp);
+    }
+    let rp = pair.rpytest.rpytest(&[]).run();
+    assert_same(&py, &rp);
+}
+
+fn warm_runs_see_edits(extra: &[&str]) {
+    let pair = Pair::new("mutation");
+    let run = |pair: &Pair| {
+        let py = pair.pytest.pytest(&[]).run();
+        let rp = pair.rpytest.rpytest(extra).run();
+        assert_same(&py, &rp);
+        not_passed(&py)
+    };
+    assert!(run(&pair).is_empty());
+
+    // A first-party module, edited in place without changing its size.
+    pair.replace("pkg/c.py", "BASE = 3", "BASE = 4");
+    assert_eq!(
+        run(&pair),
+        BTreeSet::from(["tests.test_transitive::test_transitive_value".to_string()])
+    );
+    pair.replace("pkg/c.py", "BASE = 4", "BASE = 3");
+
+    // A test file.
+    pair.replace(
+        "tests/test_direct.py",
+        "answer() == 42",
+        "answer() == 4_2 + 1",
+    );
+    assert_eq!(
+        run(&pair),
+        BTreeSet::from(["tests.test_direct::test_direct_answer".to_string()])
+    );
+    pair.replace(
+        "tests/test_direct.py",
+        "answer() == 4_2 + 1",
+        "answer() == 42",
+    );
+
+    // A conftest.
+    pair.replace("tests/withconf/conftest.py", "return 7", "return 8");
+    assert_eq!(
+        run(&pair),
+        BTreeSet::from(["tests.withconf.test_conftest::test_conftest_fixture".to_string()])
+    );
+    pair.replace("tests/withconf/conftest.py", "return 8", "return 7");
+
+    // Every edit reverted: all pass again.
+    assert!(run(&pair).is_empty());
+}
+
+#[test]
+fn warm_runs_see_edits_to_module_test_and_conftest() {
+    warm_runs_see_edits(&[]);
+}
+
+#[test]
+fn warm_runs_see_edits_without_cache() {
+    warm_runs_see_edits(&["--no-cache"]);
+}
+
+#[test]
+fn second_run_reports_cached_tests() {
+    let pair = Pair::new("mutation");
+    let (py, first) = pair.check(&[]);
+    py.assert_code(0);
+    first.assert_code(0);
+    let (_, second) = pair.check(&[]);
+    assert!(
+        second.stdout.to_lowercase().contains("cached"),
+        "second run does not report cached tests:\n{}",
+        second.transcript()
+    );
+    // -v is output-only: it must not invalidate the cache, and nothing re-ran.
+    let verbose = pair.rpytest.rpytest(&["-v"]).run();
+    verbose.assert_code(0);
+    let reran: Vec<_> = verbose
+        .verbose_statuses()
+        .into_iter()
+        .filter(|(_, status)| status != "CACHED")
+        .collect();
+    assert!(
+        reran.is_empty(),
+        "unchanged tests ran again: {reran:?}\n{}",
+        verbose.transcript()
+    );
+}
+
+/// One edit per input of the mutation fixture: (file, from, to, the one test
+/// that depends on it, as JUnit classname::name and as node ID).
+const MUTATIONS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "pkg/c.py",
+        "BASE = 3",
+        "BASE = 4",
+        "tests.test_transitive::test_transitive_value",
+        "tests/test_transitive.py::test_transitive_value",
+    ),
+    (
+        "pkg/direct.py",
+        "return 42",
+        "return 41",
+        "tests.test_direct::test_direct_answer",
+        "tests/test_direct.py::test_direct_answer",
+    ),
+    (
+        "pkg/dyn.py",
+        "NAME = \"dynamic\"",
+        "NAME = \"dynamix\"",
+        "tests.test_dynamic::test_dynamic_import",
+        "tests/test_dynamic.py::test_dynamic_import",
+    ),
+    (
+        "data/input.txt",
+        "beta",
+        "bet4",
+        "tests.test_data::test_data_file_lines",
+        "tests/test_data.py::test_data_file_lines",
+    ),
+    (
+        "tests/withconf/conftest.py",
+        "return 7",
+        "return 8",
+        "tests.withconf.test_conftest::test_conftest_fixture",
+        "tests/withconf/test_conftest.py::test_conftest_fixture",
+    ),
+    (
+        "tests/initpkg/__init__.py",
+        "LEVEL = \"init\"",
+        "LEVEL = \"edit\"",
+        "tests.initpkg.test_init::test_package_init_value",
+        "tests/initpkg/test_init.py::test_package_init_value",
+    ),
+    (
+        "tests/test_plain.py",
+        "== 10",
+        "== 11",
+        "tests.test_plain::test_plain_depends_on_nothing",
+        "tests/test_plain.py::test_plain_depends_on_nothing",
+    ),
+];
+
+const ENV_TEST: (&str, &str) = (
+    "tests.test_env::test_env_flag",
+    "tests/test_env.py::test_env_flag",
+);
+
+/// Checks outcomes equal pytest's after every mutation and its revert; with
+/// `precise`, also that exactly the dependent test ran and every other test
+/// was reported CACHED.
+fn mutation_matrix(precise: bool) {
+    let mut pair = Pair::new("mutation");
+    let args = ["-v"];
+    // `failing`: the JUnit key expected to fail; `must_run`: the node ID that
+    // has to run (everything else must be CACHED when `precise`).
+    let check = |pair: &Pair, failing: Option<&str>, must_run: Option<&str>, step: &str| {
+        let (py, rp) = pair.check(&args);
+        let expected: BTreeSet<String> = failing.iter().map(|key| key.to_string()).collect();
+        assert_eq!(
+            not_passed(&py),
+            expected,
+            "fixture drifted at {step}:\n{}",
+            py.transcript()
+        );
+        if precise {
+            let ran: BTreeSet<String> = rp
+                .verbose_statuses()
+                .into_iter()
+                .filter(|(_, status)| status != "CACHED")
+                .map(|(node, _)| node)
+                .collect();
+            let expected_run: BTreeSet<String> =
+                must_run.iter().map(|node| node.to_string()).collect();
+            assert_eq!(
+                ran,
+                expected_run,
+                "{step}: wrong set of tests ran (rest should be CACHED)\n{}",
+                rp.transcript()
+            );
+        }
+    };
+    // Populate the cache, then confirm it is used.
+    pair.check(&args);
+    check(&pair, None, None, "warm start");
+
+    for (file, from, to, key, node) in MUTATIONS {
+        pair.replace(file, from, to);
+        check(
+            &pair,
+            Some(key),
+            Some(node),
+            &format!("after editing {file}"),
+        );
+        pair.replace(file, to, from);
+        // A failure is never cached: the test runs again (and passes).
+        check(&pair, None, Some(node), &format!("after reverting {file}"));
+    }
+
+    let (env_key, env_node) = ENV_TEST;
+    pair.set_env("RPYTEST_FIXTURE_FLAG", "off");
+    check(
+        &pair,
+        Some(env_key),
+        Some(env_node),
+        "with RPYTEST_FIXTURE_FLAG=off",
+    );
+    pair.set_env("RPYTEST_FIXTURE_FLAG", "on");
+    check(&pair, None, Some(env_node), "with RPYTEST_FIXTURE_FLAG=on");
+    pair.unset_env("RPYTEST_FIXTURE_FLAG");
+    check(
+        &pair,
+        None,
+        Some(env_node),
+        "with RPYTEST_FIXTURE_FLAG unset again",
+    );
+
+    // The ini file enters every key: after editing it nothing may be CACHED.
+    pair.replace(
+        "pytest.ini",
+        "testpaths = tests",
+        "testpaths = tests\nxfail_strict = true",
+    );
+    let (_, rp) = pair.check(&args);
+    if precise {
+        let cached: Vec<_> = rp
+            .verbose_statuses()
+            .into_iter()
+            .filter(|(_, s)| s == "CACHED")
+            .collect();
+        assert!(
+            cached.is_empty(),
+            "ini change kept cached results: {cached:?}\n{}",
+            rp.transcript()
+        );
+    }
+}
+
+#[test]
+fn mutation_outcomes_match_pytest_after_each_edit() {
+    mutation_matrix(false);
+}
+
+#[test]
+fn mutation_reruns_exactly_the_dependents() {
+    mutation_matrix(true);
+}
+
+// ---------------------------------------------------------------------------
+// The daemon dies; runs overlap.
+
+#[test]
+fn run_after_daemon_sigkill_passes() {
+    let pair = Pair::new("conftest_hierarchy");
+    let (py, _) = pair.check(&[]);
+    py.assert_code(0);
+    let pid = pair
+        .rpytest
+        .daemon_pid()
+        .expect("`rpytest --daemon status` shows no `pid: N` line after a run");
+    kill9(pid);
+    let rp = pair.rpytest.rpytest(&["--no-cache"]).run();
+    assert_same(&py, &rp);
+    let new_pid = pair
+        .rpytest
+        .daemon_pid()
+        .expect("a new daemon after the run");
+    assert_ne!(new_pid, pid);
+    let rp = pair.rpytest.rpytest(&[]).run();
+    assert_same(&py, &rp);
+}
+
+#[test]
+fn daemon_sigkill_during_run_fails_clearly_then_recovers() {
+    let pair = Pair::new("slow_session");
+    let started = pair.rpytest.out_path("started.pid");
+    let running = pair
+        .rpytest
+        .rpytest(&["--no-cache"])
+        .env("RPYTEST_FIXTURE_STARTED", started.to_str().unwrap())
+        .env("RPYTEST_FIXTURE_SLEEP", "60")
+        .timeout(Duration::from_secs(50))
+        .spawn();
+    let session_pid: u32 = wait_for_file(&started, Duration::from_secs(60))
+        .trim()
+        .parse()
+        .unwrap();
+    // The session, orphaned by the kill, would sleep on; it is ours to clean up.
+    let _session = KillOnDrop(session_pid);
+    let daemon = pair
+        .rpytest
+        .daemon_pid()
+        .expect("daemon pid while a run is in flight");
+    kill9(daemon);
+    let rp = running.wait();
+    assert_ne!(
+        rp.code,
+        0,
+        "a run whose daemon died must not succeed:\n{}",
+        rp.transcript()
+    );
+    assert!(
+        rp.stderr.to_lowercase().contains("daemon"),
+        "no clear message about the daemon:\n{}",
+        rp.transcript()
+    );
+    let (py, _) = pair.check(&[]);
+    py.assert_code(0);
+}
+
+#[test]
+fn ctrl_c_interrupts_like_pytest_and_daemon_survives() {
+    let pair = Pair::new("slow_session");
+    let interrupt = |project: &Project, rpytest: bool| {
+        let started = project.out_path("started.pid");
+        let _ = fs::remove_file(&started);
+        let inv = if rpytest {
+            project.rpytest(&["--no-cache"])
+        } else {
+            project.pytest(&[])
+        };
+        let running = inv
+            .env("RPYTEST_FIXTURE_STARTED", started.to_str().unwrap())
+            .env("RPYTEST_FIXTURE_SLEEP", "30")
+            .timeout(Duration::from_secs(60))
+            .spawn();
+        wait_for_file(&started, Duration::from_secs(60));
+        let _ = Command::new("kill")
+            .args(["-INT", &running.pid().to_string()])
+            .status();
+        running.wait()
+    };
+    let py = interrupt(&pair.pytest, false);
+    let rp = interrupt(&pair.rpytest, true);
+    py.assert_code(2);
+    assert_same(&py, &rp);
+    rp.assert_stdout_contains("KeyboardInterrupt");
+    let daemon = pair.rpytest.daemon_pid();
+    let (py, _) = pair.check(&[]);
+    py.assert_code(0);
+    if let Some(pid) = daemon {
+        assert_eq!(
+            pair.rpytest.daemon_pid(),
+            Some(pid),
+            "Ctrl-C should leave the daemon running"
+        );
+    }
+}
+
+#[test]
+fn concurrent_runs_in_one_project_both_succeed() {
+    let pair = Pair::new("conftest_hierarchy");
+    let py = pair.pytest.pytest(&[]).run();
+    py.assert_code(0);
+    // Cold (both race to start the daemon), then warm/cached, then uncached.
+    for args in [&[][..], &[][..], &["--no-cache"][..]] {
+        let a = pair.rpytest.rpytest(args).spawn();
+        let b = pair.rpytest.rpytest(args).spawn();
+        let (a, b) = (a.wait(), b.wait());
+        assert_same(&py, &a);
+        assert_same(&py, &b);
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every rpytest test from a clean clone: installs what it needs, then
+#   1. the Rust unit and integration tests (real binary, real daemon, real pytest 8.4.2),
+#   2. the Python tests of the daemon and plugin under pytest 8.4.2,
+#   3. the same Python tests and the drop-in integration tests under the newest pytest 9.
+# Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io and PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+# venv DIR PYTEST_REQUIREMENT: a venv with that pytest, maturin, the fixture
+# plugin and rpytest itself (binary + Python package) installed.
+make_venv() {
+  local dir=$1 pytest_req=$2
+  [[ -x $dir/bin/python ]] || "$PY" -m venv "$dir"
+  "$dir/bin/pip" install -q "$pytest_req" "maturin>=1.5,<2"
+  "$dir/bin/pip" install -q "$ROOT/tests/fixtures/plugins/rpytest_fixture_plugin"
+  "$dir/bin/pip" install -q --no-build-isolation "$ROOT"
+}
+
+echo "== installing (pytest 8.4.2 venv: .venv, pytest 9 venv: .venv-pytest9)"
+make_venv "$ROOT/.venv" "pytest==8.4.2"
+make_venv "$ROOT/.venv-pytest9" "pytest>=9,<10"
+"$ROOT/.venv/bin/python" -m pytest --version
+"$ROOT/.venv-pytest9/bin/python" -m pytest --version
+
+echo "== Rust tests (pytest 8.4.2)"
+RPYTEST_TEST_PYTHON="$ROOT/.venv/bin/python" cargo test --locked -- --test-threads=2
+
+echo "== Python tests (pytest 8.4.2)"
+"$ROOT/.venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
+
+echo "== Python tests (pytest 9)"
+"$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
+
+echo "== drop-in integration tests (pytest 9)"
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin -- --test-threads=2
