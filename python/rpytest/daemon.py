@@ -69,7 +69,12 @@ PYTEST_MODULES = [
     "_pytest.unraisableexception",
     "_pytest.recwarn",
     "_pytest.pytester",
+    "_pytest._argcomplete",
+    "pdb",
+    "faulthandler",
     "rpytest.plugin",
+    "rpytest.record",
+    "rpytest.warm",
     "rpytest.session",
     "ctypes",
 ]
@@ -102,9 +107,10 @@ def preload(names: List[str], rootdir: str) -> List[str]:
     """Import each warm module; roll back and drop any that raises, warns or starts a thread."""
     loaded: List[str] = []
     for name in names:
-        if not isinstance(name, str) or not name or name in sys.modules and name not in loaded:
-            if isinstance(name, str) and name in sys.modules:
-                loaded.append(name)
+        if not isinstance(name, str) or not name or name in loaded:
+            continue
+        if name in sys.modules:
+            loaded.append(name)
             continue
         before = set(sys.modules)
         threads = _thread_count()

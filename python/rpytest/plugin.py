@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
 from _pytest.reports import TestReport
@@ -38,6 +38,7 @@ class RpytestPlugin:
         self.replay_before: Dict[str, List[_Entry]] = {}
         self.replay_tail: List[_Entry] = []
         self.replayed = 0
+        self.dropped_files: Set[str] = set()
         self.config: Optional[pytest.Config] = None
         self.files: Dict[str, str] = {}  # collected file -> collect outcome, in collection order
         self.collected_sent = False
@@ -112,10 +113,26 @@ class RpytestPlugin:
 
     # ---- collection -----------------------------------------------------------
 
-    def pytest_ignore_collect(self, collection_path: Any, config: pytest.Config) -> Optional[bool]:
-        if self.skip_files and self.relpath(collection_path) in self.skip_files:
-            return True
-        return None
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collect_file(self, file_path: Any, parent: Any) -> Any:
+        # A wrapper, not pytest_ignore_collect: explicit file arguments never
+        # reach pytest_ignore_collect, and only a file some plugin would
+        # collect may have its cached results replayed. Creating the File
+        # node imports nothing, so dropping it here costs nothing.
+        result = yield
+        if result and self.skip_files:
+            rel = self.relpath(file_path)
+            if rel in self.skip_files:
+                if parent.session.isinitpath(file_path):
+                    # Named on the command line: dropping it would make pytest
+                    # report "not found". Let it collect and replay per node.
+                    for e in self.skip_replays:
+                        if self._entry_file(e) == rel:
+                            self.cached_collected[e["nodeid"]] = e
+                    return result
+                self.dropped_files.add(rel)
+                return []
+        return result
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
@@ -173,8 +190,9 @@ class RpytestPlugin:
         if replay:
             pending = sum(len(v) for v in self.replay_before.values()) + len(self.replay_tail)
             # Progress percentages and the exit status (no 5 when something was replayed) use this.
-            session.testscollected += len(self.skip_replays) + pending
-            for entry in self.skip_replays:
+            skipped = [e for e in self.skip_replays if self._entry_file(e) in self.dropped_files]
+            session.testscollected += len(skipped) + pending
+            for entry in skipped:
                 self._replay(entry)
         result = yield
         if replay and not (session.shouldstop or session.shouldfail):
@@ -340,6 +358,7 @@ class RpytestPlugin:
                 self.emit(rec.deps(key))
             self.emit({"type": "edges", "edges": sorted([a, b] for a, b in rec.edges)})
             rec.enabled = True  # recording continues until the process ends (unconfigure, atexit)
+        self.emit({"type": "replayed", "count": self.replayed})
         status = int(session.exitstatus)
         self.emit(
             {

@@ -50,6 +50,8 @@ pub struct Plan {
     /// No argument selects tests and every argument was understood.
     whole_files: bool,
     info: Option<InterpreterInfo>,
+    /// The import search roots the keys were computed with.
+    roots: Vec<String>,
 }
 
 fn rel_to(root: &Path, p: &Path) -> Option<String> {
@@ -158,23 +160,34 @@ fn global_key(inv: &Invocation, info: &InterpreterInfo, ctx: &mut KeyContext) ->
     key::finish(inputs)
 }
 
-fn key_context<'s>(
-    inv: &Invocation,
-    store: &Store,
-    edges: &'s HashMap<String, Vec<String>>,
-    rules: Vec<Rule>,
-    extra_files: &[String],
-) -> KeyContext<'s> {
-    let root = inv.setup.rootdir.clone();
-    let stat = store.load_stat_cache().unwrap_or_default();
-    let hasher = FileHasher::new(root.clone(), stat);
+/// `sys.path` entries inside the project, from a project-wide scan so that a
+/// file's key does not depend on which paths were named on the command line.
+fn search_roots(inv: &Invocation) -> Vec<String> {
+    let root = &inv.setup.rootdir;
+    let mut opts = discover_options(inv);
+    opts.testpaths.clear();
+    let all = discover_all(root, std::slice::from_ref(root), &opts);
+    let mut files = all.test_files;
+    files.extend(all.conftests);
     let pythonpath = inv
         .setup
         .ini
         .get("pythonpath")
         .map(|v| v.as_words())
         .unwrap_or_default();
-    let roots = default_search_roots(&root, &pythonpath, extra_files);
+    default_search_roots(root, &pythonpath, &files)
+}
+
+fn key_context<'s>(
+    inv: &Invocation,
+    store: &Store,
+    edges: &'s HashMap<String, Vec<String>>,
+    rules: Vec<Rule>,
+    roots: Vec<String>,
+) -> KeyContext<'s> {
+    let root = inv.setup.rootdir.clone();
+    let stat = store.load_stat_cache().unwrap_or_default();
+    let hasher = FileHasher::new(root.clone(), stat);
     let graph = ImportGraph::new(Resolver::new(root, roots), hasher, HashMap::new());
     let env: HashMap<String, String> = std::env::vars().collect();
     KeyContext {
@@ -267,9 +280,8 @@ impl Plan {
             inv.args.understood() && !inv.args.selects && !inv.args.doctests && all_exist;
 
         let edges = store.edges().unwrap_or_default();
-        let mut all_files: Vec<String> = found.test_files.clone();
-        all_files.extend(found.conftests.iter().cloned());
-        let mut ctx = key_context(inv, store, &edges, rules.clone(), &all_files);
+        let roots = search_roots(inv);
+        let mut ctx = key_context(inv, store, &edges, rules.clone(), roots.clone());
         let global = global_key(inv, info, &mut ctx);
 
         let mut signature_inputs = Inputs::new();
@@ -304,6 +316,7 @@ impl Plan {
             signature: Some(signature),
             whole_files,
             info: Some(info.clone()),
+            roots,
             ..Plan::default()
         };
         let mut all_full = true;
@@ -374,7 +387,7 @@ impl Plan {
         if !self.fast_path {
             return None;
         }
-        let mut counts: Vec<(String, usize)> = ["cached", "skipped", "xfailed"]
+        let mut counts: Vec<(String, usize)> = ["passed", "skipped", "xfailed"]
             .iter()
             .map(|k| (k.to_string(), 0))
             .collect();
@@ -478,8 +491,7 @@ impl Plan {
         }
         if reusable_ok && !collected.is_empty() {
             let edges = store.edges().unwrap_or_default();
-            let extra: Vec<String> = collected.iter().map(|c| c.0.clone()).collect();
-            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), &extra);
+            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), self.roots.clone());
             let global = global_key(inv, self.pre_global_info(), &mut ctx);
             let started_ns = (started * 1e9) as i128;
             let unstable = |inputs: &Inputs, root: &Path| {
@@ -605,7 +617,7 @@ pub fn why(
     node: &str,
 ) -> Result<i32, Failure> {
     let file = node.split("::").next().unwrap_or(node).to_owned();
-    let Some((old_key, _)) = store.node_key(node).ok().flatten() else {
+    let Some((_, old_key)) = store.node_key(node).ok().flatten() else {
         report::out(&format!(
             "{node}: never passed (no reusable result is recorded for it)"
         ));
@@ -617,7 +629,7 @@ pub fn why(
             message: e.to_string(),
         })?;
     let edges = store.edges().unwrap_or_default();
-    let mut ctx = key_context(inv, store, &edges, rules, std::slice::from_ref(&file));
+    let mut ctx = key_context(inv, store, &edges, rules, search_roots(inv));
     let global = global_key(inv, info, &mut ctx);
     let (now_key, cacheable) = ctx.file_key(&global, &file);
     if !cacheable {
@@ -626,18 +638,28 @@ pub fn why(
         ));
         return Ok(0);
     }
-    if now_key.hex == old_key {
+    let served = store
+        .node_results(&file, &now_key.hex)
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.nodeid == node && REUSABLE.contains(&r.outcome.as_str()));
+    if served || now_key.hex == old_key {
         report::out(&format!(
             "{node}: inputs unchanged since its last pass; it is served from the cache"
         ));
         return Ok(0);
     }
-    let old: Inputs = store
+    let Some(old) = store
         .file_entry(&file, &old_key)
         .ok()
         .flatten()
-        .and_then(|e| serde_json::from_str(&e.inputs).ok())
-        .unwrap_or_default();
+        .and_then(|e| serde_json::from_str::<Inputs>(&e.inputs).ok())
+    else {
+        report::out(&format!(
+            "{node}: its inputs changed, but the inputs of its last pass are no longer stored"
+        ));
+        return Ok(0);
+    };
     report::out(&format!("{node}: inputs changed since its last pass:"));
     for line in key::diff(&old, &now_key.inputs) {
         if !line.starts_with("global:") {

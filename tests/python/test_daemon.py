@@ -393,3 +393,17 @@ def test_bad_requests(project: Path, start_daemon) -> None:
     msgs = d.request({"type": "run", "protocol": 99, "argv": [], "cwd": str(project), "env": {}, "umask": 18, "session": {}})
     assert msgs[0]["type"] == "error" and "protocol" in msgs[0]["message"]
     assert d.ping()["type"] == "pong"
+
+
+def test_warm_pytest_modules_do_not_break_rewriting(project: Path, start_daemon) -> None:
+    # The daemon imported _pytest.pytester; `-p pytester` must not warn "already imported".
+    write_project(project, {"test_p.py": """
+        pytest_plugins = ["pytester"]
+        def test_p(pytester):
+            pytester.makepyfile(test_inner_mod="def test_inner(): assert 1")
+            pytester.runpytest_inprocess().assert_outcomes(passed=1)
+    """})
+    d = start_daemon(project)
+    r = d.run(["-q", "-p", "no:cacheprovider", "-W", "error", "-p", "pytester"])
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "already imported" not in r.stdout + r.stderr

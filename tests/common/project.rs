@@ -1,0 +1,298 @@
+//! Fixture projects copied into temp dirs, each with its own daemon, and
+//! pairs of copies for comparing pytest with rpytest.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::locate::{find_python, fixture_source, python, rpytest_bin};
+use super::run::{assert_same, parse_pid, process_alive, run_quietly, Invocation, Run, Tool};
+
+/// Environment variables that would make the two runs differ or leak the
+/// developer's setup into the tests; removed from every child's environment.
+const SCRUBBED_ENV: &[&str] = &[
+    "PYTEST_ADDOPTS",
+    "PYTEST_PLUGINS",
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+    "PYTEST_DEBUG",
+    "PYTEST_CURRENT_TEST",
+    "PY_COLORS",
+    "FORCE_COLOR",
+    "NO_COLOR",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHASHSEED",
+    "VIRTUAL_ENV",
+    "COLUMNS",
+    "LINES",
+];
+
+/// A copy of a fixture project in its own temp dir, with its own daemon.
+pub struct Project {
+    /// `<tmp>/<fixture name>`: the same basename as the fixture, because `-k`
+    /// matches the rootdir's name too.
+    pub root: PathBuf,
+    /// JUnit files and other outputs, outside the project tree.
+    pub(super) out: PathBuf,
+    /// `XDG_RUNTIME_DIR` for this project's daemon (short, for the socket path).
+    runtime: TempDir,
+    env: Vec<(String, String)>,
+    counter: AtomicU32,
+    /// Set once rpytest ran here, so only then does `drop` stop a daemon.
+    pub(super) used_rpytest: AtomicBool,
+    _dir: TempDir,
+}
+
+impl Project {
+    /// Copies `tests/fixtures/<fixture>` (without caches) into a new temp dir.
+    pub fn new(fixture: &str) -> Project {
+        let source = fixture_source(fixture);
+        assert!(
+            source.is_dir(),
+            "no fixture project at {}",
+            source.display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("rpytest-it-")
+            .tempdir()
+            .expect("create temp dir");
+        let name = Path::new(fixture).file_name().expect("fixture name");
+        let root = dir.path().join(name);
+        copy_tree(&source, &root);
+        let out = dir.path().join("out");
+        fs::create_dir(&out).expect("create output dir");
+        let runtime = tempfile::Builder::new()
+            .prefix("rpt")
+            .tempdir()
+            .expect("create runtime dir");
+        Project {
+            root,
+            out,
+            runtime,
+            env: Vec::new(),
+            counter: AtomicU32::new(0),
+            used_rpytest: AtomicBool::new(false),
+            _dir: dir,
+        }
+    }
+
+    /// Sets an environment variable for every later invocation in this project.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Removes a variable set with `set_env`.
+    pub fn unset_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
+    /// Absolute path of `rel` inside the project.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// A path in this project's output dir (outside the project tree).
+    pub fn out_path(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// Writes (creating directories) a file in the project.
+    pub fn write(&self, rel: &str, content: &str) {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent dirs");
+        }
+        fs::write(&path, content).unwrap_or_else(|e| panic!("write {rel}: {e}"));
+    }
+
+    /// Replaces the single occurrence of `from` with `to` in `rel`.
+    pub fn replace(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{rel} must contain {from:?} exactly once"
+        );
+        self.write(rel, &text.replacen(from, to, 1));
+    }
+
+    pub fn remove(&self, rel: &str) {
+        fs::remove_file(self.path(rel)).unwrap_or_else(|e| panic!("remove {rel}: {e}"));
+    }
+
+    /// An invocation of stock pytest with `args` (JUnit XML on).
+    pub fn pytest(&self, args: &[&str]) -> Invocation<'_> {
+        Invocation::new(self, Tool::Pytest, args)
+    }
+
+    /// An invocation of rpytest with `args` (JUnit XML on).
+    pub fn rpytest(&self, args: &[&str]) -> Invocation<'_> {
+        Invocation::new(self, Tool::Rpytest, args)
+    }
+
+    /// Runs an rpytest management command (`--daemon status`, ...) without JUnit.
+    pub fn rpytest_cmd(&self, args: &[&str]) -> Run {
+        self.rpytest(args).no_junit().run()
+    }
+
+    /// The pid of this project's daemon from `rpytest --daemon status`
+    /// (a line `pid: N`), if one is running.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let run = self
+            .rpytest(&["--daemon", "status"])
+            .no_junit()
+            .timeout(Duration::from_secs(30))
+            .run();
+        parse_pid(&run.stdout).or_else(|| parse_pid(&run.stderr))
+    }
+
+    pub(super) fn next_id(&self) -> u32 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn base_command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.root);
+        for key in SCRUBBED_ENV {
+            cmd.env_remove(key);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("RPYTEST_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("COLUMNS", "120")
+            .env("XDG_RUNTIME_DIR", self.runtime.path());
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+}
+
+impl Drop for Project {
+    /// Stops this project's daemon; SIGKILLs it if it is still alive after a
+    /// few seconds. Never panics.
+    fn drop(&mut self) {
+        if !self.used_rpytest.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(python) = find_python() else { return };
+        let pid = run_quietly(self.daemon_command(python, &["--daemon", "status"]))
+            .and_then(|out| parse_pid(&out));
+        let _ = run_quietly(self.daemon_command(python, &["--daemon", "stop"]));
+        if let Some(pid) = pid {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while process_alive(pid) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(50));
+            }
+            if process_alive(pid) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+impl Project {
+    fn daemon_command(&self, python: &Path, args: &[&str]) -> Command {
+        let mut cmd = self.base_command(&rpytest_bin());
+        cmd.arg("--python").arg(python).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+}
+
+/// Two copies of one fixture: one for stock pytest, one for rpytest. Edits go
+/// to both, so after every edit the two tools can be compared again.
+pub struct Pair {
+    pub pytest: Project,
+    pub rpytest: Project,
+}
+
+impl Pair {
+    pub fn new(fixture: &str) -> Pair {
+        Pair {
+            pytest: Project::new(fixture),
+            rpytest: Project::new(fixture),
+        }
+    }
+
+    /// Runs both tools with `args` and asserts they agree; returns both runs.
+    pub fn check(&self, args: &[&str]) -> (Run, Run) {
+        let pytest = self.pytest.pytest(args).run();
+        let rpytest = self.rpytest.rpytest(args).run();
+        assert_same(&pytest, &rpytest);
+        (pytest, rpytest)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        self.pytest.write(rel, content);
+        self.rpytest.write(rel, content);
+    }
+
+    pub fn replace(&self, rel: &str, from: &str, to: &str) {
+        self.pytest.replace(rel, from, to);
+        self.rpytest.replace(rel, from, to);
+    }
+
+    pub fn remove(&self, rel: &str) {
+        self.pytest.remove(rel);
+        self.rpytest.remove(rel);
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.pytest.set_env(key, value);
+        self.rpytest.set_env(key, value);
+    }
+
+    pub fn unset_env(&mut self, key: &str) {
+        self.pytest.unset_env(key);
+        self.rpytest.unset_env(key);
+    }
+}
+
+/// Copies fixture `name` twice, runs pytest and rpytest with `args` and
+/// asserts they agree. The common case of a drop-in test.
+pub fn check(fixture: &str, args: &[&str]) -> (Run, Run) {
+    Pair::new(fixture).check(args)
+}
+
+/// Recursively copies `from` to `to`, leaving out caches a developer's local
+/// pytest or rpytest run may have left in the fixture.
+pub fn copy_tree(from: &Path, to: &Path) {
+    const SKIP: &[&str] = &["__pycache__", ".pytest_cache", ".rpytest", "build"];
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
+        let entry = entry.expect("read dir entry");
+        let name = entry.file_name();
+        let name_str = name.to_string_lossy();
+        if SKIP.contains(&name_str.as_ref())
+            || name_str.ends_with(".egg-info")
+            || name_str.ends_with(".pyc")
+        {
+            continue;
+        }
+        let target = to.join(&name);
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            let link = fs::read_link(entry.path()).expect("read symlink");
+            std::os::unix::fs::symlink(link, &target).expect("copy symlink");
+        } else {
+            fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
+    }
+}
