@@ -96,6 +96,9 @@ pub enum Event {
         longrepr: serde_json::Value,
         #[serde(default)]
         wasxfail: Option<String>,
+        /// Replayed from the cache, not run.
+        #[serde(default)]
+        cached: bool,
     },
     Deps {
         file: Option<String>,
@@ -117,10 +120,6 @@ pub enum Event {
         shouldstop: bool,
         #[serde(default)]
         duration: f64,
-    },
-    /// How many cached nodes the plugin replayed.
-    Replayed {
-        count: usize,
     },
     Exit {
         #[serde(default)]

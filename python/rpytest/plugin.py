@@ -343,6 +343,8 @@ class RpytestPlugin:
             hook.pytest_runtest_logreport(report=rep)
         hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
         self.replayed += 1
+        self.emit({"type": "result", "nodeid": nodeid, "file": file, "outcome": outcome or "passed",
+                   "duration": duration, "cached": True})
 
     # ---- end of session -------------------------------------------------------
 

@@ -46,12 +46,19 @@ impl<F: FnMut(&str) -> Option<Vec<u8>>> SourceFiles for FnSource<F> {
 }
 
 /// Lazily built static import graph over first-party files.
+///
+/// Paths are interned to dense ids so closures over large, densely connected
+/// graphs stay cheap; [`ImportGraph::closure_ids`] avoids building strings.
 pub struct ImportGraph<S> {
     resolver: Resolver,
     source: S,
     parse_cache: HashMap<Digest, Arc<Vec<ImportRef>>>,
     new_digests: Vec<Digest>,
-    edges: HashMap<String, Arc<[String]>>,
+    ids: HashMap<String, u32>,
+    paths: Vec<String>,
+    edges: Vec<Option<Arc<[u32]>>>,
+    stamp: Vec<u32>,
+    generation: u32,
 }
 
 fn parses(rel: &str) -> bool {
@@ -74,7 +81,11 @@ impl<S: SourceFiles> ImportGraph<S> {
                 .map(|(k, v)| (k, Arc::new(v)))
                 .collect(),
             new_digests: Vec::new(),
-            edges: HashMap::new(),
+            ids: HashMap::new(),
+            paths: Vec::new(),
+            edges: Vec::new(),
+            stamp: Vec::new(),
+            generation: 0,
         }
     }
 
@@ -86,6 +97,24 @@ impl<S: SourceFiles> ImportGraph<S> {
     /// The source in use (e.g. to persist a [`FileHasher`]'s stat cache).
     pub fn source_mut(&mut self) -> &mut S {
         &mut self.source
+    }
+
+    /// The id of a root-relative path (interned on first use).
+    pub fn id(&mut self, rel: &str) -> u32 {
+        if let Some(&id) = self.ids.get(rel) {
+            return id;
+        }
+        let id = u32::try_from(self.paths.len()).unwrap_or(u32::MAX);
+        self.ids.insert(rel.to_owned(), id);
+        self.paths.push(rel.to_owned());
+        self.edges.push(None);
+        self.stamp.push(0);
+        id
+    }
+
+    /// The path of an id returned by this graph.
+    pub fn path(&self, id: u32) -> &str {
+        &self.paths[id as usize]
     }
 
     /// The imports found in `rel`, parsed at most once per content.
@@ -106,22 +135,79 @@ impl<S: SourceFiles> ImportGraph<S> {
         refs
     }
 
-    /// First-party files `rel` imports statically (sorted, without itself).
-    pub fn edges_of(&mut self, rel: &str) -> Arc<[String]> {
-        if let Some(e) = self.edges.get(rel) {
+    fn edge_ids(&mut self, id: u32) -> Arc<[u32]> {
+        if let Some(e) = &self.edges[id as usize] {
             return Arc::clone(e);
         }
+        let rel = self.paths[id as usize].clone();
         let mut set = BTreeSet::new();
-        if parses(rel) {
-            let refs = self.imports_of(rel);
+        if parses(&rel) {
+            let refs = self.imports_of(&rel);
             for imp in refs.iter() {
-                set.extend(self.resolver.resolve(rel, imp));
+                set.extend(self.resolver.resolve(&rel, imp));
             }
-            set.remove(rel);
+            set.remove(&rel);
         }
-        let e: Arc<[String]> = set.into_iter().collect::<Vec<_>>().into();
-        self.edges.insert(rel.to_owned(), Arc::clone(&e));
+        let e: Arc<[u32]> = set.iter().map(|p| self.id(p)).collect::<Vec<_>>().into();
+        self.edges[id as usize] = Some(Arc::clone(&e));
         e
+    }
+
+    /// First-party files `rel` imports statically (sorted, without itself).
+    pub fn edges_of(&mut self, rel: &str) -> Vec<String> {
+        let id = self.id(rel);
+        let mut v: Vec<String> = self
+            .edge_ids(id)
+            .iter()
+            .map(|&t| self.paths[t as usize].clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Ids of every file reachable from `starts` (included) through static
+    /// edges and `extra_edges`, in visit order.
+    pub fn closure_ids(
+        &mut self,
+        starts: &[String],
+        extra_edges: &HashMap<String, Vec<String>>,
+    ) -> Vec<u32> {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        let generation = self.generation;
+        let mut out = Vec::new();
+        let mut stack = Vec::new();
+        for s in starts {
+            let id = self.id(s);
+            if self.stamp[id as usize] != generation {
+                self.stamp[id as usize] = generation;
+                out.push(id);
+                stack.push(id);
+            }
+        }
+        let mut extra_ids = Vec::new();
+        while let Some(f) = stack.pop() {
+            let stat = self.edge_ids(f);
+            extra_ids.clear();
+            if !extra_edges.is_empty() {
+                if let Some(extra) = extra_edges.get(&self.paths[f as usize]) {
+                    for t in extra {
+                        extra_ids.push(self.id(t));
+                    }
+                }
+            }
+            for &t in stat.iter().chain(extra_ids.iter()) {
+                if self.stamp[t as usize] != generation {
+                    self.stamp[t as usize] = generation;
+                    out.push(t);
+                    stack.push(t);
+                }
+            }
+        }
+        out
     }
 
     /// Every file reachable from `starts` (included) through static edges and
@@ -132,24 +218,10 @@ impl<S: SourceFiles> ImportGraph<S> {
         starts: &[String],
         extra_edges: &HashMap<String, Vec<String>>,
     ) -> BTreeSet<String> {
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        let mut stack: Vec<String> = Vec::new();
-        for s in starts {
-            if seen.insert(s.clone()) {
-                stack.push(s.clone());
-            }
-        }
-        while let Some(f) = stack.pop() {
-            let stat = self.edges_of(&f);
-            let extra = extra_edges.get(&f).map(Vec::as_slice).unwrap_or(&[]);
-            for t in stat.iter().chain(extra) {
-                if !seen.contains(t) {
-                    seen.insert(t.clone());
-                    stack.push(t.clone());
-                }
-            }
-        }
-        seen
+        let ids = self.closure_ids(starts, extra_edges);
+        ids.into_iter()
+            .map(|id| self.paths[id as usize].clone())
+            .collect()
     }
 
     /// Parse-cache entries added during this run (to persist).

@@ -470,7 +470,7 @@ impl<'t, 'a> Parser<'t, 'a> {
             let line = self.toks[i].line;
             match self.toks[i].kind {
                 Kind::Name("import") if self.stmt_start(i) => i = self.import_stmt(i + 1, line),
-                Kind::Name("from") if self.stmt_start(i) => i = self.from_stmt(i + 1, line),
+                Kind::Name("from") if self.stmt_start(i) => i = self.parse_from_import(i + 1, line),
                 Kind::Name("pytest_plugins") if self.stmt_start(i) => {
                     i = self.pytest_plugins(i + 1, line)
                 }
@@ -510,7 +510,7 @@ impl<'t, 'a> Parser<'t, 'a> {
         }
     }
 
-    fn from_stmt(&mut self, mut i: usize, line: u32) -> usize {
+    fn parse_from_import(&mut self, mut i: usize, line: u32) -> usize {
         let mut level = 0u32;
         while self.is_op(i, b'.') {
             level += 1;

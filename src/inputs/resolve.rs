@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::imports::ImportRef;
 
@@ -93,6 +93,11 @@ pub struct Resolver {
     root: PathBuf,
     search_roots: Vec<String>,
     listings: Mutex<HashMap<String, Arc<Listing>>>,
+    /// Top-level name → the search roots that have it (fast rejection of
+    /// stdlib and third-party imports; no walk of roots that lack the name).
+    top_names: OnceLock<HashMap<String, Vec<String>>>,
+    /// Absolute imports do not depend on the importer: memoized per run.
+    absolute: Mutex<HashMap<String, Arc<[String]>>>,
 }
 
 impl Resolver {
@@ -110,6 +115,8 @@ impl Resolver {
             root,
             search_roots,
             listings: Mutex::new(HashMap::new()),
+            top_names: OnceLock::new(),
+            absolute: Mutex::new(HashMap::new()),
         }
     }
 
@@ -131,6 +138,22 @@ impl Resolver {
         let l = Arc::new(Listing::read(&self.root.join(dir)));
         map.insert(dir.to_owned(), Arc::clone(&l));
         l
+    }
+
+    fn top_names(&self) -> &HashMap<String, Vec<String>> {
+        self.top_names.get_or_init(|| {
+            let mut names: HashMap<String, Vec<String>> = HashMap::new();
+            for sr in &self.search_roots {
+                let l = self.listing(sr);
+                for name in l.modules.keys().chain(l.dirs.iter()) {
+                    let roots = names.entry(name.clone()).or_default();
+                    if roots.last() != Some(sr) {
+                        roots.push(sr.clone());
+                    }
+                }
+            }
+            names
+        })
     }
 
     /// Whether `dir` (root-relative) holds an `__init__.py` (or `__init__` extension).
@@ -155,26 +178,43 @@ impl Resolver {
         let mut out = BTreeSet::new();
         let parts: Vec<&str> = imp.module.split('.').filter(|p| !p.is_empty()).collect();
         if imp.level == 0 {
-            if parts.is_empty() {
+            let Some(first) = parts.first() else {
                 return Vec::new();
+            };
+            let Some(roots) = self.top_names().get(*first) else {
+                return Vec::new();
+            };
+            let key = format!("{}\0{}", imp.module, imp.names.join("\0"));
+            if let Some(hit) = self
+                .absolute
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+            {
+                return hit.to_vec();
             }
-            for sr in &self.search_roots {
+            for sr in roots {
                 self.descend(sr, &parts, &imp.names, &mut out);
             }
-        } else {
-            // The importer's package directory, then one up per extra dot.
-            let mut base = Some(parent(importer_rel));
-            for _ in 1..imp.level {
-                base = match base {
-                    Some("") | None => None,
-                    Some(d) => Some(parent(d)),
-                };
-            }
-            let Some(base) = base else { return Vec::new() };
-            let l = self.listing(base);
-            out.extend(l.init.iter().map(|f| join(base, f)));
-            self.descend(base, &parts, &imp.names, &mut out);
+            let v: Vec<String> = out.into_iter().collect();
+            self.absolute
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, v.clone().into());
+            return v;
         }
+        // The importer's package directory, then one up per extra dot.
+        let mut base = Some(parent(importer_rel));
+        for _ in 1..imp.level {
+            base = match base {
+                Some("") | None => None,
+                Some(d) => Some(parent(d)),
+            };
+        }
+        let Some(base) = base else { return Vec::new() };
+        let l = self.listing(base);
+        out.extend(l.init.iter().map(|f| join(base, f)));
+        self.descend(base, &parts, &imp.names, &mut out);
         out.into_iter().collect()
     }
 
@@ -185,8 +225,9 @@ impl Resolver {
         let mut dir = dir.to_owned();
         for part in parts {
             match self.lookup(&dir, part, out) {
-                Some(sub) => dir = sub,
-                None => return,
+                Found::Package(sub) => dir = sub,
+                // A plain module has no submodules: `names` are attributes.
+                Found::Module | Found::Nothing => return,
             }
         }
         for name in names {
@@ -209,35 +250,38 @@ impl Resolver {
         }
     }
 
-    /// Finds `name` inside `dir`: adds the files that provide it and returns
-    /// the directory to descend into when it is a (regular or namespace) package.
-    fn lookup(&self, dir: &str, name: &str, out: &mut BTreeSet<String>) -> Option<String> {
+    /// Finds `name` inside `dir` and adds the files that provide it.
+    fn lookup(&self, dir: &str, name: &str, out: &mut BTreeSet<String>) -> Found {
         let l = self.listing(dir);
-        let mut found = false;
-        let mut sub = None;
+        let mut found = Found::Nothing;
         if l.dirs.contains(name) {
             let path = join(dir, name);
             let sl = self.listing(&path);
             if !sl.init.is_empty() {
                 out.extend(sl.init.iter().map(|f| join(&path, f)));
                 // A regular package shadows a same-named module.
-                return Some(path);
+                return Found::Package(path);
             }
-            sub = Some(path);
-            found = true;
+            found = Found::Package(path);
         }
         if let Some(files) = l.modules.get(name) {
             out.extend(files.iter().map(|f| join(dir, f)));
-            found = true;
+            // A module next to a namespace directory wins at run time, but
+            // keep descending into the directory: over-approximation.
+            if matches!(found, Found::Nothing) {
+                found = Found::Module;
+            }
         }
-        // A module next to a namespace directory wins at run time, but keep
-        // descending: over-approximation.
-        if found {
-            sub.or_else(|| Some(join(dir, name)))
-        } else {
-            None
-        }
+        found
     }
+}
+
+/// What a name inside a directory turned out to be.
+enum Found {
+    Nothing,
+    Module,
+    /// A regular or namespace package, with its directory.
+    Package(String),
 }
 
 /// The `sys.path` entries a pytest run over this project sees: the root, a

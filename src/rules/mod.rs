@@ -25,6 +25,9 @@ pub struct Rule {
     /// Environment variables whose values enter the key.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Recorded reads under these globs are not inputs (tool caches).
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// `false`: tests under this rule always run.
     #[serde(default = "yes")]
     pub cache: bool,
@@ -80,6 +83,19 @@ pub fn load(user: &[toml::Value], origin: &str) -> Result<Vec<Rule>, RuleError> 
 }
 
 impl Rule {
+    /// Whether a recorded read of `rel` is excluded from keys by this rule.
+    pub fn excludes(&self, rel: &str) -> bool {
+        let opts = glob::MatchOptions {
+            require_literal_separator: false,
+            ..Default::default()
+        };
+        self.exclude.iter().any(|g| {
+            glob::Pattern::new(g)
+                .map(|p| p.matches_with(rel, opts))
+                .unwrap_or(false)
+        })
+    }
+
     /// Whether this rule governs the test file `rel`.
     pub fn governs(&self, rel: &str) -> bool {
         self.paths.is_empty()
@@ -101,6 +117,9 @@ mod tests {
         let d = default_rule();
         assert!(d.env.iter().any(|e| e == "PYTHONHASHSEED"));
         assert!(d.cache);
+        assert!(d.excludes(".hypothesis/examples/ab/cd"));
+        assert!(d.excludes("pkg/__pycache__/x.pyc"));
+        assert!(!d.excludes("data/input.json"));
     }
 
     #[test]

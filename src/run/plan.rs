@@ -410,6 +410,12 @@ impl Plan {
             .find_map(|a| a.strip_prefix("--color="))
             .map(str::to_owned);
         report::fully_cached_summary(&counts, now() - started, quiet, color.as_deref());
+        write_outcomes(
+            super::exit::OK,
+            self.cached
+                .iter()
+                .map(|c| (c.nodeid.as_str(), c.outcome.as_str(), true)),
+        );
         report::cache_summary(self.cached.len(), 0, self.saved());
         Some(super::exit::OK)
     }
@@ -435,9 +441,17 @@ impl Plan {
         let mut new_deps: Vec<(String, String, Vec<String>)> = Vec::new();
         let mut new_edges: Vec<(String, String)> = Vec::new();
         let mut interrupted = !matches!(code, 0 | 1 | 5);
-        let mut replayed: Option<usize> = None;
+        let mut replayed: Vec<(String, String, String, f64)> = Vec::new();
         for e in events {
             match e {
+                Event::Result {
+                    nodeid,
+                    file,
+                    outcome,
+                    duration,
+                    cached: true,
+                    ..
+                } => replayed.push((nodeid.clone(), file.clone(), outcome.clone(), *duration)),
                 Event::Result {
                     nodeid,
                     file,
@@ -446,6 +460,7 @@ impl Plan {
                     location,
                     longrepr,
                     wasxfail,
+                    ..
                 } => results.push(NodeResult {
                     nodeid: nodeid.clone(),
                     file: file.clone(),
@@ -467,17 +482,28 @@ impl Plan {
                     env,
                 } => {
                     let f = file.clone().unwrap_or_default();
-                    new_deps.push((f.clone(), "import".into(), imports.clone()));
-                    new_deps.push((f.clone(), "read".into(), reads.clone()));
+                    // pytest loads every conftest.py it passes while collecting;
+                    // each is an input of exactly the tests below it (the chain).
+                    let imports: Vec<String> = imports
+                        .iter()
+                        .filter(|m| !(m.as_str() == "conftest.py" || m.ends_with("/conftest.py")))
+                        .cloned()
+                        .collect();
+                    new_deps.push((f.clone(), "import".into(), imports));
+                    let reads: Vec<String> = reads
+                        .iter()
+                        .filter(|r| !self.rules.iter().any(|rule| rule.excludes(r)))
+                        .cloned()
+                        .collect();
+                    new_deps.push((f.clone(), "read".into(), reads));
                     new_deps.push((f, "env".into(), env.clone()));
                 }
                 Event::Edges { edges } => new_edges.extend(edges.iter().cloned()),
                 Event::Finish { interrupted: i, .. } => interrupted |= *i,
-                Event::Replayed { count } => replayed = Some(*count),
                 _ => {}
             }
         }
-        let cached_count = replayed.unwrap_or(0);
+        let cached_count = replayed.len();
         let stopped_early = inv.args.stops_early && code != 0;
         let reusable_ok = self.caching && !interrupted && !stopped_early;
 
@@ -572,21 +598,20 @@ impl Plan {
         if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
             report::warning(&format!("could not record the run: {e}"));
         }
-        if self.caching {
-            let saved: f64 = self
-                .cached
+        write_outcomes(
+            code,
+            results
                 .iter()
-                .filter(|c| {
-                    self.skip_files.contains(&c.file)
-                        || !results.iter().any(|r| r.nodeid == c.nodeid)
-                })
-                .map(|c| c.duration)
-                .sum();
-            report::cache_summary(
-                cached_count,
-                results.len(),
-                if cached_count > 0 { saved } else { 0.0 },
-            );
+                .map(|r| (r.nodeid.as_str(), r.outcome.as_str(), false))
+                .chain(
+                    replayed
+                        .iter()
+                        .map(|(n, _, o, _)| (n.as_str(), o.as_str(), true)),
+                ),
+        );
+        if self.caching {
+            let saved: f64 = replayed.iter().map(|r| r.3).sum();
+            report::cache_summary(cached_count, results.len(), saved);
         }
     }
 
@@ -594,6 +619,30 @@ impl Plan {
         self.info
             .as_ref()
             .expect("interpreter info is set when caching")
+    }
+}
+
+/// With `RPYTEST_OUTCOMES_FILE` set (by `--verify-dropin`), writes every
+/// node's outcome and the exit code there as JSON:
+/// `{"exit_code": N, "nodes": {nodeid: outcome}, "cached": [nodeid, ...]}`.
+fn write_outcomes<'a>(code: i32, nodes: impl Iterator<Item = (&'a str, &'a str, bool)>) {
+    let Some(path) = std::env::var_os("RPYTEST_OUTCOMES_FILE") else {
+        return;
+    };
+    let mut map = serde_json::Map::new();
+    let mut cached = Vec::new();
+    for (n, o, c) in nodes {
+        map.insert(n.to_owned(), serde_json::Value::String(o.to_owned()));
+        if c {
+            cached.push(serde_json::Value::String(n.to_owned()));
+        }
+    }
+    let doc = serde_json::json!({"exit_code": code, "nodes": map, "cached": cached});
+    if let Err(e) = std::fs::write(&path, doc.to_string()) {
+        report::warning(&format!(
+            "cannot write {}: {e}",
+            PathBuf::from(path).display()
+        ));
     }
 }
 

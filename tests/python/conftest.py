@@ -65,7 +65,7 @@ class RunResult:
         return ex[-1].get("code") if ex else None
 
     def results(self) -> Dict[str, str]:
-        return {m["nodeid"]: m["outcome"] for m in self.of("result")}
+        return {m["nodeid"]: m["outcome"] for m in self.of("result") if not m.get("cached")}
 
     def deps(self) -> Dict[Optional[str], Dict[str, Any]]:
         return {m["file"]: m for m in self.of("deps")}

@@ -55,7 +55,9 @@ def test_all_cached_skip_files_exit_zero(cached_results, tmp_path: Path) -> None
     assert r.exit_code == 0, r.stdout + r.stderr  # would be 5: nothing collected
     assert r.one("finish")["exitstatus"] == 0
     assert r.one("collected")["files"] == []  # not even imported
-    assert r.of("result") == []
+    replayed = {m["nodeid"]: m["outcome"] for m in r.of("result") if m.get("cached")}
+    assert [m for m in r.of("result") if not m.get("cached")] == []  # nothing ran
+    assert replayed == {n: e["outcome"] for n, e in cached.items()}
     assert "test_a.py cccsx" in r.stdout and "test_b.py cc" in r.stdout, r.stdout
     assert "CACHED test_b.py::test_b1" in r.stdout
     assert "CACHED test_a.py::test_two[2]" in r.stdout
@@ -140,9 +142,11 @@ def test_session_fallback_process(project: Path) -> None:
     assert kinds[0] == "collected" and kinds[-1] == "finish"
     assert "CACHED test_b.py::test_b1" in out
     assert "4 passed, 1 skipped, 1 xfailed" in out  # test_b2: skipped file, not cached
-    results = {m["nodeid"]: m["outcome"] for m in messages if m["type"] == "result"}
+    results = {m["nodeid"]: m["outcome"] for m in messages if m["type"] == "result" and not m.get("cached")}
     assert results["test_a.py::test_xf"] == "xfailed"
     assert "test_b.py::test_b1" not in results
+    replayed = [m["nodeid"] for m in messages if m["type"] == "result" and m.get("cached")]
+    assert replayed == ["test_b.py::test_b1"]
 
 
 def test_session_fallback_hides_its_variables(project: Path) -> None:
