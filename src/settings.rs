@@ -31,6 +31,9 @@ pub struct Settings {
     pub python_config: Option<PathBuf>,
     pub use_daemon: bool,
     pub use_cache: bool,
+    /// Run everything but record the results (`RPYTEST_CACHE=refresh`, used by
+    /// `--verify-dropin` for its fresh run so the cached run can reuse it).
+    pub refresh_cache: bool,
     pub idle_timeout: u64,
     pub config_path: Option<PathBuf>,
     pub file: FileConfig,
@@ -115,6 +118,9 @@ impl Settings {
             python_config,
             use_daemon,
             use_cache,
+            refresh_cache: std::env::var("RPYTEST_CACHE")
+                .map(|v| v == "refresh")
+                .unwrap_or(false),
             idle_timeout,
             config_path,
             file,

@@ -320,6 +320,14 @@ impl Plan {
             ..Plan::default()
         };
         let mut all_full = true;
+        if inv.settings.refresh_cache {
+            // Record, never reuse: every candidate still gets its pre-run key.
+            for file in &candidates {
+                let (k, _) = ctx.file_key(&global, file);
+                plan.pre_keys.insert(file.clone(), k);
+            }
+            candidates.clear();
+        }
         for file in &candidates {
             let (k, cacheable) = ctx.file_key(&global, file);
             let entry = if cacheable {
@@ -373,7 +381,11 @@ impl Plan {
                 a == b
             })
             .unwrap_or(false);
-        plan.fast_path = whole_files && all_full && same_collection && !inv.args.needs_reporting;
+        plan.fast_path = !inv.settings.refresh_cache
+            && whole_files
+            && all_full
+            && same_collection
+            && !inv.args.needs_reporting;
         let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
         let _ = store.set_global_inputs(
             &global.hex,
