@@ -15,3 +15,4 @@ pub mod rules;
 pub mod run;
 pub mod settings;
 pub mod store;
+pub mod verify;

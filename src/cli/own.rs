@@ -54,6 +54,14 @@ pub struct OwnArgs {
     /// Explain why NODEID is not served from the cache, then exit.
     #[arg(long, value_name = "NODEID")]
     pub why: Option<String>,
+    /// Run stock pytest, rpytest fresh and rpytest cached with the same
+    /// arguments and compare node IDs, outcomes and exit codes.
+    #[arg(long, conflicts_with_all = ["daemon", "result_cache", "why"])]
+    pub verify_dropin: bool,
+    /// With --verify-dropin: also write the comparison as JSON to PATH
+    /// (schema: docs/verify-report.md).
+    #[arg(long, value_name = "PATH", requires = "verify_dropin")]
+    pub verify_report: Option<PathBuf>,
 }
 
 /// Options rpytest takes and whether they take a value.
@@ -64,6 +72,8 @@ const OWN: &[(&str, bool)] = &[
     ("--daemon", true),
     ("--result-cache", true),
     ("--why", true),
+    ("--verify-dropin", false),
+    ("--verify-report", true),
 ];
 
 /// Splits the command line into rpytest's tokens and pytest's arguments.

@@ -205,6 +205,9 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     if let Some(node) = &inv.own.why {
         return plan::why(inv, &mut store, &info, node);
     }
+    if inv.own.verify_dropin {
+        return crate::verify::run(inv, &python, &info);
+    }
 
     let started = plan::now();
     let plan = plan::Plan::make(inv, &mut store, &info)?;
