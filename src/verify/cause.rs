@@ -185,7 +185,10 @@ mod tests {
         assert_eq!(c.evidence.as_deref(), Some("sys.orig_argv at t.py:5"));
         let (body, line) = function_source(src, "test_b").unwrap();
         assert!(scan(&body, line, "t.py").is_none());
-        assert_eq!(scan("import threading\n", 1, "t.py").unwrap().id, "own-concurrency");
+        assert_eq!(
+            scan("import threading\n", 1, "t.py").unwrap().id,
+            "own-concurrency"
+        );
     }
 
     #[test]
