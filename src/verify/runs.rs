@@ -143,7 +143,9 @@ impl<'a> Launcher<'a> {
         let mut own: Vec<String> = vec!["--python".into(), self.python.display().to_string()];
         own.extend(self.own_flags.iter().cloned());
         own.extend(extra_own.iter().map(|s| s.to_string()));
-        let mut cmd = Command::new(&exe);
+        // This very binary, even if a rebuild or upgrade replaced the file meanwhile.
+        let proc_exe = Path::new("/proc/self/exe");
+        let mut cmd = Command::new(if proc_exe.exists() { proc_exe } else { &exe });
         cmd.args(&own).args(args);
         if let Some(v) = cache_env {
             cmd.env("RPYTEST_CACHE", v);
