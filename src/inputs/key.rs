@@ -9,6 +9,7 @@ use super::conftest_chain;
 use super::graph::ImportGraph;
 use super::hash::{digest_bytes, hex, FileHasher};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Labelled inputs → short digests.
 pub type Inputs = BTreeMap<String, String>;
@@ -53,28 +54,86 @@ pub fn env_value(name: &str, env: &HashMap<String, String>) -> String {
 }
 
 /// Builds keys over one run's view of the tree.
+///
+/// Many test files share conftest chains and imported modules, so chains,
+/// per-module closures and file labels are computed once per run.
 pub struct KeyBuilder<'a> {
     pub graph: ImportGraph<FileHasher>,
     pub edges: &'a HashMap<String, Vec<String>>,
     pub env: HashMap<String, String>,
+    labels: HashMap<String, String>,
+    closures: HashMap<String, Arc<Vec<String>>>,
+    chains: HashMap<String, Arc<Vec<String>>>,
 }
 
 impl<'a> KeyBuilder<'a> {
-    /// Digest label of a root-relative file.
-    pub fn file_label(&mut self, rel: &str) -> String {
-        match self.graph.source_mut().digest(rel) {
-            Ok(Some(d)) => hex(&d)[..16].to_owned(),
-            Ok(None) => "missing".to_owned(),
-            Err(_) => "unreadable".to_owned(),
+    /// A builder over `graph`, with recorded import `edges` and the environment.
+    pub fn new(
+        graph: ImportGraph<FileHasher>,
+        edges: &'a HashMap<String, Vec<String>>,
+        env: HashMap<String, String>,
+    ) -> Self {
+        KeyBuilder {
+            graph,
+            edges,
+            env,
+            labels: HashMap::new(),
+            closures: HashMap::new(),
+            chains: HashMap::new(),
         }
     }
 
-    /// Adds `file:` labels for `rel` and everything it imports, transitively.
+    /// Digest label of a root-relative file.
+    pub fn file_label(&mut self, rel: &str) -> String {
+        if let Some(l) = self.labels.get(rel) {
+            return l.clone();
+        }
+        let l = match self.graph.source_mut().digest(rel) {
+            Ok(Some(d)) => hex(&d)[..16].to_owned(),
+            Ok(None) => "missing".to_owned(),
+            Err(_) => "unreadable".to_owned(),
+        };
+        self.labels.insert(rel.to_owned(), l.clone());
+        l
+    }
+
+    /// Everything reachable from `start` (itself included), memoized.
+    fn closure_of(&mut self, start: &str) -> Arc<Vec<String>> {
+        if let Some(c) = self.closures.get(start) {
+            return Arc::clone(c);
+        }
+        let set = self.graph.closure(&[start.to_owned()], self.edges);
+        let c = Arc::new(set.into_iter().collect::<Vec<_>>());
+        self.closures.insert(start.to_owned(), Arc::clone(&c));
+        c
+    }
+
+    fn chain_of(&mut self, file: &str) -> Arc<Vec<String>> {
+        let dir = file.rfind('/').map_or("", |i| &file[..i]).to_owned();
+        if let Some(c) = self.chains.get(&dir) {
+            return Arc::clone(c);
+        }
+        let root = self.graph.source_mut().root().to_path_buf();
+        let c = Arc::new(conftest_chain(&root, file));
+        self.chains.insert(dir, Arc::clone(&c));
+        c
+    }
+
+    fn add_files(&mut self, inputs: &mut Inputs, files: &[String]) {
+        for f in files {
+            let key = format!("file:{f}");
+            if !inputs.contains_key(&key) {
+                let label = self.file_label(f);
+                inputs.insert(key, label);
+            }
+        }
+    }
+
+    /// Adds `file:` labels for `starts` and everything they import, transitively.
     pub fn add_closure(&mut self, inputs: &mut Inputs, starts: &[String]) {
-        let closure = self.graph.closure(starts, self.edges);
-        for f in closure {
-            let label = self.file_label(&f);
-            inputs.insert(format!("file:{f}"), label);
+        for s in starts {
+            let c = self.closure_of(s);
+            self.add_files(inputs, &c);
         }
     }
 
@@ -122,11 +181,15 @@ impl<'a> KeyBuilder<'a> {
     ) -> Key {
         let mut inputs = Inputs::new();
         inputs.insert("global".to_owned(), global.hex[..16].to_owned());
-        let root = self.graph.source_mut().root().to_path_buf();
-        let mut starts = vec![file.to_owned()];
-        starts.extend(conftest_chain(&root, file));
-        starts.extend(rec.imports.iter().cloned());
-        self.add_closure(&mut inputs, &starts);
+        // The file's own closure is its direct imports' closures: memoized
+        // per imported module, shared by every test file importing it.
+        self.add_files(&mut inputs, &[file.to_owned()]);
+        let mut direct = self.graph.edges_of(file);
+        direct.extend(self.edges.get(file).into_iter().flatten().cloned());
+        let chain = self.chain_of(file);
+        direct.extend(chain.iter().cloned());
+        direct.extend(rec.imports.iter().cloned());
+        self.add_closure(&mut inputs, &direct);
         self.add_recorded(&mut inputs, rec);
         self.add_globs(&mut inputs, rule_files);
         for e in rule_env {

@@ -88,3 +88,37 @@ fn terminal_width() -> usize {
     }
     80
 }
+
+/// Phase timings on stderr when `RPYTEST_TRACE` is set (for profiling runs).
+pub struct Trace {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Trace {
+    /// Starts timing.
+    pub fn new() -> Trace {
+        Trace {
+            on: std::env::var_os("RPYTEST_TRACE").is_some(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Prints the time since the previous mark.
+    pub fn mark(&mut self, what: &str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "rpytest trace: {what}: {:.1} ms",
+                (now - self.last).as_secs_f64() * 1000.0
+            );
+            self.last = now;
+        }
+    }
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace::new()
+    }
+}

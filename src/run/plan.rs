@@ -160,22 +160,34 @@ fn global_key(inv: &Invocation, info: &InterpreterInfo, ctx: &mut KeyContext) ->
     key::finish(inputs)
 }
 
-/// `sys.path` entries inside the project, from a project-wide scan so that a
+/// `sys.path` entries inside the project: the ones remembered from earlier
+/// runs plus those of the files discovered now. The set only grows, so a
 /// file's key does not depend on which paths were named on the command line.
-fn search_roots(inv: &Invocation) -> Vec<String> {
+fn search_roots(inv: &Invocation, store: &Store, files: &[String]) -> Vec<String> {
     let root = &inv.setup.rootdir;
-    let mut opts = discover_options(inv);
-    opts.testpaths.clear();
-    let all = discover_all(root, std::slice::from_ref(root), &opts);
-    let mut files = all.test_files;
-    files.extend(all.conftests);
     let pythonpath = inv
         .setup
         .ini
         .get("pythonpath")
         .map(|v| v.as_words())
         .unwrap_or_default();
-    default_search_roots(root, &pythonpath, &files)
+    let mut roots: Vec<String> = store
+        .meta("search_roots")
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let before = roots.len();
+    for r in default_search_roots(root, &pythonpath, files) {
+        if !roots.contains(&r) {
+            roots.push(r);
+        }
+    }
+    if roots.len() != before {
+        let _ = store.set_meta(
+            "search_roots",
+            &serde_json::to_string(&roots).unwrap_or_default(),
+        );
+    }
+    roots
 }
 
 fn key_context<'s>(
@@ -188,10 +200,10 @@ fn key_context<'s>(
     let root = inv.setup.rootdir.clone();
     let stat = store.load_stat_cache().unwrap_or_default();
     let hasher = FileHasher::new(root.clone(), stat);
-    let graph = ImportGraph::new(Resolver::new(root, roots), hasher, HashMap::new());
+    let graph = ImportGraph::new(Resolver::new(root, roots), hasher, store.load_parse_cache());
     let env: HashMap<String, String> = std::env::vars().collect();
     KeyContext {
-        builder: KeyBuilder { graph, edges, env },
+        builder: KeyBuilder::new(graph, edges, env),
         deps: store.deps().unwrap_or_default(),
         rules,
     }
@@ -249,6 +261,7 @@ impl Plan {
         if !caching {
             return Ok(Plan::default());
         }
+        let mut trace = report::Trace::new();
         let origin = inv
             .settings
             .config_path
@@ -280,8 +293,12 @@ impl Plan {
             inv.args.understood() && !inv.args.selects && !inv.args.doctests && all_exist;
 
         let edges = store.edges().unwrap_or_default();
-        let roots = search_roots(inv);
+        trace.mark("discovery");
+        let mut scanned = found.test_files.clone();
+        scanned.extend(found.conftests.iter().cloned());
+        let roots = search_roots(inv, store, &scanned);
         let mut ctx = key_context(inv, store, &edges, rules.clone(), roots.clone());
+        trace.mark("search roots and stored dependencies");
         let global = global_key(inv, info, &mut ctx);
 
         let mut signature_inputs = Inputs::new();
@@ -303,6 +320,7 @@ impl Plan {
             signature_inputs.insert(format!("file:{c}"), l);
         }
         let signature = key::finish(signature_inputs).hex;
+        trace.mark("global key");
         let recorded_collection = store.collection(&signature);
 
         let mut candidates: BTreeSet<String> = found.test_files.iter().cloned().collect();
@@ -328,47 +346,55 @@ impl Plan {
             }
             candidates.clear();
         }
+        let mut keyed: Vec<(String, Key, bool)> = Vec::with_capacity(candidates.len());
         for file in &candidates {
             let (k, cacheable) = ctx.file_key(&global, file);
-            let entry = if cacheable {
-                store.file_entry(file, &k.hex).ok().flatten()
-            } else {
-                None
-            };
-            let results = if entry.is_some() {
-                store.node_results(file, &k.hex).unwrap_or_default()
-            } else {
-                vec![]
-            };
+            keyed.push((file.clone(), k, cacheable));
+        }
+        trace.mark("per-file keys");
+        let pairs: Vec<(&str, &str)> = keyed
+            .iter()
+            .filter(|(_, _, cacheable)| *cacheable)
+            .map(|(f, k, _)| (f.as_str(), k.hex.as_str()))
+            .collect();
+        let mut found_entries = store.lookup_many(&pairs).unwrap_or_else(|e| {
+            report::warning(&format!("cache lookup failed, running everything: {e}"));
+            HashMap::new()
+        });
+        trace.mark("cache lookups");
+        for (file, k, _) in keyed {
+            let entry = found_entries.remove(&file);
             plan.pre_keys.insert(file.clone(), k);
-            let Some(entry) = entry else {
+            let Some((entry, results)) = entry else {
                 all_full = false;
                 continue;
             };
-            let by_id: HashMap<&str, &NodeResult> = results
+            let mut by_id: HashMap<&str, &NodeResult> = HashMap::with_capacity(results.len());
+            for r in results
                 .iter()
                 .filter(|r| REUSABLE.contains(&r.outcome.as_str()))
-                .map(|r| (r.nodeid.as_str(), r))
-                .collect();
+            {
+                by_id.insert(r.nodeid.as_str(), r);
+            }
             let full = entry.outcome == "passed"
                 && entry.nodes.iter().all(|n| by_id.contains_key(n.as_str()));
             if full && whole_files {
                 // A file pytest was not going to visit replays nothing: the plugin
                 // replays a skipped file's nodes only when pytest collected it.
                 let sel = sels.iter().find(|(f, _)| {
-                    *f == file || file.starts_with(&format!("{f}/")) || f.is_empty()
+                    **f == file || file.starts_with(&format!("{f}/")) || f.is_empty()
                 });
                 let sel = match (sels.is_empty(), sel) {
                     (true, _) => &None,
                     (false, Some((_, s))) => s,
                     (false, None) => &None,
                 };
-                plan.skip_files.push(file.clone());
                 for n in &entry.nodes {
                     if selected(n, sel) {
                         plan.cached.push(cached_node(by_id[n.as_str()]));
                     }
                 }
+                plan.skip_files.push(file);
             } else {
                 all_full &= full;
                 plan.cached.extend(by_id.values().map(|r| cached_node(r)));
@@ -387,10 +413,12 @@ impl Plan {
             && same_collection
             && !inv.args.needs_reporting;
         let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
+        let _ = store.save_parse_cache(ctx.builder.graph.new_parse_entries());
         let _ = store.set_global_inputs(
             &global.hex,
             &serde_json::to_string(&global.inputs).unwrap_or_default(),
         );
+        trace.mark("saving the stat cache");
         Ok(plan)
     }
 
@@ -690,7 +718,8 @@ pub fn why(
             message: e.to_string(),
         })?;
     let edges = store.edges().unwrap_or_default();
-    let mut ctx = key_context(inv, store, &edges, rules, search_roots(inv));
+    let roots = search_roots(inv, store, std::slice::from_ref(&file));
+    let mut ctx = key_context(inv, store, &edges, rules, roots);
     let global = global_key(inv, info, &mut ctx);
     let (now_key, cacheable) = ctx.file_key(&global, &file);
     if !cacheable {

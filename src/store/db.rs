@@ -8,6 +8,7 @@
 //! in-memory database and a warning.
 
 use crate::inputs::hash::{Digest, StatEntry};
+use crate::inputs::ImportRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ CREATE TABLE IF NOT EXISTS collections (
     signature TEXT PRIMARY KEY, files TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS globals (
     key TEXT PRIMARY KEY, inputs TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS parse_cache (
+    digest BLOB PRIMARY KEY, imports TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS interpreters (
     stamp TEXT PRIMARY KEY, info TEXT NOT NULL);
 "#;
@@ -282,6 +285,65 @@ impl Store {
         tx.commit()
     }
 
+    /// Parsed imports by content digest (parsing is a pure function of the bytes).
+    pub fn load_parse_cache(&self) -> HashMap<Digest, Vec<ImportRef>> {
+        let mut out = HashMap::new();
+        let Ok(mut stmt) = self.conn.prepare("SELECT digest, imports FROM parse_cache") else {
+            return out;
+        };
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        });
+        if let Ok(rows) = rows {
+            for (d, imports) in rows.flatten() {
+                if let (Ok(d), Ok(v)) = (
+                    <Digest>::try_from(d.as_slice()),
+                    serde_json::from_str(&imports),
+                ) {
+                    out.insert(d, v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Saves newly parsed files' imports.
+    pub fn save_parse_cache<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (&'a Digest, &'a Vec<ImportRef>)>,
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare("INSERT OR REPLACE INTO parse_cache(digest, imports) VALUES (?1, ?2)")?;
+            for (d, v) in entries {
+                stmt.execute(params![
+                    &d[..],
+                    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// A value in the meta table.
+    pub fn meta(&self, key: &str) -> Option<String> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// Sets a value in the meta table.
+    pub fn set_meta(&self, key: &str, value: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
     /// The remembered description of an interpreter, by its stamp.
     pub fn interpreter(&self, stamp: &str) -> Option<String> {
         self.conn
@@ -375,6 +437,73 @@ impl Store {
                 },
             )
             .optional()
+    }
+
+    /// The cached collections and node results of many `(file, key)` pairs
+    /// at once (one round trip through a temporary table instead of two
+    /// queries per file). `inputs` is left empty: only `--why` needs it.
+    pub fn lookup_many(
+        &mut self,
+        pairs: &[(&str, &str)],
+    ) -> rusqlite::Result<HashMap<String, (FileEntry, Vec<NodeResult>)>> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS wanted (file TEXT NOT NULL, key TEXT NOT NULL);
+             DELETE FROM temp.wanted;",
+        )?;
+        {
+            let mut ins = tx.prepare("INSERT INTO temp.wanted(file, key) VALUES (?1, ?2)")?;
+            for (f, k) in pairs {
+                ins.execute(params![f, k])?;
+            }
+        }
+        let mut out: HashMap<String, (FileEntry, Vec<NodeResult>)> = HashMap::new();
+        {
+            let mut q = tx.prepare(
+                "SELECT c.file, c.outcome, c.nodes FROM file_cache c
+                 JOIN temp.wanted w ON c.file = w.file AND c.key = w.key",
+            )?;
+            let rows = q.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (file, outcome, nodes) = row?;
+                let entry = FileEntry {
+                    outcome,
+                    nodes: serde_json::from_str(&nodes).unwrap_or_default(),
+                    inputs: String::new(),
+                };
+                out.insert(file, (entry, Vec::new()));
+            }
+            let mut q = tx.prepare(
+                "SELECT n.file, n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail
+                 FROM node_cache n JOIN temp.wanted w ON n.file = w.file AND n.key = w.key",
+            )?;
+            let rows = q.query_map([], |r| {
+                Ok(NodeResult {
+                    file: r.get(0)?,
+                    nodeid: r.get(1)?,
+                    outcome: r.get(2)?,
+                    duration: r.get(3)?,
+                    location: r.get(4)?,
+                    longrepr: r.get(5)?,
+                    wasxfail: r.get(6)?,
+                })
+            })?;
+            for row in rows {
+                let r = row?;
+                if let Some(slot) = out.get_mut(&r.file) {
+                    slot.1.push(r);
+                }
+            }
+        }
+        tx.execute_batch("DELETE FROM temp.wanted;")?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Reusable node results of `file` under `key`.
@@ -575,7 +704,7 @@ impl Store {
         self.conn.execute_batch(
             "BEGIN; DELETE FROM file_cache; DELETE FROM node_cache; DELETE FROM deps;
              DELETE FROM edges; DELETE FROM stat_cache; DELETE FROM collections;
-             DELETE FROM globals; COMMIT;",
+             DELETE FROM globals; DELETE FROM parse_cache; COMMIT;",
         )
     }
 

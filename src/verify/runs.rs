@@ -93,6 +93,15 @@ const OWN_ENV: &[&str] = &[
     "RPYTEST_CACHE",
 ];
 
+/// A command for `program` without our variables inherited from the caller.
+fn clean_command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    for var in OWN_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 impl<'a> Launcher<'a> {
     pub fn new(python: &'a Path, cwd: &'a Path, workdir: &'a Path, own_flags: Vec<String>) -> Self {
         Launcher {
@@ -109,7 +118,7 @@ impl<'a> Launcher<'a> {
     /// `sys.argv[0]` and `sys.path[0]` are the command's), falling back to
     /// `python -m pytest` when there is no such script.
     pub fn pytest(&self, args: &[String]) -> Observed {
-        let mut cmd = Command::new(self.python);
+        let mut cmd = clean_command(self.python);
         let script = self.python.parent().map(|d| d.join("pytest"));
         let mut shown = vec![self.python.display().to_string()];
         match script {
@@ -145,7 +154,7 @@ impl<'a> Launcher<'a> {
         own.extend(extra_own.iter().map(|s| s.to_string()));
         // This very binary, even if a rebuild or upgrade replaced the file meanwhile.
         let proc_exe = Path::new("/proc/self/exe");
-        let mut cmd = Command::new(if proc_exe.exists() { proc_exe } else { &exe });
+        let mut cmd = clean_command(if proc_exe.exists() { proc_exe } else { &exe });
         cmd.args(&own).args(args);
         if let Some(v) = cache_env {
             cmd.env("RPYTEST_CACHE", v);
@@ -162,9 +171,6 @@ impl<'a> Launcher<'a> {
         let outcomes = self.workdir.join(format!("{n}-{tag}.json"));
         let stdout = self.workdir.join(format!("{n}-{tag}.stdout"));
         let stderr = self.workdir.join(format!("{n}-{tag}.stderr"));
-        for var in OWN_ENV {
-            cmd.env_remove(var);
-        }
         cmd.env(file_var, &outcomes).current_dir(self.cwd);
         let mut obs = Observed {
             command: shown,
