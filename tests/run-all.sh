@@ -18,7 +18,7 @@ make_venv() {
   [[ -x $dir/bin/python ]] || "$PY" -m venv "$dir"
   "$dir/bin/pip" install -q "$pytest_req" "maturin>=1.5,<2"
   "$dir/bin/pip" install -q "$ROOT/tests/fixtures/plugins/rpytest_fixture_plugin"
-  "$dir/bin/pip" install -q --no-build-isolation "$ROOT"
+  PATH="$dir/bin:$PATH" "$dir/bin/pip" install -q --no-build-isolation "$ROOT"
 }
 
 echo "== installing (pytest 8.4.2 venv: .venv, pytest 9 venv: .venv-pytest9)"
