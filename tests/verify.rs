@@ -178,6 +178,39 @@ fn conftest_hierarchy_verifies() {
 }
 
 #[test]
+fn the_fresh_run_runs_everything_even_when_results_are_cached() {
+    let project = new_project("conftest_hierarchy");
+    project.rpytest(&[]).no_junit().run().assert_code(0);
+    let (run, report) = verify(&project, &[]);
+    let runs = report["runs"].as_array().unwrap();
+    assert!(
+        runs[1]["nodes"].as_u64().unwrap() > 0,
+        "{}",
+        run.transcript()
+    );
+    assert_eq!(
+        runs[1]["cached"],
+        0,
+        "the fresh run replayed results\n{}",
+        run.transcript()
+    );
+}
+
+/// Blocked outside src/verify: when run 3 takes the fully cached fast path,
+/// `execute` calls `plan.record(.., &[])` after `answer_alone`, and `record`
+/// rewrites RPYTEST_OUTCOMES_FILE with no nodes.
+#[test]
+#[ignore = "the fully cached fast path's outcomes file is overwritten by Plan::record"]
+fn verifies_when_results_were_cached_before() {
+    let project = new_project("conftest_hierarchy");
+    project.rpytest(&[]).no_junit().run().assert_code(0);
+    let (run, report) = verify(&project, &[]);
+    run.assert_code(0);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs[2]["cached"], runs[2]["nodes"], "{}", run.transcript());
+}
+
+#[test]
 fn parametrize_ids_verify() {
     assert!(verifies("parametrize_ids", &[]) > 0);
 }
