@@ -45,6 +45,8 @@ pub struct Project {
     counter: AtomicU32,
     /// Set once rpytest ran here, so only then does `drop` stop a daemon.
     pub(super) used_rpytest: AtomicBool,
+    /// The interpreter for pytest and rpytest here (default: `python()`).
+    python: Option<PathBuf>,
     _dir: TempDir,
 }
 
@@ -77,6 +79,7 @@ impl Project {
             env: Vec::new(),
             counter: AtomicU32::new(0),
             used_rpytest: AtomicBool::new(false),
+            python: None,
             _dir: dir,
         }
     }
@@ -85,6 +88,17 @@ impl Project {
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Runs pytest and rpytest in this project with `python` instead of the
+    /// default test interpreter (set before the first rpytest run).
+    pub fn set_python(&mut self, python: &Path) {
+        self.python = Some(python.to_path_buf());
+    }
+
+    /// The interpreter pytest and rpytest run with in this project.
+    pub fn python(&self) -> &Path {
+        self.python.as_deref().unwrap_or_else(|| python())
     }
 
     /// Removes a variable set with `set_env`.
@@ -188,7 +202,14 @@ impl Drop for Project {
         if !self.used_rpytest.load(Ordering::Relaxed) {
             return;
         }
-        let Ok(python) = find_python() else { return };
+        let python = match &self.python {
+            Some(p) => p.clone(),
+            None => match find_python() {
+                Ok(p) => p.to_path_buf(),
+                Err(_) => return,
+            },
+        };
+        let python = python.as_path();
         let pid = run_quietly(self.daemon_command(python, &["--daemon", "status"]))
             .and_then(|out| parse_pid(&out));
         let _ = run_quietly(self.daemon_command(python, &["--daemon", "stop"]));

@@ -258,14 +258,14 @@ impl<'p> Invocation<'p> {
 
         let mut cmd = match self.tool {
             Tool::Pytest => {
-                let mut cmd = self.project.base_command(python());
+                let mut cmd = self.project.base_command(self.project.python());
                 cmd.args(["-m", "pytest"]);
                 cmd
             }
             Tool::Rpytest => {
                 self.project.used_rpytest.store(true, Ordering::Relaxed);
                 let mut cmd = self.project.base_command(&rpytest_bin());
-                cmd.arg("--python").arg(python());
+                cmd.arg("--python").arg(self.project.python());
                 cmd
             }
         };
