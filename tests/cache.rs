@@ -779,7 +779,6 @@ fn assert_recorded_quietly(run: &Run) {
 }
 
 #[test]
-#[ignore = "rpytest bug: Store::open_file (src/store/db.rs) creates the schema and its version row non-atomically and Store::open moves the database aside on any open error (also SQLITE_BUSY), so racing first runs move each other's live database aside and lose rows"]
 fn concurrent_runs_lose_and_corrupt_no_rows() {
     let pytest = Project::new("cache_many");
     let project = Project::new("cache_many");
@@ -1065,7 +1064,6 @@ fn keyword_marker_and_deselect_keep_pytest_meaning_over_cached_and_run_tests() {
 }
 
 #[test]
-#[ignore = "rpytest bugs: Plan::record (src/run/plan.rs) stores the partial item list of a file collected under node-ID arguments or --lf as the file's complete collection, and the plugin replays cached nodes before --lf's own deselection; see partial_collection_never_hides_tests"]
 fn node_ids_and_last_failed_keep_pytest_meaning_over_cached_and_run_tests() {
     selection_over_cached_and_run_tests(PARTIAL_SELECTIONS);
 }
@@ -1074,7 +1072,6 @@ fn node_ids_and_last_failed_keep_pytest_meaning_over_cached_and_run_tests() {
 /// a later full run skip that file's other tests. Today it does: the later
 /// plain run exits 0 and never reports the failing `test_alpha_param[3]`.
 #[test]
-#[ignore = "rpytest bugs: Plan::record (src/run/plan.rs) writes file_cache entries from partial collections (node-ID args, --lf) that Plan::make then treats as complete (the file is skipped, its failure hidden); and RpytestPlugin.pytest_collection_modifyitems (python/rpytest/plugin.py) replays cached nodes before LFPlugin's tryfirst wrapper deselects them under --lf"]
 fn partial_collection_never_hides_tests() {
     for partial in [
         &["tests/test_sel_a.py::TestAlpha"][..],

@@ -200,7 +200,6 @@ fn the_fresh_run_runs_everything_even_when_results_are_cached() {
 /// `execute` calls `plan.record(.., &[])` after `answer_alone`, and `record`
 /// rewrites RPYTEST_OUTCOMES_FILE with no nodes.
 #[test]
-#[ignore = "the fully cached fast path's outcomes file is overwritten by Plan::record"]
 fn verifies_when_results_were_cached_before() {
     let project = new_project("conftest_hierarchy");
     project.rpytest(&[]).no_junit().run().assert_code(0);

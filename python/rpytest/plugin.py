@@ -150,23 +150,31 @@ class RpytestPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> Any:
+        # Before any deselection: the complete item list of every collected file.
         self._send_collected(items)
-        result = yield
-        if (self.cached_collected and not config.option.collectonly):
-            kept: List[pytest.Item] = []
-            pending: List[_Entry] = []
-            for item in items:
-                entry = self.cached_collected.get(item.nodeid)
-                if entry is not None:
-                    pending.append(entry)
-                    continue
-                if pending:
-                    self.replay_before.setdefault(item.nodeid, []).extend(pending)
-                    pending = []
-                kept.append(item)
-            self.replay_tail = pending
-            items[:] = kept
-        return result
+        return (yield)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # After every plugin's selection (-k, -m, --deselect, --lf's wrapper,
+        # node IDs): only cached items pytest itself kept are replayed.
+        config = session.config
+        if not self.cached_collected or config.option.collectonly:
+            return
+        items = session.items
+        kept: List[pytest.Item] = []
+        pending: List[_Entry] = []
+        for item in items:
+            entry = self.cached_collected.get(item.nodeid)
+            if entry is not None:
+                pending.append(entry)
+                continue
+            if pending:
+                self.replay_before.setdefault(item.nodeid, []).extend(pending)
+                pending = []
+            kept.append(item)
+        self.replay_tail = pending
+        items[:] = kept
 
     def _send_collected(self, items: Iterable[pytest.Item]) -> None:
         if self.collected_sent:

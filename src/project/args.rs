@@ -173,6 +173,9 @@ pub struct PytestArgs {
     pub plugins: Vec<String>,
     /// `--doctest-modules` / `--doctest-glob`: non-test files get collected.
     pub doctests: bool,
+    /// `--lf`, `--ff`, `--nf`, `--sw`: pytest narrows (or reorders) collection
+    /// itself, so what it collects of a file may be a part of it.
+    pub narrows_collection: bool,
     /// Output options that only pytest's own reporting can honour
     /// (`--junitxml`, `--durations`, `-rA`...): a fully cached run still
     /// needs a session to replay its reports.
@@ -291,6 +294,9 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         "-p" => r.plugins.extend(value.clone()),
         "-x" | "--maxfail" => r.stops_early = true,
         "--doctest-modules" | "--doctest-glob" => r.doctests = true,
+        "--lf" | "--ff" | "--nf" | "--sw" | "--sw-skip" | "--sw-reset" | "--lfnf" => {
+            r.narrows_collection = true
+        }
         _ => {}
     }
     match opt.effect {

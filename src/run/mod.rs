@@ -212,7 +212,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     let started = plan::now();
     let plan = plan::Plan::make(inv, &mut store, &info)?;
     if let Some(code) = plan.answer_alone(inv, started) {
-        plan.record(&mut store, inv, started, code, &[]);
+        plan.record(true, &mut store, inv, started, code, &[]);
         return Ok(code);
     }
     let session = SessionConfig {
@@ -255,7 +255,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             exit::INTERNAL_ERROR
         }
     };
-    plan.record(&mut store, inv, started, code, &events);
+    plan.record(false, &mut store, inv, started, code, &events);
     Ok(code)
 }
 

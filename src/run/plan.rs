@@ -467,6 +467,7 @@ impl Plan {
     /// Stores the run's results and what it learned.
     pub fn record(
         &self,
+        answered_alone: bool,
         store: &mut Store,
         inv: &Invocation,
         started: f64,
@@ -474,6 +475,21 @@ impl Plan {
         events: &[Event],
     ) {
         if inv.args.no_run {
+            return;
+        }
+        if answered_alone {
+            // Outcomes and the summary were given by `answer_alone`; only history is left.
+            let run = RunRecord {
+                started,
+                finished: now(),
+                argv: serde_json::to_string(&inv.pytest_argv).unwrap_or_default(),
+                exit_code: code,
+                ran: 0,
+                cached: self.cached.len() as i64,
+            };
+            if let Err(e) = store.record_run(&run, &[], &[], &[]) {
+                report::warning(&format!("could not record the run: {e}"));
+            }
             return;
         }
         let mut results: Vec<NodeResult> = Vec::new();
@@ -580,20 +596,29 @@ impl Plan {
                         m.entry(r.file.as_str()).or_default().push(r);
                         m
                     });
+                let sels = selections(inv);
                 for (file, outcome, nodes) in &collected {
                     let (k, cacheable) = ctx.file_key(&global, file);
                     if !cacheable || unstable(&k.inputs, &root) {
                         continue;
                     }
-                    files_out.push((
-                        file.clone(),
-                        k.hex.clone(),
-                        FileEntry {
-                            outcome: outcome.clone(),
-                            nodes: nodes.clone(),
-                            inputs: serde_json::to_string(&k.inputs).unwrap_or_default(),
-                        },
-                    ));
+                    // Only a complete collection of the file may stand for it: node-ID
+                    // arguments, --lf and unknown (plugin) options can make pytest
+                    // collect a part of it. Its node results stay per-node truths.
+                    let partial = !inv.args.understood()
+                        || inv.args.narrows_collection
+                        || matches!(sels.get(file.as_str()), Some(Some(_)));
+                    if !partial {
+                        files_out.push((
+                            file.clone(),
+                            k.hex.clone(),
+                            FileEntry {
+                                outcome: outcome.clone(),
+                                nodes: nodes.clone(),
+                                inputs: serde_json::to_string(&k.inputs).unwrap_or_default(),
+                            },
+                        ));
+                    }
                     // Replayed nodes keep their result when the key did not move.
                     if self
                         .pre_keys

@@ -59,6 +59,31 @@ CREATE TABLE IF NOT EXISTS interpreters (
     stamp TEXT PRIMARY KEY, info TEXT NOT NULL);
 "#;
 
+/// Why the database file could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    /// The file is not an rpytest database of this schema: move it aside.
+    #[error("{0}")]
+    Broken(String),
+    /// The file could not be used (read-only, no space): leave it alone.
+    #[error("{0}")]
+    Unusable(String),
+    /// Another process holds a lock: try again.
+    #[error("{0}")]
+    Busy(String),
+}
+
+fn classify(e: rusqlite::Error, what: &str) -> OpenError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => OpenError::Busy(format!("stayed locked ({e})")),
+        Some(ReadOnly | CannotOpen | PermissionDenied | DiskFull | SystemIoFailure) => {
+            OpenError::Unusable(format!("cannot be used ({e})"))
+        }
+        _ => OpenError::Broken(format!("{what} ({e})")),
+    }
+}
+
 /// Something the user should hear about, but that does not stop the run.
 #[derive(Debug, Clone)]
 pub struct StoreWarning(pub String);
@@ -125,17 +150,41 @@ impl Store {
         if !gitignore.exists() {
             let _ = std::fs::write(&gitignore, "# created by rpytest\n*\n");
         }
-        match Self::open_file(&path) {
+        // Two first runs at once race to create the file and switch it to WAL
+        // mode; SQLite answers the loser "locked" without waiting. Retry briefly.
+        let mut opened = Self::open_file(&path);
+        for _ in 0..50 {
+            match &opened {
+                Err(OpenError::Busy(_)) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    opened = Self::open_file(&path);
+                }
+                _ => break,
+            }
+        }
+        match opened {
             Ok(conn) => Store {
                 conn,
                 path: Some(path),
                 warnings,
             },
-            Err(reason) => {
+            Err(OpenError::Unusable(reason) | OpenError::Busy(reason)) => {
+                // Busy beyond the timeout, read-only, out of space: the file may be
+                // fine and in use by another run; never move it aside for that.
+                warnings.push(StoreWarning(format!(
+                    "{} {reason}; results of this run will not be cached",
+                    path.display()
+                )));
+                Store::memory(warnings)
+            }
+            Err(OpenError::Broken(reason)) => {
                 let aside = dir.join(format!("cache.db.broken-{}", now() as u64));
                 let moved = std::fs::rename(&path, &aside).is_ok();
                 for ext in ["-wal", "-shm"] {
-                    let _ = std::fs::remove_file(dir.join(format!("cache.db{ext}")));
+                    let _ = std::fs::rename(
+                        dir.join(format!("cache.db{ext}")),
+                        dir.join(format!("cache.db.broken-{}{ext}", now() as u64)),
+                    );
                 }
                 warnings.push(StoreWarning(format!(
                     "{} {reason}; {}",
@@ -174,19 +223,43 @@ impl Store {
         }
     }
 
-    fn open_file(path: &Path) -> Result<Connection, String> {
-        let conn = Connection::open(path).map_err(|e| e.to_string())?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| e.to_string())?;
+    fn open_file(path: &Path) -> Result<Connection, OpenError> {
+        let broken = |e: rusqlite::Error| classify(e, "is not a usable database");
+        let conn = Connection::open(path).map_err(broken)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(broken)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| format!("is not a usable database ({e})"))?;
+            .map_err(broken)?;
         if mode != "wal" {
             // A read-only directory cannot hold the WAL files.
-            return Err(format!("cannot be opened in WAL mode (got {mode})"));
+            return Err(OpenError::Unusable(format!(
+                "cannot be opened in WAL mode (got {mode})"
+            )));
         }
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")
-            .map_err(|e| e.to_string())?;
+            .map_err(broken)?;
+        // Checking the version and creating the schema is one write
+        // transaction, so a concurrent first run never sees tables without
+        // their version row (and never takes a live database for a broken one).
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(broken)?;
+        let checked = Self::check_schema(&conn);
+        match checked {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(broken)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        // Cheap integrity probe: touches a table's first pages.
+        conn.query_row("SELECT count(*) FROM stat_cache", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| classify(e, "is damaged"))?;
+        Ok(conn)
+    }
+
+    fn check_schema(conn: &Connection) -> Result<(), OpenError> {
+        let broken = |e: rusqlite::Error| classify(e, "is not a usable database");
         let version: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key='schema_version'",
@@ -200,35 +273,28 @@ impl Store {
                 }
                 other => Err(other),
             })
-            .map_err(|e| format!("is not a usable database ({e})"))?;
+            .map_err(broken)?;
         match version {
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(format!(
-                    "has schema version {v}, this rpytest uses {SCHEMA_VERSION}"
-                ))
-            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => Ok(()),
+            Some(v) => Err(OpenError::Broken(format!(
+                "has schema version {v}, this rpytest uses {SCHEMA_VERSION}"
+            ))),
             None => {
-                let empty: i64 = conn
+                let tables: i64 = conn
                     .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-                    .map_err(|e| e.to_string())?;
-                if empty != 0 {
-                    return Err("has no rpytest schema version".into());
+                    .map_err(broken)?;
+                if tables != 0 {
+                    return Err(OpenError::Broken("has no rpytest schema version".into()));
                 }
-                conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+                conn.execute_batch(SCHEMA).map_err(broken)?;
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?1)",
                     [SCHEMA_VERSION.to_string()],
                 )
-                .map_err(|e| e.to_string())?;
+                .map_err(broken)?;
+                Ok(())
             }
         }
-        // Cheap integrity probe: touches every table's first page.
-        conn.query_row("SELECT count(*) FROM stat_cache", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(|e| format!("is damaged ({e})"))?;
-        Ok(conn)
     }
 
     /// Whether results can be stored.
