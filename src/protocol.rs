@@ -108,6 +108,9 @@ pub enum Event {
         reads: Vec<String>,
         #[serde(default)]
         env: Vec<String>,
+        /// Directories whose listing a test read (os.listdir, glob, os.walk...).
+        #[serde(default)]
+        lists: Vec<String>,
     },
     Edges {
         edges: Vec<(String, String)>,

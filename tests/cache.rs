@@ -1139,3 +1139,20 @@ fn cache_false_rule_always_runs_and_files_rule_reruns_only_governed_tests() {
     let (_, rp) = pair.check(&["-v"]);
     assert_ran(&rp, &[net], "data/notes.txt added (not governed)");
 }
+
+#[test]
+fn a_new_file_in_a_listed_directory_reruns_the_tests_that_listed_it() {
+    let pair = Pair::new("cache_listing");
+    pair.check(&["-v"]);
+    let (_, warm) = pair.check(&["-v"]);
+    assert_ran(&warm, &[], "nothing changed");
+    pair.write("data/b.csv", "2\n");
+    let (py, rp) = pair.check(&["-v"]);
+    py.assert_code(1);
+    rp.assert_code(1);
+    assert_ran(
+        &rp,
+        &["tests/test_listing.py::test_at_most_one_csv"],
+        "a file added to data/",
+    );
+}

@@ -32,6 +32,16 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+
+# Code whose directory listings are machinery, not a test's input.
+_MACHINERY = (
+    "<frozen importlib",
+    os.path.dirname(importlib.import_module("_pytest").__file__ or ""),
+    os.path.dirname(importlib.import_module("pluggy").__file__ or ""),
+    os.path.dirname(__file__),
+)
+
 Key = Optional[str]
 
 
@@ -45,6 +55,10 @@ class Recorder:
         self.imports: Dict[Key, Set[str]] = {None: set()}
         self.reads: Dict[Key, Set[str]] = {None: set()}
         self.env: Dict[Key, Set[str]] = {None: set()}
+        self.lists: Dict[Key, Set[str]] = {None: set()}
+        # True while pytest walks directories to collect: its own listings are
+        # not inputs of any test (a new test file is found by the CLI's discovery).
+        self.collecting = False
         self.written: Set[str] = set()
         self.edges: Set[Tuple[str, str]] = set()
         self._written_dirs: Optional[Set[str]] = None
@@ -107,6 +121,7 @@ class Recorder:
             self.imports[key] = set()
             self.reads[key] = set()
             self.env[key] = set()
+            self.lists[key] = set()
         return prev
 
     def _data_key(self) -> Key:
@@ -151,6 +166,35 @@ class Recorder:
         else:
             self.reads[self._data_key()].add(r)
 
+    def on_list(self, path: Any) -> None:
+        """A directory listing (os.listdir/os.scandir, and so glob, os.walk,
+        Path.iterdir): the set of names in it is an input."""
+        if self.collecting and self.active is None:
+            return
+        # Frames: this method, the audit hook, then whoever called os.listdir;
+        # the first caller outside the standard library (glob, pathlib, os.walk)
+        # tells whether a test or the machinery wanted the listing.
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename.startswith(_STDLIB):
+            frame = frame.f_back
+        if frame is not None and frame.f_code.co_filename.startswith(_MACHINERY):
+            return  # the import system's and pytest's own directory scans
+        if isinstance(path, int):
+            return  # a listing by file descriptor: its directory is unknown
+        if path is None:
+            path = "."
+        r = self.rel(path)
+        if r is None:
+            # rel() is for files under rootdir; the rootdir itself is ''.
+            try:
+                p = os.path.normpath(os.path.abspath(os.fsdecode(os.fspath(path))))
+            except Exception:
+                return
+            if p + os.sep not in self.prefixes:
+                return
+            r = ""
+        self.lists[self._data_key()].add(r)
+
     def on_env(self, key: Any) -> None:
         name = key if isinstance(key, str) else os.fsdecode(key)
         k = self._data_key()
@@ -181,7 +225,12 @@ class Recorder:
             "imports": sorted(self.imports.get(key, set()) - own),
             "reads": sorted(r for r in self.reads.get(key, set()) - self.written if self._is_input(r)),
             "env": sorted(self.env.get(key, set())),
+            "lists": sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
         }
+
+    def _written_dir_set(self) -> Set[str]:
+        self._is_input("")  # fills _written_dirs
+        return self._written_dirs or set()
 
 
 _RECORDER: Optional[Recorder] = None
@@ -302,6 +351,13 @@ def install(recorder: Recorder) -> None:
             if rec is not None and rec.enabled:
                 try:
                     rec.on_open(args)
+                except Exception:
+                    pass
+        elif event == "os.listdir" or event == "os.scandir":
+            rec = _RECORDER
+            if rec is not None and rec.enabled:
+                try:
+                    rec.on_list(args[0] if args else None)
                 except Exception:
                     pass
 

@@ -34,6 +34,28 @@ pub fn fingerprint(python: &Path, info: &InterpreterInfo) -> String {
     h.update(&PROTOCOL_VERSION.to_le_bytes());
     h.update(stamp(python).as_bytes());
     h.update(site_listing(&info.site_dirs).as_bytes());
+    if let Some(dir) = &info.rpytest_dir {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut files: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".py"))
+                .map(|e| {
+                    use std::os::unix::fs::MetadataExt;
+                    let m = e.metadata().ok();
+                    format!(
+                        "{}:{}:{}",
+                        e.file_name().to_string_lossy(),
+                        m.as_ref().map(|m| m.size()).unwrap_or(0),
+                        m.as_ref()
+                            .map(|m| m.mtime_nsec() + m.mtime() * 1_000_000_000)
+                            .unwrap_or(0)
+                    )
+                })
+                .collect();
+            files.sort();
+            h.update(files.join("\n").as_bytes());
+        }
+    }
     let mut vars: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("PYTHON"))
         .collect();

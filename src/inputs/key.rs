@@ -27,6 +27,7 @@ pub struct Recorded {
     pub imports: Vec<String>,
     pub reads: Vec<String>,
     pub env: Vec<String>,
+    pub lists: Vec<String>,
 }
 
 impl Recorded {
@@ -37,6 +38,7 @@ impl Recorded {
             imports: get("import"),
             reads: get("read"),
             env: get("env"),
+            lists: get("list"),
         }
     }
 }
@@ -121,10 +123,10 @@ impl<'a> KeyBuilder<'a> {
 
     fn add_files(&mut self, inputs: &mut Inputs, files: &[String]) {
         for f in files {
-            let key = format!("file:{f}");
-            if !inputs.contains_key(&key) {
-                let label = self.file_label(f);
-                inputs.insert(key, label);
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                inputs.entry(format!("file:{f}"))
+            {
+                slot.insert(self.file_label(f));
             }
         }
     }
@@ -146,6 +148,30 @@ impl<'a> KeyBuilder<'a> {
         for e in &rec.env {
             inputs.insert(format!("env:{e}"), env_value(e, &self.env));
         }
+        for d in &rec.lists {
+            let label = self.listing_label(d);
+            inputs.insert(format!("dir:{d}"), label);
+        }
+    }
+
+    /// Digest label of a directory's entry names (tool caches and bytecode left out).
+    pub fn listing_label(&mut self, rel: &str) -> String {
+        let root = self.graph.source_mut().root().to_path_buf();
+        let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
+            return "missing".to_owned();
+        };
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                !matches!(
+                    n.as_str(),
+                    "__pycache__" | ".pytest_cache" | ".rpytest" | ".hypothesis"
+                ) && !n.ends_with(".pyc")
+            })
+            .collect();
+        names.sort();
+        short(names.join("\n").as_bytes())
     }
 
     /// Adds files matching rootdir-relative globs.

@@ -23,6 +23,10 @@ pub struct InterpreterInfo {
     pub rpytest: Option<String>,
     pub executable: String,
     pub prefix: String,
+    /// Where the `rpytest` Python package lives (its files' stamps are part
+    /// of the daemon's fingerprint, so an edited or reinstalled package restarts it).
+    #[serde(default)]
+    pub rpytest_dir: Option<String>,
 }
 
 /// Why no usable interpreter was found.
@@ -152,10 +156,11 @@ for k in ("purelib", "platlib"):
     if p and p not in dirs:
         dirs.append(p)
 try:
-    import rpytest
+    import os, rpytest
     rp = getattr(rpytest, "__version__", None)
+    rp_dir = os.path.dirname(os.path.abspath(rpytest.__file__))
 except Exception:
-    rp = None
+    rp = rp_dir = None
 print(json.dumps({
     "implementation": sys.implementation.name,
     "version": platform.python_version(),
@@ -166,6 +171,7 @@ print(json.dumps({
     "rpytest": rp,
     "executable": sys.executable,
     "prefix": sys.prefix,
+    "rpytest_dir": rp_dir,
 }))
 "#;
 

@@ -143,7 +143,9 @@ fn interpreter_info(
         .and_then(|s| serde_json::from_str::<InterpreterInfo>(&s).ok());
     let info = match cached {
         Some(i)
-            if i.pytest.is_some() && i.rpytest.as_deref() == Some(env!("CARGO_PKG_VERSION")) =>
+            if i.pytest.is_some()
+                && i.rpytest.as_deref() == Some(env!("CARGO_PKG_VERSION"))
+                && i.rpytest_dir.is_some() =>
         {
             i
         }
@@ -162,7 +164,7 @@ fn interpreter_info(
         )));
     }
     match info.rpytest.as_deref() {
-        Some(v) if v == env!("CARGO_PKG_VERSION") => {}
+        Some(env!("CARGO_PKG_VERSION")) => {}
         found => {
             return Err(usage(format!(
                 "the rpytest Python package in {} is {}, this rpytest binary is {}.\n  Install the matching package there: {} -m pip install rpytest=={}",

@@ -218,10 +218,12 @@ fn selections(inv: &Invocation) -> HashMap<String, Option<Vec<String>>> {
             continue;
         };
         match a.split_once("::") {
-            Some((_, rest)) => match out.entry(rel).or_insert_with(|| Some(Vec::new())) {
-                Some(v) => v.push(rest.to_owned()),
-                None => {}
-            },
+            Some((_, rest)) => {
+                // A file also named whole (`None`) stays whole.
+                if let Some(v) = out.entry(rel).or_insert_with(|| Some(Vec::new())) {
+                    v.push(rest.to_owned());
+                }
+            }
             None => {
                 out.insert(rel, None);
             }
@@ -536,6 +538,7 @@ impl Plan {
                     imports,
                     reads,
                     env,
+                    lists,
                 } => {
                     let f = file.clone().unwrap_or_default();
                     // pytest loads every conftest.py it passes while collecting;
@@ -552,7 +555,18 @@ impl Plan {
                         .cloned()
                         .collect();
                     new_deps.push((f.clone(), "read".into(), reads));
-                    new_deps.push((f, "env".into(), env.clone()));
+                    new_deps.push((f.clone(), "env".into(), env.clone()));
+                    let lists: Vec<String> = lists
+                        .iter()
+                        .filter(|d| {
+                            !self
+                                .rules
+                                .iter()
+                                .any(|rule| rule.excludes(&format!("{d}/x")))
+                        })
+                        .cloned()
+                        .collect();
+                    new_deps.push((f, "list".into(), lists));
                 }
                 Event::Edges { edges } => new_edges.extend(edges.iter().cloned()),
                 Event::Finish { interrupted: i, .. } => interrupted |= *i,

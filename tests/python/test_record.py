@@ -180,3 +180,31 @@ def test_warm_file_written_and_preloaded(project: Path, start_daemon, sockdir: s
     log = d2.log()
     assert "dropped no_such_module_xyz" in log and "dropped mymod" in log, log
     assert d2.run(["-q", "-p", "no:cacheprovider"]).exit_code == 0
+
+
+def test_directory_listings_are_inputs_but_pytests_own_are_not(project: Path, start_daemon) -> None:
+    write_project(project, {
+        "data/a.csv": "1",
+        "data/sub/b.csv": "2",
+        "tests/test_listing.py": """
+            import glob, os
+            from pathlib import Path
+
+            def test_listdir():
+                assert os.listdir("data")
+
+            def test_glob_and_walk():
+                assert glob.glob("data/*.csv")
+                assert list(os.walk("data"))
+                assert list(Path("data").iterdir())
+        """,
+        "tests/test_plain.py": "def test_plain():\n    pass\n",
+    })
+    d = start_daemon(project)
+    r = d.run(["-q", "-p", "no:cacheprovider"], env=clean_env())
+    assert r.exit_code == 0, r.stdout + r.stderr
+    deps = r.deps()
+    assert deps["tests/test_listing.py"]["lists"] == ["data", "data/sub"]
+    assert deps["tests/test_plain.py"]["lists"] == []
+    # pytest walking the tree to collect, and the import system, list nothing that counts
+    assert deps[None]["lists"] == []
