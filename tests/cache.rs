@@ -1156,3 +1156,43 @@ fn a_new_file_in_a_listed_directory_reruns_the_tests_that_listed_it() {
         "a file added to data/",
     );
 }
+
+#[test]
+fn a_session_wide_conftest_hook_reaches_tests_outside_its_directory() {
+    let pair = Pair::new("cache_conftest_scope");
+    pair.check(&["-v"]);
+    // A fixture-only edit stays local to tests/b.
+    pair.replace("tests/b/conftest.py", "return 1", "return 1  # same value");
+    let (_, rp) = pair.check(&["-v"]);
+    assert_ran(&rp, &["tests/b/test_b.py::test_b"], "a fixture-only conftest edit");
+    // A session-wide hook changes tests/a's outcome: it must run again.
+    pair.write(
+        "tests/b/conftest.py",
+        "import pytest\n\n\n@pytest.fixture\ndef b_value():\n    return 1\n\n\n\
+         def pytest_collection_modifyitems(items):\n    for item in items:\n        \
+         item.add_marker(pytest.mark.xfail(strict=True))\n",
+    );
+    let (py, rp) = pair.check(&["-v"]);
+    py.assert_code(1);
+    assert_ran(
+        &rp,
+        &["tests/a/test_a.py::test_a", "tests/b/test_b.py::test_b"],
+        "a session-wide hook added to a conftest",
+    );
+}
+
+#[test]
+fn a_duplicate_test_module_name_is_never_hidden_by_a_cached_file() {
+    let pair = Pair::new("cache_conftest_scope");
+    pair.write("tests/a/test_same.py", "def test_one():\n    assert True\n");
+    pair.check(&["-v"]);
+    pair.check(&["-v"]);
+    pair.write("tests/b/test_same.py", "def test_two():\n    assert True\n");
+    let (py, rp) = pair.check(&[]);
+    py.assert_code(2);
+    rp.assert_code(2);
+    // And it stays an error on the next run (nothing was cached over it).
+    let (py, rp) = pair.check(&[]);
+    py.assert_code(2);
+    rp.assert_code(2);
+}

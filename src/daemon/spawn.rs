@@ -91,6 +91,14 @@ pub fn site_listing(site_dirs: &[String]) -> String {
         for n in names {
             out.push_str(&n);
             out.push('\n');
+            if n.ends_with(".dist-info") {
+                // A reinstall at the same version rewrites RECORD: its stamp
+                // tells new code from old even when the name is unchanged.
+                use std::os::unix::fs::MetadataExt;
+                if let Ok(m) = std::fs::metadata(Path::new(dir).join(&n).join("RECORD")) {
+                    out.push_str(&format!("{}:{}:{}\n", m.size(), m.mtime(), m.mtime_nsec()));
+                }
+            }
             if n.ends_with(".pth") || n.ends_with(".egg-link") {
                 if let Ok(t) = std::fs::read_to_string(Path::new(dir).join(&n)) {
                     out.push_str(&t);

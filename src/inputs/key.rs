@@ -47,8 +47,77 @@ fn short(bytes: &[u8]) -> String {
     hex(&digest_bytes(bytes))[..16].to_owned()
 }
 
+/// Variables that never change an outcome: terminal and shell bookkeeping,
+/// and rpytest's own. Mirrors `COSMETIC_ENV` in python/rpytest/record.py.
+const COSMETIC_ENV: &[&str] = &[
+    "COLUMNS",
+    "LINES",
+    "TERM",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "PY_COLORS",
+    "PYTEST_THEME",
+    "PYTEST_THEME_MODE",
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_VERSION",
+    "CI",
+    "BUILD_NUMBER",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+    "DISPLAY",
+    "WINDOWID",
+    "COLORTERM",
+    "TERM_PROGRAM",
+    "TERM_PROGRAM_VERSION",
+    "TERM_SESSION_ID",
+    "TMUX",
+    "TMUX_PANE",
+    "STY",
+    "HISTFILE",
+    "HISTSIZE",
+    "PS1",
+    "PS2",
+    "PROMPT_COMMAND",
+    "XDG_RUNTIME_DIR",
+    "XDG_SESSION_ID",
+    "XDG_SESSION_TYPE",
+    "XDG_SESSION_CLASS",
+    "XDG_VTNR",
+    "XDG_SEAT",
+    "MAIL",
+    "LS_COLORS",
+];
+const COSMETIC_PREFIXES: &[&str] = &[
+    "SSH_",
+    "RPYTEST_",
+    "LC_TERMINAL",
+    "ITERM_",
+    "VSCODE_",
+    "KONSOLE_",
+];
+
+fn cosmetic(name: &str) -> bool {
+    COSMETIC_ENV.contains(&name) || COSMETIC_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// The digest label of an environment variable's value (or its absence).
+/// `*` stands for the whole environment (a test iterated it or started a
+/// subprocess that inherits it), less cosmetic variables.
 pub fn env_value(name: &str, env: &HashMap<String, String>) -> String {
+    if name == "*" {
+        let mut vars: Vec<(&String, &String)> = env.iter().filter(|(k, _)| !cosmetic(k)).collect();
+        vars.sort();
+        let mut h = blake3::Hasher::new();
+        for (k, v) in vars {
+            h.update(k.as_bytes());
+            h.update(b"=");
+            h.update(v.as_bytes());
+            h.update(b"\0");
+        }
+        return h.finalize().to_hex()[..16].to_owned();
+    }
     match env.get(name) {
         Some(v) => short(v.as_bytes()),
         None => "unset".to_owned(),
@@ -266,6 +335,18 @@ pub fn diff(old: &Inputs, new: &Inputs) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_environment_ignores_cosmetic_variables() {
+        let mut env: HashMap<String, String> = HashMap::new();
+        env.insert("DB_URL".into(), "a".into());
+        let base = env_value("*", &env);
+        env.insert("COLUMNS".into(), "80".into());
+        env.insert("RPYTEST_OUTCOMES_FILE".into(), "/tmp/x".into());
+        assert_eq!(env_value("*", &env), base);
+        env.insert("NEW_FLAG".into(), "1".into());
+        assert_ne!(env_value("*", &env), base);
+    }
 
     #[test]
     fn key_changes_with_any_input() {

@@ -7,7 +7,7 @@ pub mod imports;
 pub mod key;
 pub mod resolve;
 
-pub use conftest::conftest_chain;
+pub use conftest::{conftest_chain, conftest_is_local};
 pub use graph::{ImportGraph, SourceFiles};
 pub use hash::{hex, Digest, FileHasher, HashError, StatEntry};
 pub use imports::{parse_imports, ImportRef};

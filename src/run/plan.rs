@@ -16,7 +16,7 @@ use crate::daemon::site_listing;
 use crate::inputs::discover::{discover_all, initial_paths, DiscoverOptions};
 use crate::inputs::key::{self, Inputs, Key, KeyBuilder, Recorded};
 use crate::inputs::resolve::default_search_roots;
-use crate::inputs::{FileHasher, ImportGraph, Resolver};
+use crate::inputs::{conftest_is_local, FileHasher, ImportGraph, Resolver};
 use crate::project::args::path_of_arg;
 use crate::project::interpreter::InterpreterInfo;
 use crate::protocol::{CachedNode, Event};
@@ -52,6 +52,8 @@ pub struct Plan {
     info: Option<InterpreterInfo>,
     /// The import search roots the keys were computed with.
     roots: Vec<String>,
+    /// conftest.py files that enter the global key.
+    session_conftests: Vec<String>,
 }
 
 fn rel_to(root: &Path, p: &Path) -> Option<String> {
@@ -110,8 +112,14 @@ impl KeyContext<'_> {
     }
 }
 
-fn global_key(inv: &Invocation, info: &InterpreterInfo, ctx: &mut KeyContext) -> Key {
+fn global_key(
+    inv: &Invocation,
+    info: &InterpreterInfo,
+    ctx: &mut KeyContext,
+    session_conftests: &[String],
+) -> Key {
     let mut inputs = Inputs::new();
+    ctx.builder.add_closure(&mut inputs, session_conftests);
     inputs.insert(
         "rpytest".into(),
         format!("{}/schema{}", env!("CARGO_PKG_VERSION"), SCHEMA_VERSION),
@@ -209,6 +217,54 @@ fn key_context<'s>(
     }
 }
 
+/// What pytest will collect for these arguments, as rpytest's discovery sees
+/// it, and whether every path argument exists.
+fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool) {
+    let root = &inv.setup.rootdir;
+    let opts = discover_options(inv);
+    let mut arg_paths: Vec<PathBuf> = Vec::new();
+    let mut all_exist = true;
+    for a in &inv.args.positional {
+        let p = path_of_arg(a, &inv.cwd);
+        all_exist &= p.exists();
+        arg_paths.push(p);
+    }
+    if arg_paths.is_empty() {
+        arg_paths = if &inv.cwd == root && !opts.testpaths.is_empty() {
+            initial_paths(root, &opts.testpaths)
+        } else {
+            vec![inv.cwd.clone()]
+        };
+    }
+    (discover_all(root, &arg_paths, &opts), all_exist)
+}
+
+/// The conftest.py files of the session that can affect tests outside their
+/// own directory (see `conftest_is_local`): inputs of every test.
+fn session_wide_conftests(root: &Path, conftests: &[String]) -> Vec<String> {
+    conftests
+        .iter()
+        .filter(|c| {
+            std::fs::read_to_string(root.join(c))
+                .map(|src| !conftest_is_local(&src))
+                .unwrap_or(true)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The module name pytest's default import mode gives a test file: its path
+/// from its basedir (the first ancestor without `__init__.py`), dotted.
+fn module_name(resolver: &Resolver, file: &str) -> String {
+    let base = resolver.basedir_of(file);
+    let rest = if base.is_empty() {
+        file
+    } else {
+        file.strip_prefix(&format!("{base}/")).unwrap_or(file)
+    };
+    rest.trim_end_matches(".py").replace('/', ".")
+}
+
 /// Node-ID arguments per file: `None` = the whole file is selected.
 fn selections(inv: &Invocation) -> HashMap<String, Option<Vec<String>>> {
     let mut out: HashMap<String, Option<Vec<String>>> = HashMap::new();
@@ -275,22 +331,7 @@ impl Plan {
             message: e.to_string(),
         })?;
         let root = inv.setup.rootdir.clone();
-        let opts = discover_options(inv);
-        let mut arg_paths: Vec<PathBuf> = Vec::new();
-        let mut all_exist = true;
-        for a in &inv.args.positional {
-            let p = path_of_arg(a, &inv.cwd);
-            all_exist &= p.exists();
-            arg_paths.push(p);
-        }
-        if arg_paths.is_empty() {
-            arg_paths = if inv.cwd == root && !opts.testpaths.is_empty() {
-                initial_paths(&root, &opts.testpaths)
-            } else {
-                vec![inv.cwd.clone()]
-            };
-        }
-        let found = discover_all(&root, &arg_paths, &opts);
+        let (found, all_exist) = scope(inv);
         let whole_files =
             inv.args.understood() && !inv.args.selects && !inv.args.doctests && all_exist;
 
@@ -301,7 +342,9 @@ impl Plan {
         let roots = search_roots(inv, store, &scanned);
         let mut ctx = key_context(inv, store, &edges, rules.clone(), roots.clone());
         trace.mark("search roots and stored dependencies");
-        let global = global_key(inv, info, &mut ctx);
+        let (found, _) = scope(inv);
+        let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
+        let global = global_key(inv, info, &mut ctx, &session_conftests);
 
         let mut signature_inputs = Inputs::new();
         signature_inputs.insert("global".into(), global.hex.clone());
@@ -330,6 +373,15 @@ impl Plan {
             candidates.extend(files.iter().filter(|f| root.join(f).is_file()).cloned());
         }
         let sels = selections(inv);
+        // Two test files that pytest imports under the same module name make it
+        // report an "import file mismatch" collection error; skipping one of
+        // them would hide that error, so neither is ever skipped.
+        let mut module_names: HashMap<String, usize> = HashMap::new();
+        for f in &candidates {
+            *module_names
+                .entry(module_name(ctx.builder.graph.resolver(), f))
+                .or_default() += 1;
+        }
         let mut plan = Plan {
             caching,
             rules,
@@ -337,6 +389,7 @@ impl Plan {
             whole_files,
             info: Some(info.clone()),
             roots,
+            session_conftests,
             ..Plan::default()
         };
         let mut all_full = true;
@@ -380,7 +433,10 @@ impl Plan {
             }
             let full = entry.outcome == "passed"
                 && entry.nodes.iter().all(|n| by_id.contains_key(n.as_str()));
-            if full && whole_files {
+            let unique = module_names
+                .get(&module_name(ctx.builder.graph.resolver(), &file))
+                .is_some_and(|n| *n == 1);
+            if full && whole_files && unique {
                 // A file pytest was not going to visit replays nothing: the plugin
                 // replays a skipped file's nodes only when pytest collected it.
                 let sel = sels.iter().find(|(f, _)| {
@@ -588,7 +644,12 @@ impl Plan {
         if reusable_ok && !collected.is_empty() {
             let edges = store.edges().unwrap_or_default();
             let mut ctx = key_context(inv, store, &edges, self.rules.clone(), self.roots.clone());
-            let global = global_key(inv, self.pre_global_info(), &mut ctx);
+            let global = global_key(
+                inv,
+                self.pre_global_info(),
+                &mut ctx,
+                &self.session_conftests,
+            );
             let started_ns = (started * 1e9) as i128;
             let unstable = |inputs: &Inputs, root: &Path| {
                 inputs
@@ -759,7 +820,9 @@ pub fn why(
     let edges = store.edges().unwrap_or_default();
     let roots = search_roots(inv, store, std::slice::from_ref(&file));
     let mut ctx = key_context(inv, store, &edges, rules, roots);
-    let global = global_key(inv, info, &mut ctx);
+    let (found, _) = scope(inv);
+    let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
+    let global = global_key(inv, info, &mut ctx, &session_conftests);
     let (now_key, cacheable) = ctx.file_key(&global, &file);
     if !cacheable {
         report::out(&format!(
