@@ -6,6 +6,9 @@ file's collection and its tests' setup/call), or to None (global: enters every f
 key). Reads and env lookups made while a module body is being executed for the first
 time by an import statement are global: the module caches their effect for every later
 importer (e.g. `SETTINGS = json.load(open("settings.json"))` at module level).
+
+Whole-environment reads (iteration of `os.environ`, `os.environ.copy()`, `len`, a
+subprocess that inherits the environment) are recorded as the env name `*`.
 """
 
 from __future__ import annotations
@@ -22,25 +25,87 @@ EXCLUDED_PARTS = frozenset(
      ".tox", ".nox", ".venv", "venv", ".mypy_cache", ".ruff_cache", ".eggs"}
 )
 
-# Read by pytest's own terminal machinery outside tests; output-only. Recorded when a test reads them.
+# Output-only or per-shell/per-terminal variables. Not recorded when read outside a
+# test file's window (pytest's own terminal machinery reads some of them), recorded
+# when a test reads them by name. The CLI keys the env name `*` (a whole-environment
+# read) on the environment minus these: exact names, and names starting with a prefix
+# in COSMETIC_ENV_PREFIXES. Mirrored by the Rust side: change both together.
 COSMETIC_ENV = frozenset(
-    {"COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "PY_COLORS", "PYTEST_THEME", "PYTEST_THEME_MODE",
-     "PYTEST_CURRENT_TEST", "PYTEST_VERSION", "CI", "BUILD_NUMBER"}
+    {
+        # pytest's terminal output and its own variables
+        "COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "PY_COLORS", "PYTEST_THEME", "PYTEST_THEME_MODE",
+        "PYTEST_CURRENT_TEST", "PYTEST_VERSION", "CI", "BUILD_NUMBER",
+        # terminal emulators
+        "COLORTERM", "COLORFGBG", "CLICOLOR", "CLICOLOR_FORCE", "LS_COLORS", "LSCOLORS", "TERM_PROGRAM",
+        "TERM_PROGRAM_VERSION", "TERM_SESSION_ID", "LC_TERMINAL", "LC_TERMINAL_VERSION", "VTE_VERSION",
+        "WINDOWID", "TMUX", "TMUX_PANE", "STY", "WINDOW", "WT_SESSION", "WT_PROFILE_ID", "INSIDE_EMACS",
+        "TERMINAL_EMULATOR",
+        # the shell's own state
+        "PWD", "OLDPWD", "SHLVL", "_", "PS1", "PS2", "PS4", "PROMPT_COMMAND", "HISTFILE", "HISTSIZE",
+        "HISTFILESIZE", "HISTCONTROL", "LESSOPEN", "LESSCLOSE", "MAIL", "MOTD_SHOWN",
+        # the login/desktop session
+        "DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "DBUS_SESSION_BUS_ADDRESS", "DESKTOP_SESSION",
+        "SESSION_MANAGER", "GPG_AGENT_INFO", "GPG_TTY", "XDG_SEAT", "XDG_VTNR", "XDG_CURRENT_DESKTOP",
+        "SECURITYSESSIONID", "XPC_SERVICE_NAME", "XPC_FLAGS", "__CFBundleIdentifier",
+    }
 )
+COSMETIC_ENV_PREFIXES = (
+    "SSH_", "XDG_SESSION_", "GNOME_TERMINAL_", "KONSOLE_", "ITERM_", "KITTY_", "ALACRITTY_", "WEZTERM_", "VSCODE_",
+)
+
+
+def is_cosmetic_env(name: str) -> bool:
+    return name in COSMETIC_ENV or name.startswith(COSMETIC_ENV_PREFIXES)
+
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 _STDLIB = os.path.dirname(os.__file__) + os.sep
+_STDLIB_SITE = (_STDLIB + "site-packages" + os.sep, _STDLIB + "dist-packages" + os.sep)
 
-# Code whose directory listings are machinery, not a test's input.
+_PYTEST_DIR = os.path.dirname(importlib.import_module("_pytest").__file__ or "")
+
+# Code whose directory listings, environment iteration and subprocesses are
+# machinery, not a test's input.
 _MACHINERY = (
     "<frozen importlib",
-    os.path.dirname(importlib.import_module("_pytest").__file__ or ""),
-    os.path.dirname(importlib.import_module("pluggy").__file__ or ""),
-    os.path.dirname(__file__),
+    "<frozen zipimport",
+    _PYTEST_DIR + os.sep,
+    os.path.dirname(importlib.import_module("pluggy").__file__ or "") + os.sep,
+    os.path.dirname(__file__) + os.sep,
 )
+
+# pytest code that runs on a test's behalf: pytester starts subprocesses with a copy
+# of the environment.
+_PYTESTER = os.path.join(_PYTEST_DIR, "pytester.py")
+
+# unittest.mock.patch.dict copies the dict it patches (and restores it): not a read.
+_MOCK = os.path.join(os.path.dirname(os.__file__), "unittest", "mock.py")
+
+
+_HERE = sys._getframe(0).f_code.co_filename
+
+
+def from_machinery() -> bool:
+    """Whether the event being recorded (an audit event, an os.environ method) comes
+    from machinery (the import system, pytest, pluggy, rpytest) rather than from a
+    test or a module it uses: the first caller outside this module and the standard
+    library (glob, pathlib, os.walk, subprocess, os.environ.copy...) decides."""
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == _HERE:
+        frame = frame.f_back
+    while frame is not None:
+        fn = frame.f_code.co_filename
+        if fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE):
+            if fn == _MOCK:
+                return True
+        elif not fn.startswith("<frozen ") or fn.startswith(_MACHINERY):  # "<frozen os>" is stdlib
+            return fn.startswith(_MACHINERY) and fn != _PYTESTER
+        frame = frame.f_back
+    return False
+
 
 Key = Optional[str]
 
@@ -56,6 +121,22 @@ class Recorder:
         self.reads: Dict[Key, Set[str]] = {None: set()}
         self.env: Dict[Key, Set[str]] = {None: set()}
         self.lists: Dict[Key, Set[str]] = {None: set()}
+        # Paths each key wrote: a later read by the same key is of its own output.
+        self.wrote: Dict[Key, Set[str]] = {None: set()}
+        # .py files read while a module body ran under an import, with the key active
+        # then: the import system loading a module (recorded as an import of that key,
+        # which the CLI closes over edges), else a module loaded by path
+        # (spec_from_file_location + exec_module: no import, no edge), a read;
+        # decided in deps().
+        self.py_reads: Dict[Key, Set[Tuple[Key, str]]] = {None: set()}
+        # Keys that started a subprocess (which can read anything unseen).
+        self.spawns: Set[Key] = set()
+        # Environment iteration in progress: the name just yielded, and the names a
+        # finished iteration yielded (dict(os.environ) reads them all next, in order).
+        # Those item reads are part of the whole-environment read, not reads by name.
+        self.env_next: Optional[Any] = None
+        self.env_queue: List[Any] = []
+        self.env_pos = 0
         # True while pytest walks directories to collect: its own listings are
         # not inputs of any test (a new test file is found by the CLI's discovery).
         self.collecting = False
@@ -117,11 +198,15 @@ class Recorder:
     def set_active(self, key: Key) -> Key:
         prev = self.active
         self.active = key
+        self.env_next = None
+        self.env_queue = []
         if key is not None and key not in self.imports:
             self.imports[key] = set()
             self.reads[key] = set()
             self.env[key] = set()
             self.lists[key] = set()
+            self.wrote[key] = set()
+            self.py_reads[key] = set()
         return prev
 
     def _data_key(self) -> Key:
@@ -156,29 +241,69 @@ class Recorder:
             write = "w" in mode or "a" in mode or "x" in mode or "+" in mode
         else:
             write = bool((flags or 0) & _WRITE_FLAGS)
+        k = self._data_key()
         if write:
             self.written.add(r)
-        elif (self.import_depth and r.endswith((".py", ".pyc"))) or r.endswith("conftest.py"):
-            # The import system (or pytest's assertion rewriter) reading a
-            # module's source: an import edge, not a data read. conftest.py
-            # files are inputs of exactly the tests below them, by the chain.
-            return
+            self.wrote[k].add(r)
+        elif r.endswith("conftest.py"):
+            return  # conftest.py files are inputs of exactly the tests below them, by the chain
+        elif r in self.wrote[k]:
+            return  # this key's own output, written before it read it
+        elif self.import_depth and r.endswith((".py", ".pyc")):
+            # The import system (or pytest's assertion rewriter) reading a module's
+            # source, or a module loaded by path: told apart in deps().
+            self.py_reads[k].add((self.active, r))
         else:
-            self.reads[self._data_key()].add(r)
+            self.reads[k].add(r)
+
+    def on_sqlite(self, database: Any) -> None:
+        """sqlite3.connect(database): a read of a first-party database file (a new
+        one is being created: this key's own output)."""
+        try:
+            db = os.fsdecode(os.fspath(database))
+        except Exception:
+            return
+        if not db or db == ":memory:":
+            return
+        if db.startswith("file:"):  # a URI (uri=True): file:path?query
+            db = db[5:].split("?", 1)[0].split("#", 1)[0]
+            if db.startswith("//"):
+                db = db[2:]
+                db = db[db.find("/"):] if "/" in db else ""
+            if not db or db == ":memory:":
+                return
+        r = self.rel(db)
+        if r is None:
+            return
+        k = self._data_key()
+        if r in self.wrote[k]:
+            return
+        if not os.path.exists(db):
+            self.written.add(r)
+            self.wrote[k].add(r)
+            return
+        self.reads[k].add(r)
+
+    def on_spawn(self, inherits_env: bool) -> None:
+        """A subprocess (subprocess.Popen, os.system, os.exec*, os.posix_spawn, os.fork)."""
+        if from_machinery():
+            return
+        k = self._data_key()
+        self.spawns.add(k)
+        if inherits_env:
+            self.env[k].add("*")
+
+    def on_env_all(self) -> None:
+        """The whole environment was read (iteration, len, copy, repr)."""
+        if from_machinery():
+            return
+        self.env[self._data_key()].add("*")
 
     def on_list(self, path: Any) -> None:
         """A directory listing (os.listdir/os.scandir, and so glob, os.walk,
         Path.iterdir): the set of names in it is an input."""
         if self.collecting and self.active is None:
             return
-        # Frames: this method, the audit hook, then whoever called os.listdir;
-        # the first caller outside the standard library (glob, pathlib, os.walk)
-        # tells whether a test or the machinery wanted the listing.
-        frame = sys._getframe(2)
-        while frame is not None and frame.f_code.co_filename.startswith(_STDLIB):
-            frame = frame.f_back
-        if frame is not None and frame.f_code.co_filename.startswith(_MACHINERY):
-            return  # the import system's and pytest's own directory scans
         if isinstance(path, int):
             return  # a listing by file descriptor: its directory is unknown
         if path is None:
@@ -193,14 +318,39 @@ class Recorder:
             if p + os.sep not in self.prefixes:
                 return
             r = ""
+        # Whoever called os.listdir, glob, pathlib, os.walk tells whether a test
+        # or the machinery wanted the listing.
+        if from_machinery():
+            return  # the import system's and pytest's own directory scans
         self.lists[self._data_key()].add(r)
 
     def on_env(self, key: Any) -> None:
+        if self.env_next is not None or self.env_queue:
+            if key == self.env_next:
+                self.env_next = None
+                return  # an item of an iteration (items(), values(), `for k in environ: environ[k]`)
+            q = self.env_queue
+            if q:
+                if self.env_pos < len(q) and q[self.env_pos] == key:
+                    self.env_pos += 1
+                    return  # dict(os.environ) reading what its iteration listed
+                self.env_queue = []
         name = key if isinstance(key, str) else os.fsdecode(key)
         k = self._data_key()
-        if k is None and name in COSMETIC_ENV:
+        if k is None and is_cosmetic_env(name):
             return
         self.env[k].add(name)
+
+    def env_iter(self, it: Any) -> Any:
+        """Wraps os.environ's key iterator (see on_env)."""
+        seen = []
+        for name in it:
+            self.env_next = name
+            seen.append(name)
+            yield name
+        self.env_next = None
+        self.env_queue = seen
+        self.env_pos = 0
 
     # ---- results ----------------------------------------------------------
 
@@ -219,13 +369,18 @@ class Recorder:
 
     def deps(self, key: Key) -> Dict[str, Any]:
         own = {key} if key else set()
+        reads = set(self.reads.get(key, ()))
+        for active, r in self.py_reads.get(key, ()):
+            if r not in self.imports.get(active, ()) and r[:-1] not in self.imports.get(active, ()):
+                reads.add(r)  # no import of it was recorded: loaded by path
         return {
             "type": "deps",
             "file": key,
             "imports": sorted(self.imports.get(key, set()) - own),
-            "reads": sorted(r for r in self.reads.get(key, set()) - self.written if self._is_input(r)),
+            "reads": sorted(r for r in reads if self._is_input(r)),
             "env": sorted(self.env.get(key, set())),
             "lists": sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
+            "spawns": key in self.spawns,
         }
 
     def _written_dir_set(self) -> Set[str]:
@@ -345,19 +500,28 @@ def install(recorder: Recorder) -> None:
     builtins.__import__ = recording_import
     importlib.import_module = recording_import_module
 
+    handlers = {
+        "open": Recorder.on_open,
+        "os.listdir": lambda rec, args: rec.on_list(args[0] if args else None),
+        "os.scandir": lambda rec, args: rec.on_list(args[0] if args else None),
+        "sqlite3.connect": lambda rec, args: rec.on_sqlite(args[0]),
+        # (executable, args, cwd, env): env None inherits the whole environment
+        "subprocess.Popen": lambda rec, args: rec.on_spawn(args[3] is None),
+        "os.system": lambda rec, args: rec.on_spawn(True),
+        "os.exec": lambda rec, args: rec.on_spawn(args[2] is None),  # (path, args, env)
+        "os.posix_spawn": lambda rec, args: rec.on_spawn(False),  # env is a mapping: iterated
+        "os.fork": lambda rec, args: rec.on_spawn(False),
+        "os.forkpty": lambda rec, args: rec.on_spawn(False),
+    }
+    get_handler = handlers.get
+
     def audit(event: str, args: Tuple[Any, ...]) -> None:
-        if event == "open":
+        handler = get_handler(event)
+        if handler is not None:
             rec = _RECORDER
             if rec is not None and rec.enabled:
                 try:
-                    rec.on_open(args)
-                except Exception:
-                    pass
-        elif event == "os.listdir" or event == "os.scandir":
-            rec = _RECORDER
-            if rec is not None and rec.enabled:
-                try:
-                    rec.on_list(args[0] if args else None)
+                    handler(rec, args)
                 except Exception:
                     pass
 
@@ -375,6 +539,45 @@ def install(recorder: Recorder) -> None:
                 except Exception:
                     pass
             return environ_cls.__getitem__(self, key)
+
+        # Whole-environment reads. items()/keys()/values(), dict(os.environ),
+        # os.environ.copy(), `|`, `==` all go through __iter__ (+ __getitem__).
+        def __iter__(self) -> Any:
+            rec = _RECORDER
+            if rec is not None and rec.enabled:
+                try:
+                    rec.on_env_all()
+                    return rec.env_iter(environ_cls.__iter__(self))
+                except Exception:
+                    pass
+            return environ_cls.__iter__(self)
+
+        def __len__(self) -> int:
+            rec = _RECORDER
+            if rec is not None and rec.enabled:
+                try:
+                    rec.on_env_all()
+                except Exception:
+                    pass
+            return environ_cls.__len__(self)
+
+        def __repr__(self) -> str:
+            rec = _RECORDER
+            if rec is not None and rec.enabled:
+                try:
+                    rec.on_env_all()
+                except Exception:
+                    pass
+            return environ_cls.__repr__(self)
+
+        def clear(self) -> None:
+            # MutableMapping.clear pops items one by one (iterating each time);
+            # emptying the environment reads nothing.
+            for k in list(self._data):
+                try:
+                    environ_cls.__delitem__(self, self.decodekey(k))
+                except KeyError:
+                    pass
 
     RecordingEnviron.__name__ = environ_cls.__name__
     RecordingEnviron.__qualname__ = environ_cls.__qualname__

@@ -208,3 +208,278 @@ def test_directory_listings_are_inputs_but_pytests_own_are_not(project: Path, st
     assert deps["tests/test_plain.py"]["lists"] == []
     # pytest walking the tree to collect, and the import system, list nothing that counts
     assert deps[None]["lists"] == []
+
+
+def test_a_file_written_by_one_test_file_is_an_input_of_another(project: Path, start_daemon) -> None:
+    write_project(project, {
+        "conftest.py": """
+            import pytest
+            from pathlib import Path
+
+            @pytest.fixture(scope="session")
+            def generated():
+                Path("data/session_out.txt").write_text("s")  # global
+        """,
+        "data/pre.txt": "p",
+        "tests/test_a_writer.py": """
+            from pathlib import Path
+
+            def test_writes():
+                Path("data/gen.txt").write_text("g")
+                assert Path("data/gen.txt").read_text() == "g"
+        """,
+        "tests/test_b_reader.py": """
+            from pathlib import Path
+
+            def test_reads_what_a_wrote():
+                assert Path("data/gen.txt").read_text() == "g"
+
+            def test_own_output_then_read():
+                Path("data/own.txt").write_text("o")
+                assert Path("data/own.txt").read_text() == "o"
+
+            def test_read_then_rewritten():
+                assert Path("data/pre.txt").read_text() == "p"
+                Path("data/pre.txt").write_text("p")
+        """,
+        "tests/test_c_session.py": """
+            from pathlib import Path
+
+            def test_reads_session_output(generated):
+                assert Path("data/session_out.txt").read_text() == "s"
+        """,
+    })
+    d = start_daemon(project)
+    r = d.run(["-q", "-p", "no:cacheprovider"], env=clean_env())
+    assert r.exit_code == 0, r.stdout + r.stderr
+    deps = {f: dict(d_, reads=[p for p in d_["reads"] if p != f]) for f, d_ in r.deps().items()}  # pytest reads f
+    assert deps["tests/test_a_writer.py"]["reads"] == []  # its own output
+    # written by another test file: an input (the CLI sees it changed during the run)
+    assert deps["tests/test_b_reader.py"]["reads"] == ["data/gen.txt", "data/pre.txt"]
+    # written by the global key, read by a test file: an input of that file
+    assert deps["tests/test_c_session.py"]["reads"] == ["data/session_out.txt"]
+    assert "data/session_out.txt" not in deps[None]["reads"]
+    # a tree the session created is still not an input as a directory
+    assert all(d_["lists"] == [] for d_ in deps.values())
+
+
+def test_a_module_loaded_by_path_is_a_read(project: Path, start_daemon) -> None:
+    write_project(project, {
+        "conftest.py": "",
+        "plugins/by_path.py": "VALUE = 1\n",
+        "plugins/registered.py": "VALUE = 2\n",
+        "plugins/in_test.py": "VALUE = 3\n",
+        "pkg/__init__.py": "",
+        "pkg/normal.py": "N = 1\n",
+        "pkg/loader.py": """
+            import importlib.util, os, sys
+            from pkg import normal
+
+            HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+            def load(name, rel, register=False):
+                spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, rel))
+                mod = importlib.util.module_from_spec(spec)
+                if register:
+                    sys.modules[name] = mod
+                spec.loader.exec_module(mod)
+                return mod
+
+            BY_PATH = load("anon_by_path", "plugins/by_path.py")
+            REGISTERED = load("registered_by_path", "plugins/registered.py", register=True)
+        """,
+        "tests/test_loads.py": """
+            from pkg import loader
+
+            def test_loaded():
+                assert loader.BY_PATH.VALUE == 1 and loader.REGISTERED.VALUE == 2
+                assert loader.load("in_test", "plugins/in_test.py").VALUE == 3
+        """,
+        "tests/test_other.py": "def test_other():\n    pass\n",
+    })
+    d = start_daemon(project)
+    r = d.run(["-q", "-p", "no:cacheprovider"], env=clean_env())
+    assert r.exit_code == 0, r.stdout + r.stderr
+    deps = {f: dict(d_, reads=[p for p in d_["reads"] if p != f]) for f, d_ in r.deps().items()}  # pytest reads f
+    # loaded while pkg.loader's body ran under an import: global (the module caches it),
+    # whether or not the loader put the module in sys.modules (no import edge either way)
+    assert {"plugins/by_path.py", "plugins/registered.py"} <= set(deps[None]["reads"])
+    assert "plugins/in_test.py" in deps["tests/test_loads.py"]["reads"]
+    # modules the import system loaded are imports, not reads
+    everything = [p for d_ in deps.values() for p in d_["reads"]]
+    assert not [p for p in everything if p.startswith("pkg/") or p.endswith("conftest.py")]
+    assert {"pkg/loader.py", "pkg/normal.py"} <= set(deps["tests/test_loads.py"]["imports"])
+    assert deps["tests/test_other.py"]["reads"] == []
+
+
+def test_environment_iteration_and_subprocesses(project: Path, start_daemon) -> None:
+    write_project(project, {
+        "tests/test_copy.py": """
+            import os
+
+            def test_copy():
+                env = os.environ.copy()
+                env2 = dict(os.environ, EXTRA="1")
+                assert env["HOME"] == env2["HOME"]
+        """,
+        "tests/test_items.py": """
+            import os
+
+            def test_items():
+                assert [k for k, v in os.environ.items() if k == "HOME"] == ["HOME"]
+        """,
+        "tests/test_keys.py": """
+            import os
+
+            def test_keys():
+                assert "HOME" in list(os.environ)
+                assert sorted(os.environ.keys())
+        """,
+        "tests/test_values.py": """
+            import os
+
+            def test_values():
+                assert list(os.environ.values())
+        """,
+        "tests/test_len.py": """
+            import os
+
+            def test_len():
+                assert len(os.environ) > 0
+                assert os.environ.get("ASKED_BY_NAME") is None
+        """,
+        "tests/test_popen_inherits.py": """
+            import subprocess, sys
+
+            def test_popen():
+                subprocess.run([sys.executable, "-c", "pass"], check=True)
+        """,
+        "tests/test_popen_explicit_env.py": """
+            import subprocess, sys
+
+            def test_popen():
+                subprocess.run([sys.executable, "-c", "pass"], env={"PATH": "/usr/bin:/bin"}, check=True)
+        """,
+        "tests/test_system.py": """
+            import os
+
+            def test_system():
+                assert os.system("true") == 0
+        """,
+        "tests/test_patch_dict.py": """
+            import os
+            from unittest import mock
+
+            def test_patch_dict(monkeypatch):
+                monkeypatch.setenv("SET_BY_MONKEYPATCH", "1")
+                with mock.patch.dict(os.environ, {"PATCHED": "1"}):
+                    assert os.environ["PATCHED"] == "1"
+                with mock.patch.dict(os.environ, {"ONLY": "1"}, clear=True):
+                    assert os.environ["ONLY"] == "1"
+                assert "PATCHED" not in os.environ and os.environ["HOME"]
+        """,
+        "tests/test_plain.py": "def test_plain():\n    pass\n",
+    })
+    d = start_daemon(project)
+    r = d.run(["-q", "-p", "no:cacheprovider"], env=clean_env())
+    assert r.exit_code == 0, r.stdout + r.stderr
+    deps = r.deps()
+    # what pytest itself reads while importing any test module (PY_IGNORE_IMPORTMISMATCH)
+    base = set(deps["tests/test_plain.py"]["env"])
+    assert "*" not in base and not record_cosmetic_in(base)
+    env = {f: set(d_["env"]) - base for f, d_ in deps.items()}
+    for f in ("copy", "items", "keys", "values"):
+        # the whole environment, and not every name it held (cosmetic ones included)
+        assert env["tests/test_%s.py" % f] == {"*"}, (f, env["tests/test_%s.py" % f])
+    assert env["tests/test_len.py"] == {"*", "ASKED_BY_NAME"}
+    assert "*" in env["tests/test_popen_inherits.py"]
+    assert "*" in env["tests/test_system.py"]
+    assert "*" not in env["tests/test_popen_explicit_env.py"]
+    for f in ("popen_inherits", "popen_explicit_env", "system"):
+        assert deps["tests/test_%s.py" % f]["spawns"] is True, f
+    # patch.dict copies and restores os.environ: not a read of all of it
+    assert "*" not in env["tests/test_patch_dict.py"]
+    assert "HOME" in env["tests/test_patch_dict.py"]
+    for f in ("patch_dict", "plain", "copy"):
+        assert deps["tests/test_%s.py" % f]["spawns"] is False, f
+    # pytest, pluggy, rpytest and the import system iterating os.environ do not count
+    assert "*" not in deps[None]["env"] and deps[None]["spawns"] is False
+    assert not record_cosmetic_in(deps[None]["env"])
+
+
+def record_cosmetic_in(names):
+    from rpytest.record import is_cosmetic_env
+
+    return [n for n in names if is_cosmetic_env(n)]
+
+
+def test_cosmetic_env_constants() -> None:
+    from rpytest import record
+
+    assert {"PWD", "OLDPWD", "SHLVL", "_", "TERM", "COLUMNS", "LINES", "DISPLAY"} <= record.COSMETIC_ENV
+    assert "SSH_" in record.COSMETIC_ENV_PREFIXES
+    assert record.is_cosmetic_env("SSH_AUTH_SOCK") and record.is_cosmetic_env("PWD")
+    assert not record.is_cosmetic_env("HOME") and not record.is_cosmetic_env("PATH")
+    assert not record.is_cosmetic_env("SSH") and not record.is_cosmetic_env("*")
+
+
+def test_sqlite_databases_are_reads(project: Path, start_daemon) -> None:
+    import sqlite3
+
+    write_project(project, {
+        "tests/test_db.py": """
+            import sqlite3
+            from pathlib import Path
+
+            def test_existing():
+                con = sqlite3.connect("data/app.db")
+                assert con.execute("select x from t").fetchall() == [(1,)]
+                con.close()
+
+            def test_uri_and_path():
+                sqlite3.connect("file:data/uri.db?mode=ro", uri=True).close()
+                sqlite3.connect(Path("data") / "path.db").close()
+
+            def test_memory_and_new():
+                sqlite3.connect(":memory:").close()
+                con = sqlite3.connect("data/new.db")  # created here: its own output
+                con.execute("create table t(x)")
+                con.close()
+                Path("data/new.db").unlink()
+        """,
+    })
+    (project / "data").mkdir()
+    for name in ("app", "uri", "path"):
+        con = sqlite3.connect(str(project / "data" / ("%s.db" % name)))
+        con.execute("create table t(x)")
+        con.execute("insert into t values (1)")
+        con.commit()
+        con.close()
+    d = start_daemon(project)
+    r = d.run(["-q", "-p", "no:cacheprovider"], env=clean_env())
+    assert r.exit_code == 0, r.stdout + r.stderr
+    reads = r.deps()["tests/test_db.py"]["reads"]
+    assert [p for p in reads if p != "tests/test_db.py"] == ["data/app.db", "data/path.db", "data/uri.db"]
+
+
+def test_pytester_subprocess_is_the_tests_own(project: Path, start_daemon) -> None:
+    # pytester's code is pytest's, but it starts a subprocess with a copy of the
+    # environment on the test's behalf.
+    write_project(project, {
+        "tests/test_pytester.py": """
+            pytest_plugins = ["pytester"]
+
+            def test_sub(pytester):
+                pytester.makepyfile("def test_x(): pass")
+                assert pytester.runpytest_subprocess("-p", "no:cacheprovider").ret == 0
+        """,
+        "tests/test_plain.py": "def test_plain():\n    pass\n",
+    })
+    d = start_daemon(project)
+    r = d.run(["-q", "-p", "no:cacheprovider"], env=clean_env())
+    assert r.exit_code == 0, r.stdout + r.stderr
+    deps = r.deps()
+    assert deps["tests/test_pytester.py"]["spawns"] is True
+    assert "*" in deps["tests/test_pytester.py"]["env"]
+    assert deps["tests/test_plain.py"]["spawns"] is False and "*" not in deps["tests/test_plain.py"]["env"]
+    assert deps[None]["spawns"] is False and "*" not in deps[None]["env"]
