@@ -111,6 +111,12 @@ pub enum Event {
         /// Directories whose listing a test read (os.listdir, glob, os.walk...).
         #[serde(default)]
         lists: Vec<String>,
+        /// The key started a subprocess (its reads are invisible).
+        #[serde(default)]
+        spawns: bool,
+        /// Inputs written during this very session.
+        #[serde(default)]
+        generated: Vec<String>,
     },
     Edges {
         edges: Vec<(String, String)>,

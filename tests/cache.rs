@@ -1164,7 +1164,11 @@ fn a_session_wide_conftest_hook_reaches_tests_outside_its_directory() {
     // A fixture-only edit stays local to tests/b.
     pair.replace("tests/b/conftest.py", "return 1", "return 1  # same value");
     let (_, rp) = pair.check(&["-v"]);
-    assert_ran(&rp, &["tests/b/test_b.py::test_b"], "a fixture-only conftest edit");
+    assert_ran(
+        &rp,
+        &["tests/b/test_b.py::test_b"],
+        "a fixture-only conftest edit",
+    );
     // A session-wide hook changes tests/a's outcome: it must run again.
     pair.write(
         "tests/b/conftest.py",

@@ -381,6 +381,10 @@ class Recorder:
             "env": sorted(self.env.get(key, set())),
             "lists": sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
             "spawns": key in self.spawns,
+            # Inputs this session itself produced (some key wrote them): their
+            # state at the end of the run says nothing about the next run, so
+            # results that depend on them are never stored.
+            "generated": sorted(r for r in reads if r in self.written),
         }
 
     def _written_dir_set(self) -> Set[str]:

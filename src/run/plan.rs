@@ -556,6 +556,8 @@ impl Plan {
         let mut new_edges: Vec<(String, String)> = Vec::new();
         let mut interrupted = !matches!(code, 0 | 1 | 5);
         let mut replayed: Vec<(String, String, String, f64)> = Vec::new();
+        // Files (or "" for the whole session) whose tests read what the session wrote.
+        let mut volatile: std::collections::HashSet<String> = std::collections::HashSet::new();
         for e in events {
             match e {
                 Event::Result {
@@ -595,7 +597,12 @@ impl Plan {
                     reads,
                     env,
                     lists,
+                    generated,
+                    ..
                 } => {
+                    if !generated.is_empty() {
+                        volatile.insert(file.clone().unwrap_or_default());
+                    }
                     let f = file.clone().unwrap_or_default();
                     // pytest loads every conftest.py it passes while collecting;
                     // each is an input of exactly the tests below it (the chain).
@@ -665,7 +672,7 @@ impl Plan {
                     })
             };
             let root = inv.setup.rootdir.clone();
-            if !unstable(&global.inputs, &root) {
+            if !unstable(&global.inputs, &root) && !volatile.contains("") {
                 let by_file: HashMap<&str, Vec<&NodeResult>> =
                     results.iter().fold(HashMap::new(), |mut m, r| {
                         m.entry(r.file.as_str()).or_default().push(r);
@@ -674,7 +681,8 @@ impl Plan {
                 let sels = selections(inv);
                 for (file, outcome, nodes) in &collected {
                     let (k, cacheable) = ctx.file_key(&global, file);
-                    if !cacheable || unstable(&k.inputs, &root) {
+                    if !cacheable || volatile.contains(file.as_str()) || unstable(&k.inputs, &root)
+                    {
                         continue;
                     }
                     // Only a complete collection of the file may stand for it: node-ID

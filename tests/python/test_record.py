@@ -259,6 +259,10 @@ def test_a_file_written_by_one_test_file_is_an_input_of_another(project: Path, s
     # written by the global key, read by a test file: an input of that file
     assert deps["tests/test_c_session.py"]["reads"] == ["data/session_out.txt"]
     assert "data/session_out.txt" not in deps[None]["reads"]
+    # inputs the session produced itself are flagged: their results are never stored
+    assert deps["tests/test_b_reader.py"]["generated"] == ["data/gen.txt", "data/pre.txt"]
+    assert deps["tests/test_c_session.py"]["generated"] == ["data/session_out.txt"]
+    assert deps["tests/test_a_writer.py"]["generated"] == []
     # a tree the session created is still not an input as a directory
     assert all(d_["lists"] == [] for d_ in deps.values())
 
