@@ -35,6 +35,18 @@ pub struct SessionConfig {
     pub events: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warm_file: Option<String>,
+    /// Files in `skip_files` whose import skipped: their collect report is replayed.
+    pub skipped_files: Vec<SkippedFile>,
+    /// Node IDs of skipped files that `-k`/`-m`/`--deselect` leave out: reported
+    /// through `pytest_deselected`, so pytest's "N deselected" stays right.
+    pub deselected: Vec<String>,
+}
+
+/// A cached module-level skip.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SkippedFile {
+    pub file: String,
+    pub longrepr: serde_json::Value,
 }
 
 /// One cached result, replayed by the plugin instead of running the test.
@@ -73,6 +85,9 @@ pub struct CollectedFile {
     pub file: String,
     pub outcome: String,
     pub nodes: Vec<String>,
+    /// `[path, lineno, reason]` when importing the file skipped.
+    #[serde(default)]
+    pub skip: serde_json::Value,
 }
 
 /// Events streamed by the session child (and the daemon's final `exit`).

@@ -1200,3 +1200,85 @@ fn a_duplicate_test_module_name_is_never_hidden_by_a_cached_file() {
     py.assert_code(2);
     rp.assert_code(2);
 }
+
+#[test]
+fn a_module_level_skip_is_cached_and_replayed_like_pytests_own() {
+    let pair = Pair::new("cache_module_skip");
+    pair.check(&["-v", "-rs"]);
+    let (py, rp) = pair.check(&["-v", "-rs"]);
+    assert_ran(&rp, &[], "nothing changed");
+    assert!(
+        py.stdout.contains("1 passed, 1 skipped"),
+        "{}",
+        py.transcript()
+    );
+    assert!(
+        rp.stdout.contains("1 passed, 1 skipped"),
+        "{}",
+        rp.transcript()
+    );
+    assert!(
+        rp.stdout.contains("needs a platform this machine is not"),
+        "the skip reason is replayed for -rs:\n{}",
+        rp.transcript()
+    );
+    // Answered without Python (no JUnit): the same counts.
+    let plain = pair.rpytest.rpytest(&[]).no_junit().run();
+    plain.assert_code(0);
+    assert!(
+        plain.stdout.contains("1 passed, 1 skipped"),
+        "{}",
+        plain.transcript()
+    );
+    // The skip goes away: the file runs and fails like pytest.
+    pair.replace(
+        "tests/test_platform_only.py",
+        "pytest.skip(",
+        "(lambda *a, **k: None)(",
+    );
+    let (py, rp) = pair.check(&[]);
+    py.assert_code(1);
+    rp.assert_code(1);
+}
+
+#[test]
+fn a_repeated_keyword_or_marker_selection_skips_whole_files() {
+    let pair = Pair::new("select_expr");
+    let k = "(alpha or beta) and not gamma";
+    pair.check(&["-k", k]);
+    // Same selection, nothing changed: every selected test replayed, and the
+    // CLI can answer alone (no JUnit) with pytest's counts.
+    let (py, rp) = pair.check(&["-v", "-k", k]);
+    assert_ran(&rp, &[], "the same -k selection again");
+    let plain = pair.rpytest.rpytest(&["-k", k]).no_junit().run();
+    plain.assert_code(py.code);
+    let counts = |out: &str| {
+        out.lines()
+            .last()
+            .map(|l| {
+                l.split(" in ")
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches(|c| c == '=' || c == ' ')
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let stock = pair.pytest.pytest(&["-q", "-k", k]).no_junit().run();
+    assert_eq!(
+        counts(&plain.stdout),
+        counts(&stock.stdout),
+        "{}\n{}",
+        plain.transcript(),
+        stock.transcript()
+    );
+    // Another selection is not served from this one's memory, and edits still run.
+    let (_, rp) = pair.check(&["-m", "(slow or db) and not flaky"]);
+    rp.assert_code(0);
+    pair.replace(
+        "test_selection.py",
+        "def test_alpha_fast",
+        "def test_alpha_fast_renamed",
+    );
+    pair.check(&["-k", k]);
+}

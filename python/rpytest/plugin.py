@@ -9,12 +9,24 @@ import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
-from _pytest.reports import TestReport
+from _pytest.reports import CollectReport, TestReport
 
 from rpytest import record
 from rpytest.protocol import EventWriter
 
 _Entry = Dict[str, Any]
+
+
+class _DeselectedNode:
+    """Stands for a node of a cached file that the selection left out (only
+    its node ID is known; nothing of it was collected)."""
+
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+        self.location = (nodeid.split("::", 1)[0], None, nodeid.split("::", 1)[-1])
+
+    def __repr__(self) -> str:
+        return "<cached deselected %s>" % self.nodeid
 
 
 class RpytestPlugin:
@@ -29,6 +41,15 @@ class RpytestPlugin:
             sorted({self.rootdir.rstrip(os.sep) + os.sep, os.path.realpath(self.rootdir).rstrip(os.sep) + os.sep})
         )
         self.skip_files = {str(p).strip("/") for p in session_config.get("skip_files") or ()}
+        # Files whose import skipped (module-level pytest.skip): replayed as a
+        # skipped collect report when dropped. file -> [path, lineno, reason]
+        self.skipped_files: Dict[str, Any] = {
+            str(e.get("file")): e.get("longrepr")
+            for e in session_config.get("skipped_files") or ()
+            if isinstance(e, dict) and e.get("file")
+        }
+        self.file_skips: Dict[str, Any] = {}
+        self.deselected_ids: List[str] = [str(n) for n in session_config.get("deselected") or ()]
         self.recording = bool(session_config.get("record", True))
         self.events = bool(session_config.get("events", True))
         self.recorder: Optional[record.Recorder] = record.Recorder(self.rootdir) if self.recording else None
@@ -146,6 +167,9 @@ class RpytestPlugin:
             self._restore(prev)
         if rel not in self.files or report.outcome != "passed":
             self.files[rel] = report.outcome
+        if report.outcome == "skipped" and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+            path, lineno, reason = report.longrepr
+            self.file_skips[rel] = [str(path), lineno, str(reason)]
         return report
 
     @pytest.hookimpl(wrapper=True)
@@ -166,9 +190,25 @@ class RpytestPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        config = session.config
+        # Dropped files whose import skips: their skipped collect report, before
+        # the terminal reporter sums up collection (it runs after this hook).
+        for rel in sorted(self.dropped_files):
+            if rel in self.skipped_files:
+                lr = self.skipped_files[rel]
+                longrepr = (str(lr[0]), int(lr[1]), str(lr[2])) if lr else (rel, 1, "Skipped: cached")
+                report = CollectReport(rel, "skipped", longrepr, [])
+                config.hook.pytest_collectreport(report=report)
+                self.replayed += 1
+        # Nodes of dropped files that the same selection deselected last time:
+        # counted by the terminal reporter as pytest would have.
+        dropped_deselected = [
+            _DeselectedNode(n) for n in self.deselected_ids if n.split("::", 1)[0] in self.dropped_files
+        ]
+        if dropped_deselected and not config.option.collectonly:
+            config.hook.pytest_deselected(items=dropped_deselected)
         # After every plugin's selection (-k, -m, --deselect, --lf's wrapper,
         # node IDs): only cached items pytest itself kept are replayed.
-        config = session.config
         if not self.cached_collected or config.option.collectonly:
             return
         items = session.items
@@ -194,7 +234,10 @@ class RpytestPlugin:
         for item in items:
             rel = self.relpath(item.path)
             nodes.setdefault(rel, []).append(item.nodeid)
-        files = [{"file": f, "outcome": self.files.get(f, "passed"), "nodes": n} for f, n in nodes.items()]
+        files = [
+            {"file": f, "outcome": self.files.get(f, "passed"), "nodes": n, "skip": self.file_skips.get(f)}
+            for f, n in nodes.items()
+        ]
         self.emit({"type": "collected", "files": files})
 
     # ---- running ----------------------------------------------------------

@@ -173,6 +173,12 @@ pub struct PytestArgs {
     pub plugins: Vec<String>,
     /// `--doctest-modules` / `--doctest-glob`: non-test files get collected.
     pub doctests: bool,
+    /// `-v` count minus `-q` count (`--verbosity=N` sets it).
+    pub verbosity: i32,
+    /// The selecting options with their values (`-k`, `-m`, `--deselect`...).
+    pub select_args: Vec<String>,
+    /// A selecting option other than `-k`, `-m`, `--deselect` was seen.
+    pub selects_impurely: bool,
     /// `--lf`, `--ff`, `--nf`, `--sw`: pytest narrows (or reorders) collection
     /// itself, so what it collects of a file may be a part of it.
     pub narrows_collection: bool,
@@ -289,6 +295,9 @@ pub fn analyze(args: &[String]) -> PytestArgs {
 
 fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) {
     match canonical {
+        "-v" => r.verbosity += 1,
+        "-q" => r.verbosity -= 1,
+        "--verbosity" => r.verbosity = value.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
         "-c" => r.inifile = value.clone(),
         "--rootdir" => r.rootdir = value.clone(),
         "-p" => r.plugins.extend(value.clone()),
@@ -306,7 +315,14 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
                 r.key_args.push(v);
             }
         }
-        Effect::Select => r.selects = true,
+        Effect::Select => {
+            r.selects = true;
+            if !matches!(canonical, "-k" | "-m" | "--deselect") {
+                r.selects_impurely = true;
+            }
+            r.select_args.push(canonical.to_owned());
+            r.select_args.extend(value);
+        }
         Effect::NoRun => r.no_run = true,
         Effect::Output => {
             let light = matches!(

@@ -221,6 +221,8 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         rootdir: rootdir.to_string_lossy().into_owned(),
         skip_files: plan.skip_files.clone(),
         cached: plan.cached.clone(),
+        skipped_files: plan.skipped_files.clone(),
+        deselected: plan.deselected.clone(),
         record: plan.caching,
         events: true,
         warm_file: inv

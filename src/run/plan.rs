@@ -19,10 +19,10 @@ use crate::inputs::resolve::default_search_roots;
 use crate::inputs::{conftest_is_local, FileHasher, ImportGraph, Resolver};
 use crate::project::args::path_of_arg;
 use crate::project::interpreter::InterpreterInfo;
-use crate::protocol::{CachedNode, Event};
+use crate::protocol::{CachedNode, Event, SkippedFile};
 use crate::report;
 use crate::rules::{self, Rule};
-use crate::store::{FileEntry, NodeResult, RunRecord, Store, SCHEMA_VERSION};
+use crate::store::{FileEntry, Lookup, NodeResult, RunRecord, Store, SCHEMA_VERSION};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,11 @@ pub struct Plan {
     pub caching: bool,
     pub skip_files: Vec<String>,
     pub cached: Vec<CachedNode>,
+    pub skipped_files: Vec<SkippedFile>,
+    /// Nodes of skipped files that the selection (`-k`, `-m`) leaves out.
+    pub deselected: Vec<String>,
+    /// Set when -k/-m/--deselect select tests and nothing else is unknown.
+    select_sig: Option<String>,
     rules: Vec<Rule>,
     pre_keys: HashMap<String, Key>,
     signature: Option<String>,
@@ -239,6 +244,21 @@ fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool) {
     (discover_all(root, &arg_paths, &opts), all_exist)
 }
 
+/// A name for the test selection of this command line, when rpytest can
+/// trust that pytest's selection is a pure function of the file's key and
+/// these arguments: only `-k`, `-m`, `--deselect` select (not `--lf` & co,
+/// which depend on pytest's own cache), and every argument is understood.
+fn selection_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
+    let a = &inv.args;
+    (a.selects
+        && !a.selects_impurely
+        && a.understood()
+        && !a.narrows_collection
+        && !a.doctests
+        && all_exist)
+        .then(|| key::value_label(&a.select_args.join("\0")))
+}
+
 /// The conftest.py files of the session that can affect tests outside their
 /// own directory (see `conftest_is_local`): inputs of every test.
 fn session_wide_conftests(root: &Path, conftests: &[String]) -> Vec<String> {
@@ -334,6 +354,7 @@ impl Plan {
         let (found, all_exist) = scope(inv);
         let whole_files =
             inv.args.understood() && !inv.args.selects && !inv.args.doctests && all_exist;
+        let select_sig = selection_signature(inv, all_exist);
 
         let edges = store.edges().unwrap_or_default();
         trace.mark("discovery");
@@ -390,6 +411,7 @@ impl Plan {
             info: Some(info.clone()),
             roots,
             session_conftests,
+            select_sig: select_sig.clone(),
             ..Plan::default()
         };
         let mut all_full = true;
@@ -412,15 +434,22 @@ impl Plan {
             .filter(|(_, _, cacheable)| *cacheable)
             .map(|(f, k, _)| (f.as_str(), k.hex.as_str()))
             .collect();
-        let mut found_entries = store.lookup_many(&pairs).unwrap_or_else(|e| {
-            report::warning(&format!("cache lookup failed, running everything: {e}"));
-            HashMap::new()
-        });
+        let mut found_entries = store
+            .lookup_many(&pairs, select_sig.as_deref())
+            .unwrap_or_else(|e| {
+                report::warning(&format!("cache lookup failed, running everything: {e}"));
+                HashMap::new()
+            });
         trace.mark("cache lookups");
         for (file, k, _) in keyed {
             let entry = found_entries.remove(&file);
             plan.pre_keys.insert(file.clone(), k);
-            let Some((entry, results)) = entry else {
+            let Some(Lookup {
+                entry,
+                results,
+                selected: kept_by_selection,
+            }) = entry
+            else {
                 all_full = false;
                 continue;
             };
@@ -431,12 +460,35 @@ impl Plan {
             {
                 by_id.insert(r.nodeid.as_str(), r);
             }
-            let full = entry.outcome == "passed"
-                && entry.nodes.iter().all(|n| by_id.contains_key(n.as_str()));
+            // A file whose import skipped (module-level `pytest.skip`) is as
+            // reusable as a skipped test: its collect report is replayed.
+            let module_skip = (entry.outcome == "skipped" && entry.nodes.is_empty())
+                .then(|| serde_json::from_str::<serde_json::Value>(&entry.detail).ok())
+                .flatten()
+                .filter(|v| v.is_array());
+            let full = module_skip.is_some()
+                || (entry.outcome == "passed"
+                    && entry.nodes.iter().all(|n| by_id.contains_key(n.as_str())));
             let unique = module_names
                 .get(&module_name(ctx.builder.graph.resolver(), &file))
                 .is_some_and(|n| *n == 1);
-            if full && whole_files && unique {
+            // Under -k/-m/--deselect: the nodes this very selection kept from
+            // this very file content last time, when all of them are cached.
+            let selected_full = select_sig.is_some()
+                && entry.outcome == "passed"
+                && kept_by_selection
+                    .as_ref()
+                    .is_some_and(|k| k.iter().all(|n| by_id.contains_key(n.as_str())));
+            if selected_full && unique {
+                for n in kept_by_selection.iter().flatten() {
+                    plan.cached.push(cached_node(by_id[n.as_str()]));
+                }
+                let kept: std::collections::HashSet<&String> =
+                    kept_by_selection.iter().flatten().collect();
+                plan.deselected
+                    .extend(entry.nodes.iter().filter(|n| !kept.contains(n)).cloned());
+                plan.skip_files.push(file);
+            } else if full && whole_files && unique {
                 // A file pytest was not going to visit replays nothing: the plugin
                 // replays a skipped file's nodes only when pytest collected it.
                 let sel = sels.iter().find(|(f, _)| {
@@ -452,6 +504,12 @@ impl Plan {
                         plan.cached.push(cached_node(by_id[n.as_str()]));
                     }
                 }
+                if let Some(longrepr) = module_skip {
+                    plan.skipped_files.push(SkippedFile {
+                        file: file.clone(),
+                        longrepr,
+                    });
+                }
                 plan.skip_files.push(file);
             } else {
                 all_full &= full;
@@ -466,7 +524,7 @@ impl Plan {
             })
             .unwrap_or(false);
         plan.fast_path = !inv.settings.refresh_cache
-            && whole_files
+            && (whole_files || plan.select_sig.is_some())
             && all_full
             && same_collection
             && !inv.args.needs_reporting;
@@ -485,7 +543,7 @@ impl Plan {
         if !self.fast_path {
             return None;
         }
-        let mut counts: Vec<(String, usize)> = ["passed", "skipped", "xfailed"]
+        let mut counts: Vec<(String, usize)> = ["passed", "skipped", "xfailed", "deselected"]
             .iter()
             .map(|k| (k.to_string(), 0))
             .collect();
@@ -497,11 +555,14 @@ impl Plan {
             };
             counts[slot].1 += 1;
         }
-        if self.cached.is_empty() {
+        counts[1].1 += self.skipped_files.len();
+        counts[3].1 = self.deselected.len();
+        // pytest's order: passed, skipped, deselected, xfailed.
+        counts.swap(2, 3);
+        if self.cached.is_empty() && self.skipped_files.is_empty() {
             return None;
         }
-        let quiet = inv.args.key_args.is_empty()
-            && inv.pytest_argv.iter().any(|a| a == "-q" || a == "--quiet");
+        let quiet = inv.args.verbosity < 0;
         let color = inv
             .pytest_argv
             .iter()
@@ -551,7 +612,7 @@ impl Plan {
             return;
         }
         let mut results: Vec<NodeResult> = Vec::new();
-        let mut collected: Vec<(String, String, Vec<String>)> = Vec::new();
+        let mut collected: Vec<(String, String, Vec<String>, serde_json::Value)> = Vec::new();
         let mut new_deps: Vec<(String, String, Vec<String>)> = Vec::new();
         let mut new_edges: Vec<(String, String)> = Vec::new();
         let mut interrupted = !matches!(code, 0 | 1 | 5);
@@ -588,7 +649,12 @@ impl Plan {
                 }),
                 Event::Collected { files } => {
                     for f in files {
-                        collected.push((f.file.clone(), f.outcome.clone(), f.nodes.clone()));
+                        collected.push((
+                            f.file.clone(),
+                            f.outcome.clone(),
+                            f.nodes.clone(),
+                            f.skip.clone(),
+                        ));
                     }
                 }
                 Event::Deps {
@@ -641,6 +707,12 @@ impl Plan {
         let reusable_ok = self.caching && !interrupted && !stopped_early;
 
         let mut files_out: Vec<(String, String, FileEntry)> = Vec::new();
+        let mut selection_rows: Vec<(String, String, Vec<String>)> = Vec::new();
+        let ran_or_replayed: std::collections::HashSet<&str> = results
+            .iter()
+            .map(|r| r.nodeid.as_str())
+            .chain(replayed.iter().map(|r| r.0.as_str()))
+            .collect();
         let mut reusable: Vec<(String, NodeResult)> = Vec::new();
         if self.caching {
             // Merge what this run recorded before computing the keys results are stored under.
@@ -679,7 +751,7 @@ impl Plan {
                         m
                     });
                 let sels = selections(inv);
-                for (file, outcome, nodes) in &collected {
+                for (file, outcome, nodes, skip) in &collected {
                     let (k, cacheable) = ctx.file_key(&global, file);
                     if !cacheable || volatile.contains(file.as_str()) || unstable(&k.inputs, &root)
                     {
@@ -691,6 +763,15 @@ impl Plan {
                     let partial = !inv.args.understood()
                         || inv.args.narrows_collection
                         || matches!(sels.get(file.as_str()), Some(Some(_)));
+                    if !partial && self.select_sig.is_some() {
+                        // What the selection kept of this file: what ran or was replayed.
+                        let kept: Vec<String> = nodes
+                            .iter()
+                            .filter(|n| ran_or_replayed.contains(n.as_str()))
+                            .cloned()
+                            .collect();
+                        selection_rows.push((file.clone(), k.hex.clone(), kept));
+                    }
                     if !partial {
                         files_out.push((
                             file.clone(),
@@ -699,6 +780,7 @@ impl Plan {
                                 outcome: outcome.clone(),
                                 nodes: nodes.clone(),
                                 inputs: serde_json::to_string(&k.inputs).unwrap_or_default(),
+                                detail: skip.to_string(),
                             },
                         ));
                     }
@@ -726,7 +808,7 @@ impl Plan {
             }
             let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
         }
-        if reusable_ok && self.whole_files && code != 5 {
+        if reusable_ok && (self.whole_files || self.select_sig.is_some()) && code != 5 {
             if let Some(sig) = &self.signature {
                 let mut files: Vec<String> = collected.iter().map(|c| c.0.clone()).collect();
                 files.extend(self.skip_files.iter().cloned());
@@ -745,6 +827,11 @@ impl Plan {
         };
         if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
             report::warning(&format!("could not record the run: {e}"));
+        }
+        if let (Some(sig), false) = (&self.select_sig, selection_rows.is_empty()) {
+            if let Err(e) = store.record_selections(sig, &selection_rows) {
+                report::warning(&format!("could not record the selection: {e}"));
+            }
         }
         write_outcomes(
             code,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Bumped on any change to the tables below.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS durations (
 CREATE TABLE IF NOT EXISTS file_cache (
     file TEXT NOT NULL, key TEXT NOT NULL, outcome TEXT NOT NULL,
     nodes TEXT NOT NULL, at REAL NOT NULL, inputs TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT 'null',
     PRIMARY KEY (file, key));
 CREATE TABLE IF NOT EXISTS node_cache (
     file TEXT NOT NULL, key TEXT NOT NULL, nodeid TEXT NOT NULL,
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS deps (
 CREATE TABLE IF NOT EXISTS edges (
     importer TEXT NOT NULL, imported TEXT NOT NULL,
     PRIMARY KEY (importer, imported));
+CREATE TABLE IF NOT EXISTS selections (
+    file TEXT NOT NULL, key TEXT NOT NULL, sig TEXT NOT NULL, nodes TEXT NOT NULL,
+    at REAL NOT NULL, PRIMARY KEY (file, key, sig));
 CREATE TABLE IF NOT EXISTS collections (
     signature TEXT PRIMARY KEY, files TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS globals (
@@ -113,6 +117,18 @@ pub struct FileEntry {
     pub outcome: String,
     pub nodes: Vec<String>,
     pub inputs: String,
+    /// JSON: the skip reason `[path, lineno, reason]` of a file whose import skipped.
+    pub detail: String,
+}
+
+/// What the cache holds for one `(file, key)`.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub entry: FileEntry,
+    pub results: Vec<NodeResult>,
+    /// The nodes pytest's own selection (`-k`, `-m`, `--deselect`) kept from
+    /// this file the last time it ran with the same selection and key.
+    pub selected: Option<Vec<String>>,
 }
 
 /// A finished run, for history.
@@ -470,7 +486,7 @@ impl Store {
     pub fn file_entry(&self, file: &str, key: &str) -> rusqlite::Result<Option<FileEntry>> {
         self.conn
             .query_row(
-                "SELECT outcome, nodes, inputs FROM file_cache WHERE file=?1 AND key=?2",
+                "SELECT outcome, nodes, inputs, detail FROM file_cache WHERE file=?1 AND key=?2",
                 params![file, key],
                 |r| {
                     let nodes: String = r.get(1)?;
@@ -478,28 +494,8 @@ impl Store {
                         outcome: r.get(0)?,
                         nodes: serde_json::from_str(&nodes).unwrap_or_default(),
                         inputs: r.get(2)?,
+                        detail: r.get(3)?,
                     })
-                },
-            )
-            .optional()
-    }
-
-    /// The most recent cached collection of `file` under any key (for `--why`).
-    pub fn latest_file_entry(&self, file: &str) -> rusqlite::Result<Option<(String, FileEntry)>> {
-        self.conn
-            .query_row(
-                "SELECT key, outcome, nodes, inputs FROM file_cache WHERE file=?1 ORDER BY at DESC LIMIT 1",
-                params![file],
-                |r| {
-                    let nodes: String = r.get(2)?;
-                    Ok((
-                        r.get(0)?,
-                        FileEntry {
-                            outcome: r.get(1)?,
-                            nodes: serde_json::from_str(&nodes).unwrap_or_default(),
-                            inputs: r.get(3)?,
-                        },
-                    ))
                 },
             )
             .optional()
@@ -511,7 +507,8 @@ impl Store {
     pub fn lookup_many(
         &mut self,
         pairs: &[(&str, &str)],
-    ) -> rusqlite::Result<HashMap<String, (FileEntry, Vec<NodeResult>)>> {
+        selection: Option<&str>,
+    ) -> rusqlite::Result<HashMap<String, Lookup>> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS wanted (file TEXT NOT NULL, key TEXT NOT NULL);
@@ -523,10 +520,10 @@ impl Store {
                 ins.execute(params![f, k])?;
             }
         }
-        let mut out: HashMap<String, (FileEntry, Vec<NodeResult>)> = HashMap::new();
+        let mut out: HashMap<String, Lookup> = HashMap::new();
         {
             let mut q = tx.prepare(
-                "SELECT c.file, c.outcome, c.nodes FROM file_cache c
+                "SELECT c.file, c.outcome, c.nodes, c.detail FROM file_cache c
                  JOIN temp.wanted w ON c.file = w.file AND c.key = w.key",
             )?;
             let rows = q.query_map([], |r| {
@@ -534,16 +531,25 @@ impl Store {
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
                 ))
             })?;
             for row in rows {
-                let (file, outcome, nodes) = row?;
+                let (file, outcome, nodes, detail) = row?;
                 let entry = FileEntry {
                     outcome,
                     nodes: serde_json::from_str(&nodes).unwrap_or_default(),
                     inputs: String::new(),
+                    detail,
                 };
-                out.insert(file, (entry, Vec::new()));
+                out.insert(
+                    file,
+                    Lookup {
+                        entry,
+                        results: Vec::new(),
+                        selected: None,
+                    },
+                );
             }
             let mut q = tx.prepare(
                 "SELECT n.file, n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail
@@ -563,7 +569,22 @@ impl Store {
             for row in rows {
                 let r = row?;
                 if let Some(slot) = out.get_mut(&r.file) {
-                    slot.1.push(r);
+                    slot.results.push(r);
+                }
+            }
+            if let Some(sig) = selection {
+                let mut q = tx.prepare(
+                    "SELECT s.file, s.nodes FROM selections s
+                     JOIN temp.wanted w ON s.file = w.file AND s.key = w.key WHERE s.sig = ?1",
+                )?;
+                let rows = q.query_map([sig], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                for row in rows {
+                    let (file, nodes) = row?;
+                    if let Some(slot) = out.get_mut(&file) {
+                        slot.selected = serde_json::from_str(&nodes).ok();
+                    }
                 }
             }
         }
@@ -630,11 +651,11 @@ impl Store {
                 dur.execute(params![r.nodeid, r.file, r.duration])?;
             }
             let mut fc = tx.prepare(
-                "INSERT OR REPLACE INTO file_cache(file, key, outcome, nodes, at, inputs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO file_cache(file, key, outcome, nodes, at, inputs, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (file, key, e) in files {
                 let nodes = serde_json::to_string(&e.nodes).unwrap_or_else(|_| "[]".into());
-                fc.execute(params![file, key, e.outcome, nodes, at, e.inputs])?;
+                fc.execute(params![file, key, e.outcome, nodes, at, e.inputs, e.detail])?;
             }
             let mut nc = tx.prepare(
                 "INSERT OR REPLACE INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at)
@@ -718,6 +739,34 @@ impl Store {
         Ok(())
     }
 
+    /// Remembers which nodes of each file a selection kept.
+    pub fn record_selections(
+        &mut self,
+        sig: &str,
+        rows: &[(String, String, Vec<String>)],
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT OR REPLACE INTO selections(file, key, sig, nodes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (file, key, nodes) in rows {
+                st.execute(params![
+                    file,
+                    key,
+                    sig,
+                    serde_json::to_string(nodes).unwrap_or_default(),
+                    now()
+                ])?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM selections WHERE (file, key) NOT IN (SELECT file, key FROM file_cache)",
+            [],
+        )?;
+        tx.commit()
+    }
+
     /// Adds recorded dependencies and import edges (they only accumulate:
     /// an input once seen stays an input).
     pub fn record_deps(
@@ -770,7 +819,7 @@ impl Store {
         self.conn.execute_batch(
             "BEGIN; DELETE FROM file_cache; DELETE FROM node_cache; DELETE FROM deps;
              DELETE FROM edges; DELETE FROM stat_cache; DELETE FROM collections;
-             DELETE FROM globals; DELETE FROM parse_cache; COMMIT;",
+             DELETE FROM globals; DELETE FROM parse_cache; DELETE FROM selections; COMMIT;",
         )
     }
 

@@ -31,16 +31,18 @@ if [[ " $SECTIONS " == *" warm "* ]]; then
   for proj in "$(one_test)" "$ROOT/examples/demo"; do
     name=$(basename "$proj")
     (cd "$proj" && "${HF[@]}" "$OUT/warm-$name.json" --warmup 2 --runs 15 \
+      --prepare true --prepare "$RP --python $PY --daemon stop" --prepare true \
       -n pytest "$PY -m pytest -q -p no:cacheprovider" \
-      -n rpytest-cold --prepare "$RP --python $PY --daemon stop" "$RP --python $PY -q -p no:cacheprovider --no-cache" \
+      -n rpytest-cold "$RP --python $PY -q -p no:cacheprovider --no-cache" \
       -n rpytest-warm "$RP --python $PY -q -p no:cacheprovider --no-cache")
   done
   for s in structlog; do
     [[ -d $CORPUS/$s ]] || continue
     sp=$CORPUS/$s/.venv/bin/python
     (cd "$CORPUS/$s" && "${HF[@]}" "$OUT/warm-$s.json" --warmup 1 --runs 5 \
+      --prepare true --prepare "$RP --python $sp --daemon stop" --prepare true \
       -n pytest "$sp -m pytest -q -p no:cacheprovider" \
-      -n rpytest-cold --prepare "$RP --python $sp --daemon stop" "$RP --python $sp -q -p no:cacheprovider --no-cache" \
+      -n rpytest-cold "$RP --python $sp -q -p no:cacheprovider --no-cache" \
       -n rpytest-warm "$RP --python $sp -q -p no:cacheprovider --no-cache")
   done
 fi
@@ -69,7 +71,6 @@ if [[ " $SECTIONS " == *" scale "* ]]; then
   done
   t=$OUT/tree10000
   (cd "$t" && "${HF[@]}" "$OUT/scale-pytest-10000.json" --runs 1 -n pytest-10000 "$PY -m pytest -q -p no:cacheprovider")
-X
   # One edited leaf module: app/mod0 is imported by mod1..mod9 (a chain), and each of mod0..mod9 by
   # 10 of the 10,000 test files, so exactly 100 files (300 tests) depend on it.
   (cd "$t" && echo "# edit $(date +%s%N)" >> app/mod0.py && "$RP" --python "$PY" -q 2>&1 | tail -2 | tee "$OUT/edit-leaf.txt")

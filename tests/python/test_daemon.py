@@ -102,7 +102,7 @@ def test_run_outcomes_and_events(project: Path, start_daemon) -> None:
     assert r.messages[0]["type"] == "started"
     assert r.messages[-1]["type"] == "exit"
     collected = {f["file"]: f for f in r.one("collected")["files"]}
-    assert collected["test_empty.py"] == {"file": "test_empty.py", "outcome": "passed", "nodes": []}
+    assert collected["test_empty.py"] == {"file": "test_empty.py", "outcome": "passed", "nodes": [], "skip": None}
     assert collected["test_importerr.py"]["outcome"] == "failed"
     assert collected["test_a.py"]["nodes"] == [
         "test_a.py::test_ok", "test_a.py::test_bad", "test_a.py::test_skip",
