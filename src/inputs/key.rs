@@ -128,6 +128,8 @@ const COSMETIC_PREFIXES: &[&str] = &[
     "WEZTERM_",
     "VSCODE_",
     "RPYTEST_",
+    // hyperfine adds a variable of random length to every run it times.
+    "HYPERFINE_",
 ];
 
 fn cosmetic(name: &str) -> bool {
