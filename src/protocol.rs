@@ -132,6 +132,9 @@ pub enum Event {
         /// Inputs written during this very session.
         #[serde(default)]
         generated: Vec<String>,
+        /// It imported code outside the project and outside installed packages.
+        #[serde(default)]
+        outside: bool,
     },
     Edges {
         edges: Vec<(String, String)>,

@@ -152,6 +152,26 @@ class Recorder:
             excluded.append(os.path.normpath(p).rstrip(os.sep) + os.sep)
             excluded.append(os.path.realpath(p).rstrip(os.sep) + os.sep)
         self.excluded_prefixes = tuple(excluded)
+        # Code that is neither the project's, nor the interpreter's, nor an
+        # installed distribution's (a $PYTHONPATH directory beside the project,
+        # an editable install of a sibling checkout) cannot be named in a key:
+        # a test that imports it is never cached.
+        installed = list(excluded)
+        try:
+            import site
+
+            for d in [*site.getsitepackages(), site.getusersitepackages()]:
+                installed.append(os.path.realpath(d).rstrip(os.sep) + os.sep)
+        except Exception:
+            pass
+        for mod in ("rpytest", "_pytest", "pluggy"):
+            m = sys.modules.get(mod)
+            f = getattr(m, "__file__", None)
+            if f:
+                installed.append(os.path.dirname(os.path.realpath(f)) + os.sep)
+        self.installed_prefixes = tuple(installed)
+        self.outside: Set[Key] = set()
+        self._outside_seen: Dict[str, bool] = {}
 
     # ---- paths ------------------------------------------------------------
 
@@ -226,10 +246,25 @@ class Recorder:
                 continue
             r = self.rel(f)
             if r is None:
+                if self._is_outside_code(f):
+                    self.outside.add(self.active)
                 continue
             bucket.add(r)
             if importer is not None and importer != r:
                 self.edges.add((importer, r))
+
+    def _is_outside_code(self, f: str) -> bool:
+        v = self._outside_seen.get(f)
+        if v is None:
+            try:
+                p = os.path.realpath(f)
+            except Exception:
+                p = f
+            v = os.path.isabs(p) and not p.startswith(self.installed_prefixes) and not any(
+                p.startswith(prefix) for prefix in self.prefixes
+            )
+            self._outside_seen[f] = v
+        return v
 
     def on_open(self, args: Tuple[Any, ...]) -> None:
         path, mode, flags = args[0], args[1], args[2]
@@ -382,6 +417,8 @@ class Recorder:
             "env": sorted(self.env.get(key, set())),
             "lists": sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
             "spawns": key in self.spawns,
+            # Imported code outside the project and outside installed packages.
+            "outside": key in self.outside,
             # Inputs this session itself produced (some key wrote them): their
             # state at the end of the run says nothing about the next run, so
             # results that depend on them are never stored.

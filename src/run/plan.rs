@@ -664,9 +664,10 @@ impl Plan {
                     env,
                     lists,
                     generated,
+                    outside,
                     ..
                 } => {
-                    if !generated.is_empty() {
+                    if !generated.is_empty() || *outside {
                         volatile.insert(file.clone().unwrap_or_default());
                     }
                     let f = file.clone().unwrap_or_default();

@@ -487,3 +487,24 @@ def test_pytester_subprocess_is_the_tests_own(project: Path, start_daemon) -> No
     assert "*" in deps["tests/test_pytester.py"]["env"]
     assert deps["tests/test_plain.py"]["spawns"] is False and "*" not in deps["tests/test_plain.py"]["env"]
     assert deps[None]["spawns"] is False and "*" not in deps[None]["env"]
+
+
+def test_code_outside_the_project_and_installed_packages_is_flagged(project: Path, start_daemon, tmp_path_factory) -> None:
+    shared = tmp_path_factory.mktemp("shared")
+    (shared / "sharedlib.py").write_text("VALUE = 1\n")
+    write_project(project, {
+        "tests/test_uses_shared.py": """
+            import sharedlib
+
+            def test_shared():
+                assert sharedlib.VALUE == 1
+        """,
+        "tests/test_plain.py": "import json\n\ndef test_plain():\n    assert json.dumps(1) == '1'\n",
+    })
+    d = start_daemon(project)
+    r = d.run(["-q", "-p", "no:cacheprovider"], env=clean_env(PYTHONPATH=str(shared)))
+    assert r.exit_code == 0, r.stdout + r.stderr
+    deps = r.deps()
+    assert deps["tests/test_uses_shared.py"]["outside"] is True
+    assert deps["tests/test_plain.py"]["outside"] is False  # stdlib and installed packages are fine
+    assert deps[None]["outside"] is False
