@@ -2,7 +2,7 @@
 # Runs every rpytest test from a clean clone: installs what it needs, then
 #   1. the Rust unit and integration tests (real binary, real daemon, real pytest 8.4.2),
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
-#   3. the same Python tests and the drop-in integration tests under the newest pytest 9.
+#   3. the same Python tests and the drop-in, cache and verify integration tests under the newest pytest 9.
 # Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,5 +36,5 @@ echo "== Python tests (pytest 8.4.2)"
 echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
-echo "== drop-in integration tests (pytest 9)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin -- --test-threads=2
+echo "== drop-in, cache and verify integration tests (pytest 9)"
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test verify -- --test-threads=2
