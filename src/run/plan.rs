@@ -48,6 +48,9 @@ pub struct Plan {
     pub deselected: Vec<String>,
     /// Set when -k/-m/--deselect select tests and nothing else is unknown.
     select_sig: Option<String>,
+    /// What the collection signature is made of (its `global` entry is the
+    /// pre-run global key; `record` re-signs with the post-run one).
+    signature_inputs: Inputs,
     rules: Vec<Rule>,
     pre_keys: HashMap<String, Key>,
     signature: Option<String>,
@@ -363,7 +366,6 @@ impl Plan {
         let roots = search_roots(inv, store, &scanned);
         let mut ctx = key_context(inv, store, &edges, rules.clone(), roots.clone());
         trace.mark("search roots and stored dependencies");
-        let (found, _) = scope(inv);
         let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
         let global = global_key(inv, info, &mut ctx, &session_conftests);
 
@@ -385,7 +387,7 @@ impl Plan {
             let l = ctx.builder.file_label(c);
             signature_inputs.insert(format!("file:{c}"), l);
         }
-        let signature = key::finish(signature_inputs).hex;
+        let signature = key::finish(signature_inputs.clone()).hex;
         trace.mark("global key");
         let recorded_collection = store.collection(&signature);
 
@@ -412,6 +414,7 @@ impl Plan {
             roots,
             session_conftests,
             select_sig: select_sig.clone(),
+            signature_inputs,
             ..Plan::default()
         };
         let mut all_full = true;
@@ -708,6 +711,7 @@ impl Plan {
         let reusable_ok = self.caching && !interrupted && !stopped_early;
 
         let mut files_out: Vec<(String, String, FileEntry)> = Vec::new();
+        let mut post_global: Option<String> = None;
         let mut selection_rows: Vec<(String, String, Vec<String>)> = Vec::new();
         let ran_or_replayed: std::collections::HashSet<&str> = results
             .iter()
@@ -730,6 +734,7 @@ impl Plan {
                 &mut ctx,
                 &self.session_conftests,
             );
+            post_global = Some(global.hex.clone());
             let started_ns = (started * 1e9) as i128;
             let unstable = |inputs: &Inputs, root: &Path| {
                 inputs
@@ -810,7 +815,17 @@ impl Plan {
             let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
         }
         if reusable_ok && (self.whole_files || self.select_sig.is_some()) && code != 5 {
-            if let Some(sig) = &self.signature {
+            // The next run computes its signature with the global key as this
+            // run left it (recorded dependencies included): store under that.
+            let sig = match &post_global {
+                Some(g) => {
+                    let mut inputs = self.signature_inputs.clone();
+                    inputs.insert("global".into(), g.clone());
+                    Some(key::finish(inputs).hex)
+                }
+                None => self.signature.clone(),
+            };
+            if let Some(sig) = &sig {
                 let mut files: Vec<String> = collected.iter().map(|c| c.0.clone()).collect();
                 files.extend(self.skip_files.iter().cloned());
                 files.sort();
