@@ -188,12 +188,15 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     if let Some(action) = inv.own.result_cache {
         return cache_command(&mut store, action);
     }
+    let mut trace = report::Trace::new();
     let (python, info) = interpreter_info(inv, &store)?;
+    trace.mark("store and interpreter");
     let paths = DaemonPaths::new(rootdir, &python).map_err(|e| Failure {
         code: exit::INTERNAL_ERROR,
         message: format!("daemon directory: {e}"),
     })?;
-    let fingerprint = daemon::fingerprint(&python, &info);
+    // Only a daemon needs the fingerprint; a run answered from the cache never computes it.
+    let fingerprint = || daemon::fingerprint(&python, &info);
     if let Some(action) = inv.own.daemon {
         return daemon_command(
             action,
@@ -201,7 +204,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             &python,
             rootdir,
             inv.settings.idle_timeout,
-            fingerprint,
+            fingerprint(),
         );
     }
     if let Some(node) = &inv.own.why {
@@ -213,8 +216,11 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
 
     let started = plan::now();
     let plan = plan::Plan::make(inv, &mut store, &info)?;
+    trace.mark("plan");
     if let Some(code) = plan.answer_alone(inv, started) {
+        trace.mark("answer");
         plan.record(true, &mut store, inv, started, code, &[]);
+        trace.mark("history");
         return Ok(code);
     }
     let session = SessionConfig {
@@ -238,7 +244,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         daemon: inv
             .settings
             .use_daemon
-            .then(|| (&paths, inv.settings.idle_timeout, fingerprint.clone())),
+            .then(|| (&paths, inv.settings.idle_timeout, fingerprint())),
     };
     let mut events: Vec<Event> = Vec::new();
     let ended = exec::run(&target, &session, |e| events.push(e.clone())).map_err(|e| Failure {

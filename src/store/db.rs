@@ -668,14 +668,17 @@ impl Store {
                 ])?;
             }
         }
-        // Keep old keys from growing without bound: only the newest 3 keys per file.
-        tx.execute_batch(
+        // Keep old keys from growing without bound: only the newest 3 keys per
+        // file (only a run that stored new keys can have pushed one out).
+        if !files.is_empty() {
+            tx.execute_batch(
             "DELETE FROM node_cache WHERE (file, key) IN (
                  SELECT file, key FROM file_cache f WHERE
                  (SELECT count(*) FROM file_cache g WHERE g.file=f.file AND g.at > f.at) >= 3);
              DELETE FROM file_cache WHERE
                  (SELECT count(*) FROM file_cache g WHERE g.file=file_cache.file AND g.at > file_cache.at) >= 3;",
-        )?;
+            )?;
+        }
         tx.commit()
     }
 
