@@ -572,6 +572,14 @@ def install(recorder: Recorder) -> None:
     # os.environ must stay the same object: switch its class to a recording subclass.
     environ_cls = type(os.environ)
 
+    def _note_whole_environment() -> None:
+        rec = _RECORDER
+        if rec is not None and rec.enabled:
+            try:
+                rec.on_env_all()
+            except Exception:
+                pass
+
     class RecordingEnviron(environ_cls):  # type: ignore[misc, valid-type]
         def __getitem__(self, key: Any) -> Any:
             rec = _RECORDER
@@ -595,21 +603,11 @@ def install(recorder: Recorder) -> None:
             return environ_cls.__iter__(self)
 
         def __len__(self) -> int:
-            rec = _RECORDER
-            if rec is not None and rec.enabled:
-                try:
-                    rec.on_env_all()
-                except Exception:
-                    pass
+            _note_whole_environment()
             return environ_cls.__len__(self)
 
         def __repr__(self) -> str:
-            rec = _RECORDER
-            if rec is not None and rec.enabled:
-                try:
-                    rec.on_env_all()
-                except Exception:
-                    pass
+            _note_whole_environment()
             return environ_cls.__repr__(self)
 
         def clear(self) -> None:

@@ -26,25 +26,21 @@ one_test() {  # a one-test project
   echo "$d"
 }
 
+# warm_bench DIR PYTHON WARMUP RUNS NAME: stock pytest vs rpytest with a cold daemon vs a warm daemon,
+# cache off so every test runs.
+warm_bench() {
+  (cd "$1" && "${HF[@]}" "$OUT/warm-$5.json" --warmup "$3" --runs "$4" \
+    --prepare true --prepare "$RP --python $2 --daemon stop" --prepare true \
+    -n pytest "$2 -m pytest -q -p no:cacheprovider" \
+    -n rpytest-cold "$RP --python $2 -q -p no:cacheprovider --no-cache" \
+    -n rpytest-warm "$RP --python $2 -q -p no:cacheprovider --no-cache")
+}
+
 if [[ " $SECTIONS " == *" warm "* ]]; then
-  # Stock pytest vs rpytest with a cold daemon vs a warm daemon, cache off so every test runs.
   for proj in "$(one_test)" "$ROOT/examples/demo"; do
-    name=$(basename "$proj")
-    (cd "$proj" && "${HF[@]}" "$OUT/warm-$name.json" --warmup 2 --runs 15 \
-      --prepare true --prepare "$RP --python $PY --daemon stop" --prepare true \
-      -n pytest "$PY -m pytest -q -p no:cacheprovider" \
-      -n rpytest-cold "$RP --python $PY -q -p no:cacheprovider --no-cache" \
-      -n rpytest-warm "$RP --python $PY -q -p no:cacheprovider --no-cache")
+    warm_bench "$proj" "$PY" 2 15 "$(basename "$proj")"
   done
-  for s in structlog; do
-    [[ -d $CORPUS/$s ]] || continue
-    sp=$CORPUS/$s/.venv/bin/python
-    (cd "$CORPUS/$s" && "${HF[@]}" "$OUT/warm-$s.json" --warmup 1 --runs 5 \
-      --prepare true --prepare "$RP --python $sp --daemon stop" --prepare true \
-      -n pytest "$sp -m pytest -q -p no:cacheprovider" \
-      -n rpytest-cold "$RP --python $sp -q -p no:cacheprovider --no-cache" \
-      -n rpytest-warm "$RP --python $sp -q -p no:cacheprovider --no-cache")
-  done
+  [[ -d $CORPUS/structlog ]] && warm_bench "$CORPUS/structlog" "$CORPUS/structlog/.venv/bin/python" 1 5 structlog
 fi
 
 if [[ " $SECTIONS " == *" cache "* ]]; then
