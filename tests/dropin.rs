@@ -820,3 +820,40 @@ fn concurrent_runs_in_one_project_both_succeed() {
         assert_same(&py, &b);
     }
 }
+
+/// An interpreter without pytest is a usage error (exit 4) that names the
+/// interpreter and the fix; so is one that does not exist.
+#[test]
+fn interpreter_without_pytest_is_a_usage_error_naming_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let venv = dir.path().join("bare");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .expect("python3 -m venv");
+    assert!(made.success());
+    let project = dir.path().join("proj");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("test_x.py"), "def test_x():\n    pass\n").unwrap();
+    let run = |python: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rpytest"))
+            .arg("--python")
+            .arg(python)
+            .current_dir(&project)
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .output()
+            .expect("run rpytest")
+    };
+    let bare = venv.join("bin/python");
+    let out = run(&bare);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("pytest is not installed"), "{stderr}");
+    assert!(stderr.contains(&bare.display().to_string()), "{stderr}");
+    assert!(stderr.contains("pip install"), "{stderr}");
+    let out = run(&dir.path().join("no/such/python"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}
