@@ -48,6 +48,8 @@ pub struct Plan {
     pub deselected: Vec<String>,
     /// Set when -k/-m/--deselect select tests and nothing else is unknown.
     select_sig: Option<String>,
+    /// Node-ID arguments per file (see `selections`).
+    sels: HashMap<String, Option<Vec<String>>>,
     /// What the collection signature is made of (its `global` entry is the
     /// pre-run global key; `record` re-signs with the post-run one).
     signature_inputs: Inputs,
@@ -519,6 +521,7 @@ impl Plan {
                 plan.cached.extend(by_id.values().map(|r| cached_node(r)));
             }
         }
+        plan.sels = sels;
         let same_collection = recorded_collection
             .map(|files| {
                 let a: BTreeSet<&String> = files.iter().collect();
@@ -601,14 +604,7 @@ impl Plan {
         }
         if answered_alone {
             // Outcomes and the summary were given by `answer_alone`; only history is left.
-            let run = RunRecord {
-                started,
-                finished: now(),
-                argv: serde_json::to_string(&inv.pytest_argv).unwrap_or_default(),
-                exit_code: code,
-                ran: 0,
-                cached: self.cached.len() as i64,
-            };
+            let run = history(inv, started, code, 0, self.cached.len());
             if let Err(e) = store.record_run(&run, &[], &[], &[]) {
                 report::warning(&format!("could not record the run: {e}"));
             }
@@ -756,7 +752,6 @@ impl Plan {
                         m.entry(r.file.as_str()).or_default().push(r);
                         m
                     });
-                let sels = selections(inv);
                 for (file, outcome, nodes, skip) in &collected {
                     let (k, cacheable) = ctx.file_key(&global, file);
                     if !cacheable || volatile.contains(file.as_str()) || unstable(&k.inputs, &root)
@@ -768,7 +763,7 @@ impl Plan {
                     // collect a part of it. Its node results stay per-node truths.
                     let partial = !inv.args.understood()
                         || inv.args.narrows_collection
-                        || matches!(sels.get(file.as_str()), Some(Some(_)));
+                        || matches!(self.sels.get(file.as_str()), Some(Some(_)));
                     if !partial && self.select_sig.is_some() {
                         // What the selection kept of this file: what ran or was replayed.
                         let kept: Vec<String> = nodes
@@ -833,14 +828,7 @@ impl Plan {
                 let _ = store.set_collection(sig, &files);
             }
         }
-        let run = RunRecord {
-            started,
-            finished: now(),
-            argv: serde_json::to_string(&inv.pytest_argv).unwrap_or_default(),
-            exit_code: code,
-            ran: results.len() as i64,
-            cached: cached_count as i64,
-        };
+        let run = history(inv, started, code, results.len(), cached_count);
         if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
             report::warning(&format!("could not record the run: {e}"));
         }
@@ -870,6 +858,18 @@ impl Plan {
         self.info
             .as_ref()
             .expect("interpreter info is set when caching")
+    }
+}
+
+/// The history row of a finished run.
+fn history(inv: &Invocation, started: f64, code: i32, ran: usize, cached: usize) -> RunRecord {
+    RunRecord {
+        started,
+        finished: now(),
+        argv: serde_json::to_string(&inv.pytest_argv).unwrap_or_default(),
+        exit_code: code,
+        ran: ran as i64,
+        cached: cached as i64,
     }
 }
 
@@ -942,10 +942,14 @@ pub fn why(
         return Ok(0);
     }
     let served = store
-        .node_results(&file, &now_key.hex)
+        .lookup_many(&[(file.as_str(), now_key.hex.as_str())], None)
         .unwrap_or_default()
-        .iter()
-        .any(|r| r.nodeid == node && REUSABLE.contains(&r.outcome.as_str()));
+        .remove(&file)
+        .is_some_and(|l| {
+            l.results
+                .iter()
+                .any(|r| r.nodeid == node && REUSABLE.contains(&r.outcome.as_str()))
+        });
     if served || now_key.hex == old_key {
         report::out(&format!(
             "{node}: inputs unchanged since its last pass; it is served from the cache"

@@ -313,11 +313,6 @@ impl Store {
         }
     }
 
-    /// Whether results can be stored.
-    pub fn persistent(&self) -> bool {
-        self.path.is_some()
-    }
-
     /// The stat cache, for the hasher.
     pub fn load_stat_cache(&self) -> rusqlite::Result<HashMap<String, StatEntry>> {
         let mut stmt = self
@@ -593,25 +588,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Reusable node results of `file` under `key`.
-    pub fn node_results(&self, file: &str, key: &str) -> rusqlite::Result<Vec<NodeResult>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT nodeid, outcome, duration, location, longrepr, wasxfail FROM node_cache WHERE file=?1 AND key=?2",
-        )?;
-        let rows = stmt.query_map(params![file, key], |r| {
-            Ok(NodeResult {
-                nodeid: r.get(0)?,
-                file: file.to_owned(),
-                outcome: r.get(1)?,
-                duration: r.get(2)?,
-                location: r.get(3)?,
-                longrepr: r.get(4)?,
-                wasxfail: r.get(5)?,
-            })
-        })?;
-        rows.collect()
-    }
-
     /// Whether `nodeid` ever had a reusable result, and under which key.
     pub fn node_key(&self, nodeid: &str) -> rusqlite::Result<Option<(String, String)>> {
         self.conn
@@ -707,17 +683,6 @@ impl Store {
             ],
         )?;
         Ok(())
-    }
-
-    /// The labelled inputs of a global key (for `--why`).
-    pub fn global_inputs(&self, key: &str) -> Option<String> {
-        self.conn
-            .query_row("SELECT inputs FROM globals WHERE key=?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()
-            .ok()
-            .flatten()
     }
 
     /// The labelled inputs of the global key whose hex starts with `prefix`.
@@ -824,14 +789,5 @@ impl Store {
              DELETE FROM edges; DELETE FROM stat_cache; DELETE FROM collections;
              DELETE FROM globals; DELETE FROM parse_cache; DELETE FROM selections; COMMIT;",
         )
-    }
-
-    /// Last known duration of each node of `files`, for scheduling.
-    pub fn durations(&self) -> rusqlite::Result<HashMap<String, f64>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT nodeid, duration FROM durations")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?;
-        rows.collect()
     }
 }
