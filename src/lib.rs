@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod inputs;
+pub mod parallel;
 pub mod project;
 pub mod protocol;
 pub mod report;

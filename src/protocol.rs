@@ -40,6 +40,22 @@ pub struct SessionConfig {
     /// Node IDs of skipped files that `-k`/`-m`/`--deselect` leave out: reported
     /// through `pytest_deselected`, so pytest's "N deselected" stays right.
     pub deselected: Vec<String>,
+    /// Files of other `--shard`s: never collected, never replayed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_files: Vec<String>,
+    /// `worker` or `controller` in a distributed (`-n`) run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_count: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub testrun_uid: Option<String>,
+    /// The session runs with `-p no:xdist`: declare pytest-xdist's options,
+    /// marker and fixtures (`rpytest.compat`).
+    #[serde(default)]
+    pub xdist_compat: bool,
 }
 
 /// A cached module-level skip.

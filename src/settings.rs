@@ -13,6 +13,8 @@ pub struct FileConfig {
     pub idle_timeout: Option<u64>,
     pub daemon: Option<bool>,
     pub cache: Option<bool>,
+    /// Default worker count (`4` or `"auto"`), as `-n`.
+    pub workers: Option<toml::Value>,
     #[serde(default)]
     pub rules: Vec<toml::Value>,
 }

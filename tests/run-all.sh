@@ -2,7 +2,8 @@
 # Runs every rpytest test from a clean clone: installs what it needs, then
 #   1. the Rust unit and integration tests (real binary, real daemon, real pytest 8.4.2),
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
-#   3. the same Python tests and the drop-in, cache and verify integration tests under the newest pytest 9.
+#   3. the same Python tests and the drop-in, cache, verify and parallel integration tests under the
+#      newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
 # Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ make_venv() {
 echo "== installing (pytest 8.4.2 venv: .venv, pytest 9 venv: .venv-pytest9)"
 make_venv "$ROOT/.venv" "pytest==8.4.2"
 make_venv "$ROOT/.venv-pytest9" "pytest>=9,<10"
+"$ROOT/.venv-pytest9/bin/pip" install -q "pytest-xdist>=3.6,<4"
 "$ROOT/.venv/bin/python" -m pytest --version
 "$ROOT/.venv-pytest9/bin/python" -m pytest --version
 
@@ -36,5 +38,5 @@ echo "== Python tests (pytest 8.4.2)"
 echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
-echo "== drop-in, cache and verify integration tests (pytest 9)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test verify -- --test-threads=2
+echo "== drop-in, cache, verify and parallel integration tests (pytest 9 + pytest-xdist)"
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test verify --test parallel -- --test-threads=2

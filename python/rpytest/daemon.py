@@ -424,8 +424,9 @@ class Daemon:
             self.send(conn, {"type": "error", "message": "protocol %r not supported (daemon speaks %d)" % (req.get("protocol"), PROTOCOL_VERSION)})
             self.drop(conn)
             return
-        if len(conn.fds) != 3 or not isinstance(req.get("cwd"), str):
-            self.send(conn, {"type": "error", "message": "run needs cwd and exactly 3 fds (got %d)" % len(conn.fds)})
+        # stdin, stdout, stderr, and for a distributed run's sessions the CLI's control pipe.
+        if len(conn.fds) not in (3, 4) or not isinstance(req.get("cwd"), str):
+            self.send(conn, {"type": "error", "message": "run needs cwd and 3 or 4 fds (got %d)" % len(conn.fds)})
             self.drop(conn)
             return
         if self.stopping:

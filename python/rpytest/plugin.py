@@ -41,6 +41,9 @@ class RpytestPlugin:
             sorted({self.rootdir.rstrip(os.sep) + os.sep, os.path.realpath(self.rootdir).rstrip(os.sep) + os.sep})
         )
         self.skip_files = {str(p).strip("/") for p in session_config.get("skip_files") or ()}
+        # Files of other `--shard`s: never collected, never replayed.
+        self.exclude_files = {str(p).strip("/") for p in session_config.get("exclude_files") or ()}
+        self.excluded_args: Set[str] = set()
         # Files whose import skipped (module-level pytest.skip): replayed as a
         # skipped collect report when dropped. file -> [path, lineno, reason]
         self.skipped_files: Dict[str, Any] = {
@@ -50,6 +53,9 @@ class RpytestPlugin:
         }
         self.file_skips: Dict[str, Any] = {}
         self.deselected_ids: List[str] = [str(n) for n in session_config.get("deselected") or ()]
+        # "worker" / "controller" in a distributed run (rpytest.parallel): the
+        # controller replays cached results, workers only report them.
+        self.role = session_config.get("role")
         self.recording = bool(session_config.get("record", True))
         self.events = bool(session_config.get("events", True))
         self.recorder: Optional[record.Recorder] = record.Recorder(self.rootdir) if self.recording else None
@@ -141,6 +147,14 @@ class RpytestPlugin:
         # collect may have its cached results replayed. Creating the File
         # node imports nothing, so dropping it here costs nothing.
         result = yield
+        if result and self.exclude_files:
+            rel = self.relpath(file_path)
+            if rel in self.exclude_files:
+                if parent.session.isinitpath(file_path):
+                    # Named on the command line: its items are dropped after collection.
+                    self.excluded_args.add(rel)
+                    return result
+                return []
         if result and self.skip_files:
             rel = self.relpath(file_path)
             if rel in self.skip_files:
@@ -191,6 +205,8 @@ class RpytestPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         config = session.config
+        if self.excluded_args:
+            session.items[:] = [i for i in session.items if self.relpath(i.path) not in self.excluded_args]
         # Dropped files whose import skips: their skipped collect report, before
         # the terminal reporter sums up collection (it runs after this hook).
         for rel in sorted(self.dropped_files):
@@ -245,7 +261,7 @@ class RpytestPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Any:
         config = session.config
-        replay = not config.option.collectonly and not (
+        replay = self.role is None and not config.option.collectonly and not (
             session.testsfailed and not config.option.continue_on_collection_errors
         )
         if replay:
@@ -263,6 +279,8 @@ class RpytestPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Optional[pytest.Item]) -> None:
+        if self.role is not None:
+            return
         before = self.replay_before.pop(item.nodeid, None)
         if before:
             for entry in before:
@@ -309,8 +327,8 @@ class RpytestPlugin:
             self._restore(prev)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if getattr(report, "rpytest_cached", False):
-            return
+        if getattr(report, "rpytest_cached", False) or self.role == "controller":
+            return  # a controller's reports come from workers, which report results themselves
         st = self.results.get(report.nodeid)
         if st is None:
             st = self.results[report.nodeid] = {
@@ -367,6 +385,15 @@ class RpytestPlugin:
         if getattr(report, "rpytest_cached", False) and report.when == "call" and report.passed:
             return "passed", "c", "CACHED"
         return None
+
+    def pending_replays(self) -> List[_Entry]:
+        """What this session would replay: cached nodes of dropped files and cached
+        items pytest's selection kept (a worker hands them to the controller)."""
+        out = [e for e in self.skip_replays if self._entry_file(e) in self.dropped_files]
+        for entries in self.replay_before.values():
+            out.extend(entries)
+        out.extend(self.replay_tail)
+        return out
 
     def _replay(self, entry: _Entry) -> None:
         assert self.config is not None

@@ -51,6 +51,7 @@ COSMETIC_ENV = frozenset(
 )
 COSMETIC_ENV_PREFIXES = (
     "SSH_", "XDG_SESSION_", "GNOME_TERMINAL_", "KONSOLE_", "ITERM_", "KITTY_", "ALACRITTY_", "WEZTERM_", "VSCODE_",
+    "PYTEST_XDIST_",  # which worker runs a test is scheduling, not input
     "HYPERFINE_",  # hyperfine adds a variable of random length to every run it times
 )
 

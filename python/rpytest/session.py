@@ -160,17 +160,38 @@ def apply_environment(cwd: str, env: Dict[str, str], umask: Optional[int]) -> No
         os.umask(int(umask))
 
 
-def run_pytest(argv: List[str], session_config: Dict[str, Any], writer: EventWriter, argv0: str) -> int:
-    """Run one real pytest session with the rpytest plugin; returns its exit code."""
+def run_pytest(
+    argv: List[str], session_config: Dict[str, Any], writer: EventWriter, argv0: str, control_fd: Optional[int] = None
+) -> int:
+    """Run one real pytest session with the rpytest plugin; returns its exit code.
+
+    In a distributed run (`role` worker or controller, rpytest.parallel) the
+    CLI's messages arrive on `control_fd`."""
     import pytest
 
     from rpytest.plugin import RpytestPlugin
 
     sys.argv = [argv0] + list(argv)
     plugin = RpytestPlugin(session_config, writer)
+    plugins: List[Any] = [plugin]
+    if session_config.get("xdist_compat"):
+        from rpytest import compat
+
+        plugins.append(compat)
+    role = session_config.get("role")
+    if role in ("worker", "controller"):
+        from rpytest.parallel import ControlChannel, ControllerPlugin, WorkerPlugin
+
+        if control_fd is None:
+            raise RuntimeError("a %s session needs a control channel" % role)
+        channel = ControlChannel(control_fd)
+        if role == "worker":
+            plugins.append(WorkerPlugin(plugin, writer, channel, session_config))
+        else:
+            plugins.append(ControllerPlugin(plugin, writer, channel))
     plugin.start()
     try:
-        code = pytest.main(list(argv), plugins=[plugin])
+        code = pytest.main(list(argv), plugins=plugins)
     finally:
         plugin.stop()
     return int(code)
@@ -217,14 +238,22 @@ def child_main(
         os.close(go_fd)
         random.seed()
         env = {str(k): str(v) for k, v in (request.get("env") or {}).items()}
-        install_stdio(stdio_fds, env)
+        control_fd: Optional[int] = None
+        if len(stdio_fds) > 3:
+            import fcntl
+
+            control_fd = fcntl.fcntl(stdio_fds[3], fcntl.F_DUPFD_CLOEXEC, 10)
+            os.close(stdio_fds[3])
+        install_stdio(stdio_fds[:3], env)
         apply_environment(request["cwd"], env, request.get("umask"))
         argv0 = request.get("argv0") or default_argv0()
         setup_sys_path(argv0, env, base_pythonpath)
         install_main_module(argv0)
         writer = EventWriter(event_fd)
         stage = "running pytest"
-        code = run_pytest([str(a) for a in request.get("argv") or []], request.get("session") or {}, writer, argv0)
+        code = run_pytest(
+            [str(a) for a in request.get("argv") or []], request.get("session") or {}, writer, argv0, control_fd
+        )
         stage = "exiting"
         _flush_std()
         try:
@@ -247,6 +276,7 @@ def main() -> None:
     """`python -m rpytest.session`: the --no-daemon fallback (a fresh process per session)."""
     cfg_path = os.environ.pop("RPYTEST_SESSION_CONFIG", None)
     event_fd_s = os.environ.pop("RPYTEST_EVENT_FD", None)
+    control_fd_s = os.environ.pop("RPYTEST_CONTROL_FD", None)
     argv0 = os.environ.pop("RPYTEST_ARGV0", None) or default_argv0()
     try:
         session_config: Dict[str, Any] = {}
@@ -261,10 +291,14 @@ def main() -> None:
             sys.path.insert(0, os.path.dirname(os.path.realpath(argv0)))
         install_main_module(argv0)
         writer = EventWriter(event_fd)
+        control_fd: Optional[int] = None
+        if control_fd_s:
+            control_fd = int(control_fd_s)
+            os.set_inheritable(control_fd, False)
     except Exception:
         _report_internal_error("setting up the session process")
         sys.exit(3)
-    code = run_pytest(sys.argv[1:], session_config, writer, argv0)
+    code = run_pytest(sys.argv[1:], session_config, writer, argv0, control_fd)
     _flush_std()
     sys.exit(code)
 

@@ -23,6 +23,9 @@ pub enum CacheAction {
     Stats,
     /// Delete every stored result (pytest's --cache-clear is left alone).
     Clear,
+    /// Print the recorded test durations as JSON (`{nodeid: seconds}`, the
+    /// `.test_durations` format `--shard` reads when it is committed).
+    Durations,
 }
 
 /// rpytest's own options. Everything else on the command line goes to pytest.
@@ -62,6 +65,23 @@ pub struct OwnArgs {
     /// (schema: docs/verify-report.md).
     #[arg(long, value_name = "PATH", requires = "verify_dropin")]
     pub verify_report: Option<PathBuf>,
+    /// Run only shard K of N (1-based): a deterministic split of the test
+    /// files, balanced by the durations in a committed `.test_durations`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{s}' is not K/N with 1 <= K <= N (e.g. --shard 2/3)");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }
 
 /// Options rpytest takes and whether they take a value.
@@ -74,6 +94,7 @@ const OWN: &[(&str, bool)] = &[
     ("--why", true),
     ("--verify-dropin", false),
     ("--verify-report", true),
+    ("--shard", true),
 ];
 
 /// Splits the command line into rpytest's tokens and pytest's arguments.

@@ -113,16 +113,17 @@ pub struct SessionOutcome {
     pub lost: bool,
 }
 
-/// Runs one session on `conn`, giving it our stdin/stdout/stderr, and hands
-/// every event to `on_event`. Ctrl-C is forwarded to the session child.
-pub fn run_session(
-    mut conn: Connection,
+/// Sends a `run` request on `conn` with `fds` (stdin, stdout, stderr and, for
+/// a distributed run's sessions, the control pipe) and returns the stream its
+/// answers arrive on: `started`, the session's events, then `exit`.
+pub fn start_run(
+    conn: Connection,
     argv: &[String],
     cwd: &str,
     env: &BTreeMap<String, String>,
     session: &SessionConfig,
-    mut on_event: impl FnMut(&Event),
-) -> Result<SessionOutcome, DaemonError> {
+    fds: &[i32],
+) -> Result<BufReader<UnixStream>, DaemonError> {
     let umask = unsafe {
         let m = libc::umask(0o022);
         libc::umask(m);
@@ -138,9 +139,27 @@ pub fn run_session(
     };
     let mut line = serde_json::to_vec(&req).map_err(|e| DaemonError::Protocol(e.to_string()))?;
     line.push(b'\n');
-    let sent = send_with_fds(&conn.writer, &line, &[0, 1, 2])?;
-    conn.writer.write_all(&line[sent..])?;
+    let mut writer = conn.writer;
+    let sent = send_with_fds(&writer, &line, fds)?;
+    writer.write_all(&line[sent..])?;
+    Ok(conn.reader)
+}
 
+/// Runs one session on `conn`, giving it our stdin/stdout/stderr, and hands
+/// every event to `on_event`. Ctrl-C is forwarded to the session child.
+pub fn run_session(
+    conn: Connection,
+    argv: &[String],
+    cwd: &str,
+    env: &BTreeMap<String, String>,
+    session: &SessionConfig,
+    mut on_event: impl FnMut(&Event),
+) -> Result<SessionOutcome, DaemonError> {
+    let reader = start_run(conn, argv, cwd, env, session, &[0, 1, 2])?;
+    let mut conn = Connection {
+        writer: reader.get_ref().try_clone()?,
+        reader,
+    };
     let mut outcome = SessionOutcome::default();
     let mut ended = false;
     while let Some(line) = conn.read_line(None)? {

@@ -4,7 +4,7 @@ mod paths;
 mod spawn;
 mod unix;
 
-pub use client::{ping, run_session, stop, Connection, DaemonError, SessionOutcome};
+pub use client::{ping, run_session, start_run, stop, Connection, DaemonError, SessionOutcome};
 pub use paths::DaemonPaths;
 pub use spawn::{ensure_daemon, fingerprint, site_listing, tail, DaemonSpec};
-pub use unix::ignore_interrupts;
+pub use unix::{add_forwarding, ignore_interrupts, remove_forwarding, stop_forwarding};

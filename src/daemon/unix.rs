@@ -59,20 +59,20 @@ pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     Ok(n > 0)
 }
 
-static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// Session children that get the signals the CLI receives (0 = free slot).
+static FORWARD_TO: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
 
 extern "C" fn forward(sig: libc::c_int) {
-    let pid = FORWARD_TO.load(Ordering::SeqCst);
-    if pid > 0 {
-        // kill(2) is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
+    for slot in &FORWARD_TO {
+        let pid = slot.load(Ordering::SeqCst);
+        if pid > 0 {
+            // kill(2) is async-signal-safe.
+            unsafe { libc::kill(pid, sig) };
+        }
     }
 }
 
-/// From now on SIGINT/SIGTERM/SIGHUP received by the CLI go to `pid` (the
-/// session child, which is not in the terminal's process group).
-pub fn forward_signals_to(pid: i32) {
-    FORWARD_TO.store(pid, Ordering::SeqCst);
+fn install_forwarding() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -84,9 +84,36 @@ pub fn forward_signals_to(pid: i32) {
     }
 }
 
+/// From now on SIGINT/SIGTERM/SIGHUP received by the CLI go to `pid` (the
+/// session child, which is not in the terminal's process group).
+pub fn forward_signals_to(pid: i32) {
+    for slot in &FORWARD_TO {
+        slot.store(0, Ordering::SeqCst);
+    }
+    add_forwarding(pid);
+}
+
+/// Also forwards the CLI's signals to `pid` (one more session of a distributed run).
+pub fn add_forwarding(pid: i32) {
+    let _ = FORWARD_TO.iter().any(|s| {
+        s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    });
+    install_forwarding();
+}
+
+/// Stops forwarding to `pid` (it has ended).
+pub fn remove_forwarding(pid: i32) {
+    for slot in &FORWARD_TO {
+        let _ = slot.compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
 /// Stops forwarding (the child is gone).
 pub fn stop_forwarding() {
-    FORWARD_TO.store(0, Ordering::SeqCst);
+    for slot in &FORWARD_TO {
+        slot.store(0, Ordering::SeqCst);
+    }
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }

@@ -128,6 +128,8 @@ const COSMETIC_PREFIXES: &[&str] = &[
     "WEZTERM_",
     "VSCODE_",
     "RPYTEST_",
+    // Which rpytest (or pytest-xdist) worker runs a test is scheduling, not input.
+    "PYTEST_XDIST_",
     // hyperfine adds a variable of random length to every run it times.
     "HYPERFINE_",
 ];

@@ -93,6 +93,16 @@ const OPTIONS: &[Opt] = &[
     o(&["-n", "--numprocesses"], true, Output),
     o(&["--dist"], true, Output),
     o(&["--maxprocesses"], true, Output),
+    o(&["-d", "--distload"], false, Output),
+    o(&["--max-worker-restart"], true, Output),
+    o(&["--tx"], true, Output),
+    o(&["--px"], true, Output),
+    o(&["--rsyncdir"], true, Output),
+    o(&["--rsyncignore"], true, Output),
+    o(&["--testrunuid"], true, Output),
+    o(&["--maxschedchunk"], true, Output),
+    o(&["--loadscope-reorder"], false, Output),
+    o(&["--no-loadscope-reorder"], false, Output),
     o(&["--collect-only", "--co"], false, NoRun),
     o(&["--fixtures", "--funcargs"], false, NoRun),
     o(&["--fixtures-per-test"], false, NoRun),
@@ -186,6 +196,14 @@ pub struct PytestArgs {
     /// (`--junitxml`, `--durations`, `-rA`...): a fully cached run still
     /// needs a session to replay its reports.
     pub needs_reporting: bool,
+    /// `-n` / `--numprocesses` (the last one given).
+    pub numprocesses: Option<String>,
+    /// `--dist` (`-d` is `load`).
+    pub dist: Option<String>,
+    /// `--maxprocesses`.
+    pub maxprocesses: Option<usize>,
+    /// `--pdb` / `--trace`: the session needs the terminal.
+    pub debugger: bool,
 }
 
 impl PytestArgs {
@@ -303,6 +321,11 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         "-p" => r.plugins.extend(value.clone()),
         "-x" | "--maxfail" => r.stops_early = true,
         "--doctest-modules" | "--doctest-glob" => r.doctests = true,
+        "-n" => r.numprocesses = value.clone(),
+        "--dist" => r.dist = value.clone(),
+        "-d" => r.dist = Some("load".into()),
+        "--maxprocesses" => r.maxprocesses = value.as_deref().and_then(|v| v.parse().ok()),
+        "--pdb" | "--trace" => r.debugger = true,
         "--lf" | "--ff" | "--nf" | "--sw" | "--sw-skip" | "--sw-reset" | "--lfnf" => {
             r.narrows_collection = true
         }
@@ -342,6 +365,16 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
                     | "-n"
                     | "--dist"
                     | "--maxprocesses"
+                    | "-d"
+                    | "--max-worker-restart"
+                    | "--tx"
+                    | "--px"
+                    | "--rsyncdir"
+                    | "--rsyncignore"
+                    | "--testrunuid"
+                    | "--maxschedchunk"
+                    | "--loadscope-reorder"
+                    | "--no-loadscope-reorder"
                     | "--xfail-tb"
                     | "--no-fold-skipped"
                     | "--force-short-summary"

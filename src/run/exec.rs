@@ -29,7 +29,7 @@ pub struct Target<'a> {
     pub daemon: Option<(&'a DaemonPaths, u64, String)>,
 }
 
-fn environment() -> BTreeMap<String, String> {
+pub(crate) fn environment() -> BTreeMap<String, String> {
     std::env::vars_os()
         .map(|(k, v)| {
             (

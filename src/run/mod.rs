@@ -2,7 +2,7 @@
 //! project and settings, answer management commands, plan what the cache
 //! serves, run the session, record what it learned.
 
-mod exec;
+pub(crate) mod exec;
 pub mod plan;
 
 use crate::cli::{split_args, CacheAction, DaemonAction, OwnArgs};
@@ -214,8 +214,24 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         return crate::verify::run(inv, &python, &info);
     }
 
+    let parallel = crate::parallel::Options::resolve(&inv.args, inv.settings.file.workers.as_ref())
+        .map_err(usage)?;
     let started = plan::now();
-    let plan = plan::Plan::make(inv, &mut store, &info)?;
+    let mut plan = plan::Plan::make(inv, &mut store, &info)?;
+    let excluded = match inv.own.shard {
+        Some((k, n)) => {
+            let files = plan::test_files(inv);
+            let out = crate::parallel::shard::excluded(rootdir, &files, k, n);
+            report::note(&format!(
+                "shard {k}/{n}: {} of {} test files",
+                files.len() - out.len(),
+                files.len()
+            ));
+            plan.exclude(&out);
+            out
+        }
+        None => Vec::new(),
+    };
     trace.mark("plan");
     if let Some(code) = plan.answer_alone(inv, started) {
         trace.mark("answer");
@@ -235,22 +251,61 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             .settings
             .use_daemon
             .then(|| paths.warm.to_string_lossy().into_owned()),
+        xdist_compat: parallel.is_some(),
+        exclude_files: excluded,
+        ..SessionConfig::default()
     };
-    let target = exec::Target {
-        python: &python,
-        rootdir,
-        cwd: &inv.cwd,
-        argv: &inv.pytest_argv,
-        daemon: inv
-            .settings
-            .use_daemon
-            .then(|| (&paths, inv.settings.idle_timeout, fingerprint())),
-    };
-    let mut events: Vec<Event> = Vec::new();
-    let ended = exec::run(&target, &session, |e| events.push(e.clone())).map_err(|e| Failure {
+    // Under `-n`, pytest-xdist never loads: rpytest distributes (rpytest.compat
+    // declares xdist's options so addopts still parse).
+    let mut argv = inv.pytest_argv.clone();
+    if parallel.is_some() {
+        argv.splice(0..0, ["-p".to_owned(), "no:xdist".to_owned()]);
+    }
+    let daemon_target = inv
+        .settings
+        .use_daemon
+        .then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
+    let internal = |e: daemon::DaemonError| Failure {
         code: exit::INTERNAL_ERROR,
         message: e.to_string(),
-    })?;
+    };
+    let mut events: Vec<Event> = Vec::new();
+    let mut crashes = 0;
+    let ended = match parallel.filter(|p| p.distributes() && !inv.args.no_run) {
+        Some(mut opts) => {
+            // Never more workers than test files to run (when rpytest can tell).
+            let known = inv.args.understood() && !inv.args.doctests;
+            if let Some(n) = plan
+                .files_to_run()
+                .or_else(|| known.then(|| plan::test_files(inv).len()))
+            {
+                opts.workers = opts.workers.min(n.max(1));
+            }
+            let target = exec::Target {
+                python: &python,
+                rootdir,
+                cwd: &inv.cwd,
+                argv: &inv.pytest_argv,
+                daemon: daemon_target,
+            };
+            let durations = store.durations().unwrap_or_default();
+            let out =
+                crate::parallel::run(&target, &session, &opts, &durations).map_err(internal)?;
+            events = out.events;
+            crashes = out.crashes;
+            out.ended
+        }
+        None => {
+            let target = exec::Target {
+                python: &python,
+                rootdir,
+                cwd: &inv.cwd,
+                argv: &argv,
+                daemon: daemon_target,
+            };
+            exec::run(&target, &session, |e| events.push(e.clone())).map_err(internal)?
+        }
+    };
     let code = match ended {
         Ended::Code(c) => c,
         Ended::Signal(s) => {
@@ -264,6 +319,12 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             ));
             exit::INTERNAL_ERROR
         }
+    };
+    // A worker that died is a failed run even when no test was running.
+    let code = if crashes > 0 && code == exit::OK {
+        exit::TESTS_FAILED
+    } else {
+        code
     };
     plan.record(false, &mut store, inv, started, code, &events);
     Ok(code)
@@ -287,6 +348,15 @@ fn cache_command(store: &mut Store, action: CacheAction) -> Result<i32, Failure>
             for (label, n) in store.stats().map_err(db_err)? {
                 report::out(&format!("{label}: {n}"));
             }
+        }
+        CacheAction::Durations => {
+            let all: std::collections::BTreeMap<String, f64> = store
+                .durations()
+                .map_err(db_err)?
+                .into_iter()
+                .map(|(n, (_, d))| (n, (d * 1e6).round() / 1e6))
+                .collect();
+            report::out(&serde_json::to_string_pretty(&all).unwrap_or_default());
         }
         CacheAction::Clear => {
             store.clear().map_err(db_err)?;

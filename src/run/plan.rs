@@ -229,6 +229,11 @@ fn key_context<'s>(
 
 /// What pytest will collect for these arguments, as rpytest's discovery sees
 /// it, and whether every path argument exists.
+/// The test files rpytest discovers for this command line (rootdir-relative).
+pub fn test_files(inv: &Invocation) -> Vec<String> {
+    scope(inv).0.test_files
+}
+
 fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool) {
     let root = &inv.setup.rootdir;
     let opts = discover_options(inv);
@@ -542,6 +547,26 @@ impl Plan {
         );
         trace.mark("saving the stat cache");
         Ok(plan)
+    }
+
+    /// Leaves out the files of other `--shard`s: nothing of them is replayed,
+    /// and the CLI never answers alone for a part of the suite.
+    pub fn exclude(&mut self, files: &[String]) {
+        let out: std::collections::HashSet<&str> = files.iter().map(|s| s.as_str()).collect();
+        let owner = |nodeid: &str| nodeid.split("::").next().unwrap_or("").to_owned();
+        self.skip_files.retain(|f| !out.contains(f.as_str()));
+        self.cached.retain(|c| !out.contains(c.file.as_str()));
+        self.skipped_files
+            .retain(|s| !out.contains(s.file.as_str()));
+        self.deselected.retain(|n| !out.contains(owner(n).as_str()));
+        self.pre_keys.retain(|f, _| !out.contains(f.as_str()));
+        self.fast_path = false;
+    }
+
+    /// How many known test files must run (None: not known, the cache is off).
+    pub fn files_to_run(&self) -> Option<usize> {
+        self.caching
+            .then(|| self.pre_keys.len().saturating_sub(self.skip_files.len()))
     }
 
     /// When every selected test is cached, answers without starting Python.

@@ -760,6 +760,17 @@ impl Store {
         tx.commit()
     }
 
+    /// The last recorded duration of every node (scheduling `-n` and `--shard`).
+    pub fn durations(&self) -> rusqlite::Result<HashMap<String, (String, f64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT nodeid, file, duration FROM durations")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, (r.get::<_, String>(1)?, r.get(2)?)))
+        })?;
+        rows.collect()
+    }
+
     /// Counts for `--result-cache stats`.
     pub fn stats(&self) -> rusqlite::Result<Vec<(String, i64)>> {
         let mut out = Vec::new();

@@ -1,0 +1,405 @@
+"""`-n N`: the worker and controller sides of a distributed run (docs/protocol.md).
+
+The rpytest CLI starts one controller session and N worker sessions, each a
+real pytest session forked from the warm daemon. Every worker collects the
+suite (as pytest-xdist's workers do), reports its collection, then asks the CLI
+for work: lists of item indexes, scheduled longest-first from recorded
+durations. Workers stream their serialized reports; the CLI forwards them to
+the controller, which feeds them to its own hooks, so the terminal reporter,
+`--junitxml`, `--durations`, the warnings summary and plugins' summaries are
+pytest's own. The controller never collects and never runs a test.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+import warnings
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional
+
+import pytest
+from _pytest.reports import TestReport
+
+from rpytest.protocol import EventWriter, LineBuffer, decode
+
+_Message = Dict[str, Any]
+
+
+class ControlChannel:
+    """Messages from the CLI: one JSON object per line on a pipe."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = LineBuffer()
+        self.pending: Deque[_Message] = deque()
+        self.eof = False
+
+    def _fill(self, timeout: Optional[float]) -> None:
+        if self.eof:
+            return
+        if timeout is not None:
+            r, _, _ = select.select([self.fd], [], [], timeout)
+            if not r:
+                return
+        try:
+            data = os.read(self.fd, 1 << 16)
+        except InterruptedError:
+            return
+        if not data:
+            self.eof = True
+            return
+        for line in self.buf.feed(data):
+            self.pending.append(decode(line))
+
+    def get(self) -> Optional[_Message]:
+        """Blocks for the next message; None once the CLI closed the pipe."""
+        while not self.pending and not self.eof:
+            self._fill(None)
+        return self.pending.popleft() if self.pending else None
+
+    def poll(self) -> Optional[_Message]:
+        """The next message if one is already there."""
+        if not self.pending:
+            self._fill(0)
+        return self.pending.popleft() if self.pending else None
+
+
+def _xdist_group(item: pytest.Item) -> Optional[str]:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    name = mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    return str(name)
+
+
+def _serialize_warning(warning_message: warnings.WarningMessage, when: str, nodeid: str, location: Any) -> _Message:
+    category = warning_message.category
+    return {
+        "type": "warning",
+        "message": str(warning_message.message),
+        "category": [getattr(category, "__module__", "builtins"), getattr(category, "__qualname__", "UserWarning")],
+        "filename": str(warning_message.filename),
+        "lineno": warning_message.lineno,
+        "when": when,
+        "nodeid": nodeid,
+        "location": list(location) if location else None,
+    }
+
+
+def _warning_category(module: str, qualname: str) -> type:
+    try:
+        obj: Any = __import__(module, fromlist=["_"])
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, type) and issubclass(obj, Warning):
+            return obj
+    except Exception:
+        pass
+    return type(qualname.rsplit(".", 1)[-1], (UserWarning,), {"__module__": module})
+
+
+class WorkerPlugin:
+    """Runs in a worker session next to RpytestPlugin."""
+
+    def __init__(self, rp: Any, writer: EventWriter, control: ControlChannel, cfg: Dict[str, Any]) -> None:
+        self.rp = rp
+        self.writer = writer
+        self.control = control
+        self.worker_id = str(cfg.get("worker_id") or "gw0")
+        self.worker_count = int(cfg.get("worker_count") or 1)
+        self.testrun_uid = str(cfg.get("testrun_uid") or "")
+        self.collect_reports: List[_Message] = []
+        self.deselected: List[str] = []
+        self.early_warnings: List[_Message] = []
+        self.collection_sent = False
+        self.config: Optional[pytest.Config] = None
+
+    def emit(self, msg: _Message) -> None:
+        self.writer.emit(msg)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        # What pytest-xdist gives its workers: plugins that must act once per
+        # run (junitxml, the last-failed cache, stepwise) leave it to the controller.
+        config.workerinput = {  # type: ignore[attr-defined]
+            "workerid": self.worker_id,
+            "workercount": self.worker_count,
+            "testrunuid": self.testrun_uid,
+            "mainargv": list(config.invocation_params.args),
+        }
+        config.workeroutput = {}  # type: ignore[attr-defined]
+        self.config = config
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed or report.skipped:
+            assert self.config is not None
+            data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+            self.collect_reports.append(data)
+
+    def pytest_deselected(self, items: List[Any]) -> None:
+        self.deselected.extend(str(i.nodeid) for i in items)
+
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str, nodeid: str, location: Any) -> None:
+        if when == "config":
+            return  # the controller parses the same configuration and warns itself
+        msg = _serialize_warning(warning_message, when, nodeid, location)
+        if self.collection_sent:
+            self.emit(msg)
+        else:
+            self.early_warnings.append(msg)
+
+    def _send_collection(self, session: pytest.Session) -> None:
+        config = session.config
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        items = [[item.nodeid, self.rp.relpath(item.path), _xdist_group(item)] for item in session.items]
+        self.emit(
+            {
+                "type": "collection",
+                "worker": self.worker_id,
+                "items": items,
+                "numcollected": int(getattr(tr, "_numcollected", len(items))),
+                "stop": bool(session.testsfailed and not config.option.continue_on_collection_errors),
+                "reports": self.collect_reports,
+                "deselected": self.deselected,
+                "replay": self.rp.pending_replays(),
+                "warnings": self.early_warnings,
+            }
+        )
+        self.collection_sent = True
+        self.early_warnings = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        self._send_collection(session)
+        config = session.config
+        if session.testsfailed and not config.option.continue_on_collection_errors:
+            raise session.Interrupted(
+                "%d error%s during collection" % (session.testsfailed, "s" if session.testsfailed != 1 else "")
+            )
+        if config.option.collectonly:
+            return True
+        items = session.items
+        queue: Deque[pytest.Item] = deque()
+        more = True
+
+        def fetch() -> bool:
+            self.emit({"type": "want"})
+            while True:
+                msg = self.control.get()
+                if msg is None or msg.get("type") == "stop":
+                    return False
+                if msg.get("type") == "run":
+                    queue.extend(items[int(i)] for i in msg.get("indexes") or ())
+                    return True
+
+        more = fetch()
+        while queue:
+            item = queue.popleft()
+            if not queue and more:
+                # Ask before running the last queued item: its nextitem decides
+                # which fixtures are torn down (session fixtures stay up).
+                more = fetch()
+            nextitem = queue[0] if queue else None
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldfail or session.shouldstop:
+                break
+            msg = self.control.poll()
+            if msg is not None and msg.get("type") == "stop":
+                break
+        return True
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.emit({"type": "logstart", "nodeid": nodeid, "location": list(location)})
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        assert self.config is not None
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        self.emit({"type": "report", "data": data})
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        self.emit({"type": "logfinish", "nodeid": nodeid, "location": list(location)})
+
+
+def _from_json(config: pytest.Config, data: Any) -> Any:
+    """A report sent as JSON: JSON has no tuples, pytest's reporters expect them
+    (a skip's longrepr is `(path, lineno, reason)`, locations are tuples)."""
+    report = config.hook.pytest_report_from_serializable(config=config, data=data)
+    if report is None:
+        return None
+    if isinstance(report.longrepr, list):
+        report.longrepr = tuple(report.longrepr)
+    if isinstance(getattr(report, "location", None), list):
+        report.location = tuple(report.location)
+    if isinstance(getattr(report, "sections", None), list):
+        report.sections = [tuple(s) for s in report.sections]
+    if isinstance(getattr(report, "user_properties", None), list):
+        report.user_properties = [tuple(p) for p in report.user_properties]
+    return report
+
+
+class _WorkerTag:
+    """What reports carry as `.node` under pytest-xdist: the terminal reporter
+    then prefixes verbose lines with `[gw0]`."""
+
+    class _Gateway:
+        def __init__(self, ident: str) -> None:
+            self.id = ident
+
+    def __init__(self, ident: str) -> None:
+        import sys
+
+        self.gateway = self._Gateway(ident)
+        self.workerinput = {"workerid": ident}
+        # Failure reports print "[gw0] linux -- Python 3.x.y /path/python" from this.
+        self.workerinfo = {
+            "id": ident,
+            "sysplatform": sys.platform,
+            "version_info": tuple(sys.version_info),
+            "executable": sys.executable,
+        }
+
+    def __repr__(self) -> str:
+        return "<rpytest worker %s>" % self.gateway.id
+
+
+class _Deselected:
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+        self.location = (nodeid.split("::", 1)[0], None, nodeid.split("::", 1)[-1])
+
+
+class ControllerPlugin:
+    """Runs in the controller session: replays the workers' reports into pytest's hooks."""
+
+    def __init__(self, rp: Any, writer: EventWriter, control: ControlChannel) -> None:
+        self.rp = rp
+        self.writer = writer
+        self.control = control
+        self.config: Optional[pytest.Config] = None
+        self.replay: List[Dict[str, Any]] = []
+        self.tags: Dict[str, _WorkerTag] = {}
+        self.stop_sent = False
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.showfspath = False  # lines of several workers interleave
+
+    def _tag(self, worker: Optional[str]) -> _WorkerTag:
+        ident = worker or "gw?"
+        tag = self.tags.get(ident)
+        if tag is None:
+            tag = self.tags[ident] = _WorkerTag(ident)
+        return tag
+
+    def _warning(self, msg: _Message) -> None:
+        assert self.config is not None
+        module, qualname = (msg.get("category") or ["builtins", "UserWarning"])[:2]
+        category = _warning_category(str(module), str(qualname))
+        wm = warnings.WarningMessage(
+            message=str(msg.get("message")), category=category,
+            filename=str(msg.get("filename")), lineno=int(msg.get("lineno") or 0),
+        )
+        loc = msg.get("location")
+        self.config.hook.pytest_warning_recorded.call_historic(
+            kwargs=dict(warning_message=wm, when=str(msg.get("when") or "runtest"),
+                        nodeid=str(msg.get("nodeid") or ""), location=tuple(loc) if loc else None)
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool:
+        config = session.config
+        msg = self.control.get()
+        while msg is not None and msg.get("type") not in ("collection", "abort"):
+            msg = self.control.get()
+        if msg is None or msg.get("type") == "abort":
+            text = (msg or {}).get("message") or "no worker reported its collection"
+            from _pytest.reports import CollectReport
+
+            report = CollectReport("", "failed", str(text), [])
+            config.hook.pytest_collectreport(report=report)
+            return True
+        for data in msg.get("reports") or ():
+            report = _from_json(config, data)
+            if report is not None:
+                config.hook.pytest_collectreport(report=report)
+        for w in msg.get("warnings") or ():
+            self._warning(w)
+        deselected = [_Deselected(str(n)) for n in msg.get("deselected") or ()]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        self.replay = [e for e in msg.get("replay") or () if isinstance(e, dict)]
+        total = len(msg.get("items") or ()) + len(self.replay)
+        session.testscollected = total
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and hasattr(tr, "_numcollected"):
+            tr._numcollected = int(msg.get("numcollected") or 0)
+            tr.report_collect(True)
+        return True
+
+    def _request_stop(self) -> None:
+        if not self.stop_sent:
+            self.stop_sent = True
+            self.writer.emit({"type": "stop"})
+
+    def _crash(self, msg: _Message) -> None:
+        assert self.config is not None
+        nodeid = str(msg.get("nodeid"))
+        loc = msg.get("location") or [nodeid.split("::")[0], None, nodeid.split("::")[-1]]
+        location = (str(loc[0]), None if loc[1] is None else int(loc[1]), str(loc[2]))
+        now = time.time()
+        report = TestReport(
+            nodeid, location, {}, "failed", str(msg.get("message")), "call",  # type: ignore[arg-type]
+            sections=[], duration=0.0, start=now, stop=now, user_properties=[],
+        )
+        report.node = self._tag(msg.get("worker"))  # type: ignore[attr-defined]
+        self.config.hook.pytest_runtest_logreport(report=report)
+        self.config.hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        config = session.config
+        if session.testsfailed and not config.option.continue_on_collection_errors:
+            self._request_stop()
+            raise session.Interrupted(
+                "%d error%s during collection" % (session.testsfailed, "s" if session.testsfailed != 1 else "")
+            )
+        if config.option.collectonly:
+            return True
+        for entry in self.replay:
+            self.rp._replay(entry)
+        hook = config.hook
+        while True:
+            msg = self.control.get()
+            if msg is None:
+                break
+            kind = msg.get("type")
+            if kind == "report":
+                report = _from_json(config, msg.get("data"))
+                if report is None:
+                    continue
+                report.node = self._tag(msg.get("worker"))
+                hook.pytest_runtest_logreport(report=report)
+            elif kind == "logstart":
+                loc = msg.get("location") or [None, None, None]
+                hook.pytest_runtest_logstart(nodeid=msg.get("nodeid"), location=tuple(loc))
+            elif kind == "logfinish":
+                loc = msg.get("location") or [None, None, None]
+                hook.pytest_runtest_logfinish(nodeid=msg.get("nodeid"), location=tuple(loc))
+            elif kind == "warning":
+                self._warning(msg)
+            elif kind == "crash":
+                self._crash(msg)
+            elif kind == "done":
+                break
+            if session.shouldfail or session.shouldstop:
+                self._request_stop()
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+        return True

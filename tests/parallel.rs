@@ -1,0 +1,326 @@
+//! `-n N`: distributed runs report what stock pytest reports (node IDs,
+//! per-node outcomes in the JUnit XML, exit code), survive crashing workers,
+//! stop on `-x`/`--maxfail`/Ctrl-C without leaving processes, keep
+//! `xdist_group`s together, and `--shard K/N` splits the suite exactly.
+//!
+//! Needs a venv with pytest, rpytest and the fixture plugin: see `common::python`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{assert_same, require_fixture_plugin, Outcome, Pair, Project, Run};
+
+/// Stock pytest with `args`, rpytest with `-n 2` + `args`: same outcomes and exit code.
+fn check_parallel(pair: &Pair, args: &[&str]) -> (Run, Run) {
+    let pytest = pair.pytest.pytest(args).run();
+    let mut with_n = vec!["-n", "2"];
+    with_n.extend_from_slice(args);
+    let rpytest = pair.rpytest.rpytest(&with_n).run();
+    assert_same(&pytest, &rpytest);
+    (pytest, rpytest)
+}
+
+/// Processes whose working directory is inside `root` (sessions left behind).
+fn processes_in(root: &Path) -> Vec<String> {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cwd) = fs::read_link(entry.path().join("cwd")) else {
+            continue;
+        };
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        let cmd = fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+        if cmd.contains("rpytest.daemon") {
+            continue; // the project's warm daemon stays, by design
+        }
+        if cwd.starts_with(&root) || zombie && stat.contains("python") {
+            found.push(format!("{pid} {}", cmd.replace('\0', " ")));
+        }
+    }
+    found
+}
+
+fn assert_no_sessions_left(root: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes_in(root);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn same_outcomes_as_stock_pytest_fresh_and_cached() {
+    require_fixture_plugin();
+    let pair = Pair::new("parallel_suite");
+    let (_, fresh) = check_parallel(&pair, &[]);
+    assert!(fresh.count(Outcome::Failed) >= 1 && fresh.count(Outcome::Passed) > 10);
+    // Second run: most results come from the cache; the JUnit XML still lists
+    // every test once, cached ones included.
+    let (pytest, cached) = check_parallel(&pair, &[]);
+    assert!(cached.stderr.contains("cached"), "{}", cached.transcript());
+    let total: usize = pytest.outcomes.values().map(|v| v.len()).sum();
+    let listed: usize = cached.outcomes.values().map(|v| v.len()).sum();
+    assert_eq!(total, listed);
+    assert!(cached.outcomes.values().all(|v| v.len() == 1));
+}
+
+#[test]
+fn same_outcomes_on_other_fixture_projects() {
+    require_fixture_plugin();
+    for (fixture, args) in [
+        ("skip_xfail", vec![]),
+        ("parametrize_ids", vec![]),
+        ("unittest_case", vec![]),
+        ("conftest_hierarchy", vec![]),
+        ("select_expr", vec!["-k", "not slow"]),
+        ("collection_error", vec![]),
+        ("cache_many", vec![]),
+    ] {
+        let pair = Pair::new(fixture);
+        check_parallel(&pair, &args);
+    }
+}
+
+#[test]
+fn verbose_lines_carry_the_worker_and_every_node_once() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_suite");
+    let run = project.rpytest(&["-n", "2", "-v", "--no-cache"]).run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("[gw0]") && run.stdout.contains("[gw1]"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("collected 33 items"), "{}", run.stdout);
+    let result_lines = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("[gw") && l.contains('%'))
+        .count();
+    let listed: usize = run.outcomes.values().map(|v| v.len()).sum();
+    assert_eq!(result_lines, listed, "{}", run.stdout);
+}
+
+/// Verbose result lines after the `nth` failure: what ran once the stop was due.
+fn results_after_failure(run: &Run, nth: usize) -> usize {
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("[gw") && l.contains('%'))
+        .collect();
+    let pos = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains(" FAILED "))
+        .nth(nth - 1)
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| panic!("fewer than {nth} failures:\n{}", run.stdout));
+    lines.len() - pos - 1
+}
+
+#[test]
+fn session_fixtures_run_once_per_worker_and_groups_share_one() {
+    require_fixture_plugin();
+    let mut project = Project::new("parallel_suite");
+    let session_log = project.out_path("session.log");
+    let group_log = project.out_path("group.log");
+    project.set_env("SESSION_LOG", &session_log.display().to_string());
+    project.set_env("GROUP_LOG", &group_log.display().to_string());
+    project
+        .rpytest(&["-n", "2", "--no-cache"])
+        .run()
+        .assert_code(1);
+    let setups: Vec<String> = fs::read_to_string(&session_log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!setups.is_empty() && setups.len() <= 2, "{setups:?}");
+    let unique: BTreeSet<&String> = setups.iter().collect();
+    assert_eq!(
+        unique.len(),
+        setups.len(),
+        "a worker set it up twice: {setups:?}"
+    );
+    let groups = fs::read_to_string(&group_log).unwrap();
+    let workers: BTreeSet<&str> = groups
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(groups.lines().count(), 3, "{groups}");
+    assert_eq!(workers.len(), 1, "xdist_group split over workers: {groups}");
+    assert!(workers.iter().all(|w| w.starts_with("gw")), "{groups}");
+}
+
+#[test]
+fn crashing_workers_are_reported_and_the_rest_runs() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_crash");
+    let run = project.rpytest(&["-n", "2", "--no-cache"]).run();
+    run.assert_code(1);
+    let outcomes: BTreeMap<&str, &Vec<Outcome>> =
+        run.outcomes.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    assert_eq!(run.count(Outcome::Failed), 2, "{}", run.transcript());
+    assert_eq!(run.count(Outcome::Passed), 6, "{}", run.transcript());
+    assert_eq!(outcomes.len(), 8);
+    assert!(
+        run.stdout
+            .contains("crashed while running 'test_crash.py::test_segfault': signal 11"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("crashed while running 'test_crash.py::test_exit': exit code 3"),
+        "{}",
+        run.stdout
+    );
+    assert_no_sessions_left(&project.root);
+    // Without the daemon too.
+    let fresh = project
+        .rpytest(&["-n", "2", "--no-cache", "--no-daemon"])
+        .run();
+    fresh.assert_code(1);
+    assert_eq!(fresh.count(Outcome::Failed), 2, "{}", fresh.transcript());
+    assert_eq!(fresh.count(Outcome::Passed), 6, "{}", fresh.transcript());
+    assert_no_sessions_left(&project.root);
+}
+
+#[test]
+fn exitfirst_and_maxfail_stop_every_worker() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_stop");
+    // test_a and test_b fail first. Once the controller has the failure that
+    // stops the run, each of the two workers finishes at most its current test.
+    let x = project
+        .rpytest(&["-n", "2", "-x", "-v", "--no-cache"])
+        .run();
+    x.assert_code(1);
+    assert!(x.stdout.contains("stopping after"), "{}", x.stdout);
+    assert!(results_after_failure(&x, 1) <= 2, "{}", x.stdout);
+    assert!(x.count(Outcome::Passed) < 10, "{}", x.transcript());
+    let m = project
+        .rpytest(&["-n", "2", "--maxfail=2", "-v", "--no-cache"])
+        .run();
+    m.assert_code(1);
+    assert!(
+        m.stdout.contains("stopping after 2 failures"),
+        "{}",
+        m.stdout
+    );
+    assert!(results_after_failure(&m, 2) <= 2, "{}", m.stdout);
+    assert!(m.count(Outcome::Passed) < 10, "{}", m.transcript());
+    assert_no_sessions_left(&project.root);
+}
+
+#[test]
+fn ctrl_c_stops_every_worker_with_the_partial_summary() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_stop");
+    let running = project.rpytest(&["-n", "2", "--no-cache"]).spawn();
+    thread::sleep(Duration::from_millis(1500));
+    unsafe { libc::kill(running.pid() as i32, libc::SIGINT) };
+    let run = running.wait();
+    run.assert_code(2);
+    assert!(
+        run.stdout.contains("KeyboardInterrupt"),
+        "{}",
+        run.transcript()
+    );
+    assert_no_sessions_left(&project.root);
+}
+
+#[test]
+fn shards_partition_the_suite_deterministically() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_suite");
+    let all: BTreeSet<String> = node_ids(&project, &[]);
+    assert_eq!(all.len(), 33);
+    let mut union: Vec<String> = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let first = node_ids(&project, &["--shard", &shard]);
+        assert!(!first.is_empty(), "shard {shard} is empty");
+        assert_eq!(
+            first,
+            node_ids(&project, &["--shard", &shard]),
+            "not stable"
+        );
+        union.extend(first);
+    }
+    let as_set: BTreeSet<String> = union.iter().cloned().collect();
+    assert_eq!(union.len(), as_set.len(), "a test is in two shards");
+    assert_eq!(as_set, all);
+    // Shards run with -n and the cache too: the union of outcomes is the suite.
+    let mut ran = 0;
+    for k in 1..=3 {
+        let run = project
+            .rpytest(&["--shard", &format!("{k}/3"), "-n", "2"])
+            .run();
+        ran += run.outcomes.values().map(|v| v.len()).sum::<usize>();
+    }
+    assert_eq!(ran, 33);
+}
+
+fn node_ids(project: &Project, extra: &[&str]) -> BTreeSet<String> {
+    let mut args = vec!["--co", "-q"];
+    args.extend_from_slice(extra);
+    let run = project.rpytest(&args).no_junit().run();
+    run.assert_code(0);
+    run.stdout
+        .lines()
+        .filter(|l| l.contains("::"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn bad_parallel_arguments_are_usage_errors() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_suite");
+    for args in [
+        vec!["-n", "lots"],
+        vec!["-n", "2", "--dist", "sideways"],
+        vec!["--shard", "0/3"],
+        vec!["--shard", "4/3"],
+        vec!["--shard", "two"],
+        vec!["-n", "2", "--pdb"],
+    ] {
+        let run = project.rpytest(&args).no_junit().run();
+        run.assert_code(4);
+        assert!(
+            !run.stderr.trim().is_empty() && !run.stderr.contains("Traceback"),
+            "{args:?}: {}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn dist_no_and_n_0_run_one_session() {
+    require_fixture_plugin();
+    let pair = Pair::new("parallel_suite");
+    let pytest = pair.pytest.pytest(&[]).run();
+    for args in [vec!["-n", "0"], vec!["-n", "2", "--dist", "no"]] {
+        let run = pair.rpytest.rpytest(&args).run();
+        assert_same(&pytest, &run);
+        assert!(!run.stdout.contains("[gw"), "{}", run.stdout);
+    }
+}

@@ -1,0 +1,173 @@
+"""The worker and controller sides of `-n` (rpytest.parallel), driven over their real
+pipes the way the CLI drives them: fresh `python -m rpytest.session` processes,
+real pytest, no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from conftest import PYTHON_DIR, TIMEOUT, clean_env, write_project
+
+from rpytest.protocol import LineBuffer, decode, encode
+
+FILES = {
+    "pytest.ini": "[pytest]\n",
+    "test_a.py": """
+        import pytest
+
+        def test_pass():
+            pass
+
+        def test_fail():
+            assert 1 == 2
+
+        @pytest.mark.skip(reason="because")
+        def test_skip():
+            pass
+    """,
+    "test_b.py": """
+        import os
+        import pytest
+
+        @pytest.mark.xdist_group(name="g")
+        def test_grouped(worker_id):
+            assert worker_id == os.environ["PYTEST_XDIST_WORKER"] == "gw3"
+    """,
+}
+
+
+class Session:
+    """One session process with its event pipe (fd 3) and control pipe (fd 4)."""
+
+    def __init__(self, root: Path, cfg: Dict[str, Any], env: Dict[str, str], stdout: Any) -> None:
+        cfg_path = root / (".cfg-%s.json" % cfg["role"])
+        cfg_path.write_text(json.dumps(cfg))
+        ev_r, ev_w = os.pipe()
+        ctl_r, ctl_w = os.pipe()
+
+        env = dict(env, RPYTEST_SESSION_CONFIG=str(cfg_path), RPYTEST_EVENT_FD=str(ev_w), RPYTEST_CONTROL_FD=str(ctl_r))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rpytest.session", "-p", "no:xdist", "-p", "no:cacheprovider"],
+            cwd=root, env=env, pass_fds=(ev_w, ctl_r), stdout=stdout, stderr=subprocess.PIPE,
+        )
+        os.close(ev_w)
+        os.close(ctl_r)
+        self.events = ev_r
+        self.control = ctl_w
+        self.buf = LineBuffer()
+        self.pending: List[Dict[str, Any]] = []
+        self.seen: List[Dict[str, Any]] = []
+
+    def send(self, msg: Dict[str, Any]) -> None:
+        os.write(self.control, encode(msg))
+
+    def next(self, kind: str) -> Dict[str, Any]:
+        """Reads events until one of `kind` (earlier ones are kept in `seen`)."""
+        while True:
+            while self.pending:
+                msg = self.pending.pop(0)
+                if msg.get("type") == kind:
+                    return msg
+                self.seen.append(msg)
+            data = os.read(self.events, 1 << 16)
+            assert data, "session ended before a %r event: %s" % (kind, self.proc.stderr.read().decode())
+            self.pending.extend(decode(line) for line in self.buf.feed(data))
+
+    def rest(self) -> List[Dict[str, Any]]:
+        """Every event not returned by `next`, up to the end of the session."""
+        out = self.seen + self.pending
+        while True:
+            data = os.read(self.events, 1 << 16)
+            if not data:
+                return out
+            out.extend(decode(line) for line in self.buf.feed(data))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "proj", FILES)
+
+
+def test_worker_collects_then_runs_only_what_it_is_given(project: Path) -> None:
+    cfg = {"rootdir": str(project), "record": False, "events": True, "role": "worker",
+           "worker_id": "gw3", "worker_count": 4, "testrun_uid": "u1", "xdist_compat": True}
+    env = clean_env(PYTEST_XDIST_WORKER="gw3")
+    w = Session(project, cfg, env, subprocess.DEVNULL)
+    collection = w.next("collection")
+    ids = [i[0] for i in collection["items"]]
+    assert ids == ["test_a.py::test_pass", "test_a.py::test_fail", "test_a.py::test_skip", "test_b.py::test_grouped"]
+    assert collection["items"][3][2] == "g" and collection["items"][0][2] is None
+    w.next("want")
+    w.send({"type": "run", "indexes": [1, 3]})
+    w.next("want")  # asked for more before its last test
+    w.send({"type": "stop"})
+    rest = w.rest()
+    w.proc.wait(timeout=TIMEOUT)
+    reports = [m["data"] for m in rest if m["type"] == "report"]
+    ran = {(r["nodeid"], r["when"], r["outcome"]) for r in reports}
+    assert ("test_a.py::test_fail", "call", "failed") in ran
+    assert ("test_b.py::test_grouped", "call", "passed") in ran
+    assert not any(r["nodeid"] == "test_a.py::test_pass" for r in reports)
+    assert [m["type"] for m in rest].count("logfinish") == 2
+
+
+def test_controller_reports_forwarded_reports_like_pytest(project: Path, tmp_path: Path) -> None:
+    worker_cfg = {"rootdir": str(project), "record": False, "events": True, "role": "worker",
+                  "worker_id": "gw3", "worker_count": 1, "testrun_uid": "u1", "xdist_compat": True}
+    w = Session(project, worker_cfg, clean_env(PYTEST_XDIST_WORKER="gw3"), subprocess.DEVNULL)
+    out = tmp_path / "controller.out"
+    junit = tmp_path / "junit.xml"
+    ctl_cfg = {"rootdir": str(project), "record": False, "events": True, "role": "controller",
+               "xdist_compat": True}
+    with open(out, "wb") as f:
+        # The controller sees the user's arguments (here: --junitxml) like the workers.
+        c_env = clean_env()
+        c = Session(project, ctl_cfg, c_env, f)
+        collection = w.next("collection")
+        c.send(collection)
+        w.next("want")
+        w.send({"type": "run", "indexes": [0, 1, 2, 3]})
+        w.next("want")
+        w.send({"type": "stop"})
+        for msg in w.rest():
+            if msg["type"] in ("logstart", "report", "logfinish", "warning"):
+                c.send(dict(msg, worker="gw3"))
+        c.send({"type": "done"})
+        c.rest()
+        code = c.proc.wait(timeout=TIMEOUT)
+    text = out.read_text()
+    assert code == 1, text
+    assert "collected 4 items" in text
+    assert "1 failed, 2 passed, 1 skipped" in text, text
+    assert "[gw3] linux" in text or "[gw3]" in text, text
+    assert "FAILED test_a.py::test_fail" in text
+
+
+def test_controller_turns_a_crash_into_a_failure(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "controller.out"
+    ctl_cfg = {"rootdir": str(project), "record": False, "events": True, "role": "controller",
+               "xdist_compat": True}
+    with open(out, "wb") as f:
+        c = Session(project, ctl_cfg, clean_env(), f)
+        c.send({"type": "collection", "items": [["test_a.py::test_pass", "test_a.py", None]],
+                "numcollected": 1, "stop": False, "reports": [], "deselected": [], "replay": [],
+                "warnings": []})
+        c.send({"type": "logstart", "worker": "gw0", "nodeid": "test_a.py::test_pass",
+                "location": ["test_a.py", 0, "test_pass"]})
+        c.send({"type": "crash", "worker": "gw0", "nodeid": "test_a.py::test_pass",
+                "location": ["test_a.py", 0, "test_pass"],
+                "message": "worker 'gw0' crashed while running 'test_a.py::test_pass': signal 11"})
+        c.send({"type": "done"})
+        c.rest()
+        code = c.proc.wait(timeout=TIMEOUT)
+    text = out.read_text()
+    assert code == 1, text
+    assert "crashed while running 'test_a.py::test_pass': signal 11" in text
+    assert "1 failed" in text
