@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod parallel;
 pub mod project;
 pub mod protocol;
+pub mod remote;
 pub mod report;
 pub mod rules;
 pub mod run;

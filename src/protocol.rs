@@ -52,6 +52,9 @@ pub struct SessionConfig {
     pub worker_count: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub testrun_uid: Option<String>,
+    /// Per-file test timeouts in seconds (rules' `timeout`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub timeouts: BTreeMap<String, f64>,
     /// The session runs with `-p no:xdist`: declare pytest-xdist's options,
     /// marker and fixtures (`rpytest.compat`).
     #[serde(default)]

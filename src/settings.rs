@@ -15,6 +15,10 @@ pub struct FileConfig {
     pub cache: Option<bool>,
     /// Default worker count (`4` or `"auto"`), as `-n`.
     pub workers: Option<toml::Value>,
+    /// URL of a shared cache (Bazel HTTP remote-cache protocol).
+    pub remote_cache: Option<String>,
+    /// Write results to the remote cache too.
+    pub remote_cache_upload: Option<bool>,
     #[serde(default)]
     pub rules: Vec<toml::Value>,
 }

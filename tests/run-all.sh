@@ -4,7 +4,8 @@
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
 #   3. the same Python tests and the drop-in, cache, verify and parallel integration tests under the
 #      newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
-# Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io and PyPI.
+# Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io, PyPI and
+# Debian's packages (nginx-light, the real server of the remote-cache tests, when it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,6 +23,15 @@ make_venv() {
   PATH="$dir/bin:$PATH" "$dir/bin/pip" install -q --no-build-isolation "$ROOT"
 }
 
+if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+  echo "== installing nginx-light (the remote cache tests start it as their server)"
+  SUDO=""; [[ $(id -u) == 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
+fi
+# The remote cache tests fail (never skip) without nginx.
+export RPYTEST_REQUIRE_NGINX=1
+
 echo "== installing (pytest 8.4.2 venv: .venv, pytest 9 venv: .venv-pytest9)"
 make_venv "$ROOT/.venv" "pytest==8.4.2"
 make_venv "$ROOT/.venv-pytest9" "pytest>=9,<10"
@@ -38,5 +48,5 @@ echo "== Python tests (pytest 8.4.2)"
 echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
-echo "== drop-in, cache, verify and parallel integration tests (pytest 9 + pytest-xdist)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test verify --test parallel -- --test-threads=2
+echo "== drop-in, cache, verify, parallel and remote integration tests (pytest 9 + pytest-xdist)"
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test verify --test parallel --test remote -- --test-threads=2

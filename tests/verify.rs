@@ -178,6 +178,21 @@ fn conftest_hierarchy_verifies() {
 }
 
 #[test]
+fn a_parallel_run_verifies() {
+    // rpytest's fresh and cached runs are distributed over two workers; stock
+    // pytest runs with pytest-xdist's -n 2 when it is installed, serially otherwise.
+    let project = new_project("parallel_suite");
+    let (run, report) = verify(&project, &["-n", "2"]);
+    run.assert_code(0);
+    assert_eq!(report["nodes"].as_u64(), Some(33), "{}", run.transcript());
+    assert!(
+        run.stdout.contains("verified drop-in: 33 nodes"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
 fn the_fresh_run_runs_everything_even_when_results_are_cached() {
     let project = new_project("conftest_hierarchy");
     project.rpytest(&[]).no_junit().run().assert_code(0);

@@ -4,7 +4,9 @@ and records what each test file used (docs/protocol.md)."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
@@ -44,6 +46,10 @@ class RpytestPlugin:
         # Files of other `--shard`s: never collected, never replayed.
         self.exclude_files = {str(p).strip("/") for p in session_config.get("exclude_files") or ()}
         self.excluded_args: Set[str] = set()
+        # Rules' per-test timeouts: file -> seconds.
+        self.timeouts: Dict[str, float] = {
+            str(k): float(v) for k, v in (session_config.get("timeouts") or {}).items()
+        }
         # Files whose import skipped (module-level pytest.skip): replayed as a
         # skipped collect report when dropped. file -> [path, lineno, reason]
         self.skipped_files: Dict[str, Any] = {
@@ -285,6 +291,23 @@ class RpytestPlugin:
         if before:
             for entry in before:
                 self._replay(entry)
+
+    @pytest.hookimpl(wrapper=True, specname="pytest_runtest_call")
+    def _timeout_call(self, item: pytest.Item) -> Any:
+        limit = self.timeouts.get(self.relpath(item.path)) if self.timeouts else None
+        if not limit or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            return (yield)
+
+        def expired(signum: int, frame: Any) -> None:
+            pytest.fail("Timeout: the test ran longer than %ss (rpytest rule timeout)" % limit, pytrace=False)
+
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            return (yield)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:

@@ -69,6 +69,16 @@ pub struct OwnArgs {
     /// files, balanced by the durations in a committed `.test_durations`.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
+    /// Also look results up in this Bazel-HTTP-protocol cache (also
+    /// RPYTEST_REMOTE_CACHE, `[tool.rpytest] remote-cache`).
+    #[arg(long, value_name = "URL")]
+    pub remote_cache: Option<String>,
+    /// Store this run's results in the remote cache too (CI on a protected branch).
+    #[arg(long)]
+    pub remote_cache_upload: bool,
+    /// Print which rule governs each test file and every input of its key, then exit.
+    #[arg(long, conflicts_with_all = ["daemon", "result_cache", "why", "verify_dropin"])]
+    pub show_rules: bool,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -95,6 +105,9 @@ const OWN: &[(&str, bool)] = &[
     ("--verify-dropin", false),
     ("--verify-report", true),
     ("--shard", true),
+    ("--remote-cache", true),
+    ("--remote-cache-upload", false),
+    ("--show-rules", false),
 ];
 
 /// Splits the command line into rpytest's tokens and pytest's arguments.

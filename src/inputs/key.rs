@@ -9,6 +9,7 @@ use super::conftest_chain;
 use super::graph::ImportGraph;
 use super::hash::{digest_bytes, hex, FileHasher};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Labelled inputs → short digests.
@@ -171,6 +172,7 @@ pub struct KeyBuilder<'a> {
     labels: HashMap<String, String>,
     closures: HashMap<String, Arc<Vec<String>>>,
     chains: HashMap<String, Arc<Vec<String>>>,
+    globs: HashMap<String, Arc<Vec<String>>>,
 }
 
 impl<'a> KeyBuilder<'a> {
@@ -187,6 +189,7 @@ impl<'a> KeyBuilder<'a> {
             labels: HashMap::new(),
             closures: HashMap::new(),
             chains: HashMap::new(),
+            globs: HashMap::new(),
         }
     }
 
@@ -281,21 +284,22 @@ impl<'a> KeyBuilder<'a> {
 
     /// Adds files matching rootdir-relative globs.
     pub fn add_globs(&mut self, inputs: &mut Inputs, globs: &[String]) {
+        // (expansions are memoized per run: many files share a rule's globs)
         let root = self.graph.source_mut().root().to_path_buf();
         for g in globs {
-            let pattern = root.join(g).to_string_lossy().into_owned();
-            let mut matched = false;
-            if let Ok(paths) = glob::glob(&pattern) {
-                for p in paths.flatten().filter(|p| p.is_file()) {
-                    if let Ok(rel) = p.strip_prefix(&root) {
-                        let rel = rel.to_string_lossy().replace('\\', "/");
-                        let label = self.file_label(&rel);
-                        inputs.insert(format!("file:{rel}"), label);
-                        matched = true;
-                    }
+            let matches = match self.globs.get(g) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let m = Arc::new(expand_glob(&root, g));
+                    self.globs.insert(g.clone(), Arc::clone(&m));
+                    m
                 }
+            };
+            for rel in matches.iter() {
+                let label = self.file_label(rel);
+                inputs.insert(format!("file:{rel}"), label);
             }
-            if !matched {
+            if matches.is_empty() {
                 inputs.insert(format!("glob:{g}"), "no match".to_owned());
             }
         }
@@ -365,6 +369,31 @@ pub fn diff(old: &Inputs, new: &Inputs) -> Vec<String> {
             out.push(format!("{k}: no longer an input (was {o})"));
         }
     }
+    out
+}
+
+/// The rootdir-relative files a rule glob names. `*` and `**` do not enter
+/// hidden directories (`.venv`, `.git`, `.tox`): name those explicitly.
+fn expand_glob(root: &Path, g: &str) -> Vec<String> {
+    let pattern = root.join(g).to_string_lossy().into_owned();
+    let opts = glob::MatchOptions {
+        require_literal_leading_dot: true,
+        ..Default::default()
+    };
+    let mut out: Vec<String> = glob::glob_with(&pattern, opts)
+        .map(|paths| {
+            paths
+                .flatten()
+                .filter(|p| p.is_file())
+                .filter_map(|p| {
+                    p.strip_prefix(root)
+                        .ok()
+                        .map(|r| r.to_string_lossy().replace('\\', "/"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
     out
 }
 

@@ -142,7 +142,15 @@ struct Proc {
     collected_event: Option<Event>,
     current: Option<(String, serde_json::Value)>,
     assigned: VecDeque<usize>,
+    /// It was told there is no more work.
+    told_stop: bool,
+    /// Its first unit, kept until it asks (or another worker runs out of work).
+    reserved: Option<Unit>,
     stderr: Vec<u8>,
+    /// Tests run and the seconds they took (RPYTEST_TRACE: schedule balance).
+    tests: usize,
+    busy: f64,
+    ended_after: Option<std::time::Duration>,
 }
 
 impl Proc {
@@ -460,6 +468,7 @@ pub fn run(
     let mut controller_end: Option<Ended> = None;
     let mut collect_crash: Option<String> = None;
     let mut stderr = std::io::stderr();
+    let begun = std::time::Instant::now();
 
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -535,6 +544,12 @@ pub fn run(
                                 if !c.stop && !stopping {
                                     queue =
                                         schedule::units(&list, durations, opts.dist, opts.workers);
+                                    // Every worker's first unit is kept for it (longest
+                                    // first), so a worker that collected first does not
+                                    // take the whole suite of a small run.
+                                    for p in procs.iter_mut().skip(1).filter(|p| !p.ended) {
+                                        p.reserved = queue.pop_front();
+                                    }
                                 }
                                 items = Some(list);
                                 procs[0].send(&line);
@@ -544,6 +559,9 @@ pub fn run(
                                     && first.iter().zip(&c.items).all(|(a, b)| a.nodeid == b.0);
                                 if !same {
                                     p.mismatch = true;
+                                    if let Some(u) = p.reserved.take() {
+                                        queue.push_front(u);
+                                    }
                                     let ours: std::collections::HashSet<&str> =
                                         c.items.iter().map(|i| i.0.as_str()).collect();
                                     let missing: Vec<&str> = first
@@ -570,8 +588,15 @@ pub fn run(
                     "want" => {
                         let unit = if stopping || procs[idx].mismatch {
                             None
+                        } else if let Some(u) = procs[idx].reserved.take() {
+                            Some(u)
+                        } else if let Some(u) = queue.pop_front() {
+                            Some(u)
                         } else {
-                            queue.pop_front()
+                            // Nothing queued: take the first-unit reservation of
+                            // a worker that has not asked yet (it may still be
+                            // collecting), rather than idle.
+                            procs.iter_mut().skip(1).find_map(|p| p.reserved.take())
                         };
                         let p = &mut procs[idx];
                         match unit {
@@ -583,7 +608,10 @@ pub fn run(
                                 p.assigned.extend(u.indexes);
                                 p.send(&line);
                             }
-                            None => p.send("{\"type\":\"stop\"}"),
+                            None => {
+                                p.told_stop = true;
+                                p.send("{\"type\":\"stop\"}")
+                            }
                         }
                     }
                     "logstart" | "logfinish" | "report" | "warning" => {
@@ -607,6 +635,10 @@ pub fn run(
                     }
                     "result" | "deps" | "edges" => {
                         if let Ok(e) = serde_json::from_str::<Event>(&line) {
+                            if let Event::Result { duration, .. } = &e {
+                                procs[idx].tests += 1;
+                                procs[idx].busy += duration;
+                            }
                             events.push(e);
                         }
                     }
@@ -631,7 +663,11 @@ pub fn run(
             }
             Msg::Ended(idx, ended) => {
                 let p = &mut procs[idx];
+                if let Some(u) = p.reserved.take() {
+                    queue.push_front(u);
+                }
                 p.ended = true;
+                p.ended_after = Some(begun.elapsed());
                 p.control = None;
                 if let Some(pid) = p.pid {
                     daemon::remove_forwarding(pid);
@@ -685,14 +721,21 @@ pub fn run(
                             weight,
                         });
                     }
-                    let alive = procs.iter().skip(1).any(|p| !p.ended);
-                    let replace = !stopping
-                        && !queue.is_empty()
-                        && (items.is_some() || !alive)
-                        && procs[idx].collected;
-                    if replace {
-                        start_worker(&mut launcher, &mut procs, &mut next_worker)?;
-                    }
+                }
+                // Work is left that no running worker will ask for (a crash
+                // requeued it, or a worker ended holding its reservation): a
+                // fresh worker takes it. Never after a crash during collection.
+                let takers = procs
+                    .iter()
+                    .skip(1)
+                    .any(|p| !p.ended && !p.mismatch && !p.told_stop);
+                if !stopping
+                    && !queue.is_empty()
+                    && !takers
+                    && items.is_some()
+                    && procs[idx].collected
+                {
+                    start_worker(&mut launcher, &mut procs, &mut next_worker)?;
                 }
             }
         }
@@ -730,6 +773,17 @@ pub fn run(
         daemon::ignore_interrupts(false);
     }
     daemon::stop_forwarding();
+    if std::env::var_os("RPYTEST_TRACE").is_some() {
+        for p in procs.iter().skip(1) {
+            report::note(&format!(
+                "trace: worker {}: {} tests, {:.2} s in tests, ended after {:.2} s",
+                p.id,
+                p.tests,
+                p.busy,
+                p.ended_after.map(|d| d.as_secs_f64()).unwrap_or(0.0)
+            ));
+        }
+    }
     Ok(Outcome {
         ended: controller_end.unwrap_or(Ended::Lost),
         events,

@@ -3,12 +3,21 @@
 //! The built-in default (`rules/default.toml`, embedded in the binary) names
 //! the environment variables and configuration files that enter every key.
 //! Users add rules in `rpytest.toml` or `[tool.rpytest]`: a rule selects test
-//! paths with globs and adds input globs, environment variables, or turns the
-//! cache off for them (`cache = false`).
+//! paths with globs and adds input globs, environment variables, extra pytest
+//! arguments, a worker count, a per-test timeout, or turns the cache off for
+//! them (`cache = false`). A rule can `extends` presets shipped in `rules/`
+//! (also embedded): `django`, `hypothesis`, `data-files`.
 
 use serde::Deserialize;
 
 const DEFAULT: &str = include_str!("../../rules/default.toml");
+
+/// Presets a rule can extend, by name.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("django", include_str!("../../rules/django.toml")),
+    ("hypothesis", include_str!("../../rules/hypothesis.toml")),
+    ("data-files", include_str!("../../rules/data-files.toml")),
+];
 
 /// One rule.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -31,6 +40,19 @@ pub struct Rule {
     /// `false`: tests under this rule always run.
     #[serde(default = "yes")]
     pub cache: bool,
+    /// Presets (`rules/*.toml`) whose inputs this rule adds to its own.
+    #[serde(default)]
+    pub extends: Vec<String>,
+    /// Extra pytest arguments for the tests under this rule (they run in a
+    /// session of their own when other tests of the run do not share them).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Worker count for these tests when `-n` is not given (`4` or `"auto"`).
+    #[serde(default)]
+    pub workers: Option<toml::Value>,
+    /// Seconds one test may take before it fails.
+    #[serde(default)]
+    pub timeout: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -42,12 +64,14 @@ struct DefaultFile {
     rule: Rule,
 }
 
-/// Why a rule could not be loaded.
+/// Why a rule could not be loaded: where, and what is wrong.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}: invalid rule #{index}: {message}")]
+#[error("{origin}{}: invalid rule #{index}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default(), name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default())]
 pub struct RuleError {
     pub origin: String,
+    pub line: Option<usize>,
     pub index: usize,
+    pub name: Option<String>,
     pub message: String,
 }
 
@@ -58,24 +82,109 @@ pub fn default_rule() -> Rule {
         .rule
 }
 
-/// The default rule followed by the user's rules from the configuration.
-pub fn load(user: &[toml::Value], origin: &str) -> Result<Vec<Rule>, RuleError> {
+/// A preset by name.
+pub fn preset(name: &str) -> Option<Rule> {
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, text)| {
+        toml::from_str::<DefaultFile>(text)
+            .expect("presets in rules/ are valid")
+            .rule
+    })
+}
+
+/// The line (1-based) of the `index`-th rule table in `text`, or of the first
+/// line inside it that contains `needle`.
+fn locate(text: &str, index: usize, needle: Option<&str>) -> Option<usize> {
+    let mut seen = 0;
+    let mut start = None;
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim();
+        if t.starts_with("[[")
+            && t.trim_end_matches(|c: char| c == ']' || c.is_whitespace())
+                .ends_with("rules")
+        {
+            seen += 1;
+            if seen == index {
+                start = Some(i);
+                break;
+            }
+        }
+    }
+    let start = start?;
+    if let Some(n) = needle {
+        for (i, l) in lines.iter().enumerate().skip(start + 1) {
+            if l.trim_start().starts_with('[') {
+                break;
+            }
+            if l.contains(n) {
+                return Some(i + 1);
+            }
+        }
+    }
+    Some(start + 1)
+}
+
+/// The default rule followed by the user's rules from the configuration
+/// (`origin` names the file, `text` is its contents for line numbers).
+pub fn load(
+    user: &[toml::Value],
+    origin: &str,
+    text: Option<&str>,
+) -> Result<Vec<Rule>, RuleError> {
     let mut rules = vec![default_rule()];
     for (i, v) in user.iter().enumerate() {
-        let r: Rule = v
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| RuleError {
-                origin: origin.to_owned(),
-                index: i + 1,
-                message: e.message().to_owned(),
-            })?;
-        for g in r.paths.iter().chain(&r.files) {
-            glob::Pattern::new(g).map_err(|e| RuleError {
-                origin: origin.to_owned(),
-                index: i + 1,
-                message: format!("bad glob {g:?}: {e}"),
-            })?;
+        let index = i + 1;
+        let name = v.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        let err = |message: String, needle: Option<&str>| RuleError {
+            origin: origin.to_owned(),
+            line: text.and_then(|t| locate(t, index, needle)),
+            index,
+            name: name.clone(),
+            message,
+        };
+        let mut r: Rule = v.clone().try_into().map_err(|e: toml::de::Error| {
+            let msg = e.message().to_owned();
+            // "unknown field `pathz`, expected ...": point at that key.
+            let field = msg.split('`').nth(1).map(str::to_owned);
+            err(msg, field.as_deref())
+        })?;
+        for g in r.paths.iter().chain(&r.files).chain(&r.exclude) {
+            glob::Pattern::new(g)
+                .map_err(|e| err(format!("bad glob {g:?}: {e}"), Some(g.as_str())))?;
+        }
+        if let Some(t) = r.timeout {
+            if !(t > 0.0 && t.is_finite()) {
+                return Err(err(
+                    format!("timeout must be a positive number of seconds, not {t}"),
+                    Some("timeout"),
+                ));
+            }
+        }
+        match &r.workers {
+            None | Some(toml::Value::Integer(0..)) => {}
+            Some(toml::Value::String(s)) if s == "auto" || s == "logical" => {}
+            Some(other) => {
+                return Err(err(
+                    format!("workers must be a number or \"auto\", not {other}"),
+                    Some("workers"),
+                ))
+            }
+        }
+        for name in r.extends.clone() {
+            let Some(p) = preset(&name) else {
+                let known: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                return Err(err(
+                    format!(
+                        "unknown preset {name:?} in extends (known: {})",
+                        known.join(", ")
+                    ),
+                    Some(name.as_str()),
+                ));
+            };
+            r.files.extend(p.files);
+            r.env.extend(p.env);
+            r.exclude.extend(p.exclude);
+            r.cache &= p.cache;
         }
         rules.push(r);
     }
@@ -125,11 +234,35 @@ mod tests {
     #[test]
     fn user_rules_are_validated() {
         let v: toml::Value = toml::from_str("paths = ['tests/net/**']\ncache = false").unwrap();
-        let rules = load(&[v], "rpytest.toml").unwrap();
+        let rules = load(&[v], "rpytest.toml", None).unwrap();
         assert!(!rules[1].cache && rules[1].governs("tests/net/test_x.py"));
         assert!(!rules[1].governs("tests/test_y.py"));
         let bad: toml::Value = toml::from_str("pathz = ['x']").unwrap();
-        let err = load(&[bad], "rpytest.toml").unwrap_err().to_string();
+        let err = load(&[bad], "rpytest.toml", None).unwrap_err().to_string();
         assert!(err.contains("rule #1"), "{err}");
+    }
+
+    #[test]
+    fn presets_extend_and_errors_point_at_the_line() {
+        let text = "[[rules]]\nname = 'db'\npaths = ['tests/db/**']\nextends = ['django', 'hypothesis']\n\n[[rules]]\nname = 'x'\nextends = ['djangoo']\n";
+        let table: toml::Table = toml::from_str(text).unwrap();
+        let user: Vec<toml::Value> = table["rules"].as_array().unwrap().clone();
+        let err = load(&user, "rpytest.toml", Some(text)).unwrap_err();
+        assert_eq!(err.line, Some(8), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("rpytest.toml:8: invalid rule #2 (x): unknown preset"),
+            "{err}"
+        );
+        let rules = load(&user[..1], "rpytest.toml", Some(text)).unwrap();
+        assert!(rules[1].env.iter().any(|e| e == "DJANGO_SETTINGS_MODULE"));
+        assert!(rules[1].excludes(".hypothesis/examples/x"));
+        let bad_glob: toml::Value = toml::from_str("files = ['a[']").unwrap();
+        assert!(load(&[bad_glob], "r", None)
+            .unwrap_err()
+            .message
+            .contains("bad glob"));
+        let bad_timeout: toml::Value = toml::from_str("timeout = -1.0").unwrap();
+        assert!(load(&[bad_timeout], "r", None).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! serves, run the session, record what it learned.
 
 pub(crate) mod exec;
+mod groups;
 pub mod plan;
 
 use crate::cli::{split_args, CacheAction, DaemonAction, OwnArgs};
@@ -207,6 +208,11 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             fingerprint(),
         );
     }
+    if inv.own.show_rules {
+        return plan::show_rules(inv, &mut store, &info);
+    }
+    // Invalid rules are a usage error on every run, cached or not.
+    let rules = plan::load_rules(inv)?;
     if let Some(node) = &inv.own.why {
         return plan::why(inv, &mut store, &info, node);
     }
@@ -217,7 +223,16 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     let parallel = crate::parallel::Options::resolve(&inv.args, inv.settings.file.workers.as_ref())
         .map_err(usage)?;
     let started = plan::now();
-    let mut plan = plan::Plan::make(inv, &mut store, &info)?;
+    let remote = crate::remote::RemoteConfig::resolve(
+        inv.own.remote_cache.as_deref(),
+        inv.own.remote_cache_upload,
+        inv.settings.file.remote_cache.as_deref(),
+        inv.settings.file.remote_cache_upload,
+    )
+    .map_err(usage)?
+    .filter(|_| inv.settings.use_cache && !inv.args.no_run)
+    .map(crate::remote::Remote::new);
+    let mut plan = plan::Plan::make_with(inv, &mut store, &info, remote.as_ref())?;
     let excluded = match inv.own.shard {
         Some((k, n)) => {
             let files = plan::test_files(inv);
@@ -236,10 +251,21 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     if let Some(code) = plan.answer_alone(inv, started) {
         trace.mark("answer");
         plan.record(true, &mut store, inv, started, code, &[]);
+        if let Some(r) = &remote {
+            r.finish();
+        }
         trace.mark("history");
         return Ok(code);
     }
-    let session = SessionConfig {
+    let files = plan::test_files(inv);
+    let excluded_set: std::collections::HashSet<&String> = excluded.iter().collect();
+    let mine: Vec<String> = files
+        .iter()
+        .filter(|f| !excluded_set.contains(f))
+        .cloned()
+        .collect();
+    let groups = groups::groups(&rules, &mine);
+    let base = SessionConfig {
         rootdir: rootdir.to_string_lossy().into_owned(),
         skip_files: plan.skip_files.clone(),
         cached: plan.cached.clone(),
@@ -251,74 +277,105 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             .settings
             .use_daemon
             .then(|| paths.warm.to_string_lossy().into_owned()),
-        xdist_compat: parallel.is_some(),
-        exclude_files: excluded,
+        timeouts: groups::timeouts(&rules, &mine),
         ..SessionConfig::default()
     };
-    // Under `-n`, pytest-xdist never loads: rpytest distributes (rpytest.compat
-    // declares xdist's options so addopts still parse).
-    let mut argv = inv.pytest_argv.clone();
-    if parallel.is_some() {
-        argv.splice(0..0, ["-p".to_owned(), "no:xdist".to_owned()]);
-    }
-    let daemon_target = inv
-        .settings
-        .use_daemon
-        .then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
     let internal = |e: daemon::DaemonError| Failure {
         code: exit::INTERNAL_ERROR,
         message: e.to_string(),
     };
     let mut events: Vec<Event> = Vec::new();
     let mut crashes = 0;
-    let ended = match parallel.filter(|p| p.distributes() && !inv.args.no_run) {
-        Some(mut opts) => {
-            // Never more workers than test files to run (when rpytest can tell).
-            let known = inv.args.understood() && !inv.args.doctests;
-            if let Some(n) = plan
-                .files_to_run()
-                .or_else(|| known.then(|| plan::test_files(inv).len()))
-            {
-                opts.workers = opts.workers.min(n.max(1));
+    let mut codes = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        let mut session = base.clone();
+        session.exclude_files = excluded.clone();
+        // Each group's session leaves the other groups' files to theirs.
+        for other in groups.iter().enumerate().filter(|(j, _)| *j != i) {
+            session.exclude_files.extend(other.1.files.iter().cloned());
+        }
+        let mut parallel = parallel.clone();
+        if parallel.is_none() {
+            let mut args = inv.args.clone();
+            args.numprocesses = match &group.workers {
+                Some(toml::Value::Integer(n)) => Some(n.to_string()),
+                Some(toml::Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            parallel = crate::parallel::Options::resolve(&args, None).map_err(usage)?;
+        }
+        session.xdist_compat = parallel.is_some();
+        // Rules' arguments come first: the user's own arguments win.
+        let mut argv: Vec<String> = group.args.clone();
+        argv.extend(inv.pytest_argv.iter().cloned());
+        let daemon_target = inv
+            .settings
+            .use_daemon
+            .then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
+        let ended = match parallel.filter(|p| p.distributes() && !inv.args.no_run) {
+            Some(mut opts) => {
+                // Never more workers than test files to run (when rpytest can tell).
+                let known = inv.args.understood() && !inv.args.doctests;
+                let count = if groups.len() > 1 {
+                    Some(group.files.len())
+                } else {
+                    plan.files_to_run().or_else(|| known.then_some(mine.len()))
+                };
+                if let Some(n) = count {
+                    opts.workers = opts.workers.min(n.max(1));
+                }
+                let target = exec::Target {
+                    python: &python,
+                    rootdir,
+                    cwd: &inv.cwd,
+                    argv: &argv,
+                    daemon: daemon_target,
+                };
+                let durations = store.durations().unwrap_or_default();
+                let out =
+                    crate::parallel::run(&target, &session, &opts, &durations).map_err(internal)?;
+                events.extend(out.events);
+                crashes += out.crashes;
+                out.ended
             }
-            let target = exec::Target {
-                python: &python,
-                rootdir,
-                cwd: &inv.cwd,
-                argv: &inv.pytest_argv,
-                daemon: daemon_target,
-            };
-            let durations = store.durations().unwrap_or_default();
-            let out =
-                crate::parallel::run(&target, &session, &opts, &durations).map_err(internal)?;
-            events = out.events;
-            crashes = out.crashes;
-            out.ended
+            None => {
+                // Under `-n 0`, pytest-xdist still never loads (rpytest.compat
+                // declares its options so addopts parse).
+                if session.xdist_compat {
+                    argv.splice(0..0, ["-p".to_owned(), "no:xdist".to_owned()]);
+                }
+                let target = exec::Target {
+                    python: &python,
+                    rootdir,
+                    cwd: &inv.cwd,
+                    argv: &argv,
+                    daemon: daemon_target,
+                };
+                exec::run(&target, &session, |e| events.push(e.clone())).map_err(internal)?
+            }
+        };
+        codes.push(match ended {
+            Ended::Code(c) => c,
+            Ended::Signal(s) => {
+                report::error(&format!("the pytest session was killed by signal {s}"));
+                128 + s
+            }
+            Ended::Lost => {
+                report::error(&format!(
+                    "the rpytest daemon died during the run; its log is {}. The next run starts a new daemon.",
+                    paths.log.display()
+                ));
+                exit::INTERNAL_ERROR
+            }
+        });
+        if matches!(codes.last(), Some(2..=4)) || 128 < *codes.last().unwrap_or(&0) {
+            break; // interrupted or broken: the remaining groups do not run
         }
-        None => {
-            let target = exec::Target {
-                python: &python,
-                rootdir,
-                cwd: &inv.cwd,
-                argv: &argv,
-                daemon: daemon_target,
-            };
-            exec::run(&target, &session, |e| events.push(e.clone())).map_err(internal)?
-        }
-    };
-    let code = match ended {
-        Ended::Code(c) => c,
-        Ended::Signal(s) => {
-            report::error(&format!("the pytest session was killed by signal {s}"));
-            128 + s
-        }
-        Ended::Lost => {
-            report::error(&format!(
-                "the rpytest daemon died during the run; its log is {}. The next run starts a new daemon.",
-                paths.log.display()
-            ));
-            exit::INTERNAL_ERROR
-        }
+    }
+    let code = if codes.len() == 1 {
+        codes[0]
+    } else {
+        groups::combine(&codes)
     };
     // A worker that died is a failed run even when no test was running.
     let code = if crashes > 0 && code == exit::OK {
@@ -326,7 +383,40 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     } else {
         code
     };
-    plan.record(false, &mut store, inv, started, code, &events);
+    let stored = plan.record(false, &mut store, inv, started, code, &events);
+    if let Some(r) = &remote {
+        if r.config.upload && !stored.is_empty() {
+            r.upload(&stored);
+            if let Some(global) = &plan.static_global {
+                // What this machine recorded: others need it to compute the same keys.
+                let deps: Vec<(String, String, String)> = store
+                    .deps()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flat_map(|(file, kinds)| {
+                        kinds.into_iter().flat_map(move |(kind, names)| {
+                            let file = file.clone();
+                            names
+                                .into_iter()
+                                .map(move |n| (file.clone(), kind.clone(), n))
+                        })
+                    })
+                    .collect();
+                let edges: Vec<(String, String)> = store
+                    .edges()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flat_map(|(a, bs)| bs.into_iter().map(move |b| (a.clone(), b)))
+                    .collect();
+                r.upload_snapshot(&crate::remote::Remote::snapshot(
+                    global.clone(),
+                    deps,
+                    edges,
+                ));
+            }
+        }
+        r.finish();
+    }
     Ok(code)
 }
 

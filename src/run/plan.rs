@@ -12,7 +12,6 @@
 //! collection signature, the CLI answers alone.
 
 use super::{Failure, Invocation};
-use crate::daemon::site_listing;
 use crate::inputs::discover::{discover_all, initial_paths, DiscoverOptions};
 use crate::inputs::key::{self, Inputs, Key, KeyBuilder, Recorded};
 use crate::inputs::resolve::default_search_roots;
@@ -64,6 +63,8 @@ pub struct Plan {
     roots: Vec<String>,
     /// conftest.py files that enter the global key.
     session_conftests: Vec<String>,
+    /// With a remote cache: the global key without recorded dependencies.
+    pub static_global: Option<String>,
 }
 
 fn rel_to(root: &Path, p: &Path) -> Option<String> {
@@ -99,26 +100,34 @@ impl KeyContext<'_> {
         Recorded::from_map(self.deps.get(file))
     }
 
-    fn rule_inputs(&self, file: &str) -> (Vec<String>, Vec<String>, bool) {
+    /// Input globs, environment variables, whether results may be cached, and
+    /// the outcome-changing settings (arguments, timeout) of `file`'s rules.
+    fn rule_inputs(&self, file: &str) -> (Vec<String>, Vec<String>, bool, String) {
         let mut files = Vec::new();
         let mut env = Vec::new();
         let mut cache = true;
+        let mut settings = String::new();
         // The default rule's inputs are in the global key.
         for r in self.rules.iter().skip(1).filter(|r| r.governs(file)) {
             files.extend(r.files.iter().cloned());
             env.extend(r.env.iter().cloned());
             cache &= r.cache;
+            if !r.args.is_empty() || r.timeout.is_some() {
+                settings.push_str(&format!("{:?} {:?}\n", r.args, r.timeout));
+            }
         }
-        (files, env, cache)
+        (files, env, cache, settings)
     }
 
     fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
         let rec = self.recorded(file);
-        let (files, env, cache) = self.rule_inputs(file);
-        (
-            self.builder.file_key(global, file, &rec, &files, &env),
-            cache,
-        )
+        let (files, env, cache, settings) = self.rule_inputs(file);
+        let mut k = self.builder.file_key(global, file, &rec, &files, &env);
+        if !settings.is_empty() {
+            k.inputs.insert("rule".into(), key::value_label(&settings));
+            k = key::finish(k.inputs);
+        }
+        (k, cache)
     }
 }
 
@@ -141,11 +150,9 @@ fn global_key(
             info.implementation, info.version, info.soabi, info.platform
         ),
     );
-    inputs.insert(
-        "distributions".into(),
-        key::value_label(&site_listing(&info.site_dirs)),
-    );
     let root = &inv.setup.rootdir;
+    let listing = distributions(&info.site_dirs, root, &mut ctx.builder);
+    inputs.insert("distributions".into(), key::value_label(&listing));
     if let Some(ini) = &inv.setup.inipath {
         match rel_to(root, ini) {
             Some(rel) => {
@@ -176,6 +183,46 @@ fn global_key(
     ctx.builder.add_closure(&mut inputs, &rec.imports);
     ctx.builder.add_recorded(&mut inputs, &rec);
     key::finish(inputs)
+}
+
+/// The installed distributions as content, the same on every machine that
+/// installed the same files: each dist-info's name and the digest of its
+/// RECORD (the list of installed files with their hashes), and `.pth` files
+/// with the rootdir written as `<rootdir>` (editable installs of the project).
+/// Digests go through the stat cache, so an unchanged venv costs a stat per RECORD.
+fn distributions(site_dirs: &[String], root: &Path, builder: &mut KeyBuilder) -> String {
+    let root_text = root.to_string_lossy();
+    let mut out = String::new();
+    for dir in site_dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                [".dist-info", ".egg-info", ".pth", ".egg-link"]
+                    .iter()
+                    .any(|ext| n.ends_with(ext))
+            })
+            .collect();
+        names.sort();
+        for n in names {
+            out.push_str(&n);
+            out.push('\n');
+            let path = Path::new(dir).join(&n);
+            if n.ends_with(".dist-info") {
+                let record = path.join("RECORD");
+                out.push_str(&builder.file_label(&record.to_string_lossy()));
+                out.push('\n');
+            } else if n.ends_with(".pth") || n.ends_with(".egg-link") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                out.push_str(&text.replace(root_text.as_ref(), "<rootdir>"));
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// `sys.path` entries inside the project: the ones remembered from earlier
@@ -229,6 +276,19 @@ fn key_context<'s>(
 
 /// What pytest will collect for these arguments, as rpytest's discovery sees
 /// it, and whether every path argument exists.
+/// The default rule and the user's rules (exit 4, with file and line, when invalid).
+pub fn load_rules(inv: &Invocation) -> Result<Vec<Rule>, Failure> {
+    let path = inv.settings.config_path.as_ref();
+    let origin = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "rpytest configuration".into());
+    let text = path.and_then(|p| std::fs::read_to_string(p).ok());
+    rules::load(&inv.settings.file.rules, &origin, text.as_deref()).map_err(|e| Failure {
+        code: super::exit::USAGE_ERROR,
+        message: e.to_string(),
+    })
+}
+
 /// The test files rpytest discovers for this command line (rootdir-relative).
 pub fn test_files(inv: &Invocation) -> Vec<String> {
     scope(inv).0.test_files
@@ -345,21 +405,32 @@ impl Plan {
         store: &mut Store,
         info: &InterpreterInfo,
     ) -> Result<Plan, Failure> {
+        Plan::make_with(inv, store, info, None)
+    }
+
+    /// As `make`, asking `remote` for what the local cache does not hold.
+    pub fn make_with(
+        inv: &Invocation,
+        store: &mut Store,
+        info: &InterpreterInfo,
+        remote: Option<&crate::remote::Remote>,
+    ) -> Result<Plan, Failure> {
+        Plan::make_inner(inv, store, info, remote, false)
+    }
+
+    fn make_inner(
+        inv: &Invocation,
+        store: &mut Store,
+        info: &InterpreterInfo,
+        remote: Option<&crate::remote::Remote>,
+        synced: bool,
+    ) -> Result<Plan, Failure> {
         let caching = inv.settings.use_cache && !inv.args.no_run;
         if !caching {
             return Ok(Plan::default());
         }
         let mut trace = report::Trace::new();
-        let origin = inv
-            .settings
-            .config_path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "rpytest configuration".into());
-        let rules = rules::load(&inv.settings.file.rules, &origin).map_err(|e| Failure {
-            code: super::exit::USAGE_ERROR,
-            message: e.to_string(),
-        })?;
+        let rules = load_rules(inv)?;
         let root = inv.setup.rootdir.clone();
         let (found, all_exist) = scope(inv);
         let whole_files =
@@ -375,6 +446,15 @@ impl Plan {
         trace.mark("search roots and stored dependencies");
         let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
         let global = global_key(inv, info, &mut ctx, &session_conftests);
+        // With a remote cache: the global key without anything recorded,
+        // which every machine computes alike (it addresses the recorded
+        // dependencies shared through the remote).
+        let static_global = remote.map(|_| {
+            let no_edges = HashMap::new();
+            let mut bare = key_context(inv, store, &no_edges, rules.clone(), roots.clone());
+            bare.deps.clear();
+            global_key(inv, info, &mut bare, &session_conftests).hex
+        });
 
         let mut signature_inputs = Inputs::new();
         signature_inputs.insert("global".into(), global.hex.clone());
@@ -422,6 +502,7 @@ impl Plan {
             session_conftests,
             select_sig: select_sig.clone(),
             signature_inputs,
+            static_global: static_global.clone(),
             ..Plan::default()
         };
         let mut all_full = true;
@@ -451,6 +532,62 @@ impl Plan {
                 HashMap::new()
             });
         trace.mark("cache lookups");
+        if let Some(remote) = remote {
+            let missing: Vec<(String, String)> = pairs
+                .iter()
+                .filter(|(f, _)| !found_entries.contains_key(*f))
+                .map(|(f, k)| (f.to_string(), k.to_string()))
+                .collect();
+            // First what the machine that stored the results recorded: with
+            // its dependencies, this machine computes the keys it stored under.
+            if !missing.is_empty() && !synced {
+                let snap = static_global
+                    .as_deref()
+                    .and_then(|g| remote.fetch_snapshot(g));
+                if let Some(snap) = snap {
+                    let deps: Vec<(String, String, Vec<String>)> = snap
+                        .deps
+                        .into_iter()
+                        .map(|(f, kind, name)| (f, kind, vec![name]))
+                        .collect();
+                    let before = store.deps_count();
+                    if store.record_deps(&deps, &snap.edges).is_ok() && store.deps_count() != before
+                    {
+                        return Plan::make_inner(inv, store, info, Some(remote), true);
+                    }
+                }
+            }
+            let got = if missing.is_empty() {
+                Vec::new()
+            } else {
+                remote.fetch(&missing)
+            };
+            if !got.is_empty() {
+                let files: Vec<(String, String, FileEntry)> = got
+                    .iter()
+                    .map(|e| (e.file.clone(), e.key.clone(), e.entry.clone()))
+                    .collect();
+                let results: Vec<(String, NodeResult)> = got
+                    .iter()
+                    .flat_map(|e| e.results.iter().map(|r| (e.key.clone(), r.clone())))
+                    .collect();
+                match store.import_entries(&files, &results) {
+                    Ok(()) => {
+                        let again: Vec<(&str, &str)> = got
+                            .iter()
+                            .map(|e| (e.file.as_str(), e.key.as_str()))
+                            .collect();
+                        if let Ok(more) = store.lookup_many(&again, select_sig.as_deref()) {
+                            found_entries.extend(more);
+                        }
+                    }
+                    Err(e) => report::warning(&format!(
+                        "could not store the remote cache's entries locally: {e}"
+                    )),
+                }
+            }
+            trace.mark("remote cache lookups");
+        }
         for (file, k, _) in keyed {
             let entry = found_entries.remove(&file);
             plan.pre_keys.insert(file.clone(), k);
@@ -623,9 +760,9 @@ impl Plan {
         started: f64,
         code: i32,
         events: &[Event],
-    ) {
+    ) -> Vec<crate::remote::Entry> {
         if inv.args.no_run {
-            return;
+            return Vec::new();
         }
         if answered_alone {
             // Outcomes and the summary were given by `answer_alone`; only history is left.
@@ -633,7 +770,7 @@ impl Plan {
             if let Err(e) = store.record_run(&run, &[], &[], &[]) {
                 report::warning(&format!("could not record the run: {e}"));
             }
-            return;
+            return Vec::new();
         }
         let mut results: Vec<NodeResult> = Vec::new();
         let mut collected: Vec<(String, String, Vec<String>, serde_json::Value)> = Vec::new();
@@ -877,6 +1014,18 @@ impl Plan {
             let saved: f64 = replayed.iter().map(|r| r.3).sum();
             report::cache_summary(cached_count, results.len(), saved);
         }
+        // What a remote cache may be given: each stored file entry with its results.
+        files_out
+            .into_iter()
+            .map(|(file, key, entry)| {
+                let results = reusable
+                    .iter()
+                    .filter(|(k, r)| *k == key && r.file == file)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                crate::remote::Entry::new(file, key, entry, results)
+            })
+            .collect()
     }
 
     fn pre_global_info(&self) -> &InterpreterInfo {
@@ -948,11 +1097,7 @@ pub fn why(
         ));
         return Ok(0);
     };
-    let rules =
-        rules::load(&inv.settings.file.rules, "rpytest configuration").map_err(|e| Failure {
-            code: super::exit::USAGE_ERROR,
-            message: e.to_string(),
-        })?;
+    let rules = load_rules(inv)?;
     let edges = store.edges().unwrap_or_default();
     let roots = search_roots(inv, store, std::slice::from_ref(&file));
     let mut ctx = key_context(inv, store, &edges, rules, roots);
@@ -1016,4 +1161,76 @@ fn find_global(store: &Store, short: Option<&String>) -> Option<Inputs> {
     store
         .global_inputs_by_prefix(short)
         .and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// `--show-rules`: for every test file rpytest discovers, the rules that
+/// govern it and every input of its key.
+pub fn show_rules(
+    inv: &Invocation,
+    store: &mut Store,
+    info: &InterpreterInfo,
+) -> Result<i32, Failure> {
+    let rules = load_rules(inv)?;
+    let (found, _) = scope(inv);
+    let edges = store.edges().unwrap_or_default();
+    let mut scanned = found.test_files.clone();
+    scanned.extend(found.conftests.iter().cloned());
+    let roots = search_roots(inv, store, &scanned);
+    let mut ctx = key_context(inv, store, &edges, rules.clone(), roots);
+    let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
+    let global = global_key(inv, info, &mut ctx, &session_conftests);
+    let mut out = String::from("every test (rule \"default\"):\n");
+    for name in global.inputs.keys() {
+        out.push_str(&format!("    {name}\n"));
+    }
+    for file in &found.test_files {
+        let governing: Vec<&Rule> = rules.iter().skip(1).filter(|r| r.governs(file)).collect();
+        let names: Vec<String> = governing
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let n = if r.name.is_empty() {
+                    format!("#{}", i + 1)
+                } else {
+                    r.name.clone()
+                };
+                if r.extends.is_empty() {
+                    n
+                } else {
+                    format!("{n} (extends {})", r.extends.join(", "))
+                }
+            })
+            .collect();
+        let (k, cache) = ctx.file_key(&global, file);
+        out.push_str(&format!("{file}\n"));
+        out.push_str(&format!(
+            "  rules: {}\n",
+            if names.is_empty() {
+                "default".to_owned()
+            } else {
+                format!("default, {}", names.join(", "))
+            }
+        ));
+        out.push_str(&format!(
+            "  cache: {}\n",
+            if cache { "yes" } else { "no (always runs)" }
+        ));
+        for r in &governing {
+            if !r.args.is_empty() {
+                out.push_str(&format!("  args: {}\n", r.args.join(" ")));
+            }
+            if let Some(w) = &r.workers {
+                out.push_str(&format!("  workers: {w}\n"));
+            }
+            if let Some(t) = r.timeout {
+                out.push_str(&format!("  timeout: {t}s per test\n"));
+            }
+        }
+        out.push_str("  inputs:\n");
+        for name in k.inputs.keys().filter(|n| *n != "global") {
+            out.push_str(&format!("    {name}\n"));
+        }
+    }
+    report::out(out.trim_end());
+    Ok(super::exit::OK)
 }

@@ -100,7 +100,7 @@ pub struct Store {
 }
 
 /// One per-node result as the CLI records it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NodeResult {
     pub nodeid: String,
     pub file: String,
@@ -112,7 +112,7 @@ pub struct NodeResult {
 }
 
 /// A test file's cached collection under one key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FileEntry {
     pub outcome: String,
     pub nodes: Vec<String>,
@@ -464,6 +464,17 @@ impl Store {
     }
 
     /// Recorded import edges: importer → imported files.
+    /// How many dependency rows and import edges are recorded.
+    pub fn deps_count(&self) -> i64 {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM deps) + (SELECT count(*) FROM edges)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    }
+
     pub fn edges(&self) -> rusqlite::Result<HashMap<String, Vec<String>>> {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
         let mut stmt = self
@@ -626,23 +637,7 @@ impl Store {
                 ins.execute(params![run_id, r.nodeid, r.file, r.outcome, r.duration, at])?;
                 dur.execute(params![r.nodeid, r.file, r.duration])?;
             }
-            let mut fc = tx.prepare(
-                "INSERT OR REPLACE INTO file_cache(file, key, outcome, nodes, at, inputs, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for (file, key, e) in files {
-                let nodes = serde_json::to_string(&e.nodes).unwrap_or_else(|_| "[]".into());
-                fc.execute(params![file, key, e.outcome, nodes, at, e.inputs, e.detail])?;
-            }
-            let mut nc = tx.prepare(
-                "INSERT OR REPLACE INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for (key, r) in reusable {
-                nc.execute(params![
-                    r.file, key, r.nodeid, r.outcome, r.duration, r.location, r.longrepr,
-                    r.wasxfail, at
-                ])?;
-            }
+            insert_entries(&tx, files, reusable, at)?;
         }
         // Keep old keys from growing without bound: only the newest 3 keys per
         // file (only a run that stored new keys can have pushed one out).
@@ -655,6 +650,17 @@ impl Store {
                  (SELECT count(*) FROM file_cache g WHERE g.file=file_cache.file AND g.at > file_cache.at) >= 3;",
             )?;
         }
+        tx.commit()
+    }
+
+    /// Stores entries fetched from a remote cache (already validated).
+    pub fn import_entries(
+        &mut self,
+        files: &[(String, String, FileEntry)],
+        reusable: &[(String, NodeResult)],
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        insert_entries(&tx, files, reusable, now())?;
         tx.commit()
     }
 
@@ -801,4 +807,30 @@ impl Store {
              DELETE FROM globals; DELETE FROM parse_cache; DELETE FROM selections; COMMIT;",
         )
     }
+}
+
+/// Stores file entries and their reusable node results (a run's, or a remote cache's).
+fn insert_entries(
+    tx: &rusqlite::Transaction,
+    files: &[(String, String, FileEntry)],
+    reusable: &[(String, NodeResult)],
+    at: f64,
+) -> rusqlite::Result<()> {
+    let mut fc = tx.prepare(
+        "INSERT OR REPLACE INTO file_cache(file, key, outcome, nodes, at, inputs, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (file, key, e) in files {
+        let nodes = serde_json::to_string(&e.nodes).unwrap_or_else(|_| "[]".into());
+        fc.execute(params![file, key, e.outcome, nodes, at, e.inputs, e.detail])?;
+    }
+    let mut nc = tx.prepare(
+        "INSERT OR REPLACE INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (key, r) in reusable {
+        nc.execute(params![
+            r.file, key, r.nodeid, r.outcome, r.duration, r.location, r.longrepr, r.wasxfail, at
+        ])?;
+    }
+    Ok(())
 }

@@ -4,13 +4,13 @@
 # corpus rows the suites built by ../shared/corpus/setup.sh into $CORPUS (default /work/corpus)
 # with rpytest installed into each suite's venv (.venv/bin/pip install <this repo>).
 #
-# usage: tests/bench/run.sh OUTDIR [section ...]   sections: warm cache scale (default: all)
+# usage: tests/bench/run.sh OUTDIR [section ...]   sections: warm cache scale parallel remote (default: all)
 # Every command runs with PYTHONDONTWRITEBYTECODE unset, as on users' machines.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=$(mkdir -p "$1" && cd "$1" && pwd); shift
-SECTIONS=${*:-warm cache scale}
+SECTIONS=${*:-warm cache scale parallel remote}
 CORPUS=${CORPUS:-/work/corpus}
 PY=$ROOT/.venv/bin/python
 RP=$ROOT/.venv/bin/rpytest
@@ -70,5 +70,60 @@ if [[ " $SECTIONS " == *" scale "* ]]; then
   # One edited leaf module: app/mod0 is imported by mod1..mod9 (a chain), and each of mod0..mod9 by
   # 10 of the 10,000 test files, so exactly 100 files (300 tests) depend on it.
   (cd "$t" && echo "# edit $(date +%s%N)" >> app/mod0.py && "$RP" --python "$PY" -q 2>&1 | tail -2 | tee "$OUT/edit-leaf.txt")
+fi
+if [[ " $SECTIONS " == *" parallel "* ]]; then
+  # -n 2, every test executed: stock pytest vs pytest-xdist -n 2 vs rpytest -n 2 (warm daemon,
+  # cache off). Needs pytest-xdist in the interpreter: the corpus venvs have it (PYX overrides).
+  PYX=${PYX:-$CORPUS/structlog/.venv/bin/python}
+  par_bench() {  # DIR PYTHON WARMUP RUNS NAME
+    (cd "$1" && "$RP" --python "$2" -q -p no:cacheprovider -n 2 --no-cache >/dev/null 2>&1 || true
+     "${HF[@]}" "$OUT/parallel-$5.json" -i --warmup "$3" --runs "$4" \
+       -n pytest "$2 -m pytest -q -p no:cacheprovider -p no:randomly" \
+       -n pytest-xdist-n2 "$2 -m pytest -q -p no:cacheprovider -p no:randomly -n 2" \
+       -n rpytest-n2 "$RP --python $2 -q -p no:cacheprovider -p no:randomly -n 2 --no-cache"
+     # Schedule balance: time each worker spent in tests (RPYTEST_TRACE).
+     RPYTEST_TRACE=1 "$RP" --python "$2" -q -p no:cacheprovider -p no:randomly -n 2 --no-cache 2>&1 \
+       | grep "trace: worker" > "$OUT/parallel-$5-workers.txt" || true)
+  }
+  if [[ -x $PYX ]]; then
+    par_bench "$(one_test)" "$PYX" 2 10 one
+    par_bench "$ROOT/examples/demo" "$PYX" 2 10 demo
+  fi
+  for s in structlog click attrs; do
+    [[ -d $CORPUS/$s ]] && par_bench "$CORPUS/$s" "$CORPUS/$s/.venv/bin/python" 1 5 "$s"
+  done
+fi
+if [[ " $SECTIONS " == *" remote "* ]]; then
+  # A second CI machine (empty local cache) with a warm remote cache vs without one, against
+  # nginx WebDAV on 127.0.0.1, on examples/monorepo and a generated 5,000-file tree.
+  NG=$OUT/nginx; mkdir -p "$NG/store"; PORT=${RPYTEST_BENCH_PORT:-18481}
+  cat > "$NG/nginx.conf" <<CONF
+worker_processes 1; daemon off; master_process off; pid $NG/nginx.pid; error_log $NG/error.log;
+events { worker_connections 1024; }
+http { access_log $NG/access.log; client_body_temp_path $NG/body; proxy_temp_path $NG/proxy;
+  fastcgi_temp_path $NG/fcgi; uwsgi_temp_path $NG/uwsgi; scgi_temp_path $NG/scgi;
+  server { listen 127.0.0.1:$PORT; root $NG/store; client_max_body_size 64m;
+    location / { dav_methods PUT; create_full_put_path on; } } }
+CONF
+  /usr/sbin/nginx -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" & NGPID=$!
+  trap 'kill $NGPID 2>/dev/null' EXIT
+  sleep 0.5
+  URL=http://127.0.0.1:$PORT/cache
+  t=$OUT/tree5000
+  [[ -d $t ]] || "$PY" tests/gen_tree.py "$t" 5000
+  for src in "$ROOT/examples/monorepo" "$t"; do
+    name=$(basename "$src")
+    A=$OUT/remote-A-$name; B=$OUT/remote-B-$name
+    rm -rf "$A" "$B"; cp -r "$src" "$A"; cp -r "$src" "$B"; rm -rf "$A/.rpytest" "$B/.rpytest"
+    (cd "$A" && "$RP" --python "$PY" -q --remote-cache "$URL" --remote-cache-upload 2>&1 | tail -2 > "$OUT/remote-$name-A.txt")
+    # Requests of one second-machine run (access log lines).
+    before=$(wc -l < "$NG/access.log")
+    (cd "$B" && rm -rf .rpytest && "$RP" --python "$PY" -q --remote-cache "$URL" 2>&1 | tail -2 > "$OUT/remote-$name-B.txt")
+    echo "$(( $(wc -l < "$NG/access.log") - before )) requests" >> "$OUT/remote-$name-B.txt"
+    (cd "$B" && "${HF[@]}" "$OUT/remote-$name.json" -i --warmup 1 --runs 5 --prepare "rm -rf $B/.rpytest" \
+      -n "no-remote-cache" "$RP --python $PY -q -p no:cacheprovider" \
+      -n "warm-remote-cache" "$RP --python $PY -q -p no:cacheprovider --remote-cache $URL")
+  done
+  kill $NGPID 2>/dev/null || true
 fi
 echo "results in $OUT"

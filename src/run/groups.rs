@@ -1,0 +1,125 @@
+//! Test rules that change how tests run (`args`, `workers`, `timeout`):
+//! which session each test file belongs to.
+//!
+//! Files whose rules give the same extra arguments and worker count share a
+//! session; when a run spans several such groups, each runs as its own pytest
+//! session, one after the other (the default group first), and the exit code
+//! is the most severe of theirs.
+
+use crate::rules::Rule;
+use std::collections::BTreeMap;
+
+/// Test files that run in one session, with their rules' settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Group {
+    /// Extra pytest arguments, placed before the user's (which win).
+    pub args: Vec<String>,
+    /// `-n` for this group when the command line gives none.
+    pub workers: Option<toml::Value>,
+    pub files: Vec<String>,
+}
+
+/// Groups `files` by their rules' `args` and `workers` (the last governing
+/// rule that sets one wins). The default group (no settings) comes first,
+/// and holds files rpytest did not discover.
+pub fn groups(rules: &[Rule], files: &[String]) -> Vec<Group> {
+    let mut out: Vec<Group> = vec![Group::default()];
+    for f in files {
+        let mut args: Vec<String> = Vec::new();
+        let mut workers: Option<toml::Value> = None;
+        for r in rules.iter().skip(1).filter(|r| r.governs(f)) {
+            if !r.args.is_empty() {
+                args = r.args.clone();
+            }
+            if r.workers.is_some() {
+                workers = r.workers.clone();
+            }
+        }
+        match out
+            .iter_mut()
+            .find(|g| g.args == args && g.workers == workers)
+        {
+            Some(g) => g.files.push(f.clone()),
+            None => out.push(Group {
+                args,
+                workers,
+                files: vec![f.clone()],
+            }),
+        }
+    }
+    if out.len() > 1 && out[0].files.is_empty() {
+        out.remove(0);
+    }
+    out
+}
+
+/// Per-file test timeouts (seconds; the smallest of the governing rules').
+pub fn timeouts(rules: &[Rule], files: &[String]) -> BTreeMap<String, f64> {
+    files
+        .iter()
+        .filter_map(|f| {
+            rules
+                .iter()
+                .skip(1)
+                .filter(|r| r.governs(f))
+                .filter_map(|r| r.timeout)
+                .reduce(f64::min)
+                .map(|t| (f.clone(), t))
+        })
+        .collect()
+}
+
+/// The exit code of a run made of several sessions: the most severe one
+/// (internal error, interrupted, usage error, failed, passed, nothing collected).
+pub fn combine(codes: &[i32]) -> i32 {
+    const ORDER: [i32; 6] = [3, 2, 4, 1, 0, 5];
+    codes
+        .iter()
+        .copied()
+        .min_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(0))
+        .unwrap_or(5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(paths: &[&str], args: &[&str], timeout: Option<f64>) -> Rule {
+        Rule {
+            paths: paths.iter().map(|s| s.to_string()).collect(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            timeout,
+            cache: true,
+            ..Rule::default()
+        }
+    }
+
+    #[test]
+    fn files_with_the_same_settings_share_a_session() {
+        let rules = vec![
+            Rule::default(),
+            rule(&["slow/**"], &["-p", "no:randomly"], Some(5.0)),
+            rule(&["slow/b.py"], &[], Some(2.0)),
+        ];
+        let files: Vec<String> = ["a.py", "slow/a.py", "slow/b.py"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let g = groups(&rules, &files);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].files, vec!["a.py"]);
+        assert_eq!(g[1].files, vec!["slow/a.py", "slow/b.py"]);
+        let t = timeouts(&rules, &files);
+        assert_eq!(t.get("slow/b.py"), Some(&2.0));
+        assert_eq!(t.get("a.py"), None);
+        assert_eq!(groups(&rules[..1], &files).len(), 1);
+    }
+
+    #[test]
+    fn the_most_severe_exit_code_wins() {
+        assert_eq!(combine(&[0, 1]), 1);
+        assert_eq!(combine(&[5, 0]), 0);
+        assert_eq!(combine(&[1, 2]), 2);
+        assert_eq!(combine(&[5, 5]), 5);
+    }
+}
