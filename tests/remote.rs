@@ -485,3 +485,57 @@ fn invalid_rules_name_the_file_and_line() {
     );
     assert!(run.stderr.contains("pathz"), "{}", run.stderr);
 }
+
+#[test]
+fn rules_with_args_workers_and_timeouts_run_in_their_own_sessions() {
+    require_fixture_plugin();
+    let p = Project::new("rules_sessions");
+    let run = p.rpytest(&["-rA", "-v"]).run();
+    run.assert_code(1);
+    // Three sessions: the default and timed tests, the 2-worker group, the --runxfail group.
+    assert_eq!(
+        run.stdout.matches("test session starts").count(),
+        3,
+        "{}",
+        run.stdout
+    );
+    let by_node = |n: &str| run.outcomes.get(n).cloned().unwrap_or_default();
+    // --runxfail applies to the strict rule's tests only.
+    assert_eq!(
+        by_node("tests.strict.test_strict::test_strict_xfail_marker_ignored"),
+        vec![Outcome::Passed],
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout
+            .contains("XFAIL tests/plain/test_plain.py::test_plain_xfail"),
+        "{}",
+        run.stdout
+    );
+    // workers = 2: that group's session is distributed.
+    assert!(
+        run.stdout
+            .contains("PASSED tests/par/test_par_1.py::test_par_1"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("[gw"), "{}", run.stdout);
+    // timeout = 0.5: the slow test fails, the fast one passes.
+    assert!(
+        run.stdout
+            .contains("Timeout: the test ran longer than 0.5s (rpytest rule timeout)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        by_node("tests.timed.test_timed::test_fast_enough"),
+        vec![Outcome::Passed]
+    );
+    assert_eq!(
+        by_node("tests.timed.test_timed::test_too_slow"),
+        vec![Outcome::Failed]
+    );
+    // One JUnit XML for the three sessions.
+    assert_eq!(run.outcomes.len(), 7, "{:?}", run.outcomes);
+}

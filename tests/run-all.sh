@@ -27,7 +27,8 @@ if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
   echo "== installing nginx-light (the remote cache tests start it as their server)"
   SUDO=""; [[ $(id -u) == 0 ]] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
 fi
 # The remote cache tests fail (never skip) without nginx.
 export RPYTEST_REQUIRE_NGINX=1

@@ -292,23 +292,6 @@ class RpytestPlugin:
             for entry in before:
                 self._replay(entry)
 
-    @pytest.hookimpl(wrapper=True, specname="pytest_runtest_call")
-    def _timeout_call(self, item: pytest.Item) -> Any:
-        limit = self.timeouts.get(self.relpath(item.path)) if self.timeouts else None
-        if not limit or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-            return (yield)
-
-        def expired(signum: int, frame: Any) -> None:
-            pytest.fail("Timeout: the test ran longer than %ss (rpytest rule timeout)" % limit, pytrace=False)
-
-        previous = signal.signal(signal.SIGALRM, expired)
-        signal.setitimer(signal.ITIMER_REAL, limit)
-        try:
-            return (yield)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         prev = self._activate(self.relpath(item.path))
@@ -330,10 +313,23 @@ class RpytestPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
-        prev = self._activate(self.relpath(item.path))
+        rel = self.relpath(item.path)
+        prev = self._activate(rel)
+        limit = self.timeouts.get(rel) if self.timeouts else None
+        timed = bool(limit) and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        if timed:
+            # A rule's per-test timeout: SIGALRM fails the test where it is.
+            def expired(signum: int, frame: Any) -> None:
+                pytest.fail("Timeout: the test ran longer than %ss (rpytest rule timeout)" % limit, pytrace=False)
+
+            previous = signal.signal(signal.SIGALRM, expired)
+            signal.setitimer(signal.ITIMER_REAL, float(limit or 0))
         try:
             return (yield)
         finally:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
             self._restore(prev)
 
     # teardown stays global: it also finalizes broader-scoped fixtures.

@@ -71,24 +71,29 @@ pub fn fingerprint(python: &Path, info: &InterpreterInfo) -> String {
 
 /// The names of everything installed in the site directories (dist-info
 /// directories carry name and version) plus the content of `.pth` files.
+/// The installation records in a site-packages directory, sorted:
+/// `*.dist-info`, `*.egg-info`, `*.pth`, `*.egg-link`.
+pub fn distribution_names(dir: &str) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            [".dist-info", ".egg-info", ".pth", ".egg-link"]
+                .iter()
+                .any(|ext| n.ends_with(ext))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 pub fn site_listing(site_dirs: &[String]) -> String {
     let mut out = String::new();
     for dir in site_dirs {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                n.ends_with(".dist-info")
-                    || n.ends_with(".egg-info")
-                    || n.ends_with(".pth")
-                    || n.ends_with(".egg-link")
-            })
-            .collect();
-        names.sort();
-        for n in names {
+        for n in distribution_names(dir) {
             out.push_str(&n);
             out.push('\n');
             if n.ends_with(".dist-info") {

@@ -13,24 +13,31 @@
 //! A worker that dies mid-test has that test reported as a crash, and its
 //! unfinished items go to a fresh worker. The controller's `stop` (from `-x`
 //! or `--maxfail`) stops every worker after its current test.
+//!
+//! Deviation from DESIGN.md ("a pytest session restricted to its files"):
+//! every worker collects every file that is not served from the cache, as
+//! pytest-xdist's workers do. Work is then handed out while the run goes, so
+//! a worker that finishes early takes more; a pytest session cannot collect
+//! more files once its collection is done without bypassing the ignore rules
+//! (`collect_ignore`, `pytest_ignore_collect`) that explicit arguments skip.
+//! The cost is collection paid once per worker.
 
+mod process;
 pub mod schedule;
 pub mod shard;
 
-use crate::daemon::{self, Connection, DaemonError, DaemonSpec};
+use crate::daemon::{self, DaemonError};
 use crate::protocol::{Event, SessionConfig};
 use crate::report;
 use crate::run::exec::{argv0, environment, Target};
 use crate::run::Ended;
+use process::{describe, json_str, Launcher, Msg, Proc, Workers};
 use schedule::{Dist, Item, Unit};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, Sender};
+use std::io::Write;
+use std::sync::mpsc::channel;
 
 /// How to distribute a run.
 #[derive(Debug, Clone)]
@@ -102,12 +109,6 @@ impl Options {
     }
 }
 
-enum Msg {
-    Line(usize, String),
-    Stderr(usize, Vec<u8>),
-    Ended(usize, Ended),
-}
-
 /// The envelope of a session's message: enough to route it.
 #[derive(Deserialize)]
 struct Head {
@@ -128,225 +129,7 @@ struct Collection {
     stop: bool,
 }
 
-#[derive(Default)]
-struct Proc {
-    id: String,
-    pid: Option<i32>,
-    control: Option<File>,
-    ended: bool,
-    finished: bool,
-    collected: bool,
-    /// Its collection differs from the one scheduled: it gets no work.
-    mismatch: bool,
-    /// Its `collected` event, kept until we know whose collection is used.
-    collected_event: Option<Event>,
-    current: Option<(String, serde_json::Value)>,
-    assigned: VecDeque<usize>,
-    /// It was told there is no more work.
-    told_stop: bool,
-    /// Its first unit, kept until it asks (or another worker runs out of work).
-    reserved: Option<Unit>,
-    stderr: Vec<u8>,
-    /// Tests run and the seconds they took (RPYTEST_TRACE: schedule balance).
-    tests: usize,
-    busy: f64,
-    ended_after: Option<std::time::Duration>,
-}
-
-impl Proc {
-    fn send(&mut self, line: &str) {
-        if let Some(c) = &mut self.control {
-            if c.write_all(line.as_bytes())
-                .and_then(|_| c.write_all(b"\n"))
-                .is_err()
-            {
-                self.control = None;
-            }
-        }
-    }
-
-    fn terminate(&self) {
-        if let (Some(pid), false) = (self.pid, self.ended) {
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-    }
-}
-
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0i32; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// The worker ID pytest-xdist would give the `n`-th worker.
-fn worker_name(n: usize) -> String {
-    format!("gw{n}")
-}
-
-struct Launcher<'a> {
-    target: &'a Target<'a>,
-    argv: Vec<String>,
-    tx: Sender<Msg>,
-    daemon_ready: bool,
-}
-
-impl Launcher<'_> {
-    fn connection(&mut self) -> Result<Option<Connection>, DaemonError> {
-        let Some((paths, idle, fingerprint)) = &self.target.daemon else {
-            return Ok(None);
-        };
-        if self.daemon_ready {
-            if let Ok(c) = Connection::connect(&paths.socket) {
-                return Ok(Some(c));
-            }
-        }
-        let spec = DaemonSpec {
-            python: self.target.python,
-            rootdir: self.target.rootdir,
-            paths,
-            idle_timeout: *idle,
-            fingerprint: fingerprint.clone(),
-        };
-        let c = daemon::ensure_daemon(&spec)?;
-        self.daemon_ready = true;
-        Ok(Some(c))
-    }
-
-    /// Starts one session; its messages arrive as `Msg`s tagged `idx`.
-    /// Returns the control pipe and, for a fresh process, its pid.
-    fn launch(
-        &mut self,
-        idx: usize,
-        session: &SessionConfig,
-        env: &BTreeMap<String, String>,
-        stdio: [RawFd; 3],
-    ) -> Result<(File, Option<i32>), DaemonError> {
-        let (control_r, control_w) = pipe()?;
-        let tx = self.tx.clone();
-        let mut pid = None;
-        match self.connection()? {
-            Some(conn) => {
-                let cwd = self.target.cwd.to_string_lossy();
-                let fds = [stdio[0], stdio[1], stdio[2], control_r.as_raw_fd()];
-                let reader = daemon::start_run(conn, &self.argv, &cwd, env, session, &fds)?;
-                std::thread::spawn(move || read_daemon(idx, reader, tx));
-            }
-            None => {
-                let (events_r, events_w) = pipe()?;
-                let dir = std::env::temp_dir();
-                let cfg_path =
-                    dir.join(format!("rpytest-session-{}-{idx}.json", std::process::id()));
-                std::fs::write(
-                    &cfg_path,
-                    serde_json::to_vec(session)
-                        .map_err(|e| DaemonError::Protocol(e.to_string()))?,
-                )?;
-                let (ev, ctl) = (events_w.as_raw_fd(), control_r.as_raw_fd());
-                let dup = |fd: RawFd| -> std::io::Result<Stdio> {
-                    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
-                    if d < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(Stdio::from(unsafe { OwnedFd::from_raw_fd(d) }))
-                };
-                let mut cmd = Command::new(self.target.python);
-                cmd.args(["-m", "rpytest.session"])
-                    .args(&self.argv)
-                    .current_dir(self.target.cwd)
-                    .env_clear()
-                    .envs(env)
-                    .env("RPYTEST_SESSION_CONFIG", &cfg_path)
-                    .env("RPYTEST_EVENT_FD", "3")
-                    .env("RPYTEST_CONTROL_FD", "4")
-                    .stdin(dup(stdio[0])?)
-                    .stdout(dup(stdio[1])?)
-                    .stderr(dup(stdio[2])?);
-                unsafe {
-                    cmd.pre_exec(move || {
-                        if libc::dup2(ev, 3) < 0 || libc::dup2(ctl, 4) < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
-                }
-                let mut child = cmd.spawn().map_err(|e| {
-                    DaemonError::Start(format!(
-                        "could not start {}: {e}",
-                        self.target.python.display()
-                    ))
-                })?;
-                drop(events_w);
-                pid = Some(child.id() as i32);
-                std::thread::spawn(move || {
-                    let reader = BufReader::new(File::from(events_r));
-                    for line in reader.lines() {
-                        let Ok(line) = line else { break };
-                        if tx.send(Msg::Line(idx, line)).is_err() {
-                            break;
-                        }
-                    }
-                    let ended = match child.wait() {
-                        Ok(s) => match (s.code(), s.signal()) {
-                            (Some(c), _) => Ended::Code(c),
-                            (None, Some(sig)) => Ended::Signal(sig),
-                            _ => Ended::Lost,
-                        },
-                        Err(_) => Ended::Lost,
-                    };
-                    let _ = std::fs::remove_file(&cfg_path);
-                    let _ = tx.send(Msg::Ended(idx, ended));
-                });
-            }
-        }
-        drop(control_r);
-        Ok((File::from(control_w), pid))
-    }
-}
-
-fn read_daemon(idx: usize, reader: BufReader<std::os::unix::net::UnixStream>, tx: Sender<Msg>) {
-    let mut ended = Ended::Lost;
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        if line.contains("\"type\":\"exit\"") {
-            if let Ok(Event::Exit { code, signal }) = serde_json::from_str::<Event>(&line) {
-                ended = match (code, signal) {
-                    (Some(c), _) => Ended::Code(c),
-                    (None, Some(s)) => Ended::Signal(s),
-                    _ => Ended::Lost,
-                };
-                break;
-            }
-        }
-        if tx.send(Msg::Line(idx, line)).is_err() {
-            return;
-        }
-    }
-    let _ = tx.send(Msg::Ended(idx, ended));
-}
-
-fn describe(ended: &Ended) -> String {
-    match ended {
-        Ended::Code(c) => format!("exit code {c}"),
-        Ended::Signal(s) => {
-            let name = match *s {
-                libc::SIGSEGV => " (SIGSEGV)",
-                libc::SIGABRT => " (SIGABRT)",
-                libc::SIGKILL => " (SIGKILL)",
-                libc::SIGBUS => " (SIGBUS)",
-                libc::SIGTERM => " (SIGTERM)",
-                _ => "",
-            };
-            format!("signal {s}{name}")
-        }
-        Ended::Lost => "the daemon went away".into(),
-    }
-}
-
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
+const STOP: &str = "{\"type\":\"stop\"}";
 
 /// Runs the session distributed over `opts.workers` workers.
 pub fn run(
@@ -374,8 +157,6 @@ pub fn run(
     );
     let mut env = environment();
     env.insert("RPYTEST_ARGV0".into(), argv0(target.python));
-    let devnull_in = File::open("/dev/null")?;
-    let devnull_out = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
     let fresh = target.daemon.is_none();
     if fresh {
         daemon::ignore_interrupts(true);
@@ -402,370 +183,44 @@ pub fn run(
     if let Some(p) = pid.filter(|_| !fresh) {
         daemon::add_forwarding(p);
     }
-
-    let mut next_worker = 0usize;
-    let start_worker = |launcher: &mut Launcher,
-                        procs: &mut Vec<Proc>,
-                        next_worker: &mut usize|
-     -> Result<(), DaemonError> {
-        let id = worker_name(*next_worker);
-        *next_worker += 1;
-        let mut cfg = base.clone();
-        cfg.role = Some("worker".into());
-        cfg.worker_id = Some(id.clone());
-        cfg.worker_count = Some(opts.workers);
-        cfg.testrun_uid = Some(uid.clone());
-        cfg.xdist_compat = true;
-        if id != "gw0" {
-            cfg.warm_file = None;
-        }
-        let mut wenv = env.clone();
-        wenv.insert("PYTEST_XDIST_WORKER".into(), id.clone());
-        wenv.insert("PYTEST_XDIST_WORKER_COUNT".into(), opts.workers.to_string());
-        wenv.insert("PYTEST_XDIST_TESTRUNUID".into(), uid.clone());
-        let (err_r, err_w) = pipe()?;
-        let idx = procs.len();
-        let (control, pid) = launcher.launch(
-            idx,
-            &cfg,
-            &wenv,
-            [
-                devnull_in.as_raw_fd(),
-                devnull_out.as_raw_fd(),
-                err_w.as_raw_fd(),
-            ],
-        )?;
-        drop(err_w);
-        let etx = launcher.tx.clone();
-        std::thread::spawn(move || {
-            let mut f = File::from(err_r);
-            let mut buf = vec![0u8; 8192];
-            while let Ok(n) = f.read(&mut buf) {
-                if n == 0 || etx.send(Msg::Stderr(idx, buf[..n].to_vec())).is_err() {
-                    break;
-                }
-            }
-        });
-        procs.push(Proc {
-            id,
-            pid,
-            control: Some(control),
-            ..Proc::default()
-        });
-        Ok(())
+    let workers = Workers {
+        base,
+        env,
+        uid,
+        count: opts.workers,
+        next: 0,
+        devnull_in: File::open("/dev/null")?,
+        devnull_out: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+    };
+    let mut d = Dispatch {
+        launcher,
+        workers,
+        procs,
+        opts,
+        durations,
+        events: Vec::new(),
+        items: None,
+        queue: VecDeque::new(),
+        stopping: false,
+        crashes: 0,
+        done_sent: false,
+        controller_end: None,
+        collect_crash: None,
+        begun: std::time::Instant::now(),
     };
     for _ in 0..opts.workers.max(1) {
-        start_worker(&mut launcher, &mut procs, &mut next_worker)?;
+        d.workers.start(&mut d.launcher, &mut d.procs)?;
     }
     drop(tx);
-
-    let mut events: Vec<Event> = Vec::new();
-    let mut items: Option<Vec<Item>> = None;
-    let mut queue: VecDeque<Unit> = VecDeque::new();
-    let mut stopping = false;
-    let mut crashes = 0usize;
-    let mut done_sent = false;
-    let mut controller_end: Option<Ended> = None;
-    let mut collect_crash: Option<String> = None;
-    let mut stderr = std::io::stderr();
-    let begun = std::time::Instant::now();
-
     while let Ok(msg) = rx.recv() {
         match msg {
-            Msg::Stderr(idx, bytes) => {
-                let p = &mut procs[idx];
-                if p.collected {
-                    let _ = stderr.write_all(&bytes);
-                } else {
-                    p.stderr.extend_from_slice(&bytes);
-                }
-            }
-            Msg::Line(0, line) => {
-                let Ok(head) = serde_json::from_str::<Head>(&line) else {
-                    continue;
-                };
-                match head.kind.as_str() {
-                    "started" => {
-                        if let Some(pid) = head.pid {
-                            procs[0].pid = Some(pid);
-                            daemon::add_forwarding(pid);
-                        }
-                    }
-                    "stop" => {
-                        stopping = true;
-                        queue.clear();
-                        for p in procs.iter_mut().skip(1) {
-                            p.send("{\"type\":\"stop\"}");
-                        }
-                    }
-                    "result" | "finish" => {
-                        if let Ok(e) = serde_json::from_str::<Event>(&line) {
-                            events.push(e);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Msg::Line(idx, line) => {
-                let Ok(head) = serde_json::from_str::<Head>(&line) else {
-                    continue;
-                };
-                match head.kind.as_str() {
-                    "started" => {
-                        if let Some(pid) = head.pid {
-                            procs[idx].pid = Some(pid);
-                            daemon::add_forwarding(pid);
-                        }
-                    }
-                    "collected" => {
-                        procs[idx].collected_event = serde_json::from_str::<Event>(&line).ok();
-                    }
-                    "collection" => {
-                        let Ok(c) = serde_json::from_str::<Collection>(&line) else {
-                            continue;
-                        };
-                        let p = &mut procs[idx];
-                        p.collected = true;
-                        let _ = stderr.write_all(&std::mem::take(&mut p.stderr));
-                        match &items {
-                            None => {
-                                if let Some(e) = p.collected_event.take() {
-                                    events.push(e);
-                                }
-                                let list: Vec<Item> = c
-                                    .items
-                                    .into_iter()
-                                    .map(|(nodeid, file, group)| Item {
-                                        nodeid,
-                                        file,
-                                        group,
-                                    })
-                                    .collect();
-                                if !c.stop && !stopping {
-                                    queue =
-                                        schedule::units(&list, durations, opts.dist, opts.workers);
-                                    // Every worker's first unit is kept for it (longest
-                                    // first), so a worker that collected first does not
-                                    // take the whole suite of a small run.
-                                    for p in procs.iter_mut().skip(1).filter(|p| !p.ended) {
-                                        p.reserved = queue.pop_front();
-                                    }
-                                }
-                                items = Some(list);
-                                procs[0].send(&line);
-                            }
-                            Some(first) => {
-                                let same = first.len() == c.items.len()
-                                    && first.iter().zip(&c.items).all(|(a, b)| a.nodeid == b.0);
-                                if !same {
-                                    p.mismatch = true;
-                                    if let Some(u) = p.reserved.take() {
-                                        queue.push_front(u);
-                                    }
-                                    let ours: std::collections::HashSet<&str> =
-                                        c.items.iter().map(|i| i.0.as_str()).collect();
-                                    let missing: Vec<&str> = first
-                                        .iter()
-                                        .map(|i| i.nodeid.as_str())
-                                        .filter(|n| !ours.contains(n))
-                                        .take(5)
-                                        .collect();
-                                    report::warning(&format!(
-                                        "worker {} collected different tests than the first worker ({} vs {} items{}); it runs none of them",
-                                        p.id,
-                                        c.items.len(),
-                                        first.len(),
-                                        if missing.is_empty() {
-                                            String::new()
-                                        } else {
-                                            format!(", e.g. it lacks {}", missing.join(", "))
-                                        }
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                    "want" => {
-                        let unit = if stopping || procs[idx].mismatch {
-                            None
-                        } else if let Some(u) = procs[idx].reserved.take() {
-                            Some(u)
-                        } else if let Some(u) = queue.pop_front() {
-                            Some(u)
-                        } else {
-                            // Nothing queued: take the first-unit reservation of
-                            // a worker that has not asked yet (it may still be
-                            // collecting), rather than idle.
-                            procs.iter_mut().skip(1).find_map(|p| p.reserved.take())
-                        };
-                        let p = &mut procs[idx];
-                        match unit {
-                            Some(u) => {
-                                let line = format!(
-                                    "{{\"type\":\"run\",\"indexes\":{}}}",
-                                    serde_json::to_string(&u.indexes).unwrap_or_default()
-                                );
-                                p.assigned.extend(u.indexes);
-                                p.send(&line);
-                            }
-                            None => {
-                                p.told_stop = true;
-                                p.send("{\"type\":\"stop\"}")
-                            }
-                        }
-                    }
-                    "logstart" | "logfinish" | "report" | "warning" => {
-                        let p = &mut procs[idx];
-                        if head.kind == "logstart" {
-                            p.current = head.nodeid.clone().map(|n| {
-                                (n, head.location.clone().unwrap_or(serde_json::Value::Null))
-                            });
-                        } else if head.kind == "logfinish" {
-                            p.current = None;
-                            if let (Some(n), Some(list)) = (&head.nodeid, &items) {
-                                if let Some(pos) =
-                                    p.assigned.iter().position(|&i| &list[i].nodeid == n)
-                                {
-                                    p.assigned.remove(pos);
-                                }
-                            }
-                        }
-                        let tagged = format!("{{\"worker\":{},{}", json_str(&p.id), &line[1..]);
-                        procs[0].send(&tagged);
-                    }
-                    "result" | "deps" | "edges" => {
-                        if let Ok(e) = serde_json::from_str::<Event>(&line) {
-                            if let Event::Result { duration, .. } = &e {
-                                procs[idx].tests += 1;
-                                procs[idx].busy += duration;
-                            }
-                            events.push(e);
-                        }
-                    }
-                    "finish" => procs[idx].finished = true,
-                    _ => {}
-                }
-            }
-            Msg::Ended(0, ended) => {
-                procs[0].ended = true;
-                procs[0].control = None;
-                if let Some(pid) = procs[0].pid {
-                    daemon::remove_forwarding(pid);
-                }
-                controller_end = Some(ended);
-                // Nobody reports any more: stop every worker.
-                stopping = true;
-                queue.clear();
-                for p in procs.iter_mut().skip(1) {
-                    p.send("{\"type\":\"stop\"}");
-                    p.terminate();
-                }
-            }
-            Msg::Ended(idx, ended) => {
-                let p = &mut procs[idx];
-                if let Some(u) = p.reserved.take() {
-                    queue.push_front(u);
-                }
-                p.ended = true;
-                p.ended_after = Some(begun.elapsed());
-                p.control = None;
-                if let Some(pid) = p.pid {
-                    daemon::remove_forwarding(pid);
-                }
-                let crashed = !p.finished && !matches!(ended, Ended::Code(2 | 4));
-                if crashed && controller_end.is_none() {
-                    let _ = stderr.write_all(&std::mem::take(&mut p.stderr));
-                    crashes += 1;
-                    let how = describe(&ended);
-                    if let Some((nodeid, location)) = p.current.take() {
-                        let message = format!(
-                            "worker '{}' crashed while running '{}': {how}",
-                            p.id, nodeid
-                        );
-                        let crash = serde_json::json!({
-                            "type": "crash", "worker": p.id, "nodeid": nodeid,
-                            "location": location, "message": message,
-                        });
-                        if let Some(pos) = items.as_ref().and_then(|list| {
-                            p.assigned.iter().position(|&i| list[i].nodeid == nodeid)
-                        }) {
-                            p.assigned.remove(pos);
-                        }
-                        let file = nodeid.split("::").next().unwrap_or("").to_owned();
-                        events.push(Event::Result {
-                            nodeid,
-                            file,
-                            outcome: "failed".into(),
-                            duration: 0.0,
-                            location,
-                            longrepr: serde_json::Value::Null,
-                            wasxfail: None,
-                            cached: false,
-                        });
-                        procs[0].send(&crash.to_string());
-                    } else if !p.collected {
-                        collect_crash =
-                            Some(format!("worker '{}' crashed while collecting: {how}", p.id));
-                    } else {
-                        report::warning(&format!(
-                            "worker '{}' ended unexpectedly between tests: {how}",
-                            p.id
-                        ));
-                    }
-                    let p = &mut procs[idx];
-                    let rest: Vec<usize> = p.assigned.drain(..).collect();
-                    if !rest.is_empty() && !stopping {
-                        let weight = 0.0;
-                        queue.push_front(Unit {
-                            indexes: rest,
-                            weight,
-                        });
-                    }
-                }
-                // Work is left that no running worker will ask for (a crash
-                // requeued it, or a worker ended holding its reservation): a
-                // fresh worker takes it. Never after a crash during collection.
-                let takers = procs
-                    .iter()
-                    .skip(1)
-                    .any(|p| !p.ended && !p.mismatch && !p.told_stop);
-                if !stopping
-                    && !queue.is_empty()
-                    && !takers
-                    && items.is_some()
-                    && procs[idx].collected
-                {
-                    start_worker(&mut launcher, &mut procs, &mut next_worker)?;
-                }
-            }
+            Msg::Stderr(idx, bytes) => d.on_stderr(idx, bytes),
+            Msg::Line(0, line) => d.on_controller_line(&line),
+            Msg::Line(idx, line) => d.on_worker_line(idx, &line),
+            Msg::Ended(0, ended) => d.on_controller_end(ended),
+            Msg::Ended(idx, ended) => d.on_worker_end(idx, ended)?,
         }
-        let workers_done = procs.iter().skip(1).all(|p| p.ended);
-        if workers_done && !done_sent {
-            done_sent = true;
-            if let Some(list) = &items {
-                // Every worker crashed while collecting again: what is left never ran.
-                for unit in queue.drain(..) {
-                    for i in unit.indexes {
-                        let nodeid = &list[i].nodeid;
-                        let crash = serde_json::json!({
-                            "type": "crash", "worker": "gw?", "nodeid": nodeid,
-                            "location": serde_json::Value::Null,
-                            "message": format!("not run: {}", collect_crash.clone().unwrap_or_else(|| "every worker ended".into())),
-                        });
-                        procs[0].send(&crash.to_string());
-                    }
-                }
-            } else {
-                let text = collect_crash
-                    .clone()
-                    .unwrap_or_else(|| "no worker reported its collection".into());
-                let abort = serde_json::json!({"type": "abort", "message": text});
-                procs[0].send(&abort.to_string());
-            }
-            procs[0].send("{\"type\":\"done\"}");
-            procs[0].control = None;
-        }
-        if controller_end.is_some() && workers_done {
+        if d.finished() {
             break;
         }
     }
@@ -773,8 +228,355 @@ pub fn run(
         daemon::ignore_interrupts(false);
     }
     daemon::stop_forwarding();
-    if std::env::var_os("RPYTEST_TRACE").is_some() {
-        for p in procs.iter().skip(1) {
+    d.trace();
+    Ok(Outcome {
+        ended: d.controller_end.unwrap_or(Ended::Lost),
+        events: d.events,
+        crashes: d.crashes,
+    })
+}
+
+/// The state of a distributed run, and what each message does to it.
+struct Dispatch<'a> {
+    launcher: Launcher<'a>,
+    workers: Workers<'a>,
+    /// The controller at 0, then the workers in start order.
+    procs: Vec<Proc>,
+    opts: &'a Options,
+    durations: &'a HashMap<String, (String, f64)>,
+    /// What the cache records: every worker's results and dependencies, the
+    /// first worker's collection, the controller's replays and finish.
+    events: Vec<Event>,
+    /// The collection scheduled (the first worker's).
+    items: Option<Vec<Item>>,
+    queue: VecDeque<Unit>,
+    stopping: bool,
+    crashes: usize,
+    done_sent: bool,
+    controller_end: Option<Ended>,
+    collect_crash: Option<String>,
+    begun: std::time::Instant,
+}
+
+impl Dispatch<'_> {
+    fn on_stderr(&mut self, idx: usize, bytes: Vec<u8>) {
+        let p = &mut self.procs[idx];
+        if p.collected {
+            let _ = std::io::stderr().write_all(&bytes);
+        } else {
+            // Held back until the worker collected: a usage error is the controller's to show.
+            p.stderr.extend_from_slice(&bytes);
+        }
+    }
+
+    fn started(&mut self, idx: usize, head: &Head) {
+        if let Some(pid) = head.pid {
+            self.procs[idx].pid = Some(pid);
+            daemon::add_forwarding(pid);
+        }
+    }
+
+    fn stop_workers(&mut self) {
+        self.stopping = true;
+        self.queue.clear();
+        for p in self.procs.iter_mut().skip(1) {
+            p.send(STOP);
+        }
+    }
+
+    fn on_controller_line(&mut self, line: &str) {
+        let Ok(head) = serde_json::from_str::<Head>(line) else {
+            return;
+        };
+        match head.kind.as_str() {
+            "started" => self.started(0, &head),
+            // -x / --maxfail reached.
+            "stop" => self.stop_workers(),
+            "result" | "finish" => self.events.extend(serde_json::from_str::<Event>(line).ok()),
+            _ => {}
+        }
+    }
+
+    fn on_worker_line(&mut self, idx: usize, line: &str) {
+        let Ok(head) = serde_json::from_str::<Head>(line) else {
+            return;
+        };
+        match head.kind.as_str() {
+            "started" => self.started(idx, &head),
+            "collected" => {
+                self.procs[idx].collected_event = serde_json::from_str::<Event>(line).ok();
+            }
+            "collection" => {
+                if let Ok(c) = serde_json::from_str::<Collection>(line) {
+                    self.on_collection(idx, line, c);
+                }
+            }
+            "want" => self.on_want(idx),
+            "logstart" | "logfinish" | "report" | "warning" => self.forward(idx, &head, line),
+            "result" | "deps" | "edges" => {
+                if let Ok(e) = serde_json::from_str::<Event>(line) {
+                    if let Event::Result { duration, .. } = &e {
+                        self.procs[idx].tests += 1;
+                        self.procs[idx].busy += duration;
+                    }
+                    self.events.push(e);
+                }
+            }
+            "finish" => self.procs[idx].finished = true,
+            _ => {}
+        }
+    }
+
+    /// The first collection is scheduled and sent to the controller; later
+    /// ones must list the same items (else that worker gets no work).
+    fn on_collection(&mut self, idx: usize, line: &str, c: Collection) {
+        let p = &mut self.procs[idx];
+        p.collected = true;
+        let _ = std::io::stderr().write_all(&std::mem::take(&mut p.stderr));
+        let Some(first) = &self.items else {
+            if let Some(e) = p.collected_event.take() {
+                self.events.push(e);
+            }
+            let list: Vec<Item> = c
+                .items
+                .into_iter()
+                .map(|(nodeid, file, group)| Item {
+                    nodeid,
+                    file,
+                    group,
+                })
+                .collect();
+            if !c.stop && !self.stopping {
+                self.queue =
+                    schedule::units(&list, self.durations, self.opts.dist, self.opts.workers);
+                // Every worker's first unit is kept for it (longest first), so
+                // a worker that collected first does not take a small suite whole.
+                for p in self.procs.iter_mut().skip(1).filter(|p| !p.ended) {
+                    p.reserved = self.queue.pop_front();
+                }
+            }
+            self.items = Some(list);
+            self.procs[0].send(line);
+            return;
+        };
+        let same = first.len() == c.items.len()
+            && first.iter().zip(&c.items).all(|(a, b)| a.nodeid == b.0);
+        if same {
+            return;
+        }
+        p.mismatch = true;
+        if let Some(u) = p.reserved.take() {
+            self.queue.push_front(u);
+        }
+        let ours: std::collections::HashSet<&str> = c.items.iter().map(|i| i.0.as_str()).collect();
+        let missing: Vec<&str> = first
+            .iter()
+            .map(|i| i.nodeid.as_str())
+            .filter(|n| !ours.contains(n))
+            .take(5)
+            .collect();
+        report::warning(&format!(
+            "worker {} collected different tests than the first worker ({} vs {} items{}); it runs none of them",
+            p.id,
+            c.items.len(),
+            first.len(),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(", e.g. it lacks {}", missing.join(", "))
+            }
+        ));
+    }
+
+    fn on_want(&mut self, idx: usize) {
+        let unit = if self.stopping || self.procs[idx].mismatch {
+            None
+        } else if let Some(u) = self.procs[idx].reserved.take() {
+            Some(u)
+        } else if let Some(u) = self.queue.pop_front() {
+            Some(u)
+        } else {
+            // Nothing queued: take the first unit kept for a worker that has
+            // not asked yet (it may still be collecting), rather than idle.
+            self.procs
+                .iter_mut()
+                .skip(1)
+                .find_map(|p| p.reserved.take())
+        };
+        let p = &mut self.procs[idx];
+        match unit {
+            Some(u) => {
+                let line = format!(
+                    "{{\"type\":\"run\",\"indexes\":{}}}",
+                    serde_json::to_string(&u.indexes).unwrap_or_default()
+                );
+                p.assigned.extend(u.indexes);
+                p.send(&line);
+            }
+            None => {
+                p.told_stop = true;
+                p.send(STOP);
+            }
+        }
+    }
+
+    /// A report-stream message: to the controller, tagged with the worker.
+    fn forward(&mut self, idx: usize, head: &Head, line: &str) {
+        let p = &mut self.procs[idx];
+        if head.kind == "logstart" {
+            p.current = head
+                .nodeid
+                .clone()
+                .map(|n| (n, head.location.clone().unwrap_or(serde_json::Value::Null)));
+        } else if head.kind == "logfinish" {
+            p.current = None;
+            if let (Some(n), Some(list)) = (&head.nodeid, &self.items) {
+                if let Some(pos) = p.assigned.iter().position(|&i| &list[i].nodeid == n) {
+                    p.assigned.remove(pos);
+                }
+            }
+        }
+        let tagged = format!("{{\"worker\":{},{}", json_str(&p.id), &line[1..]);
+        self.procs[0].send(&tagged);
+    }
+
+    fn on_controller_end(&mut self, ended: Ended) {
+        let c = &mut self.procs[0];
+        c.ended = true;
+        c.control = None;
+        if let Some(pid) = c.pid {
+            daemon::remove_forwarding(pid);
+        }
+        self.controller_end = Some(ended);
+        // Nobody reports any more: stop every worker.
+        self.stop_workers();
+        for p in self.procs.iter().skip(1) {
+            p.terminate();
+        }
+    }
+
+    fn on_worker_end(&mut self, idx: usize, ended: Ended) -> Result<(), DaemonError> {
+        let p = &mut self.procs[idx];
+        if let Some(u) = p.reserved.take() {
+            self.queue.push_front(u);
+        }
+        p.ended = true;
+        p.ended_after = Some(self.begun.elapsed());
+        p.control = None;
+        if let Some(pid) = p.pid {
+            daemon::remove_forwarding(pid);
+        }
+        let crashed = !p.finished && !matches!(ended, Ended::Code(2 | 4));
+        if crashed && self.controller_end.is_none() {
+            self.crash(idx, &ended);
+        }
+        // Work is left that no running worker will ask for (a crash requeued
+        // it, or a worker ended holding its reservation): a fresh worker takes
+        // it. Never after a crash during collection (it would crash again).
+        let takers = self
+            .procs
+            .iter()
+            .skip(1)
+            .any(|p| !p.ended && !p.mismatch && !p.told_stop);
+        if !self.stopping
+            && !self.queue.is_empty()
+            && !takers
+            && self.items.is_some()
+            && self.procs[idx].collected
+        {
+            self.workers.start(&mut self.launcher, &mut self.procs)?;
+        }
+        Ok(())
+    }
+
+    /// A worker died without finishing: its running test is reported as a
+    /// crash and fails the run; its unfinished items go back in front.
+    fn crash(&mut self, idx: usize, ended: &Ended) {
+        let p = &mut self.procs[idx];
+        let _ = std::io::stderr().write_all(&std::mem::take(&mut p.stderr));
+        self.crashes += 1;
+        let how = describe(ended);
+        if let Some((nodeid, location)) = p.current.take() {
+            let message = format!(
+                "worker '{}' crashed while running '{}': {how}",
+                p.id, nodeid
+            );
+            let crash = serde_json::json!({
+                "type": "crash", "worker": p.id, "nodeid": nodeid,
+                "location": location, "message": message,
+            });
+            if let Some(pos) = self
+                .items
+                .as_ref()
+                .and_then(|list| p.assigned.iter().position(|&i| list[i].nodeid == nodeid))
+            {
+                p.assigned.remove(pos);
+            }
+            let file = nodeid.split("::").next().unwrap_or("").to_owned();
+            self.events.push(Event::Result {
+                nodeid,
+                file,
+                outcome: "failed".into(),
+                duration: 0.0,
+                location,
+                longrepr: serde_json::Value::Null,
+                wasxfail: None,
+                cached: false,
+            });
+            self.procs[0].send(&crash.to_string());
+        } else if !p.collected {
+            self.collect_crash = Some(format!("worker '{}' crashed while collecting: {how}", p.id));
+        } else {
+            report::warning(&format!(
+                "worker '{}' ended unexpectedly between tests: {how}",
+                p.id
+            ));
+        }
+        let rest: Vec<usize> = self.procs[idx].assigned.drain(..).collect();
+        if !rest.is_empty() && !self.stopping {
+            self.queue.push_front(Unit {
+                indexes: rest,
+                weight: 0.0,
+            });
+        }
+    }
+
+    /// Once every worker ended: what never ran is reported, then `done`.
+    /// True when the run is over (the controller ended too).
+    fn finished(&mut self) -> bool {
+        let workers_done = self.procs.iter().skip(1).all(|p| p.ended);
+        if workers_done && !self.done_sent {
+            self.done_sent = true;
+            let why = self.collect_crash.clone();
+            if let Some(list) = &self.items {
+                // Every replacement worker crashed while collecting: what is left never ran.
+                for unit in self.queue.drain(..) {
+                    for i in unit.indexes {
+                        let crash = serde_json::json!({
+                            "type": "crash", "worker": "gw?", "nodeid": list[i].nodeid,
+                            "location": serde_json::Value::Null,
+                            "message": format!("not run: {}", why.clone().unwrap_or_else(|| "every worker ended".into())),
+                        });
+                        self.procs[0].send(&crash.to_string());
+                    }
+                }
+            } else {
+                let text = why.unwrap_or_else(|| "no worker reported its collection".into());
+                let abort = serde_json::json!({"type": "abort", "message": text});
+                self.procs[0].send(&abort.to_string());
+            }
+            self.procs[0].send("{\"type\":\"done\"}");
+            self.procs[0].control = None;
+        }
+        self.controller_end.is_some() && workers_done
+    }
+
+    /// RPYTEST_TRACE: how the work was spread.
+    fn trace(&self) {
+        if std::env::var_os("RPYTEST_TRACE").is_none() {
+            return;
+        }
+        for p in self.procs.iter().skip(1) {
             report::note(&format!(
                 "trace: worker {}: {} tests, {:.2} s in tests, ended after {:.2} s",
                 p.id,
@@ -784,9 +586,4 @@ pub fn run(
             ));
         }
     }
-    Ok(Outcome {
-        ended: controller_end.unwrap_or(Ended::Lost),
-        events,
-        crashes,
-    })
 }

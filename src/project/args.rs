@@ -204,6 +204,8 @@ pub struct PytestArgs {
     pub maxprocesses: Option<usize>,
     /// `--pdb` / `--trace`: the session needs the terminal.
     pub debugger: bool,
+    /// `--junitxml` (the last one given).
+    pub junitxml: Option<String>,
 }
 
 impl PytestArgs {
@@ -326,6 +328,7 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         "-d" => r.dist = Some("load".into()),
         "--maxprocesses" => r.maxprocesses = value.as_deref().and_then(|v| v.parse().ok()),
         "--pdb" | "--trace" => r.debugger = true,
+        "--junitxml" => r.junitxml = value.clone(),
         "--lf" | "--ff" | "--nf" | "--sw" | "--sw-skip" | "--sw-reset" | "--lfnf" => {
             r.narrows_collection = true
         }

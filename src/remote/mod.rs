@@ -250,10 +250,14 @@ impl Remote {
             Ok(b) => b,
             Err(_) => return,
         };
+        self.put_bytes(&self.url(&e.file, &e.key), &body);
+    }
+
+    fn put_bytes(&self, url: &str, body: &[u8]) {
         match self
-            .request("PUT", &self.url(&e.file, &e.key))
+            .request("PUT", url)
             .set("Content-Type", "application/json")
-            .send_bytes(&body)
+            .send_bytes(body)
         {
             Ok(_) => {
                 self.stats.uploads.fetch_add(1, Ordering::Relaxed);
@@ -367,17 +371,7 @@ impl Remote {
             return;
         };
         let url = format!("{}/ac/{}", self.config.url, snapshot_address(&snap.global));
-        match self
-            .request("PUT", &url)
-            .set("Content-Type", "application/json")
-            .send_bytes(&body)
-        {
-            Ok(_) => {
-                self.stats.uploads.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(ureq::Error::Status(code, _)) => self.fail(format!("the server answered {code}")),
-            Err(e) => self.fail(e.to_string()),
-        }
+        self.put_bytes(&url, &body);
     }
 
     /// Looks up `(file, key)` pairs; returns the valid entries found.

@@ -80,6 +80,41 @@ pub fn combine(codes: &[i32]) -> i32 {
         .unwrap_or(5)
 }
 
+/// Several sessions' JUnit XML files as one `<testsuites>` document at
+/// `target` (each session wrote its own part; pytest writes one
+/// `<testsuite>` per session). Parts that are missing are skipped.
+pub fn merge_junit(parts: &[std::path::PathBuf], target: &std::path::Path) -> std::io::Result<()> {
+    let mut suites = String::new();
+    for p in parts {
+        let Ok(text) = std::fs::read_to_string(p) else {
+            continue;
+        };
+        let _ = std::fs::remove_file(p);
+        let mut rest = text.as_str();
+        while let Some(start) = rest
+            .find("<testsuite ")
+            .or_else(|| rest.find("<testsuite>"))
+        {
+            let Some(end) = rest[start..].find("</testsuite>") else {
+                // A suite without tests is self-closing.
+                if let Some(close) = rest[start..].find("/>") {
+                    suites.push_str(&rest[start..start + close + 2]);
+                }
+                break;
+            };
+            let end = start + end + "</testsuite>".len();
+            suites.push_str(&rest[start..end]);
+            rest = &rest[end..];
+        }
+    }
+    std::fs::write(
+        target,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><testsuites name=\"pytest tests\">{suites}</testsuites>"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +148,21 @@ mod tests {
         assert_eq!(t.get("slow/b.py"), Some(&2.0));
         assert_eq!(t.get("a.py"), None);
         assert_eq!(groups(&rules[..1], &files).len(), 1);
+    }
+
+    #[test]
+    fn junit_parts_merge_into_one_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.xml");
+        let b = dir.path().join("b.xml");
+        std::fs::write(&a, r#"<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" tests="1"><testcase name="x"/></testsuite></testsuites>"#).unwrap();
+        std::fs::write(&b, r#"<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" tests="2"><testcase name="y"/><testcase name="z"/></testsuite></testsuites>"#).unwrap();
+        let out = dir.path().join("out.xml");
+        merge_junit(&[a.clone(), b, dir.path().join("missing.xml")], &out).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text.matches("<testsuite ").count(), 2);
+        assert_eq!(text.matches("<testcase").count(), 3);
+        assert!(!a.exists());
     }
 
     #[test]

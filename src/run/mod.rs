@@ -3,8 +3,10 @@
 //! serves, run the session, record what it learned.
 
 pub(crate) mod exec;
+mod explain;
 mod groups;
 pub mod plan;
+mod record;
 
 use crate::cli::{split_args, CacheAction, DaemonAction, OwnArgs};
 use crate::daemon::{self, DaemonPaths};
@@ -209,12 +211,12 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         );
     }
     if inv.own.show_rules {
-        return plan::show_rules(inv, &mut store, &info);
+        return explain::show_rules(inv, &mut store, &info);
     }
     // Invalid rules are a usage error on every run, cached or not.
     let rules = plan::load_rules(inv)?;
     if let Some(node) = &inv.own.why {
-        return plan::why(inv, &mut store, &info, node);
+        return explain::why(inv, &mut store, &info, node);
     }
     if inv.own.verify_dropin {
         return crate::verify::run(inv, &python, &info);
@@ -287,6 +289,8 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     let mut events: Vec<Event> = Vec::new();
     let mut crashes = 0;
     let mut codes = Vec::new();
+    let junit_target = inv.args.junitxml.as_ref().map(|p| inv.cwd.join(p));
+    let mut junit_parts: Vec<PathBuf> = Vec::new();
     for (i, group) in groups.iter().enumerate() {
         let mut session = base.clone();
         session.exclude_files = excluded.clone();
@@ -308,11 +312,33 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         // Rules' arguments come first: the user's own arguments win.
         let mut argv: Vec<String> = group.args.clone();
         argv.extend(inv.pytest_argv.iter().cloned());
+        if let (Some(path), true) = (&junit_target, groups.len() > 1) {
+            // Each session writes a part; they are merged into the user's file.
+            let part = path.with_file_name(format!(
+                "{}.rpytest-part{i}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            argv.push(format!("--junitxml={}", part.display()));
+            junit_parts.push(part);
+        }
         let daemon_target = inv
             .settings
             .use_daemon
             .then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
-        let ended = match parallel.filter(|p| p.distributes() && !inv.args.no_run) {
+        let distributed = parallel.filter(|p| p.distributes() && !inv.args.no_run);
+        if distributed.is_none() && session.xdist_compat {
+            // Under `-n 0`, pytest-xdist still never loads (rpytest.compat
+            // declares its options so addopts parse).
+            argv.splice(0..0, ["-p".to_owned(), "no:xdist".to_owned()]);
+        }
+        let target = exec::Target {
+            python: &python,
+            rootdir,
+            cwd: &inv.cwd,
+            argv: &argv,
+            daemon: daemon_target,
+        };
+        let ended = match distributed {
             Some(mut opts) => {
                 // Never more workers than test files to run (when rpytest can tell).
                 let known = inv.args.understood() && !inv.args.doctests;
@@ -324,13 +350,6 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
                 if let Some(n) = count {
                     opts.workers = opts.workers.min(n.max(1));
                 }
-                let target = exec::Target {
-                    python: &python,
-                    rootdir,
-                    cwd: &inv.cwd,
-                    argv: &argv,
-                    daemon: daemon_target,
-                };
                 let durations = store.durations().unwrap_or_default();
                 let out =
                     crate::parallel::run(&target, &session, &opts, &durations).map_err(internal)?;
@@ -338,21 +357,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
                 crashes += out.crashes;
                 out.ended
             }
-            None => {
-                // Under `-n 0`, pytest-xdist still never loads (rpytest.compat
-                // declares its options so addopts parse).
-                if session.xdist_compat {
-                    argv.splice(0..0, ["-p".to_owned(), "no:xdist".to_owned()]);
-                }
-                let target = exec::Target {
-                    python: &python,
-                    rootdir,
-                    cwd: &inv.cwd,
-                    argv: &argv,
-                    daemon: daemon_target,
-                };
-                exec::run(&target, &session, |e| events.push(e.clone())).map_err(internal)?
-            }
+            None => exec::run(&target, &session, |e| events.push(e.clone())).map_err(internal)?,
         };
         codes.push(match ended {
             Ended::Code(c) => c,
@@ -377,6 +382,11 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     } else {
         groups::combine(&codes)
     };
+    if let (Some(target), false) = (&junit_target, junit_parts.is_empty()) {
+        if let Err(e) = groups::merge_junit(&junit_parts, target) {
+            report::warning(&format!("could not write {}: {e}", target.display()));
+        }
+    }
     // A worker that died is a failed run even when no test was running.
     let code = if crashes > 0 && code == exit::OK {
         exit::TESTS_FAILED

@@ -10,7 +10,11 @@
 //! When every file pytest would collect is fully cached, and pytest collected
 //! exactly what rpytest's discovery finds the last time it ran with the same
 //! collection signature, the CLI answers alone.
+//!
+//! Recording a finished run is in `record.rs`, `--why` and `--show-rules` in
+//! `explain.rs`; the key helpers here are shared with both.
 
+use super::record::write_outcomes;
 use super::{Failure, Invocation};
 use crate::inputs::discover::{discover_all, initial_paths, DiscoverOptions};
 use crate::inputs::key::{self, Inputs, Key, KeyBuilder, Recorded};
@@ -18,10 +22,10 @@ use crate::inputs::resolve::default_search_roots;
 use crate::inputs::{conftest_is_local, FileHasher, ImportGraph, Resolver};
 use crate::project::args::path_of_arg;
 use crate::project::interpreter::InterpreterInfo;
-use crate::protocol::{CachedNode, Event, SkippedFile};
+use crate::protocol::{CachedNode, SkippedFile};
 use crate::report;
 use crate::rules::{self, Rule};
-use crate::store::{FileEntry, Lookup, NodeResult, RunRecord, Store, SCHEMA_VERSION};
+use crate::store::{FileEntry, Lookup, NodeResult, Store, SCHEMA_VERSION};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -33,7 +37,7 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-const REUSABLE: &[&str] = &["passed", "skipped", "xfailed"];
+pub(super) const REUSABLE: &[&str] = &["passed", "skipped", "xfailed"];
 
 /// The plan for one run.
 #[derive(Default)]
@@ -46,28 +50,28 @@ pub struct Plan {
     /// Nodes of skipped files that the selection (`-k`, `-m`) leaves out.
     pub deselected: Vec<String>,
     /// Set when -k/-m/--deselect select tests and nothing else is unknown.
-    select_sig: Option<String>,
+    pub(super) select_sig: Option<String>,
     /// Node-ID arguments per file (see `selections`).
-    sels: HashMap<String, Option<Vec<String>>>,
+    pub(super) sels: HashMap<String, Option<Vec<String>>>,
     /// What the collection signature is made of (its `global` entry is the
     /// pre-run global key; `record` re-signs with the post-run one).
-    signature_inputs: Inputs,
-    rules: Vec<Rule>,
-    pre_keys: HashMap<String, Key>,
-    signature: Option<String>,
-    fast_path: bool,
+    pub(super) signature_inputs: Inputs,
+    pub(super) rules: Vec<Rule>,
+    pub(super) pre_keys: HashMap<String, Key>,
+    pub(super) signature: Option<String>,
+    pub(super) fast_path: bool,
     /// No argument selects tests and every argument was understood.
-    whole_files: bool,
-    info: Option<InterpreterInfo>,
+    pub(super) whole_files: bool,
+    pub(super) info: Option<InterpreterInfo>,
     /// The import search roots the keys were computed with.
-    roots: Vec<String>,
+    pub(super) roots: Vec<String>,
     /// conftest.py files that enter the global key.
-    session_conftests: Vec<String>,
+    pub(super) session_conftests: Vec<String>,
     /// With a remote cache: the global key without recorded dependencies.
     pub static_global: Option<String>,
 }
 
-fn rel_to(root: &Path, p: &Path) -> Option<String> {
+pub(super) fn rel_to(root: &Path, p: &Path) -> Option<String> {
     p.strip_prefix(root)
         .ok()
         .map(|r| r.to_string_lossy().replace('\\', "/"))
@@ -89,14 +93,14 @@ fn discover_options(inv: &Invocation) -> DiscoverOptions {
 }
 
 /// Everything a key computation needs, built once per run.
-struct KeyContext<'s> {
-    builder: KeyBuilder<'s>,
-    deps: HashMap<String, HashMap<String, Vec<String>>>,
-    rules: Vec<Rule>,
+pub(super) struct KeyContext<'s> {
+    pub(super) builder: KeyBuilder<'s>,
+    pub(super) deps: HashMap<String, HashMap<String, Vec<String>>>,
+    pub(super) rules: Vec<Rule>,
 }
 
 impl KeyContext<'_> {
-    fn recorded(&self, file: &str) -> Recorded {
+    pub(super) fn recorded(&self, file: &str) -> Recorded {
         Recorded::from_map(self.deps.get(file))
     }
 
@@ -119,7 +123,7 @@ impl KeyContext<'_> {
         (files, env, cache, settings)
     }
 
-    fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
+    pub(super) fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
         let rec = self.recorded(file);
         let (files, env, cache, settings) = self.rule_inputs(file);
         let mut k = self.builder.file_key(global, file, &rec, &files, &env);
@@ -131,7 +135,7 @@ impl KeyContext<'_> {
     }
 }
 
-fn global_key(
+pub(super) fn global_key(
     inv: &Invocation,
     info: &InterpreterInfo,
     ctx: &mut KeyContext,
@@ -194,20 +198,7 @@ fn distributions(site_dirs: &[String], root: &Path, builder: &mut KeyBuilder) ->
     let root_text = root.to_string_lossy();
     let mut out = String::new();
     for dir in site_dirs {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                [".dist-info", ".egg-info", ".pth", ".egg-link"]
-                    .iter()
-                    .any(|ext| n.ends_with(ext))
-            })
-            .collect();
-        names.sort();
-        for n in names {
+        for n in crate::daemon::distribution_names(dir) {
             out.push_str(&n);
             out.push('\n');
             let path = Path::new(dir).join(&n);
@@ -228,7 +219,7 @@ fn distributions(site_dirs: &[String], root: &Path, builder: &mut KeyBuilder) ->
 /// `sys.path` entries inside the project: the ones remembered from earlier
 /// runs plus those of the files discovered now. The set only grows, so a
 /// file's key does not depend on which paths were named on the command line.
-fn search_roots(inv: &Invocation, store: &Store, files: &[String]) -> Vec<String> {
+pub(super) fn search_roots(inv: &Invocation, store: &Store, files: &[String]) -> Vec<String> {
     let root = &inv.setup.rootdir;
     let pythonpath = inv
         .setup
@@ -255,7 +246,7 @@ fn search_roots(inv: &Invocation, store: &Store, files: &[String]) -> Vec<String
     roots
 }
 
-fn key_context<'s>(
+pub(super) fn key_context<'s>(
     inv: &Invocation,
     store: &Store,
     edges: &'s HashMap<String, Vec<String>>,
@@ -294,7 +285,7 @@ pub fn test_files(inv: &Invocation) -> Vec<String> {
     scope(inv).0.test_files
 }
 
-fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool) {
+pub(super) fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool) {
     let root = &inv.setup.rootdir;
     let opts = discover_options(inv);
     let mut arg_paths: Vec<PathBuf> = Vec::new();
@@ -331,7 +322,7 @@ fn selection_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
 
 /// The conftest.py files of the session that can affect tests outside their
 /// own directory (see `conftest_is_local`): inputs of every test.
-fn session_wide_conftests(root: &Path, conftests: &[String]) -> Vec<String> {
+pub(super) fn session_wide_conftests(root: &Path, conftests: &[String]) -> Vec<String> {
     conftests
         .iter()
         .filter(|c| {
@@ -750,487 +741,4 @@ impl Plan {
     fn saved(&self) -> f64 {
         self.cached.iter().map(|c| c.duration).sum()
     }
-
-    /// Stores the run's results and what it learned.
-    pub fn record(
-        &self,
-        answered_alone: bool,
-        store: &mut Store,
-        inv: &Invocation,
-        started: f64,
-        code: i32,
-        events: &[Event],
-    ) -> Vec<crate::remote::Entry> {
-        if inv.args.no_run {
-            return Vec::new();
-        }
-        if answered_alone {
-            // Outcomes and the summary were given by `answer_alone`; only history is left.
-            let run = history(inv, started, code, 0, self.cached.len());
-            if let Err(e) = store.record_run(&run, &[], &[], &[]) {
-                report::warning(&format!("could not record the run: {e}"));
-            }
-            return Vec::new();
-        }
-        let mut results: Vec<NodeResult> = Vec::new();
-        let mut collected: Vec<(String, String, Vec<String>, serde_json::Value)> = Vec::new();
-        let mut new_deps: Vec<(String, String, Vec<String>)> = Vec::new();
-        let mut new_edges: Vec<(String, String)> = Vec::new();
-        let mut interrupted = !matches!(code, 0 | 1 | 5);
-        let mut replayed: Vec<(String, String, String, f64)> = Vec::new();
-        // Files (or "" for the whole session) whose tests read what the session wrote.
-        let mut volatile: std::collections::HashSet<String> = std::collections::HashSet::new();
-        for e in events {
-            match e {
-                Event::Result {
-                    nodeid,
-                    file,
-                    outcome,
-                    duration,
-                    cached: true,
-                    ..
-                } => replayed.push((nodeid.clone(), file.clone(), outcome.clone(), *duration)),
-                Event::Result {
-                    nodeid,
-                    file,
-                    outcome,
-                    duration,
-                    location,
-                    longrepr,
-                    wasxfail,
-                    ..
-                } => results.push(NodeResult {
-                    nodeid: nodeid.clone(),
-                    file: file.clone(),
-                    outcome: outcome.clone(),
-                    duration: *duration,
-                    location: location.to_string(),
-                    longrepr: longrepr.to_string(),
-                    wasxfail: wasxfail.clone(),
-                }),
-                Event::Collected { files } => {
-                    for f in files {
-                        collected.push((
-                            f.file.clone(),
-                            f.outcome.clone(),
-                            f.nodes.clone(),
-                            f.skip.clone(),
-                        ));
-                    }
-                }
-                Event::Deps {
-                    file,
-                    imports,
-                    reads,
-                    env,
-                    lists,
-                    generated,
-                    outside,
-                    ..
-                } => {
-                    if !generated.is_empty() || *outside {
-                        volatile.insert(file.clone().unwrap_or_default());
-                    }
-                    let f = file.clone().unwrap_or_default();
-                    // pytest loads every conftest.py it passes while collecting;
-                    // each is an input of exactly the tests below it (the chain).
-                    let imports: Vec<String> = imports
-                        .iter()
-                        .filter(|m| !(m.as_str() == "conftest.py" || m.ends_with("/conftest.py")))
-                        .cloned()
-                        .collect();
-                    new_deps.push((f.clone(), "import".into(), imports));
-                    let reads: Vec<String> = reads
-                        .iter()
-                        .filter(|r| !self.rules.iter().any(|rule| rule.excludes(r)))
-                        .cloned()
-                        .collect();
-                    new_deps.push((f.clone(), "read".into(), reads));
-                    new_deps.push((f.clone(), "env".into(), env.clone()));
-                    let lists: Vec<String> = lists
-                        .iter()
-                        .filter(|d| {
-                            !self
-                                .rules
-                                .iter()
-                                .any(|rule| rule.excludes(&format!("{d}/x")))
-                        })
-                        .cloned()
-                        .collect();
-                    new_deps.push((f, "list".into(), lists));
-                }
-                Event::Edges { edges } => new_edges.extend(edges.iter().cloned()),
-                Event::Finish { interrupted: i, .. } => interrupted |= *i,
-                _ => {}
-            }
-        }
-        let cached_count = replayed.len();
-        let stopped_early = inv.args.stops_early && code != 0;
-        let reusable_ok = self.caching && !interrupted && !stopped_early;
-
-        let mut files_out: Vec<(String, String, FileEntry)> = Vec::new();
-        let mut post_global: Option<String> = None;
-        let mut selection_rows: Vec<(String, String, Vec<String>)> = Vec::new();
-        let ran_or_replayed: std::collections::HashSet<&str> = results
-            .iter()
-            .map(|r| r.nodeid.as_str())
-            .chain(replayed.iter().map(|r| r.0.as_str()))
-            .collect();
-        let mut reusable: Vec<(String, NodeResult)> = Vec::new();
-        if self.caching {
-            // Merge what this run recorded before computing the keys results are stored under.
-            if let Err(e) = store.record_deps(&new_deps, &new_edges) {
-                report::warning(&format!("could not record dependencies: {e}"));
-            }
-        }
-        if reusable_ok && !collected.is_empty() {
-            let edges = store.edges().unwrap_or_default();
-            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), self.roots.clone());
-            let global = global_key(
-                inv,
-                self.pre_global_info(),
-                &mut ctx,
-                &self.session_conftests,
-            );
-            post_global = Some(global.hex.clone());
-            let started_ns = (started * 1e9) as i128;
-            let unstable = |inputs: &Inputs, root: &Path| {
-                inputs
-                    .keys()
-                    .filter_map(|k| k.strip_prefix("file:"))
-                    .any(|f| {
-                        std::fs::metadata(root.join(f))
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map(|d| d.as_nanos() as i128 >= started_ns)
-                            .unwrap_or(false)
-                    })
-            };
-            let root = inv.setup.rootdir.clone();
-            if !unstable(&global.inputs, &root) && !volatile.contains("") {
-                let by_file: HashMap<&str, Vec<&NodeResult>> =
-                    results.iter().fold(HashMap::new(), |mut m, r| {
-                        m.entry(r.file.as_str()).or_default().push(r);
-                        m
-                    });
-                for (file, outcome, nodes, skip) in &collected {
-                    let (k, cacheable) = ctx.file_key(&global, file);
-                    if !cacheable || volatile.contains(file.as_str()) || unstable(&k.inputs, &root)
-                    {
-                        continue;
-                    }
-                    // Only a complete collection of the file may stand for it: node-ID
-                    // arguments, --lf and unknown (plugin) options can make pytest
-                    // collect a part of it. Its node results stay per-node truths.
-                    let partial = !inv.args.understood()
-                        || inv.args.narrows_collection
-                        || matches!(self.sels.get(file.as_str()), Some(Some(_)));
-                    if !partial && self.select_sig.is_some() {
-                        // What the selection kept of this file: what ran or was replayed.
-                        let kept: Vec<String> = nodes
-                            .iter()
-                            .filter(|n| ran_or_replayed.contains(n.as_str()))
-                            .cloned()
-                            .collect();
-                        selection_rows.push((file.clone(), k.hex.clone(), kept));
-                    }
-                    if !partial {
-                        files_out.push((
-                            file.clone(),
-                            k.hex.clone(),
-                            FileEntry {
-                                outcome: outcome.clone(),
-                                nodes: nodes.clone(),
-                                inputs: serde_json::to_string(&k.inputs).unwrap_or_default(),
-                                detail: skip.to_string(),
-                            },
-                        ));
-                    }
-                    // Replayed nodes keep their result when the key did not move.
-                    if self
-                        .pre_keys
-                        .get(file)
-                        .map(|p| p.hex == k.hex)
-                        .unwrap_or(false)
-                    {
-                        for c in self.cached.iter().filter(|c| &c.file == file) {
-                            reusable.push((k.hex.clone(), cached_to_result(c)));
-                        }
-                    }
-                    for r in by_file.get(file.as_str()).into_iter().flatten() {
-                        if REUSABLE.contains(&r.outcome.as_str()) {
-                            reusable.push((k.hex.clone(), (*r).clone()));
-                        }
-                    }
-                }
-                let _ = store.set_global_inputs(
-                    &global.hex,
-                    &serde_json::to_string(&global.inputs).unwrap_or_default(),
-                );
-            }
-            let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
-        }
-        if reusable_ok && (self.whole_files || self.select_sig.is_some()) && code != 5 {
-            // The next run computes its signature with the global key as this
-            // run left it (recorded dependencies included): store under that.
-            let sig = match &post_global {
-                Some(g) => {
-                    let mut inputs = self.signature_inputs.clone();
-                    inputs.insert("global".into(), g.clone());
-                    Some(key::finish(inputs).hex)
-                }
-                None => self.signature.clone(),
-            };
-            if let Some(sig) = &sig {
-                let mut files: Vec<String> = collected.iter().map(|c| c.0.clone()).collect();
-                files.extend(self.skip_files.iter().cloned());
-                files.sort();
-                files.dedup();
-                let _ = store.set_collection(sig, &files);
-            }
-        }
-        let run = history(inv, started, code, results.len(), cached_count);
-        if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
-            report::warning(&format!("could not record the run: {e}"));
-        }
-        if let (Some(sig), false) = (&self.select_sig, selection_rows.is_empty()) {
-            if let Err(e) = store.record_selections(sig, &selection_rows) {
-                report::warning(&format!("could not record the selection: {e}"));
-            }
-        }
-        write_outcomes(
-            code,
-            results
-                .iter()
-                .map(|r| (r.nodeid.as_str(), r.outcome.as_str(), false))
-                .chain(
-                    replayed
-                        .iter()
-                        .map(|(n, _, o, _)| (n.as_str(), o.as_str(), true)),
-                ),
-        );
-        if self.caching {
-            let saved: f64 = replayed.iter().map(|r| r.3).sum();
-            report::cache_summary(cached_count, results.len(), saved);
-        }
-        // What a remote cache may be given: each stored file entry with its results.
-        files_out
-            .into_iter()
-            .map(|(file, key, entry)| {
-                let results = reusable
-                    .iter()
-                    .filter(|(k, r)| *k == key && r.file == file)
-                    .map(|(_, r)| r.clone())
-                    .collect();
-                crate::remote::Entry::new(file, key, entry, results)
-            })
-            .collect()
-    }
-
-    fn pre_global_info(&self) -> &InterpreterInfo {
-        self.info
-            .as_ref()
-            .expect("interpreter info is set when caching")
-    }
-}
-
-/// The history row of a finished run.
-fn history(inv: &Invocation, started: f64, code: i32, ran: usize, cached: usize) -> RunRecord {
-    RunRecord {
-        started,
-        finished: now(),
-        argv: serde_json::to_string(&inv.pytest_argv).unwrap_or_default(),
-        exit_code: code,
-        ran: ran as i64,
-        cached: cached as i64,
-    }
-}
-
-/// With `RPYTEST_OUTCOMES_FILE` set (by `--verify-dropin`), writes every
-/// node's outcome and the exit code there as JSON:
-/// `{"exit_code": N, "nodes": {nodeid: outcome}, "cached": [nodeid, ...]}`.
-fn write_outcomes<'a>(code: i32, nodes: impl Iterator<Item = (&'a str, &'a str, bool)>) {
-    let Some(path) = std::env::var_os("RPYTEST_OUTCOMES_FILE") else {
-        return;
-    };
-    let mut map = serde_json::Map::new();
-    let mut cached = Vec::new();
-    for (n, o, c) in nodes {
-        map.insert(n.to_owned(), serde_json::Value::String(o.to_owned()));
-        if c {
-            cached.push(serde_json::Value::String(n.to_owned()));
-        }
-    }
-    let doc = serde_json::json!({"exit_code": code, "nodes": map, "cached": cached});
-    if let Err(e) = std::fs::write(&path, doc.to_string()) {
-        report::warning(&format!(
-            "cannot write {}: {e}",
-            PathBuf::from(path).display()
-        ));
-    }
-}
-
-fn cached_to_result(c: &CachedNode) -> NodeResult {
-    NodeResult {
-        nodeid: c.nodeid.clone(),
-        file: c.file.clone(),
-        outcome: c.outcome.clone(),
-        duration: c.duration,
-        location: c.location.to_string(),
-        longrepr: c.longrepr.to_string(),
-        wasxfail: c.wasxfail.clone(),
-    }
-}
-
-/// `--why NODEID`: which inputs changed since the node's last reusable result.
-pub fn why(
-    inv: &Invocation,
-    store: &mut Store,
-    info: &InterpreterInfo,
-    node: &str,
-) -> Result<i32, Failure> {
-    let file = node.split("::").next().unwrap_or(node).to_owned();
-    let Some((_, old_key)) = store.node_key(node).ok().flatten() else {
-        report::out(&format!(
-            "{node}: never passed (no reusable result is recorded for it)"
-        ));
-        return Ok(0);
-    };
-    let rules = load_rules(inv)?;
-    let edges = store.edges().unwrap_or_default();
-    let roots = search_roots(inv, store, std::slice::from_ref(&file));
-    let mut ctx = key_context(inv, store, &edges, rules, roots);
-    let (found, _) = scope(inv);
-    let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
-    let global = global_key(inv, info, &mut ctx, &session_conftests);
-    let (now_key, cacheable) = ctx.file_key(&global, &file);
-    if !cacheable {
-        report::out(&format!(
-            "{node}: its rule says cache = false; it always runs"
-        ));
-        return Ok(0);
-    }
-    let served = store
-        .lookup_many(&[(file.as_str(), now_key.hex.as_str())], None)
-        .unwrap_or_default()
-        .remove(&file)
-        .is_some_and(|l| {
-            l.results
-                .iter()
-                .any(|r| r.nodeid == node && REUSABLE.contains(&r.outcome.as_str()))
-        });
-    if served || now_key.hex == old_key {
-        report::out(&format!(
-            "{node}: inputs unchanged since its last pass; it is served from the cache"
-        ));
-        return Ok(0);
-    }
-    let Some(old) = store
-        .file_entry(&file, &old_key)
-        .ok()
-        .flatten()
-        .and_then(|e| serde_json::from_str::<Inputs>(&e.inputs).ok())
-    else {
-        report::out(&format!(
-            "{node}: its inputs changed, but the inputs of its last pass are no longer stored"
-        ));
-        return Ok(0);
-    };
-    report::out(&format!("{node}: inputs changed since its last pass:"));
-    for line in key::diff(&old, &now_key.inputs) {
-        if !line.starts_with("global:") {
-            report::out(&format!("  {line}"));
-        }
-    }
-    if old.get("global") != now_key.inputs.get("global") {
-        match find_global(store, old.get("global")) {
-            Some(prev) => {
-                for line in key::diff(&prev, &global.inputs) {
-                    report::out(&format!("  (input of every test) {line}"));
-                }
-            }
-            None => report::out("  an input of every test changed (arguments, interpreter, packages or configuration)"),
-        }
-    }
-    Ok(0)
-}
-
-fn find_global(store: &Store, short: Option<&String>) -> Option<Inputs> {
-    let short = short?;
-    store
-        .global_inputs_by_prefix(short)
-        .and_then(|s| serde_json::from_str(&s).ok())
-}
-
-/// `--show-rules`: for every test file rpytest discovers, the rules that
-/// govern it and every input of its key.
-pub fn show_rules(
-    inv: &Invocation,
-    store: &mut Store,
-    info: &InterpreterInfo,
-) -> Result<i32, Failure> {
-    let rules = load_rules(inv)?;
-    let (found, _) = scope(inv);
-    let edges = store.edges().unwrap_or_default();
-    let mut scanned = found.test_files.clone();
-    scanned.extend(found.conftests.iter().cloned());
-    let roots = search_roots(inv, store, &scanned);
-    let mut ctx = key_context(inv, store, &edges, rules.clone(), roots);
-    let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
-    let global = global_key(inv, info, &mut ctx, &session_conftests);
-    let mut out = String::from("every test (rule \"default\"):\n");
-    for name in global.inputs.keys() {
-        out.push_str(&format!("    {name}\n"));
-    }
-    for file in &found.test_files {
-        let governing: Vec<&Rule> = rules.iter().skip(1).filter(|r| r.governs(file)).collect();
-        let names: Vec<String> = governing
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let n = if r.name.is_empty() {
-                    format!("#{}", i + 1)
-                } else {
-                    r.name.clone()
-                };
-                if r.extends.is_empty() {
-                    n
-                } else {
-                    format!("{n} (extends {})", r.extends.join(", "))
-                }
-            })
-            .collect();
-        let (k, cache) = ctx.file_key(&global, file);
-        out.push_str(&format!("{file}\n"));
-        out.push_str(&format!(
-            "  rules: {}\n",
-            if names.is_empty() {
-                "default".to_owned()
-            } else {
-                format!("default, {}", names.join(", "))
-            }
-        ));
-        out.push_str(&format!(
-            "  cache: {}\n",
-            if cache { "yes" } else { "no (always runs)" }
-        ));
-        for r in &governing {
-            if !r.args.is_empty() {
-                out.push_str(&format!("  args: {}\n", r.args.join(" ")));
-            }
-            if let Some(w) = &r.workers {
-                out.push_str(&format!("  workers: {w}\n"));
-            }
-            if let Some(t) = r.timeout {
-                out.push_str(&format!("  timeout: {t}s per test\n"));
-            }
-        }
-        out.push_str("  inputs:\n");
-        for name in k.inputs.keys().filter(|n| *n != "global") {
-            out.push_str(&format!("    {name}\n"));
-        }
-    }
-    report::out(out.trim_end());
-    Ok(super::exit::OK)
 }

@@ -1,4 +1,6 @@
 //! Local storage: the SQLite database in `.rpytest/` under rootdir.
 mod db;
+mod open;
 
-pub use db::{FileEntry, Lookup, NodeResult, RunRecord, Store, StoreWarning, SCHEMA_VERSION};
+pub use db::{FileEntry, Lookup, NodeResult, RunRecord, Store, StoreWarning};
+pub use open::SCHEMA_VERSION;

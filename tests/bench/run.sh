@@ -96,7 +96,7 @@ fi
 if [[ " $SECTIONS " == *" remote "* ]]; then
   # A second CI machine (empty local cache) with a warm remote cache vs without one, against
   # nginx WebDAV on 127.0.0.1, on examples/monorepo and a generated 5,000-file tree.
-  NG=$OUT/nginx; mkdir -p "$NG/store"; PORT=${RPYTEST_BENCH_PORT:-18481}
+  NG=$OUT/nginx; rm -rf "$NG"; mkdir -p "$NG/store"; PORT=${RPYTEST_BENCH_PORT:-18481}
   cat > "$NG/nginx.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $NG/nginx.pid; error_log $NG/error.log;
 events { worker_connections 1024; }
@@ -115,10 +115,11 @@ CONF
     name=$(basename "$src")
     A=$OUT/remote-A-$name; B=$OUT/remote-B-$name
     rm -rf "$A" "$B"; cp -r "$src" "$A"; cp -r "$src" "$B"; rm -rf "$A/.rpytest" "$B/.rpytest"
-    (cd "$A" && "$RP" --python "$PY" -q --remote-cache "$URL" --remote-cache-upload 2>&1 | tail -2 > "$OUT/remote-$name-A.txt")
+    # Same arguments on both machines: outcome-changing arguments (-p ...) are part of every key.
+    (cd "$A" && "$RP" --python "$PY" -q -p no:cacheprovider --remote-cache "$URL" --remote-cache-upload 2>&1 | tail -2 > "$OUT/remote-$name-A.txt")
     # Requests of one second-machine run (access log lines).
     before=$(wc -l < "$NG/access.log")
-    (cd "$B" && rm -rf .rpytest && "$RP" --python "$PY" -q --remote-cache "$URL" 2>&1 | tail -2 > "$OUT/remote-$name-B.txt")
+    (cd "$B" && rm -rf .rpytest && "$RP" --python "$PY" -q -p no:cacheprovider --remote-cache "$URL" 2>&1 | tail -2 > "$OUT/remote-$name-B.txt")
     echo "$(( $(wc -l < "$NG/access.log") - before )) requests" >> "$OUT/remote-$name-B.txt"
     (cd "$B" && "${HF[@]}" "$OUT/remote-$name.json" -i --warmup 1 --runs 5 --prepare "rm -rf $B/.rpytest" \
       -n "no-remote-cache" "$RP --python $PY -q -p no:cacheprovider" \

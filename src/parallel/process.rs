@@ -1,0 +1,304 @@
+//! The sessions of a distributed run as processes: starting them (through
+//! the daemon or fresh), their pipes, and the threads that read them.
+
+use super::schedule::Unit;
+use crate::daemon::{self, Connection, DaemonError, DaemonSpec};
+use crate::protocol::{Event, SessionConfig};
+use crate::run::exec::Target;
+use crate::run::Ended;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Sender;
+
+/// What the sessions' reader threads hand the dispatcher.
+pub(super) enum Msg {
+    Line(usize, String),
+    Stderr(usize, Vec<u8>),
+    Ended(usize, Ended),
+}
+
+#[derive(Default)]
+pub(super) struct Proc {
+    pub(super) id: String,
+    pub(super) pid: Option<i32>,
+    pub(super) control: Option<File>,
+    pub(super) ended: bool,
+    pub(super) finished: bool,
+    pub(super) collected: bool,
+    /// Its collection differs from the one scheduled: it gets no work.
+    pub(super) mismatch: bool,
+    /// Its `collected` event, kept until we know whose collection is used.
+    pub(super) collected_event: Option<Event>,
+    pub(super) current: Option<(String, serde_json::Value)>,
+    pub(super) assigned: VecDeque<usize>,
+    /// It was told there is no more work.
+    pub(super) told_stop: bool,
+    /// Its first unit, kept until it asks (or another worker runs out of work).
+    pub(super) reserved: Option<Unit>,
+    pub(super) stderr: Vec<u8>,
+    /// Tests run and the seconds they took (RPYTEST_TRACE: schedule balance).
+    pub(super) tests: usize,
+    pub(super) busy: f64,
+    pub(super) ended_after: Option<std::time::Duration>,
+}
+
+impl Proc {
+    pub(super) fn send(&mut self, line: &str) {
+        if let Some(c) = &mut self.control {
+            if c.write_all(line.as_bytes())
+                .and_then(|_| c.write_all(b"\n"))
+                .is_err()
+            {
+                self.control = None;
+            }
+        }
+    }
+
+    pub(super) fn terminate(&self) {
+        if let (Some(pid), false) = (self.pid, self.ended) {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
+pub(super) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The worker ID pytest-xdist would give the `n`-th worker.
+pub(super) fn worker_name(n: usize) -> String {
+    format!("gw{n}")
+}
+
+pub(super) struct Launcher<'a> {
+    pub(super) target: &'a Target<'a>,
+    pub(super) argv: Vec<String>,
+    pub(super) tx: Sender<Msg>,
+    pub(super) daemon_ready: bool,
+}
+
+impl Launcher<'_> {
+    fn connection(&mut self) -> Result<Option<Connection>, DaemonError> {
+        let Some((paths, idle, fingerprint)) = &self.target.daemon else {
+            return Ok(None);
+        };
+        if self.daemon_ready {
+            if let Ok(c) = Connection::connect(&paths.socket) {
+                return Ok(Some(c));
+            }
+        }
+        let spec = DaemonSpec {
+            python: self.target.python,
+            rootdir: self.target.rootdir,
+            paths,
+            idle_timeout: *idle,
+            fingerprint: fingerprint.clone(),
+        };
+        let c = daemon::ensure_daemon(&spec)?;
+        self.daemon_ready = true;
+        Ok(Some(c))
+    }
+
+    /// Starts one session; its messages arrive as `Msg`s tagged `idx`.
+    /// Returns the control pipe and, for a fresh process, its pid.
+    pub(super) fn launch(
+        &mut self,
+        idx: usize,
+        session: &SessionConfig,
+        env: &BTreeMap<String, String>,
+        stdio: [RawFd; 3],
+    ) -> Result<(File, Option<i32>), DaemonError> {
+        let (control_r, control_w) = pipe()?;
+        let tx = self.tx.clone();
+        let mut pid = None;
+        match self.connection()? {
+            Some(conn) => {
+                let cwd = self.target.cwd.to_string_lossy();
+                let fds = [stdio[0], stdio[1], stdio[2], control_r.as_raw_fd()];
+                let reader = daemon::start_run(conn, &self.argv, &cwd, env, session, &fds)?;
+                std::thread::spawn(move || read_daemon(idx, reader, tx));
+            }
+            None => {
+                let (events_r, events_w) = pipe()?;
+                let dir = std::env::temp_dir();
+                let cfg_path =
+                    dir.join(format!("rpytest-session-{}-{idx}.json", std::process::id()));
+                std::fs::write(
+                    &cfg_path,
+                    serde_json::to_vec(session)
+                        .map_err(|e| DaemonError::Protocol(e.to_string()))?,
+                )?;
+                let (ev, ctl) = (events_w.as_raw_fd(), control_r.as_raw_fd());
+                let dup = |fd: RawFd| -> std::io::Result<Stdio> {
+                    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+                    if d < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(Stdio::from(unsafe { OwnedFd::from_raw_fd(d) }))
+                };
+                let mut cmd = Command::new(self.target.python);
+                cmd.args(["-m", "rpytest.session"])
+                    .args(&self.argv)
+                    .current_dir(self.target.cwd)
+                    .env_clear()
+                    .envs(env)
+                    .env("RPYTEST_SESSION_CONFIG", &cfg_path)
+                    .env("RPYTEST_EVENT_FD", "3")
+                    .env("RPYTEST_CONTROL_FD", "4")
+                    .stdin(dup(stdio[0])?)
+                    .stdout(dup(stdio[1])?)
+                    .stderr(dup(stdio[2])?);
+                unsafe {
+                    cmd.pre_exec(move || {
+                        if libc::dup2(ev, 3) < 0 || libc::dup2(ctl, 4) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                let mut child = cmd.spawn().map_err(|e| {
+                    DaemonError::Start(format!(
+                        "could not start {}: {e}",
+                        self.target.python.display()
+                    ))
+                })?;
+                drop(events_w);
+                pid = Some(child.id() as i32);
+                std::thread::spawn(move || {
+                    let reader = BufReader::new(File::from(events_r));
+                    for line in reader.lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(Msg::Line(idx, line)).is_err() {
+                            break;
+                        }
+                    }
+                    let ended = match child.wait() {
+                        Ok(s) => match (s.code(), s.signal()) {
+                            (Some(c), _) => Ended::Code(c),
+                            (None, Some(sig)) => Ended::Signal(sig),
+                            _ => Ended::Lost,
+                        },
+                        Err(_) => Ended::Lost,
+                    };
+                    let _ = std::fs::remove_file(&cfg_path);
+                    let _ = tx.send(Msg::Ended(idx, ended));
+                });
+            }
+        }
+        drop(control_r);
+        Ok((File::from(control_w), pid))
+    }
+}
+
+fn read_daemon(idx: usize, reader: BufReader<std::os::unix::net::UnixStream>, tx: Sender<Msg>) {
+    let mut ended = Ended::Lost;
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        if line.contains("\"type\":\"exit\"") {
+            if let Ok(Event::Exit { code, signal }) = serde_json::from_str::<Event>(&line) {
+                ended = match (code, signal) {
+                    (Some(c), _) => Ended::Code(c),
+                    (None, Some(s)) => Ended::Signal(s),
+                    _ => Ended::Lost,
+                };
+                break;
+            }
+        }
+        if tx.send(Msg::Line(idx, line)).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Msg::Ended(idx, ended));
+}
+
+pub(super) fn describe(ended: &Ended) -> String {
+    match ended {
+        Ended::Code(c) => format!("exit code {c}"),
+        Ended::Signal(s) => {
+            let name = match *s {
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGTERM => " (SIGTERM)",
+                _ => "",
+            };
+            format!("signal {s}{name}")
+        }
+        Ended::Lost => "the daemon went away".into(),
+    }
+}
+
+pub(super) fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// Starts workers: each with its ID, the run's session config and environment,
+/// `/dev/null` as stdin and stdout, and a stderr pipe read by a thread.
+pub(super) struct Workers<'a> {
+    pub(super) base: &'a SessionConfig,
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) uid: String,
+    pub(super) count: usize,
+    pub(super) next: usize,
+    pub(super) devnull_in: File,
+    pub(super) devnull_out: File,
+}
+
+impl Workers<'_> {
+    pub(super) fn start(
+        &mut self,
+        launcher: &mut Launcher,
+        procs: &mut Vec<Proc>,
+    ) -> Result<(), DaemonError> {
+        let id = worker_name(self.next);
+        self.next += 1;
+        let mut cfg = self.base.clone();
+        cfg.role = Some("worker".into());
+        cfg.worker_id = Some(id.clone());
+        cfg.worker_count = Some(self.count);
+        cfg.testrun_uid = Some(self.uid.clone());
+        cfg.xdist_compat = true;
+        if id != "gw0" {
+            cfg.warm_file = None;
+        }
+        let mut env = self.env.clone();
+        env.insert("PYTEST_XDIST_WORKER".into(), id.clone());
+        env.insert("PYTEST_XDIST_WORKER_COUNT".into(), self.count.to_string());
+        env.insert("PYTEST_XDIST_TESTRUNUID".into(), self.uid.clone());
+        let (err_r, err_w) = pipe()?;
+        let idx = procs.len();
+        let stdio = [
+            self.devnull_in.as_raw_fd(),
+            self.devnull_out.as_raw_fd(),
+            err_w.as_raw_fd(),
+        ];
+        let (control, pid) = launcher.launch(idx, &cfg, &env, stdio)?;
+        drop(err_w);
+        let tx = launcher.tx.clone();
+        std::thread::spawn(move || {
+            let mut f = File::from(err_r);
+            let mut buf = vec![0u8; 8192];
+            while let Ok(n) = f.read(&mut buf) {
+                if n == 0 || tx.send(Msg::Stderr(idx, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+        procs.push(Proc {
+            id,
+            pid,
+            control: Some(control),
+            ..Proc::default()
+        });
+        Ok(())
+    }
+}

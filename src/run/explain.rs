@@ -1,0 +1,163 @@
+//! `--why NODEID` and `--show-rules`: what a test's key is made of, and what changed.
+
+use super::plan::{
+    global_key, key_context, load_rules, scope, search_roots, session_wide_conftests, REUSABLE,
+};
+use super::{Failure, Invocation};
+use crate::inputs::key::{self, Inputs};
+use crate::project::interpreter::InterpreterInfo;
+use crate::report;
+use crate::rules::Rule;
+use crate::store::Store;
+
+/// `--why NODEID`: which inputs changed since the node's last reusable result.
+pub fn why(
+    inv: &Invocation,
+    store: &mut Store,
+    info: &InterpreterInfo,
+    node: &str,
+) -> Result<i32, Failure> {
+    let file = node.split("::").next().unwrap_or(node).to_owned();
+    let Some((_, old_key)) = store.node_key(node).ok().flatten() else {
+        report::out(&format!(
+            "{node}: never passed (no reusable result is recorded for it)"
+        ));
+        return Ok(0);
+    };
+    let rules = load_rules(inv)?;
+    let edges = store.edges().unwrap_or_default();
+    let roots = search_roots(inv, store, std::slice::from_ref(&file));
+    let mut ctx = key_context(inv, store, &edges, rules, roots);
+    let (found, _) = scope(inv);
+    let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
+    let global = global_key(inv, info, &mut ctx, &session_conftests);
+    let (now_key, cacheable) = ctx.file_key(&global, &file);
+    if !cacheable {
+        report::out(&format!(
+            "{node}: its rule says cache = false; it always runs"
+        ));
+        return Ok(0);
+    }
+    let served = store
+        .lookup_many(&[(file.as_str(), now_key.hex.as_str())], None)
+        .unwrap_or_default()
+        .remove(&file)
+        .is_some_and(|l| {
+            l.results
+                .iter()
+                .any(|r| r.nodeid == node && REUSABLE.contains(&r.outcome.as_str()))
+        });
+    if served || now_key.hex == old_key {
+        report::out(&format!(
+            "{node}: inputs unchanged since its last pass; it is served from the cache"
+        ));
+        return Ok(0);
+    }
+    let Some(old) = store
+        .file_entry(&file, &old_key)
+        .ok()
+        .flatten()
+        .and_then(|e| serde_json::from_str::<Inputs>(&e.inputs).ok())
+    else {
+        report::out(&format!(
+            "{node}: its inputs changed, but the inputs of its last pass are no longer stored"
+        ));
+        return Ok(0);
+    };
+    report::out(&format!("{node}: inputs changed since its last pass:"));
+    for line in key::diff(&old, &now_key.inputs) {
+        if !line.starts_with("global:") {
+            report::out(&format!("  {line}"));
+        }
+    }
+    if old.get("global") != now_key.inputs.get("global") {
+        match find_global(store, old.get("global")) {
+            Some(prev) => {
+                for line in key::diff(&prev, &global.inputs) {
+                    report::out(&format!("  (input of every test) {line}"));
+                }
+            }
+            None => report::out("  an input of every test changed (arguments, interpreter, packages or configuration)"),
+        }
+    }
+    Ok(0)
+}
+
+fn find_global(store: &Store, short: Option<&String>) -> Option<Inputs> {
+    let short = short?;
+    store
+        .global_inputs_by_prefix(short)
+        .and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// `--show-rules`: for every test file rpytest discovers, the rules that
+/// govern it and every input of its key.
+pub fn show_rules(
+    inv: &Invocation,
+    store: &mut Store,
+    info: &InterpreterInfo,
+) -> Result<i32, Failure> {
+    let rules = load_rules(inv)?;
+    let (found, _) = scope(inv);
+    let edges = store.edges().unwrap_or_default();
+    let mut scanned = found.test_files.clone();
+    scanned.extend(found.conftests.iter().cloned());
+    let roots = search_roots(inv, store, &scanned);
+    let mut ctx = key_context(inv, store, &edges, rules.clone(), roots);
+    let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
+    let global = global_key(inv, info, &mut ctx, &session_conftests);
+    let mut out = String::from("every test (rule \"default\"):\n");
+    for name in global.inputs.keys() {
+        out.push_str(&format!("    {name}\n"));
+    }
+    for file in &found.test_files {
+        let governing: Vec<&Rule> = rules.iter().skip(1).filter(|r| r.governs(file)).collect();
+        let names: Vec<String> = governing
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let n = if r.name.is_empty() {
+                    format!("#{}", i + 1)
+                } else {
+                    r.name.clone()
+                };
+                if r.extends.is_empty() {
+                    n
+                } else {
+                    format!("{n} (extends {})", r.extends.join(", "))
+                }
+            })
+            .collect();
+        let (k, cache) = ctx.file_key(&global, file);
+        out.push_str(&format!("{file}\n"));
+        out.push_str(&format!(
+            "  rules: {}\n",
+            if names.is_empty() {
+                "default".to_owned()
+            } else {
+                format!("default, {}", names.join(", "))
+            }
+        ));
+        out.push_str(&format!(
+            "  cache: {}\n",
+            if cache { "yes" } else { "no (always runs)" }
+        ));
+        for r in &governing {
+            if !r.args.is_empty() {
+                out.push_str(&format!("  args: {}\n", r.args.join(" ")));
+            }
+            if let Some(w) = &r.workers {
+                out.push_str(&format!("  workers: {w}\n"));
+            }
+            if let Some(t) = r.timeout {
+                out.push_str(&format!("  timeout: {t}s per test\n"));
+            }
+        }
+        out.push_str("  inputs:\n");
+        for name in k.inputs.keys().filter(|n| *n != "global") {
+            out.push_str(&format!("    {name}\n"));
+        }
+    }
+    report::out(out.trim_end());
+    Ok(super::exit::OK)
+}

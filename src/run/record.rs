@@ -1,0 +1,346 @@
+//! After a session: store its results, the dependencies it recorded, the
+//! keys results are stored under (computed after the run), the collection
+//! signature and the run's history; say what the cache served.
+
+use super::plan::{global_key, key_context, now, Plan, REUSABLE};
+use super::Invocation;
+use crate::inputs::key::{self, Inputs};
+use crate::project::interpreter::InterpreterInfo;
+use crate::protocol::{CachedNode, Event};
+use crate::report;
+use crate::store::{FileEntry, NodeResult, RunRecord, Store};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+impl Plan {
+    /// Stores the run's results and what it learned.
+    pub fn record(
+        &self,
+        answered_alone: bool,
+        store: &mut Store,
+        inv: &Invocation,
+        started: f64,
+        code: i32,
+        events: &[Event],
+    ) -> Vec<crate::remote::Entry> {
+        if inv.args.no_run {
+            return Vec::new();
+        }
+        if answered_alone {
+            // Outcomes and the summary were given by `answer_alone`; only history is left.
+            let run = history(inv, started, code, 0, self.cached.len());
+            if let Err(e) = store.record_run(&run, &[], &[], &[]) {
+                report::warning(&format!("could not record the run: {e}"));
+            }
+            return Vec::new();
+        }
+        let mut results: Vec<NodeResult> = Vec::new();
+        let mut collected: Vec<(String, String, Vec<String>, serde_json::Value)> = Vec::new();
+        let mut new_deps: Vec<(String, String, Vec<String>)> = Vec::new();
+        let mut new_edges: Vec<(String, String)> = Vec::new();
+        let mut interrupted = !matches!(code, 0 | 1 | 5);
+        let mut replayed: Vec<(String, String, String, f64)> = Vec::new();
+        // Files (or "" for the whole session) whose tests read what the session wrote.
+        let mut volatile: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for e in events {
+            match e {
+                Event::Result {
+                    nodeid,
+                    file,
+                    outcome,
+                    duration,
+                    cached: true,
+                    ..
+                } => replayed.push((nodeid.clone(), file.clone(), outcome.clone(), *duration)),
+                Event::Result {
+                    nodeid,
+                    file,
+                    outcome,
+                    duration,
+                    location,
+                    longrepr,
+                    wasxfail,
+                    ..
+                } => results.push(NodeResult {
+                    nodeid: nodeid.clone(),
+                    file: file.clone(),
+                    outcome: outcome.clone(),
+                    duration: *duration,
+                    location: location.to_string(),
+                    longrepr: longrepr.to_string(),
+                    wasxfail: wasxfail.clone(),
+                }),
+                Event::Collected { files } => {
+                    for f in files {
+                        collected.push((
+                            f.file.clone(),
+                            f.outcome.clone(),
+                            f.nodes.clone(),
+                            f.skip.clone(),
+                        ));
+                    }
+                }
+                Event::Deps {
+                    file,
+                    imports,
+                    reads,
+                    env,
+                    lists,
+                    generated,
+                    outside,
+                    ..
+                } => {
+                    if !generated.is_empty() || *outside {
+                        volatile.insert(file.clone().unwrap_or_default());
+                    }
+                    let f = file.clone().unwrap_or_default();
+                    // pytest loads every conftest.py it passes while collecting;
+                    // each is an input of exactly the tests below it (the chain).
+                    let imports: Vec<String> = imports
+                        .iter()
+                        .filter(|m| !(m.as_str() == "conftest.py" || m.ends_with("/conftest.py")))
+                        .cloned()
+                        .collect();
+                    new_deps.push((f.clone(), "import".into(), imports));
+                    let reads: Vec<String> = reads
+                        .iter()
+                        .filter(|r| !self.rules.iter().any(|rule| rule.excludes(r)))
+                        .cloned()
+                        .collect();
+                    new_deps.push((f.clone(), "read".into(), reads));
+                    new_deps.push((f.clone(), "env".into(), env.clone()));
+                    let lists: Vec<String> = lists
+                        .iter()
+                        .filter(|d| {
+                            !self
+                                .rules
+                                .iter()
+                                .any(|rule| rule.excludes(&format!("{d}/x")))
+                        })
+                        .cloned()
+                        .collect();
+                    new_deps.push((f, "list".into(), lists));
+                }
+                Event::Edges { edges } => new_edges.extend(edges.iter().cloned()),
+                Event::Finish { interrupted: i, .. } => interrupted |= *i,
+                _ => {}
+            }
+        }
+        let cached_count = replayed.len();
+        let stopped_early = inv.args.stops_early && code != 0;
+        let reusable_ok = self.caching && !interrupted && !stopped_early;
+
+        let mut files_out: Vec<(String, String, FileEntry)> = Vec::new();
+        let mut post_global: Option<String> = None;
+        let mut selection_rows: Vec<(String, String, Vec<String>)> = Vec::new();
+        let ran_or_replayed: std::collections::HashSet<&str> = results
+            .iter()
+            .map(|r| r.nodeid.as_str())
+            .chain(replayed.iter().map(|r| r.0.as_str()))
+            .collect();
+        let mut reusable: Vec<(String, NodeResult)> = Vec::new();
+        if self.caching {
+            // Merge what this run recorded before computing the keys results are stored under.
+            if let Err(e) = store.record_deps(&new_deps, &new_edges) {
+                report::warning(&format!("could not record dependencies: {e}"));
+            }
+        }
+        if reusable_ok && !collected.is_empty() {
+            let edges = store.edges().unwrap_or_default();
+            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), self.roots.clone());
+            let global = global_key(
+                inv,
+                self.pre_global_info(),
+                &mut ctx,
+                &self.session_conftests,
+            );
+            post_global = Some(global.hex.clone());
+            let started_ns = (started * 1e9) as i128;
+            let unstable = |inputs: &Inputs, root: &Path| {
+                inputs
+                    .keys()
+                    .filter_map(|k| k.strip_prefix("file:"))
+                    .any(|f| {
+                        std::fs::metadata(root.join(f))
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map(|d| d.as_nanos() as i128 >= started_ns)
+                            .unwrap_or(false)
+                    })
+            };
+            let root = inv.setup.rootdir.clone();
+            if !unstable(&global.inputs, &root) && !volatile.contains("") {
+                let by_file: HashMap<&str, Vec<&NodeResult>> =
+                    results.iter().fold(HashMap::new(), |mut m, r| {
+                        m.entry(r.file.as_str()).or_default().push(r);
+                        m
+                    });
+                for (file, outcome, nodes, skip) in &collected {
+                    let (k, cacheable) = ctx.file_key(&global, file);
+                    if !cacheable || volatile.contains(file.as_str()) || unstable(&k.inputs, &root)
+                    {
+                        continue;
+                    }
+                    // Only a complete collection of the file may stand for it: node-ID
+                    // arguments, --lf and unknown (plugin) options can make pytest
+                    // collect a part of it. Its node results stay per-node truths.
+                    let partial = !inv.args.understood()
+                        || inv.args.narrows_collection
+                        || matches!(self.sels.get(file.as_str()), Some(Some(_)));
+                    if !partial && self.select_sig.is_some() {
+                        // What the selection kept of this file: what ran or was replayed.
+                        let kept: Vec<String> = nodes
+                            .iter()
+                            .filter(|n| ran_or_replayed.contains(n.as_str()))
+                            .cloned()
+                            .collect();
+                        selection_rows.push((file.clone(), k.hex.clone(), kept));
+                    }
+                    if !partial {
+                        files_out.push((
+                            file.clone(),
+                            k.hex.clone(),
+                            FileEntry {
+                                outcome: outcome.clone(),
+                                nodes: nodes.clone(),
+                                inputs: serde_json::to_string(&k.inputs).unwrap_or_default(),
+                                detail: skip.to_string(),
+                            },
+                        ));
+                    }
+                    // Replayed nodes keep their result when the key did not move.
+                    if self
+                        .pre_keys
+                        .get(file)
+                        .map(|p| p.hex == k.hex)
+                        .unwrap_or(false)
+                    {
+                        for c in self.cached.iter().filter(|c| &c.file == file) {
+                            reusable.push((k.hex.clone(), cached_to_result(c)));
+                        }
+                    }
+                    for r in by_file.get(file.as_str()).into_iter().flatten() {
+                        if REUSABLE.contains(&r.outcome.as_str()) {
+                            reusable.push((k.hex.clone(), (*r).clone()));
+                        }
+                    }
+                }
+                let _ = store.set_global_inputs(
+                    &global.hex,
+                    &serde_json::to_string(&global.inputs).unwrap_or_default(),
+                );
+            }
+            let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
+        }
+        if reusable_ok && (self.whole_files || self.select_sig.is_some()) && code != 5 {
+            // The next run computes its signature with the global key as this
+            // run left it (recorded dependencies included): store under that.
+            let sig = match &post_global {
+                Some(g) => {
+                    let mut inputs = self.signature_inputs.clone();
+                    inputs.insert("global".into(), g.clone());
+                    Some(key::finish(inputs).hex)
+                }
+                None => self.signature.clone(),
+            };
+            if let Some(sig) = &sig {
+                let mut files: Vec<String> = collected.iter().map(|c| c.0.clone()).collect();
+                files.extend(self.skip_files.iter().cloned());
+                files.sort();
+                files.dedup();
+                let _ = store.set_collection(sig, &files);
+            }
+        }
+        let run = history(inv, started, code, results.len(), cached_count);
+        if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
+            report::warning(&format!("could not record the run: {e}"));
+        }
+        if let (Some(sig), false) = (&self.select_sig, selection_rows.is_empty()) {
+            if let Err(e) = store.record_selections(sig, &selection_rows) {
+                report::warning(&format!("could not record the selection: {e}"));
+            }
+        }
+        write_outcomes(
+            code,
+            results
+                .iter()
+                .map(|r| (r.nodeid.as_str(), r.outcome.as_str(), false))
+                .chain(
+                    replayed
+                        .iter()
+                        .map(|(n, _, o, _)| (n.as_str(), o.as_str(), true)),
+                ),
+        );
+        if self.caching {
+            let saved: f64 = replayed.iter().map(|r| r.3).sum();
+            report::cache_summary(cached_count, results.len(), saved);
+        }
+        // What a remote cache may be given: each stored file entry with its results.
+        files_out
+            .into_iter()
+            .map(|(file, key, entry)| {
+                let results = reusable
+                    .iter()
+                    .filter(|(k, r)| *k == key && r.file == file)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                crate::remote::Entry::new(file, key, entry, results)
+            })
+            .collect()
+    }
+
+    fn pre_global_info(&self) -> &InterpreterInfo {
+        self.info
+            .as_ref()
+            .expect("interpreter info is set when caching")
+    }
+}
+
+/// The history row of a finished run.
+fn history(inv: &Invocation, started: f64, code: i32, ran: usize, cached: usize) -> RunRecord {
+    RunRecord {
+        started,
+        finished: now(),
+        argv: serde_json::to_string(&inv.pytest_argv).unwrap_or_default(),
+        exit_code: code,
+        ran: ran as i64,
+        cached: cached as i64,
+    }
+}
+
+/// With `RPYTEST_OUTCOMES_FILE` set (by `--verify-dropin`), writes every
+/// node's outcome and the exit code there as JSON:
+/// `{"exit_code": N, "nodes": {nodeid: outcome}, "cached": [nodeid, ...]}`.
+pub(super) fn write_outcomes<'a>(code: i32, nodes: impl Iterator<Item = (&'a str, &'a str, bool)>) {
+    let Some(path) = std::env::var_os("RPYTEST_OUTCOMES_FILE") else {
+        return;
+    };
+    let mut map = serde_json::Map::new();
+    let mut cached = Vec::new();
+    for (n, o, c) in nodes {
+        map.insert(n.to_owned(), serde_json::Value::String(o.to_owned()));
+        if c {
+            cached.push(serde_json::Value::String(n.to_owned()));
+        }
+    }
+    let doc = serde_json::json!({"exit_code": code, "nodes": map, "cached": cached});
+    if let Err(e) = std::fs::write(&path, doc.to_string()) {
+        report::warning(&format!(
+            "cannot write {}: {e}",
+            PathBuf::from(path).display()
+        ));
+    }
+}
+
+fn cached_to_result(c: &CachedNode) -> NodeResult {
+    NodeResult {
+        nodeid: c.nodeid.clone(),
+        file: c.file.clone(),
+        outcome: c.outcome.clone(),
+        duration: c.duration,
+        location: c.location.to_string(),
+        longrepr: c.longrepr.to_string(),
+        wasxfail: c.wasxfail.clone(),
+    }
+}
