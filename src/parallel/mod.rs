@@ -177,7 +177,7 @@ pub fn run(
     procs.push(Proc {
         id: "controller".into(),
         pid,
-        control: Some(control),
+        writer: Some(process::background_writer(control)),
         ..Proc::default()
     });
     if let Some(p) = pid.filter(|_| !fresh) {
@@ -443,7 +443,7 @@ impl Dispatch<'_> {
     fn on_controller_end(&mut self, ended: Ended) {
         let c = &mut self.procs[0];
         c.ended = true;
-        c.control = None;
+        c.close();
         if let Some(pid) = c.pid {
             daemon::remove_forwarding(pid);
         }
@@ -462,7 +462,7 @@ impl Dispatch<'_> {
         }
         p.ended = true;
         p.ended_after = Some(self.begun.elapsed());
-        p.control = None;
+        p.close();
         if let Some(pid) = p.pid {
             daemon::remove_forwarding(pid);
         }
@@ -566,7 +566,7 @@ impl Dispatch<'_> {
                 self.procs[0].send(&abort.to_string());
             }
             self.procs[0].send("{\"type\":\"done\"}");
-            self.procs[0].control = None;
+            self.procs[0].close();
         }
         self.controller_end.is_some() && workers_done
     }

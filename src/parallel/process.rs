@@ -26,6 +26,8 @@ pub(super) struct Proc {
     pub(super) id: String,
     pub(super) pid: Option<i32>,
     pub(super) control: Option<File>,
+    /// Set for the controller: its control pipe's writer thread.
+    pub(super) writer: Option<Sender<String>>,
     pub(super) ended: bool,
     pub(super) finished: bool,
     pub(super) collected: bool,
@@ -46,8 +48,35 @@ pub(super) struct Proc {
     pub(super) ended_after: Option<std::time::Duration>,
 }
 
+/// A control pipe written by a thread of its own, so the dispatcher never
+/// waits on a slow reader (the controller renders every report; a worker's
+/// request for work must not queue behind that). Dropping it closes the pipe.
+pub(super) fn background_writer(file: File) -> Sender<String> {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        while let Ok(first) = rx.recv() {
+            let mut ok = out.write_all(first.as_bytes()).is_ok();
+            // Batch what is already queued into one write.
+            while let (true, Ok(more)) = (ok, rx.try_recv()) {
+                ok = out.write_all(more.as_bytes()).is_ok();
+            }
+            if !ok || out.flush().is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
 impl Proc {
     pub(super) fn send(&mut self, line: &str) {
+        if let Some(w) = &self.writer {
+            if w.send(format!("{line}\n")).is_err() {
+                self.writer = None;
+            }
+            return;
+        }
         if let Some(c) = &mut self.control {
             if c.write_all(line.as_bytes())
                 .and_then(|_| c.write_all(b"\n"))
@@ -56,6 +85,12 @@ impl Proc {
                 self.control = None;
             }
         }
+    }
+
+    /// Closes the control pipe (the session reads EOF).
+    pub(super) fn close(&mut self) {
+        self.control = None;
+        self.writer = None;
     }
 
     pub(super) fn terminate(&self) {
