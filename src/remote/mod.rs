@@ -8,6 +8,14 @@
 //!
 //! Lookups go to the local cache first; only its misses are asked here, in
 //! parallel, and hits are stored locally. Writes happen only when enabled.
+//!
+//! Keys include what sessions recorded (files read, environment variables,
+//! import edges), which a fresh machine does not have. Beside the result
+//! entries, an uploading run stores its recorded dependencies as one snapshot
+//! addressed by the global key computed without recorded inputs; a machine
+//! with misses fetches it first, merges it into its own, and computes the
+//! keys the results were stored under. (DESIGN.md names only the entries;
+//! this second kind is what makes them findable.)
 //! The remote is never a reason to fail and never a reason to pass: an entry
 //! is used only if it parses, names the file and key that were asked for, and
 //! holds only reusable outcomes; a timeout, a 5xx, garbage or an unreachable
