@@ -147,6 +147,17 @@ fn monorepo() -> Project {
     Project::new("../../examples/monorepo")
 }
 
+/// A running cache server holding what machine A (a fresh copy of the
+/// monorepo) uploaded; None when nginx is missing and not required.
+fn cache_filled_by_machine_a() -> Option<Nginx> {
+    let server = Nginx::start(false)?;
+    monorepo()
+        .rpytest(&["--remote-cache", &server.url(), "--remote-cache-upload"])
+        .run()
+        .assert_code(0);
+    Some(server)
+}
+
 /// Node IDs by how `-rA` reported them: (ran, replayed from a cache).
 fn ran_and_cached(run: &Run) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut ran = BTreeSet::new();
@@ -245,14 +256,10 @@ fn a_second_machine_reuses_every_result_and_reruns_only_dependents() {
 #[test]
 fn shards_with_the_remote_cache_cover_the_suite_once() {
     require_fixture_plugin();
-    let Some(server) = Nginx::start(false) else {
+    let Some(server) = cache_filled_by_machine_a() else {
         return;
     };
     let url = server.url();
-    monorepo()
-        .rpytest(&["--remote-cache", &url, "--remote-cache-upload"])
-        .run()
-        .assert_code(0);
     let b = monorepo();
     let mut seen: Vec<String> = Vec::new();
     for k in 1..=3 {
@@ -308,14 +315,10 @@ fn a_failing_server_gives_one_warning_and_a_correct_local_run() {
 #[test]
 fn garbage_and_entries_under_the_wrong_key_are_never_used() {
     require_fixture_plugin();
-    let Some(server) = Nginx::start(false) else {
+    let Some(server) = cache_filled_by_machine_a() else {
         return;
     };
     let url = server.url();
-    monorepo()
-        .rpytest(&["--remote-cache", &url, "--remote-cache-upload"])
-        .run()
-        .assert_code(0);
     let entries = server.entries();
     assert_eq!(entries.len(), 5);
     // Entry 0's bytes stored under entry 1's address: a wrong key.

@@ -182,8 +182,6 @@ class WorkerPlugin:
             return True
         items = session.items
         queue: Deque[pytest.Item] = deque()
-        more = True
-
         def fetch() -> bool:
             self.emit({"type": "want"})
             while True:

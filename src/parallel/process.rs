@@ -2,16 +2,15 @@
 //! the daemon or fresh), their pipes, and the threads that read them.
 
 use super::schedule::Unit;
-use crate::daemon::{self, Connection, DaemonError, DaemonSpec};
+use crate::daemon::{self, Connection, DaemonError};
 use crate::protocol::{Event, SessionConfig};
-use crate::run::exec::Target;
+use crate::run::exec::{pipe, FreshSession, Target};
 use crate::run::Ended;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc::Sender;
 
 /// What the sessions' reader threads hand the dispatcher.
@@ -100,14 +99,6 @@ impl Proc {
     }
 }
 
-pub(super) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0i32; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// The worker ID pytest-xdist would give the `n`-th worker.
 pub(super) fn worker_name(n: usize) -> String {
     format!("gw{n}")
@@ -122,21 +113,14 @@ pub(super) struct Launcher<'a> {
 
 impl Launcher<'_> {
     fn connection(&mut self) -> Result<Option<Connection>, DaemonError> {
-        let Some((paths, idle, fingerprint)) = &self.target.daemon else {
+        let Some(spec) = self.target.daemon_spec() else {
             return Ok(None);
         };
         if self.daemon_ready {
-            if let Ok(c) = Connection::connect(&paths.socket) {
+            if let Ok(c) = Connection::connect(&spec.paths.socket) {
                 return Ok(Some(c));
             }
         }
-        let spec = DaemonSpec {
-            python: self.target.python,
-            rootdir: self.target.rootdir,
-            paths,
-            idle_timeout: *idle,
-            fingerprint: fingerprint.clone(),
-        };
         let c = daemon::ensure_daemon(&spec)?;
         self.daemon_ready = true;
         Ok(Some(c))
@@ -162,16 +146,13 @@ impl Launcher<'_> {
                 std::thread::spawn(move || read_daemon(idx, reader, tx));
             }
             None => {
-                let (events_r, events_w) = pipe()?;
-                let dir = std::env::temp_dir();
-                let cfg_path =
-                    dir.join(format!("rpytest-session-{}-{idx}.json", std::process::id()));
-                std::fs::write(
-                    &cfg_path,
-                    serde_json::to_vec(session)
-                        .map_err(|e| DaemonError::Protocol(e.to_string()))?,
+                let mut fresh = FreshSession::new(
+                    self.target,
+                    &self.argv,
+                    session,
+                    &idx.to_string(),
+                    Some(control_r.as_raw_fd()),
                 )?;
-                let (ev, ctl) = (events_w.as_raw_fd(), control_r.as_raw_fd());
                 let dup = |fd: RawFd| -> std::io::Result<Stdio> {
                     let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
                     if d < 0 {
@@ -179,51 +160,24 @@ impl Launcher<'_> {
                     }
                     Ok(Stdio::from(unsafe { OwnedFd::from_raw_fd(d) }))
                 };
-                let mut cmd = Command::new(self.target.python);
-                cmd.args(["-m", "rpytest.session"])
-                    .args(&self.argv)
-                    .current_dir(self.target.cwd)
-                    .env_clear()
+                fresh
+                    .cmd
                     .envs(env)
-                    .env("RPYTEST_SESSION_CONFIG", &cfg_path)
-                    .env("RPYTEST_EVENT_FD", "3")
-                    .env("RPYTEST_CONTROL_FD", "4")
                     .stdin(dup(stdio[0])?)
                     .stdout(dup(stdio[1])?)
                     .stderr(dup(stdio[2])?);
-                unsafe {
-                    cmd.pre_exec(move || {
-                        if libc::dup2(ev, 3) < 0 || libc::dup2(ctl, 4) < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
-                }
-                let mut child = cmd.spawn().map_err(|e| {
-                    DaemonError::Start(format!(
-                        "could not start {}: {e}",
-                        self.target.python.display()
-                    ))
-                })?;
-                drop(events_w);
+                let (mut child, events, config) = fresh.spawn(self.target)?;
                 pid = Some(child.id() as i32);
                 std::thread::spawn(move || {
-                    let reader = BufReader::new(File::from(events_r));
+                    let reader = BufReader::new(File::from(events));
                     for line in reader.lines() {
                         let Ok(line) = line else { break };
                         if tx.send(Msg::Line(idx, line)).is_err() {
                             break;
                         }
                     }
-                    let ended = match child.wait() {
-                        Ok(s) => match (s.code(), s.signal()) {
-                            (Some(c), _) => Ended::Code(c),
-                            (None, Some(sig)) => Ended::Signal(sig),
-                            _ => Ended::Lost,
-                        },
-                        Err(_) => Ended::Lost,
-                    };
-                    let _ = std::fs::remove_file(&cfg_path);
+                    let ended = Ended::from_status(child.wait());
+                    drop(config);
                     let _ = tx.send(Msg::Ended(idx, ended));
                 });
             }
@@ -239,11 +193,7 @@ fn read_daemon(idx: usize, reader: BufReader<std::os::unix::net::UnixStream>, tx
         let Ok(line) = line else { break };
         if line.contains("\"type\":\"exit\"") {
             if let Ok(Event::Exit { code, signal }) = serde_json::from_str::<Event>(&line) {
-                ended = match (code, signal) {
-                    (Some(c), _) => Ended::Code(c),
-                    (None, Some(s)) => Ended::Signal(s),
-                    _ => Ended::Lost,
-                };
+                ended = Ended::from_exit(code, signal);
                 break;
             }
         }

@@ -4,10 +4,10 @@ use crate::daemon::{self, DaemonError, DaemonPaths, DaemonSpec};
 use crate::protocol::{Event, SessionConfig};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
 
 /// How the session ended.
 #[derive(Debug)]
@@ -20,6 +20,25 @@ pub enum Ended {
     Lost,
 }
 
+impl Ended {
+    /// From the daemon's `exit` message.
+    pub fn from_exit(code: Option<i32>, signal: Option<i32>) -> Ended {
+        match (code, signal) {
+            (Some(c), _) => Ended::Code(c),
+            (None, Some(s)) => Ended::Signal(s),
+            (None, None) => Ended::Lost,
+        }
+    }
+
+    /// From a fresh process's exit status.
+    pub fn from_status(status: std::io::Result<ExitStatus>) -> Ended {
+        match status {
+            Ok(s) => Ended::from_exit(s.code(), s.signal()),
+            Err(_) => Ended::Lost,
+        }
+    }
+}
+
 /// Where and how to run a session.
 pub struct Target<'a> {
     pub python: &'a Path,
@@ -27,6 +46,21 @@ pub struct Target<'a> {
     pub cwd: &'a Path,
     pub argv: &'a [String],
     pub daemon: Option<(&'a DaemonPaths, u64, String)>,
+}
+
+impl Target<'_> {
+    /// The daemon to run in (None: `--no-daemon`).
+    pub fn daemon_spec(&self) -> Option<DaemonSpec<'_>> {
+        self.daemon
+            .as_ref()
+            .map(|(paths, idle, fingerprint)| DaemonSpec {
+                python: self.python,
+                rootdir: self.rootdir,
+                paths,
+                idle_timeout: *idle,
+                fingerprint: fingerprint.clone(),
+            })
+    }
 }
 
 pub(crate) fn environment() -> BTreeMap<String, String> {
@@ -49,99 +83,120 @@ pub fn argv0(python: &Path) -> String {
     }
 }
 
+/// A pipe whose ends are closed on exec (read end, write end).
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// Runs the session, handing each event to `on_event`.
 pub fn run(
     target: &Target,
     session: &SessionConfig,
-    on_event: impl FnMut(&Event),
+    mut on_event: impl FnMut(&Event),
 ) -> Result<Ended, DaemonError> {
-    match &target.daemon {
-        Some((paths, idle, fingerprint)) => {
-            let spec = DaemonSpec {
-                python: target.python,
-                rootdir: target.rootdir,
-                paths,
-                idle_timeout: *idle,
-                fingerprint: fingerprint.clone(),
-            };
+    match target.daemon_spec() {
+        Some(spec) => {
             let conn = daemon::ensure_daemon(&spec)?;
             let cwd = target.cwd.to_string_lossy();
             let mut env = environment();
             env.insert("RPYTEST_ARGV0".into(), argv0(target.python));
             let out = daemon::run_session(conn, target.argv, &cwd, &env, session, on_event)?;
-            Ok(match (out.code, out.signal) {
-                _ if out.lost => Ended::Lost,
-                (Some(c), _) => Ended::Code(c),
-                (None, Some(s)) => Ended::Signal(s),
-                (None, None) => Ended::Lost,
+            Ok(match out.lost {
+                true => Ended::Lost,
+                false => Ended::from_exit(out.code, out.signal),
             })
         }
-        None => run_fresh(target, session, on_event),
+        None => {
+            // `--no-daemon`: a fresh `python -m rpytest.session` with the same plugin.
+            let fresh = FreshSession::new(target, target.argv, session, "0", None)?;
+            // A child in our own process group takes Ctrl-C itself, as pytest would.
+            crate::daemon::ignore_interrupts(true);
+            let started = fresh.spawn(target);
+            if started.is_err() {
+                crate::daemon::ignore_interrupts(false);
+            }
+            let (mut child, events, _config) = started?;
+            let reader = BufReader::new(std::fs::File::from(events));
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                if let Ok(ev) = serde_json::from_str::<Event>(&line) {
+                    on_event(&ev);
+                }
+            }
+            let ended = Ended::from_status(child.wait());
+            crate::daemon::ignore_interrupts(false);
+            Ok(ended)
+        }
     }
 }
 
-/// `--no-daemon`: a fresh `python -m rpytest.session` with the same plugin.
-fn run_fresh(
-    target: &Target,
-    session: &SessionConfig,
-    mut on_event: impl FnMut(&Event),
-) -> Result<Ended, DaemonError> {
-    let dir = std::env::temp_dir();
-    let cfg_path: PathBuf = dir.join(format!("rpytest-session-{}.json", std::process::id()));
-    std::fs::write(
-        &cfg_path,
-        serde_json::to_vec(session).map_err(|e| DaemonError::Protocol(e.to_string()))?,
-    )?;
-    let _cleanup = RemoveOnDrop(cfg_path.clone());
-    let mut fds = [0i32; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(DaemonError::Io(std::io::Error::last_os_error()));
-    }
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let write_raw = write_end.as_raw_fd();
-    let mut cmd = Command::new(target.python);
-    cmd.args(["-m", "rpytest.session"])
-        .args(target.argv)
-        .current_dir(target.cwd)
-        .env("RPYTEST_SESSION_CONFIG", &cfg_path)
-        .env("RPYTEST_EVENT_FD", "3")
-        .env("RPYTEST_ARGV0", argv0(target.python));
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(write_raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    crate::daemon::ignore_interrupts(true);
-    let child = cmd.spawn();
-    drop(write_end);
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            crate::daemon::ignore_interrupts(false);
-            return Err(DaemonError::Start(format!(
-                "could not start {}: {e}",
-                target.python.display()
-            )));
+/// A fresh `python -m rpytest.session` process, ready to start: its command
+/// (events on fd 3, the control pipe on fd 4 when given), the read end of its
+/// event pipe, and its session-config file (removed when dropped).
+pub(crate) struct FreshSession {
+    pub cmd: Command,
+    events: OwnedFd,
+    events_w: OwnedFd,
+    config: RemoveOnDrop,
+}
+
+impl FreshSession {
+    /// `tag` tells the config files of one CLI process apart.
+    pub fn new(
+        target: &Target,
+        argv: &[String],
+        session: &SessionConfig,
+        tag: &str,
+        control: Option<RawFd>,
+    ) -> Result<FreshSession, DaemonError> {
+        let cfg_path: PathBuf =
+            std::env::temp_dir().join(format!("rpytest-session-{}-{tag}.json", std::process::id()));
+        std::fs::write(
+            &cfg_path,
+            serde_json::to_vec(session).map_err(|e| DaemonError::Protocol(e.to_string()))?,
+        )?;
+        let config = RemoveOnDrop(cfg_path.clone());
+        let (events, events_w) = pipe()?;
+        let ev = events_w.as_raw_fd();
+        let mut cmd = Command::new(target.python);
+        cmd.args(["-m", "rpytest.session"])
+            .args(argv)
+            .current_dir(target.cwd)
+            .env("RPYTEST_SESSION_CONFIG", &cfg_path)
+            .env("RPYTEST_EVENT_FD", "3")
+            .env("RPYTEST_ARGV0", argv0(target.python));
+        if control.is_some() {
+            cmd.env("RPYTEST_CONTROL_FD", "4");
         }
-    };
-    let reader = BufReader::new(std::fs::File::from(read_end));
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        if let Ok(ev) = serde_json::from_str::<Event>(&line) {
-            on_event(&ev);
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(ev, 3) < 0 || control.is_some_and(|c| libc::dup2(c, 4) < 0) {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
+        Ok(FreshSession {
+            cmd,
+            events,
+            events_w,
+            config,
+        })
     }
-    let status = child.wait()?;
-    crate::daemon::ignore_interrupts(false);
-    Ok(match (status.code(), status.signal()) {
-        (Some(c), _) => Ended::Code(c),
-        (None, Some(s)) => Ended::Signal(s),
-        _ => Ended::Lost,
-    })
+
+    /// Starts it: the child, the read end of its events, and its config
+    /// file's guard (keep it until the child has read it: until it ends).
+    pub fn spawn(mut self, target: &Target) -> Result<(Child, OwnedFd, impl Drop), DaemonError> {
+        let child = self.cmd.spawn().map_err(|e| {
+            DaemonError::Start(format!("could not start {}: {e}", target.python.display()))
+        })?;
+        drop(self.events_w);
+        Ok((child, self.events, self.config))
+    }
 }
 
 struct RemoveOnDrop(PathBuf);

@@ -234,10 +234,10 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     .map_err(usage)?
     .filter(|_| inv.settings.use_cache && !inv.args.no_run)
     .map(crate::remote::Remote::new);
-    let mut plan = plan::Plan::make_with(inv, &mut store, &info, remote.as_ref())?;
+    let mut plan = plan::Plan::make(inv, &mut store, &info, &rules, remote.as_ref())?;
+    let files = plan.discovered(inv);
     let excluded = match inv.own.shard {
         Some((k, n)) => {
-            let files = plan::test_files(inv);
             let out = crate::parallel::shard::excluded(rootdir, &files, k, n);
             report::note(&format!(
                 "shard {k}/{n}: {} of {} test files",
@@ -259,7 +259,6 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         trace.mark("history");
         return Ok(code);
     }
-    let files = plan::test_files(inv);
     let excluded_set: std::collections::HashSet<&String> = excluded.iter().collect();
     let mine: Vec<String> = files
         .iter()

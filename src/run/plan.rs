@@ -69,6 +69,8 @@ pub struct Plan {
     pub(super) session_conftests: Vec<String>,
     /// With a remote cache: the global key without recorded dependencies.
     pub static_global: Option<String>,
+    /// The test files discovery found (when caching; see `discovered`).
+    pub(super) test_files: Option<Vec<String>>,
 }
 
 pub(super) fn rel_to(root: &Path, p: &Path) -> Option<String> {
@@ -390,29 +392,23 @@ fn cached_node(r: &NodeResult) -> CachedNode {
 }
 
 impl Plan {
-    /// Decides what the cache serves.
+    /// Decides what the cache serves, asking `remote` (when configured) for
+    /// what the local cache does not hold.
     pub fn make(
         inv: &Invocation,
         store: &mut Store,
         info: &InterpreterInfo,
-    ) -> Result<Plan, Failure> {
-        Plan::make_with(inv, store, info, None)
-    }
-
-    /// As `make`, asking `remote` for what the local cache does not hold.
-    pub fn make_with(
-        inv: &Invocation,
-        store: &mut Store,
-        info: &InterpreterInfo,
+        rules: &[Rule],
         remote: Option<&crate::remote::Remote>,
     ) -> Result<Plan, Failure> {
-        Plan::make_inner(inv, store, info, remote, false)
+        Plan::make_inner(inv, store, info, rules, remote, false)
     }
 
     fn make_inner(
         inv: &Invocation,
         store: &mut Store,
         info: &InterpreterInfo,
+        rules: &[Rule],
         remote: Option<&crate::remote::Remote>,
         synced: bool,
     ) -> Result<Plan, Failure> {
@@ -421,7 +417,7 @@ impl Plan {
             return Ok(Plan::default());
         }
         let mut trace = report::Trace::new();
-        let rules = load_rules(inv)?;
+        let rules = rules.to_vec();
         let root = inv.setup.rootdir.clone();
         let (found, all_exist) = scope(inv);
         let whole_files =
@@ -494,6 +490,7 @@ impl Plan {
             select_sig: select_sig.clone(),
             signature_inputs,
             static_global: static_global.clone(),
+            test_files: Some(found.test_files.clone()),
             ..Plan::default()
         };
         let mut all_full = true;
@@ -544,7 +541,7 @@ impl Plan {
                     let before = store.deps_count();
                     if store.record_deps(&deps, &snap.edges).is_ok() && store.deps_count() != before
                     {
-                        return Plan::make_inner(inv, store, info, Some(remote), true);
+                        return Plan::make_inner(inv, store, info, &plan.rules, Some(remote), true);
                     }
                 }
             }
@@ -689,6 +686,12 @@ impl Plan {
         self.deselected.retain(|n| !out.contains(owner(n).as_str()));
         self.pre_keys.retain(|f, _| !out.contains(f.as_str()));
         self.fast_path = false;
+    }
+
+    /// The test files rpytest discovers for this command line: the plan's
+    /// own discovery when it made one, else a walk now.
+    pub fn discovered(&self, inv: &Invocation) -> Vec<String> {
+        self.test_files.clone().unwrap_or_else(|| test_files(inv))
     }
 
     /// How many known test files must run (None: not known, the cache is off).
