@@ -47,6 +47,8 @@ pub struct Project {
     pub(super) used_rpytest: AtomicBool,
     /// The interpreter for pytest and rpytest here (default: `python()`).
     python: Option<PathBuf>,
+    /// Whether Python may write `.pyc` files here (as on users' machines).
+    bytecode: bool,
     _dir: TempDir,
 }
 
@@ -80,6 +82,7 @@ impl Project {
             counter: AtomicU32::new(0),
             used_rpytest: AtomicBool::new(false),
             python: None,
+            bytecode: false,
             _dir: dir,
         }
     }
@@ -99,6 +102,12 @@ impl Project {
     /// The interpreter pytest and rpytest run with in this project.
     pub fn python(&self) -> &Path {
         self.python.as_deref().unwrap_or_else(|| python())
+    }
+
+    /// Lets Python write `.pyc` files, as it does on users' machines (the
+    /// harness otherwise sets `PYTHONDONTWRITEBYTECODE=1`).
+    pub fn write_bytecode(&mut self) {
+        self.bytecode = true;
     }
 
     /// Removes a variable set with `set_env`.
@@ -185,8 +194,12 @@ impl Project {
                 cmd.env_remove(&key);
             }
         }
-        cmd.env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("COLUMNS", "120")
+        if self.bytecode {
+            cmd.env_remove("PYTHONDONTWRITEBYTECODE");
+        } else {
+            cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        }
+        cmd.env("COLUMNS", "120")
             .env("XDG_RUNTIME_DIR", self.runtime.path());
         for (key, value) in &self.env {
             cmd.env(key, value);
@@ -280,6 +293,12 @@ impl Pair {
     pub fn unset_env(&mut self, key: &str) {
         self.pytest.unset_env(key);
         self.rpytest.unset_env(key);
+    }
+
+    /// Both copies write `.pyc` files, as on users' machines.
+    pub fn write_bytecode(&mut self) {
+        self.pytest.write_bytecode();
+        self.rpytest.write_bytecode();
     }
 }
 
