@@ -139,6 +139,23 @@ class RpytestPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
+        if self.recorder is not None:
+            record.record_options(config)
+            if getattr(config.option, "capture", None) in ("no", "tee-sys"):
+                record.watch_stdin()  # stdin is live for the tests (-s)
+
+    def _pause(self) -> bool:
+        """Stop recording (pytest formatting a report, showing an interrupt):
+        what that reads is not an input of any test. Returns whether it was on."""
+        rec = self.recorder
+        if rec is None or not rec.enabled:
+            return False
+        rec.enabled = False
+        return True
+
+    def _resume(self, was_on: bool) -> None:
+        if was_on and self.recorder is not None:
+            self.recorder.enabled = True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -336,14 +353,39 @@ class RpytestPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Any:
-        # Failure reprs read source files (linecache); they belong to the test, not to every key.
-        if call.when == "teardown":
-            return (yield)
-        prev = self._activate(self.relpath(item.path))
+        # Failure reprs read source files (linecache) and CI/BUILD_NUMBER (truncation):
+        # formatting a report is not what the test depends on.
+        was_on = self._pause()
         try:
             return (yield)
         finally:
-            self._restore(prev)
+            self._resume(was_on)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_exception_interact(self, node: Any, call: Any, report: Any) -> Any:
+        was_on = self._pause()
+        try:
+            return (yield)
+        finally:
+            self._resume(was_on)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: Any, config: Any) -> Any:
+        was_on = self._pause()
+        try:
+            return (yield)
+        finally:
+            self._resume(was_on)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        # The interrupt's traceback is formatted now and printed later: nothing
+        # read from here on belongs to a test (the session is not stored anyway).
+        self._pause()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_internalerror(self, excrepr: Any, excinfo: Any) -> None:
+        self._pause()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "rpytest_cached", False) or self.role == "controller":
@@ -464,7 +506,10 @@ class RpytestPlugin:
         if rec is not None:
             rec.enabled = False
             for key in [None] + [f for f in self.files]:
-                self.emit(rec.deps(key))
+                deps = rec.deps(key)
+                if key is None and record.is_blind():
+                    deps["volatile"] = True  # an event source is missing: store nothing
+                self.emit(deps)
             self.emit({"type": "edges", "edges": sorted([a, b] for a, b in rec.edges)})
             rec.enabled = True  # recording continues until the process ends (unconfigure, atexit)
         self.emit({"type": "replayed", "count": self.replayed})

@@ -1,10 +1,20 @@
-"""Records what a session actually used: first-party imports (and import edges), files
-opened for reading, and environment variables read. Installed only in session processes.
+"""Records what a session actually used: first-party modules loaded (and import edges),
+files opened for reading, directory listings, environment variables read, pytest
+options read, and stdin. Installed only in session processes.
+
+The recorder observes without being seen: it never wraps a function the recorded code
+calls, so no frame of rpytest's sits on the stack while that code runs (warnings'
+`stacklevel`, tracebacks and `inspect` see what they see under stock pytest). It
+listens to audit events (`sys.addaudithook`): `open` (which also sees every module the
+import system loads, from source or from its `.pyc`), `import`, directory listings,
+subprocesses, `sqlite3.connect`, `builtins.input`; and to events of its own raised by
+one-line prologues compiled into `os._Environ`'s methods and `importlib.import_module`
+(same file name, same line numbers: their frames are the stock ones).
 
 Attribution: everything goes to the "active" test file (set by the plugin around a
 file's collection and its tests' setup/call), or to None (global: enters every file's
-key). Reads and env lookups made while a module body is being executed for the first
-time by an import statement are global: the module caches their effect for every later
+key). Reads and env lookups made while a module body other than the active test file's
+runs under an import are global: the module caches their effect for every later
 importer (e.g. `SETTINGS = json.load(open("settings.json"))` at module level).
 
 Whole-environment reads (iteration of `os.environ`, `os.environ.copy()`, `len`, a
@@ -13,23 +23,23 @@ subprocess that inherits the environment) are recorded as the env name `*`.
 
 from __future__ import annotations
 
-import builtins
+import ast
 import importlib
 import os
 import sys
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-# Path components that never hold first-party inputs.
+# Path components that never hold first-party inputs: version control internals
+# of other systems' caches and tools' own state. (`.git` is an input: a test that
+# reads `.git/HEAD` depends on the checked-out branch.)
 EXCLUDED_PARTS = frozenset(
-    {".git", ".hg", ".svn", ".rpytest", ".pytest_cache", "__pycache__", "site-packages", "dist-packages",
-     ".tox", ".nox", ".venv", "venv", ".mypy_cache", ".ruff_cache", ".eggs"}
+    {".hg", ".svn", ".rpytest", ".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache"}
 )
 
-# Output-only or per-shell/per-terminal variables. Not recorded when read outside a
-# test file's window (pytest's own terminal machinery reads some of them), recorded
-# when a test reads them by name. The CLI keys the env name `*` (a whole-environment
-# read) on the environment minus these: exact names, and names starting with a prefix
-# in COSMETIC_ENV_PREFIXES. Mirrored by the Rust side: change both together.
+# Variables left out of the whole-environment digest (`env:*`): a test that
+# iterates os.environ depends on every variable, but these change from shell to
+# shell and terminal to terminal. A variable read *by name* is always an input,
+# whatever its name. Mirrored by the Rust side: change both together.
 COSMETIC_ENV = frozenset(
     {
         # pytest's terminal output and its own variables
@@ -57,27 +67,25 @@ COSMETIC_ENV_PREFIXES = (
 
 
 def is_cosmetic_env(name: str) -> bool:
+    """Whether `name` is left out of the whole-environment digest (never of a read by name)."""
     return name in COSMETIC_ENV or name.startswith(COSMETIC_ENV_PREFIXES)
 
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 _STDLIB = os.path.dirname(os.__file__) + os.sep
 _STDLIB_SITE = (_STDLIB + "site-packages" + os.sep, _STDLIB + "dist-packages" + os.sep)
+_IMPORTLIB_DIR = os.path.dirname(importlib.__file__ or "") + os.sep
 
 _PYTEST_DIR = os.path.dirname(importlib.import_module("_pytest").__file__ or "")
+_PLUGGY_DIR = os.path.dirname(importlib.import_module("pluggy").__file__ or "")
+_HERE = sys._getframe(0).f_code.co_filename
+_RPYTEST_DIR = os.path.dirname(_HERE) + os.sep
 
-# Code whose directory listings, environment iteration and subprocesses are
+# Code whose directory listings, environment reads and subprocesses are
 # machinery, not a test's input.
-_MACHINERY = (
-    "<frozen importlib",
-    "<frozen zipimport",
-    _PYTEST_DIR + os.sep,
-    os.path.dirname(importlib.import_module("pluggy").__file__ or "") + os.sep,
-    os.path.dirname(__file__) + os.sep,
-)
+_MACHINERY = ("<frozen importlib", "<frozen zipimport", _PYTEST_DIR + os.sep, _PLUGGY_DIR + os.sep, _RPYTEST_DIR)
 
 # pytest code that runs on a test's behalf: pytester starts subprocesses with a copy
 # of the environment.
@@ -86,16 +94,21 @@ _PYTESTER = os.path.join(_PYTEST_DIR, "pytester.py")
 # unittest.mock.patch.dict copies the dict it patches (and restores it): not a read.
 _MOCK = os.path.join(os.path.dirname(os.__file__), "unittest", "mock.py")
 
+# Frames that execute a module body on behalf of an import: the import system's,
+# and pytest's assertion rewriter (test modules, conftests, registered modules).
+_REWRITE = os.path.join(_PYTEST_DIR, "assertion", "rewrite.py")
 
-_HERE = sys._getframe(0).f_code.co_filename
+
+def _is_import_frame(filename: str) -> bool:
+    return filename.startswith("<frozen importlib") or filename == _REWRITE
 
 
-def from_machinery() -> bool:
-    """Whether the event being recorded (an audit event, an os.environ method) comes
-    from machinery (the import system, pytest, pluggy, rpytest) rather than from a
-    test or a module it uses: the first caller outside this module and the standard
-    library (glob, pathlib, os.walk, subprocess, os.environ.copy...) decides."""
-    frame: Any = sys._getframe(1)
+def from_machinery(depth: int = 1) -> bool:
+    """Whether the event being recorded comes from machinery (the import system,
+    pytest, pluggy, rpytest) rather than from a test or a module it uses: the first
+    caller outside this module and the standard library (glob, pathlib, os.walk,
+    subprocess, os.environ.copy...) decides."""
+    frame: Any = sys._getframe(depth)
     while frame is not None and frame.f_code.co_filename == _HERE:
         frame = frame.f_back
     while frame is not None:
@@ -109,6 +122,28 @@ def from_machinery() -> bool:
     return False
 
 
+def _importer_frame() -> Any:
+    """The frame that asked for the module being loaded: the first one outside
+    this module, the import system and pytest's import helpers."""
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        fn = frame.f_code.co_filename
+        if not (fn == _HERE or fn.startswith("<frozen importlib") or fn.startswith(_IMPORTLIB_DIR)):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def source_of_pyc(path: str) -> Optional[str]:
+    """`pkg/__pycache__/mod.cpython-311[-pytest-8.4.2][.opt-1].pyc` -> `pkg/mod.py`
+    (what the cached bytecode was compiled from), else None."""
+    head, name = os.path.split(path)
+    parent, cache = os.path.split(head)
+    if cache != "__pycache__" or not name.endswith(".pyc"):
+        return None
+    return os.path.join(parent, name.split(".", 1)[0] + ".py")
+
+
 Key = Optional[str]
 
 
@@ -118,35 +153,33 @@ class Recorder:
         self.prefixes = tuple(sorted(r.rstrip(os.sep) + os.sep for r in roots))
         self.enabled = False
         self.active: Key = None
-        self.import_depth = 0  # >0 while a new module body runs under an import statement
         self.imports: Dict[Key, Set[str]] = {None: set()}
         self.reads: Dict[Key, Set[str]] = {None: set()}
         self.env: Dict[Key, Set[str]] = {None: set()}
+        # Variables each key set (os.environ[...] = ..., monkeypatch.setenv): its
+        # later reads of them see its own value, not the caller's.
+        self.env_set: Dict[Key, Set[str]] = {None: set()}
         self.lists: Dict[Key, Set[str]] = {None: set()}
         # Paths each key wrote: a later read by the same key is of its own output.
         self.wrote: Dict[Key, Set[str]] = {None: set()}
-        # .py files read while a module body ran under an import, with the key active
-        # then: the import system loading a module (recorded as an import of that key,
-        # which the CLI closes over edges), else a module loaded by path
-        # (spec_from_file_location + exec_module: no import, no edge), a read;
-        # decided in deps().
-        self.py_reads: Dict[Key, Set[Tuple[Key, str]]] = {None: set()}
+        # Module names each key asked for that may not exist (checked at the end:
+        # a failed import makes the paths it would have loaded inputs).
+        self.requested: Dict[Key, Set[str]] = {None: set()}
         # Keys that started a subprocess (which can read anything unseen).
         self.spawns: Set[Key] = set()
-        # Environment iteration in progress: the name just yielded, and the names a
-        # finished iteration yielded (dict(os.environ) reads them all next, in order).
-        # Those item reads are part of the whole-environment read, not reads by name.
-        self.env_next: Optional[Any] = None
-        self.env_queue: List[Any] = []
-        self.env_pos = 0
+        # Keys whose tests read stdin or pytest's output options.
+        self.volatile: Set[Key] = set()
+        self.options: Set[Key] = set()
         # True while pytest walks directories to collect: its own listings are
         # not inputs of any test (a new test file is found by the CLI's discovery).
         self.collecting = False
         self.written: Set[str] = set()
+        # Python files written outside the project (tmp_path): a module the
+        # session itself wrote is not code from outside.
+        self.written_outside: Set[str] = set()
         self.edges: Set[Tuple[str, str]] = set()
         self._written_dirs: Optional[Set[str]] = None
         self._rel: Dict[str, Optional[str]] = {}
-        self._seen: Set[Tuple[Any, ...]] = set()
         self._venv_tops: Dict[str, bool] = {}
         excluded = []
         for p in {sys.prefix, sys.exec_prefix, getattr(sys, "base_prefix", sys.prefix)}:
@@ -173,27 +206,38 @@ class Recorder:
         self.installed_prefixes = tuple(installed)
         self.outside: Set[Key] = set()
         self._outside_seen: Dict[str, bool] = {}
+        # The caller's environment: a variable a key set and later restored
+        # (mock.patch.dict's exit) carries the caller's value again.
+        self.original_env: Dict[bytes, bytes] = dict(getattr(os.environ, "_data", {}))
 
     # ---- paths ------------------------------------------------------------
 
-    def rel(self, path: Any) -> Optional[str]:
-        """Rootdir-relative posix path of a first-party file, else None (cached)."""
-        try:
-            return self._rel[path]
-        except (KeyError, TypeError):
-            pass
-        result = None
+    @staticmethod
+    def absolute(path: Any) -> Optional[str]:
+        """Normalized absolute path of `path` as the process sees it now (a
+        relative path is relative to the current working directory)."""
         try:
             p = os.fsdecode(os.fspath(path))
-            if not os.path.isabs(p):
-                p = os.path.join(os.getcwd(), p)
-            p = os.path.normpath(p)
-            result = self._rel_abs(p)
         except Exception:
-            result = None
-        if isinstance(path, str):
-            self._rel[path] = result
-        return result
+            return None
+        if not os.path.isabs(p):
+            try:
+                p = os.path.join(os.getcwd(), p)
+            except OSError:
+                return None
+        return os.path.normpath(p)
+
+    def rel(self, path: Any) -> Optional[str]:
+        """Rootdir-relative posix path of a first-party file, else None. Only
+        absolute paths are memoized: a relative one means another file after a chdir."""
+        if isinstance(path, str) and os.path.isabs(path):
+            try:
+                return self._rel[path]
+            except KeyError:
+                result = self._rel[path] = self._rel_abs(os.path.normpath(path))
+                return result
+        p = self.absolute(path)
+        return None if p is None else self._rel_abs(p)
 
     def _rel_abs(self, p: str) -> Optional[str]:
         if p.startswith(self.excluded_prefixes):
@@ -210,9 +254,13 @@ class Recorder:
         return None
 
     def _is_venv(self, top: str) -> bool:
+        """A real virtualenv at the top of the project (not the running one, which
+        excluded_prefixes covers): its files are installed code, not the project's."""
         v = self._venv_tops.get(top)
         if v is None:
-            v = self._venv_tops[top] = os.path.isfile(os.path.join(top, "pyvenv.cfg"))
+            v = self._venv_tops[top] = os.path.isfile(os.path.join(top, "pyvenv.cfg")) and os.path.isdir(
+                os.path.join(top, "bin" if os.name != "nt" else "Scripts")
+            )
         return v
 
     # ---- attribution ------------------------------------------------------
@@ -220,39 +268,117 @@ class Recorder:
     def set_active(self, key: Key) -> Key:
         prev = self.active
         self.active = key
-        self.env_next = None
-        self.env_queue = []
         if key is not None and key not in self.imports:
-            self.imports[key] = set()
-            self.reads[key] = set()
-            self.env[key] = set()
-            self.lists[key] = set()
-            self.wrote[key] = set()
-            self.py_reads[key] = set()
+            for table in (self.imports, self.reads, self.env, self.env_set, self.lists, self.wrote, self.requested):
+                table[key] = set()
         return prev
 
-    def _data_key(self) -> Key:
-        return None if self.import_depth else self.active
+    def data_key(self) -> Key:
+        """Who a data read (file, env, listing) belongs to: the active test file,
+        or None while a module body other than the active file's runs under an
+        import (the module keeps what it read for every later importer)."""
+        active = self.active
+        if active is None:
+            return None
+        frame: Any = sys._getframe(1)
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "<module>":
+                back = frame.f_back
+                if back is not None and _is_import_frame(back.f_code.co_filename):
+                    if self.rel(code.co_filename) == active:
+                        return active
+                    if frame.f_globals.get("__name__") != "__main__":
+                        return None
+            frame = frame.f_back
+        return active
 
     # ---- events -----------------------------------------------------------
 
-    def on_modules(self, importer_file: Any, names: List[str]) -> None:
-        importer = self.rel(importer_file) if importer_file else None
-        bucket = self.imports[self.active]
-        modules = sys.modules
-        for n in names:
-            m = modules.get(n)
-            f = getattr(m, "__file__", None) if m is not None else None
-            if not f:
-                continue
-            r = self.rel(f)
-            if r is None:
-                if self._is_outside_code(f):
+    def on_open(self, args: Tuple[Any, ...]) -> None:
+        path, mode, flags = args[0], args[1], args[2] or 0
+        if isinstance(path, int) or path is None or flags & _DIRECTORY:
+            return  # fdopen, or a directory (listings are not tracked here)
+        if isinstance(mode, str):
+            writes = "w" in mode or "a" in mode or "x" in mode or "+" in mode
+            # r+ and a+ read what was there; w+ and x+ start empty.
+            reads = "r" in mode or ("a" in mode and "+" in mode) or not writes
+        else:
+            writes = bool(flags & _WRITE_FLAGS)
+            acc = flags & os.O_ACCMODE
+            reads = (acc == os.O_RDONLY or acc == os.O_RDWR) and not flags & os.O_TRUNC
+        p = self.absolute(path)
+        if p is None:
+            return
+        module = False
+        if p.endswith(".pyc"):
+            if writes:
+                return  # the import system caching bytecode
+            src = source_of_pyc(p)
+            if src is None:
+                return
+            p, module = src, True
+        elif p.endswith(".py") and reads and not writes:
+            module = True  # a module loaded from source, or source read as text: either way an input
+        r = self._rel_abs(p)
+        if r is None:
+            if module:
+                if p not in self.written_outside and self._is_outside_code(p):
                     self.outside.add(self.active)
-                continue
-            bucket.add(r)
-            if importer is not None and importer != r:
-                self.edges.add((importer, r))
+            elif writes and p.endswith(".py"):
+                self.written_outside.add(p)
+            return
+        if module:
+            self._on_module(r)
+            return
+        k = self.data_key()
+        # A read of a file that does not exist is an input too (label "missing").
+        if reads and r not in self.wrote[k] and not r.endswith("conftest.py"):
+            self.reads[k].add(r)  # (conftest.py files are inputs of the tests below them, by the chain)
+        if writes:
+            self.written.add(r)
+            self.wrote[k].add(r)
+
+    def _on_module(self, rel: str) -> None:
+        """A first-party module's code was loaded (import, exec_module, runpy) or its
+        source read: an input of the active key, and an edge from whoever asked."""
+        if rel.endswith("conftest.py") and (rel == "conftest.py" or rel.endswith("/conftest.py")):
+            return  # inputs of exactly the tests below them, by the chain
+        self.imports[self.active].add(rel)
+        frame = _importer_frame()
+        if frame is not None:
+            importer = self.rel(frame.f_code.co_filename)
+            if importer is not None and importer != rel:
+                self.edges.add((importer, rel))
+
+    def on_import_request(self, name: Any, package: Any = None) -> None:
+        """A module was asked for by name (an import statement of a module not yet
+        loaded, or importlib.import_module): one already loaded is an input of the
+        active key now; one that fails to load is checked in deps()."""
+        if not isinstance(name, str):
+            return
+        if name.startswith("."):
+            if not isinstance(package, str) or not package:
+                return
+            level = len(name) - len(name.lstrip("."))
+            bits = package.rsplit(".", level - 1)
+            if len(bits) < level:
+                return
+            rest = name[level:]
+            name = bits[0] + ("." + rest if rest else "")
+        mod = sys.modules.get(name)
+        if mod is None:
+            self.requested[self.active].add(name)
+            return
+        f = getattr(mod, "__file__", None)
+        if not f:
+            return
+        r = self.rel(f)
+        if r is None:
+            if self._is_outside_code(f):
+                self.outside.add(self.active)
+            return
+        self._on_module(r)
 
     def _is_outside_code(self, f: str) -> bool:
         v = self._outside_seen.get(f)
@@ -266,32 +392,6 @@ class Recorder:
             )
             self._outside_seen[f] = v
         return v
-
-    def on_open(self, args: Tuple[Any, ...]) -> None:
-        path, mode, flags = args[0], args[1], args[2]
-        if isinstance(path, int) or path is None or (flags or 0) & _DIRECTORY:
-            return  # fdopen, or a directory (listings are not tracked)
-        r = self.rel(path)
-        if r is None:
-            return
-        if isinstance(mode, str):
-            write = "w" in mode or "a" in mode or "x" in mode or "+" in mode
-        else:
-            write = bool((flags or 0) & _WRITE_FLAGS)
-        k = self._data_key()
-        if write:
-            self.written.add(r)
-            self.wrote[k].add(r)
-        elif r.endswith("conftest.py"):
-            return  # conftest.py files are inputs of exactly the tests below them, by the chain
-        elif r in self.wrote[k]:
-            return  # this key's own output, written before it read it
-        elif self.import_depth and r.endswith((".py", ".pyc")):
-            # The import system (or pytest's assertion rewriter) reading a module's
-            # source, or a module loaded by path: told apart in deps().
-            self.py_reads[k].add((self.active, r))
-        else:
-            self.reads[k].add(r)
 
     def on_sqlite(self, database: Any) -> None:
         """sqlite3.connect(database): a read of a first-party database file (a new
@@ -312,7 +412,7 @@ class Recorder:
         r = self.rel(db)
         if r is None:
             return
-        k = self._data_key()
+        k = self.data_key()
         if r in self.wrote[k]:
             return
         if not os.path.exists(db):
@@ -325,7 +425,7 @@ class Recorder:
         """A subprocess (subprocess.Popen, os.system, os.exec*, os.posix_spawn, os.fork)."""
         if from_machinery():
             return
-        k = self._data_key()
+        k = self.data_key()
         self.spawns.add(k)
         if inherits_env:
             self.env[k].add("*")
@@ -334,7 +434,7 @@ class Recorder:
         """The whole environment was read (iteration, len, copy, repr)."""
         if from_machinery():
             return
-        self.env[self._data_key()].add("*")
+        self.env[self.data_key()].add("*")
 
     def on_list(self, path: Any) -> None:
         """A directory listing (os.listdir/os.scandir, and so glob, os.walk,
@@ -345,49 +445,52 @@ class Recorder:
             return  # a listing by file descriptor: its directory is unknown
         if path is None:
             path = "."
-        r = self.rel(path)
-        if r is None:
-            # rel() is for files under rootdir; the rootdir itself is ''.
-            try:
-                p = os.path.normpath(os.path.abspath(os.fsdecode(os.fspath(path))))
-            except Exception:
+        p = self.absolute(path)
+        if p is None:
+            return
+        if p + os.sep in self.prefixes:
+            r: Optional[str] = ""
+        else:
+            r = self._rel_abs(p)
+            if r is None:
                 return
-            if p + os.sep not in self.prefixes:
-                return
-            r = ""
         # Whoever called os.listdir, glob, pathlib, os.walk tells whether a test
         # or the machinery wanted the listing.
         if from_machinery():
             return  # the import system's and pytest's own directory scans
-        self.lists[self._data_key()].add(r)
+        self.lists[self.data_key()].add(r)
 
     def on_env(self, key: Any) -> None:
-        if self.env_next is not None or self.env_queue:
-            if key == self.env_next:
-                self.env_next = None
-                return  # an item of an iteration (items(), values(), `for k in environ: environ[k]`)
-            q = self.env_queue
-            if q:
-                if self.env_pos < len(q) and q[self.env_pos] == key:
-                    self.env_pos += 1
-                    return  # dict(os.environ) reading what its iteration listed
-                self.env_queue = []
-        name = key if isinstance(key, str) else os.fsdecode(key)
-        k = self._data_key()
-        if k is None and is_cosmetic_env(name):
+        """A variable read by name (os.environ[...], .get, `in`, os.getenv)."""
+        try:
+            name = key if isinstance(key, str) else os.fsdecode(key)
+        except Exception:
             return
-        self.env[k].add(name)
+        if from_machinery():
+            return  # pytest's own lookups (terminal width, CI for truncation, monkeypatch's undo)
+        k = self.data_key()
+        if name in self.env_set[k] and _raw_env(name) != self.original_env.get(_env_key(name)):
+            return  # the value this key itself set (monkeypatch.setenv), not the caller's
+        env = self.env[k]
+        if "*" in env:
+            return  # covered by the whole-environment read
+        env.add(name)
 
-    def env_iter(self, it: Any) -> Any:
-        """Wraps os.environ's key iterator (see on_env)."""
-        seen = []
-        for name in it:
-            self.env_next = name
-            seen.append(name)
-            yield name
-        self.env_next = None
-        self.env_queue = seen
-        self.env_pos = 0
+    def on_env_set(self, key: Any) -> None:
+        try:
+            name = key if isinstance(key, str) else os.fsdecode(key)
+        except Exception:
+            return
+        self.env_set[self.data_key()].add(name)
+
+    def on_stdin(self) -> None:
+        """A test read standard input: its results depend on what was typed or piped."""
+        self.volatile.add(self.data_key())
+
+    def on_option(self) -> None:
+        """Test or conftest code read a pytest option (any of them may be an
+        output-only one the key leaves out, such as -v)."""
+        self.options.add(self.data_key())
 
     # ---- results ----------------------------------------------------------
 
@@ -404,26 +507,50 @@ class Recorder:
             return False
         return not os.path.isdir(self.prefixes[0] + rel.replace("/", os.sep))
 
+    def missing_candidates(self, name: str) -> List[str]:
+        """First-party paths that would have been loaded for module `name`, had
+        they existed: `name.py`, `name/__init__.py` and `name/` (a namespace
+        package) in each search location inside the project."""
+        parent, _, leaf = name.rpartition(".")
+        if parent:
+            pm = sys.modules.get(parent)
+            locations = list(getattr(pm, "__path__", None) or ()) if pm is not None else []
+        else:
+            locations = [p or os.getcwd() for p in sys.path if isinstance(p, str)]
+        out: List[str] = []
+        for d in locations:
+            base = os.path.join(self.absolute(d) or d, *leaf.split("/"))
+            for c in (base + ".py", os.path.join(base, "__init__.py"), base):
+                r = self._rel_abs(os.path.normpath(c))
+                if r is not None and r not in out:
+                    out.append(r)
+        return out
+
     def deps(self, key: Key) -> Dict[str, Any]:
         own = {key} if key else set()
         reads = set(self.reads.get(key, ()))
-        for active, r in self.py_reads.get(key, ()):
-            if r not in self.imports.get(active, ()) and r[:-1] not in self.imports.get(active, ()):
-                reads.add(r)  # no import of it was recorded: loaded by path
+        for name in self.requested.get(key, ()):
+            if name not in sys.modules:
+                reads.update(c for c in self.missing_candidates(name) if not os.path.exists(self.prefixes[0] + c))
+        imports = self.imports.get(key, set()) - own
         return {
             "type": "deps",
             "file": key,
-            "imports": sorted(self.imports.get(key, set()) - own),
+            "imports": sorted(imports),
             "reads": sorted(r for r in reads if self._is_input(r)),
             "env": sorted(self.env.get(key, set())),
             "lists": sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
             "spawns": key in self.spawns,
             # Imported code outside the project and outside installed packages.
             "outside": key in self.outside,
+            # Read stdin: never stored.
+            "volatile": key in self.volatile,
+            # Read pytest's options: every argument is an input.
+            "options": key in self.options,
             # Inputs this session itself produced (some key wrote them): their
             # state at the end of the run says nothing about the next run, so
             # results that depend on them are never stored.
-            "generated": sorted(r for r in reads if r in self.written),
+            "generated": sorted(r for r in reads | imports if r in self.written),
         }
 
     def _written_dir_set(self) -> Set[str]:
@@ -431,120 +558,133 @@ class Recorder:
         return self._written_dirs or set()
 
 
+def _env_key(name: str) -> Any:
+    try:
+        return os.environ.encodekey(name)  # type: ignore[attr-defined]
+    except Exception:
+        return name
+
+
+def _raw_env(name: str) -> Any:
+    return getattr(os.environ, "_data", {}).get(_env_key(name))
+
+
 _RECORDER: Optional[Recorder] = None
 _installed = False
+# Set when a prologue could not be compiled: what it would have seen is unknown.
+_blind = False
 
 
-def _resolve(name: str, globals_: Any, level: int) -> Optional[str]:
-    if level <= 0:
-        return name
-    if not globals_:
+def is_blind() -> bool:
+    """Whether some event source could not be installed (nothing may be stored)."""
+    return _blind
+
+
+def add_prologue(func: Any, statement: str, source_file: str) -> bool:
+    """Recompile `func` from its own source with `statement` as the first line of
+    its body, keeping its file name, qualified name and line numbers, and swap the
+    code in place. The frame the function runs in stays the stock one."""
+    code = func.__code__
+    try:
+        with open(source_file, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    found = None
+    outer: List[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == code.co_name:
+            lines = [node.lineno] + [d.lineno for d in node.decorator_list]
+            if code.co_firstlineno in lines:
+                found = node
+                break
+    if found is None:
+        return False
+    qual = func.__qualname__.split(".")
+    outer = qual[:-1]
+    body = found.body
+    at = 1 if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str) else 0
+    if at >= len(body):
+        return False
+    anchor = body[at]
+    stmt = ast.parse(statement).body[0]
+    for n in ast.walk(stmt):
+        if hasattr(n, "lineno"):
+            n.lineno = n.end_lineno = anchor.lineno  # type: ignore[attr-defined]
+            n.col_offset = n.end_col_offset = anchor.col_offset  # type: ignore[attr-defined]
+    found.body = body[:at] + [stmt] + body[at:]
+    node: ast.stmt = found
+    for name in reversed(outer):
+        cls = ast.ClassDef(name=name, bases=[], keywords=[], body=[node], decorator_list=[])
+        ast.copy_location(cls, found)
+        cls.end_lineno = found.end_lineno  # type: ignore[attr-defined]
+        node = cls
+    module = ast.Module(body=[node], type_ignores=[])
+    try:
+        compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, TypeError):
+        return False
+
+    def find(c: Any) -> Any:
+        for const in c.co_consts:
+            if hasattr(const, "co_name"):
+                if const.co_name == code.co_name and const.co_firstlineno == code.co_firstlineno:
+                    return const
+                inner = find(const)
+                if inner is not None:
+                    return inner
         return None
-    package = globals_.get("__package__")
-    if package is None:
-        spec = globals_.get("__spec__")
-        package = getattr(spec, "parent", None)
-        if package is None:
-            package = globals_.get("__name__", "")
-            if "__path__" not in globals_:
-                package = package.rpartition(".")[0]
-    bits = package.rsplit(".", level - 1)
-    if len(bits) < level:
-        return None
-    base = bits[0]
-    return "%s.%s" % (base, name) if name else base
+
+    new = find(compiled)
+    if new is None or new.co_freevars != code.co_freevars:
+        return False
+    try:
+        func.__code__ = new
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
-def _requested(full: str, fromlist: Any, module: Any) -> List[str]:
-    parts = full.split(".")
-    names = [".".join(parts[: i + 1]) for i in range(len(parts))]
-    if fromlist:
-        items = list(fromlist)
-        if "*" in items:
-            items = [i for i in items if i != "*"] + list(getattr(module, "__all__", ()) or ())
-        base = getattr(module, "__name__", full) if module is not None else full
-        names.extend("%s.%s" % (base, i) for i in items if isinstance(i, str))
-    return names
+def _environ_methods() -> List[Tuple[str, str]]:
+    return [
+        ("__getitem__", 'sys.audit("rpytest.env", key)'),
+        ("__setitem__", 'sys.audit("rpytest.env.set", key)'),
+        ("__delitem__", 'sys.audit("rpytest.env.set", key)'),
+        ("__iter__", 'sys.audit("rpytest.env.all")'),
+        ("__len__", 'sys.audit("rpytest.env.all")'),
+        ("__repr__", 'sys.audit("rpytest.env.all")'),
+    ]
 
 
 def install(recorder: Recorder) -> None:
-    """Hook imports, opens and environ reads for the rest of this process."""
-    global _RECORDER, _installed
+    """Listen to imports, opens, environment reads and the rest for the rest of this process."""
+    global _RECORDER, _installed, _blind
     _RECORDER = recorder
     recorder.enabled = True
     if _installed:
         return
     _installed = True
-    orig_import = builtins.__import__
-    orig_import_module = importlib.import_module
-    modules = sys.modules
 
-    def recording_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-        rec = _RECORDER
-        if rec is None or not rec.enabled:
-            return orig_import(name, globals, locals, fromlist, level)
-        full = _resolve(name, globals, level) if level else name
-        mod = modules.get(full) if full is not None else None
-        if mod is None:
-            new = True
-        elif fromlist:
-            new = False
-            for item in fromlist:
-                if item != "*" and not hasattr(mod, item):
-                    new = True  # `from pkg import sub` may run sub's body now
-                    break
-        else:
-            new = False
-        if new:
-            rec.import_depth += 1
-            try:
-                module = orig_import(name, globals, locals, fromlist, level)
-            finally:
-                rec.import_depth -= 1
-        else:
-            module = orig_import(name, globals, locals, fromlist, level)
-        try:
-            importer = globals.get("__file__") if globals else None
-            fl = tuple(fromlist) if fromlist else ()
-            key = (rec.active, importer, full, fl)
-            if key not in rec._seen or new:
-                rec._seen.add(key)
-                if full is None:
-                    full = getattr(module, "__name__", name)
-                rec.on_modules(importer, _requested(full, fl, module))
-        except Exception:
-            pass
-        return module
+    environ_cls = type(os.environ)
+    os_source = getattr(sys.modules.get("os"), "__file__", None) or ""
+    for name, stmt in _environ_methods():
+        if not add_prologue(getattr(environ_cls, name), stmt, os_source):
+            _blind = True
+    if not add_prologue(importlib.import_module, 'sys.audit("rpytest.import_module", name, package)', importlib.__file__ or ""):
+        _blind = True
 
-    def recording_import_module(name: str, package: Optional[str] = None) -> Any:
-        rec = _RECORDER
-        if rec is None or not rec.enabled:
-            return orig_import_module(name, package)
-        caller = sys._getframe(1).f_globals
-        from_pytest = str(caller.get("__name__", "")).startswith(("_pytest", "pluggy"))
-        new = name not in modules
-        if new and not from_pytest:
-            rec.import_depth += 1
-            try:
-                module = orig_import_module(name, package)
-            finally:
-                rec.import_depth -= 1
-        else:
-            module = orig_import_module(name, package)
-        try:
-            full = getattr(module, "__name__", name)
-            rec.on_modules(caller.get("__file__"), _requested(full, (), module))
-        except Exception:
-            pass
-        return module
+    def env_all(rec: Recorder, args: Tuple[Any, ...]) -> None:
+        rec.on_env_all()
 
-    recording_import_module.__doc__ = orig_import_module.__doc__
-    recording_import_module.__wrapped__ = orig_import_module  # type: ignore[attr-defined]
-    builtins.__import__ = recording_import
-    importlib.import_module = recording_import_module
-
-    handlers = {
+    handlers: Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]] = {
         "open": Recorder.on_open,
+        "import": lambda rec, args: rec.on_import_request(args[0]),
+        "rpytest.import_module": lambda rec, args: rec.on_import_request(args[0], args[1]),
+        "rpytest.env": lambda rec, args: rec.on_env(args[0]),
+        "rpytest.env.set": lambda rec, args: rec.on_env_set(args[0]),
+        "rpytest.env.all": env_all,
+        "builtins.input": lambda rec, args: rec.on_stdin(),
+        "rpytest.option": lambda rec, args: _on_option_event(rec),
         "os.listdir": lambda rec, args: rec.on_list(args[0] if args else None),
         "os.scandir": lambda rec, args: rec.on_list(args[0] if args else None),
         "sqlite3.connect": lambda rec, args: rec.on_sqlite(args[0]),
@@ -570,59 +710,106 @@ def install(recorder: Recorder) -> None:
 
     sys.addaudithook(audit)
 
-    # os.environ must stay the same object: switch its class to a recording subclass.
-    environ_cls = type(os.environ)
 
-    def _note_whole_environment() -> None:
-        rec = _RECORDER
-        if rec is not None and rec.enabled:
-            try:
-                rec.on_env_all()
-            except Exception:
-                pass
+def record_options(config: Any) -> None:
+    """Make reads of pytest's options by test and conftest code visible: the
+    getoption/get_verbosity prologues and a namespace that notes direct
+    `config.option.X` reads from first-party code."""
+    global _blind
+    cls = type(config)
+    source = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
+    for name in ("getoption", "getvalue", "get_verbosity"):
+        func = getattr(cls, name, None)
+        if func is None or getattr(func, "_rpytest_prologue", False):
+            continue
+        if add_prologue(func, 'sys.audit("rpytest.option")', source):
+            func._rpytest_prologue = True  # type: ignore[attr-defined]
+        else:
+            _blind = True
 
-    class RecordingEnviron(environ_cls):  # type: ignore[misc, valid-type]
-        def __getitem__(self, key: Any) -> Any:
+    option = getattr(config, "option", None)
+    if option is None or type(option).__name__ == "RecordingNamespace":
+        return
+    base = type(option)
+    first_party: Dict[str, bool] = {}
+
+    class RecordingNamespace(base):  # type: ignore[misc, valid-type]
+        def __getattribute__(self, name: str) -> Any:
+            rec = _RECORDER
+            if rec is not None and rec.enabled and not name.startswith("__"):
+                fn = sys._getframe(1).f_code.co_filename
+                v = first_party.get(fn)
+                if v is None:
+                    v = first_party[fn] = rec.rel(fn) is not None
+                if v:
+                    rec.on_option()
+            return base.__getattribute__(self, name)
+
+    RecordingNamespace.__module__ = base.__module__
+    try:
+        option.__class__ = RecordingNamespace
+    except TypeError:
+        _blind = True
+
+
+def _on_option_event(rec: Recorder) -> None:
+    # The prologue's frame is pytest's getoption (or get_verbosity); the first
+    # caller outside pytest decides.
+    frame: Any = sys._getframe(1)
+    while frame is not None and (
+        frame.f_code.co_filename == _HERE or frame.f_code.co_filename.startswith(_PYTEST_DIR + os.sep)
+    ):
+        frame = frame.f_back
+    if frame is not None and rec.rel(frame.f_code.co_filename) is not None:
+        rec.on_option()
+
+
+def watch_stdin() -> None:
+    """Stdin is live for the tests (`-s`): put a reader in front of it that tells
+    the recorder when a test reads it (input() is seen by its audit event; this
+    covers sys.stdin.read/readline). sys.stdin stays sys.__stdin__, as under pytest."""
+    import io
+
+    old = sys.stdin
+    try:
+        fd = old.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+
+    class StdinReader(io.RawIOBase):
+        name = "<stdin>"
+
+        def readable(self) -> bool:
+            return True
+
+        def fileno(self) -> int:
+            return fd
+
+        def isatty(self) -> bool:
+            return os.isatty(fd)
+
+        def readinto(self, buffer: Any) -> int:
             rec = _RECORDER
             if rec is not None and rec.enabled:
                 try:
-                    rec.on_env(key)
+                    rec.on_stdin()
                 except Exception:
                     pass
-            return environ_cls.__getitem__(self, key)
+            data = os.read(fd, len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
 
-        # Whole-environment reads. items()/keys()/values(), dict(os.environ),
-        # os.environ.copy(), `|`, `==` all go through __iter__ (+ __getitem__).
-        def __iter__(self) -> Any:
-            rec = _RECORDER
-            if rec is not None and rec.enabled:
-                try:
-                    rec.on_env_all()
-                    return rec.env_iter(environ_cls.__iter__(self))
-                except Exception:
-                    pass
-            return environ_cls.__iter__(self)
-
-        def __len__(self) -> int:
-            _note_whole_environment()
-            return environ_cls.__len__(self)
-
-        def __repr__(self) -> str:
-            _note_whole_environment()
-            return environ_cls.__repr__(self)
-
-        def clear(self) -> None:
-            # MutableMapping.clear pops items one by one (iterating each time);
-            # emptying the environment reads nothing.
-            for k in list(self._data):
-                try:
-                    environ_cls.__delitem__(self, self.decodekey(k))
-                except KeyError:
-                    pass
-
-    RecordingEnviron.__name__ = environ_cls.__name__
-    RecordingEnviron.__qualname__ = environ_cls.__qualname__
-    RecordingEnviron.__module__ = environ_cls.__module__
-    os.environ.__class__ = RecordingEnviron
-    if hasattr(os, "environb") and type(os.environb) is environ_cls:
-        os.environb.__class__ = RecordingEnviron
+    raw = StdinReader()
+    stream = io.TextIOWrapper(
+        io.BufferedReader(raw),
+        encoding=getattr(old, "encoding", None) or "utf-8",
+        errors=getattr(old, "errors", None) or "strict",
+        line_buffering=bool(getattr(old, "line_buffering", False)),
+    )
+    try:
+        stream.mode = "r"  # type: ignore[misc]
+    except AttributeError:
+        pass
+    if sys.__stdin__ is old:
+        sys.__stdin__ = stream
+    sys.stdin = stream

@@ -212,6 +212,7 @@ pub struct Invocation<'p> {
     env: Vec<(String, String)>,
     junit: bool,
     timeout: Duration,
+    stdin: Option<Vec<u8>>,
 }
 
 impl<'p> Invocation<'p> {
@@ -223,7 +224,14 @@ impl<'p> Invocation<'p> {
             env: Vec::new(),
             junit: true,
             timeout: RUN_TIMEOUT,
+            stdin: None,
         }
+    }
+
+    /// Feeds `data` to the process's standard input (default: /dev/null).
+    pub fn stdin(mut self, data: &[u8]) -> Self {
+        self.stdin = Some(data.to_vec());
+        self
     }
 
     /// Sets an environment variable for this invocation only.
@@ -276,7 +284,15 @@ impl<'p> Invocation<'p> {
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
-        cmd.stdin(Stdio::null())
+        let stdin = match &self.stdin {
+            Some(data) => {
+                let path = self.project.out.join(format!("{tag}-{id}.stdin"));
+                fs::write(&path, data).expect("write stdin file");
+                Stdio::from(fs::File::open(&path).expect("open stdin file"))
+            }
+            None => Stdio::null(),
+        };
+        cmd.stdin(stdin)
             .stdout(fs::File::create(&stdout_path).expect("create stdout file"))
             .stderr(fs::File::create(&stderr_path).expect("create stderr file"));
         let child = cmd

@@ -1,4 +1,530 @@
-//! Soundness: what the recorder sees (imports, reads, environment, stdin, the working directory) and that it leaves no trace.
+//! Soundness: what the recorder sees (imports, reads, environment, options,
+//! stdin, the working directory) and that it leaves no trace in what tests see.
+//!
+//! Each test warms the cache (and checks that the node really is served from
+//! it, so the test could catch a false pass), makes one change, and asserts
+//! that rpytest's per-node outcomes and exit code equal stock pytest's.
 
-#[allow(unused_imports)]
-use super::common;
+use std::fs;
+use std::time::{Duration, Instant};
+
+use super::common::{assert_same, Pair, Run};
+
+/// An empty rootdir (`pytest.ini`) for both tools, writing bytecode as on users' machines.
+fn pair() -> Pair {
+    let mut pair = Pair::new("soundness");
+    pair.write_bytecode();
+    // CI runs these tests with CI=true; each test decides what CI is.
+    pair.set_env("CI", "");
+    pair
+}
+
+/// Runs both tools twice with `args` and asserts `node` was served from the
+/// cache the second time: the change that follows could hide a failure.
+fn warm(pair: &Pair, args: &[&str], node: &str) {
+    pair.check(args);
+    let (_, rp) = pair.check(args);
+    let statuses = rp.verbose_statuses();
+    assert_eq!(
+        statuses.get(node).map(String::as_str),
+        Some("CACHED"),
+        "{node} must be served from the cache before the change\n{}",
+        rp.transcript()
+    );
+}
+
+/// Runs both tools twice with `args` and asserts that the second rpytest run
+/// ran nothing (skips are replayed as SKIPPED, not CACHED).
+fn warm_all(pair: &Pair, args: &[&str]) {
+    pair.check(args);
+    let (_, rp) = pair.check(args);
+    assert!(
+        rp.stderr.lines().any(|l| l.starts_with("rpytest: ") && l.contains(" cached, 0 run")),
+        "everything must be served from the cache before the change\n{}",
+        rp.transcript()
+    );
+}
+
+/// Asserts `node` failed under both tools (the change broke it).
+fn assert_fails(run: &Run, node: &str) {
+    let statuses = run.verbose_statuses();
+    let status = statuses.get(node).map(String::as_str);
+    assert!(
+        matches!(status, Some("FAILED") | Some("ERROR")),
+        "{node} must fail after the change, got {status:?}\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_module_loaded_by_path_from_bytecode_is_an_input() {
+    let pair = pair();
+    pair.write("plugins/impl.py", "VALUE = 1\n");
+    pair.write("tests/helper_mod.py", "VALUE = 1\n");
+    pair.write(
+        "tests/test_load.py",
+        r#"import importlib.util, pathlib, runpy
+
+def load():
+    path = pathlib.Path(__file__).parent.parent / "plugins" / "impl.py"
+    spec = importlib.util.spec_from_file_location("impl_by_path", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+def test_by_path():
+    assert load().VALUE == 1
+"#,
+    );
+    pair.write(
+        "tests/test_runpy.py",
+        r#"import runpy
+
+def test_run_module():
+    assert runpy.run_module("helper_mod")["VALUE"] == 1
+"#,
+    );
+    // An earlier plain pytest run in the same tree leaves valid .pyc files:
+    // rpytest's first (recording) run then never opens the sources.
+    pair.rpytest.pytest(&["-q"]).run();
+    warm(&pair, &["-v"], "tests/test_load.py::test_by_path");
+    assert!(pair.rpytest.path("plugins/__pycache__").is_dir());
+    pair.write("plugins/impl.py", "VALUE = 22\n");
+    pair.write("tests/helper_mod.py", "VALUE = 22\n");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "tests/test_load.py::test_by_path");
+    assert_fails(&py, "tests/test_runpy.py::test_run_module");
+}
+
+#[test]
+fn ci_read_by_a_conftest_hook_is_an_input_serial_parallel_and_sharded() {
+    let mut pair = pair();
+    pair.write("pytest.ini", "[pytest]\nmarkers =\n    ci_only: runs on CI only\n");
+    pair.write(
+        "conftest.py",
+        r#"import os
+import pytest
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("CI"):
+        for item in items:
+            if "ci_only" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="CI only"))
+"#,
+    );
+    pair.write(
+        "tests/test_ci.py",
+        "import pytest\n\n@pytest.mark.ci_only\ndef test_on_ci():\n    assert False, 'broken on CI'\n\ndef test_plain():\n    pass\n",
+    );
+    pair.write("tests/test_other.py", "def test_other():\n    pass\n");
+    // rpytest's -n and --shard against stock serial pytest (the comparison is per node).
+    for args in [&["-v"][..], &["-v", "-n", "2"][..], &["-v", "--shard", "1/1"][..]] {
+        pair.set_env("CI", "");
+        for _ in 0..2 {
+            assert_same(&pair.pytest.pytest(&["-v"]).run(), &pair.rpytest.rpytest(args).run());
+        }
+        let rp = pair.rpytest.rpytest(args).run();
+        assert!(
+            rp.stderr.contains(" cached, 0 run"),
+            "everything must be served from the cache before the change\n{}",
+            rp.transcript()
+        );
+        pair.set_env("CI", "1");
+        let py = pair.pytest.pytest(&["-v"]).run();
+        assert_same(&py, &pair.rpytest.rpytest(args).run());
+        assert_fails(&py, "tests/test_ci.py::test_on_ci");
+    }
+}
+
+#[test]
+fn ci_at_import_of_a_settings_module_and_term_in_a_session_fixture_are_inputs() {
+    let mut pair = pair();
+    pair.write("settings.py", "import os\nON_CI = bool(os.environ.get('CI'))\n");
+    pair.write(
+        "conftest.py",
+        r#"import os
+import pytest
+
+@pytest.fixture(scope="session")
+def terminal():
+    return os.environ.get("TERM", "")
+"#,
+    );
+    pair.write(
+        "test_settings.py",
+        "import settings\n\ndef test_local_only():\n    assert not settings.ON_CI\n",
+    );
+    pair.write(
+        "test_term.py",
+        "def test_not_dumb(terminal):\n    assert terminal != 'dumb'\n",
+    );
+    pair.set_env("TERM", "xterm");
+    warm(&pair, &["-v"], "test_settings.py::test_local_only");
+    pair.set_env("CI", "1");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_settings.py::test_local_only");
+    pair.set_env("CI", "");
+    warm(&pair, &["-v"], "test_term.py::test_not_dumb");
+    pair.set_env("TERM", "dumb");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_term.py::test_not_dumb");
+}
+
+#[test]
+fn relative_reads_are_resolved_against_the_working_directory_of_the_moment() {
+    let pair = pair();
+    pair.write("data/a/input.txt", "a");
+    pair.write("data/b/input.txt", "b");
+    pair.write("data/value.txt", "1");
+    pair.write(
+        "tests/test_x.py",
+        r#"import pathlib
+
+def test_reads_a(monkeypatch):
+    monkeypatch.chdir(pathlib.Path(__file__).parent.parent / "data" / "a")
+    assert open("input.txt").read() == "a"
+"#,
+    );
+    pair.write(
+        "tests/test_y.py",
+        r#"import pathlib
+
+def test_reads_b(monkeypatch):
+    monkeypatch.chdir(pathlib.Path(__file__).parent.parent / "data" / "b")
+    assert open("input.txt").read() == "b"
+
+def test_reads_root_file_after_a_chdir():
+    assert open("data/value.txt").read() == "1"
+"#,
+    );
+    warm(&pair, &["-v"], "tests/test_y.py::test_reads_b");
+    pair.write("data/b/input.txt", "changed");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "tests/test_y.py::test_reads_b");
+    pair.write("data/b/input.txt", "b");
+    warm(&pair, &["-v"], "tests/test_y.py::test_reads_root_file_after_a_chdir");
+    pair.write("data/value.txt", "2");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "tests/test_y.py::test_reads_root_file_after_a_chdir");
+}
+
+#[test]
+fn files_opened_for_reading_and_writing_are_reads() {
+    let pair = pair();
+    pair.write("data/state.txt", "ok");
+    pair.write("data/log.txt", "ok");
+    pair.write(
+        "test_rw.py",
+        r#"def test_r_plus():
+    with open("data/state.txt", "r+") as f:
+        assert f.read() == "ok"
+
+def test_a_plus():
+    with open("data/log.txt", "a+") as f:
+        f.seek(0)
+        assert f.read() == "ok"
+"#,
+    );
+    pair.check(&["-v"]);
+    pair.check(&["-v"]);
+    pair.write("data/state.txt", "bad");
+    pair.write("data/log.txt", "bad");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_rw.py::test_r_plus");
+    assert_fails(&py, "test_rw.py::test_a_plus");
+}
+
+#[test]
+fn a_failed_import_makes_the_missing_module_an_input() {
+    let pair = pair();
+    pair.write(
+        "tests/test_optional.py",
+        r#"import importlib
+
+NAME = "ext" + "ras"  # not a literal: only the run can tell what is imported
+
+def test_import_module():
+    try:
+        importlib.import_module(NAME)
+    except ImportError:
+        return
+    assert False, "extras is present"
+
+def test_dunder_import():
+    try:
+        __import__(NAME + "_two")
+    except ImportError:
+        return
+    assert False, "extras_two is present"
+"#,
+    );
+    pair.write("tests/pkg/__init__.py", "");
+    pair.write(
+        "tests/test_submodule.py",
+        r#"import importlib
+import pkg
+
+def test_optional_submodule():
+    try:
+        importlib.import_module("pkg." + "plugin")
+    except ImportError:
+        return
+    assert False, "pkg.plugin is present"
+"#,
+    );
+    warm(&pair, &["-v"], "tests/test_optional.py::test_import_module");
+    pair.write("tests/extras.py", "");
+    pair.write("tests/extras_two/__init__.py", "");
+    pair.write("tests/pkg/plugin.py", "");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "tests/test_optional.py::test_import_module");
+    assert_fails(&py, "tests/test_optional.py::test_dunder_import");
+    assert_fails(&py, "tests/test_submodule.py::test_optional_submodule");
+}
+
+#[test]
+fn reading_pytests_verbosity_makes_the_output_options_inputs() {
+    let pair = pair();
+    pair.write(
+        "test_verbosity.py",
+        r#"def test_get_verbosity(pytestconfig):
+    assert pytestconfig.get_verbosity() < 2
+
+def test_option_attribute(pytestconfig):
+    assert pytestconfig.option.verbose < 2
+
+def test_getoption(request):
+    assert request.config.getoption("verbose") < 2
+"#,
+    );
+    pair.write("test_other.py", "def test_other():\n    pass\n");
+    warm(&pair, &["-v"], "test_verbosity.py::test_get_verbosity");
+    let (py, rp) = pair.check(&["-vv"]);
+    assert_fails(&py, "test_verbosity.py::test_get_verbosity");
+    assert_fails(&py, "test_verbosity.py::test_option_attribute");
+    assert_fails(&py, "test_verbosity.py::test_getoption");
+    // A file that never looked at the options stays cached.
+    assert_eq!(
+        rp.verbose_statuses().get("test_other.py::test_other").map(String::as_str),
+        Some("CACHED"),
+        "{}",
+        rp.transcript()
+    );
+}
+
+#[test]
+fn data_under_a_directory_that_looks_like_a_virtualenv_is_an_input() {
+    let pair = pair();
+    let meta = "tests/fixtures/venv/lib/python3.11/site-packages/demo-1.0.dist-info/METADATA";
+    pair.write(meta, "Name: demo\nVersion: 1.0\n");
+    pair.write("tests/fixtures/.venv/pyvenv.cfg", "home = /nowhere\n");
+    pair.write("tests/fixtures/.venv/data.txt", "1");
+    pair.write(
+        "tests/test_venv_data.py",
+        &format!(
+            r#"import pathlib
+
+HERE = pathlib.Path(__file__).parent
+
+def test_metadata():
+    assert "Version: 1.0" in (HERE.parent / "{meta}").read_text()
+
+def test_venv_cfg_neighbour():
+    assert (HERE / "fixtures" / ".venv" / "data.txt").read_text() == "1"
+"#
+        ),
+    );
+    warm(&pair, &["-v"], "tests/test_venv_data.py::test_metadata");
+    pair.write(meta, "Name: demo\nVersion: 2.0\n");
+    pair.write("tests/fixtures/.venv/data.txt", "2");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "tests/test_venv_data.py::test_metadata");
+    assert_fails(&py, "tests/test_venv_data.py::test_venv_cfg_neighbour");
+}
+
+#[test]
+fn a_read_of_git_head_is_an_input() {
+    let pair = pair();
+    pair.write(".git/HEAD", "ref: refs/heads/main\n");
+    pair.write(
+        "test_branch.py",
+        "def test_on_main():\n    assert open('.git/HEAD').read().strip().endswith('/main')\n",
+    );
+    warm(&pair, &["-v"], "test_branch.py::test_on_main");
+    pair.write(".git/HEAD", "ref: refs/heads/feature\n");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_branch.py::test_on_main");
+}
+
+#[test]
+fn a_test_that_reads_stdin_is_never_cached() {
+    let pair = pair();
+    pair.write(
+        "test_prompt.py",
+        r#"import sys
+
+def test_input():
+    assert input() == "yes"
+
+def test_readline():
+    assert sys.stdin.readline() == "again\n"
+"#,
+    );
+    pair.write("test_other.py", "def test_other():\n    pass\n");
+    let args = ["-v", "-s"];
+    for _ in 0..2 {
+        let py = pair.pytest.pytest(&args).stdin(b"yes\nagain\n").run();
+        let rp = pair.rpytest.rpytest(&args).stdin(b"yes\nagain\n").run();
+        assert_same(&py, &rp);
+        let statuses = rp.verbose_statuses();
+        for node in ["test_prompt.py::test_input", "test_prompt.py::test_readline"] {
+            assert_ne!(
+                statuses.get(node).map(String::as_str),
+                Some("CACHED"),
+                "{node} read stdin: it must never be served from the cache\n{}",
+                rp.transcript()
+            );
+        }
+    }
+    // Nothing on stdin now: both fail under both tools.
+    let (py, _) = pair.check(&args);
+    assert_fails(&py, "test_prompt.py::test_input");
+}
+
+#[test]
+fn an_interrupted_run_leaves_no_global_inputs_behind() {
+    let mut pair = pair();
+    let marker = pair.rpytest.out_path("slow-started");
+    pair.write(
+        "test_slow.py",
+        r#"import os, time
+
+def test_slow():
+    marker = os.environ.get("SLOW_MARKER")
+    if marker:
+        open(marker, "w").close()
+        time.sleep(120)
+"#,
+    );
+    pair.write("test_fast.py", "def test_fast():\n    pass\n");
+    warm(&pair, &["-v"], "test_fast.py::test_fast");
+    // Interrupt a run while test_slow runs (its key changed: it reads SLOW_MARKER).
+    pair.rpytest.set_env("SLOW_MARKER", &marker.to_string_lossy());
+    let running = pair.rpytest.rpytest(&["-v"]).spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the slow test never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(running.pid() as i32, libc::SIGINT) };
+    let interrupted = running.wait();
+    assert_eq!(interrupted.code, 2, "{}", interrupted.transcript());
+    pair.rpytest.unset_env("SLOW_MARKER");
+    let _ = fs::remove_file(&marker);
+    // Editing the interrupted file must not re-run the other file.
+    pair.write("test_slow.py", &(pair.rpytest.read("test_slow.py") + "\n# edited\n"));
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(
+        rp.verbose_statuses().get("test_fast.py::test_fast").map(String::as_str),
+        Some("CACHED"),
+        "the interrupted file became an input of every test\n{}",
+        rp.transcript()
+    );
+}
+
+#[test]
+fn the_recorder_leaves_no_frame_in_warnings_or_tracebacks() {
+    let pair = pair();
+    pair.write("pkg/__init__.py", "");
+    pair.write(
+        "pkg/old.py",
+        "import warnings\nwarnings.warn(\"pkg.old is deprecated\", DeprecationWarning, stacklevel=2)\n",
+    );
+    pair.write("pkg/broken.py", "import pkg.nothing_here\n");
+    pair.write(
+        "test_warn.py",
+        r#"import os, sys, pytest
+
+def test_warning_points_at_importer():
+    sys.modules.pop("pkg.old", None)
+    with pytest.warns(DeprecationWarning) as record:
+        import pkg.old
+    assert [os.path.basename(w.filename) for w in record] == ["test_warn.py"]
+
+def test_stack_has_no_recorder_frame():
+    import inspect
+    assert not [f for f in inspect.stack() if f.filename.endswith("record.py")]
+"#,
+    );
+    pair.write(
+        "test_tb.py",
+        "import os\n\ndef test_import_error():\n    import pkg.broken\n\ndef test_missing_env():\n    os.environ['RPYTEST_SOUNDNESS_UNSET']\n",
+    );
+    // Recording run (first), then a cached one: both as stock pytest.
+    for _ in 0..2 {
+        let (py, rp) = pair.check(&["-v", "-p", "no:cacheprovider", "test_warn.py"]);
+        assert_eq!(py.code, 0, "{}", py.transcript());
+        assert_eq!(rp.code, 0, "{}", rp.transcript());
+    }
+    let (py, rp) = pair.check(&["--tb=long", "-p", "no:cacheprovider", "test_tb.py"]);
+    assert_eq!(
+        failures_section(&py.stdout),
+        failures_section(&rp.stdout),
+        "tracebacks differ from stock pytest"
+    );
+    assert!(!rp.stdout.contains("record.py"), "{}", rp.stdout);
+}
+
+/// The FAILURES section of pytest's output, without the environment's repr
+/// (a frame argument whose variables differ between the two copies).
+fn failures_section(stdout: &str) -> String {
+    let start = stdout.find("= FAILURES =").unwrap_or(0);
+    let end = stdout.find("short test summary").unwrap_or(stdout.len());
+    stdout[start..end]
+        .lines()
+        .filter(|l| !l.contains("environ(") && !l.contains("generated xml file"))
+        .map(|l| l.replace(|c: char| c == '\\', "/"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn formatting_a_failure_and_monkeypatching_the_environment_add_no_inputs() {
+    let mut pair = pair();
+    pair.write(
+        "test_fails.py",
+        "def test_broken():\n    assert 1 == 2\n",
+    );
+    pair.write(
+        "test_patched.py",
+        r#"import os
+
+def test_setenv(monkeypatch):
+    monkeypatch.setenv("SOUNDNESS_PATCHED", "inside")
+    assert os.environ["SOUNDNESS_PATCHED"] == "inside"
+"#,
+    );
+    pair.set_env("SOUNDNESS_PATCHED", "outside-1");
+    warm(&pair, &["-v"], "test_patched.py::test_setenv");
+    // The outer value is not an input: the test only sees its own.
+    pair.set_env("SOUNDNESS_PATCHED", "outside-2");
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(
+        rp.verbose_statuses().get("test_patched.py::test_setenv").map(String::as_str),
+        Some("CACHED"),
+        "{}",
+        rp.transcript()
+    );
+    // The failure report read CI: not an input of the failing file's key,
+    // so a later pass of it is cached without a second run.
+    pair.write("test_fails.py", "def test_broken():\n    assert 1 == 1\n");
+    pair.check(&["-v"]);
+    pair.set_env("CI", "1");
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(
+        rp.verbose_statuses().get("test_fails.py::test_broken").map(String::as_str),
+        Some("CACHED"),
+        "{}",
+        rp.transcript()
+    );
+}
