@@ -165,6 +165,8 @@ class Recorder:
         # Module names each key asked for that may not exist (checked at the end:
         # a failed import makes the paths it would have loaded inputs).
         self.requested: Dict[Key, Set[str]] = {None: set()}
+        # Paths each key checked for existence (directories included).
+        self.probes: Dict[Key, Set[str]] = {None: set()}
         # Keys that started a subprocess (which can read anything unseen).
         self.spawns: Set[Key] = set()
         # Keys whose tests read stdin or pytest's output options.
@@ -269,7 +271,9 @@ class Recorder:
         prev = self.active
         self.active = key
         if key is not None and key not in self.imports:
-            for table in (self.imports, self.reads, self.env, self.env_set, self.lists, self.wrote, self.requested):
+            for table in (
+                self.imports, self.reads, self.env, self.env_set, self.lists, self.wrote, self.requested, self.probes
+            ):
                 table[key] = set()
         return prev
 
@@ -351,7 +355,7 @@ class Recorder:
             if importer is not None and importer != rel:
                 self.edges.add((importer, rel))
 
-    def on_import_request(self, name: Any, package: Any = None) -> None:
+    def on_import_request(self, name: Any, package: Any = None, probe: bool = False) -> None:
         """A module was asked for by name (an import statement of a module not yet
         loaded, or importlib.import_module): one already loaded is an input of the
         active key now; one that fails to load is checked in deps()."""
@@ -368,6 +372,8 @@ class Recorder:
             name = bits[0] + ("." + rest if rest else "")
         mod = sys.modules.get(name)
         if mod is None:
+            if probe and from_machinery():
+                return  # pytest and the import system looking for plugins and modules
             self.requested[self.active].add(name)
             return
         f = getattr(mod, "__file__", None)
@@ -421,14 +427,74 @@ class Recorder:
             return
         self.reads[k].add(r)
 
-    def on_spawn(self, inherits_env: bool) -> None:
-        """A subprocess (subprocess.Popen, os.system, os.exec*, os.posix_spawn, os.fork)."""
+    def on_spawn(self, inherits_env: bool, argv: Any = None, cwd: Any = None) -> None:
+        """A subprocess (subprocess.Popen, os.system, os.exec*, os.posix_spawn, os.fork).
+        Its own reads are invisible; the project files and modules its command line
+        names (`python script.py`, `python -m pkg.tool`, `cat data.txt`) are inputs."""
         if from_machinery():
             return
         k = self.data_key()
         self.spawns.add(k)
         if inherits_env:
             self.env[k].add("*")
+        if argv is None:
+            return
+        if isinstance(argv, (str, bytes)):
+            import shlex
+
+            try:
+                words: List[Any] = shlex.split(os.fsdecode(argv))
+            except ValueError:
+                words = os.fsdecode(argv).split()
+        else:
+            try:
+                words = list(argv)
+            except TypeError:
+                return
+        base = self.absolute(cwd) if cwd is not None else None
+        after_m = False
+        for w in words:
+            try:
+                text = os.fsdecode(os.fspath(w))
+            except (TypeError, ValueError):
+                continue
+            if after_m:
+                self.requested[self.active].add(text)
+                after_m = False
+                continue
+            if text == "-m":
+                after_m = True
+                continue
+            if not text or text.startswith("-"):
+                continue
+            path = text if os.path.isabs(text) or base is None else os.path.join(base, text)
+            p = self.absolute(path)
+            if p is None or not os.path.isfile(p):
+                continue
+            r = self._rel_abs(p)
+            if r is None:
+                continue
+            if r.endswith(".py"):
+                self._on_module(r)
+            elif r not in self.wrote[k]:
+                self.reads[k].add(r)
+
+    def on_probe(self, path: Any) -> None:
+        """An existence or metadata check (os.path.exists/isfile/isdir/getsize...,
+        Path.stat and so Path.exists/is_file/is_dir): whether the file is there is
+        an input (a missing one keys as missing; a present one by its content)."""
+        if isinstance(path, int) or path is None:
+            return
+        try:
+            text = os.fsdecode(os.fspath(path))
+        except (TypeError, ValueError):
+            return
+        r = self.rel(text)
+        if r is None or from_machinery():
+            return
+        k = self.data_key()
+        if r not in self.wrote[k]:
+            self.probes[k].add(r)
 
     def on_env_all(self) -> None:
         """The whole environment was read (iteration, len, copy, repr)."""
@@ -531,13 +597,17 @@ class Recorder:
         reads = set(self.reads.get(key, ()))
         for name in self.requested.get(key, ()):
             if name not in sys.modules:
-                reads.update(c for c in self.missing_candidates(name) if not os.path.exists(self.prefixes[0] + c))
+                # Not loaded: what would have been found (or not) for it is the input.
+                reads.update(self.missing_candidates(name))
+        reads = {r for r in reads if self._is_input(r)}
+        # Existence checks: a directory stays an input (it keys as a directory).
+        reads.update(r for r in self.probes.get(key, ()) if r not in self._written_dir_set())
         imports = self.imports.get(key, set()) - own
         return {
             "type": "deps",
             "file": key,
             "imports": sorted(imports),
-            "reads": sorted(r for r in reads if self._is_input(r)),
+            "reads": sorted(reads),
             "env": sorted(self.env.get(key, set())),
             "lists": sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
             "spawns": key in self.spawns,
@@ -585,6 +655,13 @@ def add_prologue(func: Any, statement: str, source_file: str) -> bool:
     its body, keeping its file name, qualified name and line numbers, and swap the
     code in place. The frame the function runs in stays the stock one."""
     code = func.__code__
+    namespace = getattr(func, "__globals__", {})
+    if namespace.get("sys") is not sys:
+        # A module without `import sys` (genericpath): reach it through os, never
+        # through builtins (tests patch builtins.__import__).
+        if namespace.get("os") is not os or not statement.startswith("sys."):
+            return False
+        statement = "os." + statement
     try:
         with open(source_file, encoding="utf-8") as f:
             tree = ast.parse(f.read())
@@ -656,6 +733,29 @@ def _environ_methods() -> List[Tuple[str, str]]:
     ]
 
 
+def _probe_functions() -> List[Tuple[Any, str]]:
+    """Python-level functions that look at a path without opening it (os.stat
+    itself is C and raises no audit event), with the prologue for each."""
+    import genericpath
+    import importlib.util
+    import pathlib
+    import posixpath
+
+    out: List[Tuple[Any, str]] = [(importlib.util.find_spec, 'sys.audit("rpytest.find_spec", name, package)')]
+    for mod, names in ((genericpath, ("exists", "isfile", "isdir", "getsize", "getmtime", "getctime", "getatime")),
+                       (posixpath, ("islink", "lexists"))):
+        for name in names:
+            func = getattr(mod, name, None)
+            code = getattr(func, "__code__", None)
+            if code is not None and code.co_varnames[:1]:
+                out.append((func, 'sys.audit("rpytest.probe", %s)' % code.co_varnames[0]))
+    for name in ("stat", "lstat"):
+        func = getattr(pathlib.Path, name, None)
+        if getattr(func, "__code__", None) is not None:
+            out.append((func, 'sys.audit("rpytest.probe", self)'))
+    return out
+
+
 def install(recorder: Recorder) -> None:
     """Listen to imports, opens, environment reads and the rest for the rest of this process."""
     global _RECORDER, _installed, _blind
@@ -672,6 +772,10 @@ def install(recorder: Recorder) -> None:
             _blind = True
     if not add_prologue(importlib.import_module, 'sys.audit("rpytest.import_module", name, package)', importlib.__file__ or ""):
         _blind = True
+    for func, stmt in _probe_functions():
+        module = sys.modules.get(func.__module__)
+        if not add_prologue(func, stmt, getattr(module, "__file__", None) or ""):
+            _blind = True
 
     def env_all(rec: Recorder, args: Tuple[Any, ...]) -> None:
         rec.on_env_all()
@@ -688,11 +792,13 @@ def install(recorder: Recorder) -> None:
         "os.listdir": lambda rec, args: rec.on_list(args[0] if args else None),
         "os.scandir": lambda rec, args: rec.on_list(args[0] if args else None),
         "sqlite3.connect": lambda rec, args: rec.on_sqlite(args[0]),
+        "rpytest.find_spec": lambda rec, args: rec.on_import_request(args[0], args[1], probe=True),
+        "rpytest.probe": lambda rec, args: rec.on_probe(args[0]),
         # (executable, args, cwd, env): env None inherits the whole environment
-        "subprocess.Popen": lambda rec, args: rec.on_spawn(args[3] is None),
-        "os.system": lambda rec, args: rec.on_spawn(True),
-        "os.exec": lambda rec, args: rec.on_spawn(args[2] is None),  # (path, args, env)
-        "os.posix_spawn": lambda rec, args: rec.on_spawn(False),  # env is a mapping: iterated
+        "subprocess.Popen": lambda rec, args: rec.on_spawn(args[3] is None, args[1], args[2]),
+        "os.system": lambda rec, args: rec.on_spawn(True, args[0]),
+        "os.exec": lambda rec, args: rec.on_spawn(args[2] is None, args[1]),  # (path, args, env)
+        "os.posix_spawn": lambda rec, args: rec.on_spawn(False, args[1]),  # env is a mapping: iterated
         "os.fork": lambda rec, args: rec.on_spawn(False),
         "os.forkpty": lambda rec, args: rec.on_spawn(False),
     }

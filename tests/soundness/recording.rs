@@ -528,3 +528,48 @@ def test_setenv(monkeypatch):
         rp.transcript()
     );
 }
+
+#[test]
+fn existence_checks_find_spec_and_scripts_run_in_a_subprocess_are_inputs() {
+    let pair = pair();
+    pair.write("data/present.txt", "x");
+    pair.write("tools/check.py", "import sys\nsys.exit(0)\n");
+    pair.write(
+        "tests/test_probes.py",
+        r#"import importlib.util, os, pathlib, subprocess, sys
+
+ROOT = pathlib.Path(__file__).parent.parent
+
+def test_optional_file_absent():
+    assert not os.path.exists(ROOT / "data" / "optional.json")
+
+def test_path_exists():
+    assert (ROOT / "data" / "present.txt").exists()
+
+def test_is_dir_absent():
+    assert not os.path.isdir(ROOT / "data" / "extra")
+
+def test_find_spec():
+    assert importlib.util.find_spec("plugin_" + "mod") is None
+
+def test_script():
+    subprocess.run([sys.executable, "tools/check.py"], cwd=ROOT, check=True)
+"#,
+    );
+    warm(&pair, &["-v"], "tests/test_probes.py::test_optional_file_absent");
+    pair.write("data/optional.json", "{}");
+    pair.remove("data/present.txt");
+    pair.write("data/extra/readme.txt", "");
+    pair.write("tests/plugin_mod.py", "");
+    pair.write("tools/check.py", "import sys\nsys.exit(1)\n");
+    let (py, _) = pair.check(&["-v"]);
+    for node in [
+        "test_optional_file_absent",
+        "test_path_exists",
+        "test_is_dir_absent",
+        "test_find_spec",
+        "test_script",
+    ] {
+        assert_fails(&py, &format!("tests/test_probes.py::{node}"));
+    }
+}
