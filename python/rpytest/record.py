@@ -208,6 +208,21 @@ class Recorder:
         self.installed_prefixes = tuple(installed)
         self.outside: Set[Key] = set()
         self._outside_seen: Dict[str, bool] = {}
+        # Reads of files outside the project, named by absolute path.
+        self.external: Dict[Key, Set[str]] = {None: set()}
+        self._external_seen: Dict[str, bool] = {}
+        volatile = ["/proc/", "/sys/", "/dev/", "/run/", "/var/run/", "/var/tmp/", "/tmp/"]
+        try:
+            import tempfile
+
+            volatile.append(os.path.realpath(tempfile.gettempdir()).rstrip(os.sep) + os.sep)
+            volatile.append(os.path.normpath(tempfile.gettempdir()).rstrip(os.sep) + os.sep)
+        except Exception:
+            pass
+        home = os.path.expanduser("~")
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+        volatile.append(os.path.normpath(cache).rstrip(os.sep) + os.sep)
+        self.volatile_prefixes = tuple(volatile)
         # The caller's environment: a variable a key set and later restored
         # (mock.patch.dict's exit) carries the caller's value again.
         self.original_env: Dict[bytes, bytes] = dict(getattr(os.environ, "_data", {}))
@@ -272,7 +287,8 @@ class Recorder:
         self.active = key
         if key is not None and key not in self.imports:
             for table in (
-                self.imports, self.reads, self.env, self.env_set, self.lists, self.wrote, self.requested, self.probes
+                self.imports, self.reads, self.env, self.env_set, self.lists, self.wrote, self.requested, self.probes,
+                self.external,
             ):
                 table[key] = set()
         return prev
@@ -329,8 +345,10 @@ class Recorder:
             if module:
                 if p not in self.written_outside and self._is_outside_code(p):
                     self.outside.add(self.active)
-            elif writes and p.endswith(".py"):
+            elif writes:
                 self.written_outside.add(p)
+            elif reads and p not in self.written_outside and self._is_external_input(p):
+                self.external[self.data_key()].add(p)
             return
         if module:
             self._on_module(r)
@@ -385,6 +403,21 @@ class Recorder:
                 self.outside.add(self.active)
             return
         self._on_module(r)
+
+    def _is_external_input(self, p: str) -> bool:
+        """A file outside the project that a test's outcome can depend on (a
+        config file in $HOME, /etc/...): not the interpreter's or an installed
+        package's files, not the kernel's, not temporary files and not caches."""
+        v = self._external_seen.get(p)
+        if v is None:
+            v = not p.startswith(self.installed_prefixes) and not p.startswith(self.volatile_prefixes)
+            if v:
+                try:
+                    v = os.path.isfile(p)
+                except OSError:
+                    v = False
+            self._external_seen[p] = v
+        return v
 
     def _is_outside_code(self, f: str) -> bool:
         v = self._outside_seen.get(f)
@@ -602,6 +635,9 @@ class Recorder:
         reads = {r for r in reads if self._is_input(r)}
         # Existence checks: a directory stays an input (it keys as a directory).
         reads.update(r for r in self.probes.get(key, ()) if r not in self._written_dir_set())
+        # Files outside the project, by absolute path: such a key only matches
+        # where the same path holds the same bytes.
+        reads.update(p for p in self.external.get(key, ()) if p not in self.written_outside)
         imports = self.imports.get(key, set()) - own
         return {
             "type": "deps",

@@ -573,3 +573,30 @@ def test_script():
         assert_fails(&py, &format!("tests/test_probes.py::{node}"));
     }
 }
+
+#[test]
+fn a_file_outside_the_project_that_a_test_reads_is_an_input() {
+    let mut pair = pair();
+    // Outside the project and outside the temporary directory (a config file
+    // in $HOME, /etc/...): the target directory of this build.
+    let dir = tempfile::Builder::new()
+        .prefix("external-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create a directory outside /tmp");
+    let config = dir.path().join("settings.ini");
+    fs::write(&config, "mode = fast\n").unwrap();
+    pair.set_env("SOUNDNESS_CONFIG", &config.to_string_lossy());
+    pair.write(
+        "test_external.py",
+        r#"import os
+
+def test_reads_config():
+    with open(os.environ["SOUNDNESS_CONFIG"]) as f:
+        assert f.read() == "mode = fast\n"
+"#,
+    );
+    warm(&pair, &["-v"], "test_external.py::test_reads_config");
+    fs::write(&config, "mode = slow\n").unwrap();
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_external.py::test_reads_config");
+}
