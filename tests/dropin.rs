@@ -857,3 +857,23 @@ fn interpreter_without_pytest_is_a_usage_error_naming_the_fix() {
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+/// `rpytest ... | head`: when the reader goes away, both tools end quietly
+/// with exit code 1 (Python's code for EPIPE), fresh and fully cached.
+#[test]
+fn a_closed_stdout_ends_like_pytest() {
+    let project = Project::new("cache_many");
+    let check = |run: &Run, what: &str| {
+        assert_eq!(run.code, 1, "{what}: exit code\n{}", run.transcript());
+        assert!(
+            !run.stderr.contains("Traceback") && !run.stderr.contains("panicked") && !run.stderr.contains("INTERNALERROR"),
+            "{what}: nothing but pytest's own silence\n{}",
+            run.transcript()
+        );
+    };
+    let stock = project.pytest(&["-v"]).no_junit().stdout_closed().run();
+    check(&stock, "stock pytest");
+    check(&project.rpytest(&["-v"]).no_junit().stdout_closed().run(), "rpytest (session)");
+    project.rpytest(&["-q"]).no_junit().run();
+    check(&project.rpytest(&["-q"]).no_junit().stdout_closed().run(), "rpytest (fully cached)");
+}

@@ -869,29 +869,40 @@ def record_options(config: Any) -> None:
         else:
             _blind = True
 
-    option = getattr(config, "option", None)
-    if option is None or type(option).__name__ == "RecordingNamespace":
-        return
-    base = type(option)
+    # Direct attribute reads: config.option.verbose, config.invocation_params.args.
     first_party: Dict[str, bool] = {}
+    for attr in ("option", "invocation_params"):
+        target = getattr(config, attr, None)
+        if target is None or getattr(type(target), "_rpytest_recording", False):
+            continue
+        if not _record_attribute_reads(target, first_party):
+            _blind = True
 
-    class RecordingNamespace(base):  # type: ignore[misc, valid-type]
-        def __getattribute__(self, name: str) -> Any:
-            rec = _RECORDER
-            if rec is not None and rec.enabled and not name.startswith("__"):
-                fn = sys._getframe(1).f_code.co_filename
-                v = first_party.get(fn)
-                if v is None:
-                    v = first_party[fn] = rec.rel(fn) is not None
-                if v:
-                    rec.on_option()
-            return base.__getattribute__(self, name)
 
-    RecordingNamespace.__module__ = base.__module__
+def _record_attribute_reads(target: Any, first_party: Dict[str, bool]) -> bool:
+    """Switch `target` to a subclass of its class that tells the recorder when
+    first-party code (a test, a conftest) reads one of its attributes."""
+    base = type(target)
+
+    def __getattribute__(self: Any, name: str) -> Any:
+        rec = _RECORDER
+        if rec is not None and rec.enabled and not name.startswith("__"):
+            fn = sys._getframe(1).f_code.co_filename
+            v = first_party.get(fn)
+            if v is None:
+                v = first_party[fn] = rec.rel(fn) is not None
+            if v:
+                rec.on_option()
+        return base.__getattribute__(self, name)
+
     try:
-        option.__class__ = RecordingNamespace
+        recording = type(base.__name__, (base,), {"__getattribute__": __getattribute__, "_rpytest_recording": True})
+        recording.__module__ = base.__module__
+        recording.__qualname__ = base.__qualname__
+        object.__setattr__(target, "__class__", recording)
     except TypeError:
-        _blind = True
+        return False
+    return True
 
 
 def _on_option_event(rec: Recorder) -> None:

@@ -3,26 +3,42 @@
 //! errors, warnings, the cache summary, the fully cached run's summary.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+/// Writes one line to stdout. A closed pipe (`rpytest | head`) ends the
+/// process quietly with exit code 1, as it ends pytest (and Python) on EPIPE.
+pub fn stdout_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Writes one line to stderr; a closed stderr is not a reason to fail.
+pub fn stderr_line(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
 
 /// An error that ends the run, in pytest's style.
 pub fn error(msg: &str) {
-    eprintln!("ERROR: {msg}");
+    stderr_line(&format!("ERROR: {msg}"));
 }
 
 /// A warning that does not stop the run.
 pub fn warning(msg: &str) {
-    eprintln!("rpytest: warning: {msg}");
+    stderr_line(&format!("rpytest: warning: {msg}"));
 }
 
 /// A plain informational line on stderr.
 pub fn note(msg: &str) {
-    eprintln!("rpytest: {msg}");
+    stderr_line(&format!("rpytest: {msg}"));
 }
 
 /// A line on stdout (management commands).
 pub fn out(msg: &str) {
-    println!("{msg}");
+    stdout_line(msg);
 }
 
 /// How the cache served this run.
@@ -30,7 +46,7 @@ pub fn cache_summary(cached: usize, ran: usize, saved: f64) {
     if cached == 0 {
         return;
     }
-    eprintln!("rpytest: {cached} cached, {ran} run, {:.2}s saved", saved);
+    stderr_line(&format!("rpytest: {cached} cached, {ran} run, {saved:.2}s saved"));
 }
 
 fn color_enabled(args_color: Option<&str>) -> bool {
@@ -72,9 +88,9 @@ pub fn fully_cached_summary(
         format!("{}{}{}", "=".repeat(left), inner, "=".repeat(fill - left))
     };
     if color_enabled(color) {
-        println!("\x1b[32m{line}\x1b[0m");
+        stdout_line(&format!("\x1b[32m{line}\x1b[0m"));
     } else {
-        println!("{line}");
+        stdout_line(&line);
     }
 }
 
@@ -108,10 +124,10 @@ impl Trace {
     pub fn mark(&mut self, what: &str) {
         if self.on {
             let now = std::time::Instant::now();
-            eprintln!(
+            stderr_line(&format!(
                 "rpytest trace: {what}: {:.1} ms",
                 (now - self.last).as_secs_f64() * 1000.0
-            );
+            ));
             self.last = now;
         }
     }

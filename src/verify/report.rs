@@ -169,7 +169,7 @@ pub fn note(msg: &str) {
 pub fn print(report: &Report) {
     let ds = &report.disagreements;
     if !ds.is_empty() {
-        println!();
+        crate::report::stdout_line("");
         let mut groups: BTreeMap<(Kind, String), Vec<&Disagreement>> = BTreeMap::new();
         for d in ds {
             groups
@@ -179,9 +179,9 @@ pub fn print(report: &Report) {
         }
         for ((kind, file), items) in groups {
             if file.is_empty() {
-                println!("{}:", kind.label());
+                crate::report::stdout_line(&format!("{}:", kind.label()));
             } else {
-                println!("{}: {file}", kind.label());
+                crate::report::stdout_line(&format!("{}: {file}", kind.label()));
             }
             for d in items {
                 let cause = match (&d.cause.id, &d.cause.evidence) {
@@ -191,20 +191,20 @@ pub fn print(report: &Report) {
                 };
                 match &d.nodeid {
                     Some(n) => {
-                        println!("  {n}{cause}");
-                        println!("      {}", d.message);
+                        crate::report::stdout_line(&format!("  {n}{cause}"));
+                        crate::report::stdout_line(&format!("      {}", d.message));
                     }
-                    None => println!("  {}{cause}", d.message),
+                    None => crate::report::stdout_line(&format!("  {}{cause}", d.message)),
                 }
             }
         }
         if let Some(out) = &report.outputs {
-            println!();
-            println!("output of every run: {}", out.display());
+            crate::report::stdout_line("");
+            crate::report::stdout_line(&format!("output of every run: {}", out.display()));
         }
-        println!();
+        crate::report::stdout_line("");
     }
-    println!("{}", report.verdict);
+    crate::report::stdout_line(&format!("{}", report.verdict));
 }
 
 /// Writes the JSON report.

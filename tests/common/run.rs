@@ -213,6 +213,7 @@ pub struct Invocation<'p> {
     junit: bool,
     timeout: Duration,
     stdin: Option<Vec<u8>>,
+    stdout_closed: bool,
 }
 
 impl<'p> Invocation<'p> {
@@ -225,7 +226,15 @@ impl<'p> Invocation<'p> {
             junit: true,
             timeout: RUN_TIMEOUT,
             stdin: None,
+            stdout_closed: false,
         }
+    }
+
+    /// Gives the process a stdout pipe whose reading end is already closed
+    /// (`rpytest | head` after head exited).
+    pub fn stdout_closed(mut self) -> Self {
+        self.stdout_closed = true;
+        self
     }
 
     /// Feeds `data` to the process's standard input (default: /dev/null).
@@ -292,12 +301,18 @@ impl<'p> Invocation<'p> {
             }
             None => Stdio::null(),
         };
+        let stdout_file = fs::File::create(&stdout_path).expect("create stdout file");
         cmd.stdin(stdin)
-            .stdout(fs::File::create(&stdout_path).expect("create stdout file"))
+            .stdout(if self.stdout_closed {
+                Stdio::piped()
+            } else {
+                Stdio::from(stdout_file)
+            })
             .stderr(fs::File::create(&stderr_path).expect("create stderr file"));
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {tag}: {e}"));
+        drop(child.stdout.take());
         Running {
             child,
             tool: self.tool,

@@ -295,6 +295,9 @@ def test_option_attribute(pytestconfig):
 
 def test_getoption(request):
     assert request.config.getoption("verbose") < 2
+
+def test_invocation_args(pytestconfig):
+    assert "-vv" not in pytestconfig.invocation_params.args
 "#,
     );
     pair.write("test_other.py", "def test_other():\n    pass\n");
@@ -303,6 +306,7 @@ def test_getoption(request):
     assert_fails(&py, "test_verbosity.py::test_get_verbosity");
     assert_fails(&py, "test_verbosity.py::test_option_attribute");
     assert_fails(&py, "test_verbosity.py::test_getoption");
+    assert_fails(&py, "test_verbosity.py::test_invocation_args");
     // A file that never looked at the options stays cached.
     assert_eq!(
         rp.verbose_statuses().get("test_other.py::test_other").map(String::as_str),
