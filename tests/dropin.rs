@@ -877,3 +877,25 @@ fn a_closed_stdout_ends_like_pytest() {
     project.rpytest(&["-q"]).no_junit().run();
     check(&project.rpytest(&["-q"]).no_junit().stdout_closed().run(), "rpytest (fully cached)");
 }
+
+/// `--junitxml` of a run with cached tests: pytest's own document, each
+/// replayed test case marked with the property `rpytest_cached`.
+#[test]
+fn junit_xml_marks_cached_test_cases() {
+    let project = Project::new("cache_many");
+    let xml = project.out_path("cached.xml");
+    let arg = format!("--junitxml={}", xml.display());
+    project.rpytest(&["-q", &arg]).no_junit().run().assert_code(0);
+    let first = fs::read_to_string(&xml).expect("first run wrote JUnit XML");
+    assert!(!first.contains("rpytest_cached"), "{first}");
+    let second = project.rpytest(&["-q", &arg]).no_junit().run();
+    second.assert_code(0);
+    let text = fs::read_to_string(&xml).expect("cached run wrote JUnit XML");
+    let cases = text.matches("<testcase ").count();
+    assert!(cases > 0, "{text}");
+    assert_eq!(
+        text.matches(r#"<property name="rpytest_cached" value="true" />"#).count(),
+        cases,
+        "every replayed test case is marked once\n{text}"
+    );
+}

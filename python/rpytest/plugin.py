@@ -471,7 +471,8 @@ class RpytestPlugin:
         def report(when: str, out: str, longrepr: Any = None, dur: float = 0.0, **extra: Any) -> TestReport:
             return TestReport(
                 nodeid, location, keywords, out, longrepr, when,  # type: ignore[arg-type]
-                sections=[], duration=dur, start=now, stop=now + dur, user_properties=[],
+                # JUnit XML marks the test case as served from the cache.
+                sections=[], duration=dur, start=now, stop=now + dur, user_properties=[("rpytest_cached", "true")],
                 rpytest_cached=True, **extra,
             )
 
