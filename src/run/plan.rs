@@ -73,6 +73,29 @@ pub struct Plan {
     pub(super) test_files: Option<Vec<String>>,
 }
 
+/// The invocation directory relative to rootdir (`.` for rootdir itself,
+/// `../x` outside it): machine-independent, never an absolute path.
+pub(super) fn invocation_dir(root: &Path, cwd: &Path) -> String {
+    let root: Vec<_> = root.components().collect();
+    let cwd: Vec<_> = cwd.components().collect();
+    let common = root
+        .iter()
+        .zip(cwd.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut parts: Vec<String> = vec!["..".to_owned(); root.len() - common];
+    parts.extend(
+        cwd[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    }
+}
+
 pub(super) fn rel_to(root: &Path, p: &Path) -> Option<String> {
     p.strip_prefix(root)
         .ok()
@@ -174,6 +197,9 @@ pub(super) fn global_key(
             }
         }
     }
+    // Tests resolve relative paths (`open("data.txt")`) against the
+    // invocation directory: the same rootdir run from `tests/` reads other files.
+    inputs.insert("cwd".into(), invocation_dir(root, &inv.cwd));
     let mut args = inv.args.key_args.clone();
     if !inv.args.understood() {
         // Unknown options make positional arguments ambiguous: key them all.
@@ -743,5 +769,19 @@ impl Plan {
 
     fn saved(&self) -> f64 {
         self.cached.iter().map(|c| c.duration).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invocation_dir_is_relative_to_rootdir() {
+        let root = Path::new("/home/u/proj");
+        assert_eq!(invocation_dir(root, Path::new("/home/u/proj")), ".");
+        assert_eq!(invocation_dir(root, Path::new("/home/u/proj/tests/a")), "tests/a");
+        assert_eq!(invocation_dir(root, Path::new("/home/u")), "..");
+        assert_eq!(invocation_dir(root, Path::new("/home/v/x")), "../../v/x");
     }
 }

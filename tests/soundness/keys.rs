@@ -1,4 +1,126 @@
-//! Soundness: what enters the keys in Rust (invocation directory, stat cache, ini sections, selection on a fully cached project).
+//! Soundness: what enters the keys in Rust (invocation directory, stat cache,
+//! ini sections, selection on a fully cached project, interrupted sessions,
+//! recorded dependency kinds, interpreter variables, key eviction, `--why`).
 
-#[allow(unused_imports)]
-use super::common;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use super::common::{
+    assert_same, parse_junit, rpytest_bin, Pair, Project, Run, Tool,
+};
+
+/// Node IDs `-v` reported as `CACHED`.
+fn replayed(run: &Run) -> BTreeSet<String> {
+    run.verbose_statuses()
+        .into_iter()
+        .filter(|(_, s)| s == "CACHED")
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Node IDs `-v` reported with another status: they ran.
+fn ran(run: &Run) -> BTreeSet<String> {
+    run.verbose_statuses()
+        .into_iter()
+        .filter(|(_, s)| s != "CACHED")
+        .map(|(n, _)| n)
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A pair of empty soundness projects that write bytecode, with `files`.
+fn pair_with(files: &[(&str, &str)]) -> Pair {
+    let mut pair = Pair::new("soundness");
+    pair.write_bytecode();
+    for (rel, text) in files {
+        pair.write(rel, text);
+    }
+    pair
+}
+
+/// Runs pytest or rpytest (`--no-daemon`: the harness's daemon lives in the
+/// project's private runtime dir) from `subdir` of `project`, the way a user
+/// who `cd`s there would, with bytecode writing on.
+fn run_in(project: &Project, tool: Tool, subdir: &str, args: &[&str], tag: &str) -> Run {
+    let junit = project.out_path(&format!("{tag}.xml"));
+    let _ = fs::remove_file(&junit);
+    let runtime = project.out_path(&format!("{tag}-runtime"));
+    fs::create_dir_all(&runtime).expect("runtime dir");
+    let mut cmd = match tool {
+        Tool::Pytest => {
+            let mut c = Command::new(project.python());
+            c.args(["-m", "pytest"]);
+            c
+        }
+        Tool::Rpytest => {
+            let mut c = Command::new(rpytest_bin());
+            c.arg("--python").arg(project.python()).arg("--no-daemon");
+            c
+        }
+    };
+    cmd.arg(format!("--junitxml={}", junit.display()))
+        .args(args)
+        .current_dir(project.path(subdir))
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .env_remove("PYTEST_ADDOPTS")
+        .env_remove("PYTEST_PLUGINS")
+        .env_remove("PYTHONPATH")
+        .env_remove("VIRTUAL_ENV")
+        .env("COLUMNS", "120")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .stdin(Stdio::null());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RPYTEST_") {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd.output().expect("start the run");
+    let xml = fs::read_to_string(&junit).ok();
+    Run {
+        tool,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        wrote_junit: xml.is_some(),
+        outcomes: xml.as_deref().map(parse_junit).unwrap_or_default(),
+    }
+}
+
+/// Cause 5: the invocation directory is an input. A test's relative read
+/// resolves against it, so `cd tests && rpytest test_x.py` after a run from
+/// the root must not replay the root run's pass.
+#[test]
+fn the_invocation_directory_enters_the_key() {
+    let pair = pair_with(&[
+        ("data.txt", "root\n"),
+        ("tests/data.txt", "tests\n"),
+        (
+            "tests/test_x.py",
+            "def test_reads_data():\n    assert open(\"data.txt\").read() == \"root\\n\"\n",
+        ),
+    ]);
+    let py = run_in(&pair.pytest, Tool::Pytest, "", &["-v", "tests/test_x.py"], "root");
+    py.assert_code(0);
+    let rp = run_in(&pair.rpytest, Tool::Rpytest, "", &["-v", "tests/test_x.py"], "root");
+    assert_same(&py, &rp);
+    // Warm: the second run from the root is served from the cache.
+    let rp = run_in(&pair.rpytest, Tool::Rpytest, "", &["-v", "tests/test_x.py"], "root2");
+    assert_same(&py, &rp);
+    assert_eq!(
+        replayed(&rp),
+        set(&["tests/test_x.py::test_reads_data"]),
+        "the warm run was not cached\n{}",
+        rp.transcript()
+    );
+    let py = run_in(&pair.pytest, Tool::Pytest, "tests", &["-v", "test_x.py"], "sub");
+    py.assert_code(1);
+    let rp = run_in(&pair.rpytest, Tool::Rpytest, "tests", &["-v", "test_x.py"], "sub");
+    assert_same(&py, &rp);
+}
