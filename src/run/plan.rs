@@ -673,7 +673,10 @@ impl Plan {
                 }
                 plan.skip_files.push(file);
             } else {
-                all_full &= full;
+                // Under a selection this file's key has not seen, only pytest
+                // knows what `-k`/`-m`/`--deselect` keep (or that the
+                // expression is invalid): never answer without a session.
+                all_full &= full && select_sig.is_none();
                 plan.cached.extend(by_id.values().map(|r| cached_node(r)));
             }
         }

@@ -124,3 +124,69 @@ fn the_invocation_directory_enters_the_key() {
     let rp = run_in(&pair.rpytest, Tool::Rpytest, "tests", &["-v", "test_x.py"], "sub");
     assert_same(&py, &rp);
 }
+
+/// The last line of pytest's `-q` summary without its timing: `2 passed`,
+/// `1 passed, 1 deselected`, `2 deselected`.
+fn summary(run: &Run) -> String {
+    let line = run
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains(" in ") && (l.contains("passed") || l.contains("deselected") || l.contains("no tests")))
+        .unwrap_or("")
+        .trim_matches(|c: char| c == '=' || c == ' ');
+    line.rsplit_once(" in ").map_or(line, |(s, _)| s).to_owned()
+}
+
+/// Selection on a fully cached project: the CLI may answer alone (without
+/// pytest) only for a selection it has seen pytest apply to these very keys;
+/// an unseen `-k`/`-m`/`--deselect` starts a session. Compared without
+/// `--junitxml`, which always needs a session (and so hides the fast path).
+#[test]
+fn an_unseen_selection_on_a_fully_cached_project_is_pytests() {
+    let pair = pair_with(&[(
+        "test_sel.py",
+        "import pytest\n\ndef test_one():\n    pass\n\n@pytest.mark.slow\ndef test_two():\n    pass\n",
+    )]);
+    pair.write("pytest.ini", "[pytest]\nmarkers =\n    slow: slow tests\n");
+    let both = |args: &[&str]| {
+        let py = pair.pytest.pytest(args).no_junit().run();
+        let rp = pair.rpytest.rpytest(args).no_junit().run();
+        assert_eq!(
+            (py.code, summary(&py)),
+            (rp.code, summary(&rp)),
+            "rpytest differs from pytest\n{}\n{}",
+            py.transcript(),
+            rp.transcript()
+        );
+        rp
+    };
+    both(&["-q"]);
+    let rp = both(&["-q"]);
+    assert!(
+        rp.stderr.contains("2 cached"),
+        "the warm run was not served from the cache\n{}",
+        rp.transcript()
+    );
+    for args in [
+        &["-q", "-k", "nomatch"][..],
+        &["-q", "-k", "("],
+        &["-q", "-k", "test_one"],
+        &["-q", "-m", "slow"],
+        &["-q", "-m", "not slow and"],
+        &["-q", "--deselect", "test_sel.py::test_two"],
+        &["-q", "-k", "test_one"],
+        &["-q", "-m", "slow"],
+    ] {
+        // Each twice: the second time the selection is known.
+        both(args);
+        both(args);
+    }
+    // A known selection is still served from the cache.
+    let rp = both(&["-q", "-k", "test_one"]);
+    assert!(
+        rp.stderr.contains("1 cached"),
+        "a known selection was not served from the cache\n{}",
+        rp.transcript()
+    );
+}
