@@ -139,6 +139,14 @@ impl Plan {
             .chain(replayed.iter().map(|r| r.0.as_str()))
             .collect();
         let mut reusable: Vec<(String, NodeResult)> = Vec::new();
+        if interrupted {
+            // An interrupted session (Ctrl-C, a crash) recorded what its
+            // unwinding touched (the traceback reads the interrupted test's
+            // source) as reads of the whole session: merged, they would be
+            // inputs of every test from then on. Its results are never
+            // stored, and the next complete session records what is real.
+            new_deps.retain(|(file, _, _)| !file.is_empty());
+        }
         if self.caching {
             // Merge what this run recorded before computing the keys results are stored under.
             if let Err(e) = store.record_deps(&new_deps, &new_edges) {

@@ -190,3 +190,60 @@ fn an_unseen_selection_on_a_fully_cached_project_is_pytests() {
         rp.transcript()
     );
 }
+
+/// Waits (up to `limit`) until `path` exists and is not empty.
+fn wait_for_file(path: &Path, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} did not appear within {limit:?}", path.display());
+}
+
+/// Cause 11 (the CLI's part): what an interrupted session recorded never
+/// becomes an input of every test. Ctrl-C in `test_b` used to make
+/// `test_b.py` a read of the whole session, so `test_a` re-ran after every
+/// later edit of `test_b.py`.
+#[test]
+fn an_interrupted_session_leaves_no_global_inputs() {
+    let pair = pair_with(&[
+        ("test_a.py", "def test_a():\n    pass\n"),
+        ("test_b.py", "def test_b():\n    pass\n"),
+    ]);
+    pair.check(&["-v"]);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    pair.write(
+        "test_b.py",
+        "import os, time\n\ndef test_b():\n    started = os.environ.get(\"STARTED\")\n    if started:\n        open(started, \"w\").write(\"1\")\n        time.sleep(60)\n",
+    );
+    let started = pair.rpytest.out_path("started");
+    let running = pair
+        .rpytest
+        .rpytest(&["-v"])
+        .env("STARTED", started.to_str().expect("utf-8 path"))
+        .timeout(Duration::from_secs(90))
+        .spawn();
+    wait_for_file(&started, Duration::from_secs(60));
+    unsafe { libc::kill(running.pid() as i32, libc::SIGINT) };
+    let interrupted = running.wait();
+    interrupted.assert_code(2);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(
+        ran(&rp),
+        set(&["test_b.py::test_b"]),
+        "after the interrupted run only the edited file runs\n{}",
+        rp.transcript()
+    );
+    pair.replace("test_b.py", "time.sleep(60)", "time.sleep(61)");
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(
+        ran(&rp),
+        set(&["test_b.py::test_b"]),
+        "an edit of test_b.py re-runs test_b alone\n{}",
+        rp.transcript()
+    );
+}
