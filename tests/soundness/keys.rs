@@ -247,3 +247,42 @@ fn an_interrupted_session_leaves_no_global_inputs() {
         rp.transcript()
     );
 }
+
+/// Sets the mtime of `rel` in both copies.
+fn set_mtime(pair: &Pair, rel: &str, t: SystemTime) {
+    for project in [&pair.pytest, &pair.rpytest] {
+        fs::File::options()
+            .write(true)
+            .open(project.path(rel))
+            .and_then(|f| f.set_modified(t))
+            .unwrap_or_else(|e| panic!("set the mtime of {rel}: {e}"));
+    }
+}
+
+/// Cause 17: an in-place edit that keeps the size and restores the mtime
+/// (`touch -r`, `os.utime`, tools that preserve times) is seen: the stat
+/// cache checks the ctime and inode too, as git's index does.
+#[test]
+fn a_same_size_edit_with_a_restored_mtime_is_seen() {
+    let pair = pair_with(&[
+        ("data.txt", "1\n"),
+        (
+            "test_data.py",
+            "def test_data():\n    assert open(\"data.txt\").read() == \"1\\n\"\n",
+        ),
+    ]);
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    set_mtime(&pair, "data.txt", old);
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(
+        replayed(&rp),
+        set(&["test_data.py::test_data"]),
+        "warm run\n{}",
+        rp.transcript()
+    );
+    pair.write("data.txt", "2\n");
+    set_mtime(&pair, "data.txt", old);
+    let (py, _) = pair.check(&["-v"]);
+    py.assert_code(1);
+}
