@@ -183,12 +183,16 @@ pub(super) fn global_key(
     let listing = distributions(&info.site_dirs, root, &mut ctx.builder);
     inputs.insert("distributions".into(), key::value_label(&listing));
     if let Some(ini) = &inv.setup.inipath {
-        match rel_to(root, ini) {
-            Some(rel) => {
+        match (crate::project::ini::keyed_sections(ini), rel_to(root, ini)) {
+            (Some(sections), rel) => {
+                let name = rel.map_or_else(|| "ini".to_owned(), |r| format!("ini:{r}"));
+                inputs.insert(name, key::value_label(&sections));
+            }
+            (None, Some(rel)) => {
                 let l = ctx.builder.file_label(&rel);
                 inputs.insert(format!("file:{rel}"), l);
             }
-            None => {
+            (None, None) => {
                 let text = std::fs::read(ini).unwrap_or_default();
                 inputs.insert(
                     "ini".into(),
