@@ -48,8 +48,10 @@ fn short(bytes: &[u8]) -> String {
     hex(&digest_bytes(bytes))[..16].to_owned()
 }
 
-/// Variables that never change an outcome: terminal and shell bookkeeping,
-/// and rpytest's own. Mirrors `COSMETIC_ENV` in python/rpytest/record.py.
+/// Variables left out of the whole-environment digest (`env:*`, taken when a
+/// test copies or iterates the environment): terminal and shell bookkeeping,
+/// and rpytest's own. Never applied to a variable read by name: a variable
+/// that is read is an input, whatever its name (`CI`, `TERM`).
 const COSMETIC_ENV: &[&str] = &[
     "COLUMNS",
     "LINES",
@@ -411,6 +413,16 @@ mod tests {
         assert_eq!(env_value("*", &env), base);
         env.insert("NEW_FLAG".into(), "1".into());
         assert_ne!(env_value("*", &env), base);
+    }
+
+    #[test]
+    fn a_cosmetic_name_read_by_name_is_an_input() {
+        let mut env: HashMap<String, String> = HashMap::new();
+        for name in ["CI", "TERM", "BUILD_NUMBER", "COLUMNS"] {
+            let unset = env_value(name, &env);
+            env.insert(name.into(), "1".into());
+            assert_ne!(env_value(name, &env), unset, "{name}");
+        }
     }
 
     #[test]

@@ -215,6 +215,17 @@ pub(super) fn global_key(
     for e in &default.env {
         inputs.insert(format!("env:{e}"), key::env_value(e, &ctx.builder.env));
     }
+    // The interpreter reads every `PYTHON*` variable in C at startup, where no
+    // recorder sees it (`PYTHONINTMAXSTRDIGITS`, `PYTHONDONTWRITEBYTECODE`...):
+    // each one set is an input of every test, by name and value.
+    for name in ctx.builder.env.keys() {
+        if name.starts_with("PYTHON") {
+            inputs.insert(
+                format!("env:{name}"),
+                key::env_value(name, &ctx.builder.env),
+            );
+        }
+    }
     let rec = ctx.recorded("");
     ctx.builder.add_closure(&mut inputs, &rec.imports);
     ctx.builder.add_recorded(&mut inputs, &rec);

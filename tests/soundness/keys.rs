@@ -331,3 +331,41 @@ fn only_the_pytest_and_rpytest_tables_of_pyproject_are_keyed() {
     py.assert_code(1);
     assert!(replayed(&rp).is_empty(), "{}", rp.transcript());
 }
+
+/// Runs pytest and rpytest `--no-daemon` (a fresh interpreter, as pytest's)
+/// with `args` and asserts they agree.
+fn check_no_daemon(pair: &Pair, args: &[&str]) -> (Run, Run) {
+    let py = pair.pytest.pytest(args).run();
+    let mut own = vec!["--no-daemon"];
+    own.extend_from_slice(args);
+    let rp = pair.rpytest.rpytest(&own).run();
+    assert_same(&py, &rp);
+    (py, rp)
+}
+
+/// Cause 2 (interpreter variables): every `PYTHON*` variable set in the
+/// environment is an input of every test, by name and value. The interpreter
+/// reads them in C at startup, where no recorder sees it. (`--no-daemon`:
+/// whether a warm daemon honours them is the daemon's part.)
+#[test]
+fn interpreter_variables_enter_the_key() {
+    let mut pair = pair_with(&[(
+        "test_digits.py",
+        "def test_long_int():\n    assert int(\"1\" * 5000) > 0\n",
+    )]);
+    pair.set_env("PYTHONINTMAXSTRDIGITS", "0");
+    check_no_daemon(&pair, &["-v"]).0.assert_code(0);
+    let (_, rp) = check_no_daemon(&pair, &["-v"]);
+    assert_eq!(
+        replayed(&rp),
+        set(&["test_digits.py::test_long_int"]),
+        "warm run\n{}",
+        rp.transcript()
+    );
+    pair.unset_env("PYTHONINTMAXSTRDIGITS");
+    check_no_daemon(&pair, &["-v"]).0.assert_code(1);
+    pair.set_env("PYTHONINTMAXSTRDIGITS", "640");
+    check_no_daemon(&pair, &["-v"]).0.assert_code(1);
+    pair.set_env("PYTHONINTMAXSTRDIGITS", "0");
+    check_no_daemon(&pair, &["-v"]).0.assert_code(0);
+}
