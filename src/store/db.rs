@@ -377,6 +377,26 @@ impl Store {
         Ok(out)
     }
 
+    /// Marks `(file, key)` entries as used now. `at` is when an entry was
+    /// last stored or used: eviction keeps the most recently used keys of a
+    /// file, so the key in use is never the one pushed out.
+    pub fn touch(&mut self, pairs: &[(&str, &str)]) -> rusqlite::Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let at = now();
+        let tx = self.conn.transaction()?;
+        {
+            let mut fc = tx.prepare("UPDATE file_cache SET at=?3 WHERE file=?1 AND key=?2")?;
+            let mut nc = tx.prepare("UPDATE node_cache SET at=?3 WHERE file=?1 AND key=?2")?;
+            for (f, k) in pairs {
+                fc.execute(params![f, k, at])?;
+                nc.execute(params![f, k, at])?;
+            }
+        }
+        tx.commit()
+    }
+
     /// Whether `nodeid` ever had a reusable result, and under which key.
     pub fn node_key(&self, nodeid: &str) -> rusqlite::Result<Option<(String, String)>> {
         self.conn
@@ -417,8 +437,9 @@ impl Store {
             }
             insert_entries(&tx, files, reusable, at)?;
         }
-        // Keep old keys from growing without bound: only the newest 3 keys per
-        // file (only a run that stored new keys can have pushed one out).
+        // Keep old keys from growing without bound: only the 3 most recently
+        // stored or used keys per file (see `touch`; only a run that stored
+        // new keys can have pushed one out).
         if !files.is_empty() {
             tx.execute_batch(
             "DELETE FROM node_cache WHERE (file, key) IN (

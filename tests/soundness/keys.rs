@@ -369,3 +369,30 @@ fn interpreter_variables_enter_the_key() {
     pair.set_env("PYTHONINTMAXSTRDIGITS", "0");
     check_no_daemon(&pair, &["-v"]).0.assert_code(0);
 }
+
+/// Over-run: old keys are evicted by last use, not by insertion. A file's
+/// key in use stays while keys used once come and go.
+#[test]
+fn keys_are_evicted_by_last_use() {
+    let mut pair = pair_with(&[(
+        "test_env.py",
+        "import os\n\ndef test_mode():\n    assert os.environ.get(\"MODE\") in {\"0\", \"1\", \"2\", \"3\"}\n",
+    )]);
+    let node = "test_env.py::test_mode";
+    let mut run = |mode: &str| {
+        pair.set_env("MODE", mode);
+        let (_, rp) = pair.check(&["-v"]);
+        replayed(&rp).contains(node)
+    };
+    assert!(!run("0"));
+    assert!(run("0"), "MODE=0 is cached");
+    assert!(!run("1"));
+    assert!(!run("2"));
+    assert!(run("0"), "MODE=0 is still cached after two other keys");
+    // A fourth key: the least recently used one (MODE=1) goes, not MODE=0.
+    assert!(!run("3"));
+    assert!(run("0"), "the key in use was evicted");
+    assert!(run("3"), "MODE=3 is kept");
+    assert!(run("2"), "MODE=2 is kept");
+    assert!(!run("1"), "MODE=1 was the least recently used");
+}
