@@ -122,6 +122,9 @@ pub(super) struct KeyContext<'s> {
     pub(super) builder: KeyBuilder<'s>,
     pub(super) deps: HashMap<String, HashMap<String, Vec<String>>>,
     pub(super) rules: Vec<Rule>,
+    /// Label of every argument (ini addopts, `PYTEST_ADDOPTS`, the command
+    /// line), output-only ones included: an input of tests that read options.
+    pub(super) all_args: String,
 }
 
 impl KeyContext<'_> {
@@ -152,8 +155,13 @@ impl KeyContext<'_> {
         let rec = self.recorded(file);
         let (files, env, cache, settings) = self.rule_inputs(file);
         let mut k = self.builder.file_key(global, file, &rec, &files, &env);
-        if !settings.is_empty() {
-            k.inputs.insert("rule".into(), key::value_label(&settings));
+        if !settings.is_empty() || rec.options {
+            if !settings.is_empty() {
+                k.inputs.insert("rule".into(), key::value_label(&settings));
+            }
+            if rec.options {
+                k.inputs.insert("args:all".into(), self.all_args.clone());
+            }
             k = key::finish(k.inputs);
         }
         (k, cache)
@@ -227,6 +235,9 @@ pub(super) fn global_key(
         }
     }
     let rec = ctx.recorded("");
+    if rec.options {
+        inputs.insert("args:all".into(), ctx.all_args.clone());
+    }
     ctx.builder.add_closure(&mut inputs, &rec.imports);
     ctx.builder.add_recorded(&mut inputs, &rec);
     key::finish(inputs)
@@ -305,6 +316,7 @@ pub(super) fn key_context<'s>(
         builder: KeyBuilder::new(graph, edges, env),
         deps: store.deps().unwrap_or_default(),
         rules,
+        all_args: key::value_label(&inv.args.all_args.join("\0")),
     }
 }
 

@@ -88,12 +88,17 @@ impl Plan {
                     lists,
                     generated,
                     outside,
+                    volatile: never_store,
+                    options,
                     ..
                 } => {
-                    if !generated.is_empty() || *outside {
+                    if !generated.is_empty() || *outside || *never_store {
                         volatile.insert(file.clone().unwrap_or_default());
                     }
                     let f = file.clone().unwrap_or_default();
+                    if *options {
+                        new_deps.push((f.clone(), "option".into(), vec!["all".into()]));
+                    }
                     // pytest loads every conftest.py it passes while collecting;
                     // each is an input of exactly the tests below it (the chain).
                     let imports: Vec<String> = imports
@@ -169,9 +174,12 @@ impl Plan {
                     .keys()
                     .filter_map(|k| k.strip_prefix("file:"))
                     .any(|f| {
+                        // A directory's label ("dir") does not depend on its
+                        // mtime, which the run itself moves (`__pycache__`).
                         std::fs::metadata(root.join(f))
-                            .and_then(|m| m.modified())
                             .ok()
+                            .filter(|m| m.is_file())
+                            .and_then(|m| m.modified().ok())
                             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                             .map(|d| d.as_nanos() as i128 >= started_ns)
                             .unwrap_or(false)

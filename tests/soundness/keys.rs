@@ -396,3 +396,112 @@ fn keys_are_evicted_by_last_use() {
     assert!(run("2"), "MODE=2 is kept");
     assert!(!run("1"), "MODE=1 was the least recently used");
 }
+
+/// A root `conftest.py` that sends extra `deps` events through rpytest's
+/// plugin at the end of the session, as the recorder does (the recorder that
+/// emits `volatile`, `options` and failed-import candidates itself is another
+/// change; this checks the CLI's side of each field). Under stock pytest the
+/// plugin is absent and the hook does nothing.
+fn emitting_conftest(events: &str) -> String {
+    const HOOK: &str = r#"
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    for plugin in session.config.pluginmanager.get_plugins():
+        if type(plugin).__name__ == "RpytestPlugin":
+            for event in EVENTS:
+                plugin.emit(dict(event, type="deps"))
+"#;
+    format!("import pytest\n\nEVENTS = {events}\n{HOOK}")
+}
+
+/// `"volatile": true` in a `deps` event: that file's results (all results,
+/// for the session's event) are never stored.
+#[test]
+fn a_volatile_file_is_never_stored() {
+    let pair = pair_with(&[
+        (
+            "conftest.py",
+            &emitting_conftest(r#"[{"file": "test_v.py", "volatile": True}]"#),
+        ),
+        ("test_v.py", "def test_v():\n    pass\n"),
+        ("test_w.py", "def test_w():\n    pass\n"),
+    ]);
+    pair.check(&["-v"]);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&["test_v.py::test_v"]), "{}", rp.transcript());
+    assert_eq!(replayed(&rp), set(&["test_w.py::test_w"]), "{}", rp.transcript());
+    pair.write(
+        "conftest.py",
+        &emitting_conftest(r#"[{"file": None, "volatile": True}]"#),
+    );
+    pair.check(&["-v"]);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(
+        ran(&rp),
+        set(&["test_v.py::test_v", "test_w.py::test_w"]),
+        "a volatile session stores nothing\n{}",
+        rp.transcript()
+    );
+}
+
+/// Cause 7 (the CLI's part): `"options": true` makes every argument,
+/// output-only ones included, an input of that file. A test that reads the
+/// verbosity is not replayed under `-vv`.
+#[test]
+fn a_test_that_reads_options_is_keyed_by_every_argument() {
+    let pair = pair_with(&[
+        (
+            "conftest.py",
+            &emitting_conftest(r#"[{"file": "test_opt.py", "options": True}]"#),
+        ),
+        (
+            "test_opt.py",
+            "def test_not_too_verbose(request):\n    assert request.config.get_verbosity() <= 1\n",
+        ),
+        ("test_plain.py", "def test_plain():\n    pass\n"),
+    ]);
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    let (py, rp) = pair.check(&["-vv"]);
+    py.assert_code(1);
+    assert_eq!(
+        ran(&rp),
+        set(&["test_opt.py::test_not_too_verbose"]),
+        "only the file that reads options runs\n{}",
+        rp.transcript()
+    );
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "back to -v\n{}", rp.transcript());
+}
+
+/// Cause 6 (the CLI's part): a failed import's candidates (`pkg/newmod.py`,
+/// `pkg/newmod/__init__.py`, the namespace directory `pkg/newmod`) are
+/// inputs; creating the module or the directory re-runs the test.
+#[test]
+fn creating_a_module_that_failed_to_import_reruns_its_test() {
+    let candidates = r#"[{"file": "test_opt_dep.py", "reads": ["pkg/newmod.py", "pkg/newmod/__init__.py", "pkg/newmod"]}]"#;
+    let pair = pair_with(&[
+        ("conftest.py", &emitting_conftest(candidates)),
+        ("pkg/__init__.py", ""),
+        (
+            "test_opt_dep.py",
+            "import importlib\n\ndef test_without_newmod():\n    try:\n        importlib.import_module(\"pkg.newmod\")\n    except ImportError:\n        return\n    raise AssertionError(\"pkg.newmod exists\")\n",
+        ),
+    ]);
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    // A namespace package: the directory alone makes the import succeed.
+    for project in [&pair.pytest, &pair.rpytest] {
+        fs::create_dir(project.path("pkg/newmod")).expect("create pkg/newmod");
+    }
+    pair.check(&["-v"]).0.assert_code(1);
+    for project in [&pair.pytest, &pair.rpytest] {
+        fs::remove_dir_all(project.path("pkg/newmod")).expect("remove pkg/newmod");
+    }
+    pair.check(&["-v"]).0.assert_code(0);
+    pair.check(&["-v"]).0.assert_code(0);
+    pair.write("pkg/newmod.py", "X = 1\n");
+    pair.check(&["-v"]).0.assert_code(1);
+}
