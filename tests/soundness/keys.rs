@@ -505,3 +505,42 @@ fn creating_a_module_that_failed_to_import_reruns_its_test() {
     pair.write("pkg/newmod.py", "X = 1\n");
     pair.check(&["-v"]).0.assert_code(1);
 }
+
+/// Over-run (`--why`): `--why NODEID` with a run's arguments gives the run's
+/// own decision. It says "served from the cache" exactly for the nodes the
+/// run then replays: never for a `--doctest-glob` text file, which runs.
+#[test]
+fn why_says_served_exactly_when_the_run_replays() {
+    let pair = pair_with(&[
+        ("README.txt", ">>> 1 + 1\n2\n"),
+        ("test_x.py", "def test_plain():\n    pass\n"),
+    ]);
+    let args = ["-v", "--doctest-glob=*.txt"];
+    let nodes = ["README.txt::README.txt", "test_x.py::test_plain"];
+    pair.check(&args).0.assert_code(0);
+    let agree = |step: &str| {
+        let claims: BTreeSet<String> = nodes
+            .iter()
+            .filter(|node| {
+                let run = pair
+                    .rpytest
+                    .rpytest_cmd(&["--why", node, "--doctest-glob=*.txt"]);
+                run.assert_code(0);
+                run.stdout.contains("served from the cache")
+            })
+            .map(|n| n.to_string())
+            .collect();
+        let (_, rp) = pair.check(&args);
+        assert_eq!(
+            claims,
+            replayed(&rp),
+            "{step}: --why's claims differ from what the run replayed\n{}",
+            rp.transcript()
+        );
+        claims
+    };
+    assert_eq!(agree("warm"), set(&["test_x.py::test_plain"]));
+    pair.replace("test_x.py", "pass", "assert True");
+    assert_eq!(agree("edited"), set(&[]));
+    assert_eq!(agree("again"), set(&["test_x.py::test_plain"]));
+}
