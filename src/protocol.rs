@@ -196,7 +196,11 @@ mod tests {
         let old: Event = serde_json::from_str(r#"{"type": "deps", "file": "t.py"}"#).unwrap();
         assert!(matches!(
             old,
-            Event::Deps { volatile: false, options: false, .. }
+            Event::Deps {
+                volatile: false,
+                options: false,
+                ..
+            }
         ));
         let new: Event = serde_json::from_str(
             r#"{"type": "deps", "file": null, "volatile": true, "options": true}"#,
@@ -204,7 +208,12 @@ mod tests {
         .unwrap();
         assert!(matches!(
             new,
-            Event::Deps { file: None, volatile: true, options: true, .. }
+            Event::Deps {
+                file: None,
+                volatile: true,
+                options: true,
+                ..
+            }
         ));
     }
 }

@@ -442,7 +442,11 @@ mod tests {
     fn builder_over<'e>(root: &Path, edges: &'e HashMap<String, Vec<String>>) -> KeyBuilder<'e> {
         let hasher = FileHasher::new(root.to_path_buf(), HashMap::new());
         let resolver = crate::inputs::Resolver::new(root.to_path_buf(), vec![String::new()]);
-        KeyBuilder::new(ImportGraph::new(resolver, hasher, HashMap::new()), edges, HashMap::new())
+        KeyBuilder::new(
+            ImportGraph::new(resolver, hasher, HashMap::new()),
+            edges,
+            HashMap::new(),
+        )
     }
 
     #[test]
@@ -458,7 +462,10 @@ mod tests {
         let labels = || {
             let mut inputs = Inputs::new();
             builder_over(root, &edges).add_recorded(&mut inputs, &rec);
-            (inputs["file:pkg/newmod.py"].clone(), inputs["file:pkg/newmod"].clone())
+            (
+                inputs["file:pkg/newmod.py"].clone(),
+                inputs["file:pkg/newmod"].clone(),
+            )
         };
         assert_eq!(labels(), ("missing".to_owned(), "missing".to_owned()));
         assert_eq!(labels(), labels(), "stable");

@@ -460,12 +460,22 @@ mod tests {
 
     #[test]
     fn all_args_keep_output_options_in_canonical_form() {
-        let a = analyze(&s(&["-vv", "--tb=short", "--junit-xml=/tmp/x.xml", "-k", "a", "t.py"]));
+        let a = analyze(&s(&[
+            "-vv",
+            "--tb=short",
+            "--junit-xml=/tmp/x.xml",
+            "-k",
+            "a",
+            "t.py",
+        ]));
         assert_eq!(
             a.all_args,
             s(&["-v", "-v", "--tb", "short", "--junitxml", "-k", "a", "t.py"])
         );
-        assert_ne!(analyze(&s(&["-v"])).all_args, analyze(&s(&["-vv"])).all_args);
+        assert_ne!(
+            analyze(&s(&["-v"])).all_args,
+            analyze(&s(&["-vv"])).all_args
+        );
         assert_eq!(
             analyze(&s(&["--verbose", "--junitxml", "a.xml"])).all_args,
             analyze(&s(&["-v", "--junitxml=b.xml"])).all_args

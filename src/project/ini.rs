@@ -324,7 +324,11 @@ mod tests {
         std::fs::write(&p, base).unwrap();
         let k = keyed_sections(&p).unwrap();
         std::fs::write(&p, base.replace("88", "100").replace("'x'", "'y'")).unwrap();
-        assert_eq!(keyed_sections(&p).unwrap(), k, "black and project are not keyed");
+        assert_eq!(
+            keyed_sections(&p).unwrap(),
+            k,
+            "black and project are not keyed"
+        );
         std::fs::write(&p, base.replace("-q", "-v")).unwrap();
         assert_ne!(keyed_sections(&p).unwrap(), k);
         std::fs::write(&p, format!("{base}[tool.rpytest]\ndaemon = false\n")).unwrap();

@@ -818,7 +818,10 @@ mod tests {
     fn invocation_dir_is_relative_to_rootdir() {
         let root = Path::new("/home/u/proj");
         assert_eq!(invocation_dir(root, Path::new("/home/u/proj")), ".");
-        assert_eq!(invocation_dir(root, Path::new("/home/u/proj/tests/a")), "tests/a");
+        assert_eq!(
+            invocation_dir(root, Path::new("/home/u/proj/tests/a")),
+            "tests/a"
+        );
         assert_eq!(invocation_dir(root, Path::new("/home/u")), "..");
         assert_eq!(invocation_dir(root, Path::new("/home/v/x")), "../../v/x");
     }

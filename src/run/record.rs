@@ -169,19 +169,26 @@ impl Plan {
             );
             post_global = Some(global.hex.clone());
             let started_ns = (started * 1e9) as i128;
+            // An input written during the run: the tests may have seen either
+            // content. The ctime counts too: an edit that restores the mtime
+            // cannot restore it.
             let unstable = |inputs: &Inputs, root: &Path| {
+                use std::os::unix::fs::MetadataExt;
                 inputs
                     .keys()
-                    .filter_map(|k| k.strip_prefix("file:"))
+                    .filter_map(|k| k.strip_prefix("file:").or_else(|| k.strip_prefix("ini:")))
                     .any(|f| {
                         // A directory's label ("dir") does not depend on its
                         // mtime, which the run itself moves (`__pycache__`).
                         std::fs::metadata(root.join(f))
                             .ok()
                             .filter(|m| m.is_file())
-                            .and_then(|m| m.modified().ok())
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map(|d| d.as_nanos() as i128 >= started_ns)
+                            .map(|m| {
+                                let ns =
+                                    |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+                                ns(m.mtime(), m.mtime_nsec()).max(ns(m.ctime(), m.ctime_nsec()))
+                                    >= started_ns
+                            })
                             .unwrap_or(false)
                     })
             };

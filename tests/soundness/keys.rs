@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use super::common::{
-    assert_same, parse_junit, rpytest_bin, Pair, Project, Run, Tool,
-};
+use super::common::{assert_same, parse_junit, rpytest_bin, Pair, Project, Run, Tool};
 
 /// Node IDs `-v` reported as `CACHED`.
 fn replayed(run: &Run) -> BTreeSet<String> {
@@ -106,12 +104,30 @@ fn the_invocation_directory_enters_the_key() {
             "def test_reads_data():\n    assert open(\"data.txt\").read() == \"root\\n\"\n",
         ),
     ]);
-    let py = run_in(&pair.pytest, Tool::Pytest, "", &["-v", "tests/test_x.py"], "root");
+    let py = run_in(
+        &pair.pytest,
+        Tool::Pytest,
+        "",
+        &["-v", "tests/test_x.py"],
+        "root",
+    );
     py.assert_code(0);
-    let rp = run_in(&pair.rpytest, Tool::Rpytest, "", &["-v", "tests/test_x.py"], "root");
+    let rp = run_in(
+        &pair.rpytest,
+        Tool::Rpytest,
+        "",
+        &["-v", "tests/test_x.py"],
+        "root",
+    );
     assert_same(&py, &rp);
     // Warm: the second run from the root is served from the cache.
-    let rp = run_in(&pair.rpytest, Tool::Rpytest, "", &["-v", "tests/test_x.py"], "root2");
+    let rp = run_in(
+        &pair.rpytest,
+        Tool::Rpytest,
+        "",
+        &["-v", "tests/test_x.py"],
+        "root2",
+    );
     assert_same(&py, &rp);
     assert_eq!(
         replayed(&rp),
@@ -119,9 +135,21 @@ fn the_invocation_directory_enters_the_key() {
         "the warm run was not cached\n{}",
         rp.transcript()
     );
-    let py = run_in(&pair.pytest, Tool::Pytest, "tests", &["-v", "test_x.py"], "sub");
+    let py = run_in(
+        &pair.pytest,
+        Tool::Pytest,
+        "tests",
+        &["-v", "test_x.py"],
+        "sub",
+    );
     py.assert_code(1);
-    let rp = run_in(&pair.rpytest, Tool::Rpytest, "tests", &["-v", "test_x.py"], "sub");
+    let rp = run_in(
+        &pair.rpytest,
+        Tool::Rpytest,
+        "tests",
+        &["-v", "test_x.py"],
+        "sub",
+    );
     assert_same(&py, &rp);
 }
 
@@ -132,7 +160,10 @@ fn summary(run: &Run) -> String {
         .stdout
         .lines()
         .rev()
-        .find(|l| l.contains(" in ") && (l.contains("passed") || l.contains("deselected") || l.contains("no tests")))
+        .find(|l| {
+            l.contains(" in ")
+                && (l.contains("passed") || l.contains("deselected") || l.contains("no tests"))
+        })
         .unwrap_or("")
         .trim_matches(|c: char| c == '=' || c == ' ');
     line.rsplit_once(" in ").map_or(line, |(s, _)| s).to_owned()
@@ -429,7 +460,12 @@ fn a_volatile_file_is_never_stored() {
     pair.check(&["-v"]);
     let (_, rp) = pair.check(&["-v"]);
     assert_eq!(ran(&rp), set(&["test_v.py::test_v"]), "{}", rp.transcript());
-    assert_eq!(replayed(&rp), set(&["test_w.py::test_w"]), "{}", rp.transcript());
+    assert_eq!(
+        replayed(&rp),
+        set(&["test_w.py::test_w"]),
+        "{}",
+        rp.transcript()
+    );
     pair.write(
         "conftest.py",
         &emitting_conftest(r#"[{"file": None, "volatile": True}]"#),
