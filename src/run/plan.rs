@@ -364,6 +364,9 @@ pub(super) fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, b
 /// trust that pytest's selection is a pure function of the file's key and
 /// these arguments: only `-k`, `-m`, `--deselect` select (not `--lf` & co,
 /// which depend on pytest's own cache), and every argument is understood.
+/// Node-ID arguments narrow what pytest collects of a file, and what a
+/// selection kept of the whole file says nothing about that part: pytest
+/// applies the selection then.
 fn selection_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
     let a = &inv.args;
     (a.selects
@@ -371,6 +374,7 @@ fn selection_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
         && a.understood()
         && !a.narrows_collection
         && !a.doctests
+        && !a.positional.iter().any(|p| p.contains("::"))
         && all_exist)
         .then(|| key::value_label(&a.select_args.join("\0")))
 }

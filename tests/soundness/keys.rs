@@ -208,6 +208,10 @@ fn an_unseen_selection_on_a_fully_cached_project_is_pytests() {
         &["-q", "--deselect", "test_sel.py::test_two"],
         &["-q", "-k", "test_one"],
         &["-q", "-m", "slow"],
+        // A known selection narrowed by a node ID: only that node.
+        &["-q", "-k", "test"],
+        &["-q", "test_sel.py::test_one", "-k", "test"],
+        &["-q", "test_sel.py::test_two", "-m", "slow"],
     ] {
         // Each twice: the second time the selection is known.
         both(args);
