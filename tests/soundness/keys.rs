@@ -584,3 +584,47 @@ fn why_says_served_exactly_when_the_run_replays() {
     assert_eq!(agree("edited"), set(&[]));
     assert_eq!(agree("again"), set(&["test_x.py::test_plain"]));
 }
+
+/// Cause 2 (the CLI's part): a variable read by name is an input whatever
+/// its name; the cosmetic list (`CI`, `TERM`...) only thins the
+/// whole-environment digest.
+#[test]
+fn a_cosmetic_name_read_by_a_test_is_an_input() {
+    let mut pair = pair_with(&[(
+        "test_ci.py",
+        "import os\n\ndef test_not_ci():\n    assert os.environ.get(\"CI\") != \"1\"\n\ndef test_term():\n    assert os.environ.get(\"TERM\") != \"dumb\"\n",
+    )]);
+    pair.set_env("CI", "0");
+    pair.set_env("TERM", "xterm");
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    pair.set_env("CI", "1");
+    pair.check(&["-v"]).0.assert_code(1);
+    pair.set_env("CI", "0");
+    pair.set_env("TERM", "dumb");
+    pair.check(&["-v"]).0.assert_code(1);
+}
+
+/// `"options": true` for the whole session (`file: null`: a conftest hook
+/// read the options): every argument enters every key.
+#[test]
+fn options_read_by_the_session_key_every_test() {
+    let mut conftest = emitting_conftest(r#"[{"file": None, "options": True}]"#);
+    conftest.push_str(
+        "\nimport os\n\ndef pytest_configure(config):\n    os.environ[\"VERBOSITY\"] = str(config.get_verbosity())\n",
+    );
+    let pair = pair_with(&[
+        ("conftest.py", &conftest),
+        (
+            "test_v.py",
+            "import os\n\ndef test_verbosity():\n    assert int(os.environ[\"VERBOSITY\"]) <= 1\n",
+        ),
+    ]);
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    pair.check(&["-vv"]).0.assert_code(1);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "back to -v\n{}", rp.transcript());
+}
