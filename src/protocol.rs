@@ -154,6 +154,15 @@ pub enum Event {
         /// It imported code outside the project and outside installed packages.
         #[serde(default)]
         outside: bool,
+        /// Its results must never be stored (it read something no key can
+        /// name: stdin, a clock, a socket...).
+        #[serde(default)]
+        volatile: bool,
+        /// It read pytest's options (`config.get_verbosity()`,
+        /// `config.getoption(...)`): every argument, output-only ones
+        /// included, is an input.
+        #[serde(default)]
+        options: bool,
     },
     Edges {
         edges: Vec<(String, String)>,
@@ -176,4 +185,35 @@ pub enum Event {
     /// Anything newer than this CLI: ignored, never fatal.
     #[serde(other)]
     Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deps_flags_default_to_false_when_absent() {
+        let old: Event = serde_json::from_str(r#"{"type": "deps", "file": "t.py"}"#).unwrap();
+        assert!(matches!(
+            old,
+            Event::Deps {
+                volatile: false,
+                options: false,
+                ..
+            }
+        ));
+        let new: Event = serde_json::from_str(
+            r#"{"type": "deps", "file": null, "volatile": true, "options": true}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            new,
+            Event::Deps {
+                file: None,
+                volatile: true,
+                options: true,
+                ..
+            }
+        ));
+    }
 }

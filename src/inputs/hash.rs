@@ -1,9 +1,12 @@
 //! Content digests of project files (blake3) behind a stat cache.
 //!
 //! A file is named by its root-relative POSIX path. Its digest is reused from
-//! the stat cache when size, mtime and inode are unchanged and the entry is
-//! not "racy" (see [`RACY_WINDOW_NS`]); otherwise the file is read and hashed
-//! again. Within one [`FileHasher`] every file is read at most once.
+//! the stat cache when size, mtime, ctime and inode are unchanged and the
+//! entry is not "racy" (see [`RACY_WINDOW_NS`]); otherwise the file is read
+//! and hashed again. The ctime is what git's index checks too: an in-place
+//! edit that keeps the size and restores the mtime (`touch -r`, `os.utime`,
+//! tools that preserve times) cannot restore it. Within one [`FileHasher`]
+//! every file is read at most once.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -15,9 +18,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A blake3 digest.
 pub type Digest = [u8; 32];
 
-/// An entry recorded less than this long after the file's mtime is not trusted
-/// (the racy-git rule): the file may have been written again within the same
-/// mtime tick, leaving size and mtime unchanged.
+/// An entry recorded less than this long after the file's mtime or ctime is
+/// not trusted (the racy-git rule): the file may have been written again
+/// within the same timestamp tick, leaving its stat unchanged. Generous
+/// against the coarsest granularity in use (FAT's 2 s; ext4 and most others
+/// have 1 ns, some network filesystems 1 s).
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 /// Lowercase hex form of a digest.
@@ -62,6 +67,9 @@ pub struct StatEntry {
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// Status-change time, nanoseconds since the Unix epoch (-1: unknown,
+    /// an entry of an older rpytest that never matches).
+    pub ctime_ns: i64,
     /// Inode number.
     pub ino: u64,
     /// blake3 of the content.
@@ -72,11 +80,15 @@ pub struct StatEntry {
 
 impl StatEntry {
     /// Whether this entry can stand for a file whose current stat is `now`.
-    fn matches(&self, size: u64, mtime_ns: i64, ino: u64) -> bool {
+    fn matches(&self, size: u64, mtime_ns: i64, ctime_ns: i64, ino: u64) -> bool {
         self.size == size
             && self.mtime_ns == mtime_ns
+            && self.ctime_ns == ctime_ns
             && self.ino == ino
-            && self.recorded_ns.saturating_sub(self.mtime_ns) >= RACY_WINDOW_NS
+            && self
+                .recorded_ns
+                .saturating_sub(self.mtime_ns.max(self.ctime_ns))
+                >= RACY_WINDOW_NS
     }
 }
 
@@ -101,6 +113,12 @@ fn mtime_ns_of(md: &std::fs::Metadata) -> i64 {
     md.mtime()
         .saturating_mul(1_000_000_000)
         .saturating_add(md.mtime_nsec())
+}
+
+fn ctime_ns_of(md: &std::fs::Metadata) -> i64 {
+    md.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.ctime_nsec())
 }
 
 fn is_missing(e: &io::Error) -> bool {
@@ -156,7 +174,7 @@ impl FileHasher {
             });
         }
         if let Some(e) = self.entries.get(rel) {
-            if e.matches(md.len(), mtime_ns_of(&md), md.ino()) {
+            if e.matches(md.len(), mtime_ns_of(&md), ctime_ns_of(&md), md.ino()) {
                 return Ok(Some(e.digest));
             }
         }
@@ -179,6 +197,7 @@ impl FileHasher {
         let entry = StatEntry {
             size: md.len(),
             mtime_ns: mtime_ns_of(&md),
+            ctime_ns: ctime_ns_of(&md),
             ino: md.ino(),
             digest,
             recorded_ns,
@@ -265,7 +284,10 @@ mod tests {
         h.digest("a.py").unwrap();
         let mut entries = h.into_entries();
         // Poison the cached digest: a hit must return it, proving no re-read.
-        entries.get_mut("a.py").unwrap().digest = [7u8; 32];
+        // (Recorded as if long after the ctime, which is "now" here.)
+        let e = entries.get_mut("a.py").unwrap();
+        e.digest = [7u8; 32];
+        e.recorded_ns += 10 * RACY_WINDOW_NS;
         let mut h = FileHasher::new(dir.path().to_path_buf(), entries);
         assert_eq!(h.digest("a.py").unwrap(), Some([7u8; 32]));
         assert_eq!(h.changed_entries().count(), 0);
@@ -285,6 +307,34 @@ mod tests {
         let mut h = FileHasher::new(dir.path().to_path_buf(), entries);
         assert_eq!(h.digest("a.py").unwrap(), Some(digest_bytes(b"two!")));
         assert_eq!(h.changed_entries().count(), 1);
+    }
+
+    #[test]
+    fn same_size_edit_with_restored_mtime_is_seen_by_its_ctime() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        fs::write(&p, b"one").unwrap();
+        set_mtime(&p, 100);
+        let old_mtime = fs::metadata(&p).unwrap().modified().unwrap();
+        let mut h = FileHasher::new(dir.path().to_path_buf(), HashMap::new());
+        h.digest("a.txt").unwrap();
+        let mut entries = h.into_entries();
+        // As if the entry had been recorded long after the file's last change
+        // (ctime is "now" here): only the ctime can tell the edit apart.
+        entries.get_mut("a.txt").unwrap().recorded_ns += 10 * RACY_WINDOW_NS;
+        let mut h = FileHasher::new(dir.path().to_path_buf(), entries.clone());
+        assert_eq!(h.digest("a.txt").unwrap(), Some(digest_bytes(b"one")));
+        assert_eq!(h.changed_entries().count(), 0, "a trusted entry is reused");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&p, b"two").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old_mtime)
+            .unwrap();
+        let mut h = FileHasher::new(dir.path().to_path_buf(), entries);
+        assert_eq!(h.digest("a.txt").unwrap(), Some(digest_bytes(b"two")));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use super::conftest_chain;
 use super::graph::ImportGraph;
-use super::hash::{digest_bytes, hex, FileHasher};
+use super::hash::{digest_bytes, hex, FileHasher, HashError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +29,8 @@ pub struct Recorded {
     pub reads: Vec<String>,
     pub env: Vec<String>,
     pub lists: Vec<String>,
+    /// Its tests read pytest's options: every argument is an input.
+    pub options: bool,
 }
 
 impl Recorded {
@@ -40,6 +42,7 @@ impl Recorded {
             reads: get("read"),
             env: get("env"),
             lists: get("list"),
+            options: !get("option").is_empty(),
         }
     }
 }
@@ -48,8 +51,10 @@ fn short(bytes: &[u8]) -> String {
     hex(&digest_bytes(bytes))[..16].to_owned()
 }
 
-/// Variables that never change an outcome: terminal and shell bookkeeping,
-/// and rpytest's own. Mirrors `COSMETIC_ENV` in python/rpytest/record.py.
+/// Variables left out of the whole-environment digest (`env:*`, taken when a
+/// test copies or iterates the environment): terminal and shell bookkeeping,
+/// and rpytest's own. Never applied to a variable read by name: a variable
+/// that is read is an input, whatever its name (`CI`, `TERM`).
 const COSMETIC_ENV: &[&str] = &[
     "COLUMNS",
     "LINES",
@@ -198,10 +203,21 @@ impl<'a> KeyBuilder<'a> {
         if let Some(l) = self.labels.get(rel) {
             return l.clone();
         }
+        // A path that does not exist (a failed import's candidate
+        // `pkg/new.py`) and a directory (a namespace package's candidate)
+        // are inputs too, with stable labels: creating either changes them.
         let l = match self.graph.source_mut().digest(rel) {
             Ok(Some(d)) => hex(&d)[..16].to_owned(),
             Ok(None) => "missing".to_owned(),
-            Err(_) => "unreadable".to_owned(),
+            Err(HashError::NotAFile { .. }) => {
+                let root = self.graph.source_mut().root().join(rel);
+                match std::fs::metadata(root) {
+                    Ok(m) if m.is_dir() => "dir".to_owned(),
+                    Ok(_) => "special".to_owned(),
+                    Err(_) => "missing".to_owned(),
+                }
+            }
+            Err(HashError::Io { .. }) => "unreadable".to_owned(),
         };
         self.labels.insert(rel.to_owned(), l.clone());
         l
@@ -411,6 +427,56 @@ mod tests {
         assert_eq!(env_value("*", &env), base);
         env.insert("NEW_FLAG".into(), "1".into());
         assert_ne!(env_value("*", &env), base);
+    }
+
+    #[test]
+    fn a_cosmetic_name_read_by_name_is_an_input() {
+        let mut env: HashMap<String, String> = HashMap::new();
+        for name in ["CI", "TERM", "BUILD_NUMBER", "COLUMNS"] {
+            let unset = env_value(name, &env);
+            env.insert(name.into(), "1".into());
+            assert_ne!(env_value(name, &env), unset, "{name}");
+        }
+    }
+
+    fn builder_over<'e>(root: &Path, edges: &'e HashMap<String, Vec<String>>) -> KeyBuilder<'e> {
+        let hasher = FileHasher::new(root.to_path_buf(), HashMap::new());
+        let resolver = crate::inputs::Resolver::new(root.to_path_buf(), vec![String::new()]);
+        KeyBuilder::new(
+            ImportGraph::new(resolver, hasher, HashMap::new()),
+            edges,
+            HashMap::new(),
+        )
+    }
+
+    #[test]
+    fn missing_paths_and_directories_have_stable_labels_that_creation_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("pkg")).unwrap();
+        let edges = HashMap::new();
+        let rec = Recorded {
+            reads: vec!["pkg/newmod.py".into(), "pkg/newmod".into()],
+            ..Recorded::default()
+        };
+        let labels = || {
+            let mut inputs = Inputs::new();
+            builder_over(root, &edges).add_recorded(&mut inputs, &rec);
+            (
+                inputs["file:pkg/newmod.py"].clone(),
+                inputs["file:pkg/newmod"].clone(),
+            )
+        };
+        assert_eq!(labels(), ("missing".to_owned(), "missing".to_owned()));
+        assert_eq!(labels(), labels(), "stable");
+        std::fs::create_dir(root.join("pkg/newmod")).unwrap();
+        assert_eq!(labels(), ("missing".to_owned(), "dir".to_owned()));
+        // What the run itself writes into a directory does not move its label.
+        std::fs::create_dir(root.join("pkg/newmod/__pycache__")).unwrap();
+        assert_eq!(labels().1, "dir");
+        std::fs::write(root.join("pkg/newmod.py"), "x = 1\n").unwrap();
+        let (file, _) = labels();
+        assert!(file != "missing" && file != "dir", "{file}");
     }
 
     #[test]

@@ -171,6 +171,11 @@ pub struct PytestArgs {
     pub rootdir: Option<String>,
     /// Arguments that can change an outcome, normalized, for the cache key.
     pub key_args: Vec<String>,
+    /// Every argument, normalized (canonical option names with their values),
+    /// output-only ones included: the input of tests that read pytest's
+    /// options. `--junitxml`'s path is left out (it names an output file,
+    /// often a new one per run); its presence stays.
+    pub all_args: Vec<String>,
     /// Options that select tests, so collection must stay pytest's.
     pub selects: bool,
     /// The session runs no tests (`--collect-only`, `--help`, ...).
@@ -243,6 +248,7 @@ pub fn analyze(args: &[String]) -> PytestArgs {
         let a = &args[i];
         i += 1;
         if after_dashdash || a == "-" || !a.starts_with('-') {
+            r.all_args.push(a.clone());
             r.positional.push(a.clone());
             r.rootdir_candidates.push(a.clone());
             continue;
@@ -273,6 +279,7 @@ pub fn analyze(args: &[String]) -> PytestArgs {
                     apply(&mut r, opt, opt.names[0], value);
                 }
                 None => {
+                    r.all_args.push(a.clone());
                     r.unknown_options.push(a.clone());
                     r.rootdir_candidates.push(a.clone());
                     r.key_args.push(a.clone());
@@ -302,6 +309,7 @@ pub fn analyze(args: &[String]) -> PytestArgs {
                 }
                 Some(opt) => apply(&mut r, opt, opt.names[0], None),
                 None => {
+                    r.all_args.push(a.clone());
                     r.unknown_options.push(a.clone());
                     r.rootdir_candidates.push(a.clone());
                     r.key_args.push(a.clone());
@@ -314,6 +322,10 @@ pub fn analyze(args: &[String]) -> PytestArgs {
 }
 
 fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) {
+    r.all_args.push(canonical.to_owned());
+    if canonical != "--junitxml" {
+        r.all_args.extend(value.clone());
+    }
     match canonical {
         "-v" => r.verbosity += 1,
         "-q" => r.verbosity -= 1,
@@ -444,6 +456,30 @@ mod tests {
         assert_eq!(a.plugins, vec!["no:cacheprovider"]);
         assert_eq!(a.inifile.as_deref(), Some("x.ini"));
         assert_eq!(a.positional, vec!["-weird"]);
+    }
+
+    #[test]
+    fn all_args_keep_output_options_in_canonical_form() {
+        let a = analyze(&s(&[
+            "-vv",
+            "--tb=short",
+            "--junit-xml=/tmp/x.xml",
+            "-k",
+            "a",
+            "t.py",
+        ]));
+        assert_eq!(
+            a.all_args,
+            s(&["-v", "-v", "--tb", "short", "--junitxml", "-k", "a", "t.py"])
+        );
+        assert_ne!(
+            analyze(&s(&["-v"])).all_args,
+            analyze(&s(&["-vv"])).all_args
+        );
+        assert_eq!(
+            analyze(&s(&["--verbose", "--junitxml", "a.xml"])).all_args,
+            analyze(&s(&["-v", "--junitxml=b.xml"])).all_args
+        );
     }
 
     #[test]

@@ -105,6 +105,32 @@ pub fn load_config(path: &Path) -> Result<Option<IniConfig>, IniError> {
     }
 }
 
+/// What of a configuration file enters every key: for `pyproject.toml`,
+/// only the tables pytest and rpytest read (`[tool.pytest]`, with pytest 8's
+/// `ini_options` and pytest 9's native keys, and `[tool.rpytest]`), so an
+/// edit of `[tool.black]` or `[project]` re-runs nothing. `None`: the whole
+/// file counts (other formats, and a file that does not parse, which pytest
+/// reports itself).
+pub fn keyed_sections(path: &Path) -> Option<String> {
+    if path.file_name().and_then(|n| n.to_str()) != Some("pyproject.toml") {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc = text.parse::<toml::Table>().ok()?;
+    let tool = doc.get("tool");
+    let mut out = String::new();
+    for name in ["pytest", "rpytest"] {
+        out.push_str(name);
+        out.push('=');
+        match tool.and_then(|t| t.get(name)) {
+            Some(v) => out.push_str(&v.to_string()),
+            None => out.push_str("(absent)"),
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
 fn parse_toml(path: &Path, text: &str) -> Result<toml::Table, IniError> {
     text.parse::<toml::Table>().map_err(|e| IniError::Toml {
         path: path.display().to_string(),
@@ -288,6 +314,30 @@ mod tests {
         assert_eq!(c["testpaths"], IniValue::List(vec!["tests".into()]));
         std::fs::write(p.join("pyproject.toml"), "[project]\nname='x'\n").unwrap();
         assert_eq!(load_config(&p.join("pyproject.toml")).unwrap(), None);
+    }
+
+    #[test]
+    fn pyproject_keys_only_the_tables_pytest_and_rpytest_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pyproject.toml");
+        let base = "[project]\nname = 'x'\n[tool.pytest.ini_options]\naddopts = '-q'\n[tool.black]\nline-length = 88\n";
+        std::fs::write(&p, base).unwrap();
+        let k = keyed_sections(&p).unwrap();
+        std::fs::write(&p, base.replace("88", "100").replace("'x'", "'y'")).unwrap();
+        assert_eq!(
+            keyed_sections(&p).unwrap(),
+            k,
+            "black and project are not keyed"
+        );
+        std::fs::write(&p, base.replace("-q", "-v")).unwrap();
+        assert_ne!(keyed_sections(&p).unwrap(), k);
+        std::fs::write(&p, format!("{base}[tool.rpytest]\ndaemon = false\n")).unwrap();
+        assert_ne!(keyed_sections(&p).unwrap(), k);
+        std::fs::write(&p, format!("{base}[tool.pytest]\nminversion = '9'\n")).unwrap();
+        assert_ne!(keyed_sections(&p).unwrap(), k);
+        std::fs::write(&p, "not toml [").unwrap();
+        assert_eq!(keyed_sections(&p), None);
+        assert_eq!(keyed_sections(&dir.path().join("tox.ini")), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `--why NODEID` and `--show-rules`: what a test's key is made of, and what changed.
 
 use super::plan::{
-    global_key, key_context, load_rules, scope, search_roots, session_wide_conftests, REUSABLE,
+    global_key, key_context, load_rules, scope, search_roots, session_wide_conftests, Plan,
 };
 use super::{Failure, Invocation};
 use crate::inputs::key::{self, Inputs};
@@ -10,7 +10,11 @@ use crate::report;
 use crate::rules::Rule;
 use crate::store::Store;
 
-/// `--why NODEID`: which inputs changed since the node's last reusable result.
+/// `--why NODEID`: whether this command line would serve the node from the
+/// cache and, when it would run it, which inputs changed since its last
+/// reusable result. The answer is the run's own plan (`Plan::make` with the
+/// same arguments), never a second opinion: `--why` cannot claim a test is
+/// cached when the run executes it.
 pub fn why(
     inv: &Invocation,
     store: &mut Store,
@@ -18,13 +22,32 @@ pub fn why(
     node: &str,
 ) -> Result<i32, Failure> {
     let file = node.split("::").next().unwrap_or(node).to_owned();
+    let rules = load_rules(inv)?;
+    let plan = Plan::make(inv, store, info, &rules, None)?;
+    if !plan.caching {
+        report::out(&format!(
+            "{node}: the result cache is off for this command line; it runs"
+        ));
+        return Ok(0);
+    }
+    if plan.cached.iter().any(|c| c.nodeid == node) {
+        report::out(&format!(
+            "{node}: inputs unchanged since its last pass; it is served from the cache"
+        ));
+        return Ok(0);
+    }
     let Some((_, old_key)) = store.node_key(node).ok().flatten() else {
         report::out(&format!(
             "{node}: never passed (no reusable result is recorded for it)"
         ));
         return Ok(0);
     };
-    let rules = load_rules(inv)?;
+    let Some(planned) = plan.pre_keys.get(&file) else {
+        report::out(&format!(
+            "{node}: it runs: rpytest does not key {file} for these arguments (it is not a test file rpytest discovers; files that plugins or --doctest-glob collect always run)"
+        ));
+        return Ok(0);
+    };
     let edges = store.edges().unwrap_or_default();
     let roots = search_roots(inv, store, std::slice::from_ref(&file));
     let mut ctx = key_context(inv, store, &edges, rules, roots);
@@ -38,18 +61,14 @@ pub fn why(
         ));
         return Ok(0);
     }
-    let served = store
-        .lookup_many(&[(file.as_str(), now_key.hex.as_str())], None)
-        .unwrap_or_default()
-        .remove(&file)
-        .is_some_and(|l| {
-            l.results
-                .iter()
-                .any(|r| r.nodeid == node && REUSABLE.contains(&r.outcome.as_str()))
-        });
-    if served || now_key.hex == old_key {
+    if planned.hex == old_key {
+        let reason = if inv.settings.refresh_cache {
+            "RPYTEST_CACHE=refresh runs everything"
+        } else {
+            "its last reusable result is not usable by this run"
+        };
         report::out(&format!(
-            "{node}: inputs unchanged since its last pass; it is served from the cache"
+            "{node}: inputs unchanged since its last pass, but it runs: {reason}"
         ));
         return Ok(0);
     }

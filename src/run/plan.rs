@@ -73,6 +73,29 @@ pub struct Plan {
     pub(super) test_files: Option<Vec<String>>,
 }
 
+/// The invocation directory relative to rootdir (`.` for rootdir itself,
+/// `../x` outside it): machine-independent, never an absolute path.
+pub(super) fn invocation_dir(root: &Path, cwd: &Path) -> String {
+    let root: Vec<_> = root.components().collect();
+    let cwd: Vec<_> = cwd.components().collect();
+    let common = root
+        .iter()
+        .zip(cwd.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut parts: Vec<String> = vec!["..".to_owned(); root.len() - common];
+    parts.extend(
+        cwd[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    }
+}
+
 pub(super) fn rel_to(root: &Path, p: &Path) -> Option<String> {
     p.strip_prefix(root)
         .ok()
@@ -99,6 +122,9 @@ pub(super) struct KeyContext<'s> {
     pub(super) builder: KeyBuilder<'s>,
     pub(super) deps: HashMap<String, HashMap<String, Vec<String>>>,
     pub(super) rules: Vec<Rule>,
+    /// Label of every argument (ini addopts, `PYTEST_ADDOPTS`, the command
+    /// line), output-only ones included: an input of tests that read options.
+    pub(super) all_args: String,
 }
 
 impl KeyContext<'_> {
@@ -129,8 +155,13 @@ impl KeyContext<'_> {
         let rec = self.recorded(file);
         let (files, env, cache, settings) = self.rule_inputs(file);
         let mut k = self.builder.file_key(global, file, &rec, &files, &env);
-        if !settings.is_empty() {
-            k.inputs.insert("rule".into(), key::value_label(&settings));
+        if !settings.is_empty() || rec.options {
+            if !settings.is_empty() {
+                k.inputs.insert("rule".into(), key::value_label(&settings));
+            }
+            if rec.options {
+                k.inputs.insert("args:all".into(), self.all_args.clone());
+            }
             k = key::finish(k.inputs);
         }
         (k, cache)
@@ -160,12 +191,16 @@ pub(super) fn global_key(
     let listing = distributions(&info.site_dirs, root, &mut ctx.builder);
     inputs.insert("distributions".into(), key::value_label(&listing));
     if let Some(ini) = &inv.setup.inipath {
-        match rel_to(root, ini) {
-            Some(rel) => {
+        match (crate::project::ini::keyed_sections(ini), rel_to(root, ini)) {
+            (Some(sections), rel) => {
+                let name = rel.map_or_else(|| "ini".to_owned(), |r| format!("ini:{r}"));
+                inputs.insert(name, key::value_label(&sections));
+            }
+            (None, Some(rel)) => {
                 let l = ctx.builder.file_label(&rel);
                 inputs.insert(format!("file:{rel}"), l);
             }
-            None => {
+            (None, None) => {
                 let text = std::fs::read(ini).unwrap_or_default();
                 inputs.insert(
                     "ini".into(),
@@ -174,6 +209,9 @@ pub(super) fn global_key(
             }
         }
     }
+    // Tests resolve relative paths (`open("data.txt")`) against the
+    // invocation directory: the same rootdir run from `tests/` reads other files.
+    inputs.insert("cwd".into(), invocation_dir(root, &inv.cwd));
     let mut args = inv.args.key_args.clone();
     if !inv.args.understood() {
         // Unknown options make positional arguments ambiguous: key them all.
@@ -185,7 +223,21 @@ pub(super) fn global_key(
     for e in &default.env {
         inputs.insert(format!("env:{e}"), key::env_value(e, &ctx.builder.env));
     }
+    // The interpreter reads every `PYTHON*` variable in C at startup, where no
+    // recorder sees it (`PYTHONINTMAXSTRDIGITS`, `PYTHONDONTWRITEBYTECODE`...):
+    // each one set is an input of every test, by name and value.
+    for name in ctx.builder.env.keys() {
+        if name.starts_with("PYTHON") {
+            inputs.insert(
+                format!("env:{name}"),
+                key::env_value(name, &ctx.builder.env),
+            );
+        }
+    }
     let rec = ctx.recorded("");
+    if rec.options {
+        inputs.insert("args:all".into(), ctx.all_args.clone());
+    }
     ctx.builder.add_closure(&mut inputs, &rec.imports);
     ctx.builder.add_recorded(&mut inputs, &rec);
     key::finish(inputs)
@@ -264,6 +316,7 @@ pub(super) fn key_context<'s>(
         builder: KeyBuilder::new(graph, edges, env),
         deps: store.deps().unwrap_or_default(),
         rules,
+        all_args: key::value_label(&inv.args.all_args.join("\0")),
     }
 }
 
@@ -311,6 +364,9 @@ pub(super) fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, b
 /// trust that pytest's selection is a pure function of the file's key and
 /// these arguments: only `-k`, `-m`, `--deselect` select (not `--lf` & co,
 /// which depend on pytest's own cache), and every argument is understood.
+/// Node-ID arguments narrow what pytest collects of a file, and what a
+/// selection kept of the whole file says nothing about that part: pytest
+/// applies the selection then.
 fn selection_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
     let a = &inv.args;
     (a.selects
@@ -318,6 +374,7 @@ fn selection_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
         && a.understood()
         && !a.narrows_collection
         && !a.doctests
+        && !a.positional.iter().any(|p| p.contains("::"))
         && all_exist)
         .then(|| key::value_label(&a.select_args.join("\0")))
 }
@@ -576,6 +633,14 @@ impl Plan {
             }
             trace.mark("remote cache lookups");
         }
+        let hits: Vec<(&str, &str)> = keyed
+            .iter()
+            .filter(|(f, _, _)| found_entries.contains_key(f))
+            .map(|(f, k, _)| (f.as_str(), k.hex.as_str()))
+            .collect();
+        if let Err(e) = store.touch(&hits) {
+            report::warning(&format!("could not mark cache entries as used: {e}"));
+        }
         for (file, k, _) in keyed {
             let entry = found_entries.remove(&file);
             plan.pre_keys.insert(file.clone(), k);
@@ -647,7 +712,10 @@ impl Plan {
                 }
                 plan.skip_files.push(file);
             } else {
-                all_full &= full;
+                // Under a selection this file's key has not seen, only pytest
+                // knows what `-k`/`-m`/`--deselect` keep (or that the
+                // expression is invalid): never answer without a session.
+                all_full &= full && select_sig.is_none();
                 plan.cached.extend(by_id.values().map(|r| cached_node(r)));
             }
         }
@@ -743,5 +811,22 @@ impl Plan {
 
     fn saved(&self) -> f64 {
         self.cached.iter().map(|c| c.duration).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invocation_dir_is_relative_to_rootdir() {
+        let root = Path::new("/home/u/proj");
+        assert_eq!(invocation_dir(root, Path::new("/home/u/proj")), ".");
+        assert_eq!(
+            invocation_dir(root, Path::new("/home/u/proj/tests/a")),
+            "tests/a"
+        );
+        assert_eq!(invocation_dir(root, Path::new("/home/u")), "..");
+        assert_eq!(invocation_dir(root, Path::new("/home/v/x")), "../../v/x");
     }
 }

@@ -88,12 +88,17 @@ impl Plan {
                     lists,
                     generated,
                     outside,
+                    volatile: never_store,
+                    options,
                     ..
                 } => {
-                    if !generated.is_empty() || *outside {
+                    if !generated.is_empty() || *outside || *never_store {
                         volatile.insert(file.clone().unwrap_or_default());
                     }
                     let f = file.clone().unwrap_or_default();
+                    if *options {
+                        new_deps.push((f.clone(), "option".into(), vec!["all".into()]));
+                    }
                     // pytest loads every conftest.py it passes while collecting;
                     // each is an input of exactly the tests below it (the chain).
                     let imports: Vec<String> = imports
@@ -139,6 +144,14 @@ impl Plan {
             .chain(replayed.iter().map(|r| r.0.as_str()))
             .collect();
         let mut reusable: Vec<(String, NodeResult)> = Vec::new();
+        if interrupted {
+            // An interrupted session (Ctrl-C, a crash) recorded what its
+            // unwinding touched (the traceback reads the interrupted test's
+            // source) as reads of the whole session: merged, they would be
+            // inputs of every test from then on. Its results are never
+            // stored, and the next complete session records what is real.
+            new_deps.retain(|(file, _, _)| !file.is_empty());
+        }
         if self.caching {
             // Merge what this run recorded before computing the keys results are stored under.
             if let Err(e) = store.record_deps(&new_deps, &new_edges) {
@@ -156,16 +169,26 @@ impl Plan {
             );
             post_global = Some(global.hex.clone());
             let started_ns = (started * 1e9) as i128;
+            // An input written during the run: the tests may have seen either
+            // content. The ctime counts too: an edit that restores the mtime
+            // cannot restore it.
             let unstable = |inputs: &Inputs, root: &Path| {
+                use std::os::unix::fs::MetadataExt;
                 inputs
                     .keys()
-                    .filter_map(|k| k.strip_prefix("file:"))
+                    .filter_map(|k| k.strip_prefix("file:").or_else(|| k.strip_prefix("ini:")))
                     .any(|f| {
+                        // A directory's label ("dir") does not depend on its
+                        // mtime, which the run itself moves (`__pycache__`).
                         std::fs::metadata(root.join(f))
-                            .and_then(|m| m.modified())
                             .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map(|d| d.as_nanos() as i128 >= started_ns)
+                            .filter(|m| m.is_file())
+                            .map(|m| {
+                                let ns =
+                                    |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+                                ns(m.mtime(), m.mtime_nsec()).max(ns(m.ctime(), m.ctime_nsec()))
+                                    >= started_ns
+                            })
                             .unwrap_or(false)
                     })
             };

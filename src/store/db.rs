@@ -72,11 +72,27 @@ pub(super) fn now() -> f64 {
 }
 
 impl Store {
+    /// Adds the stat cache's `ctime_ns` column to a database made before it
+    /// existed (rows without it hold -1 and are never trusted). Two runs may
+    /// race to add it; the loser's "duplicate column" is harmless.
+    fn ensure_stat_ctime(&self) {
+        let has = self
+            .conn
+            .prepare("SELECT ctime_ns FROM stat_cache LIMIT 0")
+            .is_ok();
+        if !has {
+            let _ = self.conn.execute_batch(
+                "ALTER TABLE stat_cache ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT -1",
+            );
+        }
+    }
+
     /// The stat cache, for the hasher.
     pub fn load_stat_cache(&self) -> rusqlite::Result<HashMap<String, StatEntry>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT path, size, mtime_ns, ino, recorded_ns, digest FROM stat_cache")?;
+        self.ensure_stat_ctime();
+        let mut stmt = self.conn.prepare(
+            "SELECT path, size, mtime_ns, ino, recorded_ns, digest, ctime_ns FROM stat_cache",
+        )?;
         let rows = stmt.query_map([], |r| {
             let digest: Vec<u8> = r.get(5)?;
             let mut d: Digest = [0; 32];
@@ -88,6 +104,7 @@ impl Store {
                 StatEntry {
                     size: r.get::<_, i64>(1)? as u64,
                     mtime_ns: r.get(2)?,
+                    ctime_ns: r.get(6)?,
                     ino: r.get::<_, i64>(3)? as u64,
                     recorded_ns: r.get(4)?,
                     digest: d,
@@ -102,10 +119,11 @@ impl Store {
         &mut self,
         entries: impl Iterator<Item = (&'a String, &'a StatEntry)>,
     ) -> rusqlite::Result<()> {
+        self.ensure_stat_ctime();
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare(
-                "INSERT OR REPLACE INTO stat_cache(path, size, mtime_ns, ino, recorded_ns, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO stat_cache(path, size, mtime_ns, ino, recorded_ns, digest, ctime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (p, e) in entries {
                 stmt.execute(params![
@@ -114,7 +132,8 @@ impl Store {
                     e.mtime_ns,
                     e.ino as i64,
                     e.recorded_ns,
-                    &e.digest[..]
+                    &e.digest[..],
+                    e.ctime_ns
                 ])?;
             }
         }
@@ -358,6 +377,26 @@ impl Store {
         Ok(out)
     }
 
+    /// Marks `(file, key)` entries as used now. `at` is when an entry was
+    /// last stored or used: eviction keeps the most recently used keys of a
+    /// file, so the key in use is never the one pushed out.
+    pub fn touch(&mut self, pairs: &[(&str, &str)]) -> rusqlite::Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let at = now();
+        let tx = self.conn.transaction()?;
+        {
+            let mut fc = tx.prepare("UPDATE file_cache SET at=?3 WHERE file=?1 AND key=?2")?;
+            let mut nc = tx.prepare("UPDATE node_cache SET at=?3 WHERE file=?1 AND key=?2")?;
+            for (f, k) in pairs {
+                fc.execute(params![f, k, at])?;
+                nc.execute(params![f, k, at])?;
+            }
+        }
+        tx.commit()
+    }
+
     /// Whether `nodeid` ever had a reusable result, and under which key.
     pub fn node_key(&self, nodeid: &str) -> rusqlite::Result<Option<(String, String)>> {
         self.conn
@@ -398,8 +437,9 @@ impl Store {
             }
             insert_entries(&tx, files, reusable, at)?;
         }
-        // Keep old keys from growing without bound: only the newest 3 keys per
-        // file (only a run that stored new keys can have pushed one out).
+        // Keep old keys from growing without bound: only the 3 most recently
+        // stored or used keys per file (see `touch`; only a run that stored
+        // new keys can have pushed one out).
         if !files.is_empty() {
             tx.execute_batch(
             "DELETE FROM node_cache WHERE (file, key) IN (
