@@ -85,7 +85,18 @@ _RPYTEST_DIR = os.path.dirname(_HERE) + os.sep
 
 # Code whose directory listings, environment reads and subprocesses are
 # machinery, not a test's input.
-_MACHINERY = ("<frozen importlib", "<frozen zipimport", _PYTEST_DIR + os.sep, _PLUGGY_DIR + os.sep, _RPYTEST_DIR)
+def _package_dir(name: str) -> str:
+    try:
+        return os.path.dirname(importlib.import_module(name).__file__ or "") + os.sep
+    except Exception:
+        return "<no %s>" % name
+
+
+# pytest's own ini parser reads the ini file for pytest.
+_MACHINERY = (
+    "<frozen importlib", "<frozen zipimport", _PYTEST_DIR + os.sep, _PLUGGY_DIR + os.sep, _RPYTEST_DIR,
+    _package_dir("iniconfig"),
+)
 
 # pytest code that runs on a test's behalf: pytester starts subprocesses with a copy
 # of the environment.
@@ -355,7 +366,9 @@ class Recorder:
             return
         k = self.data_key()
         # A read of a file that does not exist is an input too (label "missing").
-        if reads and r not in self.wrote[k] and not r.endswith("conftest.py"):
+        # pytest's own reads (its ini file, a doctest text file it collects) are
+        # not: the CLI keys what pytest reads itself.
+        if reads and r not in self.wrote[k] and not r.endswith("conftest.py") and not from_machinery():
             self.reads[k].add(r)  # (conftest.py files are inputs of the tests below them, by the chain)
         if writes:
             self.written.add(r)
