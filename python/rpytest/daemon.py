@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+
+# Before anything else is imported: a module file modified after this instant
+# may have been imported in its old state (see `Daemon.stale_files`).
+STARTED_NS = time.time_ns()
 
 if __name__ == "__main__" and not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] in ("", os.getcwd()):
     # `python -m` put the cwd (often the project) first on sys.path; the daemon must never import project code.
@@ -24,11 +29,11 @@ import selectors
 import signal
 import socket
 import struct
-import time
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
-from rpytest import __version__
+from rpytest import __version__, shadow
+from rpytest.warm import _atomic_write, cold_path, read_names
 from rpytest.protocol import PROTOCOL_VERSION, LineBuffer, decode, encode
 
 # pytest's own machinery, imported here so that children start warm. Everything
@@ -103,8 +108,48 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def preload(names: List[str], rootdir: str) -> List[str]:
-    """Import each warm module; roll back and drop any that raises, warns or starts a thread."""
+class EnvReads:
+    """Records the names of the environment variables read through `os.environ` / `os.getenv`.
+
+    A module that decides something at import from the environment must not be
+    preloaded: the daemon's environment is not the session's, and the session's
+    recorder would never see the read. `"*"` means the whole environment was
+    listed or copied. Reads by C code (`getenv(3)`) are not seen."""
+
+    def __init__(self) -> None:
+        self.names: Set[str] = set()
+        self._cls: Optional[type] = None
+
+    def __enter__(self) -> "EnvReads":
+        env = os.environ
+        base = type(env)
+        names = self.names
+
+        class Recording(base):  # type: ignore[valid-type, misc]
+            def __getitem__(self, key: Any) -> Any:
+                names.add(str(key))
+                return base.__getitem__(self, key)
+
+            def __iter__(self) -> Any:
+                names.add("*")
+                return base.__iter__(self)
+
+            def copy(self) -> Dict[str, str]:
+                names.add("*")
+                return base.copy(self)
+
+        self._cls = base
+        env.__class__ = Recording
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._cls is not None:
+            os.environ.__class__ = self._cls
+
+
+def preload(names: List[str], rootdir: str, dropped: Optional[Dict[str, str]] = None) -> List[str]:
+    """Import each warm module; roll back and drop any that raises, warns, starts a thread or
+    reads the environment (the reasons go into `dropped`)."""
     loaded: List[str] = []
     for name in names:
         if not isinstance(name, str) or not name or name in loaded:
@@ -116,6 +161,7 @@ def preload(names: List[str], rootdir: str) -> List[str]:
         threads = _thread_count()
         ok = False
         why = ""
+        reads = EnvReads()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -128,12 +174,15 @@ def preload(names: List[str], rootdir: str) -> List[str]:
                 elif any(_under(os.path.realpath(p), rootdir) and "site-packages" not in p for p in paths):
                     why = "is project code"
                 else:
-                    importlib.import_module(name)
+                    with reads:
+                        importlib.import_module(name)
                     ok = True
             except BaseException as exc:  # noqa: BLE001 - a preload must never kill the daemon
                 why = "raised %s: %s" % (type(exc).__name__, exc)
         if ok and caught:
             ok, why = False, "warned: %s" % caught[0].message
+        if ok and reads.names:
+            ok, why = False, "read the environment at import (%s)" % ", ".join(sorted(reads.names))
         if ok and _thread_count() > threads:
             ok, why = False, "started a thread"
             log("warm module %s started a thread; restart without it" % name)
@@ -143,7 +192,25 @@ def preload(names: List[str], rootdir: str) -> List[str]:
             for added in set(sys.modules) - before:
                 sys.modules.pop(added, None)
             log("warm: dropped %s (%s)" % (name, why))
+            if dropped is not None:
+                dropped[name] = why
     return loaded
+
+
+def module_files() -> Dict[str, Tuple[int, int, int, int]]:
+    """The stat of every file a loaded module came from (source, bytecode or extension)."""
+    out: Dict[str, Tuple[int, int, int, int]] = {}
+    for module in list(sys.modules.values()):
+        f = getattr(module, "__file__", None)
+        if not isinstance(f, str) or f in out or not os.path.isabs(f):
+            continue
+        try:
+            st = os.stat(f)
+        except OSError:
+            out[f] = (-1, -1, -1, -1)
+            continue
+        out[f] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return out
 
 
 class Conn:
@@ -185,6 +252,8 @@ class Daemon:
         self.listener: Optional[socket.socket] = None
         self.listener_ino: Optional[int] = None
         self.base_pythonpath = os.environ.get("PYTHONPATH")
+        self.env_identity: Dict[str, Optional[str]] = {}
+        self.files: Dict[str, Tuple[int, int, int, int]] = {}
 
     # ---- start-up ---------------------------------------------------------
 
@@ -230,30 +299,60 @@ class Daemon:
         self.stopping = True
 
     def load_warm(self) -> None:
-        for name in PYTEST_MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception as exc:  # e.g. _pytest.nose is gone in pytest 8
-                if not isinstance(exc, ModuleNotFoundError):
-                    log("could not import %s: %s" % (name, exc))
-        names: List[str] = []
-        if self.warm_file:
-            try:
-                with open(self.warm_file, encoding="utf-8") as f:
-                    data = json.load(f)
-                if isinstance(data, list):
-                    names = [n for n in data if isinstance(n, str)]
-            except FileNotFoundError:
-                pass
-            except Exception as exc:
-                log("ignoring unreadable warm file %s: %s" % (self.warm_file, exc))
+        # What pytest's own modules read from the environment at import is part
+        # of this daemon's identity: the CLI restarts it when those values differ.
+        with EnvReads() as reads:
+            for name in PYTEST_MODULES:
+                try:
+                    importlib.import_module(name)
+                except Exception as exc:  # e.g. _pytest.nose is gone in pytest 8
+                    if not isinstance(exc, ModuleNotFoundError):
+                        log("could not import %s: %s" % (name, exc))
+        self.env_identity = {n: os.environ.get(n) for n in sorted(reads.names) if n != "*"}
+        if "*" in reads.names:
+            self.env_identity = dict(os.environ)
+        shadow.set_baseline()
+        names = read_names(self.warm_file)
+        cold_file = cold_path(self.warm_file) if self.warm_file else None
+        cold = set(read_names(cold_file))
+        names = [n for n in names if n not in cold]
         if names:
             t0 = time.monotonic()
-            self.warm = preload(names, self.rootdir)
+            dropped: Dict[str, str] = {}
+            self.warm = preload(names, self.rootdir, dropped)
             log("warm: loaded %d/%d modules in %.2fs" % (len(self.warm), len(names), time.monotonic() - t0))
+            if dropped and cold_file:
+                # Sessions would add them back to the warm file: remember the refusal.
+                try:
+                    _atomic_write(cold_file, sorted(cold | set(dropped)))
+                except OSError as exc:
+                    log("could not write %s: %s" % (cold_file, exc))
         gc.collect()
         if _thread_count() > 1:
             log("warning: %d threads after start-up; forking may be unsafe" % _thread_count())
+        self.files = module_files()
+
+    def stale_files(self) -> List[str]:
+        """Files of modules this daemon imported that changed since (a session forked
+        now would run their old code), and start-up modules that appeared since."""
+        stale: List[str] = []
+        for f, before in self.files.items():
+            try:
+                st = os.stat(f)
+                now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            except OSError:
+                now = (-1, -1, -1, -1)
+            # Modified while the daemon was starting: it may have imported the old text.
+            if now != before or now[1] >= STARTED_NS:
+                stale.append(f)
+        import site
+        from importlib.machinery import PathFinder
+
+        for name in ("sitecustomize", "usercustomize") if site.ENABLE_USER_SITE else ("sitecustomize",):
+            # A fresh interpreter imports these at start-up when they exist.
+            if name not in sys.modules and PathFinder.find_spec(name) is not None:
+                stale.append(name)
+        return stale
 
     # ---- main loop --------------------------------------------------------
 
@@ -406,6 +505,8 @@ class Daemon:
                     "started": int(self.started),
                     "sessions": self.sessions,
                     "warm": self.warm,
+                    "stale": self.stale_files()[:20],
+                    "env": self.env_identity,
                 },
             )
         elif kind == "stop":

@@ -2,8 +2,10 @@
 //!
 //! A daemon is reused only when its fingerprint (rpytest's version, the
 //! protocol, the interpreter file, the installed distributions and the
-//! `PYTHON*` environment that shapes the interpreter at start) equals ours;
-//! otherwise it is stopped and replaced. Two CLIs starting at once serialize
+//! `PYTHON*` environment that shapes the interpreter at start) equals ours,
+//! none of the files its modules came from changed since it imported them,
+//! and the environment variables pytest read at import have their values
+//! (`Pong::fresh_for`); otherwise it is stopped and replaced. Two CLIs starting at once serialize
 //! on a lock file, so only one daemon is started.
 
 use super::client::{ping, Connection, DaemonError};
@@ -142,7 +144,9 @@ pub fn ensure_daemon(spec: &DaemonSpec) -> Result<Connection, DaemonError> {
 fn usable(spec: &DaemonSpec) -> Result<Option<Connection>, DaemonError> {
     match ping(&spec.paths.socket) {
         Ok((c, pong))
-            if pong.protocol == PROTOCOL_VERSION && pong.fingerprint == spec.fingerprint =>
+            if pong.protocol == PROTOCOL_VERSION
+                && pong.fingerprint == spec.fingerprint
+                && pong.fresh_for(|k| std::env::var(k).ok()) =>
         {
             Ok(Some(c))
         }

@@ -99,6 +99,8 @@ pub(super) struct KeyContext<'s> {
     pub(super) builder: KeyBuilder<'s>,
     pub(super) deps: HashMap<String, HashMap<String, Vec<String>>>,
     pub(super) rules: Vec<Rule>,
+    /// Installed module files sessions imported (inputs/installed.rs).
+    pub(super) installed: crate::inputs::installed::InstalledFiles,
 }
 
 impl KeyContext<'_> {
@@ -159,6 +161,8 @@ pub(super) fn global_key(
     let root = &inv.setup.rootdir;
     let listing = distributions(&info.site_dirs, root, &mut ctx.builder);
     inputs.insert("distributions".into(), key::value_label(&listing));
+    // What RECORD cannot vouch for: the installed files sessions imported, by content.
+    crate::inputs::installed::add_to(&mut inputs, &ctx.installed, &mut ctx.builder);
     if let Some(ini) = &inv.setup.inipath {
         match rel_to(root, ini) {
             Some(rel) => {
@@ -264,6 +268,7 @@ pub(super) fn key_context<'s>(
         builder: KeyBuilder::new(graph, edges, env),
         deps: store.deps().unwrap_or_default(),
         rules,
+        installed: crate::inputs::installed::load(store),
     }
 }
 
