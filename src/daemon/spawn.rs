@@ -10,6 +10,7 @@
 
 use super::client::{ping, Connection, DaemonError};
 use super::paths::DaemonPaths;
+use crate::inputs::installed::distribution_names;
 use crate::project::interpreter::{stamp, InterpreterInfo};
 use crate::protocol::PROTOCOL_VERSION;
 use std::fs::OpenOptions;
@@ -73,25 +74,6 @@ pub fn fingerprint(python: &Path, info: &InterpreterInfo) -> String {
 
 /// The names of everything installed in the site directories (dist-info
 /// directories carry name and version) plus the content of `.pth` files.
-/// The installation records in a site-packages directory, sorted:
-/// `*.dist-info`, `*.egg-info`, `*.pth`, `*.egg-link`.
-pub fn distribution_names(dir: &str) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            [".dist-info", ".egg-info", ".pth", ".egg-link"]
-                .iter()
-                .any(|ext| n.ends_with(ext))
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 pub fn site_listing(site_dirs: &[String]) -> String {
     let mut out = String::new();
     for dir in site_dirs {

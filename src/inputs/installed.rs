@@ -19,12 +19,17 @@
 //!   so clones and machines with the same environment share keys); the path
 //!   on this machine is kept in the store only to hash it. Digests go through
 //!   the stat cache: an unchanged environment costs one stat per file.
+//!
+//! The listing of the site directories (`distribution_names`) is read once
+//! per process and shared by the global key (run/plan.rs `distributions`)
+//! and the daemon's fingerprint (daemon/spawn.rs `site_listing`).
 
 use crate::inputs::key::{Inputs, KeyBuilder};
 use crate::protocol::Event;
 use crate::store::Store;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The store's meta entry holding the set (JSON: portable name -> path).
 const META: &str = "installed_imports";
@@ -71,4 +76,31 @@ pub fn add_to(inputs: &mut Inputs, files: &InstalledFiles, builder: &mut KeyBuil
     for (name, path) in files {
         inputs.insert(format!("installed:{name}"), builder.file_label(path));
     }
+}
+
+/// The installation records in a site-packages directory, sorted:
+/// `*.dist-info`, `*.egg-info`, `*.pth`, `*.egg-link`. Read once per process.
+pub fn distribution_names(dir: &str) -> Vec<String> {
+    static LISTINGS: OnceLock<Mutex<HashMap<String, Arc<Vec<String>>>>> = OnceLock::new();
+    let memo = LISTINGS.get_or_init(Default::default);
+    if let Some(names) = memo.lock().ok().and_then(|m| m.get(dir).cloned()) {
+        return names.to_vec();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    [".dist-info", ".egg-info", ".pth", ".egg-link"]
+                        .iter()
+                        .any(|ext| n.ends_with(ext))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if let Ok(mut m) = memo.lock() {
+        m.insert(dir.to_owned(), Arc::new(names.clone()));
+    }
+    names
 }

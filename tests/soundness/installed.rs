@@ -9,9 +9,22 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::common::{python, repo_root, Outcome, Pair, Run};
+
+/// Every session imports the plugin, the .pth hook and sitecustomize, so they
+/// are inputs of every test here: a test that edits one runs alone, or the
+/// others' warm-ups would see their keys move.
+static SHARED_FILES: RwLock<()> = RwLock::new(());
+
+fn reads_shared_files() -> RwLockReadGuard<'static, ()> {
+    SHARED_FILES.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn edits_shared_files() -> RwLockWriteGuard<'static, ()> {
+    SHARED_FILES.write().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The shared venv: its interpreter, its site-packages and the source of the editable plugin.
 struct Venv {
@@ -184,6 +197,7 @@ fn assert_now_fails(pair: &Pair, key: &str) {
 
 #[test]
 fn editable_entry_point_plugin_edit_reruns() {
+    let _lock = edits_shared_files();
     let venv = venv();
     write(&venv.plugin, PLUGIN);
     let pair = pair(
@@ -206,6 +220,7 @@ fn editable_entry_point_plugin_edit_reruns() {
 
 #[test]
 fn module_imported_by_pth_file_edit_reruns() {
+    let _lock = edits_shared_files();
     let venv = venv();
     let hook = venv.site.join("rpt_pth_hook.py");
     write(&hook, PTH_HOOK);
@@ -222,6 +237,7 @@ fn module_imported_by_pth_file_edit_reruns() {
 
 #[test]
 fn site_packages_file_edited_in_place_reruns_and_restarts_the_daemon() {
+    let _lock = reads_shared_files();
     let venv = venv();
     let module = venv.site.join("rpt_inplace.py");
     write(&module, "VALUE = 1\n");
@@ -248,6 +264,7 @@ fn site_packages_file_edited_in_place_reruns_and_restarts_the_daemon() {
 
 #[test]
 fn sitecustomize_edit_reruns_and_restarts_the_daemon() {
+    let _lock = edits_shared_files();
     let venv = venv();
     let custom = venv.site.join("sitecustomize.py");
     write(&custom, SITECUSTOMIZE);
@@ -269,6 +286,7 @@ fn sitecustomize_edit_reruns_and_restarts_the_daemon() {
 
 #[test]
 fn module_reading_the_environment_at_import_is_not_preloaded() {
+    let _lock = reads_shared_files();
     let venv = venv();
     write(&venv.site.join("rpt_envmod.py"), INSTALLED_MODULES[1].1);
     let mut pair = pair(
@@ -291,6 +309,7 @@ fn module_reading_the_environment_at_import_is_not_preloaded() {
 
 #[test]
 fn first_party_module_shadowing_a_preloaded_one_is_imported_as_pytest_would() {
+    let _lock = reads_shared_files();
     let venv = venv();
     write(&venv.site.join("rpt_shadowed.py"), INSTALLED_MODULES[2].1);
     let pair = pair(
@@ -340,6 +359,7 @@ fn first_party_module_shadowing_a_preloaded_one_is_imported_as_pytest_would() {
 
 #[test]
 fn python_environment_variables_restart_the_daemon() {
+    let _lock = reads_shared_files();
     let mut pair = pair(
         "test_digits.py",
         "def test_digits():\n    assert len(str(10 ** 5000)) == 5001\n",
