@@ -30,7 +30,7 @@ import signal
 import socket
 import struct
 import warnings
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from rpytest import __version__, shadow
 from rpytest.warm import _atomic_write, cold_path, read_names
@@ -109,47 +109,83 @@ def _under(path: str, root: str) -> bool:
 
 
 class EnvReads:
-    """Records the names of the environment variables read through `os.environ` / `os.getenv`.
+    """Records what module code reads while the daemon imports it: environment
+    variables (through `os.environ`, `os.environb`, `os.getenv`) and files
+    opened with `open` / `io.open`.
 
     A module that decides something at import from the environment must not be
     preloaded: the daemon's environment is not the session's, and the session's
     recorder would never see the read. `"*"` means the whole environment was
-    listed or copied. Reads by C code (`getenv(3)`) are not seen."""
+    listed or copied. Files it read are watched like module files (an edit
+    restarts the daemon), and one inside the project means the module is not
+    preloaded (the session's recorder must see that read). Reads by C code
+    (`getenv(3)`, `fopen(3)`) are not seen."""
 
     def __init__(self) -> None:
         self.names: Set[str] = set()
-        self._cls: Optional[type] = None
+        self.files: Set[str] = set()
+        self._saved: List[Tuple[Any, type]] = []
+        self._open: Any = None
 
     def __enter__(self) -> "EnvReads":
-        env = os.environ
-        base = type(env)
+        import builtins
+        import io
+
         names = self.names
+        for env in (os.environ, getattr(os, "environb", None)):
+            if env is None:
+                continue
+            base = type(env)
 
-        class Recording(base):  # type: ignore[valid-type, misc]
-            def __getitem__(self, key: Any) -> Any:
-                names.add(str(key))
-                return base.__getitem__(self, key)
+            class Recording(base):  # type: ignore[valid-type, misc]
+                def __getitem__(self, key: Any) -> Any:
+                    names.add(key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else str(key))
+                    return base.__getitem__(self, key)
 
-            def __iter__(self) -> Any:
-                names.add("*")
-                return base.__iter__(self)
+                def __iter__(self) -> Any:
+                    names.add("*")
+                    return base.__iter__(self)
 
-            def copy(self) -> Dict[str, str]:
-                names.add("*")
-                return base.copy(self)
+                def copy(self) -> Any:
+                    names.add("*")
+                    return base.copy(self)
 
-        self._cls = base
-        env.__class__ = Recording
+            self._saved.append((env, base))
+            env.__class__ = Recording
+        real_open = self._open = io.open
+        files = self.files
+
+        def recording_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+            mode = args[0] if args else kwargs.get("mode", "r")
+            reading = isinstance(mode, str) and not set(mode) & set("wax+")
+            if reading and isinstance(file, (str, bytes, os.PathLike)):
+                try:
+                    files.add(os.path.abspath(os.fsdecode(file)))
+                except (TypeError, ValueError):
+                    pass
+            return real_open(file, *args, **kwargs)
+
+        builtins.open = io.open = recording_open
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._cls is not None:
-            os.environ.__class__ = self._cls
+        import builtins
+        import io
+
+        for env, base in self._saved:
+            env.__class__ = base
+        self._saved = []
+        if self._open is not None:
+            builtins.open = io.open = self._open
+            self._open = None
 
 
-def preload(names: List[str], rootdir: str, dropped: Optional[Dict[str, str]] = None) -> List[str]:
-    """Import each warm module; roll back and drop any that raises, warns, starts a thread or
-    reads the environment (the reasons go into `dropped`)."""
+def preload(
+    names: List[str], rootdir: str, dropped: Optional[Dict[str, str]] = None, read_files: Optional[Set[str]] = None
+) -> List[str]:
+    """Import each warm module; roll back and drop any that raises, warns, starts a thread,
+    reads the environment or reads a project file (the reasons go into `dropped`; the files
+    the kept ones read go into `read_files`)."""
     loaded: List[str] = []
     for name in names:
         if not isinstance(name, str) or not name or name in loaded:
@@ -183,11 +219,16 @@ def preload(names: List[str], rootdir: str, dropped: Optional[Dict[str, str]] = 
             ok, why = False, "warned: %s" % caught[0].message
         if ok and reads.names:
             ok, why = False, "read the environment at import (%s)" % ", ".join(sorted(reads.names))
+        project_reads = sorted(f for f in reads.files if _under(os.path.realpath(f), rootdir))
+        if ok and project_reads:
+            ok, why = False, "read project files at import (%s)" % ", ".join(project_reads[:3])
         if ok and _thread_count() > threads:
             ok, why = False, "started a thread"
             log("warm module %s started a thread; restart without it" % name)
         if ok:
             loaded.append(name)
+            if read_files is not None:
+                read_files.update(reads.files)
         else:
             for added in set(sys.modules) - before:
                 sys.modules.pop(added, None)
@@ -197,11 +238,12 @@ def preload(names: List[str], rootdir: str, dropped: Optional[Dict[str, str]] = 
     return loaded
 
 
-def module_files() -> Dict[str, Tuple[int, int, int, int]]:
-    """The stat of every file a loaded module came from (source, bytecode or extension)."""
+def module_files(extra: Iterable[str] = ()) -> Dict[str, Tuple[int, int, int, int]]:
+    """The stat of every file a loaded module came from (source, bytecode or extension),
+    and of `extra` files (read by modules while they were imported)."""
     out: Dict[str, Tuple[int, int, int, int]] = {}
-    for module in list(sys.modules.values()):
-        f = getattr(module, "__file__", None)
+    files = [getattr(m, "__file__", None) for m in list(sys.modules.values())] + list(extra)
+    for f in files:
         if not isinstance(f, str) or f in out or not os.path.isabs(f):
             continue
         try:
@@ -301,6 +343,7 @@ class Daemon:
     def load_warm(self) -> None:
         # What pytest's own modules read from the environment at import is part
         # of this daemon's identity: the CLI restarts it when those values differ.
+        read_files: Set[str] = set()
         with EnvReads() as reads:
             for name in PYTEST_MODULES:
                 try:
@@ -308,6 +351,7 @@ class Daemon:
                 except Exception as exc:  # e.g. _pytest.nose is gone in pytest 8
                     if not isinstance(exc, ModuleNotFoundError):
                         log("could not import %s: %s" % (name, exc))
+        read_files.update(reads.files)
         self.env_identity = {n: os.environ.get(n) for n in sorted(reads.names) if n != "*"}
         if "*" in reads.names:
             self.env_identity = dict(os.environ)
@@ -319,7 +363,7 @@ class Daemon:
         if names:
             t0 = time.monotonic()
             dropped: Dict[str, str] = {}
-            self.warm = preload(names, self.rootdir, dropped)
+            self.warm = preload(names, self.rootdir, dropped, read_files)
             log("warm: loaded %d/%d modules in %.2fs" % (len(self.warm), len(names), time.monotonic() - t0))
             if dropped and cold_file:
                 # Sessions would add them back to the warm file: remember the refusal.
@@ -330,7 +374,7 @@ class Daemon:
         gc.collect()
         if _thread_count() > 1:
             log("warning: %d threads after start-up; forking may be unsafe" % _thread_count())
-        self.files = module_files()
+        self.files = module_files(read_files)
 
     def stale_files(self) -> List[str]:
         """Files of modules this daemon imported that changed since (a session forked

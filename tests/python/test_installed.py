@@ -114,3 +114,25 @@ def test_imported_files_are_installed_code_only(tmp_path: Path) -> None:
     assert "some_dist:some_dist.py" in got
     assert "outside_mod:outside_mod.py" in got  # e.g. an editable source
     assert not any(n.startswith(("first_party:", "json:")) for n in got)
+
+
+def test_preload_watches_files_read_at_import_and_drops_project_reads(tmp_path: Path) -> None:
+    write(tmp_path / "conf.txt", "x")
+    write(tmp_path / "root/settings.txt", "x")
+    write(tmp_path / "lib/reads_conf.py", f"with open({str(tmp_path / 'conf.txt')!r}) as f:\n    f.read()\n")
+    write(tmp_path / "lib/reads_project.py", f"import io\nwith io.open({str(tmp_path / 'root/settings.txt')!r}) as f:\n    f.read()\n")
+    got = run_py(
+        f"""
+        import builtins, io, json
+        from rpytest.daemon import preload
+        dropped, files = {{}}, set()
+        loaded = preload(["reads_conf", "reads_project"], {str(tmp_path / "root")!r}, dropped, files)
+        print(json.dumps({{"loaded": loaded, "dropped": sorted(dropped), "files": sorted(files),
+                          "restored": builtins.open is io.open and io.open.__module__ in ("io", "_io")}}))
+        """,
+        tmp_path,
+    )
+    assert got["loaded"] == ["reads_conf"]
+    assert got["dropped"] == ["reads_project"]
+    assert got["files"] == [str(tmp_path / "conf.txt")]
+    assert got["restored"]

@@ -308,6 +308,31 @@ fn module_reading_the_environment_at_import_is_not_preloaded() {
 }
 
 #[test]
+fn module_reading_a_project_file_at_import_is_not_preloaded() {
+    let _lock = reads_shared_files();
+    let venv = venv();
+    // Not installed by pip: a module file in site-packages like any other.
+    write(
+        &venv.site.join("rpt_confmod.py"),
+        "with open(\"rpt_conf.txt\") as f:\n    MODE = f.read().strip()\n",
+    );
+    let pair = pair(
+        "test_confmod.py",
+        "import rpt_confmod\n\n\ndef test_mode():\n    assert rpt_confmod.MODE == \"good\"\n",
+    );
+    pair.write("rpt_conf.txt", "good\n");
+    warm(&pair);
+    // The daemon (its cwd is the rootdir) now imports it at start.
+    restart_daemon(&pair);
+    pair.rpytest
+        .rpytest_cmd(&["--result-cache", "clear"])
+        .assert_code(0);
+    warm(&pair);
+    pair.write("rpt_conf.txt", "bad\n");
+    assert_now_fails(&pair, "test_confmod::test_mode");
+}
+
+#[test]
 fn first_party_module_shadowing_a_preloaded_one_is_imported_as_pytest_would() {
     let _lock = reads_shared_files();
     let venv = venv();
