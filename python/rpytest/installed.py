@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 
 def _dirs(*keys: str) -> Tuple[str, ...]:
@@ -56,3 +56,19 @@ def imported_files(rootdir: str) -> List[Tuple[str, str]]:
         out.append(("%s:%s" % (name, os.path.basename(f)), f))
     out.sort()
     return out
+
+
+class InstalledReport:
+    """pytest plugin: sends the `installed` event when the session finishes, before the
+    rpytest plugin's `finish` (its hook is trylast), after the tests imported what they use."""
+
+    def __init__(self, writer: Any, rootdir: str) -> None:
+        self.writer = writer
+        self.rootdir = rootdir
+
+    def pytest_sessionfinish(self) -> None:
+        try:
+            files = imported_files(self.rootdir)
+        except Exception:  # never fail a session over it: the CLI then keys what it knew
+            return
+        self.writer.emit({"type": "installed", "files": [list(f) for f in files]})

@@ -191,6 +191,10 @@ def run_pytest(
             plugins.append(ControllerPlugin(plugin, writer, channel))
     from rpytest import shadow
 
+    if session_config.get("record") and session_config.get("events", True):
+        from rpytest.installed import InstalledReport
+
+        plugins.append(InstalledReport(writer, str(session_config.get("rootdir") or os.getcwd())))
     # Warm modules a fresh `pytest` would not have yet: importable again only
     # where the session's own sys.path leads to the same file.
     shadow.hide_non_baseline()
@@ -199,21 +203,7 @@ def run_pytest(
         code = pytest.main(list(argv), plugins=plugins)
     finally:
         plugin.stop()
-        if session_config.get("record") and session_config.get("events", True):
-            _report_installed(writer, str(session_config.get("rootdir") or os.getcwd()))
     return int(code)
-
-
-def _report_installed(writer: EventWriter, rootdir: str) -> None:
-    """Tell the CLI which installed module files this session ran (rpytest.installed)."""
-    try:
-        from rpytest.installed import imported_files
-
-        files = imported_files(rootdir)
-    except Exception as exc:  # never fail a session over it; the CLI then keys less
-        _report_internal_error("listing imported installed modules: %s" % exc)
-        return
-    writer.emit({"type": "installed", "files": [list(f) for f in files]})
 
 
 def _flush_std() -> None:
