@@ -14,6 +14,8 @@ import time
 # Before anything else is imported: a module file modified after this instant
 # may have been imported in its old state (see `Daemon.stale_files`).
 STARTED_NS = time.time_ns()
+# File times come from the kernel's coarse clock (a tick, up to 10 ms behind).
+MTIME_MARGIN_NS = 20_000_000
 
 if __name__ == "__main__" and not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] in ("", os.getcwd()):
     # `python -m` put the cwd (often the project) first on sys.path; the daemon must never import project code.
@@ -296,6 +298,7 @@ class Daemon:
         self.base_pythonpath = os.environ.get("PYTHONPATH")
         self.env_identity: Dict[str, Optional[str]] = {}
         self.files: Dict[str, Tuple[int, int, int, int]] = {}
+        self.files_ns = 0
 
     # ---- start-up ---------------------------------------------------------
 
@@ -374,6 +377,7 @@ class Daemon:
         gc.collect()
         if _thread_count() > 1:
             log("warning: %d threads after start-up; forking may be unsafe" % _thread_count())
+        self.files_ns = time.time_ns()
         self.files = module_files(read_files)
 
     def stale_files(self) -> List[str]:
@@ -386,8 +390,10 @@ class Daemon:
                 now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
             except OSError:
                 now = (-1, -1, -1, -1)
-            # Modified while the daemon was starting: it may have imported the old text.
-            if now != before or now[1] >= STARTED_NS:
+            # Modified while the daemon was starting (by the coarse clock file
+            # times use, hence the margin): it may have imported the old text.
+            # A time after the snapshot (clock skew, archives) is no evidence.
+            if now != before or STARTED_NS - MTIME_MARGIN_NS <= before[1] <= self.files_ns:
                 stale.append(f)
         import site
         from importlib.machinery import PathFinder

@@ -56,9 +56,11 @@ def test_stale_files_sees_an_in_place_edit(tmp_path: Path) -> None:
         f"""
         import json, os, sys
         from rpytest import daemon
+        old = daemon.time.time() - 10  # written well before this "daemon" started
+        os.utime({str(tmp_path / "lib/inplace.py")!r}, (old, old))
         import inplace
         class D: pass
-        d = D(); d.files = daemon.module_files()
+        d = D(); d.files_ns = daemon.time.time_ns(); d.files = daemon.module_files()
         before = daemon.Daemon.stale_files(d)
         with open({str(tmp_path / "lib/inplace.py")!r}, "w") as f:
             f.write("VALUE = 22\\n")
