@@ -494,8 +494,7 @@ fn daemon_command(
                 ));
                 report::out(&format!(
                     "fresh: {}",
-                    if pong.fingerprint == fingerprint
-                        && pong.fresh_for(|k| std::env::var(k).ok())
+                    if pong.fingerprint == fingerprint && pong.fresh_for(|k| std::env::var(k).ok())
                     {
                         "yes"
                     } else {

@@ -378,7 +378,10 @@ fn first_party_module_shadowing_a_preloaded_one_is_imported_as_pytest_would() {
             "rpytest must import what the pytest command imports\n{}",
             rp.transcript()
         );
-        assert_eq!(outcome(&rp, "test_shadow::test_installed"), Some(Outcome::Passed));
+        assert_eq!(
+            outcome(&rp, "test_shadow::test_installed"),
+            Some(Outcome::Passed)
+        );
     }
 }
 
