@@ -96,6 +96,23 @@ pub struct Pong {
     pub sessions: u64,
     #[serde(default)]
     pub warm: Vec<String>,
+    /// Files of modules the daemon imported that changed since (it must not
+    /// fork another session from their old code).
+    #[serde(default)]
+    pub stale: Vec<String>,
+    /// Environment variables pytest's modules read when the daemon imported
+    /// them, with the values it saw (`None`: unset).
+    #[serde(default)]
+    pub env: BTreeMap<String, Option<String>>,
+}
+
+impl Pong {
+    /// Whether a session forked from this daemon would run as a fresh
+    /// interpreter started with `env` would: no imported file changed and
+    /// every variable read at import has the value it had.
+    pub fn fresh_for(&self, env: impl Fn(&str) -> Option<String>) -> bool {
+        self.stale.is_empty() && self.env.iter().all(|(k, v)| env(k) == *v)
+    }
 }
 
 /// A file as pytest collected it.
@@ -166,6 +183,11 @@ pub enum Event {
     },
     Edges {
         edges: Vec<(String, String)>,
+    },
+    /// Installed module files the session imported: `(portable name, path
+    /// on this machine)` (python/rpytest/installed.py).
+    Installed {
+        files: Vec<(String, String)>,
     },
     Finish {
         exitstatus: i32,

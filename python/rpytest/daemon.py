@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+
+# Before anything else is imported: a module file modified after this instant
+# may have been imported in its old state (see `Daemon.stale_files`).
+STARTED_NS = time.time_ns()
+# File times come from the kernel's coarse clock (a tick, up to 10 ms behind).
+MTIME_MARGIN_NS = 20_000_000
 
 if __name__ == "__main__" and not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] in ("", os.getcwd()):
     # `python -m` put the cwd (often the project) first on sys.path; the daemon must never import project code.
@@ -24,11 +31,11 @@ import selectors
 import signal
 import socket
 import struct
-import time
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from rpytest import __version__
+from rpytest import __version__, shadow
+from rpytest.warm import _atomic_write, cold_path, read_names
 from rpytest.protocol import PROTOCOL_VERSION, LineBuffer, decode, encode
 
 # pytest's own machinery, imported here so that children start warm. Everything
@@ -103,8 +110,84 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def preload(names: List[str], rootdir: str) -> List[str]:
-    """Import each warm module; roll back and drop any that raises, warns or starts a thread."""
+class EnvReads:
+    """Records what module code reads while the daemon imports it: environment
+    variables (through `os.environ`, `os.environb`, `os.getenv`) and files
+    opened with `open` / `io.open`.
+
+    A module that decides something at import from the environment must not be
+    preloaded: the daemon's environment is not the session's, and the session's
+    recorder would never see the read. `"*"` means the whole environment was
+    listed or copied. Files it read are watched like module files (an edit
+    restarts the daemon), and one inside the project means the module is not
+    preloaded (the session's recorder must see that read). Reads by C code
+    (`getenv(3)`, `fopen(3)`) are not seen."""
+
+    def __init__(self) -> None:
+        self.names: Set[str] = set()
+        self.files: Set[str] = set()
+        self._saved: List[Tuple[Any, type]] = []
+        self._open: Any = None
+
+    def __enter__(self) -> "EnvReads":
+        import builtins
+        import io
+
+        names = self.names
+        for env in (os.environ, getattr(os, "environb", None)):
+            if env is None:
+                continue
+            base = type(env)
+
+            class Recording(base):  # type: ignore[valid-type, misc]
+                def __getitem__(self, key: Any) -> Any:
+                    names.add(key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else str(key))
+                    return base.__getitem__(self, key)
+
+                def __iter__(self) -> Any:
+                    names.add("*")
+                    return base.__iter__(self)
+
+                def copy(self) -> Any:
+                    names.add("*")
+                    return base.copy(self)
+
+            self._saved.append((env, base))
+            env.__class__ = Recording
+        real_open = self._open = io.open
+        files = self.files
+
+        def recording_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+            mode = args[0] if args else kwargs.get("mode", "r")
+            reading = isinstance(mode, str) and not set(mode) & set("wax+")
+            if reading and isinstance(file, (str, bytes, os.PathLike)):
+                try:
+                    files.add(os.path.abspath(os.fsdecode(file)))
+                except (TypeError, ValueError):
+                    pass
+            return real_open(file, *args, **kwargs)
+
+        builtins.open = io.open = recording_open
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import builtins
+        import io
+
+        for env, base in self._saved:
+            env.__class__ = base
+        self._saved = []
+        if self._open is not None:
+            builtins.open = io.open = self._open
+            self._open = None
+
+
+def preload(
+    names: List[str], rootdir: str, dropped: Optional[Dict[str, str]] = None, read_files: Optional[Set[str]] = None
+) -> List[str]:
+    """Import each warm module; roll back and drop any that raises, warns, starts a thread,
+    reads the environment or reads a project file (the reasons go into `dropped`; the files
+    the kept ones read go into `read_files`)."""
     loaded: List[str] = []
     for name in names:
         if not isinstance(name, str) or not name or name in loaded:
@@ -116,6 +199,7 @@ def preload(names: List[str], rootdir: str) -> List[str]:
         threads = _thread_count()
         ok = False
         why = ""
+        reads = EnvReads()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -128,22 +212,49 @@ def preload(names: List[str], rootdir: str) -> List[str]:
                 elif any(_under(os.path.realpath(p), rootdir) and "site-packages" not in p for p in paths):
                     why = "is project code"
                 else:
-                    importlib.import_module(name)
+                    with reads:
+                        importlib.import_module(name)
                     ok = True
             except BaseException as exc:  # noqa: BLE001 - a preload must never kill the daemon
                 why = "raised %s: %s" % (type(exc).__name__, exc)
         if ok and caught:
             ok, why = False, "warned: %s" % caught[0].message
+        if ok and reads.names:
+            ok, why = False, "read the environment at import (%s)" % ", ".join(sorted(reads.names))
+        project_reads = sorted(f for f in reads.files if _under(os.path.realpath(f), rootdir))
+        if ok and project_reads:
+            ok, why = False, "read project files at import (%s)" % ", ".join(project_reads[:3])
         if ok and _thread_count() > threads:
             ok, why = False, "started a thread"
             log("warm module %s started a thread; restart without it" % name)
         if ok:
             loaded.append(name)
+            if read_files is not None:
+                read_files.update(reads.files)
         else:
             for added in set(sys.modules) - before:
                 sys.modules.pop(added, None)
             log("warm: dropped %s (%s)" % (name, why))
+            if dropped is not None:
+                dropped[name] = why
     return loaded
+
+
+def module_files(extra: Iterable[str] = ()) -> Dict[str, Tuple[int, int, int, int]]:
+    """The stat of every file a loaded module came from (source, bytecode or extension),
+    and of `extra` files (read by modules while they were imported)."""
+    out: Dict[str, Tuple[int, int, int, int]] = {}
+    files = [getattr(m, "__file__", None) for m in list(sys.modules.values())] + list(extra)
+    for f in files:
+        if not isinstance(f, str) or f in out or not os.path.isabs(f):
+            continue
+        try:
+            st = os.stat(f)
+        except OSError:
+            out[f] = (-1, -1, -1, -1)
+            continue
+        out[f] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return out
 
 
 class Conn:
@@ -185,6 +296,9 @@ class Daemon:
         self.listener: Optional[socket.socket] = None
         self.listener_ino: Optional[int] = None
         self.base_pythonpath = os.environ.get("PYTHONPATH")
+        self.env_identity: Dict[str, Optional[str]] = {}
+        self.files: Dict[str, Tuple[int, int, int, int]] = {}
+        self.files_ns = 0
 
     # ---- start-up ---------------------------------------------------------
 
@@ -230,30 +344,65 @@ class Daemon:
         self.stopping = True
 
     def load_warm(self) -> None:
-        for name in PYTEST_MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception as exc:  # e.g. _pytest.nose is gone in pytest 8
-                if not isinstance(exc, ModuleNotFoundError):
-                    log("could not import %s: %s" % (name, exc))
-        names: List[str] = []
-        if self.warm_file:
-            try:
-                with open(self.warm_file, encoding="utf-8") as f:
-                    data = json.load(f)
-                if isinstance(data, list):
-                    names = [n for n in data if isinstance(n, str)]
-            except FileNotFoundError:
-                pass
-            except Exception as exc:
-                log("ignoring unreadable warm file %s: %s" % (self.warm_file, exc))
+        # What pytest's own modules read from the environment at import is part
+        # of this daemon's identity: the CLI restarts it when those values differ.
+        read_files: Set[str] = set()
+        with EnvReads() as reads:
+            for name in PYTEST_MODULES:
+                try:
+                    importlib.import_module(name)
+                except Exception as exc:  # e.g. _pytest.nose is gone in pytest 8
+                    if not isinstance(exc, ModuleNotFoundError):
+                        log("could not import %s: %s" % (name, exc))
+        read_files.update(reads.files)
+        self.env_identity = {n: os.environ.get(n) for n in sorted(reads.names) if n != "*"}
+        if "*" in reads.names:
+            self.env_identity = dict(os.environ)
+        shadow.set_baseline()
+        names = read_names(self.warm_file)
+        cold_file = cold_path(self.warm_file) if self.warm_file else None
+        cold = set(read_names(cold_file))
+        names = [n for n in names if n not in cold]
         if names:
             t0 = time.monotonic()
-            self.warm = preload(names, self.rootdir)
+            dropped: Dict[str, str] = {}
+            self.warm = preload(names, self.rootdir, dropped, read_files)
             log("warm: loaded %d/%d modules in %.2fs" % (len(self.warm), len(names), time.monotonic() - t0))
+            if dropped and cold_file:
+                # Sessions would add them back to the warm file: remember the refusal.
+                try:
+                    _atomic_write(cold_file, sorted(cold | set(dropped)))
+                except OSError as exc:
+                    log("could not write %s: %s" % (cold_file, exc))
         gc.collect()
         if _thread_count() > 1:
             log("warning: %d threads after start-up; forking may be unsafe" % _thread_count())
+        self.files_ns = time.time_ns()
+        self.files = module_files(read_files)
+
+    def stale_files(self) -> List[str]:
+        """Files of modules this daemon imported that changed since (a session forked
+        now would run their old code), and start-up modules that appeared since."""
+        stale: List[str] = []
+        for f, before in self.files.items():
+            try:
+                st = os.stat(f)
+                now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            except OSError:
+                now = (-1, -1, -1, -1)
+            # Modified while the daemon was starting (by the coarse clock file
+            # times use, hence the margin): it may have imported the old text.
+            # A time after the snapshot (clock skew, archives) is no evidence.
+            if now != before or STARTED_NS - MTIME_MARGIN_NS <= before[1] <= self.files_ns:
+                stale.append(f)
+        import site
+        from importlib.machinery import PathFinder
+
+        for name in ("sitecustomize", "usercustomize") if site.ENABLE_USER_SITE else ("sitecustomize",):
+            # A fresh interpreter imports these at start-up when they exist.
+            if name not in sys.modules and PathFinder.find_spec(name) is not None:
+                stale.append(name)
+        return stale
 
     # ---- main loop --------------------------------------------------------
 
@@ -406,6 +555,8 @@ class Daemon:
                     "started": int(self.started),
                     "sessions": self.sessions,
                     "warm": self.warm,
+                    "stale": self.stale_files()[:20],
+                    "env": self.env_identity,
                 },
             )
         elif kind == "stop":

@@ -189,6 +189,15 @@ def run_pytest(
             plugins.append(WorkerPlugin(plugin, writer, channel, session_config))
         else:
             plugins.append(ControllerPlugin(plugin, writer, channel))
+    from rpytest import shadow
+
+    if session_config.get("record") and session_config.get("events", True):
+        from rpytest.installed import InstalledReport
+
+        plugins.append(InstalledReport(writer, str(session_config.get("rootdir") or os.getcwd())))
+    # Warm modules a fresh `pytest` would not have yet: importable again only
+    # where the session's own sys.path leads to the same file.
+    shadow.hide_non_baseline()
     plugin.start()
     try:
         code = pytest.main(list(argv), plugins=plugins)

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Iterable, List, Set
+from typing import Iterable, List, Optional, Set
 
 MAX_WARM = 400
 
@@ -85,6 +85,25 @@ def pytest_plugin_tops() -> Set[str]:
     return out
 
 
+def cold_path(warm_file: str) -> str:
+    """Where the modules the daemon refused to preload are remembered, beside the warm file."""
+    base = warm_file[: -len(".json")] if warm_file.endswith(".json") else warm_file
+    return base + ".cold.json"
+
+
+def read_names(path: Optional[str]) -> List[str]:
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return []
+    except Exception:  # an unreadable list is an empty one: it only saves time
+        return []
+    return [n for n in data if isinstance(n, str)] if isinstance(data, list) else []
+
+
 def update_warm_file(path: str, rootdir: str) -> None:
     """Merge this session's candidates into the warm file (temp file + rename)."""
     try:
@@ -92,7 +111,10 @@ def update_warm_file(path: str, rootdir: str) -> None:
             existing = [n for n in json.load(f) if isinstance(n, str)]
     except Exception:
         existing = []
-    new = [n for n in candidates(rootdir) if n not in existing]
+    # Modules the daemon refused to preload (they read the environment at
+    # import, warned, started a thread) stay with the sessions.
+    cold = set(read_names(cold_path(path)))
+    new = [n for n in candidates(rootdir) if n not in existing and n not in cold]
     if not new:
         return
     plugin_tops = pytest_plugin_tops()

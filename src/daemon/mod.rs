@@ -4,7 +4,8 @@ mod paths;
 mod spawn;
 mod unix;
 
+pub use crate::inputs::installed::distribution_names;
 pub use client::{ping, run_session, start_run, stop, Connection, DaemonError, SessionOutcome};
 pub use paths::DaemonPaths;
-pub use spawn::{distribution_names, ensure_daemon, fingerprint, site_listing, tail, DaemonSpec};
+pub use spawn::{ensure_daemon, fingerprint, site_listing, tail, DaemonSpec};
 pub use unix::{add_forwarding, ignore_interrupts, remove_forwarding, stop_forwarding};

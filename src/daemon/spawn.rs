@@ -2,12 +2,15 @@
 //!
 //! A daemon is reused only when its fingerprint (rpytest's version, the
 //! protocol, the interpreter file, the installed distributions and the
-//! `PYTHON*` environment that shapes the interpreter at start) equals ours;
-//! otherwise it is stopped and replaced. Two CLIs starting at once serialize
+//! `PYTHON*` environment that shapes the interpreter at start) equals ours,
+//! none of the files its modules came from changed since it imported them,
+//! and the environment variables pytest read at import have their values
+//! (`Pong::fresh_for`); otherwise it is stopped and replaced. Two CLIs starting at once serialize
 //! on a lock file, so only one daemon is started.
 
 use super::client::{ping, Connection, DaemonError};
 use super::paths::DaemonPaths;
+use crate::inputs::installed::distribution_names;
 use crate::project::interpreter::{stamp, InterpreterInfo};
 use crate::protocol::PROTOCOL_VERSION;
 use std::fs::OpenOptions;
@@ -71,25 +74,6 @@ pub fn fingerprint(python: &Path, info: &InterpreterInfo) -> String {
 
 /// The names of everything installed in the site directories (dist-info
 /// directories carry name and version) plus the content of `.pth` files.
-/// The installation records in a site-packages directory, sorted:
-/// `*.dist-info`, `*.egg-info`, `*.pth`, `*.egg-link`.
-pub fn distribution_names(dir: &str) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            [".dist-info", ".egg-info", ".pth", ".egg-link"]
-                .iter()
-                .any(|ext| n.ends_with(ext))
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 pub fn site_listing(site_dirs: &[String]) -> String {
     let mut out = String::new();
     for dir in site_dirs {
@@ -142,7 +126,9 @@ pub fn ensure_daemon(spec: &DaemonSpec) -> Result<Connection, DaemonError> {
 fn usable(spec: &DaemonSpec) -> Result<Option<Connection>, DaemonError> {
     match ping(&spec.paths.socket) {
         Ok((c, pong))
-            if pong.protocol == PROTOCOL_VERSION && pong.fingerprint == spec.fingerprint =>
+            if pong.protocol == PROTOCOL_VERSION
+                && pong.fingerprint == spec.fingerprint
+                && pong.fresh_for(|k| std::env::var(k).ok()) =>
         {
             Ok(Some(c))
         }

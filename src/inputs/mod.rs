@@ -4,6 +4,7 @@ pub mod discover;
 pub mod graph;
 pub mod hash;
 pub mod imports;
+pub mod installed;
 pub mod key;
 pub mod resolve;
 

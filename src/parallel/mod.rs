@@ -313,7 +313,7 @@ impl Dispatch<'_> {
             }
             "want" => self.on_want(idx),
             "logstart" | "logfinish" | "report" | "warning" => self.forward(idx, &head, line),
-            "result" | "deps" | "edges" => {
+            "result" | "deps" | "edges" | "installed" => {
                 if let Ok(e) = serde_json::from_str::<Event>(line) {
                     if let Event::Result { duration, .. } = &e {
                         self.procs[idx].tests += 1;

@@ -392,6 +392,9 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     } else {
         code
     };
+    if plan.caching {
+        crate::inputs::installed::remember(&store, &events);
+    }
     let stored = plan.record(false, &mut store, inv, started, code, &events);
     if let Some(r) = &remote {
         if r.config.upload && !stored.is_empty() {
@@ -491,7 +494,8 @@ fn daemon_command(
                 ));
                 report::out(&format!(
                     "fresh: {}",
-                    if pong.fingerprint == fingerprint {
+                    if pong.fingerprint == fingerprint && pong.fresh_for(|k| std::env::var(k).ok())
+                    {
                         "yes"
                     } else {
                         "no (will restart on the next run)"

@@ -125,6 +125,8 @@ pub(super) struct KeyContext<'s> {
     /// Label of every argument (ini addopts, `PYTEST_ADDOPTS`, the command
     /// line), output-only ones included: an input of tests that read options.
     pub(super) all_args: String,
+    /// Installed module files sessions imported (inputs/installed.rs).
+    pub(super) installed: crate::inputs::installed::InstalledFiles,
 }
 
 impl KeyContext<'_> {
@@ -190,6 +192,8 @@ pub(super) fn global_key(
     let root = &inv.setup.rootdir;
     let listing = distributions(&info.site_dirs, root, &mut ctx.builder);
     inputs.insert("distributions".into(), key::value_label(&listing));
+    // What RECORD cannot vouch for: the installed files sessions imported, by content.
+    crate::inputs::installed::add_to(&mut inputs, &ctx.installed, &mut ctx.builder);
     if let Some(ini) = &inv.setup.inipath {
         match (crate::project::ini::keyed_sections(ini), rel_to(root, ini)) {
             (Some(sections), rel) => {
@@ -317,6 +321,7 @@ pub(super) fn key_context<'s>(
         deps: store.deps().unwrap_or_default(),
         rules,
         all_args: key::value_label(&inv.args.all_args.join("\0")),
+        installed: crate::inputs::installed::load(store),
     }
 }
 

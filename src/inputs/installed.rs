@@ -1,0 +1,106 @@
+//! Installed code as inputs: the module files outside the project and the
+//! standard library that sessions imported, keyed by content.
+//!
+//! The distributions listing (`distributions` in run/plan.rs) keys what pip
+//! *recorded*: each dist-info's RECORD. That misses code whose bytes are not
+//! what RECORD says or that no RECORD lists: a file edited in place in
+//! site-packages, an editable install (its source lives outside
+//! site-packages), a module a `.pth` file imports, `sitecustomize`. So every
+//! session reports the installed module files it imported
+//! (python/rpytest/installed.py) and they enter the global key by content.
+//!
+//! * The set only grows (like the search roots): a module imported by a test
+//!   that is now served from the cache stays an input. A file that no longer
+//!   exists leaves the set when a session reports again.
+//! * It is global: an edit of any imported installed file re-runs every test,
+//!   which is sound and rare; attributing installed modules per test file is
+//!   the recorder's business.
+//! * Keys name each file `installed:<module>:<basename>` (no absolute path,
+//!   so clones and machines with the same environment share keys); the path
+//!   on this machine is kept in the store only to hash it. Digests go through
+//!   the stat cache: an unchanged environment costs one stat per file.
+//!
+//! The listing of the site directories (`distribution_names`) is read once
+//! per process and shared by the global key (run/plan.rs `distributions`)
+//! and the daemon's fingerprint (daemon/spawn.rs `site_listing`).
+
+use crate::inputs::key::{Inputs, KeyBuilder};
+use crate::protocol::Event;
+use crate::store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The store's meta entry holding the set (JSON: portable name -> path).
+const META: &str = "installed_imports";
+
+/// Portable name -> absolute path on this machine.
+pub type InstalledFiles = BTreeMap<String, String>;
+
+/// The installed module files remembered from earlier sessions.
+pub fn load(store: &Store) -> InstalledFiles {
+    store
+        .meta(META)
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+/// Merges what this run's sessions reported into the remembered set; files
+/// that no longer exist are dropped. Call before the post-run keys are
+/// computed, so results are stored under the key the next run computes.
+pub fn remember(store: &Store, events: &[Event]) {
+    let reported: Vec<&(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Installed { files } => Some(files),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if reported.is_empty() {
+        return;
+    }
+    let before = load(store);
+    let mut files = before.clone();
+    for (name, path) in reported {
+        files.insert(name.clone(), path.clone());
+    }
+    files.retain(|_, path| Path::new(path).exists());
+    if files != before {
+        let _ = store.set_meta(META, &serde_json::to_string(&files).unwrap_or_default());
+    }
+}
+
+/// Adds one `installed:<name>` input per remembered file, labelled by content.
+pub fn add_to(inputs: &mut Inputs, files: &InstalledFiles, builder: &mut KeyBuilder) {
+    for (name, path) in files {
+        inputs.insert(format!("installed:{name}"), builder.file_label(path));
+    }
+}
+
+/// The installation records in a site-packages directory, sorted:
+/// `*.dist-info`, `*.egg-info`, `*.pth`, `*.egg-link`. Read once per process.
+pub fn distribution_names(dir: &str) -> Vec<String> {
+    static LISTINGS: OnceLock<Mutex<HashMap<String, Arc<Vec<String>>>>> = OnceLock::new();
+    let memo = LISTINGS.get_or_init(Default::default);
+    if let Some(names) = memo.lock().ok().and_then(|m| m.get(dir).cloned()) {
+        return names.to_vec();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    [".dist-info", ".egg-info", ".pth", ".egg-link"]
+                        .iter()
+                        .any(|ext| n.ends_with(ext))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if let Ok(mut m) = memo.lock() {
+        m.insert(dir.to_owned(), Arc::new(names.clone()));
+    }
+    names
+}
