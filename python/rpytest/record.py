@@ -918,13 +918,15 @@ def _record_attribute_reads(target: Any, first_party: Dict[str, bool]) -> bool:
     return True
 
 
+_PYTEST_CONFIG = os.path.join(_PYTEST_DIR, "config", "__init__.py")
+
+
 def _on_option_event(rec: Recorder) -> None:
-    # The prologue's frame is pytest's getoption (or get_verbosity); the first
-    # caller outside pytest decides.
+    # The prologue's frame is pytest's getoption (or get_verbosity, which calls
+    # getoption); the code that called them decides. pytest's own helpers that
+    # a test calls (the assertion rewriter sizing a repr) are pytest's reads.
     frame: Any = sys._getframe(1)
-    while frame is not None and (
-        frame.f_code.co_filename == _HERE or frame.f_code.co_filename.startswith(_PYTEST_DIR + os.sep)
-    ):
+    while frame is not None and frame.f_code.co_filename in (_HERE, _PYTEST_CONFIG):
         frame = frame.f_back
     if frame is not None and rec.rel(frame.f_code.co_filename) is not None:
         rec.on_option()
