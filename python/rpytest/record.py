@@ -81,6 +81,7 @@ _IMPORTLIB_DIR = os.path.dirname(importlib.__file__ or "") + os.sep
 _PYTEST_DIR = os.path.dirname(importlib.import_module("_pytest").__file__ or "")
 _PLUGGY_DIR = os.path.dirname(importlib.import_module("pluggy").__file__ or "")
 _HERE = sys._getframe(0).f_code.co_filename
+_PLUGGY_PREFIX = _PLUGGY_DIR + os.sep
 _RPYTEST_DIR = os.path.dirname(_HERE) + os.sep
 
 # Code whose directory listings, environment reads and subprocesses are
@@ -194,6 +195,7 @@ class Recorder:
         self._written_dirs: Optional[Set[str]] = None
         self._rel: Dict[str, Optional[str]] = {}
         self._venv_tops: Dict[str, bool] = {}
+        self._sites: Dict[Tuple[Any, ...], Tuple[bool, Key]] = {}
         excluded = []
         for p in {sys.prefix, sys.exec_prefix, getattr(sys, "base_prefix", sys.prefix)}:
             excluded.append(os.path.normpath(p).rstrip(os.sep) + os.sep)
@@ -308,10 +310,12 @@ class Recorder:
         """Who a data read (file, env, listing) belongs to: the active test file,
         or None while a module body other than the active file's runs under an
         import (the module keeps what it read for every later importer)."""
+        return self._data_key_from(sys._getframe(1))
+
+    def _data_key_from(self, frame: Any) -> Key:
         active = self.active
         if active is None:
             return None
-        frame: Any = sys._getframe(1)
         while frame is not None:
             code = frame.f_code
             if code.co_name == "<module>":
@@ -321,8 +325,53 @@ class Recorder:
                         return active
                     if frame.f_globals.get("__name__") != "__main__":
                         return None
+            elif code.co_filename.startswith(_PLUGGY_PREFIX):
+                # pytest calling a hook: everything further out is the session's
+                # own machinery, never a module body that is being imported.
+                return active
             frame = frame.f_back
         return active
+
+    def site(self) -> Tuple[bool, Key]:
+        """(from machinery, data key) of the event being recorded, in one look at
+        the stack. The answer depends on the first caller outside the standard
+        library and on the frames further out; it is remembered per call site
+        (code, instruction, frame and parent frame identity) so a loop reading
+        the same variable does not walk the stack every time. A call site whose
+        standard-library callees run a module body is never remembered."""
+        frame: Any = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename == _HERE:
+            frame = frame.f_back
+        top = frame
+        simple = True
+        while frame is not None:
+            code = frame.f_code
+            fn = code.co_filename
+            if (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
+                fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+            ):
+                if fn == _MOCK:
+                    return True, None
+                if code.co_name == "<module>":
+                    simple = False
+                frame = frame.f_back
+                continue
+            break
+        if frame is None:
+            return False, self._data_key_from(top)
+        back = frame.f_back
+        memo_key = (code, frame.f_lasti, id(frame), id(back), self.active) if simple else None
+        if memo_key is not None:
+            hit = self._sites.get(memo_key)
+            if hit is not None:
+                return hit
+        machinery = fn.startswith(_MACHINERY) and fn != _PYTESTER
+        result = (machinery, None if machinery else self._data_key_from(top))
+        if memo_key is not None:
+            if len(self._sites) > 256:
+                self._sites.clear()
+            self._sites[memo_key] = result
+        return result
 
     # ---- events -----------------------------------------------------------
 
@@ -359,16 +408,18 @@ class Recorder:
             elif writes:
                 self.written_outside.add(p)
             elif reads and p not in self.written_outside and self._is_external_input(p):
-                self.external[self.data_key()].add(p)
+                machinery, k = self.site()
+                if not machinery:
+                    self.external[k].add(p)
             return
         if module:
             self._on_module(r)
             return
-        k = self.data_key()
+        machinery, k = self.site()
         # A read of a file that does not exist is an input too (label "missing").
         # pytest's own reads (its ini file, a doctest text file it collects) are
         # not: the CLI keys what pytest reads itself.
-        if reads and r not in self.wrote[k] and not r.endswith("conftest.py") and not from_machinery():
+        if reads and not machinery and r not in self.wrote[k] and not r.endswith("conftest.py"):
             self.reads[k].add(r)  # (conftest.py files are inputs of the tests below them, by the chain)
         if writes:
             self.written.add(r)
@@ -464,7 +515,7 @@ class Recorder:
         r = self.rel(db)
         if r is None:
             return
-        k = self.data_key()
+        k = self.site()[1]
         if r in self.wrote[k]:
             return
         if not os.path.exists(db):
@@ -477,9 +528,9 @@ class Recorder:
         """A subprocess (subprocess.Popen, os.system, os.exec*, os.posix_spawn, os.fork).
         Its own reads are invisible; the project files and modules its command line
         names (`python script.py`, `python -m pkg.tool`, `cat data.txt`) are inputs."""
-        if from_machinery():
+        machinery, k = self.site()
+        if machinery:
             return
-        k = self.data_key()
         self.spawns.add(k)
         if inherits_env:
             self.env[k].add("*")
@@ -536,23 +587,21 @@ class Recorder:
         except (TypeError, ValueError):
             return
         r = self.rel(text)
-        if r is None or from_machinery():
+        if r is None:
             return
-        k = self.data_key()
-        if r not in self.wrote[k]:
+        machinery, k = self.site()
+        if not machinery and r not in self.wrote[k]:
             self.probes[k].add(r)
 
     def on_env_all(self) -> None:
         """The whole environment was read (iteration, len, copy, repr)."""
-        if from_machinery():
-            return
-        self.env[self.data_key()].add("*")
+        machinery, k = self.site()
+        if not machinery:
+            self.env[k].add("*")
 
     def on_list(self, path: Any) -> None:
         """A directory listing (os.listdir/os.scandir, and so glob, os.walk,
         Path.iterdir): the set of names in it is an input."""
-        if self.collecting and self.active is None:
-            return
         if isinstance(path, int):
             return  # a listing by file descriptor: its directory is unknown
         if path is None:
@@ -568,9 +617,9 @@ class Recorder:
                 return
         # Whoever called os.listdir, glob, pathlib, os.walk tells whether a test
         # or the machinery wanted the listing.
-        if from_machinery():
-            return  # the import system's and pytest's own directory scans
-        self.lists[self.data_key()].add(r)
+        machinery, k = self.site()
+        if not machinery:  # (the import system's and pytest's own directory scans are not inputs)
+            self.lists[k].add(r)
 
     def on_env(self, key: Any) -> None:
         """A variable read by name (os.environ[...], .get, `in`, os.getenv)."""
@@ -578,14 +627,14 @@ class Recorder:
             name = key if isinstance(key, str) else os.fsdecode(key)
         except Exception:
             return
-        if from_machinery():
+        machinery, k = self.site()
+        if machinery:
             return  # pytest's own lookups (terminal width, CI for truncation, monkeypatch's undo)
-        k = self.data_key()
+        env = self.env[k]
+        if name in env or "*" in env:
+            return  # known already, or covered by the whole-environment read
         if name in self.env_set[k] and _raw_env(name) != self.original_env.get(_env_key(name)):
             return  # the value this key itself set (monkeypatch.setenv), not the caller's
-        env = self.env[k]
-        if "*" in env:
-            return  # covered by the whole-environment read
         env.add(name)
 
     def on_env_set(self, key: Any) -> None:
