@@ -633,6 +633,14 @@ impl Plan {
             }
             trace.mark("remote cache lookups");
         }
+        let hits: Vec<(&str, &str)> = keyed
+            .iter()
+            .filter(|(f, _, _)| found_entries.contains_key(f))
+            .map(|(f, k, _)| (f.as_str(), k.hex.as_str()))
+            .collect();
+        if let Err(e) = store.touch(&hits) {
+            report::warning(&format!("could not mark cache entries as used: {e}"));
+        }
         for (file, k, _) in keyed {
             let entry = found_entries.remove(&file);
             plan.pre_keys.insert(file.clone(), k);

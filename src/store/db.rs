@@ -287,8 +287,7 @@ impl Store {
 
     /// The cached collections and node results of many `(file, key)` pairs
     /// at once (one round trip through a temporary table instead of two
-    /// queries per file), marking the entries found as used now.
-    /// `inputs` is left empty: only `--why` needs it.
+    /// queries per file). `inputs` is left empty: only `--why` needs it.
     pub fn lookup_many(
         &mut self,
         pairs: &[(&str, &str)],
@@ -373,19 +372,32 @@ impl Store {
                 }
             }
         }
-        // A lookup is a use: `at` is when an entry was last stored or looked
-        // up, and eviction keeps the most recently used keys of a file, so
-        // the key in use is never the one pushed out. (One statement over the
-        // hits; node rows keep the time they were stored.)
-        tx.execute(
-            "UPDATE file_cache SET at = ?1 WHERE rowid IN (
-                 SELECT c.rowid FROM file_cache c
-                 JOIN temp.wanted w ON c.file = w.file AND c.key = w.key)",
-            [now()],
-        )?;
         tx.execute_batch("DELETE FROM temp.wanted;")?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Marks `(file, key)` entries as used now: `at` is when an entry was
+    /// last stored or used, and eviction keeps the most recently used keys
+    /// of a file, so the key in use is never the one pushed out. (Node rows
+    /// keep the time they were stored.) Its own write transaction, taken at
+    /// once: a read transaction upgraded to a write fails at once with
+    /// "database is locked" when another run wrote meanwhile.
+    pub fn touch(&mut self, pairs: &[(&str, &str)]) -> rusqlite::Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let at = now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut st = tx.prepare("UPDATE file_cache SET at=?3 WHERE file=?1 AND key=?2")?;
+            for (f, k) in pairs {
+                st.execute(params![f, k, at])?;
+            }
+        }
+        tx.commit()
     }
 
     /// Whether `nodeid` ever had a reusable result, and under which key.
@@ -429,8 +441,8 @@ impl Store {
             insert_entries(&tx, files, reusable, at)?;
         }
         // Keep old keys from growing without bound: only the 3 most recently
-        // stored or used keys per file (see `lookup_many`; only a run that
-        // stored new keys can have pushed one out).
+        // stored or used keys per file (see `touch`; only a run that stored
+        // new keys can have pushed one out).
         if !files.is_empty() {
             tx.execute_batch(
             "DELETE FROM node_cache WHERE (file, key) IN (
