@@ -377,21 +377,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Marks `(file, key)` entries as used now. `at` is when an entry was
-    /// last stored or used: eviction keeps the most recently used keys of a
-    /// file, so the key in use is never the one pushed out.
+    /// Marks `(file, key)` entries as used now: `at` is when an entry was
+    /// last stored or used, and eviction keeps the most recently used keys
+    /// of a file, so the key in use is never the one pushed out. (Node rows
+    /// keep the time they were stored.) Its own write transaction, taken at
+    /// once: a read transaction upgraded to a write fails at once with
+    /// "database is locked" when another run wrote meanwhile.
     pub fn touch(&mut self, pairs: &[(&str, &str)]) -> rusqlite::Result<()> {
         if pairs.is_empty() {
             return Ok(());
         }
         let at = now();
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let mut fc = tx.prepare("UPDATE file_cache SET at=?3 WHERE file=?1 AND key=?2")?;
-            let mut nc = tx.prepare("UPDATE node_cache SET at=?3 WHERE file=?1 AND key=?2")?;
+            let mut st = tx.prepare("UPDATE file_cache SET at=?3 WHERE file=?1 AND key=?2")?;
             for (f, k) in pairs {
-                fc.execute(params![f, k, at])?;
-                nc.execute(params![f, k, at])?;
+                st.execute(params![f, k, at])?;
             }
         }
         tx.commit()
