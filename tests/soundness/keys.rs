@@ -330,7 +330,6 @@ fn a_same_size_edit_with_a_restored_mtime_is_seen() {
 /// recorder still records pytest's own read of its ini file as a read of the
 /// whole session (`file:pyproject.toml`), which keys every byte.
 #[test]
-#[ignore = "needs the recorder (python/rpytest/record.py) to leave pytest's own read of its ini file out of the session's reads"]
 fn only_the_pytest_and_rpytest_tables_of_pyproject_are_keyed() {
     let pair = pair_with(&[
         (
