@@ -899,3 +899,24 @@ fn junit_xml_marks_cached_test_cases() {
         "every replayed test case is marked once\n{text}"
     );
 }
+
+/// `-x` with cached files around a failing one: pytest's order, and nothing
+/// reported after the run stopped (cached results included).
+#[test]
+fn exitfirst_with_cached_files_reports_what_pytest_reports() {
+    let pair = Pair::new("soundness");
+    for i in 1..=3 {
+        pair.write(&format!("test_{i}.py"), "def test_ok():\n    pass\n");
+    }
+    pair.check(&["-v", "-x"]);
+    pair.write("test_2.py", "def test_ok():\n    assert False\n");
+    let (py, rp) = pair.check(&["-v", "-x"]);
+    py.assert_code(1);
+    assert_eq!(
+        rp.verbose_statuses().keys().cloned().collect::<Vec<_>>(),
+        vec!["test_1.py::test_ok".to_string(), "test_2.py::test_ok".to_string()],
+        "{}",
+        rp.transcript()
+    );
+    assert!(rp.stdout.contains("1 failed, 1 passed"), "{}", rp.transcript());
+}

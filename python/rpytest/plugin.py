@@ -181,9 +181,11 @@ class RpytestPlugin:
         if result and self.skip_files:
             rel = self.relpath(file_path)
             if rel in self.skip_files:
-                if parent.session.isinitpath(file_path):
-                    # Named on the command line: dropping it would make pytest
-                    # report "not found". Let it collect and replay per node.
+                # Named on the command line, dropping it would make pytest report
+                # "not found"; under -x/--maxfail its cached results must come in
+                # pytest's order, so that none is reported after the run stops.
+                # Either way: let it collect and replay per node.
+                if parent.session.isinitpath(file_path) or (parent.config.option.maxfail or 0) > 0:
                     for e in self.skip_replays:
                         if self._entry_file(e) == rel:
                             self.cached_collected[e["nodeid"]] = e

@@ -421,9 +421,30 @@ class Recorder:
         # not: the CLI keys what pytest reads itself.
         if reads and not machinery and r not in self.wrote[k] and not r.endswith("conftest.py"):
             self.reads[k].add(r)  # (conftest.py files are inputs of the tests below them, by the chain)
+            self._module_body_edge(r)
         if writes:
             self.written.add(r)
             self.wrote[k].add(r)
+
+    def _module_body_edge(self, rel: str) -> None:
+        """A read made by a first-party module's body (`DATA = json.load(...)` at
+        the top of a module, a test module included): the module keeps what it
+        read, so whoever imports the module depends on the file. An edge from the
+        module to the file puts it in every importer's closure."""
+        frame: Any = sys._getframe(2)
+        while frame is not None:
+            fn = frame.f_code.co_filename
+            if fn == _HERE or (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
+                fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+            ):
+                frame = frame.f_back
+                continue
+            break
+        if frame is None or frame.f_code.co_name != "<module>":
+            return
+        reader = self.rel(frame.f_code.co_filename)
+        if reader is not None and reader != rel:
+            self.edges.add((reader, rel))
 
     def _on_module(self, rel: str) -> None:
         """A first-party module's code was loaded (import, exec_module, runpy) or its
@@ -467,6 +488,11 @@ class Recorder:
                 self.outside.add(self.active)
             return
         self._on_module(r)
+
+    def _is_watchable_outside(self, p: str) -> bool:
+        """Outside the project, and neither installed code, nor temporary, nor a
+        cache, nor the kernel's: what such a path holds can be keyed."""
+        return not p.startswith(self.installed_prefixes) and not p.startswith(self.volatile_prefixes)
 
     def _is_external_input(self, p: str) -> bool:
         """A file outside the project that a test's outcome can depend on (a
@@ -548,6 +574,15 @@ class Recorder:
                 words = list(argv)
             except TypeError:
                 return
+        # `sh -c "cat data.txt | ..."`: the command string's words too.
+        for w in list(words):
+            if isinstance(w, (str, bytes)) and len(os.fsdecode(w).split()) > 1:
+                import shlex
+
+                try:
+                    words.extend(shlex.split(os.fsdecode(w)))
+                except ValueError:
+                    words.extend(os.fsdecode(w).split())
         base = self.absolute(cwd) if cwd is not None else None
         after_m = False
         for w in words:
@@ -588,6 +623,12 @@ class Recorder:
             return
         r = self.rel(text)
         if r is None:
+            # Outside the project: a tool looked up on PATH, a flag file in $HOME.
+            p = self.absolute(text)
+            if p is not None and self._is_watchable_outside(p) and p not in self.written_outside:
+                machinery, k = self.site()
+                if not machinery:
+                    self.external[k].add(p)
             return
         machinery, k = self.site()
         if not machinery and r not in self.wrote[k]:
@@ -614,7 +655,9 @@ class Recorder:
         else:
             r = self._rel_abs(p)
             if r is None:
-                return
+                if not self._is_watchable_outside(p + os.sep) or p in self.written_outside:
+                    return
+                r = p  # outside the project: named by absolute path
         # Whoever called os.listdir, glob, pathlib, os.walk tells whether a test
         # or the machinery wanted the listing.
         machinery, k = self.site()
@@ -957,8 +1000,18 @@ def _record_attribute_reads(target: Any, first_party: Dict[str, bool]) -> bool:
                 rec.on_option()
         return base.__getattribute__(self, name)
 
+    def __reduce_ex__(self: Any, protocol: Any) -> Any:
+        # Pickle and copy as the original class (nothing of rpytest's travels).
+        import copyreg
+
+        return (copyreg._reconstructor, (base, object, None), dict(base.__getattribute__(self, "__dict__")))
+
     try:
-        recording = type(base.__name__, (base,), {"__getattribute__": __getattribute__, "_rpytest_recording": True})
+        recording = type(
+            base.__name__,
+            (base,),
+            {"__getattribute__": __getattribute__, "__reduce_ex__": __reduce_ex__, "_rpytest_recording": True},
+        )
         recording.__module__ = base.__module__
         recording.__qualname__ = base.__qualname__
         object.__setattr__(target, "__class__", recording)

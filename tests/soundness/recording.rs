@@ -604,3 +604,54 @@ def test_reads_config():
     let (py, _) = pair.check(&["-v"]);
     assert_fails(&py, "test_external.py::test_reads_config");
 }
+
+#[test]
+fn what_a_test_module_reads_at_import_is_an_input_of_its_importers() {
+    let pair = pair();
+    pair.write("data.json", r#"{"v": 1}"#);
+    pair.write(
+        "test_a.py",
+        "import json\n\nDATA = json.load(open('data.json'))\n\ndef test_has_data():\n    assert 'v' in DATA\n",
+    );
+    pair.write(
+        "test_b.py",
+        "from test_a import DATA\n\ndef test_value():\n    assert DATA['v'] == 1\n",
+    );
+    warm(&pair, &["-v"], "test_b.py::test_value");
+    pair.write("data.json", r#"{"v": 2}"#);
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_b.py::test_value");
+}
+
+#[test]
+fn a_tool_looked_up_outside_the_project_and_a_shell_command_are_inputs() {
+    let mut pair = pair();
+    let dir = tempfile::Builder::new()
+        .prefix("tools-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create a directory outside /tmp");
+    pair.set_env("SOUNDNESS_TOOLS", &dir.path().to_string_lossy());
+    pair.write("data/sh.txt", "one");
+    pair.write(
+        "test_tools.py",
+        r#"import os, shutil, subprocess, pytest
+
+@pytest.mark.skipif(shutil.which("soundness-tool", path=os.environ["SOUNDNESS_TOOLS"]) is None, reason="no tool")
+def test_with_tool():
+    assert False, "the tool is broken"
+
+def test_shell():
+    out = subprocess.run("cat data/sh.txt | tr -d '\n'", shell=True, capture_output=True, text=True).stdout
+    assert out == "one"
+"#,
+    );
+    warm_all(&pair, &["-v"]);
+    let tool = dir.path().join("soundness-tool");
+    fs::write(&tool, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+    pair.write("data/sh.txt", "two");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_tools.py::test_with_tool");
+    assert_fails(&py, "test_tools.py::test_shell");
+}
