@@ -180,6 +180,11 @@ pub enum Event {
         /// included, is an input.
         #[serde(default)]
         options: bool,
+        /// `sys.path` entries inside the project at the end of the session
+        /// (rootdir-relative, `""` for the rootdir; the session's event only):
+        /// where the static import resolution searches from now on.
+        #[serde(default)]
+        paths: Vec<String>,
     },
     Edges {
         edges: Vec<(String, String)>,

@@ -744,7 +744,23 @@ class Recorder:
         # where the same path holds the same bytes.
         reads.update(p for p in self.external.get(key, ()) if p not in self.written_outside)
         imports = self.imports.get(key, set()) - own
+        extra: Dict[str, Any] = {}
+        if key is None:
+            # sys.path entries inside the project (a conftest may add some): the
+            # CLI's static import resolution searches them from now on.
+            paths: List[str] = []
+            for entry in sys.path:
+                if not isinstance(entry, str):
+                    continue
+                p = self.absolute(entry or ".")
+                if p is None:
+                    continue
+                r = "" if p + os.sep in self.prefixes else self._rel_abs(p)
+                if r is not None and r not in paths and os.path.isdir(p):
+                    paths.append(r)
+            extra["paths"] = paths
         return {
+            **extra,
             "type": "deps",
             "file": key,
             "imports": sorted(imports),

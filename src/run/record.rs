@@ -42,6 +42,7 @@ impl Plan {
         let mut replayed: Vec<(String, String, String, f64)> = Vec::new();
         // Files (or "" for the whole session) whose tests read what the session wrote.
         let mut volatile: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut session_paths: Vec<String> = Vec::new();
         for e in events {
             match e {
                 Event::Result {
@@ -90,8 +91,14 @@ impl Plan {
                     outside,
                     volatile: never_store,
                     options,
+                    paths,
                     ..
                 } => {
+                    for p in paths {
+                        if !session_paths.contains(p) {
+                            session_paths.push(p.clone());
+                        }
+                    }
                     if !generated.is_empty() || *outside || *never_store {
                         volatile.insert(file.clone().unwrap_or_default());
                     }
@@ -158,9 +165,24 @@ impl Plan {
                 report::warning(&format!("could not record dependencies: {e}"));
             }
         }
+        // sys.path entries the session had (a conftest may insert some) are
+        // searched by the static import resolution from now on, also for the
+        // keys this run's results are stored under.
+        let mut roots = self.roots.clone();
+        if self.caching && !interrupted {
+            let before = roots.len();
+            for p in session_paths {
+                if !roots.contains(&p) {
+                    roots.push(p);
+                }
+            }
+            if roots.len() != before {
+                let _ = store.set_meta("search_roots", &serde_json::to_string(&roots).unwrap_or_default());
+            }
+        }
         if reusable_ok && !collected.is_empty() {
             let edges = store.edges().unwrap_or_default();
-            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), self.roots.clone());
+            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), roots);
             let global = global_key(
                 inv,
                 self.pre_global_info(),

@@ -655,3 +655,19 @@ def test_shell():
     assert_fails(&py, "test_tools.py::test_with_tool");
     assert_fails(&py, "test_tools.py::test_shell");
 }
+
+#[test]
+fn a_module_found_through_a_path_a_conftest_inserts_is_an_input_of_every_importer() {
+    let pair = pair();
+    pair.write(
+        "tests/conftest.py",
+        "import os, sys\n\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'lib'))\n",
+    );
+    pair.write("lib/util.py", "V = 1\n");
+    pair.write("tests/test_a.py", "import util\n\ndef test_a():\n    assert util.V\n");
+    pair.write("tests/test_b.py", "import util\n\ndef test_b():\n    assert util.V == 1\n");
+    warm(&pair, &["-v"], "tests/test_b.py::test_b");
+    pair.write("lib/util.py", "V = 2\n");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "tests/test_b.py::test_b");
+}
