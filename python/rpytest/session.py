@@ -206,6 +206,25 @@ def _flush_std() -> None:
             pass
 
 
+def _end_like_python() -> None:
+    """What CPython does before a process exits: wait for non-daemon threads
+    (`threading._shutdown`), then run the atexit handlers. A forked session
+    leaves with `os._exit`, which would skip both and lose a background
+    thread's work that stock pytest keeps."""
+    _flush_std()
+    import threading
+
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except BaseException:
+        pass
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    _flush_std()
+
+
 def _report_internal_error(what: str) -> None:
     msg = "rpytest: internal error in the session process (%s):\n%s" % (what, traceback.format_exc())
     try:
@@ -255,11 +274,6 @@ def child_main(
             [str(a) for a in request.get("argv") or []], request.get("session") or {}, writer, argv0, control_fd
         )
         stage = "exiting"
-        _flush_std()
-        try:
-            atexit._run_exitfuncs()
-        except BaseException:
-            pass
     except KeyboardInterrupt:
         code = 2
     except SystemExit as exc:
@@ -268,7 +282,7 @@ def child_main(
         _report_internal_error(stage)
         code = 3
     finally:
-        _flush_std()
+        _end_like_python()
         os._exit(code)
 
 
