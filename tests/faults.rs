@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{parse_pid, process_alive, Project};
+use common::{process_alive, Project};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -52,4 +52,135 @@ fn a_session_waits_for_its_non_daemon_threads_like_python() {
     fs::remove_file(&mark).unwrap();
     project.rpytest(&["--no-cache", "--no-daemon"]).run().assert_code(0);
     assert!(mark.exists(), "the fresh session killed its worker thread");
+}
+
+// ---------------------------------------------------------------------------
+// 5. `--no-daemon` keeps the session in the CLI's care.
+
+fn signal(pid: u32, sig: i32) {
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill({pid}, {sig})");
+}
+
+#[test]
+fn no_daemon_sigint_to_the_cli_interrupts_the_session_like_pytest() {
+    let mut project = Project::new("slow_session");
+    let started = project.out_path("started");
+    project.set_env("RPYTEST_FIXTURE_STARTED", &started.display().to_string());
+    project.set_env("RPYTEST_FIXTURE_SLEEP", "120");
+    let running = project.rpytest(&["--no-daemon", "--no-cache"]).spawn();
+    wait_until("the test started", Duration::from_secs(60), || started.exists());
+    signal(running.pid(), libc::SIGINT);
+    let run = running.wait();
+    run.assert_code(2);
+    assert!(run.stdout.contains("KeyboardInterrupt"), "{}", run.transcript());
+    assert!(run.stdout.contains("1 passed"), "no partial summary:\n{}", run.transcript());
+}
+
+#[test]
+fn no_daemon_sessions_die_with_a_killed_cli() {
+    let mut project = Project::new("slow_session");
+    let started = project.out_path("started");
+    project.set_env("RPYTEST_FIXTURE_STARTED", &started.display().to_string());
+    project.set_env("RPYTEST_FIXTURE_SLEEP", "120");
+    for sig in [libc::SIGKILL, libc::SIGTERM] {
+        let _ = fs::remove_file(&started);
+        let running = project.rpytest(&["--no-daemon", "--no-cache"]).spawn();
+        wait_until("the test started", Duration::from_secs(60), || {
+            fs::read_to_string(&started).is_ok_and(|t| !t.is_empty())
+        });
+        let session: u32 = fs::read_to_string(&started).unwrap().trim().parse().unwrap();
+        signal(running.pid(), sig);
+        wait_until(
+            &format!("session {session} ends after signal {sig} to the CLI"),
+            Duration::from_secs(30),
+            || !process_alive(session),
+        );
+        drop(running);
+    }
+}
+
+#[test]
+fn no_daemon_sigint_stops_every_worker() {
+    common::require_fixture_plugin();
+    let project = Project::new("parallel_stop");
+    let mut running = project
+        .rpytest(&["-n", "2", "--no-cache", "--no-daemon", "-v"])
+        .spawn();
+    running.wait_for_stdout(&[" PASSED ", " FAILED "]);
+    signal(running.pid(), libc::SIGINT);
+    let run = running.wait();
+    run.assert_code(2);
+    assert!(run.stdout.contains("KeyboardInterrupt"), "{}", run.transcript());
+    // The workers stopped: not all 12 tests (each at least 0.2 s) ran.
+    let results = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("] PASSED ") || l.contains("] FAILED "))
+        .count();
+    assert!(results < 12, "{}", run.transcript());
+}
+
+// ---------------------------------------------------------------------------
+// 6. No predictable files in a shared temp directory.
+
+/// Runs `args` as nobody (uid/gid 65534) and returns its status.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args)
+        .output()
+        .expect("run setpriv")
+}
+
+#[test]
+fn no_daemon_config_cannot_be_planted_by_another_user() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs root to act as a second user");
+        return;
+    }
+    let project = Project::new("slow_session");
+    // A shared temp directory like /tmp: world-writable and sticky.
+    let tmp = tempfile::Builder::new().prefix("rpt-shared").tempdir().unwrap();
+    fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let victim = project.out_path("victim.txt");
+    fs::write(&victim, "the victim's data\n").unwrap();
+    // The CLI waits on stdin before it becomes rpytest (same pid), so the
+    // neighbour can plant files named after its pid first.
+    let mut cli = Command::new("sh")
+        .args(["-c", "read _ ; exec \"$@\"", "sh"])
+        .arg(common::rpytest_bin())
+        .arg("--python")
+        .arg(project.python())
+        .args(["--no-daemon", "--no-cache", "-p", "no:cacheprovider"])
+        .current_dir(&project.root)
+        .env("TMPDIR", tmp.path())
+        .env("XDG_RUNTIME_DIR", project.out_path(""))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = cli.id();
+    for n in 0..4 {
+        let link = tmp.path().join(format!("rpytest-session-{pid}-{n}.json"));
+        let out = as_nobody(&["ln", "-s", victim.to_str().unwrap(), link.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    use std::io::Write;
+    cli.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = cli.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "the victim's data\n");
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !n.to_string_lossy().starts_with("rpytest-session-"))
+        .collect();
+    assert!(left.is_empty(), "files left in the temp dir: {left:?}");
 }

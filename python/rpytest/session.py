@@ -288,15 +288,16 @@ def child_main(
 
 def main() -> None:
     """`python -m rpytest.session`: the --no-daemon fallback (a fresh process per session)."""
-    cfg_path = os.environ.pop("RPYTEST_SESSION_CONFIG", None)
+    cfg_fd_s = os.environ.pop("RPYTEST_SESSION_CONFIG_FD", None)
     event_fd_s = os.environ.pop("RPYTEST_EVENT_FD", None)
     control_fd_s = os.environ.pop("RPYTEST_CONTROL_FD", None)
     argv0 = os.environ.pop("RPYTEST_ARGV0", None) or default_argv0()
     try:
         session_config: Dict[str, Any] = {}
-        if cfg_path:
-            with open(cfg_path, encoding="utf-8") as f:
-                session_config = json.load(f)
+        if cfg_fd_s:
+            # An inherited pipe, never a file in a shared temp directory.
+            with os.fdopen(int(cfg_fd_s), "rb") as f:
+                session_config = json.loads(f.read().decode("utf-8", "surrogateescape"))
         event_fd: Optional[int] = None
         if event_fd_s:
             event_fd = int(event_fd_s)

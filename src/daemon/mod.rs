@@ -7,4 +7,6 @@ mod unix;
 pub use client::{ping, run_session, start_run, stop, Connection, DaemonError, SessionOutcome};
 pub use paths::DaemonPaths;
 pub use spawn::{distribution_names, ensure_daemon, fingerprint, site_listing, tail, DaemonSpec};
-pub use unix::{add_forwarding, ignore_interrupts, remove_forwarding, stop_forwarding};
+pub use unix::{
+    add_forwarding, children_share_our_group, die_with_parent, remove_forwarding, stop_forwarding,
+};

@@ -150,7 +150,6 @@ impl Launcher<'_> {
                     self.target,
                     &self.argv,
                     session,
-                    &idx.to_string(),
                     Some(control_r.as_raw_fd()),
                 )?;
                 let dup = |fd: RawFd| -> std::io::Result<Stdio> {
@@ -166,8 +165,9 @@ impl Launcher<'_> {
                     .stdin(dup(stdio[0])?)
                     .stdout(dup(stdio[1])?)
                     .stderr(dup(stdio[2])?);
-                let (mut child, events, config) = fresh.spawn(self.target)?;
+                let (mut child, events) = fresh.spawn(self.target)?;
                 pid = Some(child.id() as i32);
+                daemon::add_forwarding(child.id() as i32);
                 std::thread::spawn(move || {
                     let reader = BufReader::new(File::from(events));
                     for line in reader.lines() {
@@ -177,7 +177,6 @@ impl Launcher<'_> {
                         }
                     }
                     let ended = Ended::from_status(child.wait());
-                    drop(config);
                     let _ = tx.send(Msg::Ended(idx, ended));
                 });
             }
