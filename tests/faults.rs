@@ -184,3 +184,67 @@ fn no_daemon_config_cannot_be_planted_by_another_user() {
         .collect();
     assert!(left.is_empty(), "files left in the temp dir: {left:?}");
 }
+
+// ---------------------------------------------------------------------------
+// 7. Another user's `/tmp/rpytest-<uid>` is passed over, never fatal.
+
+/// `sh -c script` in a private mount namespace (so what it mounts is seen
+/// by nothing else on the machine), in `project`'s root.
+fn in_mount_namespace(project: &Project, script: &str, env: &[(&str, &Path)]) -> std::process::Output {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-euc", script])
+        .current_dir(&project.root)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("TMPDIR")
+        .env("RPYTEST", common::rpytest_bin())
+        .env("PY", project.python());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run unshare")
+}
+
+#[test]
+fn another_users_tmp_dir_does_not_deny_service() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs root to act as a second user and to mount");
+        return;
+    }
+    let project = Project::new("slow_session");
+    let uid = unsafe { libc::getuid() };
+    let home = tempfile::Builder::new().prefix("rpth").tempdir().unwrap();
+    // The neighbour makes its directory itself, mode 777, in a shared dir.
+    let shared = tempfile::Builder::new().prefix("rpts").tempdir().unwrap();
+    fs::set_permissions(shared.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let theirs = shared.path().join("theirs");
+    let out = as_nobody(&["mkdir", "-m", "777", theirs.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    // /tmp/rpytest-<uid> may exist for real (ours): shadow it in a private
+    // namespace with the neighbour's directory; no one else sees the mount.
+    let target = format!("/tmp/rpytest-{uid}");
+    let _ = fs::create_dir(&target);
+    let script = format!(
+        "mount --bind \"$THEIRS\" {target}\n\
+         stat -c '%U %a' {target}\n\
+         \"$RPYTEST\" --python \"$PY\" --no-cache -p no:cacheprovider; echo \"daemon-run: $?\"\n\
+         \"$RPYTEST\" --python \"$PY\" --no-cache --no-daemon -p no:cacheprovider; echo \"fresh-run: $?\"\n\
+         \"$RPYTEST\" --python \"$PY\" --daemon status\n\
+         \"$RPYTEST\" --python \"$PY\" --daemon stop\n"
+    );
+    let out = in_mount_namespace(
+        &project,
+        &script,
+        &[("THEIRS", &theirs), ("HOME", home.path())],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{stdout}\n{stderr}");
+    assert!(stdout.contains("nobody 777"), "the mount did not shadow it:\n{all}");
+    assert!(stdout.contains("daemon-run: 0"), "{all}");
+    assert!(stdout.contains("fresh-run: 0"), "{all}");
+    assert!(stdout.contains("running: yes"), "{all}");
+    assert!(stdout.contains("daemon stopped"), "{all}");
+    assert!(stderr.contains("passed over"), "no warning:\n{all}");
+    // Nothing of ours went into the neighbour's directory.
+    assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0, "{all}");
+}

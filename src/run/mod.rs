@@ -194,10 +194,40 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     let mut trace = report::Trace::new();
     let (python, info) = interpreter_info(inv, &store)?;
     trace.mark("store and interpreter");
-    let paths = DaemonPaths::new(rootdir, &python).map_err(|e| Failure {
-        code: exit::INTERNAL_ERROR,
-        message: format!("daemon directory: {e}"),
-    })?;
+    // A run without the daemon never fails for the daemon's directory; a run
+    // with it falls back to a fresh process when no private directory exists.
+    let needs_daemon = inv.settings.use_daemon || inv.own.daemon.is_some();
+    let (paths, use_daemon) = match DaemonPaths::find(rootdir, &python) {
+        Ok((paths, skipped)) => {
+            if needs_daemon && !skipped.is_empty() {
+                report::warning(&format!(
+                    "passed over unusable daemon directories: {}; using {}",
+                    skipped.join("; "),
+                    paths.dir.display()
+                ));
+            }
+            (paths, inv.settings.use_daemon)
+        }
+        Err(e) if inv.own.daemon.is_some() => {
+            return Err(Failure {
+                code: exit::INTERNAL_ERROR,
+                message: format!("daemon directory: {e}"),
+            })
+        }
+        Err(e) => {
+            if inv.settings.use_daemon {
+                report::warning(&format!("{e}; running without the daemon"));
+            }
+            let none = std::env::temp_dir().join("rpytest-unusable");
+            let paths = DaemonPaths {
+                socket: none.join("none.sock"),
+                log: none.join("none.log"),
+                warm: none.join("none.warm.json"),
+                dir: none,
+            };
+            (paths, false)
+        }
+    };
     // Only a daemon needs the fingerprint; a run answered from the cache never computes it.
     let fingerprint = || daemon::fingerprint(&python, &info);
     if let Some(action) = inv.own.daemon {
@@ -274,10 +304,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         deselected: plan.deselected.clone(),
         record: plan.caching,
         events: true,
-        warm_file: inv
-            .settings
-            .use_daemon
-            .then(|| paths.warm.to_string_lossy().into_owned()),
+        warm_file: use_daemon.then(|| paths.warm.to_string_lossy().into_owned()),
         timeouts: groups::timeouts(&rules, &mine),
         ..SessionConfig::default()
     };
@@ -320,10 +347,8 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             argv.push(format!("--junitxml={}", part.display()));
             junit_parts.push(part);
         }
-        let daemon_target = inv
-            .settings
-            .use_daemon
-            .then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
+        let daemon_target =
+            use_daemon.then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
         let distributed = parallel.filter(|p| p.distributes() && !inv.args.no_run);
         if distributed.is_none() && session.xdist_compat {
             // Under `-n 0`, pytest-xdist still never loads (rpytest.compat
