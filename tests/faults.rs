@@ -248,3 +248,109 @@ fn another_users_tmp_dir_does_not_deny_service() {
     // Nothing of ours went into the neighbour's directory.
     assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0, "{all}");
 }
+
+// ---------------------------------------------------------------------------
+// A remote-cache server written for these tests: `store` keeps what is PUT
+// and returns it on GET (as nginx's WebDAV does); `oversized` answers every
+// GET with a 70 MiB body. Every request is logged, one line each.
+
+const SERVER: &str = r#"
+import http.server, socketserver, sys, threading
+mode, log_path = sys.argv[1], sys.argv[2]
+store, lock = {}, threading.Lock()
+def log(line):
+    with lock, open(log_path, "a") as f:
+        f.write(line + "\n")
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        log("GET " + self.path)
+        if mode == "oversized":
+            size = 70 * 1024 * 1024
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk, sent = b"x" * 65536, 0
+            try:
+                while sent < size:
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass
+            log("SENT %d" % sent)
+            return
+        body = store.get(self.path)
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        store[self.path] = body
+        log("PUT " + self.path)
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(("127.0.0.1", 0), H)
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// A running test server; killed when dropped.
+struct Server {
+    _child: Guard,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(project: &Project, mode: &str) -> Server {
+        let log = project.out_path(&format!("server-{mode}.log"));
+        let mut child = Command::new(project.python())
+            .args(["-c", SERVER, mode])
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the test server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().strip_prefix("port ").expect("port line").to_owned();
+        Server {
+            _child: Guard(child),
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn requests(&self, method: &str) -> usize {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(method))
+            .count()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 10. An oversized answer ends remote use for the run.
+
+#[test]
+fn an_oversized_remote_answer_is_not_downloaded_again() {
+    let project = Project::new("cache_many");
+    let server = Server::start(&project, "oversized");
+    let run = project.rpytest(&["--remote-cache", &server.url]).run();
+    run.assert_code(0);
+    assert_eq!(server.requests("GET"), 1, "{}", run.transcript());
+    assert!(run.stderr.contains("is not usable"), "{}", run.transcript());
+}

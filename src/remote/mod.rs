@@ -296,6 +296,19 @@ impl Remote {
         self.stats.lookups.fetch_add(1, Ordering::Relaxed);
         match self.request("GET", url).call() {
             Ok(resp) => {
+                // An oversized answer is a fault of the server, as a 5xx is:
+                // stop asking it for this run rather than download it again
+                // for every lookup. The declared length is checked before any
+                // byte of the body is read.
+                let declared = resp
+                    .header("Content-Length")
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if let Some(n) = declared.filter(|n| *n > limit) {
+                    self.fail(format!(
+                        "it answered {n} bytes for one entry (more than {limit})"
+                    ));
+                    return Ok(None);
+                }
                 let mut body = Vec::new();
                 resp.into_reader()
                     .take(limit + 1)
@@ -305,7 +318,8 @@ impl Remote {
                         String::new()
                     })?;
                 if body.len() as u64 > limit {
-                    return Err(format!("an entry is larger than {limit} bytes"));
+                    self.fail(format!("it answered more than {limit} bytes for one entry"));
+                    return Ok(None);
                 }
                 Ok(Some(body))
             }
