@@ -354,3 +354,108 @@ fn an_oversized_remote_answer_is_not_downloaded_again() {
     assert_eq!(server.requests("GET"), 1, "{}", run.transcript());
     assert!(run.stderr.contains("is not usable"), "{}", run.transcript());
 }
+
+// ---------------------------------------------------------------------------
+// 2. A damaged table is detected once and the cache heals.
+// 3. A locked database: say what is waited on, then run without the store.
+
+/// `(cached, run)` from the stderr line `rpytest: N cached, M run, ...`.
+fn counts(run: &common::Run) -> Option<(usize, usize)> {
+    let line = run.stderr.lines().find(|l| l.contains(" cached, "))?;
+    let nums: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    Some((nums[0], nums[1]))
+}
+
+/// Overwrites the root page of `table` in `.rpytest/cache.db` with random bytes
+/// (after a checkpoint, so the page is in the main file).
+fn damage_table(project: &Project, table: &str) {
+    let script = r#"
+import os, sqlite3, sys
+path, table = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(path)
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+page = c.execute("PRAGMA page_size").fetchone()[0]
+root = c.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+c.close()
+with open(path, "r+b") as f:
+    f.seek((root - 1) * page)
+    f.write(os.urandom(page))
+print("damaged page", root)
+"#;
+    let out = Command::new(project.python())
+        .args(["-c", script])
+        .arg(project.path(".rpytest/cache.db"))
+        .arg(table)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_damaged_table_is_moved_aside_once_and_the_cache_heals() {
+    let project = Project::new("cache_store");
+    project.rpytest(&[]).run().assert_code(0);
+    damage_table(&project, "node_cache");
+    let first = project.rpytest(&[]).run();
+    first.assert_code(0);
+    assert!(
+        first.stderr.contains("damaged") && first.stderr.contains("moved it to"),
+        "{}",
+        first.transcript()
+    );
+    // The next runs are quiet and cache again.
+    let second = project.rpytest(&[]).run();
+    second.assert_code(0);
+    assert!(!second.stderr.contains("warning"), "{}", second.transcript());
+    let third = project.rpytest(&[]).run();
+    assert!(!third.stderr.contains("warning"), "{}", third.transcript());
+    assert_eq!(counts(&third).map(|c| c.1), Some(0), "{}", third.transcript());
+    // `--result-cache clear` works on a damaged database too.
+    damage_table(&project, "node_cache");
+    let clear = project.rpytest_cmd(&["--result-cache", "clear"]);
+    clear.assert_code(0);
+    damage_table(&project, "file_cache");
+    let clear = project.rpytest_cmd(&["--result-cache", "clear"]);
+    clear.assert_code(0);
+    let after = project.rpytest(&[]).run();
+    after.assert_code(0);
+    assert!(!after.stderr.contains("warning"), "{}", after.transcript());
+}
+
+#[test]
+fn a_locked_database_is_named_and_then_given_up_on() {
+    let project = Project::new("cache_store");
+    project.rpytest(&[]).run().assert_code(0);
+    project.replace("tests/test_a.py", "def test_a_one", "def test_a_one_changed");
+    // Another process holds the database's write lock until we close its stdin.
+    let mut holder = Command::new(project.python())
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('held', flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .arg(project.path(".rpytest/cache.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    let holder = Guard(holder);
+    let run = project.rpytest(&[]).timeout(Duration::from_secs(120)).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("waiting for"), "{}", run.transcript());
+    assert!(run.stderr.contains("will not be cached"), "{}", run.transcript());
+    drop(holder);
+    // Released: the next run uses the store again (and quietly).
+    let next = project.rpytest(&[]).run();
+    next.assert_code(0);
+    assert!(!next.stderr.contains("warning"), "{}", next.transcript());
+}

@@ -184,6 +184,7 @@ fn interpreter_info(
 
 fn execute(inv: &Invocation) -> Result<i32, Failure> {
     let rootdir = &inv.setup.rootdir;
+    crate::store::on_lock_wait(|what| report::warning(what));
     let mut store = Store::open(rootdir);
     for w in store.warnings.drain(..) {
         report::warning(&w.0);
@@ -483,7 +484,10 @@ fn cache_command(store: &mut Store, action: CacheAction) -> Result<i32, Failure>
             report::out(&serde_json::to_string_pretty(&all).unwrap_or_default());
         }
         CacheAction::Clear => {
-            store.clear().map_err(db_err)?;
+            store.clear_all().map_err(|message| Failure {
+                code: exit::INTERNAL_ERROR,
+                message,
+            })?;
             report::out("rpytest: cleared every cached result");
         }
     }
