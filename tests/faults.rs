@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{process_alive, Project};
+use common::{parse_pid, process_alive, Project};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -458,4 +458,46 @@ fn a_locked_database_is_named_and_then_given_up_on() {
     let next = project.rpytest(&[]).run();
     next.assert_code(0);
     assert!(!next.stderr.contains("warning"), "{}", next.transcript());
+}
+
+// ---------------------------------------------------------------------------
+// 4. A stopped daemon is seen, replaced, and can be stopped.
+
+#[test]
+fn a_stopped_daemon_is_replaced_and_status_and_stop_see_it() {
+    let project = Project::new("slow_session");
+    project.rpytest(&[]).run().assert_code(0);
+    let first = project.daemon_pid().expect("a daemon runs");
+    signal(first, libc::SIGSTOP);
+    let _cont = scopeguard(first);
+    // status names it; the next run replaces it with a warning.
+    let status = project.rpytest_cmd(&["--daemon", "status"]);
+    status.assert_code(0);
+    assert!(status.stdout.contains("unresponsive"), "{}", status.transcript());
+    assert_eq!(parse_pid(&status.stdout), Some(first), "{}", status.transcript());
+    let run = project.rpytest(&["--no-cache"]).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("is stopped"), "{}", run.transcript());
+    wait_until("the stopped daemon is gone", Duration::from_secs(30), || !process_alive(first));
+    let second = project.daemon_pid().expect("a new daemon runs");
+    assert_ne!(second, first);
+    // stop ends a stopped daemon too.
+    signal(second, libc::SIGSTOP);
+    let _cont2 = scopeguard(second);
+    let stop = project.rpytest_cmd(&["--daemon", "stop"]);
+    stop.assert_code(0);
+    assert!(stop.stdout.contains("daemon stopped"), "{}", stop.transcript());
+    wait_until("the stopped daemon is gone", Duration::from_secs(30), || !process_alive(second));
+}
+
+/// Sends SIGCONT to `pid` when dropped, so a failing test leaves no stopped
+/// process behind (the project's drop then stops it).
+fn scopeguard(pid: u32) -> impl Drop {
+    struct Cont(u32);
+    impl Drop for Cont {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+        }
+    }
+    Cont(pid)
 }

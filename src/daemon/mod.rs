@@ -4,7 +4,9 @@ mod paths;
 mod spawn;
 mod unix;
 
-pub use client::{ping, run_session, start_run, stop, Connection, DaemonError, SessionOutcome};
+pub use client::{
+    ping, run_session, start_run, stop, take_notes, Connection, DaemonError, SessionOutcome,
+};
 pub use paths::DaemonPaths;
 pub use spawn::{distribution_names, ensure_daemon, fingerprint, site_listing, tail, DaemonSpec};
 pub use unix::{

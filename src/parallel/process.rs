@@ -122,6 +122,9 @@ impl Launcher<'_> {
             }
         }
         let c = daemon::ensure_daemon(&spec)?;
+        for n in daemon::take_notes() {
+            crate::report::warning(&n);
+        }
         self.daemon_ready = true;
         Ok(Some(c))
     }

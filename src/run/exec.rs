@@ -101,6 +101,9 @@ pub fn run(
     match target.daemon_spec() {
         Some(spec) => {
             let conn = daemon::ensure_daemon(&spec)?;
+            for n in daemon::take_notes() {
+                crate::report::warning(&n);
+            }
             let cwd = target.cwd.to_string_lossy();
             let mut env = environment();
             env.insert("RPYTEST_ARGV0".into(), argv0(target.python));

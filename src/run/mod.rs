@@ -529,6 +529,10 @@ fn daemon_command(
                 report::out(&format!("warm modules: {}", pong.warm.len()));
                 report::out(&format!("log: {}", paths.log.display()));
             }
+            Err(daemon::DaemonError::Unresponsive { pid, why }) => report::out(&format!(
+                "running: unresponsive ({why}; `rpytest --daemon stop` ends it, the next run replaces it)\npid: {pid}\nsocket: {}",
+                paths.socket.display()
+            )),
             Err(_) => report::out(&format!("running: no\nsocket: {}", paths.socket.display())),
         },
         DaemonAction::Stop => {
