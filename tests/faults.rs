@@ -501,3 +501,53 @@ fn scopeguard(pid: u32) -> impl Drop {
     }
     Cont(pid)
 }
+
+// ---------------------------------------------------------------------------
+// 11. pytest's own crashes end as they do under pytest: exit 1.
+
+#[test]
+fn a_junitxml_name_too_long_fails_like_pytest() {
+    let project = Project::new("slow_session");
+    let long = format!("--junitxml={}.xml", "x".repeat(300));
+    let stock = project.pytest(&[&long, "-p", "no:cacheprovider"]).no_junit().run();
+    stock.assert_code(1);
+    for extra in [&[][..], &["--no-daemon"][..]] {
+        let mut args = vec![long.as_str(), "--no-cache"];
+        args.extend_from_slice(extra);
+        let run = project.rpytest(&args).no_junit().run();
+        run.assert_code(1);
+        assert!(run.stderr.contains("File name too long"), "{}", run.transcript());
+        assert!(!run.stderr.contains("internal error"), "{}", run.transcript());
+        assert!(!run.stderr.contains("rpytest/session.py"), "{}", run.transcript());
+    }
+}
+
+#[test]
+fn a_closed_stdout_fails_like_pytest() {
+    let project = Project::new("slow_session");
+    let run_closed = |program: &Path, args: &[&str]| {
+        let out = Command::new("sh")
+            .args(["-c", "exec \"$@\" >&-", "sh"])
+            .arg(program)
+            .args(args)
+            .current_dir(&project.root)
+            .env("XDG_RUNTIME_DIR", project.out_path(""))
+            .env_remove("PYTEST_ADDOPTS")
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let python = project.python().to_path_buf();
+    let (code, stderr) = run_closed(&python, &["-m", "pytest", "-p", "no:cacheprovider"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let py = python.to_str().unwrap();
+    for extra in [&[][..], &["--no-daemon"][..]] {
+        let mut args = vec!["--python", py, "--no-cache"];
+        args.extend_from_slice(extra);
+        let (code, stderr) = run_closed(&common::rpytest_bin(), &args);
+        assert_eq!(code, Some(1), "{extra:?}: {stderr}");
+        assert!(stderr.contains("AttributeError"), "{stderr}");
+    }
+    let _ = run_closed(&common::rpytest_bin(), &["--python", py, "--daemon", "stop"]);
+}

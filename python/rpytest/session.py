@@ -194,6 +194,19 @@ def run_pytest(
         code = pytest.main(list(argv), plugins=plugins)
     finally:
         plugin.stop()
+    # What the `pytest` command does after main(): flush stdout; a reader
+    # that went away is exit 1 (with stdout pointed at /dev/null for the
+    # interpreter's own final flush); anything else escapes as pytest's.
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        return 1
+    except BaseException as exc:
+        exc._rpytest_pytest_own = True  # type: ignore[attr-defined]
+        raise
     return int(code)
 
 
@@ -223,6 +236,35 @@ def _end_like_python() -> None:
     except BaseException:
         pass
     _flush_std()
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _in_rpytest(filename: str) -> bool:
+    return os.path.dirname(os.path.abspath(filename)) == _PACKAGE_DIR
+
+
+def _raised_by_rpytest(exc: BaseException) -> bool:
+    """Whether the innermost frame of `exc` is rpytest's code (our bug, exit 3)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return _in_rpytest(tb.tb_frame.f_code.co_filename)
+
+
+def _uncaught_like_python(exc: BaseException) -> None:
+    """Print `exc` through sys.excepthook as CPython does for an uncaught
+    exception, without the frames of rpytest's session setup above pytest."""
+    tb = exc.__traceback__
+    while tb is not None and _in_rpytest(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    try:
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+    except BaseException:
+        _report_internal_error("reporting an exception")
 
 
 def _report_internal_error(what: str) -> None:
@@ -263,7 +305,12 @@ def child_main(
 
             control_fd = fcntl.fcntl(stdio_fds[3], fcntl.F_DUPFD_CLOEXEC, 10)
             os.close(stdio_fds[3])
+        stdout_closed = env.pop("RPYTEST_STDOUT_CLOSED", None) == "1"
         install_stdio(stdio_fds[:3], env)
+        if stdout_closed:
+            # The user ran us with stdout closed: pytest's process has no sys.stdout.
+            os.close(1)
+            sys.stdout = sys.__stdout__ = None  # type: ignore[assignment]
         apply_environment(request["cwd"], env, request.get("umask"))
         argv0 = request.get("argv0") or default_argv0()
         setup_sys_path(argv0, env, base_pythonpath)
@@ -278,9 +325,16 @@ def child_main(
         code = 2
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        _report_internal_error(stage)
-        code = 3
+    except BaseException as exc:
+        own = getattr(exc, "_rpytest_pytest_own", False)
+        if stage == "running pytest" and (own or not _raised_by_rpytest(exc)):
+            # pytest's own crash (a --junitxml path too long, a closed stdout):
+            # report it as the `pytest` process would, uncaught: exit 1.
+            _uncaught_like_python(exc)
+            code = 1
+        else:
+            _report_internal_error(stage)
+            code = 3
     finally:
         _end_like_python()
         os._exit(code)
@@ -313,7 +367,17 @@ def main() -> None:
     except Exception:
         _report_internal_error("setting up the session process")
         sys.exit(3)
-    code = run_pytest(sys.argv[1:], session_config, writer, argv0, control_fd)
+    try:
+        code = run_pytest(sys.argv[1:], session_config, writer, argv0, control_fd)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        if getattr(exc, "_rpytest_pytest_own", False) or not _raised_by_rpytest(exc):
+            _uncaught_like_python(exc)  # as the `pytest` process would end
+            code = 1
+        else:
+            _report_internal_error("running pytest")
+            code = 3
     _flush_std()
     sys.exit(code)
 

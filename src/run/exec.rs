@@ -83,6 +83,25 @@ pub fn argv0(python: &Path) -> String {
     }
 }
 
+/// Whether the CLI was started with stdout closed (`rpytest >&-`). Rust's
+/// runtime then opens /dev/null read-write on fd 1 before `main`; a shell's
+/// `>/dev/null` opens it write-only. The session must see what pytest's
+/// process would: no stdout (and pytest then fails with exit 1).
+pub fn stdout_was_closed() -> bool {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(1, &mut st) } != 0 {
+        return true;
+    }
+    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+    let dev_null = std::fs::metadata("/dev/null")
+        .map(|m| std::os::unix::fs::MetadataExt::rdev(&m))
+        .ok();
+    (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
+        && Some(st.st_rdev as u64) == dev_null
+        && flags >= 0
+        && (flags & libc::O_ACCMODE) == libc::O_RDWR
+}
+
 /// A pipe whose ends are closed on exec (read end, write end).
 pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0i32; 2];
@@ -107,6 +126,9 @@ pub fn run(
             let cwd = target.cwd.to_string_lossy();
             let mut env = environment();
             env.insert("RPYTEST_ARGV0".into(), argv0(target.python));
+            if stdout_was_closed() {
+                env.insert("RPYTEST_STDOUT_CLOSED".into(), "1".into());
+            }
             let out = daemon::run_session(conn, target.argv, &cwd, &env, session, on_event)?;
             Ok(match out.lost {
                 true => Ended::Lost,
@@ -171,6 +193,7 @@ impl FreshSession {
         let ev = events_w.as_raw_fd();
         let cfg = config_r.as_raw_fd();
         let parent = std::process::id() as libc::pid_t;
+        let close_stdout = stdout_was_closed();
         let mut cmd = Command::new(target.python);
         cmd.args(["-m", "rpytest.session"])
             .args(argv)
@@ -188,6 +211,9 @@ impl FreshSession {
                     || libc::dup2(cfg, 5) < 0
                 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if close_stdout {
+                    libc::close(1);
                 }
                 crate::daemon::die_with_parent(parent)
             });
