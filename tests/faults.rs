@@ -551,3 +551,39 @@ fn a_closed_stdout_fails_like_pytest() {
     }
     let _ = run_closed(&common::rpytest_bin(), &["--python", py, "--daemon", "stop"]);
 }
+
+// ---------------------------------------------------------------------------
+// 8. A file name that is not UTF-8 runs as under pytest.
+
+#[test]
+fn a_file_name_that_is_not_utf8_runs_like_pytest() {
+    use std::os::unix::ffi::OsStrExt;
+    let project = Project::new("fault_names");
+    let name = std::ffi::OsStr::from_bytes(b"test_\xff.py");
+    fs::write(
+        project.path("tests").join(name),
+        "def test_x():\n    pass\n\n\ndef test_y():\n    assert 0\n",
+    )
+    .unwrap();
+    let args = ["-p", "no:cacheprovider", "-rA"];
+    let stock = project.pytest(&args).no_junit().run();
+    stock.assert_code(1);
+    let summary = |out: &str| -> Vec<String> {
+        let mut lines: Vec<String> = out
+            .lines()
+            .filter(|l| ["PASSED ", "FAILED ", "CACHED "].iter().any(|w| l.starts_with(w)))
+            .map(|l| l.replacen("CACHED ", "PASSED ", 1))
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(summary(&stock.stdout).len(), 3, "{}", stock.transcript());
+    for extra in [&[][..], &[][..], &["--no-daemon"][..], &["-n", "2"][..]] {
+        let mut a = args.to_vec();
+        a.extend_from_slice(extra);
+        let run = project.rpytest(&a).no_junit().run();
+        run.assert_code(1);
+        assert!(!run.stderr.contains("Error"), "{}", run.transcript());
+        assert_eq!(summary(&run.stdout), summary(&stock.stdout), "{}", run.transcript());
+    }
+}

@@ -19,7 +19,7 @@ import traceback
 import types
 from typing import Any, Dict, List, Optional, Sequence
 
-from rpytest.protocol import EventWriter
+from rpytest.protocol import EventWriter, decode
 
 
 def default_argv0() -> str:
@@ -351,7 +351,7 @@ def main() -> None:
         if cfg_fd_s:
             # An inherited pipe, never a file in a shared temp directory.
             with os.fdopen(int(cfg_fd_s), "rb") as f:
-                session_config = json.loads(f.read().decode("utf-8", "surrogateescape"))
+                session_config = decode(f.read())
         event_fd: Optional[int] = None
         if event_fd_s:
             event_fd = int(event_fd_s)
