@@ -587,3 +587,96 @@ fn a_file_name_that_is_not_utf8_runs_like_pytest() {
         assert_eq!(summary(&run.stdout), summary(&stock.stdout), "{}", run.transcript());
     }
 }
+
+// ---------------------------------------------------------------------------
+// 9. A remote entry is trusted only as far as the run trusts the remote.
+
+/// Two machines with the same project: on the first the test passes (the
+/// verdict file exists), on the second it fails. The first uploads.
+fn two_machines(verdict: &Path) -> (Project, Project) {
+    let a = Project::new("fault_remote");
+    let b = Project::new("fault_remote");
+    for p in [&a, &b] {
+        p.replace("test_verdict.py", "@VERDICT@", verdict.to_str().unwrap());
+    }
+    (a, b)
+}
+
+#[test]
+fn an_unsigned_or_foreign_entry_never_makes_a_failing_test_pass() {
+    let verdict_dir = tempfile::tempdir().unwrap();
+    let verdict = verdict_dir.path().join("verdict");
+    let (a, b) = two_machines(&verdict);
+    let server = Server::start(&a, "store");
+    let url = server.url.as_str();
+    // Anyone who can write to the server uploads a pass (no key, or another key).
+    fs::write(&verdict, "pass").unwrap();
+    a.rpytest(&["--remote-cache", url, "--remote-cache-upload"])
+        .run()
+        .assert_code(0);
+    assert!(server.requests("PUT") >= 1);
+    fs::remove_file(&verdict).unwrap();
+    // A machine with a key refuses the unsigned entry: the test runs and fails.
+    let b_run = b
+        .rpytest(&["--remote-cache", url])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run();
+    b_run.assert_code(1);
+    assert!(b_run.stderr.contains("not signed"), "{}", b_run.transcript());
+    // Signed with another key: refused as well (a fresh pair of machines,
+    // whose test file names another verdict, so another key).
+    let verdict = verdict_dir.path().join("verdict-2");
+    let (a, b) = two_machines(&verdict);
+    fs::write(&verdict, "pass").unwrap();
+    a.rpytest(&["--remote-cache", url, "--remote-cache-upload"])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "a forger's key")
+        .run()
+        .assert_code(0);
+    fs::remove_file(&verdict).unwrap();
+    let b_run = b
+        .rpytest(&["--remote-cache", url])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run();
+    b_run.assert_code(1);
+    assert!(b_run.stderr.contains("signature does not match"), "{}", b_run.transcript());
+}
+
+#[test]
+fn a_signed_entry_is_used_and_remote_results_need_the_remote_to_be_reused() {
+    let verdict_dir = tempfile::tempdir().unwrap();
+    let verdict = verdict_dir.path().join("verdict");
+    let (a, b) = two_machines(&verdict);
+    let server = Server::start(&a, "store");
+    let url = server.url.as_str();
+    fs::write(&verdict, "pass").unwrap();
+    a.rpytest(&["--remote-cache", url, "--remote-cache-upload"])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run()
+        .assert_code(0);
+    fs::remove_file(&verdict).unwrap();
+    // The team's key: the signed pass is used (that is what signing is for).
+    let b_run = b
+        .rpytest(&["--remote-cache", url, "-rA"])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run();
+    b_run.assert_code(0);
+    assert!(b_run.stdout.contains("CACHED"), "{}", b_run.transcript());
+    // Without the remote, what it gave is not reused: the test runs here.
+    let alone = b.rpytest(&[]).run();
+    alone.assert_code(1);
+    // A run with a key does not reuse what an unkeyed run imported either.
+    let verdict = verdict_dir.path().join("verdict-2");
+    let (c, d) = two_machines(&verdict);
+    fs::write(&verdict, "pass").unwrap();
+    c.rpytest(&["--remote-cache", url, "--remote-cache-upload"]).run().assert_code(0);
+    fs::remove_file(&verdict).unwrap();
+    // No key: the run trusts the server (documented), and keeps where it came from.
+    d.rpytest(&["--remote-cache", url]).run().assert_code(0);
+    let keyed = d
+        .rpytest(&["--remote-cache", url])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run();
+    keyed.assert_code(1);
+    let alone = d.rpytest(&[]).run();
+    alone.assert_code(1);
+}

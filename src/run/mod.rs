@@ -265,6 +265,18 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     .map_err(usage)?
     .filter(|_| inv.settings.use_cache && !inv.args.no_run)
     .map(crate::remote::Remote::new);
+    // Results a remote gave earlier are reused only as far as this run trusts
+    // a remote (none: not at all; a signing key: only signed ones).
+    let signed = remote.as_ref().is_some_and(|r| r.config.signing.is_some());
+    store.remote_trust = match (&remote, signed) {
+        (None, _) => crate::store::RemoteTrust::None,
+        (Some(_), true) => crate::store::RemoteTrust::Signed,
+        (Some(_), false) => crate::store::RemoteTrust::Any,
+    };
+    store.import_origin = match signed {
+        true => crate::store::Origin::RemoteSigned,
+        false => crate::store::Origin::Remote,
+    };
     let mut plan = plan::Plan::make(inv, &mut store, &info, &rules, remote.as_ref())?;
     let files = plan.discovered(inv);
     let excluded = match inv.own.shard {

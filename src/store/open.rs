@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Bumped on any change to the tables below.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS node_cache (
     outcome TEXT NOT NULL, duration REAL NOT NULL,
     location TEXT NOT NULL, longrepr TEXT NOT NULL, wasxfail TEXT,
     at REAL NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'local',
     PRIMARY KEY (file, key, nodeid));
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
@@ -156,6 +157,8 @@ impl Store {
                 conn,
                 path: Some(path),
                 warnings,
+                remote_trust: Default::default(),
+                import_origin: Default::default(),
             },
             Err(OpenError::Unusable(reason) | OpenError::Busy(reason)) => {
                 // Busy beyond the timeout, read-only, out of space: the file may be
@@ -181,6 +184,8 @@ impl Store {
                         conn,
                         path: Some(path),
                         warnings,
+                        remote_trust: Default::default(),
+                        import_origin: Default::default(),
                     },
                     Err(e) => {
                         warnings.push(StoreWarning(format!(
@@ -201,6 +206,8 @@ impl Store {
             conn,
             path: None,
             warnings,
+            remote_trust: Default::default(),
+            import_origin: Default::default(),
         }
     }
 
