@@ -680,3 +680,61 @@ fn a_signed_entry_is_used_and_remote_results_need_the_remote_to_be_reused() {
     let alone = d.rpytest(&[]).run();
     alone.assert_code(1);
 }
+
+#[test]
+fn damage_below_the_root_is_found_after_the_error_and_healed() {
+    let project = Project::new("cache_store");
+    project.rpytest(&[]).run().assert_code(0);
+    project.rpytest_cmd(&["--result-cache", "clear"]).assert_code(0);
+    // Rows that fill the first leaves of node_cache, so that the next run's
+    // results land on a later leaf the open-time probe does not read.
+    let script = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executemany(
+    "INSERT INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at)"
+    " VALUES ('pad.py', 'k', ?, 'passed', 0.0, 'null', ?, NULL, 0)",
+    [("pad.py::t%d" % i, "x" * 1000) for i in range(400)],
+)
+c.commit()
+"#;
+    let pad = Command::new(project.python())
+        .args(["-c", script])
+        .arg(project.path(".rpytest/cache.db"))
+        .output()
+        .unwrap();
+    assert!(pad.status.success(), "{pad:?}");
+    project.rpytest(&[]).run().assert_code(0);
+    let damage = r#"
+import os, sqlite3, sys
+path = sys.argv[1]
+c = sqlite3.connect(path)
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+page = c.execute("PRAGMA page_size").fetchone()[0]
+leaves = c.execute(
+    "SELECT pageno FROM dbstat WHERE name = 'node_cache' AND pagetype = 'leaf' ORDER BY path"
+).fetchall()
+assert len(leaves) > 2, leaves
+c.close()
+with open(path, "r+b") as f:
+    f.seek((leaves[-1][0] - 1) * page)
+    f.write(os.urandom(page))
+"#;
+    let out = Command::new(project.python())
+        .args(["-c", damage])
+        .arg(project.path(".rpytest/cache.db"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The run that meets the damage says so and still runs every test.
+    let met = project.rpytest(&[]).run();
+    met.assert_code(0);
+    assert!(met.stderr.contains("malformed"), "{}", met.transcript());
+    // The next one checks the file, moves it aside and starts again; then quiet.
+    let healed = project.rpytest(&[]).run();
+    healed.assert_code(0);
+    assert!(healed.stderr.contains("moved it to"), "{}", healed.transcript());
+    let quiet = project.rpytest(&[]).run();
+    quiet.assert_code(0);
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.transcript());
+}

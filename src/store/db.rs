@@ -323,6 +323,29 @@ impl Store {
         pairs: &[(&str, &str)],
         selection: Option<&str>,
     ) -> rusqlite::Result<HashMap<String, Lookup>> {
+        let got = self.lookup_many_inner(pairs, selection);
+        self.suspect(got)
+    }
+
+    /// Passes `result` on; a "database disk image is malformed" error
+    /// leaves a mark beside the file, so the next open runs `PRAGMA
+    /// quick_check` and moves a damaged database aside (damage below a
+    /// table's root page shows only when a query reaches it).
+    pub(super) fn suspect<T>(&self, result: rusqlite::Result<T>) -> rusqlite::Result<T> {
+        if let (Err(e), Some(path)) = (&result, &self.path) {
+            use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+            if matches!(e.sqlite_error_code(), Some(DatabaseCorrupt | NotADatabase)) {
+                let _ = std::fs::write(super::open::suspect_mark(path), b"");
+            }
+        }
+        result
+    }
+
+    fn lookup_many_inner(
+        &mut self,
+        pairs: &[(&str, &str)],
+        selection: Option<&str>,
+    ) -> rusqlite::Result<HashMap<String, Lookup>> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS wanted (file TEXT NOT NULL, key TEXT NOT NULL);
@@ -433,6 +456,17 @@ impl Store {
     /// Writes everything a finished run learned, in one transaction.
     #[allow(clippy::too_many_arguments)]
     pub fn record_run(
+        &mut self,
+        run: &RunRecord,
+        results: &[NodeResult],
+        files: &[(String, String, FileEntry)],
+        reusable: &[(String, NodeResult)],
+    ) -> rusqlite::Result<()> {
+        let done = self.record_run_inner(run, results, files, reusable);
+        self.suspect(done)
+    }
+
+    fn record_run_inner(
         &mut self,
         run: &RunRecord,
         results: &[NodeResult],

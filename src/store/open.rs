@@ -240,6 +240,15 @@ impl Store {
             }
         }
         Self::probe(&conn)?;
+        // A query of an earlier run met damage the probe does not reach.
+        let mark = suspect_mark(path);
+        if mark.exists() {
+            let found = quick_check(&conn);
+            let _ = std::fs::remove_file(&mark);
+            if !found.is_empty() {
+                return Err(OpenError::Broken(format!("is damaged{found}")));
+            }
+        }
         Ok(conn)
     }
 
@@ -359,4 +368,11 @@ fn move_aside(dir: &Path) -> Option<std::path::PathBuf> {
         );
     }
     moved.then_some(aside)
+}
+
+/// The mark a query that met damage leaves beside the database.
+pub(super) fn suspect_mark(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".suspect");
+    std::path::PathBuf::from(name)
 }
