@@ -542,7 +542,8 @@ fn a_closed_stdout_fails_like_pytest() {
     let (code, stderr) = run_closed(&python, &["-m", "pytest", "-p", "no:cacheprovider"]);
     assert_eq!(code, Some(1), "{stderr}");
     let py = python.to_str().unwrap();
-    for extra in [&[][..], &["--no-daemon"][..]] {
+    let extras: [&[&str]; 4] = [&[], &["--no-daemon"], &["-n", "2"], &["-n", "2", "--no-daemon"]];
+    for extra in extras {
         let mut args = vec!["--python", py, "--no-cache"];
         args.extend_from_slice(extra);
         let (code, stderr) = run_closed(&common::rpytest_bin(), &args);

@@ -144,6 +144,12 @@ impl Launcher<'_> {
         match self.connection()? {
             Some(conn) => {
                 let cwd = self.target.cwd.to_string_lossy();
+                // The controller has the user's stdout: closed if it was closed.
+                let mut env = env.clone();
+                if idx == 0 && crate::run::exec::stdout_was_closed() {
+                    env.insert("RPYTEST_STDOUT_CLOSED".into(), "1".into());
+                }
+                let env = &env;
                 let fds = [stdio[0], stdio[1], stdio[2], control_r.as_raw_fd()];
                 let reader = daemon::start_run(conn, &self.argv, &cwd, env, session, &fds)?;
                 std::thread::spawn(move || read_daemon(idx, reader, tx));
@@ -154,6 +160,7 @@ impl Launcher<'_> {
                     &self.argv,
                     session,
                     Some(control_r.as_raw_fd()),
+                    idx == 0 && crate::run::exec::stdout_was_closed(),
                 )?;
                 let dup = |fd: RawFd| -> std::io::Result<Stdio> {
                     let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };

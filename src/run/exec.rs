@@ -137,7 +137,7 @@ pub fn run(
         }
         None => {
             // `--no-daemon`: a fresh `python -m rpytest.session` with the same plugin.
-            let fresh = FreshSession::new(target, target.argv, session, None)?;
+            let fresh = FreshSession::new(target, target.argv, session, None, stdout_was_closed())?;
             // The child is in our process group and takes a terminal's Ctrl-C
             // itself, as pytest would; what is sent to us alone is forwarded.
             crate::daemon::children_share_our_group();
@@ -165,7 +165,7 @@ pub fn run(
 
 /// A fresh `python -m rpytest.session` process, ready to start: its command
 /// (events on fd 3, the control pipe on fd 4 when given, its session config
-/// on fd 5) and the pipes it inherits.
+/// on fd 5, no fd 1 with `close_stdout`) and the pipes it inherits.
 ///
 /// The config travels through an inherited pipe, never a file: a file in a
 /// shared temp directory can be guessed, pre-created or swapped by another
@@ -185,6 +185,7 @@ impl FreshSession {
         argv: &[String],
         session: &SessionConfig,
         control: Option<RawFd>,
+        close_stdout: bool,
     ) -> Result<FreshSession, DaemonError> {
         let config =
             serde_json::to_vec(session).map_err(|e| DaemonError::Protocol(e.to_string()))?;
@@ -193,7 +194,6 @@ impl FreshSession {
         let ev = events_w.as_raw_fd();
         let cfg = config_r.as_raw_fd();
         let parent = std::process::id() as libc::pid_t;
-        let close_stdout = stdout_was_closed();
         let mut cmd = Command::new(target.python);
         cmd.args(["-m", "rpytest.session"])
             .args(argv)
