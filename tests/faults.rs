@@ -50,7 +50,10 @@ fn a_session_waits_for_its_non_daemon_threads_like_python() {
     project.rpytest(&["--no-cache"]).run().assert_code(0);
     assert!(mark.exists(), "the forked session killed its worker thread");
     fs::remove_file(&mark).unwrap();
-    project.rpytest(&["--no-cache", "--no-daemon"]).run().assert_code(0);
+    project
+        .rpytest(&["--no-cache", "--no-daemon"])
+        .run()
+        .assert_code(0);
     assert!(mark.exists(), "the fresh session killed its worker thread");
 }
 
@@ -58,7 +61,11 @@ fn a_session_waits_for_its_non_daemon_threads_like_python() {
 // 5. `--no-daemon` keeps the session in the CLI's care.
 
 fn signal(pid: u32, sig: i32) {
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill({pid}, {sig})");
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill({pid}, {sig})"
+    );
 }
 
 #[test]
@@ -68,12 +75,22 @@ fn no_daemon_sigint_to_the_cli_interrupts_the_session_like_pytest() {
     project.set_env("RPYTEST_FIXTURE_STARTED", &started.display().to_string());
     project.set_env("RPYTEST_FIXTURE_SLEEP", "120");
     let running = project.rpytest(&["--no-daemon", "--no-cache"]).spawn();
-    wait_until("the test started", Duration::from_secs(60), || started.exists());
+    wait_until("the test started", Duration::from_secs(60), || {
+        started.exists()
+    });
     signal(running.pid(), libc::SIGINT);
     let run = running.wait();
     run.assert_code(2);
-    assert!(run.stdout.contains("KeyboardInterrupt"), "{}", run.transcript());
-    assert!(run.stdout.contains("1 passed"), "no partial summary:\n{}", run.transcript());
+    assert!(
+        run.stdout.contains("KeyboardInterrupt"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("1 passed"),
+        "no partial summary:\n{}",
+        run.transcript()
+    );
 }
 
 #[test]
@@ -88,7 +105,11 @@ fn no_daemon_sessions_die_with_a_killed_cli() {
         wait_until("the test started", Duration::from_secs(60), || {
             fs::read_to_string(&started).is_ok_and(|t| !t.is_empty())
         });
-        let session: u32 = fs::read_to_string(&started).unwrap().trim().parse().unwrap();
+        let session: u32 = fs::read_to_string(&started)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         signal(running.pid(), sig);
         wait_until(
             &format!("session {session} ends after signal {sig} to the CLI"),
@@ -110,7 +131,11 @@ fn no_daemon_sigint_stops_every_worker() {
     signal(running.pid(), libc::SIGINT);
     let run = running.wait();
     run.assert_code(2);
-    assert!(run.stdout.contains("KeyboardInterrupt"), "{}", run.transcript());
+    assert!(
+        run.stdout.contains("KeyboardInterrupt"),
+        "{}",
+        run.transcript()
+    );
     // The workers stopped: not all 12 tests (each at least 0.2 s) ran.
     let results = run
         .stdout
@@ -140,8 +165,15 @@ fn no_daemon_config_cannot_be_planted_by_another_user() {
     }
     let project = Project::new("slow_session");
     // A shared temp directory like /tmp: world-writable and sticky.
-    let tmp = tempfile::Builder::new().prefix("rpt-shared").tempdir().unwrap();
-    fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rpt-shared")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
     let victim = project.out_path("victim.txt");
     fs::write(&victim, "the victim's data\n").unwrap();
     // The CLI waits on stdin before it becomes rpytest (same pid), so the
@@ -190,7 +222,11 @@ fn no_daemon_config_cannot_be_planted_by_another_user() {
 
 /// `sh -c script` in a private mount namespace (so what it mounts is seen
 /// by nothing else on the machine), in `project`'s root.
-fn in_mount_namespace(project: &Project, script: &str, env: &[(&str, &Path)]) -> std::process::Output {
+fn in_mount_namespace(
+    project: &Project,
+    script: &str,
+    env: &[(&str, &Path)],
+) -> std::process::Output {
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-euc", script])
         .current_dir(&project.root)
@@ -215,7 +251,11 @@ fn another_users_tmp_dir_does_not_deny_service() {
     let home = tempfile::Builder::new().prefix("rpth").tempdir().unwrap();
     // The neighbour makes its directory itself, mode 777, in a shared dir.
     let shared = tempfile::Builder::new().prefix("rpts").tempdir().unwrap();
-    fs::set_permissions(shared.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
     let theirs = shared.path().join("theirs");
     let out = as_nobody(&["mkdir", "-m", "777", theirs.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
@@ -239,7 +279,10 @@ fn another_users_tmp_dir_does_not_deny_service() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let all = format!("{stdout}\n{stderr}");
-    assert!(stdout.contains("nobody 777"), "the mount did not shadow it:\n{all}");
+    assert!(
+        stdout.contains("nobody 777"),
+        "the mount did not shadow it:\n{all}"
+    );
     assert!(stdout.contains("daemon-run: 0"), "{all}");
     assert!(stdout.contains("fresh-run: 0"), "{all}");
     assert!(stdout.contains("running: yes"), "{all}");
@@ -325,7 +368,11 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let port = line.trim().strip_prefix("port ").expect("port line").to_owned();
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .expect("port line")
+            .to_owned();
         Server {
             _child: Guard(child),
             url: format!("http://127.0.0.1:{port}"),
@@ -409,10 +456,19 @@ fn a_damaged_table_is_moved_aside_once_and_the_cache_heals() {
     // The next runs are quiet and cache again.
     let second = project.rpytest(&[]).run();
     second.assert_code(0);
-    assert!(!second.stderr.contains("warning"), "{}", second.transcript());
+    assert!(
+        !second.stderr.contains("warning"),
+        "{}",
+        second.transcript()
+    );
     let third = project.rpytest(&[]).run();
     assert!(!third.stderr.contains("warning"), "{}", third.transcript());
-    assert_eq!(counts(&third).map(|c| c.1), Some(0), "{}", third.transcript());
+    assert_eq!(
+        counts(&third).map(|c| c.1),
+        Some(0),
+        "{}",
+        third.transcript()
+    );
     // `--result-cache clear` works on a damaged database too.
     damage_table(&project, "node_cache");
     let clear = project.rpytest_cmd(&["--result-cache", "clear"]);
@@ -429,7 +485,11 @@ fn a_damaged_table_is_moved_aside_once_and_the_cache_heals() {
 fn a_locked_database_is_named_and_then_given_up_on() {
     let project = Project::new("cache_store");
     project.rpytest(&[]).run().assert_code(0);
-    project.replace("tests/test_a.py", "def test_a_one", "def test_a_one_changed");
+    project.replace(
+        "tests/test_a.py",
+        "def test_a_one",
+        "def test_a_one_changed",
+    );
     // Another process holds the database's write lock until we close its stdin.
     let mut holder = Command::new(project.python())
         .args([
@@ -446,13 +506,19 @@ fn a_locked_database_is_named_and_then_given_up_on() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "held");
     let holder = Guard(holder);
     let run = project.rpytest(&[]).timeout(Duration::from_secs(120)).run();
     run.assert_code(0);
     assert!(run.stderr.contains("waiting for"), "{}", run.transcript());
-    assert!(run.stderr.contains("will not be cached"), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("will not be cached"),
+        "{}",
+        run.transcript()
+    );
     drop(holder);
     // Released: the next run uses the store again (and quietly).
     let next = project.rpytest(&[]).run();
@@ -473,12 +539,25 @@ fn a_stopped_daemon_is_replaced_and_status_and_stop_see_it() {
     // status names it; the next run replaces it with a warning.
     let status = project.rpytest_cmd(&["--daemon", "status"]);
     status.assert_code(0);
-    assert!(status.stdout.contains("unresponsive"), "{}", status.transcript());
-    assert_eq!(parse_pid(&status.stdout), Some(first), "{}", status.transcript());
+    assert!(
+        status.stdout.contains("unresponsive"),
+        "{}",
+        status.transcript()
+    );
+    assert_eq!(
+        parse_pid(&status.stdout),
+        Some(first),
+        "{}",
+        status.transcript()
+    );
     let run = project.rpytest(&["--no-cache"]).run();
     run.assert_code(0);
     assert!(run.stderr.contains("is stopped"), "{}", run.transcript());
-    wait_until("the stopped daemon is gone", Duration::from_secs(30), || !process_alive(first));
+    wait_until(
+        "the stopped daemon is gone",
+        Duration::from_secs(30),
+        || !process_alive(first),
+    );
     let second = project.daemon_pid().expect("a new daemon runs");
     assert_ne!(second, first);
     // stop ends a stopped daemon too.
@@ -486,8 +565,16 @@ fn a_stopped_daemon_is_replaced_and_status_and_stop_see_it() {
     let _cont2 = scopeguard(second);
     let stop = project.rpytest_cmd(&["--daemon", "stop"]);
     stop.assert_code(0);
-    assert!(stop.stdout.contains("daemon stopped"), "{}", stop.transcript());
-    wait_until("the stopped daemon is gone", Duration::from_secs(30), || !process_alive(second));
+    assert!(
+        stop.stdout.contains("daemon stopped"),
+        "{}",
+        stop.transcript()
+    );
+    wait_until(
+        "the stopped daemon is gone",
+        Duration::from_secs(30),
+        || !process_alive(second),
+    );
 }
 
 /// Sends SIGCONT to `pid` when dropped, so a failing test leaves no stopped
@@ -509,16 +596,31 @@ fn scopeguard(pid: u32) -> impl Drop {
 fn a_junitxml_name_too_long_fails_like_pytest() {
     let project = Project::new("slow_session");
     let long = format!("--junitxml={}.xml", "x".repeat(300));
-    let stock = project.pytest(&[&long, "-p", "no:cacheprovider"]).no_junit().run();
+    let stock = project
+        .pytest(&[&long, "-p", "no:cacheprovider"])
+        .no_junit()
+        .run();
     stock.assert_code(1);
     for extra in [&[][..], &["--no-daemon"][..]] {
         let mut args = vec![long.as_str(), "--no-cache"];
         args.extend_from_slice(extra);
         let run = project.rpytest(&args).no_junit().run();
         run.assert_code(1);
-        assert!(run.stderr.contains("File name too long"), "{}", run.transcript());
-        assert!(!run.stderr.contains("internal error"), "{}", run.transcript());
-        assert!(!run.stderr.contains("rpytest/session.py"), "{}", run.transcript());
+        assert!(
+            run.stderr.contains("File name too long"),
+            "{}",
+            run.transcript()
+        );
+        assert!(
+            !run.stderr.contains("internal error"),
+            "{}",
+            run.transcript()
+        );
+        assert!(
+            !run.stderr.contains("rpytest/session.py"),
+            "{}",
+            run.transcript()
+        );
     }
 }
 
@@ -536,13 +638,21 @@ fn a_closed_stdout_fails_like_pytest() {
             .stderr(Stdio::piped())
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let python = project.python().to_path_buf();
     let (code, stderr) = run_closed(&python, &["-m", "pytest", "-p", "no:cacheprovider"]);
     assert_eq!(code, Some(1), "{stderr}");
     let py = python.to_str().unwrap();
-    let extras: [&[&str]; 4] = [&[], &["--no-daemon"], &["-n", "2"], &["-n", "2", "--no-daemon"]];
+    let extras: [&[&str]; 4] = [
+        &[],
+        &["--no-daemon"],
+        &["-n", "2"],
+        &["-n", "2", "--no-daemon"],
+    ];
     for extra in extras {
         let mut args = vec!["--python", py, "--no-cache"];
         args.extend_from_slice(extra);
@@ -550,7 +660,10 @@ fn a_closed_stdout_fails_like_pytest() {
         assert_eq!(code, Some(1), "{extra:?}: {stderr}");
         assert!(stderr.contains("AttributeError"), "{stderr}");
     }
-    let _ = run_closed(&common::rpytest_bin(), &["--python", py, "--daemon", "stop"]);
+    let _ = run_closed(
+        &common::rpytest_bin(),
+        &["--python", py, "--daemon", "stop"],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -572,7 +685,11 @@ fn a_file_name_that_is_not_utf8_runs_like_pytest() {
     let summary = |out: &str| -> Vec<String> {
         let mut lines: Vec<String> = out
             .lines()
-            .filter(|l| ["PASSED ", "FAILED ", "CACHED "].iter().any(|w| l.starts_with(w)))
+            .filter(|l| {
+                ["PASSED ", "FAILED ", "CACHED "]
+                    .iter()
+                    .any(|w| l.starts_with(w))
+            })
             .map(|l| l.replacen("CACHED ", "PASSED ", 1))
             .collect();
         lines.sort();
@@ -585,7 +702,12 @@ fn a_file_name_that_is_not_utf8_runs_like_pytest() {
         let run = project.rpytest(&a).no_junit().run();
         run.assert_code(1);
         assert!(!run.stderr.contains("Error"), "{}", run.transcript());
-        assert_eq!(summary(&run.stdout), summary(&stock.stdout), "{}", run.transcript());
+        assert_eq!(
+            summary(&run.stdout),
+            summary(&stock.stdout),
+            "{}",
+            run.transcript()
+        );
     }
 }
 
@@ -623,7 +745,11 @@ fn an_unsigned_or_foreign_entry_never_makes_a_failing_test_pass() {
         .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
         .run();
     b_run.assert_code(1);
-    assert!(b_run.stderr.contains("not signed"), "{}", b_run.transcript());
+    assert!(
+        b_run.stderr.contains("not signed"),
+        "{}",
+        b_run.transcript()
+    );
     // Signed with another key: refused as well (a fresh pair of machines,
     // whose test file names another verdict, so another key).
     let verdict = verdict_dir.path().join("verdict-2");
@@ -639,7 +765,11 @@ fn an_unsigned_or_foreign_entry_never_makes_a_failing_test_pass() {
         .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
         .run();
     b_run.assert_code(1);
-    assert!(b_run.stderr.contains("signature does not match"), "{}", b_run.transcript());
+    assert!(
+        b_run.stderr.contains("signature does not match"),
+        "{}",
+        b_run.transcript()
+    );
 }
 
 #[test]
@@ -669,7 +799,9 @@ fn a_signed_entry_is_used_and_remote_results_need_the_remote_to_be_reused() {
     let verdict = verdict_dir.path().join("verdict-2");
     let (c, d) = two_machines(&verdict);
     fs::write(&verdict, "pass").unwrap();
-    c.rpytest(&["--remote-cache", url, "--remote-cache-upload"]).run().assert_code(0);
+    c.rpytest(&["--remote-cache", url, "--remote-cache-upload"])
+        .run()
+        .assert_code(0);
     fs::remove_file(&verdict).unwrap();
     // No key: the run trusts the server (documented), and keeps where it came from.
     d.rpytest(&["--remote-cache", url]).run().assert_code(0);
@@ -686,7 +818,9 @@ fn a_signed_entry_is_used_and_remote_results_need_the_remote_to_be_reused() {
 fn damage_below_the_root_is_found_after_the_error_and_healed() {
     let project = Project::new("cache_store");
     project.rpytest(&[]).run().assert_code(0);
-    project.rpytest_cmd(&["--result-cache", "clear"]).assert_code(0);
+    project
+        .rpytest_cmd(&["--result-cache", "clear"])
+        .assert_code(0);
     // Rows that fill the first leaves of node_cache, so that the next run's
     // results land on a later leaf the open-time probe does not read.
     let script = r#"
@@ -734,7 +868,11 @@ with open(path, "r+b") as f:
     // The next one checks the file, moves it aside and starts again; then quiet.
     let healed = project.rpytest(&[]).run();
     healed.assert_code(0);
-    assert!(healed.stderr.contains("moved it to"), "{}", healed.transcript());
+    assert!(
+        healed.stderr.contains("moved it to"),
+        "{}",
+        healed.transcript()
+    );
     let quiet = project.rpytest(&[]).run();
     quiet.assert_code(0);
     assert!(!quiet.stderr.contains("warning"), "{}", quiet.transcript());

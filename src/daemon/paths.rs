@@ -55,7 +55,11 @@ const MAX_DIR: usize = 104 - 1 - 21 - 1;
 /// for this), `$TMPDIR/rpytest-<uid>` (default `/tmp`), then a directory in
 /// the user's cache dir, which no other user can create first.
 fn candidates(uid: u32) -> Vec<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let mut out = Vec::new();
     if let Some(d) = env("XDG_RUNTIME_DIR").filter(|d| d.is_absolute()) {
         out.push(d.join("rpytest"));
@@ -87,7 +91,10 @@ fn socket_dir() -> std::io::Result<(PathBuf, Vec<String>)> {
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::PermissionDenied,
-        format!("no private directory for the daemon's socket: {}", skipped.join("; ")),
+        format!(
+            "no private directory for the daemon's socket: {}",
+            skipped.join("; ")
+        ),
     ))
 }
 

@@ -109,10 +109,11 @@ pub fn forward_signals_to(pid: i32) {
 pub fn add_forwarding(pid: i32) {
     // Once per pid: a second slot would deliver every signal twice.
     let known = FORWARD_TO.iter().any(|s| s.load(Ordering::SeqCst) == pid);
-    let _ = known || FORWARD_TO.iter().any(|s| {
-        s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    });
+    let _ = known
+        || FORWARD_TO.iter().any(|s| {
+            s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        });
     install_forwarding();
 }
 
@@ -147,7 +148,14 @@ pub fn children_share_our_group() {
 pub fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGTERM as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
             return Err(io::Error::last_os_error());
         }
     }

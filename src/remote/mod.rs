@@ -64,7 +64,10 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// From the secret's bytes (any length; the derivation spreads it).
     pub fn from_secret(secret: &[u8]) -> SigningKey {
-        SigningKey(blake3::derive_key("rpytest remote cache entry signature v1", secret))
+        SigningKey(blake3::derive_key(
+            "rpytest remote cache entry signature v1",
+            secret,
+        ))
     }
 
     fn mac(&self, body: &[u8]) -> blake3::Hash {
@@ -125,7 +128,9 @@ impl RemoteConfig {
         };
         let signing = std::env::var_os("RPYTEST_REMOTE_CACHE_KEY")
             .filter(|k| !k.is_empty())
-            .map(|k| SigningKey::from_secret(std::os::unix::ffi::OsStrExt::as_bytes(k.as_os_str())));
+            .map(|k| {
+                SigningKey::from_secret(std::os::unix::ffi::OsStrExt::as_bytes(k.as_os_str()))
+            });
         Ok(Some(RemoteConfig {
             url: url.trim_end_matches('/').to_owned(),
             upload: flag_upload || env_upload || config_upload.unwrap_or(false),
@@ -594,12 +599,18 @@ mod tests {
         let k = SigningKey::from_secret(b"team secret");
         let mut e = entry("t.py", "k1");
         e.signature = Some(k.mac(&e.signed_bytes()).to_hex().to_string());
-        assert!(k.verifies(&e.signed_bytes(), e.signature.as_deref()).is_ok());
+        assert!(k
+            .verifies(&e.signed_bytes(), e.signature.as_deref())
+            .is_ok());
         let other = SigningKey::from_secret(b"another secret");
-        assert!(other.verifies(&e.signed_bytes(), e.signature.as_deref()).is_err());
+        assert!(other
+            .verifies(&e.signed_bytes(), e.signature.as_deref())
+            .is_err());
         let mut forged = e.clone();
         forged.results[0].duration = 0.2;
-        assert!(k.verifies(&forged.signed_bytes(), forged.signature.as_deref()).is_err());
+        assert!(k
+            .verifies(&forged.signed_bytes(), forged.signature.as_deref())
+            .is_err());
         let mut unsigned = e.clone();
         unsigned.signature = None;
         assert!(k.verifies(&unsigned.signed_bytes(), None).is_err());

@@ -184,7 +184,7 @@ fn interpreter_info(
 
 fn execute(inv: &Invocation) -> Result<i32, Failure> {
     let rootdir = &inv.setup.rootdir;
-    crate::store::on_lock_wait(|what| report::warning(what));
+    crate::store::on_lock_wait(report::warning);
     let mut store = Store::open(rootdir);
     for w in store.warnings.drain(..) {
         report::warning(&w.0);
@@ -360,8 +360,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             argv.push(format!("--junitxml={}", part.display()));
             junit_parts.push(part);
         }
-        let daemon_target =
-            use_daemon.then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
+        let daemon_target = use_daemon.then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
         let distributed = parallel.filter(|p| p.distributes() && !inv.args.no_run);
         if distributed.is_none() && session.xdist_compat {
             // Under `-n 0`, pytest-xdist still never loads (rpytest.compat

@@ -175,7 +175,8 @@ impl Store {
                     "{} {reason}; {}",
                     path.display(),
                     match aside {
-                        Some(aside) => format!("moved it to {} and started a new cache", aside.display()),
+                        Some(aside) =>
+                            format!("moved it to {} and started a new cache", aside.display()),
                         None => "starting a new cache".to_owned(),
                     }
                 )));
@@ -257,7 +258,9 @@ impl Store {
     /// one table show). On an error, `PRAGMA quick_check` says what is wrong.
     fn probe(conn: &Connection) -> Result<(), OpenError> {
         let trees: Vec<(String, String, String)> = conn
-            .prepare("SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')")
+            .prepare(
+                "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')",
+            )
             .and_then(|mut st| {
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()
@@ -297,7 +300,10 @@ impl Store {
             return Ok(());
         };
         if matches!(classify(e, ""), OpenError::Busy(_)) {
-            return Err(format!("{} is locked by another process; try again", path.display()));
+            return Err(format!(
+                "{} is locked by another process; try again",
+                path.display()
+            ));
         }
         self.conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
         let dir = path.parent().unwrap_or(Path::new("."));
