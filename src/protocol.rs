@@ -2,6 +2,13 @@
 //!
 //! Every message is one JSON object per line. The version is checked on `ping`;
 //! a daemon speaking another version is restarted, never trusted.
+//!
+//! File names that are not UTF-8 travel as text too: Python holds each byte
+//! 0xXY that is not UTF-8 as the lone surrogate U+DCXY (surrogateescape),
+//! which is sent as U+10FFXY (the last 128 private-use code points) and
+//! mapped back on the Python side (`rpytest/protocol.py`), so node IDs and
+//! file names make the round trip byte for byte. The CLI treats such names as
+//! opaque: they never match a discovered file, so those files always run.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

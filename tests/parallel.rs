@@ -257,8 +257,9 @@ fn exitfirst_and_maxfail_stop_every_worker() {
 fn ctrl_c_stops_every_worker_with_the_partial_summary() {
     require_fixture_plugin();
     let project = Project::new("parallel_stop");
-    let running = project.rpytest(&["-n", "2", "--no-cache"]).spawn();
-    thread::sleep(Duration::from_millis(1500));
+    let mut running = project.rpytest(&["-n", "2", "--no-cache", "-v"]).spawn();
+    // Interrupt once the workers are running tests: a first result is out.
+    running.wait_for_stdout(&[" PASSED ", " FAILED "]);
     unsafe { libc::kill(running.pid() as i32, libc::SIGINT) };
     let run = running.wait();
     run.assert_code(2);

@@ -13,9 +13,50 @@ PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024 * 1024
 
 
+# File names that are not UTF-8 reach Python as str with lone surrogates
+# (surrogateescape: byte 0xXY -> U+DCXY), which neither UTF-8 nor the CLI's
+# JSON parser accepts. On the wire each such surrogate is the code point
+# U+10FFXY instead (the last 128 code points of plane 16, private use), which
+# both sides carry as text; decoding maps them back, so a path makes the
+# round trip CLI <-> session byte for byte.
+_WIRE_BASE = 0x10FF00
+_SURROGATE_BASE = 0xDC00
+_TO_WIRE = {_SURROGATE_BASE + b: chr(_WIRE_BASE + b) for b in range(0x80, 0x100)}
+_FROM_WIRE = {_WIRE_BASE + b: chr(_SURROGATE_BASE + b) for b in range(0x80, 0x100)}
+# UTF-8 of U+10FF80..U+10FFFF starts with one of these.
+_WIRE_PREFIXES = (b"\xf4\x8f\xbe", b"\xf4\x8f\xbf")
+
+
+def _map_strings(obj: Any, table: Dict[int, str]) -> Any:
+    if isinstance(obj, str):
+        return obj.translate(table)
+    if isinstance(obj, dict):
+        return {_map_strings(k, table): _map_strings(v, table) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_map_strings(v, table) for v in obj]
+    return obj
+
+
+def to_wire(obj: Any) -> Any:
+    """`obj` with every surrogate-escaped byte in its strings as its wire code point."""
+    return _map_strings(obj, _TO_WIRE)
+
+
+def from_wire(obj: Any) -> Any:
+    """The inverse of `to_wire`."""
+    return _map_strings(obj, _FROM_WIRE)
+
+
 def encode(obj: Dict[str, Any]) -> bytes:
     """One message as a `\\n`-terminated UTF-8 JSON line."""
-    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Rare (a non-UTF-8 file name): only then walk the message.
+        return (json.dumps(to_wire(obj), separators=(",", ":"), ensure_ascii=False) + "\n").encode(
+            "utf-8", "backslashreplace"
+        )
 
 
 def decode(line: bytes) -> Dict[str, Any]:
@@ -23,6 +64,8 @@ def decode(line: bytes) -> Dict[str, Any]:
     obj = json.loads(line.decode("utf-8"))
     if not isinstance(obj, dict):
         raise ValueError("message is not a JSON object")
+    if any(p in line for p in _WIRE_PREFIXES):
+        obj = from_wire(obj)
     return obj
 
 

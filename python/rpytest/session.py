@@ -19,7 +19,7 @@ import traceback
 import types
 from typing import Any, Dict, List, Optional, Sequence
 
-from rpytest.protocol import EventWriter
+from rpytest.protocol import EventWriter, decode
 
 
 def default_argv0() -> str:
@@ -203,6 +203,19 @@ def run_pytest(
         code = pytest.main(list(argv), plugins=plugins)
     finally:
         plugin.stop()
+    # What the `pytest` command does after main(): flush stdout; a reader
+    # that went away is exit 1 (with stdout pointed at /dev/null for the
+    # interpreter's own final flush); anything else escapes as pytest's.
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        return 1
+    except BaseException as exc:
+        exc._rpytest_pytest_own = True  # type: ignore[attr-defined]
+        raise
     return int(code)
 
 
@@ -213,6 +226,54 @@ def _flush_std() -> None:
                 s.flush()
         except Exception:
             pass
+
+
+def _end_like_python() -> None:
+    """What CPython does before a process exits: wait for non-daemon threads
+    (`threading._shutdown`), then run the atexit handlers. A forked session
+    leaves with `os._exit`, which would skip both and lose a background
+    thread's work that stock pytest keeps."""
+    _flush_std()
+    import threading
+
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except BaseException:
+        pass
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    _flush_std()
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _in_rpytest(filename: str) -> bool:
+    return os.path.dirname(os.path.abspath(filename)) == _PACKAGE_DIR
+
+
+def _raised_by_rpytest(exc: BaseException) -> bool:
+    """Whether the innermost frame of `exc` is rpytest's code (our bug, exit 3)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return _in_rpytest(tb.tb_frame.f_code.co_filename)
+
+
+def _uncaught_like_python(exc: BaseException) -> None:
+    """Print `exc` through sys.excepthook as CPython does for an uncaught
+    exception, without the frames of rpytest's session setup above pytest."""
+    tb = exc.__traceback__
+    while tb is not None and _in_rpytest(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    try:
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+    except BaseException:
+        _report_internal_error("reporting an exception")
 
 
 def _report_internal_error(what: str) -> None:
@@ -253,7 +314,12 @@ def child_main(
 
             control_fd = fcntl.fcntl(stdio_fds[3], fcntl.F_DUPFD_CLOEXEC, 10)
             os.close(stdio_fds[3])
+        stdout_closed = env.pop("RPYTEST_STDOUT_CLOSED", None) == "1"
         install_stdio(stdio_fds[:3], env)
+        if stdout_closed:
+            # The user ran us with stdout closed: pytest's process has no sys.stdout.
+            os.close(1)
+            sys.stdout = sys.__stdout__ = None  # type: ignore[assignment]
         apply_environment(request["cwd"], env, request.get("umask"))
         argv0 = request.get("argv0") or default_argv0()
         setup_sys_path(argv0, env, base_pythonpath)
@@ -264,34 +330,37 @@ def child_main(
             [str(a) for a in request.get("argv") or []], request.get("session") or {}, writer, argv0, control_fd
         )
         stage = "exiting"
-        _flush_std()
-        try:
-            atexit._run_exitfuncs()
-        except BaseException:
-            pass
     except KeyboardInterrupt:
         code = 2
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        _report_internal_error(stage)
-        code = 3
+    except BaseException as exc:
+        own = getattr(exc, "_rpytest_pytest_own", False)
+        if stage == "running pytest" and (own or not _raised_by_rpytest(exc)):
+            # pytest's own crash (a --junitxml path too long, a closed stdout):
+            # report it as the `pytest` process would, uncaught: exit 1.
+            _uncaught_like_python(exc)
+            code = 1
+        else:
+            _report_internal_error(stage)
+            code = 3
     finally:
-        _flush_std()
+        _end_like_python()
         os._exit(code)
 
 
 def main() -> None:
     """`python -m rpytest.session`: the --no-daemon fallback (a fresh process per session)."""
-    cfg_path = os.environ.pop("RPYTEST_SESSION_CONFIG", None)
+    cfg_fd_s = os.environ.pop("RPYTEST_SESSION_CONFIG_FD", None)
     event_fd_s = os.environ.pop("RPYTEST_EVENT_FD", None)
     control_fd_s = os.environ.pop("RPYTEST_CONTROL_FD", None)
     argv0 = os.environ.pop("RPYTEST_ARGV0", None) or default_argv0()
     try:
         session_config: Dict[str, Any] = {}
-        if cfg_path:
-            with open(cfg_path, encoding="utf-8") as f:
-                session_config = json.load(f)
+        if cfg_fd_s:
+            # An inherited pipe, never a file in a shared temp directory.
+            with os.fdopen(int(cfg_fd_s), "rb") as f:
+                session_config = decode(f.read())
         event_fd: Optional[int] = None
         if event_fd_s:
             event_fd = int(event_fd_s)
@@ -307,7 +376,17 @@ def main() -> None:
     except Exception:
         _report_internal_error("setting up the session process")
         sys.exit(3)
-    code = run_pytest(sys.argv[1:], session_config, writer, argv0, control_fd)
+    try:
+        code = run_pytest(sys.argv[1:], session_config, writer, argv0, control_fd)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        if getattr(exc, "_rpytest_pytest_own", False) or not _raised_by_rpytest(exc):
+            _uncaught_like_python(exc)  # as the `pytest` process would end
+            code = 1
+        else:
+            _report_internal_error("running pytest")
+            code = 3
     _flush_std()
     sys.exit(code)
 

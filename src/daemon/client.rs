@@ -22,6 +22,67 @@ pub enum DaemonError {
     Io(#[from] io::Error),
     #[error("{0}")]
     Start(String),
+    /// It accepts connections but does not answer (stopped with SIGSTOP,
+    /// or hung): it is replaced, never waited for again.
+    #[error("the daemon (pid {pid}) {why}")]
+    Unresponsive { pid: i32, why: String },
+}
+
+/// How long a daemon may take to answer a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pid of the process that listens on `stream`'s other end (SO_PEERCRED
+/// names the listener even when it is stopped), if it is of our uid.
+fn peer_pid(stream: &UnixStream) -> Option<i32> {
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (rc == 0 && cred.pid > 0 && cred.uid == unsafe { libc::getuid() }).then_some(cred.pid)
+}
+
+/// The scheduler state of `pid` from /proc (`R`, `S`, `T` stopped, `Z`...).
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Whether `pid` still exists (a zombie does not count).
+pub fn alive(pid: i32) -> bool {
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    exists && process_state(pid) != Some('Z')
+}
+
+/// Ends an unresponsive daemon: SIGKILL (a stopped process cannot act on
+/// SIGTERM), then waits until it is gone. Its sessions die with it
+/// (PR_SET_PDEATHSIG); the next daemon's bind removes its socket.
+pub fn kill_unresponsive(pid: i32) {
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Warnings about the daemon for the user (a replaced daemon), taken by the
+/// CLI; this module never prints.
+static NOTES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds a warning for the user.
+pub fn note(msg: String) {
+    NOTES.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+}
+
+/// The warnings noted since the last call.
+pub fn take_notes() -> Vec<String> {
+    std::mem::take(&mut *NOTES.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// One connection to the daemon.
@@ -68,7 +129,7 @@ impl Connection {
     pub fn ping(&mut self) -> Result<Pong, DaemonError> {
         self.send(&Request::Ping)?;
         let line = self
-            .read_line(Some(Duration::from_secs(10)))?
+            .read_line(Some(PING_TIMEOUT))?
             .ok_or_else(|| DaemonError::Protocol("connection closed before pong".into()))?;
         serde_json::from_str(&line).map_err(|e| DaemonError::Protocol(format!("{e}: {line}")))
     }
@@ -81,17 +142,40 @@ impl Connection {
     }
 }
 
-/// Pings the daemon at `socket`, if any.
+/// Pings the daemon at `socket`, if any. A daemon that is stopped (seen at
+/// once in /proc) or does not answer in time is `Unresponsive`.
 pub fn ping(socket: &Path) -> Result<(Connection, Pong), DaemonError> {
     let mut c = Connection::connect(socket)?;
-    let pong = c.ping()?;
-    Ok((c, pong))
+    let pid = peer_pid(&c.writer);
+    if let Some(pid) = pid.filter(|p| matches!(process_state(*p), Some('T' | 't'))) {
+        return Err(DaemonError::Unresponsive {
+            pid,
+            why: "is stopped (SIGSTOP) and cannot answer".into(),
+        });
+    }
+    match c.ping() {
+        Ok(pong) => Ok((c, pong)),
+        Err(DaemonError::Timeout(t)) => match pid {
+            Some(pid) => Err(DaemonError::Unresponsive {
+                pid,
+                why: format!("did not answer within {t:?}"),
+            }),
+            None => Err(DaemonError::Timeout(t)),
+        },
+        Err(e) => Err(e),
+    }
 }
 
-/// Stops the daemon at `socket` and waits until it is gone.
+/// Stops the daemon at `socket` and waits until it is gone (an unresponsive
+/// one is killed).
 pub fn stop(socket: &Path) -> Result<bool, DaemonError> {
-    let Ok((c, pong)) = ping(socket) else {
-        return Ok(false);
+    let (c, pong) = match ping(socket) {
+        Ok(found) => found,
+        Err(DaemonError::Unresponsive { pid, .. }) => {
+            kill_unresponsive(pid);
+            return Ok(true);
+        }
+        Err(_) => return Ok(false),
     };
     c.stop()?;
     for _ in 0..200 {

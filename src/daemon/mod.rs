@@ -5,7 +5,11 @@ mod spawn;
 mod unix;
 
 pub use crate::inputs::installed::distribution_names;
-pub use client::{ping, run_session, start_run, stop, Connection, DaemonError, SessionOutcome};
+pub use client::{
+    ping, run_session, start_run, stop, take_notes, Connection, DaemonError, SessionOutcome,
+};
 pub use paths::DaemonPaths;
 pub use spawn::{ensure_daemon, fingerprint, site_listing, tail, DaemonSpec};
-pub use unix::{add_forwarding, ignore_interrupts, remove_forwarding, stop_forwarding};
+pub use unix::{
+    add_forwarding, children_share_our_group, die_with_parent, remove_forwarding, stop_forwarding,
+};

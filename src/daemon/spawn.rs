@@ -137,6 +137,13 @@ fn usable(spec: &DaemonSpec) -> Result<Option<Connection>, DaemonError> {
             wait_gone(pong.pid as i32);
             Ok(None)
         }
+        Err(DaemonError::Unresponsive { pid, why }) => {
+            super::client::kill_unresponsive(pid);
+            super::client::note(format!(
+                "the rpytest daemon (pid {pid}) {why}; killed it and started a new one"
+            ));
+            Ok(None)
+        }
         Err(DaemonError::NotRunning(_)) => Ok(None),
         Err(DaemonError::Protocol(_)) | Err(DaemonError::Timeout(_)) => Ok(None),
         Err(e) => Err(e),

@@ -159,7 +159,8 @@ pub fn run(
     env.insert("RPYTEST_ARGV0".into(), argv0(target.python));
     let fresh = target.daemon.is_none();
     if fresh {
-        daemon::ignore_interrupts(true);
+        // Fresh sessions share our process group: see `children_share_our_group`.
+        daemon::children_share_our_group();
     }
 
     // The controller: the user's terminal, no recording, no collection.
@@ -180,7 +181,7 @@ pub fn run(
         writer: Some(process::background_writer(control)),
         ..Proc::default()
     });
-    if let Some(p) = pid.filter(|_| !fresh) {
+    if let Some(p) = pid {
         daemon::add_forwarding(p);
     }
     let workers = Workers {
@@ -223,9 +224,6 @@ pub fn run(
         if d.finished() {
             break;
         }
-    }
-    if fresh {
-        daemon::ignore_interrupts(false);
     }
     daemon::stop_forwarding();
     d.trace();

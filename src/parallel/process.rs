@@ -122,6 +122,9 @@ impl Launcher<'_> {
             }
         }
         let c = daemon::ensure_daemon(&spec)?;
+        for n in daemon::take_notes() {
+            crate::report::warning(&n);
+        }
         self.daemon_ready = true;
         Ok(Some(c))
     }
@@ -141,6 +144,12 @@ impl Launcher<'_> {
         match self.connection()? {
             Some(conn) => {
                 let cwd = self.target.cwd.to_string_lossy();
+                // The controller has the user's stdout: closed if it was closed.
+                let mut env = env.clone();
+                if idx == 0 && crate::run::exec::stdout_was_closed() {
+                    env.insert("RPYTEST_STDOUT_CLOSED".into(), "1".into());
+                }
+                let env = &env;
                 let fds = [stdio[0], stdio[1], stdio[2], control_r.as_raw_fd()];
                 let reader = daemon::start_run(conn, &self.argv, &cwd, env, session, &fds)?;
                 std::thread::spawn(move || read_daemon(idx, reader, tx));
@@ -150,8 +159,8 @@ impl Launcher<'_> {
                     self.target,
                     &self.argv,
                     session,
-                    &idx.to_string(),
                     Some(control_r.as_raw_fd()),
+                    idx == 0 && crate::run::exec::stdout_was_closed(),
                 )?;
                 let dup = |fd: RawFd| -> std::io::Result<Stdio> {
                     let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
@@ -166,8 +175,9 @@ impl Launcher<'_> {
                     .stdin(dup(stdio[0])?)
                     .stdout(dup(stdio[1])?)
                     .stderr(dup(stdio[2])?);
-                let (mut child, events, config) = fresh.spawn(self.target)?;
+                let (mut child, events) = fresh.spawn(self.target)?;
                 pid = Some(child.id() as i32);
+                daemon::add_forwarding(child.id() as i32);
                 std::thread::spawn(move || {
                     let reader = BufReader::new(File::from(events));
                     for line in reader.lines() {
@@ -177,7 +187,6 @@ impl Launcher<'_> {
                         }
                     }
                     let ended = Ended::from_status(child.wait());
-                    drop(config);
                     let _ = tx.send(Msg::Ended(idx, ended));
                 });
             }

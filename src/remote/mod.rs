@@ -45,6 +45,45 @@ pub struct RemoteConfig {
     pub upload: bool,
     /// `Name: value` from `RPYTEST_REMOTE_CACHE_HEADER` (e.g. an Authorization header).
     pub header: Option<(String, String)>,
+    /// From `RPYTEST_REMOTE_CACHE_KEY`: entries are signed with it on upload,
+    /// and only entries with a valid signature are used.
+    pub signing: Option<SigningKey>,
+}
+
+/// The key that signs and checks entries: blake3 in keyed mode (a MAC)
+/// under a key derived from the secret the user configured.
+#[derive(Clone)]
+pub struct SigningKey([u8; 32]);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+impl SigningKey {
+    /// From the secret's bytes (any length; the derivation spreads it).
+    pub fn from_secret(secret: &[u8]) -> SigningKey {
+        SigningKey(blake3::derive_key(
+            "rpytest remote cache entry signature v1",
+            secret,
+        ))
+    }
+
+    fn mac(&self, body: &[u8]) -> blake3::Hash {
+        blake3::keyed_hash(&self.0, body)
+    }
+
+    /// Whether `signature` (hex) is the MAC of `body`. Constant time.
+    fn verifies(&self, body: &[u8], signature: Option<&str>) -> Result<(), String> {
+        let Some(sig) = signature else {
+            return Err("it is not signed (RPYTEST_REMOTE_CACHE_KEY is set)".into());
+        };
+        match blake3::Hash::from_hex(sig) {
+            Ok(h) if h == self.mac(body) => Ok(()),
+            _ => Err("its signature does not match RPYTEST_REMOTE_CACHE_KEY".into()),
+        }
+    }
 }
 
 impl RemoteConfig {
@@ -87,10 +126,16 @@ impl RemoteConfig {
             }
             _ => None,
         };
+        let signing = std::env::var_os("RPYTEST_REMOTE_CACHE_KEY")
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                SigningKey::from_secret(std::os::unix::ffi::OsStrExt::as_bytes(k.as_os_str()))
+            });
         Ok(Some(RemoteConfig {
             url: url.trim_end_matches('/').to_owned(),
             upload: flag_upload || env_upload || config_upload.unwrap_or(false),
             header,
+            signing,
         }))
     }
 }
@@ -103,6 +148,9 @@ pub struct Entry {
     pub key: String,
     pub entry: FileEntry,
     pub results: Vec<NodeResult>,
+    /// MAC (hex) of the entry serialized without this field, when uploads are signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Entry {
@@ -113,7 +161,15 @@ impl Entry {
             key,
             entry,
             results,
+            signature: None,
         }
+    }
+
+    /// The bytes a signature covers: the entry without its signature.
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signature = None;
+        serde_json::to_vec(&unsigned).unwrap_or_default()
     }
 
     /// Why this entry must not be used for `(file, key)`, if it must not.
@@ -154,6 +210,17 @@ pub struct Snapshot {
     pub global: String,
     pub deps: Vec<(String, String, String)>,
     pub edges: Vec<(String, String)>,
+    /// As `Entry::signature`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl Snapshot {
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signature = None;
+        serde_json::to_vec(&unsigned).unwrap_or_default()
+    }
 }
 
 /// Largest dependency snapshot accepted.
@@ -246,7 +313,13 @@ impl Remote {
         };
         match serde_json::from_slice::<Entry>(&body) {
             Ok(e) => match e.invalid(file, key) {
-                None => Got::Entry(Box::new(e)),
+                None => match &self.config.signing {
+                    Some(k) => match k.verifies(&e.signed_bytes(), e.signature.as_deref()) {
+                        Ok(()) => Got::Entry(Box::new(e)),
+                        Err(why) => Got::Invalid(why),
+                    },
+                    None => Got::Entry(Box::new(e)),
+                },
                 Some(why) => Got::Invalid(why),
             },
             Err(e) => Got::Invalid(format!("not an rpytest entry ({e})")),
@@ -254,7 +327,11 @@ impl Remote {
     }
 
     fn put(&self, e: &Entry) {
-        let body = match serde_json::to_vec(e) {
+        let mut e = e.clone();
+        if let Some(k) = &self.config.signing {
+            e.signature = Some(k.mac(&e.signed_bytes()).to_hex().to_string());
+        }
+        let body = match serde_json::to_vec(&e) {
             Ok(b) => b,
             Err(_) => return,
         };
@@ -296,6 +373,19 @@ impl Remote {
         self.stats.lookups.fetch_add(1, Ordering::Relaxed);
         match self.request("GET", url).call() {
             Ok(resp) => {
+                // An oversized answer is a fault of the server, as a 5xx is:
+                // stop asking it for this run rather than download it again
+                // for every lookup. The declared length is checked before any
+                // byte of the body is read.
+                let declared = resp
+                    .header("Content-Length")
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if let Some(n) = declared.filter(|n| *n > limit) {
+                    self.fail(format!(
+                        "it answered {n} bytes for one entry (more than {limit})"
+                    ));
+                    return Ok(None);
+                }
                 let mut body = Vec::new();
                 resp.into_reader()
                     .take(limit + 1)
@@ -305,7 +395,8 @@ impl Remote {
                         String::new()
                     })?;
                 if body.len() as u64 > limit {
-                    return Err(format!("an entry is larger than {limit} bytes"));
+                    self.fail(format!("it answered more than {limit} bytes for one entry"));
+                    return Ok(None);
                 }
                 Ok(Some(body))
             }
@@ -366,6 +457,12 @@ impl Remote {
             );
             return None;
         }
+        if let Some(k) = &self.config.signing {
+            if let Err(why) = k.verifies(&snap.signed_bytes(), snap.signature.as_deref()) {
+                self.note_invalid("recorded dependencies", why);
+                return None;
+            }
+        }
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         Some(snap)
     }
@@ -375,7 +472,11 @@ impl Remote {
         if !self.config.upload || self.broken.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(body) = serde_json::to_vec(snap) else {
+        let mut snap = snap.clone();
+        if let Some(k) = &self.config.signing {
+            snap.signature = Some(k.mac(&snap.signed_bytes()).to_hex().to_string());
+        }
+        let Ok(body) = serde_json::to_vec(&snap) else {
             return;
         };
         let url = format!("{}/ac/{}", self.config.url, snapshot_address(&snap.global));
@@ -407,6 +508,7 @@ impl Remote {
             global,
             deps,
             edges,
+            signature: None,
         }
     }
 
@@ -490,6 +592,28 @@ mod tests {
         let mut foreign = entry("t.py", "k1");
         foreign.results[0].nodeid = "other.py::t".into();
         assert!(foreign.invalid("t.py", "k1").is_some());
+    }
+
+    #[test]
+    fn signatures_cover_the_whole_entry() {
+        let k = SigningKey::from_secret(b"team secret");
+        let mut e = entry("t.py", "k1");
+        e.signature = Some(k.mac(&e.signed_bytes()).to_hex().to_string());
+        assert!(k
+            .verifies(&e.signed_bytes(), e.signature.as_deref())
+            .is_ok());
+        let other = SigningKey::from_secret(b"another secret");
+        assert!(other
+            .verifies(&e.signed_bytes(), e.signature.as_deref())
+            .is_err());
+        let mut forged = e.clone();
+        forged.results[0].duration = 0.2;
+        assert!(k
+            .verifies(&forged.signed_bytes(), forged.signature.as_deref())
+            .is_err());
+        let mut unsigned = e.clone();
+        unsigned.signature = None;
+        assert!(k.verifies(&unsigned.signed_bytes(), None).is_err());
     }
 
     #[test]

@@ -91,9 +91,48 @@ pub fn preset(name: &str) -> Option<Rule> {
     })
 }
 
+/// What to look for inside a rule's table to name the line of an error.
+#[derive(Clone, Copy)]
+enum Needle<'a> {
+    /// The line that sets this key (`key = ...`).
+    Key(&'a str),
+    /// The first line that contains this value.
+    Value(&'a str),
+}
+
+impl Needle<'_> {
+    fn found_in(&self, line: &str) -> bool {
+        match self {
+            Needle::Value(v) => line.contains(v),
+            Needle::Key(k) => {
+                let t = line.trim_start();
+                let t = t
+                    .strip_prefix(&format!("\"{k}\""))
+                    .or_else(|| t.strip_prefix(&format!("'{k}'")))
+                    .or_else(|| t.strip_prefix(k));
+                t.is_some_and(|rest| rest.trim_start().starts_with('='))
+            }
+        }
+    }
+}
+
+/// The key of `rule` that does not deserialize on its own: errors about a
+/// value's type name no key, and the line to show is that key's.
+fn bad_key(rule: &toml::Value) -> Option<String> {
+    let table = rule.as_table()?;
+    table.iter().find_map(|(k, v)| {
+        let mut alone = toml::Table::new();
+        alone.insert(k.clone(), v.clone());
+        toml::Value::Table(alone)
+            .try_into::<Rule>()
+            .is_err()
+            .then(|| k.clone())
+    })
+}
+
 /// The line (1-based) of the `index`-th rule table in `text`, or of the first
-/// line inside it that contains `needle`.
-fn locate(text: &str, index: usize, needle: Option<&str>) -> Option<usize> {
+/// line inside it that matches `needle`.
+fn locate(text: &str, index: usize, needle: Option<Needle>) -> Option<usize> {
     let mut seen = 0;
     let mut start = None;
     let lines: Vec<&str> = text.lines().collect();
@@ -116,7 +155,7 @@ fn locate(text: &str, index: usize, needle: Option<&str>) -> Option<usize> {
             if l.trim_start().starts_with('[') {
                 break;
             }
-            if l.contains(n) {
+            if n.found_in(l) {
                 return Some(i + 1);
             }
         }
@@ -135,7 +174,7 @@ pub fn load(
     for (i, v) in user.iter().enumerate() {
         let index = i + 1;
         let name = v.get("name").and_then(|n| n.as_str()).map(str::to_owned);
-        let err = |message: String, needle: Option<&str>| RuleError {
+        let err = |message: String, needle: Option<Needle>| RuleError {
             origin: origin.to_owned(),
             line: text.and_then(|t| locate(t, index, needle)),
             index,
@@ -144,19 +183,28 @@ pub fn load(
         };
         let mut r: Rule = v.clone().try_into().map_err(|e: toml::de::Error| {
             let msg = e.message().to_owned();
-            // "unknown field `pathz`, expected ...": point at that key.
-            let field = msg.split('`').nth(1).map(str::to_owned);
-            err(msg, field.as_deref())
+            // "unknown field `pathz`, expected ...": point at that key; a
+            // wrong type ("invalid type: string, expected a sequence") names
+            // none, so find the key that fails alone.
+            let field = match msg.starts_with("unknown field") {
+                true => msg.split('`').nth(1).map(str::to_owned),
+                false => bad_key(v),
+            };
+            let message = match &field {
+                Some(f) if !msg.contains(&format!("`{f}`")) => format!("{f}: {msg}"),
+                _ => msg,
+            };
+            err(message, field.as_deref().map(Needle::Key))
         })?;
         for g in r.paths.iter().chain(&r.files).chain(&r.exclude) {
             glob::Pattern::new(g)
-                .map_err(|e| err(format!("bad glob {g:?}: {e}"), Some(g.as_str())))?;
+                .map_err(|e| err(format!("bad glob {g:?}: {e}"), Some(Needle::Value(g))))?;
         }
         if let Some(t) = r.timeout {
             if !(t > 0.0 && t.is_finite()) {
                 return Err(err(
                     format!("timeout must be a positive number of seconds, not {t}"),
-                    Some("timeout"),
+                    Some(Needle::Key("timeout")),
                 ));
             }
         }
@@ -166,7 +214,7 @@ pub fn load(
             Some(other) => {
                 return Err(err(
                     format!("workers must be a number or \"auto\", not {other}"),
-                    Some("workers"),
+                    Some(Needle::Key("workers")),
                 ))
             }
         }
@@ -178,7 +226,7 @@ pub fn load(
                         "unknown preset {name:?} in extends (known: {})",
                         known.join(", ")
                     ),
-                    Some(name.as_str()),
+                    Some(Needle::Value(name.as_str())),
                 ));
             };
             r.files.extend(p.files);
@@ -240,6 +288,27 @@ mod tests {
         let bad: toml::Value = toml::from_str("pathz = ['x']").unwrap();
         let err = load(&[bad], "rpytest.toml", None).unwrap_err().to_string();
         assert!(err.contains("rule #1"), "{err}");
+    }
+
+    #[test]
+    fn a_field_error_names_the_field_line_not_the_header() {
+        let line_of = |text: &str| {
+            let table: toml::Table = toml::from_str(text).unwrap();
+            let user: Vec<toml::Value> = table["rules"].as_array().unwrap().clone();
+            let err = load(&user, "rpytest.toml", Some(text)).unwrap_err();
+            (err.line, err.to_string())
+        };
+        // A wrong type names no field in toml's message.
+        let (line, msg) = line_of("[[rules]]\nname = 'timeout-tests'\npaths = 'tests/*'\n");
+        assert_eq!(line, Some(3), "{msg}");
+        assert!(msg.contains("paths"), "{msg}");
+        // A quoted key; the rule's name mentions the field first.
+        let (line, msg) = line_of(
+            "[[rules]]\nname = 'ok'\n\n[[rules]]\nname = 'workers timeout'\n\"timeout\" = 'soon'\nworkers = 2\n",
+        );
+        assert_eq!(line, Some(6), "{msg}");
+        let (line, msg) = line_of("[[rules]]\nname = 'workers'\ncache = false\nworkers = -3\n");
+        assert_eq!(line, Some(4), "{msg}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 
 /// How the session ended.
@@ -83,6 +83,25 @@ pub fn argv0(python: &Path) -> String {
     }
 }
 
+/// Whether the CLI was started with stdout closed (`rpytest >&-`). Rust's
+/// runtime then opens /dev/null read-write on fd 1 before `main`; a shell's
+/// `>/dev/null` opens it write-only. The session must see what pytest's
+/// process would: no stdout (and pytest then fails with exit 1).
+pub fn stdout_was_closed() -> bool {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(1, &mut st) } != 0 {
+        return true;
+    }
+    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+    let dev_null = std::fs::metadata("/dev/null")
+        .map(|m| std::os::unix::fs::MetadataExt::rdev(&m))
+        .ok();
+    (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
+        && Some(st.st_rdev as u64) == dev_null
+        && flags >= 0
+        && (flags & libc::O_ACCMODE) == libc::O_RDWR
+}
+
 /// A pipe whose ends are closed on exec (read end, write end).
 pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0i32; 2];
@@ -101,9 +120,15 @@ pub fn run(
     match target.daemon_spec() {
         Some(spec) => {
             let conn = daemon::ensure_daemon(&spec)?;
+            for n in daemon::take_notes() {
+                crate::report::warning(&n);
+            }
             let cwd = target.cwd.to_string_lossy();
             let mut env = environment();
             env.insert("RPYTEST_ARGV0".into(), argv0(target.python));
+            if stdout_was_closed() {
+                env.insert("RPYTEST_STDOUT_CLOSED".into(), "1".into());
+            }
             let out = daemon::run_session(conn, target.argv, &cwd, &env, session, on_event)?;
             Ok(match out.lost {
                 true => Ended::Lost,
@@ -112,14 +137,18 @@ pub fn run(
         }
         None => {
             // `--no-daemon`: a fresh `python -m rpytest.session` with the same plugin.
-            let fresh = FreshSession::new(target, target.argv, session, "0", None)?;
-            // A child in our own process group takes Ctrl-C itself, as pytest would.
-            crate::daemon::ignore_interrupts(true);
-            let started = fresh.spawn(target);
-            if started.is_err() {
-                crate::daemon::ignore_interrupts(false);
-            }
-            let (mut child, events, _config) = started?;
+            let fresh = FreshSession::new(target, target.argv, session, None, stdout_was_closed())?;
+            // The child is in our process group and takes a terminal's Ctrl-C
+            // itself, as pytest would; what is sent to us alone is forwarded.
+            crate::daemon::children_share_our_group();
+            let (mut child, events) = match fresh.spawn(target) {
+                Ok(s) => s,
+                Err(e) => {
+                    crate::daemon::stop_forwarding();
+                    return Err(e);
+                }
+            };
+            crate::daemon::add_forwarding(child.id() as i32);
             let reader = BufReader::new(std::fs::File::from(events));
             for line in reader.lines() {
                 let Ok(line) = line else { break };
@@ -128,45 +157,48 @@ pub fn run(
                 }
             }
             let ended = Ended::from_status(child.wait());
-            crate::daemon::ignore_interrupts(false);
+            crate::daemon::stop_forwarding();
             Ok(ended)
         }
     }
 }
 
 /// A fresh `python -m rpytest.session` process, ready to start: its command
-/// (events on fd 3, the control pipe on fd 4 when given), the read end of its
-/// event pipe, and its session-config file (removed when dropped).
+/// (events on fd 3, the control pipe on fd 4 when given, its session config
+/// on fd 5, no fd 1 with `close_stdout`) and the pipes it inherits.
+///
+/// The config travels through an inherited pipe, never a file: a file in a
+/// shared temp directory can be guessed, pre-created or swapped by another
+/// local user before Python reads it.
 pub(crate) struct FreshSession {
     pub cmd: Command,
     events: OwnedFd,
     events_w: OwnedFd,
-    config: RemoveOnDrop,
+    config_r: OwnedFd,
+    config_w: OwnedFd,
+    config: Vec<u8>,
 }
 
 impl FreshSession {
-    /// `tag` tells the config files of one CLI process apart.
     pub fn new(
         target: &Target,
         argv: &[String],
         session: &SessionConfig,
-        tag: &str,
         control: Option<RawFd>,
+        close_stdout: bool,
     ) -> Result<FreshSession, DaemonError> {
-        let cfg_path: PathBuf =
-            std::env::temp_dir().join(format!("rpytest-session-{}-{tag}.json", std::process::id()));
-        std::fs::write(
-            &cfg_path,
-            serde_json::to_vec(session).map_err(|e| DaemonError::Protocol(e.to_string()))?,
-        )?;
-        let config = RemoveOnDrop(cfg_path.clone());
+        let config =
+            serde_json::to_vec(session).map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        let (config_r, config_w) = pipe()?;
         let (events, events_w) = pipe()?;
         let ev = events_w.as_raw_fd();
+        let cfg = config_r.as_raw_fd();
+        let parent = std::process::id() as libc::pid_t;
         let mut cmd = Command::new(target.python);
         cmd.args(["-m", "rpytest.session"])
             .args(argv)
             .current_dir(target.cwd)
-            .env("RPYTEST_SESSION_CONFIG", &cfg_path)
+            .env("RPYTEST_SESSION_CONFIG_FD", "5")
             .env("RPYTEST_EVENT_FD", "3")
             .env("RPYTEST_ARGV0", argv0(target.python));
         if control.is_some() {
@@ -174,35 +206,43 @@ impl FreshSession {
         }
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(ev, 3) < 0 || control.is_some_and(|c| libc::dup2(c, 4) < 0) {
+                if libc::dup2(ev, 3) < 0
+                    || control.is_some_and(|c| libc::dup2(c, 4) < 0)
+                    || libc::dup2(cfg, 5) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
-                Ok(())
+                if close_stdout {
+                    libc::close(1);
+                }
+                crate::daemon::die_with_parent(parent)
             });
         }
         Ok(FreshSession {
             cmd,
             events,
             events_w,
+            config_r,
+            config_w,
             config,
         })
     }
 
-    /// Starts it: the child, the read end of its events, and its config
-    /// file's guard (keep it until the child has read it: until it ends).
-    pub fn spawn(mut self, target: &Target) -> Result<(Child, OwnedFd, impl Drop), DaemonError> {
+    /// Starts it: the child and the read end of its events. Its config is
+    /// written by a thread (a pipe holds only 64 KiB; the child reads as we write).
+    pub fn spawn(mut self, target: &Target) -> Result<(Child, OwnedFd), DaemonError> {
         let child = self.cmd.spawn().map_err(|e| {
             DaemonError::Start(format!("could not start {}: {e}", target.python.display()))
         })?;
         drop(self.events_w);
-        Ok((child, self.events, self.config))
-    }
-}
-
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        drop(self.config_r);
+        let config = std::mem::take(&mut self.config);
+        let mut w = std::fs::File::from(self.config_w);
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // A child that died before reading gives EPIPE: nothing to do.
+            let _ = w.write_all(&config);
+        });
+        Ok((child, self.events))
     }
 }

@@ -184,6 +184,7 @@ fn interpreter_info(
 
 fn execute(inv: &Invocation) -> Result<i32, Failure> {
     let rootdir = &inv.setup.rootdir;
+    crate::store::on_lock_wait(report::warning);
     let mut store = Store::open(rootdir);
     for w in store.warnings.drain(..) {
         report::warning(&w.0);
@@ -194,10 +195,40 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     let mut trace = report::Trace::new();
     let (python, info) = interpreter_info(inv, &store)?;
     trace.mark("store and interpreter");
-    let paths = DaemonPaths::new(rootdir, &python).map_err(|e| Failure {
-        code: exit::INTERNAL_ERROR,
-        message: format!("daemon directory: {e}"),
-    })?;
+    // A run without the daemon never fails for the daemon's directory; a run
+    // with it falls back to a fresh process when no private directory exists.
+    let needs_daemon = inv.settings.use_daemon || inv.own.daemon.is_some();
+    let (paths, use_daemon) = match DaemonPaths::find(rootdir, &python) {
+        Ok((paths, skipped)) => {
+            if needs_daemon && !skipped.is_empty() {
+                report::warning(&format!(
+                    "passed over unusable daemon directories: {}; using {}",
+                    skipped.join("; "),
+                    paths.dir.display()
+                ));
+            }
+            (paths, inv.settings.use_daemon)
+        }
+        Err(e) if inv.own.daemon.is_some() => {
+            return Err(Failure {
+                code: exit::INTERNAL_ERROR,
+                message: format!("daemon directory: {e}"),
+            })
+        }
+        Err(e) => {
+            if inv.settings.use_daemon {
+                report::warning(&format!("{e}; running without the daemon"));
+            }
+            let none = std::env::temp_dir().join("rpytest-unusable");
+            let paths = DaemonPaths {
+                socket: none.join("none.sock"),
+                log: none.join("none.log"),
+                warm: none.join("none.warm.json"),
+                dir: none,
+            };
+            (paths, false)
+        }
+    };
     // Only a daemon needs the fingerprint; a run answered from the cache never computes it.
     let fingerprint = || daemon::fingerprint(&python, &info);
     if let Some(action) = inv.own.daemon {
@@ -234,6 +265,18 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     .map_err(usage)?
     .filter(|_| inv.settings.use_cache && !inv.args.no_run)
     .map(crate::remote::Remote::new);
+    // Results a remote gave earlier are reused only as far as this run trusts
+    // a remote (none: not at all; a signing key: only signed ones).
+    let signed = remote.as_ref().is_some_and(|r| r.config.signing.is_some());
+    store.remote_trust = match (&remote, signed) {
+        (None, _) => crate::store::RemoteTrust::None,
+        (Some(_), true) => crate::store::RemoteTrust::Signed,
+        (Some(_), false) => crate::store::RemoteTrust::Any,
+    };
+    store.import_origin = match signed {
+        true => crate::store::Origin::RemoteSigned,
+        false => crate::store::Origin::Remote,
+    };
     let mut plan = plan::Plan::make(inv, &mut store, &info, &rules, remote.as_ref())?;
     let files = plan.discovered(inv);
     let excluded = match inv.own.shard {
@@ -274,10 +317,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         deselected: plan.deselected.clone(),
         record: plan.caching,
         events: true,
-        warm_file: inv
-            .settings
-            .use_daemon
-            .then(|| paths.warm.to_string_lossy().into_owned()),
+        warm_file: use_daemon.then(|| paths.warm.to_string_lossy().into_owned()),
         timeouts: groups::timeouts(&rules, &mine),
         ..SessionConfig::default()
     };
@@ -320,10 +360,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             argv.push(format!("--junitxml={}", part.display()));
             junit_parts.push(part);
         }
-        let daemon_target = inv
-            .settings
-            .use_daemon
-            .then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
+        let daemon_target = use_daemon.then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
         let distributed = parallel.filter(|p| p.distributes() && !inv.args.no_run);
         if distributed.is_none() && session.xdist_compat {
             // Under `-n 0`, pytest-xdist still never loads (rpytest.compat
@@ -461,7 +498,10 @@ fn cache_command(store: &mut Store, action: CacheAction) -> Result<i32, Failure>
             report::out(&serde_json::to_string_pretty(&all).unwrap_or_default());
         }
         CacheAction::Clear => {
-            store.clear().map_err(db_err)?;
+            store.clear_all().map_err(|message| Failure {
+                code: exit::INTERNAL_ERROR,
+                message,
+            })?;
             report::out("rpytest: cleared every cached result");
         }
     }
@@ -504,6 +544,10 @@ fn daemon_command(
                 report::out(&format!("warm modules: {}", pong.warm.len()));
                 report::out(&format!("log: {}", paths.log.display()));
             }
+            Err(daemon::DaemonError::Unresponsive { pid, why }) => report::out(&format!(
+                "running: unresponsive ({why}; `rpytest --daemon stop` ends it, the next run replaces it)\npid: {pid}\nsocket: {}",
+                paths.socket.display()
+            )),
             Err(_) => report::out(&format!("running: no\nsocket: {}", paths.socket.display())),
         },
         DaemonAction::Stop => {

@@ -19,6 +19,55 @@ pub struct Store {
     pub(super) conn: Connection,
     pub path: Option<PathBuf>,
     pub warnings: Vec<StoreWarning>,
+    /// Which results imported from a remote cache this run may reuse: a
+    /// remote's answer is only as trusted as the run that trusts the remote.
+    pub remote_trust: RemoteTrust,
+    /// What `import_entries` records as the origin of what it stores.
+    pub import_origin: Origin,
+}
+
+/// Where a cached result came from (`node_cache.origin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// This machine ran the test.
+    #[default]
+    Local,
+    /// A remote cache, unsigned (no key was configured).
+    Remote,
+    /// A remote cache, with a valid signature under the configured key.
+    RemoteSigned,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Local => "local",
+            Origin::Remote => "remote",
+            Origin::RemoteSigned => "remote-signed",
+        }
+    }
+}
+
+/// Which remote-origin results may be reused in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemoteTrust {
+    /// No remote cache in this run: only what ran here.
+    #[default]
+    None,
+    /// A remote cache with a signing key: what was signed, too.
+    Signed,
+    /// A remote cache without a key: anything it gave.
+    Any,
+}
+
+impl RemoteTrust {
+    fn allows(self, origin: &str) -> bool {
+        match origin {
+            "local" => true,
+            "remote-signed" => self != RemoteTrust::None,
+            _ => self == RemoteTrust::Any,
+        }
+    }
 }
 
 /// One per-node result as the CLI records it.
@@ -293,6 +342,29 @@ impl Store {
         pairs: &[(&str, &str)],
         selection: Option<&str>,
     ) -> rusqlite::Result<HashMap<String, Lookup>> {
+        let got = self.lookup_many_inner(pairs, selection);
+        self.suspect(got)
+    }
+
+    /// Passes `result` on; a "database disk image is malformed" error
+    /// leaves a mark beside the file, so the next open runs `PRAGMA
+    /// quick_check` and moves a damaged database aside (damage below a
+    /// table's root page shows only when a query reaches it).
+    pub(super) fn suspect<T>(&self, result: rusqlite::Result<T>) -> rusqlite::Result<T> {
+        if let (Err(e), Some(path)) = (&result, &self.path) {
+            use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+            if matches!(e.sqlite_error_code(), Some(DatabaseCorrupt | NotADatabase)) {
+                let _ = std::fs::write(super::open::suspect_mark(path), b"");
+            }
+        }
+        result
+    }
+
+    fn lookup_many_inner(
+        &mut self,
+        pairs: &[(&str, &str)],
+        selection: Option<&str>,
+    ) -> rusqlite::Result<HashMap<String, Lookup>> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS wanted (file TEXT NOT NULL, key TEXT NOT NULL);
@@ -336,25 +408,37 @@ impl Store {
                 );
             }
             let mut q = tx.prepare(
-                "SELECT n.file, n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail
+                "SELECT n.file, n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail, n.origin
                  FROM node_cache n JOIN temp.wanted w ON n.file = w.file AND n.key = w.key",
             )?;
             let rows = q.query_map([], |r| {
-                Ok(NodeResult {
-                    file: r.get(0)?,
-                    nodeid: r.get(1)?,
-                    outcome: r.get(2)?,
-                    duration: r.get(3)?,
-                    location: r.get(4)?,
-                    longrepr: r.get(5)?,
-                    wasxfail: r.get(6)?,
-                })
+                Ok((
+                    NodeResult {
+                        file: r.get(0)?,
+                        nodeid: r.get(1)?,
+                        outcome: r.get(2)?,
+                        duration: r.get(3)?,
+                        location: r.get(4)?,
+                        longrepr: r.get(5)?,
+                        wasxfail: r.get(6)?,
+                    },
+                    r.get::<_, String>(7)?,
+                ))
             })?;
+            // A file with one result this run may not trust runs whole.
+            let mut untrusted = Vec::new();
             for row in rows {
-                let r = row?;
+                let (r, origin) = row?;
+                if !self.remote_trust.allows(&origin) {
+                    untrusted.push(r.file);
+                    continue;
+                }
                 if let Some(slot) = out.get_mut(&r.file) {
                     slot.results.push(r);
                 }
+            }
+            for f in untrusted {
+                out.remove(&f);
             }
             if let Some(sig) = selection {
                 let mut q = tx.prepare(
@@ -420,6 +504,17 @@ impl Store {
         files: &[(String, String, FileEntry)],
         reusable: &[(String, NodeResult)],
     ) -> rusqlite::Result<()> {
+        let done = self.record_run_inner(run, results, files, reusable);
+        self.suspect(done)
+    }
+
+    fn record_run_inner(
+        &mut self,
+        run: &RunRecord,
+        results: &[NodeResult],
+        files: &[(String, String, FileEntry)],
+        reusable: &[(String, NodeResult)],
+    ) -> rusqlite::Result<()> {
         let at = now();
         let tx = self.conn.transaction()?;
         tx.execute(
@@ -438,7 +533,7 @@ impl Store {
                 ins.execute(params![run_id, r.nodeid, r.file, r.outcome, r.duration, at])?;
                 dur.execute(params![r.nodeid, r.file, r.duration])?;
             }
-            insert_entries(&tx, files, reusable, at)?;
+            insert_entries(&tx, files, reusable, at, Origin::Local)?;
         }
         // Keep old keys from growing without bound: only the 3 most recently
         // stored or used keys per file (see `touch`; only a run that stored
@@ -461,8 +556,9 @@ impl Store {
         files: &[(String, String, FileEntry)],
         reusable: &[(String, NodeResult)],
     ) -> rusqlite::Result<()> {
+        let origin = self.import_origin;
         let tx = self.conn.transaction()?;
-        insert_entries(&tx, files, reusable, now())?;
+        insert_entries(&tx, files, reusable, now(), origin)?;
         tx.commit()
     }
 
@@ -617,6 +713,7 @@ fn insert_entries(
     files: &[(String, String, FileEntry)],
     reusable: &[(String, NodeResult)],
     at: f64,
+    origin: Origin,
 ) -> rusqlite::Result<()> {
     let mut fc = tx.prepare(
         "INSERT OR REPLACE INTO file_cache(file, key, outcome, nodes, at, inputs, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -625,13 +722,33 @@ fn insert_entries(
         let nodes = serde_json::to_string(&e.nodes).unwrap_or_else(|_| "[]".into());
         fc.execute(params![file, key, e.outcome, nodes, at, e.inputs, e.detail])?;
     }
+    // A run stores the results it replayed again, unchanged: those keep the
+    // origin they had (a remote's answer never becomes "ran here" by being
+    // replayed); a result that really ran again has a new duration.
     let mut nc = tx.prepare(
-        "INSERT OR REPLACE INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(file, key, nodeid) DO UPDATE SET
+           origin = CASE WHEN excluded.origin = 'local' AND node_cache.origin <> 'local'
+                          AND node_cache.duration = excluded.duration
+                          AND node_cache.outcome = excluded.outcome
+                         THEN node_cache.origin ELSE excluded.origin END,
+           outcome = excluded.outcome, duration = excluded.duration,
+           location = excluded.location, longrepr = excluded.longrepr,
+           wasxfail = excluded.wasxfail, at = excluded.at",
     )?;
     for (key, r) in reusable {
         nc.execute(params![
-            r.file, key, r.nodeid, r.outcome, r.duration, r.location, r.longrepr, r.wasxfail, at
+            r.file,
+            key,
+            r.nodeid,
+            r.outcome,
+            r.duration,
+            r.location,
+            r.longrepr,
+            r.wasxfail,
+            at,
+            origin.as_str()
         ])?;
     }
     Ok(())

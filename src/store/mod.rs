@@ -2,5 +2,5 @@
 mod db;
 mod open;
 
-pub use db::{FileEntry, Lookup, NodeResult, RunRecord, Store, StoreWarning};
-pub use open::SCHEMA_VERSION;
+pub use db::{FileEntry, Lookup, NodeResult, Origin, RemoteTrust, RunRecord, Store, StoreWarning};
+pub use open::{on_lock_wait, SCHEMA_VERSION, WAIT_BOUND};

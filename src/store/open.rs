@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Bumped on any change to the tables below.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS node_cache (
     outcome TEXT NOT NULL, duration REAL NOT NULL,
     location TEXT NOT NULL, longrepr TEXT NOT NULL, wasxfail TEXT,
     at REAL NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'local',
     PRIMARY KEY (file, key, nodeid));
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
@@ -74,6 +75,44 @@ enum OpenError {
     Busy(String),
 }
 
+/// After this long waiting for another process's lock, say what is waited on.
+const WAIT_NOTICE: Duration = Duration::from_secs(2);
+/// After this long, give up on the store for the run (as for an unwritable one).
+pub const WAIT_BOUND: Duration = Duration::from_secs(10);
+/// How long the busy handler sleeps between tries.
+const WAIT_STEP: Duration = Duration::from_millis(25);
+
+/// Who hears that a run is waiting for a lock on the database (the CLI
+/// installs `report::warning`; the store itself never prints).
+static ON_WAIT: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+/// The database being opened or used (for the message).
+static DB_PATH: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// Sets who is told, while a lock is waited for, what is being waited on.
+pub fn on_lock_wait(notify: fn(&str)) {
+    let _ = ON_WAIT.set(notify);
+}
+
+/// SQLite's busy handler: `count` is how many times it was called for this
+/// lock. Sleeps, says once what it waits for, gives up after `WAIT_BOUND`.
+fn busy(count: i32) -> bool {
+    let waited = WAIT_STEP * count.max(0) as u32;
+    if waited >= WAIT_BOUND {
+        return false;
+    }
+    if waited == WAIT_NOTICE {
+        if let Some(notify) = ON_WAIT.get() {
+            let path = DB_PATH.lock().map(|p| p.clone()).unwrap_or_default();
+            notify(&format!(
+                "waiting for {path}: another process holds a lock on it (another rpytest run, or a program with the database open); giving up on the cache after {} s",
+                WAIT_BOUND.as_secs()
+            ));
+        }
+    }
+    std::thread::sleep(WAIT_STEP);
+    true
+}
+
 fn classify(e: rusqlite::Error, what: &str) -> OpenError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
@@ -104,21 +143,22 @@ impl Store {
         }
         // Two first runs at once race to create the file and switch it to WAL
         // mode; SQLite answers the loser "locked" without waiting. Retry briefly.
+        if let Ok(mut p) = DB_PATH.lock() {
+            *p = path.display().to_string();
+        }
+        let began = std::time::Instant::now();
         let mut opened = Self::open_file(&path);
-        for _ in 0..50 {
-            match &opened {
-                Err(OpenError::Busy(_)) => {
-                    std::thread::sleep(Duration::from_millis(100));
-                    opened = Self::open_file(&path);
-                }
-                _ => break,
-            }
+        while matches!(opened, Err(OpenError::Busy(_))) && began.elapsed() < WAIT_BOUND {
+            std::thread::sleep(Duration::from_millis(100));
+            opened = Self::open_file(&path);
         }
         match opened {
             Ok(conn) => Store {
                 conn,
                 path: Some(path),
                 warnings,
+                remote_trust: Default::default(),
+                import_origin: Default::default(),
             },
             Err(OpenError::Unusable(reason) | OpenError::Busy(reason)) => {
                 // Busy beyond the timeout, read-only, out of space: the file may be
@@ -130,21 +170,14 @@ impl Store {
                 Store::memory(warnings)
             }
             Err(OpenError::Broken(reason)) => {
-                let aside = dir.join(format!("cache.db.broken-{}", now() as u64));
-                let moved = std::fs::rename(&path, &aside).is_ok();
-                for ext in ["-wal", "-shm"] {
-                    let _ = std::fs::rename(
-                        dir.join(format!("cache.db{ext}")),
-                        dir.join(format!("cache.db.broken-{}{ext}", now() as u64)),
-                    );
-                }
+                let aside = move_aside(&dir);
                 warnings.push(StoreWarning(format!(
                     "{} {reason}; {}",
                     path.display(),
-                    if moved {
-                        format!("moved it to {} and started a new cache", aside.display())
-                    } else {
-                        "starting a new cache".to_owned()
+                    match aside {
+                        Some(aside) =>
+                            format!("moved it to {} and started a new cache", aside.display()),
+                        None => "starting a new cache".to_owned(),
                     }
                 )));
                 match Self::open_file(&path) {
@@ -152,6 +185,8 @@ impl Store {
                         conn,
                         path: Some(path),
                         warnings,
+                        remote_trust: Default::default(),
+                        import_origin: Default::default(),
                     },
                     Err(e) => {
                         warnings.push(StoreWarning(format!(
@@ -172,13 +207,16 @@ impl Store {
             conn,
             path: None,
             warnings,
+            remote_trust: Default::default(),
+            import_origin: Default::default(),
         }
     }
 
     fn open_file(path: &Path) -> Result<Connection, OpenError> {
         let broken = |e: rusqlite::Error| classify(e, "is not a usable database");
         let conn = Connection::open(path).map_err(broken)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(broken)?;
+        // A bounded wait that says what it waits for (a busy timeout is silent).
+        conn.busy_handler(Some(busy)).map_err(broken)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(broken)?;
@@ -202,12 +240,77 @@ impl Store {
                 return Err(e);
             }
         }
-        // Cheap integrity probe: touches a table's first pages.
-        conn.query_row("SELECT count(*) FROM stat_cache", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(|e| classify(e, "is damaged"))?;
+        Self::probe(&conn)?;
+        // A query of an earlier run met damage the probe does not reach.
+        let mark = suspect_mark(path);
+        if mark.exists() {
+            let found = quick_check(&conn);
+            let _ = std::fs::remove_file(&mark);
+            if !found.is_empty() {
+                return Err(OpenError::Broken(format!("is damaged{found}")));
+            }
+        }
         Ok(conn)
+    }
+
+    /// Cheap integrity probe: reads the first row of every table and every
+    /// index, which touches each b-tree's root page (where random bytes over
+    /// one table show). On an error, `PRAGMA quick_check` says what is wrong.
+    fn probe(conn: &Connection) -> Result<(), OpenError> {
+        let trees: Vec<(String, String, String)> = conn
+            .prepare(
+                "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')",
+            )
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| classify(e, "is damaged"))?;
+        for (kind, name, table) in &trees {
+            // Without a hint SQLite reads the smallest covering index instead.
+            let sql = match kind.as_str() {
+                "table" if name.starts_with("sqlite_") => continue,
+                "table" => format!("SELECT * FROM \"{name}\" NOT INDEXED LIMIT 1"),
+                _ => format!("SELECT 1 FROM \"{table}\" INDEXED BY \"{name}\" LIMIT 1"),
+            };
+            let first = conn
+                .prepare(&sql)
+                .and_then(|mut st| st.query([])?.next().map(|_| ()));
+            if let Err(e) = first {
+                return Err(match classify(e, "") {
+                    OpenError::Broken(why) => OpenError::Broken(format!(
+                        "is damaged: {kind} {name}{why}{}",
+                        quick_check(conn)
+                    )),
+                    other => other,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `--result-cache clear` on any state of `.rpytest/`: empties the
+    /// tables, or when they cannot be written (damaged beyond what opening
+    /// detected) moves the file aside and starts an empty database.
+    pub fn clear_all(&mut self) -> Result<(), String> {
+        let Some(path) = self.path.clone() else {
+            return Err("the cache database could not be opened (see the warning above)".into());
+        };
+        let Err(e) = self.clear() else {
+            return Ok(());
+        };
+        if matches!(classify(e, ""), OpenError::Busy(_)) {
+            return Err(format!(
+                "{} is locked by another process; try again",
+                path.display()
+            ));
+        }
+        self.conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        move_aside(dir);
+        let conn = Self::open_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.conn = conn;
+        Ok(())
     }
 
     fn check_schema(conn: &Connection) -> Result<(), OpenError> {
@@ -248,4 +351,34 @@ impl Store {
             }
         }
     }
+}
+
+/// `PRAGMA quick_check`'s first finding, as a suffix for a message.
+fn quick_check(conn: &Connection) -> String {
+    match conn.query_row("PRAGMA quick_check(1)", [], |r| r.get::<_, String>(0)) {
+        Ok(v) if v == "ok" => String::new(),
+        Ok(v) => format!(" (quick_check: {v})"),
+        Err(e) => format!(" (quick_check: {e})"),
+    }
+}
+
+/// Moves `cache.db` and its WAL files in `dir` aside; where it went.
+fn move_aside(dir: &Path) -> Option<std::path::PathBuf> {
+    let stamp = now() as u64;
+    let aside = dir.join(format!("cache.db.broken-{stamp}"));
+    let moved = std::fs::rename(dir.join("cache.db"), &aside).is_ok();
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::rename(
+            dir.join(format!("cache.db{ext}")),
+            dir.join(format!("cache.db.broken-{stamp}{ext}")),
+        );
+    }
+    moved.then_some(aside)
+}
+
+/// The mark a query that met damage leaves beside the database.
+pub(super) fn suspect_mark(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".suspect");
+    std::path::PathBuf::from(name)
 }

@@ -346,6 +346,33 @@ impl Running {
         self.child.id()
     }
 
+    /// What the process has written to stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.stdout_path).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until stdout contains one of `needles` (panics, killing the process, if
+    /// it ends first or after the run's timeout): tests wait for an event
+    /// before they send a signal, never for a fixed time.
+    pub fn wait_for_stdout(&mut self, needles: &[&str]) {
+        loop {
+            let out = self.stdout_so_far();
+            if needles.iter().any(|n| out.contains(n)) {
+                return;
+            }
+            let ended = self.child.try_wait().expect("wait for child").is_some();
+            assert!(
+                !ended && Instant::now() < self.deadline,
+                "{:?} {:?} never printed any of {needles:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+                self.tool,
+                self.args,
+                self.stdout_so_far(),
+                fs::read_to_string(&self.stderr_path).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits for the process; kills it and panics if it outlives its timeout.
     pub fn wait(mut self) -> Run {
         let status = loop {

@@ -230,17 +230,27 @@ def start_daemon(sockdir: str):
         d.kill()
 
 
+def config_pipe(session: Dict[str, Any]) -> int:
+    """The read end of a pipe holding `session` as JSON (as the CLI passes it)."""
+    data = json.dumps(session).encode()
+    r, w = os.pipe()
+    assert len(data) < 65536, "the test config must fit in a pipe's buffer"
+    os.write(w, data)
+    os.close(w)
+    return r
+
+
 def run_session_process(project: Path, argv: List[str], session: Dict[str, Any], env: Optional[Dict[str, str]] = None):
-    """The --no-daemon fallback: `python -m rpytest.session` with a config file and an event pipe."""
-    cfg = project.parent / "session.json"
-    cfg.write_text(json.dumps(session))
+    """The --no-daemon fallback: `python -m rpytest.session` with its config on an inherited pipe and an event pipe."""
+    cfg = config_pipe(session)
     r, w = os.pipe()
     e = dict(env or clean_env())
-    e["RPYTEST_SESSION_CONFIG"] = str(cfg)
+    e["RPYTEST_SESSION_CONFIG_FD"] = str(cfg)
     e["RPYTEST_EVENT_FD"] = str(w)
     proc = subprocess.Popen([sys.executable, "-m", "rpytest.session"] + argv, cwd=str(project), env=e,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(w,))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(w, cfg))
     os.close(w)
+    os.close(cfg)
     with os.fdopen(r, "rb") as f:
         raw = f.read()
     out, err = proc.communicate(timeout=TIMEOUT)

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from conftest import TIMEOUT, clean_env, write_project
+from conftest import TIMEOUT, clean_env, config_pipe, write_project
 
 from rpytest.protocol import LineBuffer, decode, encode
 
@@ -47,18 +47,18 @@ class Session:
     """One session process with its event pipe (fd 3) and control pipe (fd 4)."""
 
     def __init__(self, root: Path, cfg: Dict[str, Any], env: Dict[str, str], stdout: Any) -> None:
-        cfg_path = root / (".cfg-%s.json" % cfg["role"])
-        cfg_path.write_text(json.dumps(cfg))
+        cfg_fd = config_pipe(cfg)
         ev_r, ev_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
 
-        env = dict(env, RPYTEST_SESSION_CONFIG=str(cfg_path), RPYTEST_EVENT_FD=str(ev_w), RPYTEST_CONTROL_FD=str(ctl_r))
+        env = dict(env, RPYTEST_SESSION_CONFIG_FD=str(cfg_fd), RPYTEST_EVENT_FD=str(ev_w), RPYTEST_CONTROL_FD=str(ctl_r))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rpytest.session", "-p", "no:xdist", "-p", "no:cacheprovider"],
-            cwd=root, env=env, pass_fds=(ev_w, ctl_r), stdout=stdout, stderr=subprocess.PIPE,
+            cwd=root, env=env, pass_fds=(ev_w, ctl_r, cfg_fd), stdout=stdout, stderr=subprocess.PIPE,
         )
         os.close(ev_w)
         os.close(ctl_r)
+        os.close(cfg_fd)
         self.events = ev_r
         self.control = ctl_w
         self.buf = LineBuffer()

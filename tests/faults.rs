@@ -1,0 +1,879 @@
+//! Faults, signals and local security (issue 12): what happens when the
+//! session, the store, the daemon or the remote cache meet a stopped or
+//! killed process, a held lock, damaged bytes, a hostile neighbour or a name
+//! that is not UTF-8. Real binary, real daemon, real pytest, real SQLite;
+//! tests wait for events (a line, a file, a pid), never for a fixed time.
+
+mod common;
+
+use common::{parse_pid, process_alive, Project};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`
+/// (a bound against hangs, not a timing assertion).
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process that is killed (and reaped) when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. A forked session ends the way a Python process ends.
+
+#[test]
+fn a_session_waits_for_its_non_daemon_threads_like_python() {
+    let mut project = Project::new("fault_thread");
+    let mark = project.out_path("thread-mark");
+    project.set_env("THREAD_MARK_FILE", &mark.display().to_string());
+    // Stock pytest waits for the thread at exit.
+    project.pytest(&[]).run().assert_code(0);
+    assert!(mark.exists(), "stock pytest did not wait for the thread");
+    fs::remove_file(&mark).unwrap();
+    // So does the daemon's forked session, before it reports its end.
+    project.rpytest(&["--no-cache"]).run().assert_code(0);
+    assert!(mark.exists(), "the forked session killed its worker thread");
+    fs::remove_file(&mark).unwrap();
+    project
+        .rpytest(&["--no-cache", "--no-daemon"])
+        .run()
+        .assert_code(0);
+    assert!(mark.exists(), "the fresh session killed its worker thread");
+}
+
+// ---------------------------------------------------------------------------
+// 5. `--no-daemon` keeps the session in the CLI's care.
+
+fn signal(pid: u32, sig: i32) {
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill({pid}, {sig})"
+    );
+}
+
+#[test]
+fn no_daemon_sigint_to_the_cli_interrupts_the_session_like_pytest() {
+    let mut project = Project::new("slow_session");
+    let started = project.out_path("started");
+    project.set_env("RPYTEST_FIXTURE_STARTED", &started.display().to_string());
+    project.set_env("RPYTEST_FIXTURE_SLEEP", "120");
+    let running = project.rpytest(&["--no-daemon", "--no-cache"]).spawn();
+    wait_until("the test started", Duration::from_secs(60), || {
+        started.exists()
+    });
+    signal(running.pid(), libc::SIGINT);
+    let run = running.wait();
+    run.assert_code(2);
+    assert!(
+        run.stdout.contains("KeyboardInterrupt"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("1 passed"),
+        "no partial summary:\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn no_daemon_sessions_die_with_a_killed_cli() {
+    let mut project = Project::new("slow_session");
+    let started = project.out_path("started");
+    project.set_env("RPYTEST_FIXTURE_STARTED", &started.display().to_string());
+    project.set_env("RPYTEST_FIXTURE_SLEEP", "120");
+    for sig in [libc::SIGKILL, libc::SIGTERM] {
+        let _ = fs::remove_file(&started);
+        let running = project.rpytest(&["--no-daemon", "--no-cache"]).spawn();
+        wait_until("the test started", Duration::from_secs(60), || {
+            fs::read_to_string(&started).is_ok_and(|t| !t.is_empty())
+        });
+        let session: u32 = fs::read_to_string(&started)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        signal(running.pid(), sig);
+        wait_until(
+            &format!("session {session} ends after signal {sig} to the CLI"),
+            Duration::from_secs(30),
+            || !process_alive(session),
+        );
+        drop(running);
+    }
+}
+
+#[test]
+fn no_daemon_sigint_stops_every_worker() {
+    common::require_fixture_plugin();
+    let project = Project::new("parallel_stop");
+    let mut running = project
+        .rpytest(&["-n", "2", "--no-cache", "--no-daemon", "-v"])
+        .spawn();
+    running.wait_for_stdout(&[" PASSED ", " FAILED "]);
+    signal(running.pid(), libc::SIGINT);
+    let run = running.wait();
+    run.assert_code(2);
+    assert!(
+        run.stdout.contains("KeyboardInterrupt"),
+        "{}",
+        run.transcript()
+    );
+    // The workers stopped: not all 12 tests (each at least 0.2 s) ran.
+    let results = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("] PASSED ") || l.contains("] FAILED "))
+        .count();
+    assert!(results < 12, "{}", run.transcript());
+}
+
+// ---------------------------------------------------------------------------
+// 6. No predictable files in a shared temp directory.
+
+/// Runs `args` as nobody (uid/gid 65534) and returns its status.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args)
+        .output()
+        .expect("run setpriv")
+}
+
+#[test]
+fn no_daemon_config_cannot_be_planted_by_another_user() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs root to act as a second user");
+        return;
+    }
+    let project = Project::new("slow_session");
+    // A shared temp directory like /tmp: world-writable and sticky.
+    let tmp = tempfile::Builder::new()
+        .prefix("rpt-shared")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let victim = project.out_path("victim.txt");
+    fs::write(&victim, "the victim's data\n").unwrap();
+    // The CLI waits on stdin before it becomes rpytest (same pid), so the
+    // neighbour can plant files named after its pid first.
+    let mut cli = Command::new("sh")
+        .args(["-c", "read _ ; exec \"$@\"", "sh"])
+        .arg(common::rpytest_bin())
+        .arg("--python")
+        .arg(project.python())
+        .args(["--no-daemon", "--no-cache", "-p", "no:cacheprovider"])
+        .current_dir(&project.root)
+        .env("TMPDIR", tmp.path())
+        .env("XDG_RUNTIME_DIR", project.out_path(""))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = cli.id();
+    for n in 0..4 {
+        let link = tmp.path().join(format!("rpytest-session-{pid}-{n}.json"));
+        let out = as_nobody(&["ln", "-s", victim.to_str().unwrap(), link.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    use std::io::Write;
+    cli.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = cli.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "the victim's data\n");
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !n.to_string_lossy().starts_with("rpytest-session-"))
+        .collect();
+    assert!(left.is_empty(), "files left in the temp dir: {left:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 7. Another user's `/tmp/rpytest-<uid>` is passed over, never fatal.
+
+/// `sh -c script` in a private mount namespace (so what it mounts is seen
+/// by nothing else on the machine), in `project`'s root.
+fn in_mount_namespace(
+    project: &Project,
+    script: &str,
+    env: &[(&str, &Path)],
+) -> std::process::Output {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-euc", script])
+        .current_dir(&project.root)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("TMPDIR")
+        .env("RPYTEST", common::rpytest_bin())
+        .env("PY", project.python());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run unshare")
+}
+
+#[test]
+fn another_users_tmp_dir_does_not_deny_service() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs root to act as a second user and to mount");
+        return;
+    }
+    let project = Project::new("slow_session");
+    let uid = unsafe { libc::getuid() };
+    let home = tempfile::Builder::new().prefix("rpth").tempdir().unwrap();
+    // The neighbour makes its directory itself, mode 777, in a shared dir.
+    let shared = tempfile::Builder::new().prefix("rpts").tempdir().unwrap();
+    fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let theirs = shared.path().join("theirs");
+    let out = as_nobody(&["mkdir", "-m", "777", theirs.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    // /tmp/rpytest-<uid> may exist for real (ours): shadow it in a private
+    // namespace with the neighbour's directory; no one else sees the mount.
+    let target = format!("/tmp/rpytest-{uid}");
+    let _ = fs::create_dir(&target);
+    let script = format!(
+        "mount --bind \"$THEIRS\" {target}\n\
+         stat -c '%U %a' {target}\n\
+         \"$RPYTEST\" --python \"$PY\" --no-cache -p no:cacheprovider; echo \"daemon-run: $?\"\n\
+         \"$RPYTEST\" --python \"$PY\" --no-cache --no-daemon -p no:cacheprovider; echo \"fresh-run: $?\"\n\
+         \"$RPYTEST\" --python \"$PY\" --daemon status\n\
+         \"$RPYTEST\" --python \"$PY\" --daemon stop\n"
+    );
+    let out = in_mount_namespace(
+        &project,
+        &script,
+        &[("THEIRS", &theirs), ("HOME", home.path())],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("nobody 777"),
+        "the mount did not shadow it:\n{all}"
+    );
+    assert!(stdout.contains("daemon-run: 0"), "{all}");
+    assert!(stdout.contains("fresh-run: 0"), "{all}");
+    assert!(stdout.contains("running: yes"), "{all}");
+    assert!(stdout.contains("daemon stopped"), "{all}");
+    assert!(stderr.contains("passed over"), "no warning:\n{all}");
+    // Nothing of ours went into the neighbour's directory.
+    assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0, "{all}");
+}
+
+// ---------------------------------------------------------------------------
+// A remote-cache server written for these tests: `store` keeps what is PUT
+// and returns it on GET (as nginx's WebDAV does); `oversized` answers every
+// GET with a 70 MiB body. Every request is logged, one line each.
+
+const SERVER: &str = r#"
+import http.server, socketserver, sys, threading
+mode, log_path = sys.argv[1], sys.argv[2]
+store, lock = {}, threading.Lock()
+def log(line):
+    with lock, open(log_path, "a") as f:
+        f.write(line + "\n")
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        log("GET " + self.path)
+        if mode == "oversized":
+            size = 70 * 1024 * 1024
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk, sent = b"x" * 65536, 0
+            try:
+                while sent < size:
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass
+            log("SENT %d" % sent)
+            return
+        body = store.get(self.path)
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        store[self.path] = body
+        log("PUT " + self.path)
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(("127.0.0.1", 0), H)
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// A running test server; killed when dropped.
+struct Server {
+    _child: Guard,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(project: &Project, mode: &str) -> Server {
+        let log = project.out_path(&format!("server-{mode}.log"));
+        let mut child = Command::new(project.python())
+            .args(["-c", SERVER, mode])
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the test server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .expect("port line")
+            .to_owned();
+        Server {
+            _child: Guard(child),
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn requests(&self, method: &str) -> usize {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(method))
+            .count()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 10. An oversized answer ends remote use for the run.
+
+#[test]
+fn an_oversized_remote_answer_is_not_downloaded_again() {
+    let project = Project::new("cache_many");
+    let server = Server::start(&project, "oversized");
+    let run = project.rpytest(&["--remote-cache", &server.url]).run();
+    run.assert_code(0);
+    assert_eq!(server.requests("GET"), 1, "{}", run.transcript());
+    assert!(run.stderr.contains("is not usable"), "{}", run.transcript());
+}
+
+// ---------------------------------------------------------------------------
+// 2. A damaged table is detected once and the cache heals.
+// 3. A locked database: say what is waited on, then run without the store.
+
+/// `(cached, run)` from the stderr line `rpytest: N cached, M run, ...`.
+fn counts(run: &common::Run) -> Option<(usize, usize)> {
+    let line = run.stderr.lines().find(|l| l.contains(" cached, "))?;
+    let nums: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    Some((nums[0], nums[1]))
+}
+
+/// Overwrites the root page of `table` in `.rpytest/cache.db` with random bytes
+/// (after a checkpoint, so the page is in the main file).
+fn damage_table(project: &Project, table: &str) {
+    let script = r#"
+import os, sqlite3, sys
+path, table = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(path)
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+page = c.execute("PRAGMA page_size").fetchone()[0]
+root = c.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+c.close()
+with open(path, "r+b") as f:
+    f.seek((root - 1) * page)
+    f.write(os.urandom(page))
+print("damaged page", root)
+"#;
+    let out = Command::new(project.python())
+        .args(["-c", script])
+        .arg(project.path(".rpytest/cache.db"))
+        .arg(table)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_damaged_table_is_moved_aside_once_and_the_cache_heals() {
+    let project = Project::new("cache_store");
+    project.rpytest(&[]).run().assert_code(0);
+    damage_table(&project, "node_cache");
+    let first = project.rpytest(&[]).run();
+    first.assert_code(0);
+    assert!(
+        first.stderr.contains("damaged") && first.stderr.contains("moved it to"),
+        "{}",
+        first.transcript()
+    );
+    // The next runs are quiet and cache again.
+    let second = project.rpytest(&[]).run();
+    second.assert_code(0);
+    assert!(
+        !second.stderr.contains("warning"),
+        "{}",
+        second.transcript()
+    );
+    let third = project.rpytest(&[]).run();
+    assert!(!third.stderr.contains("warning"), "{}", third.transcript());
+    assert_eq!(
+        counts(&third).map(|c| c.1),
+        Some(0),
+        "{}",
+        third.transcript()
+    );
+    // `--result-cache clear` works on a damaged database too.
+    damage_table(&project, "node_cache");
+    let clear = project.rpytest_cmd(&["--result-cache", "clear"]);
+    clear.assert_code(0);
+    damage_table(&project, "file_cache");
+    let clear = project.rpytest_cmd(&["--result-cache", "clear"]);
+    clear.assert_code(0);
+    let after = project.rpytest(&[]).run();
+    after.assert_code(0);
+    assert!(!after.stderr.contains("warning"), "{}", after.transcript());
+}
+
+#[test]
+fn a_locked_database_is_named_and_then_given_up_on() {
+    let project = Project::new("cache_store");
+    project.rpytest(&[]).run().assert_code(0);
+    project.replace(
+        "tests/test_a.py",
+        "def test_a_one",
+        "def test_a_one_changed",
+    );
+    // Another process holds the database's write lock until we close its stdin.
+    let mut holder = Command::new(project.python())
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('held', flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .arg(project.path(".rpytest/cache.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held");
+    let holder = Guard(holder);
+    let run = project.rpytest(&[]).timeout(Duration::from_secs(120)).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("waiting for"), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("will not be cached"),
+        "{}",
+        run.transcript()
+    );
+    drop(holder);
+    // Released: the next run uses the store again (and quietly).
+    let next = project.rpytest(&[]).run();
+    next.assert_code(0);
+    assert!(!next.stderr.contains("warning"), "{}", next.transcript());
+}
+
+// ---------------------------------------------------------------------------
+// 4. A stopped daemon is seen, replaced, and can be stopped.
+
+#[test]
+fn a_stopped_daemon_is_replaced_and_status_and_stop_see_it() {
+    let project = Project::new("slow_session");
+    project.rpytest(&[]).run().assert_code(0);
+    let first = project.daemon_pid().expect("a daemon runs");
+    signal(first, libc::SIGSTOP);
+    let _cont = scopeguard(first);
+    // status names it; the next run replaces it with a warning.
+    let status = project.rpytest_cmd(&["--daemon", "status"]);
+    status.assert_code(0);
+    assert!(
+        status.stdout.contains("unresponsive"),
+        "{}",
+        status.transcript()
+    );
+    assert_eq!(
+        parse_pid(&status.stdout),
+        Some(first),
+        "{}",
+        status.transcript()
+    );
+    let run = project.rpytest(&["--no-cache"]).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("is stopped"), "{}", run.transcript());
+    wait_until(
+        "the stopped daemon is gone",
+        Duration::from_secs(30),
+        || !process_alive(first),
+    );
+    let second = project.daemon_pid().expect("a new daemon runs");
+    assert_ne!(second, first);
+    // stop ends a stopped daemon too.
+    signal(second, libc::SIGSTOP);
+    let _cont2 = scopeguard(second);
+    let stop = project.rpytest_cmd(&["--daemon", "stop"]);
+    stop.assert_code(0);
+    assert!(
+        stop.stdout.contains("daemon stopped"),
+        "{}",
+        stop.transcript()
+    );
+    wait_until(
+        "the stopped daemon is gone",
+        Duration::from_secs(30),
+        || !process_alive(second),
+    );
+}
+
+/// Sends SIGCONT to `pid` when dropped, so a failing test leaves no stopped
+/// process behind (the project's drop then stops it).
+fn scopeguard(pid: u32) -> impl Drop {
+    struct Cont(u32);
+    impl Drop for Cont {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+        }
+    }
+    Cont(pid)
+}
+
+// ---------------------------------------------------------------------------
+// 11. pytest's own crashes end as they do under pytest: exit 1.
+
+#[test]
+fn a_junitxml_name_too_long_fails_like_pytest() {
+    let project = Project::new("slow_session");
+    let long = format!("--junitxml={}.xml", "x".repeat(300));
+    let stock = project
+        .pytest(&[&long, "-p", "no:cacheprovider"])
+        .no_junit()
+        .run();
+    stock.assert_code(1);
+    for extra in [&[][..], &["--no-daemon"][..]] {
+        let mut args = vec![long.as_str(), "--no-cache"];
+        args.extend_from_slice(extra);
+        let run = project.rpytest(&args).no_junit().run();
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains("File name too long"),
+            "{}",
+            run.transcript()
+        );
+        assert!(
+            !run.stderr.contains("internal error"),
+            "{}",
+            run.transcript()
+        );
+        assert!(
+            !run.stderr.contains("rpytest/session.py"),
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_closed_stdout_fails_like_pytest() {
+    let project = Project::new("slow_session");
+    let run_closed = |program: &Path, args: &[&str]| {
+        let out = Command::new("sh")
+            .args(["-c", "exec \"$@\" >&-", "sh"])
+            .arg(program)
+            .args(args)
+            .current_dir(&project.root)
+            .env("XDG_RUNTIME_DIR", project.out_path(""))
+            .env_remove("PYTEST_ADDOPTS")
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let python = project.python().to_path_buf();
+    let (code, stderr) = run_closed(&python, &["-m", "pytest", "-p", "no:cacheprovider"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let py = python.to_str().unwrap();
+    let extras: [&[&str]; 4] = [
+        &[],
+        &["--no-daemon"],
+        &["-n", "2"],
+        &["-n", "2", "--no-daemon"],
+    ];
+    for extra in extras {
+        let mut args = vec!["--python", py, "--no-cache"];
+        args.extend_from_slice(extra);
+        let (code, stderr) = run_closed(&common::rpytest_bin(), &args);
+        assert_eq!(code, Some(1), "{extra:?}: {stderr}");
+        assert!(stderr.contains("AttributeError"), "{stderr}");
+    }
+    let _ = run_closed(
+        &common::rpytest_bin(),
+        &["--python", py, "--daemon", "stop"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 8. A file name that is not UTF-8 runs as under pytest.
+
+#[test]
+fn a_file_name_that_is_not_utf8_runs_like_pytest() {
+    use std::os::unix::ffi::OsStrExt;
+    let project = Project::new("fault_names");
+    let name = std::ffi::OsStr::from_bytes(b"test_\xff.py");
+    fs::write(
+        project.path("tests").join(name),
+        "def test_x():\n    pass\n\n\ndef test_y():\n    assert 0\n",
+    )
+    .unwrap();
+    let args = ["-p", "no:cacheprovider", "-rA"];
+    let stock = project.pytest(&args).no_junit().run();
+    stock.assert_code(1);
+    let summary = |out: &str| -> Vec<String> {
+        let mut lines: Vec<String> = out
+            .lines()
+            .filter(|l| {
+                ["PASSED ", "FAILED ", "CACHED "]
+                    .iter()
+                    .any(|w| l.starts_with(w))
+            })
+            .map(|l| l.replacen("CACHED ", "PASSED ", 1))
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(summary(&stock.stdout).len(), 3, "{}", stock.transcript());
+    for extra in [&[][..], &[][..], &["--no-daemon"][..], &["-n", "2"][..]] {
+        let mut a = args.to_vec();
+        a.extend_from_slice(extra);
+        let run = project.rpytest(&a).no_junit().run();
+        run.assert_code(1);
+        assert!(!run.stderr.contains("Error"), "{}", run.transcript());
+        assert_eq!(
+            summary(&run.stdout),
+            summary(&stock.stdout),
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 9. A remote entry is trusted only as far as the run trusts the remote.
+
+/// Two machines with the same project: on the first the test passes (the
+/// verdict file exists), on the second it fails. The first uploads.
+fn two_machines(verdict: &Path) -> (Project, Project) {
+    let a = Project::new("fault_remote");
+    let b = Project::new("fault_remote");
+    for p in [&a, &b] {
+        p.replace("test_verdict.py", "@VERDICT@", verdict.to_str().unwrap());
+    }
+    (a, b)
+}
+
+#[test]
+fn an_unsigned_or_foreign_entry_never_makes_a_failing_test_pass() {
+    let verdict_dir = tempfile::tempdir().unwrap();
+    let verdict = verdict_dir.path().join("verdict");
+    let (a, b) = two_machines(&verdict);
+    let server = Server::start(&a, "store");
+    let url = server.url.as_str();
+    // Anyone who can write to the server uploads a pass (no key, or another key).
+    fs::write(&verdict, "pass").unwrap();
+    a.rpytest(&["--remote-cache", url, "--remote-cache-upload"])
+        .run()
+        .assert_code(0);
+    assert!(server.requests("PUT") >= 1);
+    fs::remove_file(&verdict).unwrap();
+    // A machine with a key refuses the unsigned entry: the test runs and fails.
+    let b_run = b
+        .rpytest(&["--remote-cache", url])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run();
+    b_run.assert_code(1);
+    assert!(
+        b_run.stderr.contains("not signed"),
+        "{}",
+        b_run.transcript()
+    );
+    // Signed with another key: refused as well (a fresh pair of machines,
+    // whose test file names another verdict, so another key).
+    let verdict = verdict_dir.path().join("verdict-2");
+    let (a, b) = two_machines(&verdict);
+    fs::write(&verdict, "pass").unwrap();
+    a.rpytest(&["--remote-cache", url, "--remote-cache-upload"])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "a forger's key")
+        .run()
+        .assert_code(0);
+    fs::remove_file(&verdict).unwrap();
+    let b_run = b
+        .rpytest(&["--remote-cache", url])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run();
+    b_run.assert_code(1);
+    assert!(
+        b_run.stderr.contains("signature does not match"),
+        "{}",
+        b_run.transcript()
+    );
+}
+
+#[test]
+fn a_signed_entry_is_used_and_remote_results_need_the_remote_to_be_reused() {
+    let verdict_dir = tempfile::tempdir().unwrap();
+    let verdict = verdict_dir.path().join("verdict");
+    let (a, b) = two_machines(&verdict);
+    let server = Server::start(&a, "store");
+    let url = server.url.as_str();
+    fs::write(&verdict, "pass").unwrap();
+    a.rpytest(&["--remote-cache", url, "--remote-cache-upload"])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run()
+        .assert_code(0);
+    fs::remove_file(&verdict).unwrap();
+    // The team's key: the signed pass is used (that is what signing is for).
+    let b_run = b
+        .rpytest(&["--remote-cache", url, "-rA"])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run();
+    b_run.assert_code(0);
+    assert!(b_run.stdout.contains("CACHED"), "{}", b_run.transcript());
+    // Without the remote, what it gave is not reused: the test runs here.
+    let alone = b.rpytest(&[]).run();
+    alone.assert_code(1);
+    // A run with a key does not reuse what an unkeyed run imported either.
+    let verdict = verdict_dir.path().join("verdict-2");
+    let (c, d) = two_machines(&verdict);
+    fs::write(&verdict, "pass").unwrap();
+    c.rpytest(&["--remote-cache", url, "--remote-cache-upload"])
+        .run()
+        .assert_code(0);
+    fs::remove_file(&verdict).unwrap();
+    // No key: the run trusts the server (documented), and keeps where it came from.
+    d.rpytest(&["--remote-cache", url]).run().assert_code(0);
+    let keyed = d
+        .rpytest(&["--remote-cache", url])
+        .env("RPYTEST_REMOTE_CACHE_KEY", "team secret")
+        .run();
+    keyed.assert_code(1);
+    let alone = d.rpytest(&[]).run();
+    alone.assert_code(1);
+}
+
+#[test]
+fn damage_below_the_root_is_found_after_the_error_and_healed() {
+    let project = Project::new("cache_store");
+    project.rpytest(&[]).run().assert_code(0);
+    project
+        .rpytest_cmd(&["--result-cache", "clear"])
+        .assert_code(0);
+    // Rows that fill the first leaves of node_cache, so that the next run's
+    // results land on a later leaf the open-time probe does not read.
+    let script = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executemany(
+    "INSERT INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at)"
+    " VALUES ('pad.py', 'k', ?, 'passed', 0.0, 'null', ?, NULL, 0)",
+    [("pad.py::t%d" % i, "x" * 1000) for i in range(400)],
+)
+c.commit()
+"#;
+    let pad = Command::new(project.python())
+        .args(["-c", script])
+        .arg(project.path(".rpytest/cache.db"))
+        .output()
+        .unwrap();
+    assert!(pad.status.success(), "{pad:?}");
+    project.rpytest(&[]).run().assert_code(0);
+    let damage = r#"
+import os, sqlite3, sys
+path = sys.argv[1]
+c = sqlite3.connect(path)
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+page = c.execute("PRAGMA page_size").fetchone()[0]
+leaves = c.execute(
+    "SELECT pageno FROM dbstat WHERE name = 'node_cache' AND pagetype = 'leaf' ORDER BY path"
+).fetchall()
+assert len(leaves) > 2, leaves
+c.close()
+with open(path, "r+b") as f:
+    f.seek((leaves[-1][0] - 1) * page)
+    f.write(os.urandom(page))
+"#;
+    let out = Command::new(project.python())
+        .args(["-c", damage])
+        .arg(project.path(".rpytest/cache.db"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The run that meets the damage says so and still runs every test.
+    let met = project.rpytest(&[]).run();
+    met.assert_code(0);
+    assert!(met.stderr.contains("malformed"), "{}", met.transcript());
+    // The next one checks the file, moves it aside and starts again; then quiet.
+    let healed = project.rpytest(&[]).run();
+    healed.assert_code(0);
+    assert!(
+        healed.stderr.contains("moved it to"),
+        "{}",
+        healed.transcript()
+    );
+    let quiet = project.rpytest(&[]).run();
+    quiet.assert_code(0);
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.transcript());
+}
