@@ -199,14 +199,15 @@ def run_pytest(
     # where the session's own sys.path leads to the same file.
     shadow.hide_non_baseline()
     plugin.start()
+    # What the `pytest` command does around main() (console_main): a reader that
+    # went away, during the session or at the final flush, is exit 1 with stdout
+    # pointed at /dev/null for the interpreter's own final flush; anything else
+    # escapes as pytest's.
     try:
-        code = pytest.main(list(argv), plugins=plugins)
-    finally:
-        plugin.stop()
-    # What the `pytest` command does after main(): flush stdout; a reader
-    # that went away is exit 1 (with stdout pointed at /dev/null for the
-    # interpreter's own final flush); anything else escapes as pytest's.
-    try:
+        try:
+            code = pytest.main(list(argv), plugins=plugins)
+        finally:
+            plugin.stop()
         sys.stdout.flush()
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
