@@ -219,7 +219,11 @@ class Recorder:
             if f:
                 installed.append(os.path.dirname(os.path.realpath(f)) + os.sep)
         self.installed_prefixes = tuple(installed)
-        self.outside: Set[Key] = set()
+        # Code loaded from outside the project and installed packages, per key.
+        # What stays in sys.modules is keyed by content (rpytest.installed); a
+        # module executed by path and never registered cannot be named: its
+        # key is never cached.
+        self.outside: Dict[Key, Set[str]] = {}
         self._outside_seen: Dict[str, bool] = {}
         # Reads of files outside the project, named by absolute path.
         self.external: Dict[Key, Set[str]] = {None: set()}
@@ -404,7 +408,7 @@ class Recorder:
         if r is None:
             if module:
                 if p not in self.written_outside and self._is_outside_code(p):
-                    self.outside.add(self.active)
+                    self.outside.setdefault(self.active, set()).add(p)
             elif writes:
                 self.written_outside.add(p)
             elif reads and p not in self.written_outside and self._is_external_input(p):
@@ -485,7 +489,7 @@ class Recorder:
         r = self.rel(f)
         if r is None:
             if self._is_outside_code(f):
-                self.outside.add(self.active)
+                self.outside.setdefault(self.active, set()).add(os.path.normpath(f))
             return
         self._on_module(r)
 
@@ -769,7 +773,7 @@ class Recorder:
             "lists": sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
             "spawns": key in self.spawns,
             # Imported code outside the project and outside installed packages.
-            "outside": key in self.outside,
+            "outside": self._unnamed_outside_code(key),
             # Read stdin: never stored.
             "volatile": key in self.volatile,
             # Read pytest's options: every argument is an input.
@@ -779,6 +783,18 @@ class Recorder:
             # results that depend on them are never stored.
             "generated": sorted(r for r in reads | imports if r in self.written),
         }
+
+    def _unnamed_outside_code(self, key: Key) -> bool:
+        """Whether the key ran outside code that no module in sys.modules stands for."""
+        paths = self.outside.get(key)
+        if not paths:
+            return False
+        loaded = set()
+        for module in list(sys.modules.values()):
+            f = getattr(module, "__file__", None)
+            if isinstance(f, str):
+                loaded.add(os.path.normpath(f))
+        return any(p not in loaded for p in paths)
 
     def _written_dir_set(self) -> Set[str]:
         self._is_input("")  # fills _written_dirs

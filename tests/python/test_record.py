@@ -496,9 +496,10 @@ def test_pytester_subprocess_is_the_tests_own(project: Path, start_daemon) -> No
     assert deps[None]["spawns"] is False and "*" not in deps[None]["env"]
 
 
-def test_code_outside_the_project_and_installed_packages_is_flagged(project: Path, start_daemon, tmp_path_factory) -> None:
+def test_code_outside_the_project_is_keyed_or_flagged(project: Path, start_daemon, tmp_path_factory) -> None:
     shared = tmp_path_factory.mktemp("shared")
     (shared / "sharedlib.py").write_text("VALUE = 1\n")
+    (shared / "loose.py").write_text("VALUE = 2\n")
     write_project(project, {
         "tests/test_uses_shared.py": """
             import sharedlib
@@ -506,12 +507,27 @@ def test_code_outside_the_project_and_installed_packages_is_flagged(project: Pat
             def test_shared():
                 assert sharedlib.VALUE == 1
         """,
+        "tests/test_by_path.py": """
+            import importlib.util, os
+
+            def test_loose():
+                path = os.path.join(os.environ["PYTHONPATH"], "loose.py")
+                spec = importlib.util.spec_from_file_location("loose_unregistered", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                assert module.VALUE == 2
+        """,
         "tests/test_plain.py": "import json\n\ndef test_plain():\n    assert json.dumps(1) == '1'\n",
     })
     d = start_daemon(project)
     r = d.run(["-q", "-p", "no:cacheprovider"], env=clean_env(PYTHONPATH=str(shared)))
     assert r.exit_code == 0, r.stdout + r.stderr
     deps = r.deps()
-    assert deps["tests/test_uses_shared.py"]["outside"] is True
+    # A module that stays imported is named by the installed-code report, keyed by content.
+    assert deps["tests/test_uses_shared.py"]["outside"] is False
+    installed = [f for e in r.of("installed") for f in e["files"]]
+    assert any(name.startswith("sharedlib:") for name, _ in installed), installed
+    # Code executed by path and never registered cannot be named: never cached.
+    assert deps["tests/test_by_path.py"]["outside"] is True
     assert deps["tests/test_plain.py"]["outside"] is False  # stdlib and installed packages are fine
     assert deps[None]["outside"] is False
