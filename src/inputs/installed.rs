@@ -71,6 +71,90 @@ pub fn remember(store: &Store, events: &[Event]) {
     }
 }
 
+/// Where the interpreter keeps installed code, and the project's root: the
+/// anchors that make a path portable between machines.
+pub struct Anchors<'a> {
+    pub site_dirs: &'a [String],
+    pub prefix: &'a str,
+    pub root: &'a Path,
+}
+
+impl Anchors<'_> {
+    /// `site:<rel>` under a site directory, `prefix:<rel>` under the
+    /// interpreter's prefix, `root:<rel>` beside the project (an editable
+    /// sibling checkout), else the absolute path.
+    fn portable(&self, path: &str) -> String {
+        let p = Path::new(path);
+        for dir in self.site_dirs {
+            if let Ok(rel) = p.strip_prefix(dir) {
+                return format!("site:{}", rel.display());
+            }
+        }
+        if let Ok(rel) = p.strip_prefix(self.prefix) {
+            return format!("prefix:{}", rel.display());
+        }
+        let mut up = String::new();
+        let mut base = Some(self.root);
+        while let Some(b) = base {
+            if let Ok(rel) = p.strip_prefix(b) {
+                return format!("root:{up}{}", rel.display());
+            }
+            up.push_str("../");
+            base = b.parent().filter(|parent| parent.parent().is_some());
+        }
+        path.to_owned()
+    }
+
+    /// The path on this machine of a portable location, if it exists here.
+    fn local(&self, location: &str) -> Option<String> {
+        let candidates: Vec<std::path::PathBuf> = if let Some(rel) = location.strip_prefix("site:") {
+            self.site_dirs.iter().map(|d| Path::new(d).join(rel)).collect()
+        } else if let Some(rel) = location.strip_prefix("prefix:") {
+            vec![Path::new(self.prefix).join(rel)]
+        } else if let Some(rel) = location.strip_prefix("root:") {
+            vec![self.root.join(rel)]
+        } else {
+            vec![std::path::PathBuf::from(location)]
+        };
+        candidates
+            .into_iter()
+            .find(|c| c.is_file())
+            .map(|c| c.to_string_lossy().into_owned())
+    }
+}
+
+/// The remembered set with portable locations, for another machine
+/// (the remote cache's dependency snapshot).
+pub fn export(files: &InstalledFiles, anchors: &Anchors) -> Vec<(String, String)> {
+    files
+        .iter()
+        .map(|(name, path)| (name.clone(), anchors.portable(path)))
+        .collect()
+}
+
+/// Merges another machine's set (`export`) into this machine's, for the
+/// files that exist here too; returns whether the set changed. A file that
+/// does not exist here keeps this machine's key from matching: a miss, never
+/// a false hit.
+pub fn import(store: &Store, exported: &[(String, String)], anchors: &Anchors) -> bool {
+    let before = load(store);
+    let mut files = before.clone();
+    for (name, location) in exported {
+        if files.contains_key(name) {
+            continue;
+        }
+        if let Some(path) = anchors.local(location) {
+            files.insert(name.clone(), path);
+        }
+    }
+    if files == before {
+        return false;
+    }
+    store
+        .set_meta(META, &serde_json::to_string(&files).unwrap_or_default())
+        .is_ok()
+}
+
 /// Adds one `installed:<name>` input per remembered file, labelled by content.
 pub fn add_to(inputs: &mut Inputs, files: &InstalledFiles, builder: &mut KeyBuilder) {
     for (name, path) in files {

@@ -210,6 +210,10 @@ pub struct Snapshot {
     pub global: String,
     pub deps: Vec<(String, String, String)>,
     pub edges: Vec<(String, String)>,
+    /// Installed module files the sessions imported (inputs/installed.rs):
+    /// portable name and portable location.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installed: Vec<(String, String)>,
     /// As `Entry::signature`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
@@ -232,6 +236,12 @@ fn snapshot_address(global: &str) -> String {
 
 fn relative(p: &str) -> bool {
     !p.starts_with('/') && !p.split('/').any(|c| c == "..")
+}
+
+/// A recorded input's name: root-relative, or absolute for a file outside
+/// the project (a config file in $HOME); never climbing with `..`.
+fn input_name(p: &str) -> bool {
+    !p.split('/').any(|c| c == "..")
 }
 
 /// The address of `(file, key)` in the remote cache.
@@ -448,7 +458,7 @@ impl Remote {
         let paths_ok = snap
             .deps
             .iter()
-            .all(|(f, kind, name)| relative(f) && (kind == "env" || relative(name)))
+            .all(|(f, kind, name)| relative(f) && (kind == "env" || input_name(name)))
             && snap.edges.iter().all(|(a, b)| relative(a) && relative(b));
         if snap.format != FORMAT || snap.global != global || !paths_ok {
             self.note_invalid(
@@ -502,12 +512,14 @@ impl Remote {
         global: String,
         deps: Vec<(String, String, String)>,
         edges: Vec<(String, String)>,
+        installed: Vec<(String, String)>,
     ) -> Snapshot {
         Snapshot {
             format: FORMAT.to_owned(),
             global,
             deps,
             edges,
+            installed,
             signature: None,
         }
     }

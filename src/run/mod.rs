@@ -457,10 +457,20 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
                     .into_iter()
                     .flat_map(|(a, bs)| bs.into_iter().map(move |b| (a.clone(), b)))
                     .collect();
+                let anchors = crate::inputs::installed::Anchors {
+                    site_dirs: &info.site_dirs,
+                    prefix: &info.prefix,
+                    root: rootdir,
+                };
+                let installed = crate::inputs::installed::export(
+                    &crate::inputs::installed::load(&store),
+                    &anchors,
+                );
                 r.upload_snapshot(&crate::remote::Remote::snapshot(
                     global.clone(),
                     deps,
                     edges,
+                    installed,
                 ));
             }
         }

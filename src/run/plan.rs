@@ -601,8 +601,16 @@ impl Plan {
                         .map(|(f, kind, name)| (f, kind, vec![name]))
                         .collect();
                     let before = store.deps_count();
-                    if store.record_deps(&deps, &snap.edges).is_ok() && store.deps_count() != before
-                    {
+                    let anchors = crate::inputs::installed::Anchors {
+                        site_dirs: &info.site_dirs,
+                        prefix: &info.prefix,
+                        root: &inv.setup.rootdir,
+                    };
+                    let installed =
+                        crate::inputs::installed::import(store, &snap.installed, &anchors);
+                    let recorded = store.record_deps(&deps, &snap.edges).is_ok()
+                        && store.deps_count() != before;
+                    if recorded || installed {
                         return Plan::make_inner(inv, store, info, &plan.rules, Some(remote), true);
                     }
                 }
