@@ -296,7 +296,7 @@ fn assuming_a_fresh_process_is_an_execution_difference() {
         [
             (
                 "execution".into(),
-                Some("test_startup.py::test_importing_lazyfmt_does_not_load_ctypes".into()),
+                Some("test_startup.py::test_started_for_this_session".into()),
                 "fresh-process".into()
             ),
             ("exit_code".into(), None, "unknown".into()),
@@ -311,7 +311,7 @@ fn assuming_a_fresh_process_is_an_execution_difference() {
     assert_eq!(d["rerun"]["rpytest"], "failed");
     assert!(
         run.stdout
-            .contains("likely cause: assumes a fresh process (sys.modules at test_startup.py:"),
+            .contains("likely cause: assumes a fresh process (gc.get_freeze_count at test_startup.py:"),
         "{}",
         run.transcript()
     );

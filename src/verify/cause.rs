@@ -68,6 +68,7 @@ const PATTERNS: &[(&str, &str, &[&str])] = &[
             "gc.get_objects",
             "gc.get_referrers",
             "gc.freeze",
+            "gc.get_freeze_count",
             "__main__",
             "getrusage",
             "/proc/self",
