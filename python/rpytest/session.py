@@ -158,6 +158,12 @@ def apply_environment(cwd: str, env: Dict[str, str], umask: Optional[int]) -> No
     os.environ.update(env)
     if umask is not None:
         os.umask(int(umask))
+    # The C library read TZ when the daemon started; a fresh process reads the
+    # client's (time.localtime, time.tzname, datetime's local time).
+    import time
+
+    if hasattr(time, "tzset"):
+        time.tzset()
 
 
 def run_pytest(

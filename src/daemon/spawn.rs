@@ -59,8 +59,13 @@ pub fn fingerprint(python: &Path, info: &InterpreterInfo) -> String {
             h.update(files.join("\n").as_bytes());
         }
     }
+    // Read by the interpreter in C at startup, where a forked session cannot
+    // take them back: its flags and paths (`PYTHON*`) and the C locale that
+    // decides the file system and stdio encodings (`LANG`, `LC_ALL`, `LC_CTYPE`).
     let mut vars: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("PYTHON"))
+        .filter(|(k, _)| {
+            k.starts_with("PYTHON") || matches!(k.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE")
+        })
         .collect();
     vars.sort();
     for (k, v) in vars {

@@ -671,3 +671,23 @@ fn a_module_found_through_a_path_a_conftest_inserts_is_an_input_of_every_importe
     let (py, _) = pair.check(&["-v"]);
     assert_fails(&py, "tests/test_b.py::test_b");
 }
+
+/// The daemon's C library read TZ when it started; each session must see
+/// the client's, as a fresh `pytest` process does (and not store a pass
+/// computed with the daemon's).
+#[test]
+fn a_session_sees_the_clients_time_zone() {
+    let mut pair = pair();
+    pair.write(
+        "test_tz.py",
+        "import time\n\ndef test_utc():\n    assert time.strftime('%Z', time.localtime(0)) in ('UTC', 'GMT')\n",
+    );
+    pair.set_env("TZ", "UTC");
+    warm(&pair, &["-v"], "test_tz.py::test_utc");
+    pair.set_env("TZ", "America/New_York");
+    let py = pair.pytest.pytest(&["-v"]).run();
+    assert_same(&py, &pair.rpytest.rpytest(&["-v", "--no-cache"]).run());
+    assert_fails(&py, "test_tz.py::test_utc");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_tz.py::test_utc");
+}
