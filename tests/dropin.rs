@@ -866,16 +866,24 @@ fn a_closed_stdout_ends_like_pytest() {
     let check = |run: &Run, what: &str| {
         assert_eq!(run.code, 1, "{what}: exit code\n{}", run.transcript());
         assert!(
-            !run.stderr.contains("Traceback") && !run.stderr.contains("panicked") && !run.stderr.contains("INTERNALERROR"),
+            !run.stderr.contains("Traceback")
+                && !run.stderr.contains("panicked")
+                && !run.stderr.contains("INTERNALERROR"),
             "{what}: nothing but pytest's own silence\n{}",
             run.transcript()
         );
     };
     let stock = project.pytest(&["-v"]).no_junit().stdout_closed().run();
     check(&stock, "stock pytest");
-    check(&project.rpytest(&["-v"]).no_junit().stdout_closed().run(), "rpytest (session)");
+    check(
+        &project.rpytest(&["-v"]).no_junit().stdout_closed().run(),
+        "rpytest (session)",
+    );
     project.rpytest(&["-q"]).no_junit().run();
-    check(&project.rpytest(&["-q"]).no_junit().stdout_closed().run(), "rpytest (fully cached)");
+    check(
+        &project.rpytest(&["-q"]).no_junit().stdout_closed().run(),
+        "rpytest (fully cached)",
+    );
 }
 
 /// `--junitxml` of a run with cached tests: pytest's own document, each
@@ -885,7 +893,11 @@ fn junit_xml_marks_cached_test_cases() {
     let project = Project::new("cache_many");
     let xml = project.out_path("cached.xml");
     let arg = format!("--junitxml={}", xml.display());
-    project.rpytest(&["-q", &arg]).no_junit().run().assert_code(0);
+    project
+        .rpytest(&["-q", &arg])
+        .no_junit()
+        .run()
+        .assert_code(0);
     let first = fs::read_to_string(&xml).expect("first run wrote JUnit XML");
     assert!(!first.contains("rpytest_cached"), "{first}");
     let second = project.rpytest(&["-q", &arg]).no_junit().run();
@@ -894,7 +906,8 @@ fn junit_xml_marks_cached_test_cases() {
     let cases = text.matches("<testcase ").count();
     assert!(cases > 0, "{text}");
     assert_eq!(
-        text.matches(r#"<property name="rpytest_cached" value="true" />"#).count(),
+        text.matches(r#"<property name="rpytest_cached" value="true" />"#)
+            .count(),
         cases,
         "every replayed test case is marked once\n{text}"
     );
@@ -914,9 +927,37 @@ fn exitfirst_with_cached_files_reports_what_pytest_reports() {
     py.assert_code(1);
     assert_eq!(
         rp.verbose_statuses().keys().cloned().collect::<Vec<_>>(),
-        vec!["test_1.py::test_ok".to_string(), "test_2.py::test_ok".to_string()],
+        vec![
+            "test_1.py::test_ok".to_string(),
+            "test_2.py::test_ok".to_string()
+        ],
         "{}",
         rp.transcript()
     );
-    assert!(rp.stdout.contains("1 failed, 1 passed"), "{}", rp.transcript());
+    assert!(
+        rp.stdout.contains("1 failed, 1 passed"),
+        "{}",
+        rp.transcript()
+    );
+}
+
+/// What rpytest passes to its sessions through the environment stays its own:
+/// the tests see the environment stock pytest would give them.
+#[test]
+fn rpytest_own_variables_are_not_in_the_tests_environment() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "test_env.py",
+        "import os\n\ndef test_no_own_vars():\n    assert [k for k in os.environ if k.startswith('RPYTEST_')] == []\n",
+    );
+    for args in [
+        &["-v", "--no-cache"][..],
+        &["-v", "--no-cache", "--no-daemon"][..],
+        &["-v", "--no-cache", "-n", "2"][..],
+    ] {
+        let py = pair.pytest.pytest(&["-v"]).run();
+        let rp = pair.rpytest.rpytest(args).run();
+        assert_same(&py, &rp);
+        py.assert_code(0);
+    }
 }

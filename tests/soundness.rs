@@ -6,9 +6,9 @@
 
 mod common;
 
-#[path = "soundness/recording.rs"]
-mod recording;
-#[path = "soundness/keys.rs"]
-mod keys;
 #[path = "soundness/installed.rs"]
 mod installed;
+#[path = "soundness/keys.rs"]
+mod keys;
+#[path = "soundness/recording.rs"]
+mod recording;

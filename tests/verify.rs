@@ -310,8 +310,9 @@ fn assuming_a_fresh_process_is_an_execution_difference() {
     assert_eq!(d["rerun"]["pytest"], "passed");
     assert_eq!(d["rerun"]["rpytest"], "failed");
     assert!(
-        run.stdout
-            .contains("likely cause: assumes a fresh process (gc.get_freeze_count at test_startup.py:"),
+        run.stdout.contains(
+            "likely cause: assumes a fresh process (gc.get_freeze_count at test_startup.py:"
+        ),
         "{}",
         run.transcript()
     );

@@ -322,13 +322,15 @@ def child_main(
             control_fd = fcntl.fcntl(stdio_fds[3], fcntl.F_DUPFD_CLOEXEC, 10)
             os.close(stdio_fds[3])
         stdout_closed = env.pop("RPYTEST_STDOUT_CLOSED", None) == "1"
+        # rpytest's own messages in the environment are not the tests' to see.
+        argv0 = request.get("argv0") or env.pop("RPYTEST_ARGV0", None) or default_argv0()
+        env.pop("RPYTEST_ARGV0", None)
         install_stdio(stdio_fds[:3], env)
         if stdout_closed:
             # The user ran us with stdout closed: pytest's process has no sys.stdout.
             os.close(1)
             sys.stdout = sys.__stdout__ = None  # type: ignore[assignment]
         apply_environment(request["cwd"], env, request.get("umask"))
-        argv0 = request.get("argv0") or default_argv0()
         setup_sys_path(argv0, env, base_pythonpath)
         install_main_module(argv0)
         writer = EventWriter(event_fd)

@@ -107,8 +107,12 @@ impl Anchors<'_> {
 
     /// The path on this machine of a portable location, if it exists here.
     fn local(&self, location: &str) -> Option<String> {
-        let candidates: Vec<std::path::PathBuf> = if let Some(rel) = location.strip_prefix("site:") {
-            self.site_dirs.iter().map(|d| Path::new(d).join(rel)).collect()
+        let candidates: Vec<std::path::PathBuf> = if let Some(rel) = location.strip_prefix("site:")
+        {
+            self.site_dirs
+                .iter()
+                .map(|d| Path::new(d).join(rel))
+                .collect()
         } else if let Some(rel) = location.strip_prefix("prefix:") {
             vec![Path::new(self.prefix).join(rel)]
         } else if let Some(rel) = location.strip_prefix("root:") {

@@ -46,7 +46,9 @@ pub fn cache_summary(cached: usize, ran: usize, saved: f64) {
     if cached == 0 {
         return;
     }
-    stderr_line(&format!("rpytest: {cached} cached, {ran} run, {saved:.2}s saved"));
+    stderr_line(&format!(
+        "rpytest: {cached} cached, {ran} run, {saved:.2}s saved"
+    ));
 }
 
 fn color_enabled(args_color: Option<&str>) -> bool {

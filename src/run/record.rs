@@ -177,7 +177,10 @@ impl Plan {
                 }
             }
             if roots.len() != before {
-                let _ = store.set_meta("search_roots", &serde_json::to_string(&roots).unwrap_or_default());
+                let _ = store.set_meta(
+                    "search_roots",
+                    &serde_json::to_string(&roots).unwrap_or_default(),
+                );
             }
         }
         if reusable_ok && !collected.is_empty() {

@@ -39,7 +39,9 @@ fn warm_all(pair: &Pair, args: &[&str]) {
     pair.check(args);
     let (_, rp) = pair.check(args);
     assert!(
-        rp.stderr.lines().any(|l| l.starts_with("rpytest: ") && l.contains(" cached, 0 run")),
+        rp.stderr
+            .lines()
+            .any(|l| l.starts_with("rpytest: ") && l.contains(" cached, 0 run")),
         "everything must be served from the cache before the change\n{}",
         rp.transcript()
     );
@@ -99,7 +101,10 @@ def test_run_module():
 #[test]
 fn ci_read_by_a_conftest_hook_is_an_input_serial_parallel_and_sharded() {
     let mut pair = pair();
-    pair.write("pytest.ini", "[pytest]\nmarkers =\n    ci_only: runs on CI only\n");
+    pair.write(
+        "pytest.ini",
+        "[pytest]\nmarkers =\n    ci_only: runs on CI only\n",
+    );
     pair.write(
         "conftest.py",
         r#"import os
@@ -118,10 +123,17 @@ def pytest_collection_modifyitems(config, items):
     );
     pair.write("tests/test_other.py", "def test_other():\n    pass\n");
     // rpytest's -n and --shard against stock serial pytest (the comparison is per node).
-    for args in [&["-v"][..], &["-v", "-n", "2"][..], &["-v", "--shard", "1/1"][..]] {
+    for args in [
+        &["-v"][..],
+        &["-v", "-n", "2"][..],
+        &["-v", "--shard", "1/1"][..],
+    ] {
         pair.set_env("CI", "");
         for _ in 0..2 {
-            assert_same(&pair.pytest.pytest(&["-v"]).run(), &pair.rpytest.rpytest(args).run());
+            assert_same(
+                &pair.pytest.pytest(&["-v"]).run(),
+                &pair.rpytest.rpytest(args).run(),
+            );
         }
         let rp = pair.rpytest.rpytest(args).run();
         assert!(
@@ -139,7 +151,10 @@ def pytest_collection_modifyitems(config, items):
 #[test]
 fn ci_at_import_of_a_settings_module_and_term_in_a_session_fixture_are_inputs() {
     let mut pair = pair();
-    pair.write("settings.py", "import os\nON_CI = bool(os.environ.get('CI'))\n");
+    pair.write(
+        "settings.py",
+        "import os\nON_CI = bool(os.environ.get('CI'))\n",
+    );
     pair.write(
         "conftest.py",
         r#"import os
@@ -202,7 +217,11 @@ def test_reads_root_file_after_a_chdir():
     let (py, _) = pair.check(&["-v"]);
     assert_fails(&py, "tests/test_y.py::test_reads_b");
     pair.write("data/b/input.txt", "b");
-    warm(&pair, &["-v"], "tests/test_y.py::test_reads_root_file_after_a_chdir");
+    warm(
+        &pair,
+        &["-v"],
+        "tests/test_y.py::test_reads_root_file_after_a_chdir",
+    );
     pair.write("data/value.txt", "2");
     let (py, _) = pair.check(&["-v"]);
     assert_fails(&py, "tests/test_y.py::test_reads_root_file_after_a_chdir");
@@ -309,7 +328,9 @@ def test_invocation_args(pytestconfig):
     assert_fails(&py, "test_verbosity.py::test_invocation_args");
     // A file that never looked at the options stays cached.
     assert_eq!(
-        rp.verbose_statuses().get("test_other.py::test_other").map(String::as_str),
+        rp.verbose_statuses()
+            .get("test_other.py::test_other")
+            .map(String::as_str),
         Some("CACHED"),
         "{}",
         rp.transcript()
@@ -381,7 +402,10 @@ def test_readline():
         let rp = pair.rpytest.rpytest(&args).stdin(b"yes\nagain\n").run();
         assert_same(&py, &rp);
         let statuses = rp.verbose_statuses();
-        for node in ["test_prompt.py::test_input", "test_prompt.py::test_readline"] {
+        for node in [
+            "test_prompt.py::test_input",
+            "test_prompt.py::test_readline",
+        ] {
             assert_ne!(
                 statuses.get(node).map(String::as_str),
                 Some("CACHED"),
@@ -413,7 +437,8 @@ def test_slow():
     pair.write("test_fast.py", "def test_fast():\n    pass\n");
     warm(&pair, &["-v"], "test_fast.py::test_fast");
     // Interrupt a run while test_slow runs (its key changed: it reads SLOW_MARKER).
-    pair.rpytest.set_env("SLOW_MARKER", &marker.to_string_lossy());
+    pair.rpytest
+        .set_env("SLOW_MARKER", &marker.to_string_lossy());
     let running = pair.rpytest.rpytest(&["-v"]).spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !marker.exists() {
@@ -426,10 +451,15 @@ def test_slow():
     pair.rpytest.unset_env("SLOW_MARKER");
     let _ = fs::remove_file(&marker);
     // Editing the interrupted file must not re-run the other file.
-    pair.write("test_slow.py", &(pair.rpytest.read("test_slow.py") + "\n# edited\n"));
+    pair.write(
+        "test_slow.py",
+        &(pair.rpytest.read("test_slow.py") + "\n# edited\n"),
+    );
     let (_, rp) = pair.check(&["-v"]);
     assert_eq!(
-        rp.verbose_statuses().get("test_fast.py::test_fast").map(String::as_str),
+        rp.verbose_statuses()
+            .get("test_fast.py::test_fast")
+            .map(String::as_str),
         Some("CACHED"),
         "the interrupted file became an input of every test\n{}",
         rp.transcript()
@@ -495,10 +525,7 @@ fn failures_section(stdout: &str) -> String {
 #[test]
 fn formatting_a_failure_and_monkeypatching_the_environment_add_no_inputs() {
     let mut pair = pair();
-    pair.write(
-        "test_fails.py",
-        "def test_broken():\n    assert 1 == 2\n",
-    );
+    pair.write("test_fails.py", "def test_broken():\n    assert 1 == 2\n");
     pair.write(
         "test_patched.py",
         r#"import os
@@ -514,7 +541,9 @@ def test_setenv(monkeypatch):
     pair.set_env("SOUNDNESS_PATCHED", "outside-2");
     let (_, rp) = pair.check(&["-v"]);
     assert_eq!(
-        rp.verbose_statuses().get("test_patched.py::test_setenv").map(String::as_str),
+        rp.verbose_statuses()
+            .get("test_patched.py::test_setenv")
+            .map(String::as_str),
         Some("CACHED"),
         "{}",
         rp.transcript()
@@ -526,7 +555,9 @@ def test_setenv(monkeypatch):
     pair.set_env("CI", "1");
     let (_, rp) = pair.check(&["-v"]);
     assert_eq!(
-        rp.verbose_statuses().get("test_fails.py::test_broken").map(String::as_str),
+        rp.verbose_statuses()
+            .get("test_fails.py::test_broken")
+            .map(String::as_str),
         Some("CACHED"),
         "{}",
         rp.transcript()
@@ -560,7 +591,11 @@ def test_script():
     subprocess.run([sys.executable, "tools/check.py"], cwd=ROOT, check=True)
 "#,
     );
-    warm(&pair, &["-v"], "tests/test_probes.py::test_optional_file_absent");
+    warm(
+        &pair,
+        &["-v"],
+        "tests/test_probes.py::test_optional_file_absent",
+    );
     pair.write("data/optional.json", "{}");
     pair.remove("data/present.txt");
     pair.write("data/extra/readme.txt", "");
@@ -664,8 +699,14 @@ fn a_module_found_through_a_path_a_conftest_inserts_is_an_input_of_every_importe
         "import os, sys\n\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'lib'))\n",
     );
     pair.write("lib/util.py", "V = 1\n");
-    pair.write("tests/test_a.py", "import util\n\ndef test_a():\n    assert util.V\n");
-    pair.write("tests/test_b.py", "import util\n\ndef test_b():\n    assert util.V == 1\n");
+    pair.write(
+        "tests/test_a.py",
+        "import util\n\ndef test_a():\n    assert util.V\n",
+    );
+    pair.write(
+        "tests/test_b.py",
+        "import util\n\ndef test_b():\n    assert util.V == 1\n",
+    );
     warm(&pair, &["-v"], "tests/test_b.py::test_b");
     pair.write("lib/util.py", "V = 2\n");
     let (py, _) = pair.check(&["-v"]);
