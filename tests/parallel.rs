@@ -347,3 +347,97 @@ fn dist_no_and_n_0_run_one_session() {
         assert!(!run.stdout.contains("[gw"), "{}", run.stdout);
     }
 }
+
+/// The `parallel_collect_once` fixture's log: `collect PID`, `import MODULE PID`
+/// and `run NODEID WORKERINPUT_ID PID PYTEST_XDIST_WORKER` lines, as words.
+fn collect_once_log(project: &Project) -> Vec<Vec<String>> {
+    let text = fs::read_to_string(project.path("log.txt")).unwrap_or_default();
+    let _ = fs::remove_file(project.path("log.txt"));
+    text.lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// One process collected (imported every test module, ran
+/// `pytest_collection_finish`) and it ran no test: the workers are its forks.
+/// Returns the `run` lines.
+fn assert_collected_once(log: &[Vec<String>], transcript: &str) -> Vec<Vec<String>> {
+    let collects: Vec<&Vec<String>> = log.iter().filter(|l| l[0] == "collect").collect();
+    assert_eq!(collects.len(), 1, "{log:?}\n{transcript}");
+    let collector = &collects[0][1];
+    for m in 1..=4 {
+        let module = format!("test_mod_{m}");
+        let imports: Vec<&Vec<String>> = log
+            .iter()
+            .filter(|l| l[0] == "import" && l[1] == module)
+            .collect();
+        assert_eq!(
+            imports.len(),
+            1,
+            "{module} imported more than once: {log:?}"
+        );
+        assert_eq!(&imports[0][2], collector, "{log:?}");
+    }
+    let runs: Vec<Vec<String>> = log.iter().filter(|l| l[0] == "run").cloned().collect();
+    for r in &runs {
+        assert_ne!(&r[3], collector, "the collector ran a test: {log:?}");
+        assert_eq!(
+            r[2], r[4],
+            "workerinput and PYTEST_XDIST_WORKER differ: {log:?}"
+        );
+    }
+    runs
+}
+
+#[test]
+fn the_suite_is_collected_once_and_the_workers_are_forks() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_collect_once");
+    for no_daemon in [false, true] {
+        let mut args = vec!["-n", "2", "--no-cache"];
+        if no_daemon {
+            args.push("--no-daemon");
+        }
+        let run = project.rpytest(&args).run();
+        run.assert_code(0);
+        assert_eq!(run.count(Outcome::Passed), 14, "{}", run.transcript());
+        let runs = assert_collected_once(&collect_once_log(&project), &run.transcript());
+        assert_eq!(runs.len(), 14, "{runs:?}");
+        for r in &runs {
+            assert!(r[2] == "gw0" || r[2] == "gw1", "{runs:?}");
+        }
+        assert_no_sessions_left(&project.root);
+    }
+}
+
+#[test]
+fn a_crashed_worker_is_replaced_by_a_fork_that_does_not_collect() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_collect_once");
+    project.write("crash", "");
+    // One worker: its crash leaves work that only a replacement can take.
+    for no_daemon in [false, true] {
+        let mut args = vec!["-n", "1", "--no-cache"];
+        if no_daemon {
+            args.push("--no-daemon");
+        }
+        let run = project.rpytest(&args).run();
+        run.assert_code(1);
+        assert_eq!(run.count(Outcome::Failed), 1, "{}", run.transcript());
+        assert_eq!(run.count(Outcome::Passed), 13, "{}", run.transcript());
+        assert!(
+            run.stdout.contains(
+                "worker 'gw0' crashed while running 'test_crash.py::test_maybe_crash': exit code 3"
+            ),
+            "{}",
+            run.stdout
+        );
+        let runs = assert_collected_once(&collect_once_log(&project), &run.transcript());
+        let after = runs
+            .iter()
+            .find(|r| r[1] == "test_crash.py::test_after_crash")
+            .unwrap_or_else(|| panic!("test_after_crash did not run: {runs:?}"));
+        assert_eq!(after[2], "gw1", "{runs:?}");
+        assert_no_sessions_left(&project.root);
+    }
+}
