@@ -441,3 +441,17 @@ fn a_crashed_worker_is_replaced_by_a_fork_that_does_not_collect() {
         assert_no_sessions_left(&project.root);
     }
 }
+
+#[test]
+fn a_collector_running_a_thread_does_not_fork_and_every_worker_collects() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_collect_once");
+    project.write("thread", "");
+    let run = project.rpytest(&["-n", "2", "--no-cache"]).run();
+    run.assert_code(0);
+    assert_eq!(run.count(Outcome::Passed), 14, "{}", run.transcript());
+    let log = collect_once_log(&project);
+    let collects = log.iter().filter(|l| l[0] == "collect").count();
+    assert_eq!(collects, 2, "{log:?}\n{}", run.transcript());
+    assert_no_sessions_left(&project.root);
+}
