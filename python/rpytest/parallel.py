@@ -20,6 +20,7 @@ pytest's own. The controller never collects and never runs a test.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import select
@@ -251,6 +252,11 @@ class WorkerPlugin:
         warm_file = rp_cfg.get("warm_file") if isinstance(rp_cfg, dict) else None
         if isinstance(rp_cfg, dict):
             rp_cfg["warm_file"] = None  # written by worker gw0, which imports what the tests import
+        # The forks' garbage collections then never walk (and so never copy)
+        # the pages of what was collected: it moves to the permanent
+        # generation. (No gc.collect() first: finalizers would run here, not
+        # where pytest runs them.)
+        gc.freeze()
         children: Dict[int, Tuple[int, Optional[int]]] = {}  # pid -> (CLI index, pidfd)
         stopping = False
         interrupted = False

@@ -230,6 +230,7 @@ pub fn run(
         begun: std::time::Instant::now(),
         fresh,
         collector: None,
+        collected_after: None,
     };
     // With a fork socket, the first worker collects and forks the others once
     // its collection is in (or, unable to fork, starts them then).
@@ -293,6 +294,8 @@ struct Dispatch<'a> {
     fresh: bool,
     /// The collector's index once it reported that it forks the workers.
     collector: Option<usize>,
+    /// When the collection arrived (RPYTEST_TRACE).
+    collected_after: Option<std::time::Duration>,
 }
 
 impl Dispatch<'_> {
@@ -460,6 +463,7 @@ impl Dispatch<'_> {
                     group,
                 })
                 .collect();
+            self.collected_after = Some(self.begun.elapsed());
             let wanted = self.opts.workers.max(1);
             if c.fork {
                 let p = &mut self.procs[idx];
@@ -754,6 +758,17 @@ impl Dispatch<'_> {
     fn trace(&self) {
         if std::env::var_os("RPYTEST_TRACE").is_none() {
             return;
+        }
+        if let Some(t) = self.collected_after {
+            report::note(&format!(
+                "trace: collection in after {:.2} s ({})",
+                t.as_secs_f64(),
+                if self.collector.is_some() {
+                    "collected once, workers forked"
+                } else {
+                    "every worker collects"
+                }
+            ));
         }
         for p in self.procs.iter().skip(1).filter(|p| !p.collector) {
             report::note(&format!(
