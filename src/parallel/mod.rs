@@ -536,7 +536,7 @@ impl Dispatch<'_> {
             None
         } else if let Some(u) = self.procs[idx].reserved.take() {
             Some(u)
-        } else if let Some(u) = self.queue.pop_front() {
+        } else if let Some(u) = schedule::take_batch(&mut self.queue, self.opts.workers) {
             Some(u)
         } else {
             // Nothing queued: take the first unit kept for a worker that has
@@ -654,8 +654,13 @@ impl Dispatch<'_> {
                 describe(&ended)
             ));
         }
+        // Its `forked` messages all came before its end: a fork it never
+        // reported was never made, and no socket will close for it.
         let drained: Vec<usize> = (0..self.procs.len())
-            .filter(|&i| self.procs[i].forked && self.procs[i].eof && !self.procs[i].ended)
+            .filter(|&i| {
+                let w = &self.procs[i];
+                w.forked && !w.ended && (w.eof || w.pid.is_none())
+            })
             .collect();
         for i in drained {
             let e = self.procs[i].exit.take().unwrap_or(Ended::Lost);
