@@ -1,5 +1,7 @@
 //! `-n N`: distributed runs report what stock pytest reports (node IDs,
-//! per-node outcomes in the JUnit XML, exit code), survive crashing workers,
+//! per-node outcomes in the JUnit XML, exit code), collect the suite once and
+//! fork the workers from that session (a collector running a thread does not
+//! fork), survive crashing workers (replaced by another fork),
 //! stop on `-x`/`--maxfail`/Ctrl-C without leaving processes, keep
 //! `xdist_group`s together, and `--shard K/N` splits the suite exactly.
 //!
