@@ -66,6 +66,10 @@ pub struct SessionConfig {
     /// marker and fixtures (`rpytest.compat`).
     #[serde(default)]
     pub xdist_compat: bool,
+    /// `-n`: the worker that collects once and forks the others connects them
+    /// to this Unix socket of the CLI's (rpytest.parallel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_socket: Option<String>,
 }
 
 /// A cached module-level skip.

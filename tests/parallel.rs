@@ -1,5 +1,7 @@
 //! `-n N`: distributed runs report what stock pytest reports (node IDs,
-//! per-node outcomes in the JUnit XML, exit code), survive crashing workers,
+//! per-node outcomes in the JUnit XML, exit code), collect the suite once and
+//! fork the workers from that session (a collector running a thread does not
+//! fork), survive crashing workers (replaced by another fork),
 //! stop on `-x`/`--maxfail`/Ctrl-C without leaving processes, keep
 //! `xdist_group`s together, and `--shard K/N` splits the suite exactly.
 //!
@@ -347,4 +349,112 @@ fn dist_no_and_n_0_run_one_session() {
         assert_same(&pytest, &run);
         assert!(!run.stdout.contains("[gw"), "{}", run.stdout);
     }
+}
+
+/// The `parallel_collect_once` fixture's log: `collect PID`, `import MODULE PID`
+/// and `run NODEID WORKERINPUT_ID PID PYTEST_XDIST_WORKER` lines, as words.
+fn collect_once_log(project: &Project) -> Vec<Vec<String>> {
+    let text = fs::read_to_string(project.path("log.txt")).unwrap_or_default();
+    let _ = fs::remove_file(project.path("log.txt"));
+    text.lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// One process collected (imported every test module, ran
+/// `pytest_collection_finish`) and it ran no test: the workers are its forks.
+/// Returns the `run` lines.
+fn assert_collected_once(log: &[Vec<String>], transcript: &str) -> Vec<Vec<String>> {
+    let collects: Vec<&Vec<String>> = log.iter().filter(|l| l[0] == "collect").collect();
+    assert_eq!(collects.len(), 1, "{log:?}\n{transcript}");
+    let collector = &collects[0][1];
+    for m in 1..=4 {
+        let module = format!("test_mod_{m}");
+        let imports: Vec<&Vec<String>> = log
+            .iter()
+            .filter(|l| l[0] == "import" && l[1] == module)
+            .collect();
+        assert_eq!(
+            imports.len(),
+            1,
+            "{module} imported more than once: {log:?}"
+        );
+        assert_eq!(&imports[0][2], collector, "{log:?}");
+    }
+    let runs: Vec<Vec<String>> = log.iter().filter(|l| l[0] == "run").cloned().collect();
+    for r in &runs {
+        assert_ne!(&r[3], collector, "the collector ran a test: {log:?}");
+        assert_eq!(
+            r[2], r[4],
+            "workerinput and PYTEST_XDIST_WORKER differ: {log:?}"
+        );
+    }
+    runs
+}
+
+#[test]
+fn the_suite_is_collected_once_and_the_workers_are_forks() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_collect_once");
+    for no_daemon in [false, true] {
+        let mut args = vec!["-n", "2", "--no-cache"];
+        if no_daemon {
+            args.push("--no-daemon");
+        }
+        let run = project.rpytest(&args).run();
+        run.assert_code(0);
+        assert_eq!(run.count(Outcome::Passed), 14, "{}", run.transcript());
+        let runs = assert_collected_once(&collect_once_log(&project), &run.transcript());
+        assert_eq!(runs.len(), 14, "{runs:?}");
+        for r in &runs {
+            assert!(r[2] == "gw0" || r[2] == "gw1", "{runs:?}");
+        }
+        assert_no_sessions_left(&project.root);
+    }
+}
+
+#[test]
+fn a_crashed_worker_is_replaced_by_a_fork_that_does_not_collect() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_collect_once");
+    project.write("crash", "");
+    // One worker: its crash leaves work that only a replacement can take.
+    for no_daemon in [false, true] {
+        let mut args = vec!["-n", "1", "--no-cache"];
+        if no_daemon {
+            args.push("--no-daemon");
+        }
+        let run = project.rpytest(&args).run();
+        run.assert_code(1);
+        assert_eq!(run.count(Outcome::Failed), 1, "{}", run.transcript());
+        assert_eq!(run.count(Outcome::Passed), 13, "{}", run.transcript());
+        assert!(
+            run.stdout.contains(
+                "worker 'gw0' crashed while running 'test_crash.py::test_maybe_crash': exit code 3"
+            ),
+            "{}",
+            run.stdout
+        );
+        let runs = assert_collected_once(&collect_once_log(&project), &run.transcript());
+        let after = runs
+            .iter()
+            .find(|r| r[1] == "test_crash.py::test_after_crash")
+            .unwrap_or_else(|| panic!("test_after_crash did not run: {runs:?}"));
+        assert_eq!(after[2], "gw1", "{runs:?}");
+        assert_no_sessions_left(&project.root);
+    }
+}
+
+#[test]
+fn a_collector_running_a_thread_does_not_fork_and_every_worker_collects() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_collect_once");
+    project.write("thread", "");
+    let run = project.rpytest(&["-n", "2", "--no-cache"]).run();
+    run.assert_code(0);
+    assert_eq!(run.count(Outcome::Passed), 14, "{}", run.transcript());
+    let log = collect_once_log(&project);
+    let collects = log.iter().filter(|l| l[0] == "collect").count();
+    assert_eq!(collects, 2, "{log:?}\n{}", run.transcript());
+    assert_no_sessions_left(&project.root);
 }

@@ -1,28 +1,42 @@
 """`-n N`: the worker and controller sides of a distributed run (docs/protocol.md).
 
-The rpytest CLI starts one controller session and N worker sessions, each a
-real pytest session forked from the warm daemon. Every worker collects the
-suite (as pytest-xdist's workers do), reports its collection, then asks the CLI
-for work: lists of item indexes, scheduled longest-first from recorded
-durations. Workers stream their serialized reports; the CLI forwards them to
-the controller, which feeds them to its own hooks, so the terminal reporter,
+The rpytest CLI starts one controller session and one **collecting** worker
+session, both real pytest sessions forked from the warm daemon. The collector
+collects the suite once (pytest's own selection and the plugin's cache
+handling included) and reports its collection; then, if it runs no thread, it
+forks the N workers the CLI asks for: each fork inherits every collected item
+copy-on-write, connects to the CLI on a socket of its own, and asks for work:
+lists of indexes into the collected item list, scheduled longest-first from
+recorded durations. The collector stays idle until the run ends and forks a
+replacement for a worker that crashed. (A collector that cannot fork, because
+a thread is running, is an ordinary worker and the CLI starts the others,
+each collecting, as pytest-xdist's workers do.)
+
+Workers stream their serialized reports; the CLI forwards them to the
+controller, which feeds them to its own hooks, so the terminal reporter,
 `--junitxml`, `--durations`, the warnings summary and plugins' summaries are
 pytest's own. The controller never collects and never runs a test.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import random
 import select
+import signal
+import socket
+import sys
+import threading
 import time
 import warnings
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import pytest
 from _pytest.reports import TestReport
 
-from rpytest.protocol import EventWriter, LineBuffer, decode
+from rpytest.protocol import EventWriter, LineBuffer, decode, encode
 
 _Message = Dict[str, Any]
 
@@ -52,6 +66,12 @@ class ControlChannel:
             return
         for line in self.buf.feed(data):
             self.pending.append(decode(line))
+
+    def reset(self) -> None:
+        """Forget what was read: a forked worker's fd now names another channel."""
+        self.buf = LineBuffer()
+        self.pending.clear()
+        self.eof = False
 
     def get(self) -> Optional[_Message]:
         """Blocks for the next message; None once the CLI closed the pipe."""
@@ -115,6 +135,9 @@ class WorkerPlugin:
         self.early_warnings: List[_Message] = []
         self.collection_sent = False
         self.config: Optional[pytest.Config] = None
+        # Set: this session collects once and forks the workers (a Unix socket of the CLI's).
+        self.fork_socket: Optional[str] = cfg.get("fork_socket") or None
+        self.forks = False
 
     def emit(self, msg: _Message) -> None:
         self.writer.emit(msg)
@@ -154,13 +177,21 @@ class WorkerPlugin:
         config = session.config
         tr = config.pluginmanager.get_plugin("terminalreporter")
         items = [[item.nodeid, self.rp.relpath(item.path), _xdist_group(item)] for item in session.items]
+        stop = bool(session.testsfailed and not config.option.continue_on_collection_errors)
+        # fork() with a thread running can deadlock the child (a lock held by
+        # that thread stays held): then this session is an ordinary worker.
+        self.forks = bool(
+            self.fork_socket and hasattr(os, "fork") and not stop and not config.option.collectonly
+            and threading.active_count() == 1
+        )
         self.emit(
             {
                 "type": "collection",
                 "worker": self.worker_id,
                 "items": items,
                 "numcollected": int(getattr(tr, "_numcollected", len(items))),
-                "stop": bool(session.testsfailed and not config.option.continue_on_collection_errors),
+                "stop": stop,
+                "fork": self.forks,
                 "reports": self.collect_reports,
                 "deselected": self.deselected,
                 "replay": self.rp.pending_replays(),
@@ -180,6 +211,8 @@ class WorkerPlugin:
             )
         if config.option.collectonly:
             return True
+        if self.forks and not self._serve_forks(session):
+            return True  # the collector, once the run is over
         items = session.items
         queue: Deque[pytest.Item] = deque()
         def fetch() -> bool:
@@ -207,6 +240,132 @@ class WorkerPlugin:
             if msg is not None and msg.get("type") == "stop":
                 break
         return True
+
+    def _serve_forks(self, session: pytest.Session) -> bool:
+        """The collector's loop: fork a worker per `fork` request, report each
+        worker's exit, until `stop` or EOF and every worker ended.
+
+        Returns True in a forked worker (which goes on to run its share), False
+        in the collector. Ctrl-C: the workers got SIGINT too; wait for them to
+        end their sessions, then end this one as interrupted."""
+        rp_cfg = getattr(self.rp, "cfg", None)
+        warm_file = rp_cfg.get("warm_file") if isinstance(rp_cfg, dict) else None
+        if isinstance(rp_cfg, dict):
+            rp_cfg["warm_file"] = None  # written by worker gw0, which imports what the tests import
+        # The forks' garbage collections then never walk (and so never copy)
+        # the pages of what was collected: it moves to the permanent
+        # generation. (No gc.collect() first: finalizers would run here, not
+        # where pytest runs them.)
+        gc.freeze()
+        children: Dict[int, Tuple[int, Optional[int]]] = {}  # pid -> (CLI index, pidfd)
+        stopping = False
+        interrupted = False
+        while not (stopping and not children):
+            try:
+                pidfds = [fd for _, fd in children.values() if fd is not None]
+                waits = [self.control.fd] if not stopping else []
+                polled = len(pidfds) < len(children)
+                if not self.control.pending:
+                    select.select(waits + pidfds, [], [], 0.05 if polled else None)
+                for pid, (idx, fd) in list(children.items()):
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done == 0:
+                        continue
+                    del children[pid]
+                    if fd is not None:
+                        os.close(fd)
+                    code = os.waitstatus_to_exitcode(status)
+                    self.emit({"type": "worker_exit", "idx": idx, "code": code if code >= 0 else None,
+                               "signal": -code if code < 0 else None})
+                while not stopping:
+                    msg = self.control.poll()
+                    if msg is None:
+                        stopping = self.control.eof
+                        break
+                    kind = msg.get("type")
+                    if kind == "stop":
+                        stopping = True
+                    elif kind == "fork":
+                        child = self._fork(msg, children, warm_file)
+                        if child:
+                            return True
+            except KeyboardInterrupt:
+                interrupted = True
+                stopping = True
+        if interrupted:
+            raise KeyboardInterrupt
+        return False
+
+    def _fork(self, msg: _Message, children: Dict[int, Tuple[int, Optional[int]]], warm_file: Any) -> bool:
+        """Forks worker `msg["worker"]`; True in the child."""
+        idx = int(msg.get("idx") or 0)
+        wid = str(msg.get("worker") or "gw0")
+        assert self.fork_socket is not None
+        # Connected before the fork: the CLI sees the worker's channel (and its
+        # end) even when the child dies at once.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.fork_socket)
+            sock.sendall(encode({"type": "hello", "idx": idx, "worker": wid}))
+        except OSError as exc:
+            sock.close()
+            self.emit({"type": "worker_exit", "idx": idx, "code": None, "signal": None, "error": str(exc)})
+            return False
+        for s in (sys.stdout, sys.stderr):
+            try:
+                s.flush()
+            except Exception:
+                pass
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            for _, fd in children.values():
+                if fd is not None:
+                    os.close(fd)
+            children.clear()
+            self._become_worker(sock, wid, parent, warm_file)
+            return True
+        sock.close()
+        pidfd: Optional[int] = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                pidfd = None
+        children[pid] = (idx, pidfd)
+        self.emit({"type": "forked", "idx": idx, "worker": wid, "pid": pid})
+        return False
+
+    def _become_worker(self, sock: socket.socket, wid: str, parent: int, warm_file: Any) -> None:
+        """In a fresh fork of the collector: talk to the CLI on `sock`, be worker `wid`."""
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+            except Exception:
+                pass
+            if os.getppid() != parent:
+                os._exit(3)
+        random.seed()
+        fd = sock.fileno()
+        assert self.writer.fd is not None
+        # The events and the control channel keep their fd numbers, now naming this worker's socket.
+        os.dup2(fd, self.writer.fd, inheritable=False)
+        os.dup2(fd, self.control.fd, inheritable=False)
+        sock.close()
+        self.control.reset()
+        self.writer._pid = os.getpid()
+        self.writer.closed = False
+        self.worker_id = wid
+        self.forks = False
+        os.environ["PYTEST_XDIST_WORKER"] = wid
+        if self.config is not None:
+            self.config.workerinput["workerid"] = wid  # type: ignore[attr-defined]
+        rp_cfg = getattr(self.rp, "cfg", None)
+        if isinstance(rp_cfg, dict) and wid == "gw0":
+            rp_cfg["warm_file"] = warm_file
+        self.emit({"type": "started", "pid": os.getpid()})
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self.emit({"type": "logstart", "nodeid": nodeid, "location": list(location)})

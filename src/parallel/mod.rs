@@ -1,26 +1,32 @@
-//! `-n N`: one controller session and N worker sessions, scheduled from here.
+//! `-n N`: one controller session, one collecting session and N forked
+//! workers, scheduled from here.
 //!
 //! Every session is a real pytest session forked from the warm daemon (or a
 //! fresh process under `--no-daemon`) with `-p no:xdist` and the rpytest
 //! plugin in a role (`python/rpytest/parallel.py`):
 //!
-//! * each **worker** collects the suite, reports its collection, then asks for
-//!   work; it is given item indexes, a unit at a time, longest first
-//!   ([`schedule::units`]), so a worker that finishes early takes more;
+//! * the **collector** (the first worker, started with a [`process::ForkSocket`])
+//!   collects the suite once and reports its collection; it is then asked to
+//!   fork the N workers, which inherit every collected item and connect to
+//!   the fork socket. It stays idle until the run ends, reports each fork's
+//!   exit status, and forks a replacement for a worker that crashed;
+//! * each **worker** asks for work and is given indexes into the collected
+//!   item list, a unit at a time, longest first ([`schedule::units`]), so a
+//!   worker that finishes early takes more;
 //! * the **controller** owns the terminal, `--junitxml` and every reporting
 //!   plugin; the workers' serialized reports are forwarded to it here.
+//!
+//! The controller is not the collector: a forked worker must be configured
+//! as a worker (pytest's junitxml, last-failed and stepwise plugins, and
+//! plugins written for xdist, decide at `pytest_configure` from
+//! `config.workerinput`), and the controller's collection would also hold
+//! the terminal. A collector that runs a thread cannot fork safely: it then
+//! runs tests as worker `gw0` and the other workers are started as sessions
+//! that collect the suite themselves, as pytest-xdist's workers do.
 //!
 //! A worker that dies mid-test has that test reported as a crash, and its
 //! unfinished items go to a fresh worker. The controller's `stop` (from `-x`
 //! or `--maxfail`) stops every worker after its current test.
-//!
-//! Deviation from DESIGN.md ("a pytest session restricted to its files"):
-//! every worker collects every file that is not served from the cache, as
-//! pytest-xdist's workers do. Work is then handed out while the run goes, so
-//! a worker that finishes early takes more; a pytest session cannot collect
-//! more files once its collection is done without bypassing the ignore rules
-//! (`collect_ignore`, `pytest_ignore_collect`) that explicit arguments skip.
-//! The cost is collection paid once per worker.
 
 mod process;
 pub mod schedule;
@@ -31,7 +37,7 @@ use crate::protocol::{Event, SessionConfig};
 use crate::report;
 use crate::run::exec::{argv0, environment, Target};
 use crate::run::Ended;
-use process::{describe, json_str, Launcher, Msg, Proc, Workers};
+use process::{describe, json_str, ForkSocket, Launcher, Msg, Proc, Workers};
 use schedule::{Dist, Item, Unit};
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
@@ -120,6 +126,13 @@ struct Head {
     location: Option<serde_json::Value>,
     #[serde(default)]
     pid: Option<i32>,
+    /// The collector's `forked` / `worker_exit`: which worker.
+    #[serde(default)]
+    idx: Option<usize>,
+    #[serde(default)]
+    code: Option<i32>,
+    #[serde(default)]
+    signal: Option<i32>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +140,9 @@ struct Collection {
     items: Vec<(String, String, Option<String>)>,
     #[serde(default)]
     stop: bool,
+    /// The collector forks the workers (it runs no thread).
+    #[serde(default)]
+    fork: bool,
 }
 
 const STOP: &str = "{\"type\":\"stop\"}";
@@ -162,6 +178,8 @@ pub fn run(
         // Fresh sessions share our process group: see `children_share_our_group`.
         daemon::children_share_our_group();
     }
+    // Without it the workers collect the suite each (a collector never forks).
+    let fork_socket = ForkSocket::listen(tx.clone()).ok();
 
     // The controller: the user's terminal, no recording, no collection.
     let controller_cfg = SessionConfig {
@@ -192,6 +210,9 @@ pub fn run(
         next: 0,
         devnull_in: File::open("/dev/null")?,
         devnull_out: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+        fork_socket: fork_socket
+            .as_ref()
+            .map(|f| f.path.to_string_lossy().into_owned()),
     };
     let mut d = Dispatch {
         launcher,
@@ -208,8 +229,18 @@ pub fn run(
         controller_end: None,
         collect_crash: None,
         begun: std::time::Instant::now(),
+        fresh,
+        collector: None,
+        collected_after: None,
     };
-    for _ in 0..opts.workers.max(1) {
+    // With a fork socket, the first worker collects and forks the others once
+    // its collection is in (or, unable to fork, starts them then).
+    let first = if fork_socket.is_some() {
+        1
+    } else {
+        opts.workers.max(1)
+    };
+    for _ in 0..first {
         d.workers.start(&mut d.launcher, &mut d.procs)?;
     }
     drop(tx);
@@ -217,9 +248,11 @@ pub fn run(
         match msg {
             Msg::Stderr(idx, bytes) => d.on_stderr(idx, bytes),
             Msg::Line(0, line) => d.on_controller_line(&line),
-            Msg::Line(idx, line) => d.on_worker_line(idx, &line),
+            Msg::Line(idx, line) => d.on_worker_line(idx, &line)?,
             Msg::Ended(0, ended) => d.on_controller_end(ended),
             Msg::Ended(idx, ended) => d.on_worker_end(idx, ended)?,
+            Msg::Attach(idx, file) => d.on_attach(idx, file),
+            Msg::Eof(idx) => d.on_eof(idx)?,
         }
         if d.finished() {
             break;
@@ -227,6 +260,7 @@ pub fn run(
     }
     daemon::stop_forwarding();
     d.trace();
+    drop(fork_socket);
     Ok(Outcome {
         ended: d.controller_end.unwrap_or(Ended::Lost),
         events: d.events,
@@ -254,6 +288,12 @@ struct Dispatch<'a> {
     controller_end: Option<Ended>,
     collect_crash: Option<String>,
     begun: std::time::Instant,
+    /// `--no-daemon`: sessions share our process group and take Ctrl-C themselves.
+    fresh: bool,
+    /// The collector's index once it reported that it forks the workers.
+    collector: Option<usize>,
+    /// When the collection arrived (RPYTEST_TRACE).
+    collected_after: Option<std::time::Duration>,
 }
 
 impl Dispatch<'_> {
@@ -270,7 +310,9 @@ impl Dispatch<'_> {
     fn started(&mut self, idx: usize, head: &Head) {
         if let Some(pid) = head.pid {
             self.procs[idx].pid = Some(pid);
-            daemon::add_forwarding(pid);
+            if !(self.fresh && self.procs[idx].forked) {
+                daemon::add_forwarding(pid);
+            }
         }
     }
 
@@ -280,6 +322,71 @@ impl Dispatch<'_> {
         for p in self.procs.iter_mut().skip(1) {
             p.send(STOP);
         }
+    }
+
+    /// Asks the collector for one more worker (a fork of its collected session).
+    fn fork_worker(&mut self, collector: usize) {
+        let id = self.workers.next_id();
+        let idx = self.procs.len();
+        self.procs.push(Proc {
+            id: id.clone(),
+            forked: true,
+            collected: true,
+            ..Proc::default()
+        });
+        let msg = serde_json::json!({"type": "fork", "worker": id, "idx": idx});
+        self.procs[collector].send(&msg.to_string());
+    }
+
+    /// Starts a worker to take queued work: a fork of the collector while it
+    /// is there, else a session that collects.
+    fn add_worker(&mut self) -> Result<(), DaemonError> {
+        match self.collector.filter(|&c| !self.procs[c].ended) {
+            Some(c) => self.fork_worker(c),
+            None => self.workers.start(&mut self.launcher, &mut self.procs)?,
+        }
+        Ok(())
+    }
+
+    fn on_attach(&mut self, idx: usize, file: File) {
+        if let Some(p) = self.procs.get_mut(idx).filter(|p| p.forked) {
+            p.control = Some(file);
+        }
+    }
+
+    fn on_eof(&mut self, idx: usize) -> Result<(), DaemonError> {
+        let Some(p) = self.procs.get_mut(idx).filter(|p| p.forked && !p.ended) else {
+            return Ok(());
+        };
+        p.eof = true;
+        let gone = self.collector.map_or(true, |c| self.procs[c].ended);
+        let p = &mut self.procs[idx];
+        if p.exit.is_some() || gone {
+            let ended = p.exit.take().unwrap_or(Ended::Lost);
+            self.on_worker_end(idx, ended)?;
+        }
+        Ok(())
+    }
+
+    /// The collector reaped a fork: the worker ends once its socket is drained too.
+    fn on_worker_exit(&mut self, head: &Head) -> Result<(), DaemonError> {
+        let Some(idx) = head
+            .idx
+            .filter(|&i| i < self.procs.len() && self.procs[i].forked)
+        else {
+            return Ok(());
+        };
+        let p = &mut self.procs[idx];
+        let ended = Ended::from_exit(head.code, head.signal);
+        if p.eof || p.control.is_none() && head.code.is_none() && head.signal.is_none() {
+            // Drained, or never forked (the collector could not connect it).
+            if !p.ended {
+                self.on_worker_end(idx, ended)?;
+            }
+        } else {
+            p.exit = Some(ended);
+        }
+        Ok(())
     }
 
     fn on_controller_line(&mut self, line: &str) {
@@ -295,18 +402,26 @@ impl Dispatch<'_> {
         }
     }
 
-    fn on_worker_line(&mut self, idx: usize, line: &str) {
+    fn on_worker_line(&mut self, idx: usize, line: &str) -> Result<(), DaemonError> {
         let Ok(head) = serde_json::from_str::<Head>(line) else {
-            return;
+            return Ok(());
         };
         match head.kind.as_str() {
             "started" => self.started(idx, &head),
+            "forked" => {
+                if let (Some(i), Some(pid)) = (head.idx, head.pid) {
+                    if let Some(p) = self.procs.get_mut(i).filter(|p| p.pid.is_none()) {
+                        p.pid = Some(pid);
+                    }
+                }
+            }
+            "worker_exit" => self.on_worker_exit(&head)?,
             "collected" => {
                 self.procs[idx].collected_event = serde_json::from_str::<Event>(line).ok();
             }
             "collection" => {
                 if let Ok(c) = serde_json::from_str::<Collection>(line) {
-                    self.on_collection(idx, line, c);
+                    self.on_collection(idx, line, c)?;
                 }
             }
             "want" => self.on_want(idx),
@@ -323,11 +438,13 @@ impl Dispatch<'_> {
             "finish" => self.procs[idx].finished = true,
             _ => {}
         }
+        Ok(())
     }
 
-    /// The first collection is scheduled and sent to the controller; later
-    /// ones must list the same items (else that worker gets no work).
-    fn on_collection(&mut self, idx: usize, line: &str, c: Collection) {
+    /// The first collection is scheduled and sent to the controller, and the
+    /// collector forks the workers (or, unable to, they are started); later
+    /// collections must list the same items (else that worker gets no work).
+    fn on_collection(&mut self, idx: usize, line: &str, c: Collection) -> Result<(), DaemonError> {
         let p = &mut self.procs[idx];
         p.collected = true;
         let _ = std::io::stderr().write_all(&std::mem::take(&mut p.stderr));
@@ -344,23 +461,48 @@ impl Dispatch<'_> {
                     group,
                 })
                 .collect();
+            self.collected_after = Some(self.begun.elapsed());
+            let wanted = self.opts.workers.max(1);
+            if c.fork {
+                let p = &mut self.procs[idx];
+                p.collector = true;
+                p.id = "collector".into();
+                self.collector = Some(idx);
+                // Its forks are gw0..: the IDs pytest-xdist gives.
+                self.workers.next = 0;
+                if !c.stop && !self.stopping {
+                    for _ in 0..wanted {
+                        self.fork_worker(idx);
+                    }
+                }
+            } else if self.procs.len() - 1 < wanted && !c.stop && !self.stopping {
+                // The first worker could not fork: the others collect themselves.
+                for _ in self.procs.len() - 1..wanted {
+                    self.workers.start(&mut self.launcher, &mut self.procs)?;
+                }
+            }
             if !c.stop && !self.stopping {
                 self.queue =
                     schedule::units(&list, self.durations, self.opts.dist, self.opts.workers);
                 // Every worker's first unit is kept for it (longest first), so
                 // a worker that collected first does not take a small suite whole.
-                for p in self.procs.iter_mut().skip(1).filter(|p| !p.ended) {
+                for p in self
+                    .procs
+                    .iter_mut()
+                    .skip(1)
+                    .filter(|p| !p.ended && !p.collector)
+                {
                     p.reserved = self.queue.pop_front();
                 }
             }
             self.items = Some(list);
             self.procs[0].send(line);
-            return;
+            return Ok(());
         };
         let same = first.len() == c.items.len()
             && first.iter().zip(&c.items).all(|(a, b)| a.nodeid == b.0);
         if same {
-            return;
+            return Ok(());
         }
         p.mismatch = true;
         if let Some(u) = p.reserved.take() {
@@ -384,6 +526,7 @@ impl Dispatch<'_> {
                 format!(", e.g. it lacks {}", missing.join(", "))
             }
         ));
+        Ok(())
     }
 
     fn on_want(&mut self, idx: usize) {
@@ -391,7 +534,7 @@ impl Dispatch<'_> {
             None
         } else if let Some(u) = self.procs[idx].reserved.take() {
             Some(u)
-        } else if let Some(u) = self.queue.pop_front() {
+        } else if let Some(u) = schedule::take_batch(&mut self.queue, self.opts.workers) {
             Some(u)
         } else {
             // Nothing queued: take the first unit kept for a worker that has
@@ -454,6 +597,9 @@ impl Dispatch<'_> {
     }
 
     fn on_worker_end(&mut self, idx: usize, ended: Ended) -> Result<(), DaemonError> {
+        if self.procs[idx].collector {
+            return self.on_collector_end(idx, ended);
+        }
         let p = &mut self.procs[idx];
         if let Some(u) = p.reserved.take() {
             self.queue.push_front(u);
@@ -475,14 +621,48 @@ impl Dispatch<'_> {
             .procs
             .iter()
             .skip(1)
-            .any(|p| !p.ended && !p.mismatch && !p.told_stop);
+            .any(|p| !p.ended && !p.mismatch && !p.told_stop && !p.collector);
         if !self.stopping
             && !self.queue.is_empty()
             && !takers
             && self.items.is_some()
             && self.procs[idx].collected
         {
-            self.workers.start(&mut self.launcher, &mut self.procs)?;
+            self.add_worker()?;
+        }
+        Ok(())
+    }
+
+    /// The collector ended: its forks died with it (PR_SET_PDEATHSIG); each
+    /// ends when its socket is drained. Unfinished work goes to sessions that
+    /// collect ([`Self::add_worker`]).
+    fn on_collector_end(&mut self, idx: usize, ended: Ended) -> Result<(), DaemonError> {
+        let p = &mut self.procs[idx];
+        p.ended = true;
+        p.ended_after = Some(self.begun.elapsed());
+        p.close();
+        if let Some(pid) = p.pid {
+            daemon::remove_forwarding(pid);
+        }
+        let unexpected = !p.finished && !matches!(ended, Ended::Code(0 | 2 | 4));
+        if unexpected && self.controller_end.is_none() {
+            let _ = std::io::stderr().write_all(&std::mem::take(&mut p.stderr));
+            report::warning(&format!(
+                "the collecting session ended unexpectedly: {}",
+                describe(&ended)
+            ));
+        }
+        // Its `forked` messages all came before its end: a fork it never
+        // reported was never made, and no socket will close for it.
+        let drained: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| {
+                let w = &self.procs[i];
+                w.forked && !w.ended && (w.eof || w.pid.is_none())
+            })
+            .collect();
+        for i in drained {
+            let e = self.procs[i].exit.take().unwrap_or(Ended::Lost);
+            self.on_worker_end(i, e)?;
         }
         Ok(())
     }
@@ -542,6 +722,14 @@ impl Dispatch<'_> {
     /// Once every worker ended: what never ran is reported, then `done`.
     /// True when the run is over (the controller ended too).
     fn finished(&mut self) -> bool {
+        if let Some(c) = self.collector {
+            let forks_done = self.procs.iter().skip(1).all(|p| p.ended || p.collector);
+            if forks_done && !self.procs[c].ended && (self.procs[c].control.is_some()) {
+                // No worker left to replace: the collector ends its session.
+                self.procs[c].send(STOP);
+                self.procs[c].close();
+            }
+        }
         let workers_done = self.procs.iter().skip(1).all(|p| p.ended);
         if workers_done && !self.done_sent {
             self.done_sent = true;
@@ -574,7 +762,18 @@ impl Dispatch<'_> {
         if std::env::var_os("RPYTEST_TRACE").is_none() {
             return;
         }
-        for p in self.procs.iter().skip(1) {
+        if let Some(t) = self.collected_after {
+            report::note(&format!(
+                "trace: collection in after {:.2} s ({})",
+                t.as_secs_f64(),
+                if self.collector.is_some() {
+                    "collected once, workers forked"
+                } else {
+                    "every worker collects"
+                }
+            ));
+        }
+        for p in self.procs.iter().skip(1).filter(|p| !p.collector) {
             report::note(&format!(
                 "trace: worker {}: {} tests, {:.2} s in tests, ended after {:.2} s",
                 p.id,

@@ -1,5 +1,6 @@
 //! The sessions of a distributed run as processes: starting them (through
-//! the daemon or fresh), their pipes, and the threads that read them.
+//! the daemon or fresh), their pipes, the socket forked workers connect to,
+//! and the threads that read them.
 
 use super::schedule::Unit;
 use crate::daemon::{self, Connection, DaemonError};
@@ -10,6 +11,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::mpsc::Sender;
 
@@ -18,6 +22,10 @@ pub(super) enum Msg {
     Line(usize, String),
     Stderr(usize, Vec<u8>),
     Ended(usize, Ended),
+    /// A forked worker connected: its socket, to write its control messages to.
+    Attach(usize, File),
+    /// A forked worker's socket reached EOF (its exit comes from the collector).
+    Eof(usize),
 }
 
 #[derive(Default)]
@@ -45,6 +53,13 @@ pub(super) struct Proc {
     pub(super) tests: usize,
     pub(super) busy: f64,
     pub(super) ended_after: Option<std::time::Duration>,
+    /// The session that collected once and forks the workers (it runs no test).
+    pub(super) collector: bool,
+    /// A fork of the collector: it ends once its socket closed and the
+    /// collector reported its exit status.
+    pub(super) forked: bool,
+    pub(super) eof: bool,
+    pub(super) exit: Option<Ended>,
 }
 
 /// A control pipe written by a thread of its own, so the dispatcher never
@@ -97,6 +112,83 @@ impl Proc {
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
     }
+}
+
+/// The Unix socket forked workers connect to: in a fresh directory of mode
+/// 0700 (only this user's processes reach it), removed when dropped.
+pub(super) struct ForkSocket {
+    dir: PathBuf,
+    pub(super) path: PathBuf,
+}
+
+impl ForkSocket {
+    /// Binds the socket and starts the thread that accepts workers: each
+    /// connection starts with `{"type":"hello","idx":N}` (sent by the collector
+    /// before it forks), then carries that worker's events.
+    pub(super) fn listen(tx: Sender<Msg>) -> std::io::Result<ForkSocket> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("rpytest-n-{}-{nanos:x}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let path = dir.join("w");
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(e);
+            }
+        };
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let tx = tx.clone();
+                std::thread::spawn(move || read_fork(stream, tx));
+            }
+        });
+        Ok(ForkSocket { dir, path })
+    }
+}
+
+impl Drop for ForkSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Hello {
+    idx: usize,
+}
+
+fn read_fork(stream: UnixStream, tx: Sender<Msg>) {
+    let Ok(write) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    if reader.read_line(&mut first).unwrap_or(0) == 0 {
+        return;
+    }
+    let Ok(hello) = serde_json::from_str::<Hello>(&first) else {
+        return;
+    };
+    let idx = hello.idx;
+    if tx
+        .send(Msg::Attach(idx, File::from(OwnedFd::from(write))))
+        .is_err()
+    {
+        return;
+    }
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        if tx.send(Msg::Line(idx, line)).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Msg::Eof(idx));
 }
 
 /// The worker ID pytest-xdist would give the `n`-th worker.
@@ -245,22 +337,31 @@ pub(super) struct Workers<'a> {
     pub(super) next: usize,
     pub(super) devnull_in: File,
     pub(super) devnull_out: File,
+    /// Given to the first worker started: it collects once and forks the others.
+    pub(super) fork_socket: Option<String>,
 }
 
 impl Workers<'_> {
+    /// The ID the next worker gets.
+    pub(super) fn next_id(&mut self) -> String {
+        let id = worker_name(self.next);
+        self.next += 1;
+        id
+    }
+
     pub(super) fn start(
         &mut self,
         launcher: &mut Launcher,
         procs: &mut Vec<Proc>,
     ) -> Result<(), DaemonError> {
-        let id = worker_name(self.next);
-        self.next += 1;
+        let id = self.next_id();
         let mut cfg = self.base.clone();
         cfg.role = Some("worker".into());
         cfg.worker_id = Some(id.clone());
         cfg.worker_count = Some(self.count);
         cfg.testrun_uid = Some(self.uid.clone());
         cfg.xdist_compat = true;
+        cfg.fork_socket = self.fork_socket.take();
         if id != "gw0" {
             cfg.warm_file = None;
         }

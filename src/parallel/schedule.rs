@@ -199,9 +199,57 @@ pub fn shard(files: &[(String, f64)], k: usize, n: usize) -> Vec<String> {
     mine
 }
 
+/// The next work for a worker that asked: the first queued unit, with the
+/// units after it while the batch holds less than a quarter of a worker's
+/// share of what is queued (as pytest-xdist's load scheduler sends items in
+/// chunks). Each batch is a round trip between a worker and the CLI: on a
+/// suite of many small files, one unit per request costs more than the tests.
+/// Batches shrink as the queue drains, so workers still end together.
+pub fn take_batch(queue: &mut VecDeque<Unit>, workers: usize) -> Option<Unit> {
+    let mut batch = queue.pop_front()?;
+    let queued: f64 = batch.weight + queue.iter().map(|u| u.weight).sum::<f64>();
+    let target = queued / (workers.max(1) as f64 * 4.0);
+    while batch.weight < target {
+        let Some(next) = queue.pop_front() else { break };
+        batch.indexes.extend(next.indexes);
+        batch.weight += next.weight;
+    }
+    Some(batch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_take_a_quarter_share_and_shrink_as_the_queue_drains() {
+        let mut queue: VecDeque<Unit> = (0..100)
+            .map(|i| Unit {
+                indexes: vec![i],
+                weight: 1.0,
+            })
+            .collect();
+        // 100 queued, 2 workers: 100 / 8 = 12.5, so 13 units.
+        let first = take_batch(&mut queue, 2).unwrap();
+        assert_eq!(first.indexes, (0..13).collect::<Vec<_>>());
+        let mut sizes = vec![first.indexes.len()];
+        while let Some(b) = take_batch(&mut queue, 2) {
+            sizes.push(b.indexes.len());
+        }
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 100);
+        assert_eq!(*sizes.last().unwrap(), 1);
+        // A unit heavier than the target goes alone.
+        let mut queue: VecDeque<Unit> = [50.0, 1.0, 1.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Unit {
+                indexes: vec![i],
+                weight: w,
+            })
+            .collect();
+        assert_eq!(take_batch(&mut queue, 2).unwrap().indexes, vec![0]);
+    }
 
     fn item(nodeid: &str) -> Item {
         Item {

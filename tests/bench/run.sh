@@ -4,13 +4,13 @@
 # corpus rows the suites built by ../shared/corpus/setup.sh into $CORPUS (default /work/corpus)
 # with rpytest installed into each suite's venv (.venv/bin/pip install <this repo>).
 #
-# usage: tests/bench/run.sh OUTDIR [section ...]   sections: warm cache scale parallel remote (default: all)
+# usage: tests/bench/run.sh OUTDIR [section ...]   sections: warm cache scale parallel remote fork (default: all)
 # Every command runs with PYTHONDONTWRITEBYTECODE unset, as on users' machines.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=$(mkdir -p "$1" && cd "$1" && pwd); shift
-SECTIONS=${*:-warm cache scale parallel remote}
+SECTIONS=${*:-warm cache scale parallel remote fork}
 CORPUS=${CORPUS:-/work/corpus}
 PY=$ROOT/.venv/bin/python
 RP=$ROOT/.venv/bin/rpytest
@@ -130,5 +130,31 @@ CONF
       -n "warm-remote-cache" "$RP --python $PY -q -p no:cacheprovider --remote-cache $URL")
   done
   kill $NGPID 2>/dev/null || true
+fi
+if [[ " $SECTIONS " == *" fork "* ]]; then
+  # -n 2 that collects once (issue 14), every test executed: stock pytest vs pytest-xdist -n 2 vs
+  # rpytest -n 2, on copies of the corpus suites (their venvs' python; this checkout's rpytest
+  # package through PYTHONPATH, which wins over a .pth in the venv) and on the 10,000-file tree.
+  export PYTHONPATH=$ROOT/python
+  fork_bench() {  # DIR PYTHON RUNS NAME
+    (cd "$1" && "$RP" --python "$2" -q -p no:cacheprovider -p no:randomly -n 2 --no-cache >/dev/null 2>&1 || true
+     "${HF[@]}" "$OUT/fork-$4.json" -i --warmup 1 --runs "$3" \
+       -n pytest "$NOHF $2 -m pytest -q -p no:cacheprovider -p no:randomly" \
+       -n pytest-xdist-n2 "$NOHF $2 -m pytest -q -p no:cacheprovider -p no:randomly -n 2" \
+       -n rpytest-n2 "$NOHF $RP --python $2 -q -p no:cacheprovider -p no:randomly -n 2 --no-cache"
+     RPYTEST_TRACE=1 "$RP" --python "$2" -q -p no:cacheprovider -p no:randomly -n 2 --no-cache 2>&1 \
+       | grep -E "trace: (worker|collection)" > "$OUT/fork-$4-workers.txt" || true)
+  }
+  for s in structlog click attrs; do
+    [[ -d $CORPUS/$s ]] || continue
+    rm -rf "$OUT/corpus-$s"; mkdir -p "$OUT/corpus-$s"
+    (cd "$CORPUS/$s" && tar --exclude=./.venv --exclude=./.rpytest --exclude=.pytest_cache --exclude=__pycache__ -cf - .) \
+      | (cd "$OUT/corpus-$s" && tar xf -)
+    fork_bench "$OUT/corpus-$s" "$CORPUS/$s/.venv/bin/python" 5 "$s"
+  done
+  t=$OUT/tree10000
+  [[ -d $t ]] || "$PY" tests/gen_tree.py "$t" 10000
+  fork_bench "$t" "${PYX:-$CORPUS/structlog/.venv/bin/python}" 3 tree10000
+  unset PYTHONPATH
 fi
 echo "results in $OUT"

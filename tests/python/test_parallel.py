@@ -171,3 +171,60 @@ def test_controller_turns_a_crash_into_a_failure(project: Path, tmp_path: Path) 
     assert code == 1, text
     assert "crashed while running 'test_a.py::test_pass': signal 11" in text
     assert "1 failed" in text
+
+
+def test_collector_forks_workers_that_run_by_index_without_collecting(project: Path, tmp_path: Path) -> None:
+    import socket
+
+    path = str(tmp_path / "fork.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    listener.settimeout(TIMEOUT)
+    cfg = {"rootdir": str(project), "record": False, "events": True, "role": "worker", "worker_id": "gw0",
+           "worker_count": 4, "testrun_uid": "u1", "xdist_compat": True, "fork_socket": path}
+    (project / "conftest.py").write_text(
+        "import os\n"
+        "def pytest_collection_finish(session):\n"
+        "    with open(os.path.join(str(session.config.rootpath), 'collected.log'), 'a') as f:\n"
+        "        f.write('%d\\n' % os.getpid())\n"
+    )
+    collector = Session(project, cfg, clean_env(PYTEST_XDIST_WORKER="gw0"), subprocess.DEVNULL)
+    collection = collector.next("collection")
+    assert collection["fork"] is True
+    collector.send({"type": "fork", "worker": "gw3", "idx": 7})
+    conn, _ = listener.accept()
+    conn.settimeout(TIMEOUT)
+    stream = conn.makefile("rb")
+
+    def next_msg() -> Dict[str, Any]:
+        line = stream.readline()
+        assert line, "the fork closed its socket early"
+        return decode(line.rstrip(b"\n"))
+
+    assert next_msg() == {"type": "hello", "idx": 7, "worker": "gw3"}
+    started = next_msg()
+    assert started["type"] == "started" and started["pid"] != collector.proc.pid
+    assert next_msg()["type"] == "want"
+    conn.sendall(encode({"type": "run", "indexes": [1, 3]}))
+    rest: List[Dict[str, Any]] = []
+    while True:
+        msg = next_msg()
+        rest.append(msg)
+        if msg["type"] == "want":
+            conn.sendall(encode({"type": "stop"}))
+        if msg["type"] == "finish":
+            break
+    forked = collector.next("forked")
+    assert forked["idx"] == 7 and forked["pid"] == started["pid"]
+    exited = collector.next("worker_exit")
+    assert exited["idx"] == 7 and exited["code"] == 1 and exited["signal"] is None  # test_fail failed
+    collector.send({"type": "stop"})
+    tail = collector.rest()
+    assert collector.proc.wait(timeout=TIMEOUT) == 0
+    reports = [m["data"] for m in rest if m["type"] == "report"]
+    ran = {(r["nodeid"], r["when"], r["outcome"]) for r in reports}
+    assert ("test_a.py::test_fail", "call", "failed") in ran
+    assert ("test_b.py::test_grouped", "call", "passed") in ran  # worker_id and env are the fork's
+    assert not any(m["type"] == "report" for m in collector.seen + tail)
+    assert (project / "collected.log").read_text().split() == [str(collector.proc.pid)]
