@@ -458,3 +458,31 @@ fn a_collector_running_a_thread_does_not_fork_and_every_worker_collects() {
     assert_eq!(collects, 2, "{log:?}\n{}", run.transcript());
     assert_no_sessions_left(&project.root);
 }
+
+/// Code that reads the worker id while the suite is collected (at import, in
+/// `pytest_configure`) would see the collector's id in every fork: then every
+/// worker collects for itself, as under pytest-xdist.
+#[test]
+fn reading_the_worker_id_while_collecting_makes_every_worker_collect() {
+    require_fixture_plugin();
+    for (marker, args) in [
+        ("worker_at_import", &["-n", "2", "--no-cache"][..]),
+        ("worker_at_import", &["-n", "2"][..]),
+        ("worker_at_configure", &["-n", "2", "--no-cache"][..]),
+    ] {
+        let project = Project::new("parallel_collect_once");
+        project.write(marker, "");
+        let run = project.rpytest(args).run();
+        run.assert_code(0);
+        assert_eq!(run.count(Outcome::Passed), 14, "{}", run.transcript());
+        let log = collect_once_log(&project);
+        let collects = log.iter().filter(|l| l[0] == "collect").count();
+        assert_eq!(
+            collects,
+            2,
+            "{marker} {args:?}: {log:?}\n{}",
+            run.transcript()
+        );
+        assert_no_sessions_left(&project.root);
+    }
+}

@@ -41,6 +41,23 @@ from rpytest.protocol import EventWriter, LineBuffer, decode, encode
 _Message = Dict[str, Any]
 
 
+
+class _WorkerInput(dict):
+    """`config.workerinput` as pytest-xdist gives it (a dict), noting whether code
+    read the worker id: read while collecting, it would be gw0's in every fork."""
+
+    id_read = False
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == "workerid":
+            self.id_read = True
+        return dict.__getitem__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key == "workerid":
+            self.id_read = True
+        return dict.get(self, key, default)
+
 class ControlChannel:
     """Messages from the CLI: one JSON object per line on a pipe."""
 
@@ -146,12 +163,14 @@ class WorkerPlugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         # What pytest-xdist gives its workers: plugins that must act once per
         # run (junitxml, the last-failed cache, stepwise) leave it to the controller.
-        config.workerinput = {  # type: ignore[attr-defined]
-            "workerid": self.worker_id,
-            "workercount": self.worker_count,
-            "testrunuid": self.testrun_uid,
-            "mainargv": list(config.invocation_params.args),
-        }
+        config.workerinput = _WorkerInput(  # type: ignore[attr-defined]
+            {
+                "workerid": self.worker_id,
+                "workercount": self.worker_count,
+                "testrunuid": self.testrun_uid,
+                "mainargv": list(config.invocation_params.args),
+            }
+        )
         config.workeroutput = {}  # type: ignore[attr-defined]
         self.config = config
 
@@ -180,9 +199,14 @@ class WorkerPlugin:
         stop = bool(session.testsfailed and not config.option.continue_on_collection_errors)
         # fork() with a thread running can deadlock the child (a lock held by
         # that thread stays held): then this session is an ordinary worker.
+        # Code that read the worker id while collecting (a per-worker database
+        # name at import) would see gw0's in every fork: then every worker collects.
+        id_read = self.rp.worker_id_was_read() or getattr(config, "workerinput", None) is not None and getattr(
+            config.workerinput, "id_read", False
+        )
         self.forks = bool(
             self.fork_socket and hasattr(os, "fork") and not stop and not config.option.collectonly
-            and threading.active_count() == 1
+            and threading.active_count() == 1 and not id_read
         )
         self.emit(
             {
@@ -359,6 +383,8 @@ class WorkerPlugin:
         self.writer.closed = False
         self.worker_id = wid
         self.forks = False
+        if self.rp.recorder is not None and not self.rp.recording:
+            self.rp.recorder.enabled = False  # it only watched the collection
         os.environ["PYTEST_XDIST_WORKER"] = wid
         if self.config is not None:
             self.config.workerinput["workerid"] = wid  # type: ignore[attr-defined]

@@ -64,7 +64,11 @@ class RpytestPlugin:
         self.role = session_config.get("role")
         self.recording = bool(session_config.get("record", True))
         self.events = bool(session_config.get("events", True))
-        self.recorder: Optional[record.Recorder] = record.Recorder(self.rootdir) if self.recording else None
+        # A collector whose items workers will inherit (rpytest.parallel) watches
+        # what collection reads even when nothing is recorded: code that reads
+        # the worker id at import cannot be shared by forks.
+        watch = self.recording or bool(session_config.get("fork_socket"))
+        self.recorder: Optional[record.Recorder] = record.Recorder(self.rootdir) if watch else None
         cached: List[_Entry] = [e for e in session_config.get("cached") or () if isinstance(e, dict) and e.get("nodeid")]
         self.skip_replays = [e for e in cached if self._entry_file(e) in self.skip_files]
         self.cached_collected = {e["nodeid"]: e for e in cached if self._entry_file(e) not in self.skip_files}
@@ -84,6 +88,16 @@ class RpytestPlugin:
     def start(self) -> None:
         if self.recorder is not None:
             record.install(self.recorder)
+
+    def worker_id_was_read(self) -> bool:
+        """Whether anything read PYTEST_XDIST_WORKER (while collecting: a value
+        forks of this session would share)."""
+        rec = self.recorder
+        return rec is not None and any(
+            name.startswith("PYTEST_XDIST_WORKER") and name != "PYTEST_XDIST_WORKER_COUNT"
+            for names in rec.env.values()
+            for name in names
+        )
 
     def stop(self) -> None:
         if self.recorder is not None:
@@ -506,7 +520,7 @@ class RpytestPlugin:
             session.exitstatus = pytest.ExitCode.OK
         self._send_collected(())
         rec = self.recorder
-        if rec is not None:
+        if rec is not None and self.recording:
             rec.enabled = False
             for key in [None] + [f for f in self.files]:
                 deps = rec.deps(key)
