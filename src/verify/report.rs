@@ -204,7 +204,7 @@ pub fn print(report: &Report) {
         }
         crate::report::stdout_line("");
     }
-    crate::report::stdout_line(&format!("{}", report.verdict));
+    crate::report::stdout_line(&report.verdict.to_string());
 }
 
 /// Writes the JSON report.

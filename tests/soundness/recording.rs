@@ -517,7 +517,7 @@ fn failures_section(stdout: &str) -> String {
     stdout[start..end]
         .lines()
         .filter(|l| !l.contains("environ(") && !l.contains("generated xml file"))
-        .map(|l| l.replace(|c: char| c == '\\', "/"))
+        .map(|l| l.replace('\\', "/"))
         .collect::<Vec<_>>()
         .join("\n")
 }
