@@ -813,6 +813,8 @@ def _raw_env(name: str) -> Any:
 
 
 _RECORDER: Optional[Recorder] = None
+# The process's stdin as the tests see it under -s (see watch_stdin).
+_LIVE_STDIN: List[Any] = []
 _installed = False
 # Set when a prologue could not be compiled: what it would have seen is unknown.
 _blind = False
@@ -960,7 +962,9 @@ def install(recorder: Recorder) -> None:
         "rpytest.env": lambda rec, args: rec.on_env(args[0]),
         "rpytest.env.set": lambda rec, args: rec.on_env_set(args[0]),
         "rpytest.env.all": env_all,
-        "builtins.input": lambda rec, args: rec.on_stdin(),
+        # input() reads the process's stdin only when sys.stdin is still it
+        # (under -s); a test's own stdin (click's CliRunner) is the test's.
+        "builtins.input": lambda rec, args: rec.on_stdin() if _LIVE_STDIN and sys.stdin is _LIVE_STDIN[0] else None,
         "rpytest.option": lambda rec, args: _on_option_event(rec),
         "os.listdir": lambda rec, args: rec.on_list(args[0] if args else None),
         "os.scandir": lambda rec, args: rec.on_list(args[0] if args else None),
@@ -1115,3 +1119,4 @@ def watch_stdin() -> None:
     if sys.__stdin__ is old:
         sys.__stdin__ = stream
     sys.stdin = stream
+    _LIVE_STDIN[:] = [stream]

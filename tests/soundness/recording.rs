@@ -395,7 +395,11 @@ def test_readline():
     assert sys.stdin.readline() == "again\n"
 "#,
     );
-    pair.write("test_other.py", "def test_other():\n    pass\n");
+    // A test's own stdin (click's CliRunner, monkeypatch) is not the process's.
+    pair.write(
+        "test_other.py",
+        "import io, sys\n\ndef test_own_stdin(monkeypatch):\n    monkeypatch.setattr(sys, 'stdin', io.StringIO('yes\\n'))\n    assert input() == 'yes'\n",
+    );
     let args = ["-v", "-s"];
     for _ in 0..2 {
         let py = pair.pytest.pytest(&args).stdin(b"yes\nagain\n").run();
@@ -414,6 +418,13 @@ def test_readline():
             );
         }
     }
+    let rp = pair.rpytest.rpytest(&args).stdin(b"yes\nagain\n").run();
+    assert_eq!(
+        rp.verbose_statuses().get("test_other.py::test_own_stdin").map(String::as_str),
+        Some("CACHED"),
+        "{}",
+        rp.transcript()
+    );
     // Nothing on stdin now: both fail under both tools.
     let (py, _) = pair.check(&args);
     assert_fails(&py, "test_prompt.py::test_input");
