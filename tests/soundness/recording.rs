@@ -10,6 +10,22 @@ use std::time::{Duration, Instant};
 
 use super::common::{assert_same, Pair, Run};
 
+/// A directory outside the project and outside the temporary directory (where a
+/// config file in `$HOME` or `/etc` would be): under `$HOME`, removed on drop.
+fn outside_dir(prefix: &str) -> tempfile::TempDir {
+    let home = std::env::var_os("HOME").expect("HOME must be set for this test");
+    let home = std::path::PathBuf::from(home);
+    assert!(
+        !home.starts_with("/tmp") && !home.starts_with("/var/tmp"),
+        "HOME ({}) is a temporary directory: the recorder ignores reads there",
+        home.display()
+    );
+    tempfile::Builder::new()
+        .prefix(&format!(".rpytest-soundness-{prefix}"))
+        .tempdir_in(&home)
+        .expect("create a directory under $HOME")
+}
+
 /// An empty rootdir (`pytest.ini`) for both tools, writing bytecode as on users' machines.
 fn pair() -> Pair {
     let mut pair = Pair::new("soundness");
@@ -627,12 +643,7 @@ def test_script():
 #[test]
 fn a_file_outside_the_project_that_a_test_reads_is_an_input() {
     let mut pair = pair();
-    // Outside the project and outside the temporary directory (a config file
-    // in $HOME, /etc/...): the target directory of this build.
-    let dir = tempfile::Builder::new()
-        .prefix("external-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("create a directory outside /tmp");
+    let dir = outside_dir("external-");
     let config = dir.path().join("settings.ini");
     fs::write(&config, "mode = fast\n").unwrap();
     pair.set_env("SOUNDNESS_CONFIG", &config.to_string_lossy());
@@ -672,19 +683,21 @@ fn what_a_test_module_reads_at_import_is_an_input_of_its_importers() {
 #[test]
 fn a_tool_looked_up_outside_the_project_and_a_shell_command_are_inputs() {
     let mut pair = pair();
-    let dir = tempfile::Builder::new()
-        .prefix("tools-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("create a directory outside /tmp");
+    let dir = outside_dir("tools-");
     pair.set_env("SOUNDNESS_TOOLS", &dir.path().to_string_lossy());
     pair.write("data/sh.txt", "one");
     pair.write(
         "test_tools.py",
-        r#"import os, shutil, subprocess, pytest
+        r#"import os, shutil, pytest
 
 @pytest.mark.skipif(shutil.which("soundness-tool", path=os.environ["SOUNDNESS_TOOLS"]) is None, reason="no tool")
 def test_with_tool():
     assert False, "the tool is broken"
+"#,
+    );
+    pair.write(
+        "test_shell.py",
+        r#"import subprocess
 
 def test_shell():
     out = subprocess.run("cat data/sh.txt | tr -d '\n'", shell=True, capture_output=True, text=True).stdout
@@ -699,7 +712,7 @@ def test_shell():
     pair.write("data/sh.txt", "two");
     let (py, _) = pair.check(&["-v"]);
     assert_fails(&py, "test_tools.py::test_with_tool");
-    assert_fails(&py, "test_tools.py::test_shell");
+    assert_fails(&py, "test_shell.py::test_shell");
 }
 
 #[test]
