@@ -372,6 +372,12 @@ class WorkerPlugin:
             if os.getppid() != parent:
                 os._exit(3)
         random.seed()
+        # Exit handlers the collection registered (a conftest's mkdtemp + atexit
+        # rmtree) belong to the collector, which runs them once, after every
+        # worker ended; a worker running them would delete state the others use.
+        import atexit
+
+        atexit._clear()
         fd = sock.fileno()
         assert self.writer.fd is not None
         # The events and the control channel keep their fd numbers, now naming this worker's socket.

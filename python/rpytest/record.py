@@ -146,12 +146,55 @@ def _importer_frame() -> Any:
     return None
 
 
+def _first_outside_frame() -> Any:
+    """The first frame outside this module and the standard library: the code
+    whose call raised the event being recorded."""
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        fn = frame.f_code.co_filename
+        if fn == _HERE or (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
+            fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+        ):
+            frame = frame.f_back
+            continue
+        return frame
+    return None
+
+
+def _find_spec_caller_is_machinery() -> bool:
+    """Whether importlib.util.find_spec (whose frame raised the event) was called
+    by machinery; its own frame, importlib's, does not decide."""
+    import importlib.util
+
+    code = getattr(importlib.util.find_spec, "__code__", None)
+    frame: Any = sys._getframe(1)
+    while frame is not None and (frame.f_code.co_filename == _HERE or frame.f_code is code):
+        frame = frame.f_back
+    while frame is not None:
+        fn = frame.f_code.co_filename
+        if (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
+            fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+        ):
+            frame = frame.f_back
+            continue
+        return fn.startswith(_MACHINERY) and fn != _PYTESTER
+    return False
+
+
 def source_of_pyc(path: str) -> Optional[str]:
     """`pkg/__pycache__/mod.cpython-311[-pytest-8.4.2][.opt-1].pyc` -> `pkg/mod.py`
     (what the cached bytecode was compiled from), else None."""
     head, name = os.path.split(path)
+    if not name.endswith(".pyc"):
+        return None
+    prefix = getattr(sys, "pycache_prefix", None)
+    if prefix:
+        # PYTHONPYCACHEPREFIX: <prefix>/<source dir>/mod.cpython-311.pyc
+        root = os.path.normpath(prefix).rstrip(os.sep) + os.sep
+        if head.startswith(root) or head + os.sep == root:
+            return os.path.join(os.sep + head[len(root):], name.split(".", 1)[0] + ".py")
     parent, cache = os.path.split(head)
-    if cache != "__pycache__" or not name.endswith(".pyc"):
+    if cache != "__pycache__":
         return None
     return os.path.join(parent, name.split(".", 1)[0] + ".py")
 
@@ -196,6 +239,7 @@ class Recorder:
         self._rel: Dict[str, Optional[str]] = {}
         self._venv_tops: Dict[str, bool] = {}
         self._sites: Dict[Tuple[Any, ...], Tuple[bool, Key]] = {}
+        self._env_iter_sites: Set[Tuple[int, int]] = set()
         excluded = []
         for p in {sys.prefix, sys.exec_prefix, getattr(sys, "base_prefix", sys.prefix)}:
             excluded.append(os.path.normpath(p).rstrip(os.sep) + os.sep)
@@ -336,7 +380,7 @@ class Recorder:
             frame = frame.f_back
         return active
 
-    def site(self) -> Tuple[bool, Key]:
+    def site(self, resources: bool = False) -> Tuple[bool, Key]:
         """(from machinery, data key) of the event being recorded, in one look at
         the stack. The answer depends on the first caller outside the standard
         library and on the frames further out; it is remembered per call site
@@ -351,8 +395,11 @@ class Recorder:
         while frame is not None:
             code = frame.f_code
             fn = code.co_filename
-            if (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
-                fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+            if (
+                (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE))
+                or (fn.startswith("<frozen ") and not fn.startswith(_MACHINERY))
+                # A loader reading a package's data for its caller (pkgutil.get_data).
+                or (resources and fn.startswith("<frozen importlib._bootstrap_external"))
             ):
                 if fn == _MOCK:
                     return True, None
@@ -364,7 +411,7 @@ class Recorder:
         if frame is None:
             return False, self._data_key_from(top)
         back = frame.f_back
-        memo_key = (code, frame.f_lasti, id(frame), id(back), self.active) if simple else None
+        memo_key = (code, frame.f_lasti, id(frame), id(back), self.active, resources) if simple else None
         if memo_key is not None:
             hit = self._sites.get(memo_key)
             if hit is not None:
@@ -381,8 +428,12 @@ class Recorder:
 
     def on_open(self, args: Tuple[Any, ...]) -> None:
         path, mode, flags = args[0], args[1], args[2] or 0
-        if isinstance(path, int) or path is None or flags & _DIRECTORY:
-            return  # fdopen, or a directory (listings are not tracked here)
+        if isinstance(path, int):
+            if path == 0 and _LIVE_STDIN:
+                self.on_stdin()  # open(0) under -s: the process's stdin
+            return  # fdopen
+        if path is None or flags & _DIRECTORY:
+            return  # a directory (listings are not tracked here)
         if isinstance(mode, str):
             writes = "w" in mode or "a" in mode or "x" in mode or "+" in mode
             # r+ and a+ read what was there; w+ and x+ start empty.
@@ -399,9 +450,8 @@ class Recorder:
             if writes:
                 return  # the import system caching bytecode
             src = source_of_pyc(p)
-            if src is None:
-                return
-            p, module = src, True
+            # A .pyc outside __pycache__ is a sourceless module: it is the code.
+            p, module = (src or p), True
         elif p.endswith(".py") and reads and not writes:
             module = True  # a module loaded from source, or source read as text: either way an input
         r = self._rel_abs(p)
@@ -419,7 +469,7 @@ class Recorder:
         if module:
             self._on_module(r)
             return
-        machinery, k = self.site()
+        machinery, k = self.site(resources=True)
         # A read of a file that does not exist is an input too (label "missing").
         # pytest's own reads (its ini file, a doctest text file it collects) are
         # not: the CLI keys what pytest reads itself.
@@ -479,7 +529,7 @@ class Recorder:
             name = bits[0] + ("." + rest if rest else "")
         mod = sys.modules.get(name)
         if mod is None:
-            if probe and from_machinery():
+            if probe and _find_spec_caller_is_machinery():
                 return  # pytest and the import system looking for plugins and modules
             self.requested[self.active].add(name)
             return
@@ -643,6 +693,11 @@ class Recorder:
         machinery, k = self.site()
         if not machinery:
             self.env[k].add("*")
+            # The items a copy or dict() reads next come from this very
+            # instruction: they are part of this read, not reads by name.
+            frame = _first_outside_frame()
+            if frame is not None:
+                self._env_iter_sites.add((id(frame), frame.f_lasti))
 
     def on_list(self, path: Any) -> None:
         """A directory listing (os.listdir/os.scandir, and so glob, os.walk,
@@ -678,8 +733,16 @@ class Recorder:
         if machinery:
             return  # pytest's own lookups (terminal width, CI for truncation, monkeypatch's undo)
         env = self.env[k]
-        if name in env or "*" in env:
-            return  # known already, or covered by the whole-environment read
+        if name in env:
+            return
+        if "*" in env:
+            if not is_cosmetic_env(name):
+                return  # covered by the whole-environment read
+            # A cosmetic name is left out of "*": an input when asked for by
+            # name, not when an iteration (a copy, dict(), items()) reads it.
+            frame = _first_outside_frame()
+            if frame is not None and (id(frame), frame.f_lasti) in self._env_iter_sites:
+                return
         if name in self.env_set[k] and _raw_env(name) != self.original_env.get(_env_key(name)):
             return  # the value this key itself set (monkeypatch.setenv), not the caller's
         env.add(name)
@@ -1027,7 +1090,7 @@ def _record_attribute_reads(target: Any, first_party: Dict[str, bool]) -> bool:
 
     def __getattribute__(self: Any, name: str) -> Any:
         rec = _RECORDER
-        if rec is not None and rec.enabled and not name.startswith("__"):
+        if rec is not None and rec.enabled and (name == "__dict__" or not name.startswith("__")):
             fn = sys._getframe(1).f_code.co_filename
             v = first_party.get(fn)
             if v is None:

@@ -756,3 +756,36 @@ fn a_session_sees_the_clients_time_zone() {
     let (py, _) = pair.check(&["-v"]);
     assert_fails(&py, "test_tz.py::test_utc");
 }
+
+/// Found by review: each in its own file, so no file is re-run because of
+/// another's change.
+#[test]
+fn reads_the_first_recorder_missed_are_inputs() {
+    let mut pair = pair();
+    pair.write("pkg/__init__.py", "");
+    pair.write("pkg/data.txt", "ok\n");
+    pair.write(
+        "test_cosmetic_after_copy.py",
+        "import os\n\ndef test_ci():\n    env = os.environ.copy()\n    assert os.environ.get('CI') in (None, '')\n",
+    );
+    pair.write(
+        "test_find_spec.py",
+        "import importlib.util\n\ndef test_fs():\n    assert importlib.util.find_spec('optional_' + 'helper') is None\n",
+    );
+    pair.write(
+        "test_get_data.py",
+        "import pkgutil\n\ndef test_get_data():\n    assert pkgutil.get_data('pkg', 'data.txt') == b'ok\\n'\n",
+    );
+    warm_all(&pair, &["-v"]);
+    pair.set_env("CI", "1");
+    pair.write("optional_helper.py", "X = 1\n");
+    pair.write("pkg/data.txt", "bad\n");
+    let (py, _) = pair.check(&["-v"]);
+    for node in [
+        "test_cosmetic_after_copy.py::test_ci",
+        "test_find_spec.py::test_fs",
+        "test_get_data.py::test_get_data",
+    ] {
+        assert_fails(&py, node);
+    }
+}
