@@ -485,15 +485,7 @@ class Recorder:
         the top of a module, a test module included): the module keeps what it
         read, so whoever imports the module depends on the file. An edge from the
         module to the file puts it in every importer's closure."""
-        frame: Any = sys._getframe(2)
-        while frame is not None:
-            fn = frame.f_code.co_filename
-            if fn == _HERE or (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
-                fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
-            ):
-                frame = frame.f_back
-                continue
-            break
+        frame = _first_outside_frame()
         if frame is None or frame.f_code.co_name != "<module>":
             return
         reader = self.rel(frame.f_code.co_filename)
