@@ -19,8 +19,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{
-    assert_same, fixture_source, python, repo_root, require_fixture_plugin, Outcome, Pair, Project,
-    Run,
+    assert_same, fixture_source, pip, python, repo_root, require_fixture_plugin, Outcome, Pair,
+    Project, Run,
 };
 
 // ---------------------------------------------------------------------------
@@ -544,22 +544,6 @@ fn package_venv() -> &'static Path {
         fs::write(&marker, "").expect("write the venv marker");
         py
     })
-}
-
-fn pip(py: &Path, args: &[&str]) {
-    let out = Command::new(py)
-        .args(["-m", "pip", "--disable-pip-version-check"])
-        .args(args)
-        .env_remove("PYTHONPATH")
-        .env_remove("VIRTUAL_ENV")
-        .output()
-        .expect("run pip");
-    assert!(
-        out.status.success(),
-        "pip {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Installs `tests/fixtures/cache_pkg/<version>` (non-editable) from a copy,

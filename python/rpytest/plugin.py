@@ -226,16 +226,6 @@ class RpytestPlugin:
         return report
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_collection(self, session: pytest.Session) -> Any:
-        if self.recorder is not None:
-            self.recorder.collecting = True
-        try:
-            return (yield)
-        finally:
-            if self.recorder is not None:
-                self.recorder.collecting = False
-
-    @pytest.hookimpl(wrapper=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> Any:
         # Before any deselection: the complete item list of every collected file.
         self._send_collected(items)

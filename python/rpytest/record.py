@@ -115,23 +115,12 @@ def _is_import_frame(filename: str) -> bool:
     return filename.startswith("<frozen importlib") or filename == _REWRITE
 
 
-def from_machinery(depth: int = 1) -> bool:
-    """Whether the event being recorded comes from machinery (the import system,
-    pytest, pluggy, rpytest) rather than from a test or a module it uses: the first
-    caller outside this module and the standard library (glob, pathlib, os.walk,
-    subprocess, os.environ.copy...) decides."""
-    frame: Any = sys._getframe(depth)
-    while frame is not None and frame.f_code.co_filename == _HERE:
-        frame = frame.f_back
-    while frame is not None:
-        fn = frame.f_code.co_filename
-        if fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE):
-            if fn == _MOCK:
-                return True
-        elif not fn.startswith("<frozen ") or fn.startswith(_MACHINERY):  # "<frozen os>" is stdlib
-            return fn.startswith(_MACHINERY) and fn != _PYTESTER
-        frame = frame.f_back
-    return False
+def _is_library_frame(fn: str) -> bool:
+    """Code of the standard library (glob, pathlib, os.walk, subprocess, "<frozen
+    os>"...), which acts for its caller: the first frame beyond it decides."""
+    return (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
+        fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+    )
 
 
 def _importer_frame() -> Any:
@@ -146,15 +135,13 @@ def _importer_frame() -> Any:
     return None
 
 
-def _first_outside_frame() -> Any:
-    """The first frame outside this module and the standard library: the code
-    whose call raised the event being recorded."""
+def _first_outside_frame(skip: Any = None) -> Any:
+    """The first frame outside this module and the standard library (and
+    outside code object `skip`): the code whose call raised the event."""
     frame: Any = sys._getframe(1)
     while frame is not None:
-        fn = frame.f_code.co_filename
-        if fn == _HERE or (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
-            fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
-        ):
+        code = frame.f_code
+        if code.co_filename == _HERE or code is skip or _is_library_frame(code.co_filename):
             frame = frame.f_back
             continue
         return frame
@@ -166,19 +153,11 @@ def _find_spec_caller_is_machinery() -> bool:
     by machinery; its own frame, importlib's, does not decide."""
     import importlib.util
 
-    code = getattr(importlib.util.find_spec, "__code__", None)
-    frame: Any = sys._getframe(1)
-    while frame is not None and (frame.f_code.co_filename == _HERE or frame.f_code is code):
-        frame = frame.f_back
-    while frame is not None:
-        fn = frame.f_code.co_filename
-        if (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
-            fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
-        ):
-            frame = frame.f_back
-            continue
-        return fn.startswith(_MACHINERY) and fn != _PYTESTER
-    return False
+    frame = _first_outside_frame(skip=getattr(importlib.util.find_spec, "__code__", None))
+    if frame is None:
+        return False
+    fn = frame.f_code.co_filename
+    return fn.startswith(_MACHINERY) and fn != _PYTESTER
 
 
 def source_of_pyc(path: str) -> Optional[str]:
@@ -227,9 +206,6 @@ class Recorder:
         # Keys whose tests read stdin or pytest's output options.
         self.volatile: Set[Key] = set()
         self.options: Set[Key] = set()
-        # True while pytest walks directories to collect: its own listings are
-        # not inputs of any test (a new test file is found by the CLI's discovery).
-        self.collecting = False
         self.written: Set[str] = set()
         # Python files written outside the project (tmp_path): a module the
         # session itself wrote is not code from outside.
@@ -395,11 +371,9 @@ class Recorder:
         while frame is not None:
             code = frame.f_code
             fn = code.co_filename
-            if (
-                (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE))
-                or (fn.startswith("<frozen ") and not fn.startswith(_MACHINERY))
+            if _is_library_frame(fn) or (
                 # A loader reading a package's data for its caller (pkgutil.get_data).
-                or (resources and fn.startswith("<frozen importlib._bootstrap_external"))
+                resources and fn.startswith("<frozen importlib._bootstrap_external")
             ):
                 if fn == _MOCK:
                     return True, None
@@ -546,7 +520,7 @@ class Recorder:
         package's files, not the kernel's, not temporary files and not caches."""
         v = self._external_seen.get(p)
         if v is None:
-            v = not p.startswith(self.installed_prefixes) and not p.startswith(self.volatile_prefixes)
+            v = self._is_watchable_outside(p)
             if v:
                 try:
                     v = os.path.isfile(p)

@@ -79,7 +79,16 @@ pub struct Anchors<'a> {
     pub root: &'a Path,
 }
 
-impl Anchors<'_> {
+impl<'a> Anchors<'a> {
+    /// The anchors of `info`'s interpreter and the project at `root`.
+    pub fn of(info: &'a crate::project::interpreter::InterpreterInfo, root: &'a Path) -> Self {
+        Anchors {
+            site_dirs: &info.site_dirs,
+            prefix: &info.prefix,
+            root,
+        }
+    }
+
     /// `site:<rel>` under a site directory, `prefix:<rel>` under the
     /// interpreter's prefix, `root:<rel>` beside the project (an editable
     /// sibling checkout), else the absolute path.

@@ -457,11 +457,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
                     .into_iter()
                     .flat_map(|(a, bs)| bs.into_iter().map(move |b| (a.clone(), b)))
                     .collect();
-                let anchors = crate::inputs::installed::Anchors {
-                    site_dirs: &info.site_dirs,
-                    prefix: &info.prefix,
-                    root: rootdir,
-                };
+                let anchors = crate::inputs::installed::Anchors::of(&info, rootdir);
                 let installed = crate::inputs::installed::export(
                     &crate::inputs::installed::load(&store),
                     &anchors,

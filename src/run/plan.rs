@@ -601,11 +601,7 @@ impl Plan {
                         .map(|(f, kind, name)| (f, kind, vec![name]))
                         .collect();
                     let before = store.deps_count();
-                    let anchors = crate::inputs::installed::Anchors {
-                        site_dirs: &info.site_dirs,
-                        prefix: &info.prefix,
-                        root: &inv.setup.rootdir,
-                    };
+                    let anchors = crate::inputs::installed::Anchors::of(info, &inv.setup.rootdir);
                     let installed =
                         crate::inputs::installed::import(store, &snap.installed, &anchors);
                     let recorded = store.record_deps(&deps, &snap.edges).is_ok()

@@ -82,3 +82,21 @@ pub fn require_fixture_plugin() {
         panic!("{message}");
     }
 }
+
+/// Runs `python -m pip` with `args` in the venv of `py` (no `PYTHONPATH` or
+/// `VIRTUAL_ENV` of the caller's); panics with pip's output when it fails.
+pub fn pip(py: &Path, args: &[&str]) {
+    let out = Command::new(py)
+        .args(["-m", "pip", "--disable-pip-version-check"])
+        .args(args)
+        .env_remove("PYTHONPATH")
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .expect("run pip");
+    assert!(
+        out.status.success(),
+        "pip {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

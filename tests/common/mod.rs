@@ -14,7 +14,7 @@ mod project;
 mod run;
 
 pub use junit::{parse_junit, unescape_xml, Outcome, Outcomes};
-pub use locate::{fixture_source, python, repo_root, require_fixture_plugin, rpytest_bin};
+pub use locate::{fixture_source, pip, python, repo_root, require_fixture_plugin, rpytest_bin};
 pub use project::{check, copy_tree, Pair, Project};
 pub use run::{
     assert_same, parse_pid, process_alive, Invocation, KillOnDrop, Run, Running, Tool, RUN_TIMEOUT,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::common::{python, repo_root, Outcome, Pair, Run};
+use super::common::{pip, python, repo_root, Outcome, Pair, Run};
 
 /// Every session imports the plugin, the .pth hook and sitecustomize, so they
 /// are inputs of every test here: a test that edits one runs alone, or the
@@ -125,22 +125,6 @@ fn site_packages(py: &Path) -> PathBuf {
         .output()
         .expect("ask the venv for its site-packages");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-fn pip(py: &Path, args: &[&str]) {
-    let out = Command::new(py)
-        .args(["-m", "pip", "--disable-pip-version-check"])
-        .args(args)
-        .env_remove("PYTHONPATH")
-        .env_remove("VIRTUAL_ENV")
-        .output()
-        .expect("run pip");
-    assert!(
-        out.status.success(),
-        "pip {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn write(path: &Path, text: &str) {

@@ -436,7 +436,9 @@ def test_readline():
     }
     let rp = pair.rpytest.rpytest(&args).stdin(b"yes\nagain\n").run();
     assert_eq!(
-        rp.verbose_statuses().get("test_other.py::test_own_stdin").map(String::as_str),
+        rp.verbose_statuses()
+            .get("test_other.py::test_own_stdin")
+            .map(String::as_str),
         Some("CACHED"),
         "{}",
         rp.transcript()
