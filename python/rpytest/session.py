@@ -166,6 +166,27 @@ def apply_environment(cwd: str, env: Dict[str, str], umask: Optional[int]) -> No
         time.tzset()
 
 
+def enter_sandbox(cfg: Dict[str, Any], writer: EventWriter) -> Any:
+    """The sandbox's pytest plugin once the session is inside it; None (after
+    saying why on stderr) when it cannot be entered: the session must not run."""
+    from rpytest import sandbox
+
+    try:
+        plan = sandbox.enter(cfg)
+    except (sandbox.SandboxError, OSError) as exc:
+        msg = "rpytest: cannot run hermetic tests in a sandbox: %s\nrpytest: hermetic tests never run unsandboxed\n" % exc
+        try:
+            sys.stderr.flush()
+            os.write(2, msg.encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
+        return None
+    sandbox.apply_env(cfg.get("env") or dict(os.environ))
+    denials = sandbox.Denials(plan, cfg.get("rules") or {})
+    denials.start()
+    return sandbox.SandboxPlugin(denials, writer)
+
+
 def run_pytest(
     argv: List[str], session_config: Dict[str, Any], writer: EventWriter, argv0: str, control_fd: Optional[int] = None
 ) -> int:
@@ -197,6 +218,13 @@ def run_pytest(
             plugins.append(ControllerPlugin(plugin, writer, channel))
     from rpytest import shadow
 
+    if session_config.get("sandbox") and role != "controller":
+        # Hermetic tests: enter the sandbox before anything of the project is
+        # imported; workers forked after collection inherit it.
+        sandboxed = enter_sandbox(session_config["sandbox"], writer)
+        if sandboxed is None:
+            return 4
+        plugins.append(sandboxed)
     if session_config.get("record") and session_config.get("events", True):
         from rpytest.installed import InstalledReport
 
