@@ -70,6 +70,24 @@ pub struct SessionConfig {
     /// to this Unix socket of the CLI's (rpytest.parallel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork_socket: Option<String>,
+    /// Hermetic tests: the session enters this sandbox before collecting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxConfig>,
+}
+
+/// What a hermetic session's sandbox shows (`python/rpytest/sandbox.py`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    pub rootdir: String,
+    /// Declared input files (rootdir-relative), shown beside first-party code.
+    pub files: Vec<String>,
+    /// The session's whole environment inside the sandbox.
+    pub env: BTreeMap<String, String>,
+    /// Test file -> the hermetic rule that governs it (for explanations).
+    pub rules: BTreeMap<String, String>,
+    /// Paths bound writable (the CLI's sockets).
+    #[serde(default)]
+    pub writable: Vec<String>,
 }
 
 /// A cached module-level skip.
@@ -199,6 +217,14 @@ pub enum Event {
     },
     Edges {
         edges: Vec<(String, String)>,
+    },
+    /// A hermetic session: how many project files its sandbox showed, and per
+    /// test file what it denied (undeclared reads, connections).
+    Sandbox {
+        #[serde(default)]
+        visible: usize,
+        #[serde(default)]
+        denied: BTreeMap<String, Vec<String>>,
     },
     /// Installed module files the session imported: `(portable name, path
     /// on this machine)` (python/rpytest/installed.py).

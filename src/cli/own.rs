@@ -76,6 +76,11 @@ pub struct OwnArgs {
     /// Store this run's results in the remote cache too (CI on a protected branch).
     #[arg(long)]
     pub remote_cache_upload: bool,
+    /// Run every test hermetically, as a rule's `hermetic = true` does: in a
+    /// sandbox that shows only first-party code and declared inputs, with a
+    /// fixed environment and no network.
+    #[arg(long)]
+    pub hermetic: bool,
     /// Print which rule governs each test file and every input of its key, then exit.
     #[arg(long, conflicts_with_all = ["daemon", "result_cache", "why", "verify_dropin"])]
     pub show_rules: bool,
@@ -108,6 +113,7 @@ const OWN: &[(&str, bool)] = &[
     ("--remote-cache", true),
     ("--remote-cache-upload", false),
     ("--show-rules", false),
+    ("--hermetic", false),
 ];
 
 /// Splits the command line into rpytest's tokens and pytest's arguments.

@@ -28,10 +28,22 @@ pub struct DaemonSpec<'a> {
     pub paths: &'a DaemonPaths,
     pub idle_timeout: u64,
     pub fingerprint: String,
+    /// The daemon's whole environment when it is not ours (hermetic sessions'
+    /// daemon starts with the sandbox's fixed environment).
+    pub env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The environment's fingerprint: a daemon with another one is stale.
 pub fn fingerprint(python: &Path, info: &InterpreterInfo) -> String {
+    fingerprint_with_env(python, info, std::env::vars())
+}
+
+/// As `fingerprint`, for a daemon started with the environment `env`.
+pub fn fingerprint_with_env(
+    python: &Path,
+    info: &InterpreterInfo,
+    env: impl Iterator<Item = (String, String)>,
+) -> String {
     let mut h = blake3::Hasher::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update(&PROTOCOL_VERSION.to_le_bytes());
@@ -62,7 +74,7 @@ pub fn fingerprint(python: &Path, info: &InterpreterInfo) -> String {
     // Read by the interpreter in C at startup, where a forked session cannot
     // take them back: its flags and paths (`PYTHON*`) and the C locale that
     // decides the file system and stdio encodings (`LANG`, `LC_ALL`, `LC_CTYPE`).
-    let mut vars: Vec<(String, String)> = std::env::vars()
+    let mut vars: Vec<(String, String)> = env
         .filter(|(k, _)| {
             k.starts_with("PYTHON") || matches!(k.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE")
         })
@@ -133,7 +145,10 @@ fn usable(spec: &DaemonSpec) -> Result<Option<Connection>, DaemonError> {
         Ok((c, pong))
             if pong.protocol == PROTOCOL_VERSION
                 && pong.fingerprint == spec.fingerprint
-                && pong.fresh_for(|k| std::env::var(k).ok()) =>
+                && pong.fresh_for(|k| match &spec.env {
+                    Some(env) => env.get(k).cloned(),
+                    None => std::env::var(k).ok(),
+                }) =>
         {
             Ok(Some(c))
         }
@@ -191,6 +206,9 @@ fn start(spec: &DaemonSpec) -> Result<(), DaemonError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
+    if let Some(env) = &spec.env {
+        cmd.env_clear().envs(env);
+    }
     unsafe {
         cmd.pre_exec(move || {
             // Its own session: no terminal signals, survives the CLI.

@@ -35,7 +35,7 @@ pub mod shard;
 use crate::daemon::{self, DaemonError};
 use crate::protocol::{Event, SessionConfig};
 use crate::report;
-use crate::run::exec::{argv0, environment, Target};
+use crate::run::exec::{argv0, Target};
 use crate::run::Ended;
 use process::{describe, json_str, ForkSocket, Launcher, Msg, Proc, Workers};
 use schedule::{Dist, Item, Unit};
@@ -171,7 +171,7 @@ pub fn run(
             .unwrap_or(0)
             ^ ((std::process::id() as u128) << 64)
     );
-    let mut env = environment();
+    let mut env = target.session_env();
     env.insert("RPYTEST_ARGV0".into(), argv0(target.python));
     let fresh = target.daemon.is_none();
     if fresh {

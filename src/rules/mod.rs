@@ -6,7 +6,11 @@
 //! paths with globs and adds input globs, environment variables, extra pytest
 //! arguments, a worker count, a per-test timeout, or turns the cache off for
 //! them (`cache = false`). A rule can `extends` presets shipped in `rules/`
-//! (also embedded): `django`, `hypothesis`, `data-files`.
+//! (also embedded): `django`, `hypothesis`, `data-files`, `hermetic-unit`.
+//!
+//! `hermetic = true` runs the governed tests in a sandbox that shows only
+//! what is declared (`python/rpytest/sandbox.py`); their keys are made of the
+//! declared inputs and the static import closure (`run/hermetic.rs`).
 
 use serde::Deserialize;
 
@@ -17,6 +21,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("django", include_str!("../../rules/django.toml")),
     ("hypothesis", include_str!("../../rules/hypothesis.toml")),
     ("data-files", include_str!("../../rules/data-files.toml")),
+    ("hermetic-unit", include_str!("../../rules/hermetic-unit.toml")),
 ];
 
 /// One rule.
@@ -53,6 +58,11 @@ pub struct Rule {
     /// Seconds one test may take before it fails.
     #[serde(default)]
     pub timeout: Option<f64>,
+    /// `true`: the tests run in a sandbox that shows only the interpreter,
+    /// the installed packages, first-party code and the declared `files`,
+    /// with only the declared `env`, and no network.
+    #[serde(default)]
+    pub hermetic: bool,
 }
 
 fn yes() -> bool {
@@ -233,6 +243,7 @@ pub fn load(
             r.env.extend(p.env);
             r.exclude.extend(p.exclude);
             r.cache &= p.cache;
+            r.hermetic |= p.hermetic;
         }
         rules.push(r);
     }
@@ -251,6 +262,15 @@ impl Rule {
                 .map(|p| p.matches_with(rel, opts))
                 .unwrap_or(false)
         })
+    }
+
+    /// The name shown to users: the rule's `name`, else its first path glob.
+    pub fn label(&self) -> String {
+        match (self.name.is_empty(), self.paths.first()) {
+            (false, _) => self.name.clone(),
+            (true, Some(p)) => p.clone(),
+            (true, None) => "rules".to_owned(),
+        }
     }
 
     /// Whether this rule governs the test file `rel`.
@@ -333,5 +353,15 @@ mod tests {
             .contains("bad glob"));
         let bad_timeout: toml::Value = toml::from_str("timeout = -1.0").unwrap();
         assert!(load(&[bad_timeout], "r", None).is_err());
+    }
+
+    #[test]
+    fn the_hermetic_unit_preset_makes_a_rule_hermetic() {
+        let v: toml::Value =
+            toml::from_str("name = 'core'\npaths = ['core/**']\nextends = ['hermetic-unit']").unwrap();
+        let rules = load(&[v], "rpytest.toml", None).unwrap();
+        assert!(rules[1].hermetic && rules[1].files.is_empty());
+        let plain: toml::Value = toml::from_str("paths = ['x/**']").unwrap();
+        assert!(!load(&[plain], "r", None).unwrap()[1].hermetic);
     }
 }

@@ -46,6 +46,8 @@ pub struct Target<'a> {
     pub cwd: &'a Path,
     pub argv: &'a [String],
     pub daemon: Option<(&'a DaemonPaths, u64, String)>,
+    /// Hermetic sessions: their daemon's and their own environment.
+    pub hermetic: Option<&'a super::hermetic::Environments>,
 }
 
 impl Target<'_> {
@@ -59,7 +61,16 @@ impl Target<'_> {
                 paths,
                 idle_timeout: *idle,
                 fingerprint: fingerprint.clone(),
+                env: self.hermetic.map(|h| h.daemon.clone()),
             })
+    }
+
+    /// The environment the session is given: ours, or a hermetic session's.
+    pub fn session_env(&self) -> BTreeMap<String, String> {
+        match self.hermetic {
+            Some(h) => h.session.clone(),
+            None => environment(),
+        }
     }
 }
 
@@ -124,7 +135,7 @@ pub fn run(
                 crate::report::warning(&n);
             }
             let cwd = target.cwd.to_string_lossy();
-            let mut env = environment();
+            let mut env = target.session_env();
             env.insert("RPYTEST_ARGV0".into(), argv0(target.python));
             if stdout_was_closed() {
                 env.insert("RPYTEST_STDOUT_CLOSED".into(), "1".into());
@@ -195,6 +206,9 @@ impl FreshSession {
         let cfg = config_r.as_raw_fd();
         let parent = std::process::id() as libc::pid_t;
         let mut cmd = Command::new(target.python);
+        if let Some(h) = target.hermetic {
+            cmd.env_clear().envs(&h.session);
+        }
         cmd.args(["-m", "rpytest.session"])
             .args(argv)
             .current_dir(target.cwd)

@@ -50,10 +50,11 @@ pub fn why(
     };
     let edges = store.edges().unwrap_or_default();
     let roots = search_roots(inv, store, std::slice::from_ref(&file));
-    let mut ctx = key_context(inv, store, &edges, rules, roots);
+    let mut ctx = key_context(inv, store, &edges, rules, roots.clone());
     let (found, _) = scope(inv);
     let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
     let global = global_key(inv, info, &mut ctx, &session_conftests);
+    super::hermetic::attach(&mut ctx, inv, store, info, roots, &session_conftests);
     let (now_key, cacheable) = ctx.file_key(&global, &file);
     if !cacheable {
         report::out(&format!(
@@ -122,9 +123,10 @@ pub fn show_rules(
     let mut scanned = found.test_files.clone();
     scanned.extend(found.conftests.iter().cloned());
     let roots = search_roots(inv, store, &scanned);
-    let mut ctx = key_context(inv, store, &edges, rules.clone(), roots);
+    let mut ctx = key_context(inv, store, &edges, rules.clone(), roots.clone());
     let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
     let global = global_key(inv, info, &mut ctx, &session_conftests);
+    super::hermetic::attach(&mut ctx, inv, store, info, roots, &session_conftests);
     let mut out = String::from("every test (rule \"default\"):\n");
     for name in global.inputs.keys() {
         out.push_str(&format!("    {name}\n"));

@@ -16,15 +16,21 @@ pub struct Group {
     pub args: Vec<String>,
     /// `-n` for this group when the command line gives none.
     pub workers: Option<toml::Value>,
+    /// Its tests run in the sandbox (`hermetic = true`, `--hermetic`).
+    pub hermetic: bool,
     pub files: Vec<String>,
 }
 
 /// Groups `files` by their rules' `args` and `workers` (the last governing
 /// rule that sets one wins). The default group (no settings) comes first,
-/// and holds files rpytest did not discover.
-pub fn groups(rules: &[Rule], files: &[String]) -> Vec<Group> {
-    let mut out: Vec<Group> = vec![Group::default()];
+/// and holds files rpytest did not discover (hermetic under `--hermetic`).
+pub fn groups(rules: &[Rule], files: &[String], all_hermetic: bool) -> Vec<Group> {
+    let mut out: Vec<Group> = vec![Group {
+        hermetic: all_hermetic,
+        ..Group::default()
+    }];
     for f in files {
+        let hermetic = super::hermetic::is_hermetic(rules, all_hermetic, f);
         let mut args: Vec<String> = Vec::new();
         let mut workers: Option<toml::Value> = None;
         for r in rules.iter().skip(1).filter(|r| r.governs(f)) {
@@ -37,12 +43,13 @@ pub fn groups(rules: &[Rule], files: &[String]) -> Vec<Group> {
         }
         match out
             .iter_mut()
-            .find(|g| g.args == args && g.workers == workers)
+            .find(|g| g.args == args && g.workers == workers && g.hermetic == hermetic)
         {
             Some(g) => g.files.push(f.clone()),
             None => out.push(Group {
                 args,
                 workers,
+                hermetic,
                 files: vec![f.clone()],
             }),
         }
@@ -140,14 +147,14 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let g = groups(&rules, &files);
+        let g = groups(&rules, &files, false);
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].files, vec!["a.py"]);
         assert_eq!(g[1].files, vec!["slow/a.py", "slow/b.py"]);
         let t = timeouts(&rules, &files);
         assert_eq!(t.get("slow/b.py"), Some(&2.0));
         assert_eq!(t.get("a.py"), None);
-        assert_eq!(groups(&rules[..1], &files).len(), 1);
+        assert_eq!(groups(&rules[..1], &files, false).len(), 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub(crate) mod exec;
 mod explain;
 mod groups;
+pub mod hermetic;
 pub mod plan;
 mod record;
 
@@ -308,7 +309,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         .filter(|f| !excluded_set.contains(f))
         .cloned()
         .collect();
-    let groups = groups::groups(&rules, &mine);
+    let groups = groups::groups(&rules, &mine, inv.own.hermetic);
     let base = SessionConfig {
         rootdir: rootdir.to_string_lossy().into_owned(),
         skip_files: plan.skip_files.clone(),
@@ -360,7 +361,27 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             argv.push(format!("--junitxml={}", part.display()));
             junit_parts.push(part);
         }
-        let daemon_target = use_daemon.then(|| (&paths, inv.settings.idle_timeout, fingerprint()));
+        // Hermetic tests: a sandbox, its environment, and a daemon started with it.
+        let hermetic_env = group
+            .hermetic
+            .then(|| hermetic::environments(&python, &rules, &group.files));
+        let hermetic_paths = hermetic::daemon_paths(&paths);
+        if let Some(env) = &hermetic_env {
+            session.sandbox = Some(hermetic::sandbox_config(
+                rootdir,
+                &rules,
+                &group.files,
+                env,
+            ));
+        }
+        let daemon_target = use_daemon.then(|| match &hermetic_env {
+            Some(env) => (
+                &hermetic_paths,
+                inv.settings.idle_timeout,
+                daemon::fingerprint_with_env(&python, &info, env.daemon.clone().into_iter()),
+            ),
+            None => (&paths, inv.settings.idle_timeout, fingerprint()),
+        });
         let distributed = parallel.filter(|p| p.distributes() && !inv.args.no_run);
         if distributed.is_none() && session.xdist_compat {
             // Under `-n 0`, pytest-xdist still never loads (rpytest.compat
@@ -373,6 +394,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             cwd: &inv.cwd,
             argv: &argv,
             daemon: daemon_target,
+            hermetic: hermetic_env.as_ref(),
         };
         let ended = match distributed {
             Some(mut opts) => {
@@ -557,7 +579,10 @@ fn daemon_command(
             Err(_) => report::out(&format!("running: no\nsocket: {}", paths.socket.display())),
         },
         DaemonAction::Stop => {
-            let stopped = daemon::stop(&paths.socket).map_err(fail)?;
+            // The daemon hermetic sessions fork from goes too.
+            let hermetic_stopped =
+                daemon::stop(&hermetic::daemon_paths(paths).socket).unwrap_or(false);
+            let stopped = daemon::stop(&paths.socket).map_err(fail)? || hermetic_stopped;
             report::out(if stopped {
                 "rpytest: daemon stopped"
             } else {
@@ -572,6 +597,7 @@ fn daemon_command(
                 paths,
                 idle_timeout: idle,
                 fingerprint,
+                env: None,
             };
             daemon::ensure_daemon(&spec).map_err(fail)?;
             let (_, pong) = daemon::ping(&paths.socket).map_err(fail)?;

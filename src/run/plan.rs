@@ -127,6 +127,10 @@ pub(super) struct KeyContext<'s> {
     pub(super) all_args: String,
     /// Installed module files sessions imported (inputs/installed.rs).
     pub(super) installed: crate::inputs::installed::InstalledFiles,
+    /// `--hermetic`: every test file is hermetic.
+    pub(super) all_hermetic: bool,
+    /// Where hermetic files are keyed, with their global key (hermetic.rs).
+    pub(super) hermetic: Option<Box<(KeyContext<'static>, Key)>>,
 }
 
 impl KeyContext<'_> {
@@ -153,7 +157,18 @@ impl KeyContext<'_> {
         (files, env, cache, settings)
     }
 
+    /// Whether `file` runs hermetically (and is keyed as such).
+    pub(super) fn is_hermetic(&self, file: &str) -> bool {
+        super::hermetic::is_hermetic(&self.rules, self.all_hermetic, file)
+    }
+
     pub(super) fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
+        if self.is_hermetic(file) {
+            if let Some(h) = self.hermetic.as_mut() {
+                let (ctx, hermetic_global) = &mut **h;
+                return ctx.file_key(hermetic_global, file);
+            }
+        }
         let rec = self.recorded(file);
         let (files, env, cache, settings) = self.rule_inputs(file);
         let mut k = self.builder.file_key(global, file, &rec, &files, &env);
@@ -322,6 +337,8 @@ pub(super) fn key_context<'s>(
         rules,
         all_args: key::value_label(&inv.args.all_args.join("\0")),
         installed: crate::inputs::installed::load(store),
+        all_hermetic: inv.own.hermetic,
+        hermetic: None,
     }
 }
 
@@ -495,6 +512,7 @@ impl Plan {
         trace.mark("search roots and stored dependencies");
         let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
         let global = global_key(inv, info, &mut ctx, &session_conftests);
+        super::hermetic::attach(&mut ctx, inv, store, info, roots.clone(), &session_conftests);
         // With a remote cache: the global key without anything recorded,
         // which every machine computes alike (it addresses the recorded
         // dependencies shared through the remote).

@@ -185,11 +185,19 @@ impl Plan {
         }
         if reusable_ok && !collected.is_empty() {
             let edges = store.edges().unwrap_or_default();
-            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), roots);
+            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), roots.clone());
             let global = global_key(
                 inv,
                 self.pre_global_info(),
                 &mut ctx,
+                &self.session_conftests,
+            );
+            super::hermetic::attach(
+                &mut ctx,
+                inv,
+                store,
+                self.pre_global_info(),
+                roots,
                 &self.session_conftests,
             );
             post_global = Some(global.hex.clone());

@@ -1,0 +1,296 @@
+//! Hermetic tests (`hermetic = true` in a rule, `--hermetic` for a run):
+//! which test files are, the sandbox their session enters
+//! (`python/rpytest/sandbox.py`), the environment it gets, and their keys.
+//!
+//! A hermetic test sees only what is declared, so its key can be complete by
+//! construction: the declared inputs, the static import closure (and conftest
+//! chain), the interpreter and installed distributions, and the fixed
+//! environment. Nothing recorded at runtime enters it; a recorded read of a
+//! file the sandbox showed but the key does not name is a violation, and the
+//! results of that file are not stored.
+//!
+//! The interpreter reads `PYTHONHASHSEED` (and the locale) once, at start; a
+//! session forked from a daemon keeps the daemon's. Hermetic sessions
+//! therefore come from a daemon of their own, started with the sandbox's
+//! fixed environment (`PYTHONHASHSEED=0`, `LANG=C.UTF-8`, ...); under
+//! `--no-daemon` the fresh session process is started with it.
+
+use super::plan::{global_key, key_context, KeyContext};
+use super::Invocation;
+use crate::daemon::DaemonPaths;
+use crate::inputs::key::{self, Key};
+use crate::project::interpreter::InterpreterInfo;
+use crate::protocol::SandboxConfig;
+use crate::rules::Rule;
+use crate::store::Store;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Bumped when what the sandbox shows changes: hermetic keys change with it.
+const SANDBOX_VERSION: &str = "1";
+
+/// pytest's own configuration and output settings: they pass into the
+/// sandbox as the command line does (and enter the keys as it does).
+const PASS_THROUGH: &[&str] = &[
+    "PYTEST_ADDOPTS",
+    "PYTEST_PLUGINS",
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+    "PYTEST_THEME",
+    "PYTEST_THEME_MODE",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "PY_COLORS",
+    "COLUMNS",
+    "TERM",
+];
+
+/// Whether the test file `file` runs hermetically.
+pub fn is_hermetic(rules: &[Rule], all: bool, file: &str) -> bool {
+    all || rules.iter().skip(1).any(|r| r.hermetic && r.governs(file))
+}
+
+/// The fixed part of the sandbox's environment; `PATH` leads to the
+/// interpreter's scripts and the system's programs.
+pub fn fixed_env(python: &Path) -> BTreeMap<String, String> {
+    let mut path = String::new();
+    if let Some(bin) = python.parent() {
+        path.push_str(&bin.to_string_lossy());
+        path.push(':');
+    }
+    path.push_str("/usr/local/bin:/usr/bin:/bin");
+    [
+        ("PATH", path.as_str()),
+        ("HOME", "/tmp/home"),
+        ("TMPDIR", "/tmp"),
+        ("LANG", "C.UTF-8"),
+        ("TZ", "UTC"),
+        ("PYTHONHASHSEED", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The environments of a hermetic session: its daemon's (fixed) and its own
+/// (fixed, pytest's configuration and the rules' declared `env`).
+pub struct Environments {
+    pub daemon: BTreeMap<String, String>,
+    pub session: BTreeMap<String, String>,
+}
+
+/// The variables a hermetic file's rules declare.
+fn declared_env(rules: &[Rule], file: &str) -> Vec<String> {
+    rules
+        .iter()
+        .skip(1)
+        .filter(|r| r.governs(file))
+        .flat_map(|r| r.env.iter().cloned())
+        .collect()
+}
+
+/// The environments of the session that runs `files`.
+pub fn environments(python: &Path, rules: &[Rule], files: &[String]) -> Environments {
+    let daemon = fixed_env(python);
+    let mut session = daemon.clone();
+    let mut names: BTreeSet<String> = PASS_THROUGH.iter().map(|s| s.to_string()).collect();
+    for f in files {
+        names.extend(declared_env(rules, f));
+    }
+    for n in names {
+        if let Ok(v) = std::env::var(&n) {
+            session.insert(n, v);
+        }
+    }
+    Environments { daemon, session }
+}
+
+/// The socket, log and warm set of the daemon hermetic sessions fork from
+/// (beside the project's other daemon; the name differs in its last letter).
+pub fn daemon_paths(paths: &DaemonPaths) -> DaemonPaths {
+    let rename = |p: &PathBuf| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        let (stem, ext) = name.split_once('.').unwrap_or((&name, ""));
+        let mut stem = stem.to_owned();
+        stem.pop();
+        stem.push('h');
+        p.with_file_name(format!("{stem}.{ext}"))
+    };
+    DaemonPaths {
+        dir: paths.dir.clone(),
+        socket: rename(&paths.socket),
+        log: rename(&paths.log),
+        warm: rename(&paths.warm),
+    }
+}
+
+/// Rootdir-relative files a rule glob names (as keys expand them).
+fn expand(root: &Path, g: &str) -> Vec<String> {
+    let pattern = root.join(g).to_string_lossy().into_owned();
+    let opts = glob::MatchOptions {
+        require_literal_leading_dot: true,
+        ..Default::default()
+    };
+    glob::glob_with(&pattern, opts)
+        .map(|paths| {
+            paths
+                .flatten()
+                .filter(|p| p.is_file())
+                .filter_map(|p| {
+                    p.strip_prefix(root)
+                        .ok()
+                        .map(|r| r.to_string_lossy().replace('\\', "/"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The declared input files of `files`' rules.
+pub fn declared_files(root: &Path, rules: &[Rule], files: &[String]) -> BTreeSet<String> {
+    let mut globs: BTreeSet<&String> = BTreeSet::new();
+    for f in files {
+        for r in rules.iter().skip(1).filter(|r| r.governs(f)) {
+            globs.extend(r.files.iter());
+        }
+    }
+    globs.into_iter().flat_map(|g| expand(root, g)).collect()
+}
+
+/// The sandbox of the session that runs `files`.
+pub fn sandbox_config(
+    root: &Path,
+    rules: &[Rule],
+    files: &[String],
+    env: &Environments,
+) -> SandboxConfig {
+    let names = files
+        .iter()
+        .filter_map(|f| {
+            let governing = rules.iter().skip(1).filter(|r| r.governs(f));
+            // The hermetic rule, else the last rule that declares inputs.
+            let named = governing
+                .clone()
+                .filter(|r| r.hermetic)
+                .last()
+                .or_else(|| governing.last())?;
+            Some((f.clone(), named.label()))
+        })
+        .collect();
+    SandboxConfig {
+        rootdir: root.to_string_lossy().into_owned(),
+        files: declared_files(root, rules, files).into_iter().collect(),
+        env: env.session.clone(),
+        rules: names,
+        writable: Vec::new(),
+    }
+}
+
+/// The key context hermetic files are keyed in (attached to `ctx` when any
+/// file may be hermetic): nothing recorded, the sandbox's environment, and
+/// the global key it gives.
+pub(super) fn attach(
+    ctx: &mut KeyContext,
+    inv: &Invocation,
+    store: &Store,
+    info: &InterpreterInfo,
+    roots: Vec<String>,
+    session_conftests: &[String],
+) {
+    if !inv.own.hermetic && !ctx.rules.iter().any(|r| r.hermetic) {
+        return;
+    }
+    static NO_EDGES: std::sync::OnceLock<HashMap<String, Vec<String>>> =
+        std::sync::OnceLock::new();
+    let mut bare = key_context(
+        inv,
+        store,
+        NO_EDGES.get_or_init(HashMap::new),
+        ctx.rules.clone(),
+        roots,
+    );
+    bare.deps.clear();
+    bare.installed.clear();
+    // What the sandbox's environment holds, less what names this machine
+    // (PATH, the private HOME and TMPDIR are the same function of the
+    // interpreter everywhere).
+    let mut env: HashMap<String, String> = fixed_env(Path::new("/"))
+        .into_iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "PATH" | "HOME" | "TMPDIR"))
+        .collect();
+    let mut names: BTreeSet<String> = PASS_THROUGH.iter().map(|s| s.to_string()).collect();
+    for r in ctx.rules.iter().skip(1) {
+        names.extend(r.env.iter().cloned());
+    }
+    for n in names {
+        if let Some(v) = ctx.builder.env.get(&n) {
+            env.insert(n, v.clone());
+        }
+    }
+    bare.builder.env = env;
+    let g = global_key(inv, info, &mut bare, session_conftests);
+    let mut inputs = g.inputs;
+    inputs.insert("sandbox".into(), SANDBOX_VERSION.into());
+    ctx.hermetic = Some(Box::new((bare, key::finish(inputs))));
+}
+
+/// What a hermetic file's recorded dependencies say about its key: each
+/// first-party file its tests read or imported that the sandbox showed
+/// (code, or a declared input) but the key does not name.
+pub fn violations(root: &Path, key: &Key, recorded: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = recorded
+        .iter()
+        .filter(|r| !key.inputs.contains_key(&format!("file:{r}")))
+        .filter(|r| {
+            let shown = r.ends_with(".py") || r.ends_with(".pyi");
+            shown && root.join(r).is_file()
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_or_the_flag_makes_a_file_hermetic() {
+        let rule = Rule {
+            paths: vec!["core/**".into()],
+            hermetic: true,
+            cache: true,
+            ..Rule::default()
+        };
+        let rules = vec![Rule::default(), rule];
+        assert!(is_hermetic(&rules, false, "core/test_a.py"));
+        assert!(!is_hermetic(&rules, false, "web/test_b.py"));
+        assert!(is_hermetic(&rules, true, "web/test_b.py"));
+    }
+
+    #[test]
+    fn the_fixed_environment_has_a_fixed_hash_seed() {
+        let env = fixed_env(Path::new("/venv/bin/python"));
+        assert_eq!(env["PYTHONHASHSEED"], "0");
+        assert_eq!(env["TZ"], "UTC");
+        assert!(env["PATH"].starts_with("/venv/bin:"));
+        assert!(!env.contains_key("USER"));
+    }
+
+    #[test]
+    fn the_hermetic_daemon_has_its_own_socket() {
+        let p = DaemonPaths {
+            dir: PathBuf::from("/run/rpytest"),
+            socket: PathBuf::from("/run/rpytest/0123456789abcdef.sock"),
+            log: PathBuf::from("/run/rpytest/0123456789abcdef.log"),
+            warm: PathBuf::from("/run/rpytest/0123456789abcdef.warm.json"),
+        };
+        let h = daemon_paths(&p);
+        assert_eq!(h.socket, PathBuf::from("/run/rpytest/0123456789abcdeh.sock"));
+        assert_eq!(
+            h.warm,
+            PathBuf::from("/run/rpytest/0123456789abcdeh.warm.json")
+        );
+    }
+}
