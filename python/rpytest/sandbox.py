@@ -469,6 +469,7 @@ class SandboxPlugin:
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self.denials.current = nodeid
+        self.denials.seen.setdefault(nodeid.split("::")[0], set())
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
         self.denials.current = None

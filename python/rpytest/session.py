@@ -221,7 +221,11 @@ def run_pytest(
     if session_config.get("sandbox") and role != "controller":
         # Hermetic tests: enter the sandbox before anything of the project is
         # imported; workers forked after collection inherit it.
-        sandboxed = enter_sandbox(session_config["sandbox"], writer)
+        cfg = dict(session_config["sandbox"])
+        if session_config.get("fork_socket"):
+            # The collector connects the workers it forks to the CLI through it.
+            cfg["writable"] = list(cfg.get("writable") or []) + [session_config["fork_socket"]]
+        sandboxed = enter_sandbox(cfg, writer)
         if sandboxed is None:
             return 4
         plugins.append(sandboxed)
