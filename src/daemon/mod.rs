@@ -9,9 +9,7 @@ pub use client::{
     ping, run_session, start_run, stop, take_notes, Connection, DaemonError, SessionOutcome,
 };
 pub use paths::DaemonPaths;
-pub use spawn::{
-    ensure_daemon, fingerprint, fingerprint_with_env, site_listing, tail, DaemonSpec,
-};
+pub use spawn::{ensure_daemon, fingerprint, fingerprint_with_env, site_listing, tail, DaemonSpec};
 pub use unix::{
     add_forwarding, children_share_our_group, die_with_parent, remove_forwarding, stop_forwarding,
 };

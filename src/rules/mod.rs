@@ -21,7 +21,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("django", include_str!("../../rules/django.toml")),
     ("hypothesis", include_str!("../../rules/hypothesis.toml")),
     ("data-files", include_str!("../../rules/data-files.toml")),
-    ("hermetic-unit", include_str!("../../rules/hermetic-unit.toml")),
+    (
+        "hermetic-unit",
+        include_str!("../../rules/hermetic-unit.toml"),
+    ),
 ];
 
 /// One rule.
@@ -358,7 +361,8 @@ mod tests {
     #[test]
     fn the_hermetic_unit_preset_makes_a_rule_hermetic() {
         let v: toml::Value =
-            toml::from_str("name = 'core'\npaths = ['core/**']\nextends = ['hermetic-unit']").unwrap();
+            toml::from_str("name = 'core'\npaths = ['core/**']\nextends = ['hermetic-unit']")
+                .unwrap();
         let rules = load(&[v], "rpytest.toml", None).unwrap();
         assert!(rules[1].hermetic && rules[1].files.is_empty());
         let plain: toml::Value = toml::from_str("paths = ['x/**']").unwrap();

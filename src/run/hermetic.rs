@@ -171,8 +171,8 @@ pub fn sandbox_config(
             let named = governing
                 .clone()
                 .filter(|r| r.hermetic)
-                .last()
-                .or_else(|| governing.last())?;
+                .next_back()
+                .or_else(|| governing.clone().next_back())?;
             Some((f.clone(), named.label()))
         })
         .collect();
@@ -183,6 +183,20 @@ pub fn sandbox_config(
         rules: names,
         writable: Vec::new(),
     }
+}
+
+/// A file pytest writes from inside the sandbox (`--junitxml`), created
+/// empty on the host so it can be bound writable; its directory stays hidden.
+pub fn output_file(path: &Path) -> Option<String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ok()?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ok()?;
+    Some(path.to_string_lossy().into_owned())
 }
 
 /// The key context hermetic files are keyed in (attached to `ctx` when any
@@ -199,8 +213,7 @@ pub(super) fn attach(
     if !inv.own.hermetic && !ctx.rules.iter().any(|r| r.hermetic) {
         return;
     }
-    static NO_EDGES: std::sync::OnceLock<HashMap<String, Vec<String>>> =
-        std::sync::OnceLock::new();
+    static NO_EDGES: std::sync::OnceLock<HashMap<String, Vec<String>>> = std::sync::OnceLock::new();
     let mut bare = key_context(
         inv,
         store,
@@ -251,6 +264,58 @@ pub fn violations(root: &Path, key: &Key, recorded: &[String]) -> Vec<String> {
     out
 }
 
+/// Whether the results of the hermetic `file` may be stored under `key`:
+/// no recorded read or import is outside it (else the user is told which,
+/// and the file runs again next time).
+pub fn key_is_complete(root: &Path, file: &str, key: &Key, recorded: &[String]) -> bool {
+    let outside = violations(root, key, recorded);
+    if outside.is_empty() {
+        return true;
+    }
+    crate::report::warning(&format!(
+        "hermetic {file} used {}, which its key does not name (imported dynamically or read as data, outside the static import closure); its results are not cached: declare {} in its rule's files",
+        outside.join(", "),
+        if outside.len() == 1 { "it" } else { "them" }
+    ));
+    false
+}
+
+/// Keeps what a hermetic session's sandbox saw, per test file, for
+/// `--why` and `--show-rules`.
+pub fn remember_sandbox(store: &Store, visible: usize, denied: &BTreeMap<String, Vec<String>>) {
+    let _ = store.set_meta("sandbox:visible", &visible.to_string());
+    for (file, what) in denied {
+        let _ = store.set_meta(
+            &format!("sandbox:{file}"),
+            &serde_json::to_string(what).unwrap_or_default(),
+        );
+    }
+}
+
+/// What the last hermetic session saw of `file`, as lines to print.
+pub fn sandbox_report(store: &Store, rules: &[Rule], all: bool, file: &str) -> Vec<String> {
+    if !is_hermetic(rules, all, file) {
+        return Vec::new();
+    }
+    let mut out = vec![
+        "hermetic: yes (runs in the sandbox: first-party code, declared files and env, no network)"
+            .to_owned(),
+    ];
+    if let Some(n) = store.meta("sandbox:visible") {
+        out.push(format!(
+            "sandbox: showed {n} project files in its last session"
+        ));
+    }
+    let denied: Vec<String> = store
+        .meta(&format!("sandbox:{file}"))
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    for d in denied {
+        out.push(format!("sandbox denied: {d}"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,7 +352,10 @@ mod tests {
             warm: PathBuf::from("/run/rpytest/0123456789abcdef.warm.json"),
         };
         let h = daemon_paths(&p);
-        assert_eq!(h.socket, PathBuf::from("/run/rpytest/0123456789abcdeh.sock"));
+        assert_eq!(
+            h.socket,
+            PathBuf::from("/run/rpytest/0123456789abcdeh.sock")
+        );
         assert_eq!(
             h.warm,
             PathBuf::from("/run/rpytest/0123456789abcdeh.warm.json")

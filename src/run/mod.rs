@@ -367,12 +367,16 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
             .then(|| hermetic::environments(&python, &rules, &group.files));
         let hermetic_paths = hermetic::daemon_paths(&paths);
         if let Some(env) = &hermetic_env {
-            session.sandbox = Some(hermetic::sandbox_config(
-                rootdir,
-                &rules,
-                &group.files,
-                env,
-            ));
+            let mut sandbox = hermetic::sandbox_config(rootdir, &rules, &group.files, env);
+            // pytest writes the JUnit XML from inside the sandbox: that one file is bound writable.
+            let junit = match groups.len() > 1 {
+                true => junit_parts.last().filter(|_| junit_target.is_some()),
+                false => junit_target.as_ref(),
+            };
+            sandbox
+                .writable
+                .extend(junit.and_then(|p| hermetic::output_file(p)));
+            session.sandbox = Some(sandbox);
         }
         let daemon_target = use_daemon.then(|| match &hermetic_env {
             Some(env) => (

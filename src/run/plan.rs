@@ -512,7 +512,14 @@ impl Plan {
         trace.mark("search roots and stored dependencies");
         let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
         let global = global_key(inv, info, &mut ctx, &session_conftests);
-        super::hermetic::attach(&mut ctx, inv, store, info, roots.clone(), &session_conftests);
+        super::hermetic::attach(
+            &mut ctx,
+            inv,
+            store,
+            info,
+            roots.clone(),
+            &session_conftests,
+        );
         // With a remote cache: the global key without anything recorded,
         // which every machine computes alike (it addresses the recorded
         // dependencies shared through the remote).

@@ -43,7 +43,24 @@ impl Plan {
         // Files (or "" for the whole session) whose tests read what the session wrote.
         let mut volatile: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut session_paths: Vec<String> = Vec::new();
+        // What each file's tests read and imported (hermetic files' keys are checked against it).
+        let mut recorded: HashMap<String, Vec<String>> = HashMap::new();
         for e in events {
+            if let Event::Deps {
+                file: Some(f),
+                imports,
+                reads,
+                ..
+            } = e
+            {
+                recorded
+                    .entry(f.clone())
+                    .or_default()
+                    .extend(imports.iter().chain(reads).cloned());
+            }
+            if let Event::Sandbox { visible, denied } = e {
+                super::hermetic::remember_sandbox(store, *visible, denied);
+            }
             match e {
                 Event::Result {
                     nodeid,
@@ -237,6 +254,12 @@ impl Plan {
                     if !cacheable || volatile.contains(file.as_str()) || unstable(&k.inputs, &root)
                     {
                         continue;
+                    }
+                    if ctx.is_hermetic(file) {
+                        let seen = recorded.get(file.as_str()).map_or(&[][..], |v| &v[..]);
+                        if !super::hermetic::key_is_complete(&root, file, &k, seen) {
+                            continue;
+                        }
                     }
                     // Only a complete collection of the file may stand for it: node-ID
                     // arguments, --lf and unknown (plugin) options can make pytest
