@@ -170,8 +170,7 @@ pub fn sandbox_config(
             // The hermetic rule, else the last rule that declares inputs.
             let named = governing
                 .clone()
-                .filter(|r| r.hermetic)
-                .next_back()
+                .rfind(|r| r.hermetic)
                 .or_else(|| governing.clone().next_back())?;
             Some((f.clone(), named.label()))
         })
