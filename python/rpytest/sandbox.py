@@ -111,6 +111,7 @@ class Plan:
         self.cwd = cwd
         self.binds: List[Tuple[str, bool]] = []  # (absolute path, writable)
         self.links: List[Tuple[str, str]] = []  # (absolute path, symlink target)
+        self.copies: List[str] = []  # absolute paths copied into the new root
         self.visible: Set[str] = set()  # rootdir-relative files shown
         self.host_files: Set[str] = set()  # rootdir-relative files that exist on the host
         self._bound_dirs: List[str] = []
@@ -150,8 +151,10 @@ class Plan:
             elif os.path.isdir(d):
                 self._add_dir(d)
         for f in ETC_FILES:
-            if os.path.exists(f):
+            if os.path.isdir(f):
                 self.binds.append((f, False))
+            elif os.path.isfile(f):
+                self.copies.append(f)  # small files: a copy costs less than two mounts
 
     def _interpreter(self) -> None:
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, getattr(sys, "base_exec_prefix", sys.prefix)}
@@ -182,34 +185,61 @@ class Plan:
 
     def _project(self, declared: Iterable[str]) -> None:
         root = self.rootdir
-        skip_dirs: Set[str] = {os.path.normpath(p) for p in (sys.prefix, sys.exec_prefix)}
-        for top, dirs, files in os.walk(root):
-            rel_top = os.path.relpath(top, root)
-            rel_top = "" if rel_top == "." else rel_top + "/"
-            keep = []
-            for d in dirs:
-                full = os.path.join(top, d)
-                if d == "__pycache__":
-                    # Bytecode caches: pytest's rewritten test modules are reused, and written.
-                    self.binds.append((full, True))
-                    continue
-                if d.startswith(".") or full in skip_dirs or os.path.isfile(os.path.join(full, "pyvenv.cfg")):
-                    continue
-                keep.append(d)
-            dirs[:] = keep
-            for f in files:
-                rel = rel_top + f
-                self.host_files.add(rel)
-                if f.endswith((".py", ".pyi")) or (not rel_top and f in CONFIG_FILES):
-                    self.visible.add(rel)
-        for rel in declared:
-            if os.path.isfile(os.path.join(root, rel)):
-                self.visible.add(rel)
-        for rel in sorted(self.visible):
-            self.binds.append((os.path.join(root, rel), False))
+        self._declared = {d for d in declared}
+        self._skip = {os.path.normpath(p) for p in (sys.prefix, sys.exec_prefix)}
+        self._caches: List[str] = []
+        whole, binds = self._scan(root, "")
+        # A directory whose every file is shown is bound as one (a mount per
+        # directory, not per file); bytecode caches are bound writable on top.
+        for b in [root] if whole else binds:
+            self.binds.append((b, False))
+        for c in self._caches:
+            self.binds.append((c, True))
         cache = os.path.join(root, ".pytest_cache")
         if os.path.isdir(cache):
             self.binds.append((cache, True))
+
+    def _shown(self, rel: str, name: str, top: bool) -> bool:
+        return name.endswith((".py", ".pyi")) or (top and name in CONFIG_FILES) or rel in self._declared
+
+    def _scan(self, path: str, rel_dir: str) -> Tuple[bool, List[str]]:
+        """(whether everything under `path` is shown, what to bind otherwise)."""
+        whole = True
+        binds: List[str] = []
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            return False, []
+        for e in entries:
+            name = e.name
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                full = e.path
+                if name == "__pycache__":
+                    self._caches.append(full)
+                    continue
+                if name.startswith(".") or full in self._skip or os.path.isfile(os.path.join(full, "pyvenv.cfg")):
+                    whole = False
+                    continue
+                sub_whole, sub_binds = self._scan(full, rel_dir + name + "/")
+                if sub_whole:
+                    binds.append(full)
+                else:
+                    whole = False
+                    binds.extend(sub_binds)
+                continue
+            rel = rel_dir + name
+            self.host_files.add(rel)
+            # A symlink to a directory is never followed into.
+            if self._shown(rel, name, not rel_dir) and not (e.is_symlink() and os.path.isdir(e.path)):
+                self.visible.add(rel)
+                binds.append(e.path)
+            else:
+                whole = False
+        return whole, binds
 
 
 class _Mounter:
@@ -218,6 +248,7 @@ class _Mounter:
         self.libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
         self.new = new_root
         self._flags: Dict[int, int] = {}
+        self._made: Set[str] = set()
 
     def mount(self, src: Optional[str], dst: str, fstype: Optional[str], flags: int, data: Optional[str] = None) -> None:
         enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
@@ -246,21 +277,36 @@ class _Mounter:
     def target(self, path: str) -> str:
         return self.new + path
 
+    def _dirs(self, dst: str) -> None:
+        if dst not in self._made:
+            os.makedirs(dst, exist_ok=True)
+            self._made.add(dst)
+
     def bind(self, src: str, writable: bool) -> None:
         dst = self.target(src)
         try:
-            is_dir = os.path.isdir(src)
-            if is_dir:
-                os.makedirs(dst, exist_ok=True)
+            if os.path.isdir(src):
+                self._dirs(dst)
             else:
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                if not os.path.lexists(dst):
-                    os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
+                self._dirs(os.path.dirname(dst))
+                try:
+                    os.close(os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                except FileExistsError:
+                    pass
         except OSError as exc:
             raise SandboxError("preparing %s: %s" % (dst, exc))
         self.mount(src, dst, None, MS_BIND | MS_REC)
         if not writable:
             self.mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | self._locked_flags(src))
+
+    def copy(self, path: str) -> None:
+        dst = self.target(path)
+        self._dirs(os.path.dirname(dst))
+        try:
+            with open(path, "rb") as src, open(dst, "wb") as out:
+                out.write(src.read())
+        except OSError as exc:
+            raise SandboxError("copying %s: %s" % (path, exc))
 
     def link(self, path: str, target: str) -> None:
         dst = self.target(path)
@@ -345,6 +391,8 @@ def enter(cfg: Dict[str, Any]) -> Plan:
         m.link(path, target)
     for path, writable in plan.binds:
         m.bind(path, writable)
+    for path in plan.copies:
+        m.copy(path)
     os.makedirs(m.target("/dev"), exist_ok=True)
     for node in DEV_NODES:
         if os.path.exists("/dev/" + node):
