@@ -415,7 +415,6 @@ def enter(cfg: Dict[str, Any]) -> Plan:
     _check(libc.syscall(_arch_syscall(SYS_PIVOT_ROOT), b".", b"."), "pivot_root")
     _check(libc.umount2(b".", MNT_DETACH), "detaching the old root")
     os.chdir("/")
-    m.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     try:
         os.chdir(cwd)
     except OSError as exc:

@@ -104,8 +104,10 @@ pub fn environments(python: &Path, rules: &[Rule], files: &[String]) -> Environm
     Environments { daemon, session }
 }
 
-/// The socket, log and warm set of the daemon hermetic sessions fork from
-/// (beside the project's other daemon; the name differs in its last letter).
+/// The socket and log of the daemon hermetic sessions fork from (beside the
+/// project's other daemon; the name differs in its last letter). It preloads
+/// the warm set the project's other sessions learn: a sandboxed session
+/// cannot write it (its directory holds the other daemon's socket).
 pub fn daemon_paths(paths: &DaemonPaths) -> DaemonPaths {
     let rename = |p: &PathBuf| {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
@@ -119,7 +121,7 @@ pub fn daemon_paths(paths: &DaemonPaths) -> DaemonPaths {
         dir: paths.dir.clone(),
         socket: rename(&paths.socket),
         log: rename(&paths.log),
-        warm: rename(&paths.warm),
+        warm: paths.warm.clone(),
     }
 }
 
@@ -355,9 +357,6 @@ mod tests {
             h.socket,
             PathBuf::from("/run/rpytest/0123456789abcdeh.sock")
         );
-        assert_eq!(
-            h.warm,
-            PathBuf::from("/run/rpytest/0123456789abcdeh.warm.json")
-        );
+        assert_eq!(h.warm, p.warm);
     }
 }
