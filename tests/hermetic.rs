@@ -204,7 +204,8 @@ fn without_user_namespaces_a_hermetic_run_exits_4_and_runs_nothing() {
 }
 
 /// A project whose hermetic package declares everything it needs agrees with
-/// stock pytest per node, fresh and cached, in one session and under `-n 2`.
+/// stock pytest per node, fresh and cached, in one session and under `-n 2`,
+/// from the daemon and from a fresh process (`--no-daemon`).
 #[test]
 fn a_hermetic_project_agrees_with_pytest_fresh_cached_and_parallel() {
     for parallel in [false, true] {
@@ -244,6 +245,15 @@ fn a_hermetic_project_agrees_with_pytest_fresh_cached_and_parallel() {
                 cached.transcript()
             );
         }
+        // A fresh process per session (`--no-daemon`) enters the same sandbox.
+        let mut no_daemon = args.clone();
+        no_daemon.push("--no-daemon");
+        let fresh_process = pair
+            .rpytest
+            .rpytest(&no_daemon)
+            .env("RPYTEST_NO_CACHE", "1")
+            .run();
+        assert_same(&stock, &fresh_process);
         // A declared input changed: the tests that read it run again.
         pair.write(
             "core/data/config.json",
