@@ -497,12 +497,14 @@ class Denials:
             self._note("connected to the socket %s (outside the sandbox it does not exist)" % (address,))
 
     def explain(self, nodeid: str) -> List[str]:
-        rule = self.rules.get(nodeid.split("::")[0]) or "hermetic"
+        rule = self.rules.get(nodeid.split("::")[0])
+        # Under --hermetic a test may have no rule of its own yet.
+        where = 'rule "%s" files' % rule if rule else "the files of a rule that governs this test"
         out = []
         for what in self.by_test.get(nodeid, []):
             line = "rpytest: test %s" % what
             if what.startswith("read undeclared input "):
-                line += ' (declare it in rule "%s" files)' % rule
+                line += " (declare it in %s)" % where
             out.append(line)
         return out
 
