@@ -94,6 +94,11 @@ pub fn why(
         }
     }
     if old.get("global") != now_key.inputs.get("global") {
+        // A hermetic file's global key is the sandbox's (hermetic.rs).
+        let global = match (&ctx.hermetic, ctx.is_hermetic(&file)) {
+            (Some(h), true) => &h.1,
+            _ => &global,
+        };
         match find_global(store, old.get("global")) {
             Some(prev) => {
                 for line in key::diff(&prev, &global.inputs) {

@@ -244,7 +244,13 @@ pub(super) fn attach(
     let g = global_key(inv, info, &mut bare, session_conftests);
     let mut inputs = g.inputs;
     inputs.insert("sandbox".into(), SANDBOX_VERSION.into());
-    ctx.hermetic = Some(Box::new((bare, key::finish(inputs))));
+    let global = key::finish(inputs);
+    // `--why` names what changed in it, as for the other global key.
+    let _ = store.set_global_inputs(
+        &global.hex,
+        &serde_json::to_string(&global.inputs).unwrap_or_default(),
+    );
+    ctx.hermetic = Some(Box::new((bare, global)));
 }
 
 /// What a hermetic file's recorded dependencies say about its key: each
