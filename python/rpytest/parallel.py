@@ -42,20 +42,30 @@ _Message = Dict[str, Any]
 
 
 
+# Plugins known to use the worker id they read before the workers fork only
+# as a label (pytest-cov names its data with it; its data files are named by
+# pid): forks may share gw0's.
+_ID_AS_LABEL = ("pytest_cov.",)
+
+
 class _WorkerInput(dict):
     """`config.workerinput` as pytest-xdist gives it (a dict), noting whether code
     read the worker id: read while collecting, it would be gw0's in every fork."""
 
     id_read = False
 
+    def _note(self, key: Any) -> None:
+        if key == "workerid" and not self.id_read:
+            caller = str(sys._getframe(2).f_globals.get("__name__", ""))
+            if not caller.startswith(_ID_AS_LABEL):
+                self.id_read = True
+
     def __getitem__(self, key: Any) -> Any:
-        if key == "workerid":
-            self.id_read = True
+        self._note(key)
         return dict.__getitem__(self, key)
 
     def get(self, key: Any, default: Any = None) -> Any:
-        if key == "workerid":
-            self.id_read = True
+        self._note(key)
         return dict.get(self, key, default)
 
 class _XdistHookspecs:
@@ -738,6 +748,7 @@ class ControllerPlugin:
         self.countfailures = 0
         self.maxfail = 0
         self.running: Dict[str, Tuple[str, Any]] = {}
+        self.internal_errors = 0
 
     def pytest_addhooks(self, pluginmanager: Any) -> None:
         _register_interop(pluginmanager)
@@ -844,11 +855,17 @@ class ControllerPlugin:
         """A worker's INTERNALERROR, shown as pytest-xdist shows it: through
         the controller's own `pytest_internalerror`."""
         assert self.config is not None
+        self.internal_errors += 1
         try:
             raise AssertionError(formatted)
         except AssertionError:
             excinfo = pytest.ExceptionInfo.from_current()
         self.config.hook.pytest_internalerror(excrepr=excinfo.getrepr(), excinfo=excinfo)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.internal_errors:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR  # as pytest-xdist ends such a run
 
     def _count_failure(self, report: Any) -> None:
         if report.failed:
