@@ -696,14 +696,17 @@ fn pytest_randomly_and_pytest_cov_work_under_n_as_under_xdist() {
     );
     assert_eq!(coverage_total(&xdist), coverage_total(&rpytest));
     // -x: pytest-xdist's controller ends the run as interrupted.
-    let xdist = pair
-        .pytest
-        .pytest(&["-n", "2", "-x", "-p", "no:randomly"])
-        .run();
-    let rpytest = pair
-        .rpytest
-        .rpytest(&["-n", "2", "-x", "-p", "no:randomly"])
-        .run();
+    let x = [
+        "-n",
+        "2",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        "--randomly-seed=4242",
+    ];
+    let xdist = pair.pytest.pytest(&x).run();
+    let rpytest = pair.rpytest.rpytest(&x).run();
+    xdist.assert_code(2);
     assert_eq!(
         xdist.code,
         rpytest.code,
