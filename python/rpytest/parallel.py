@@ -350,6 +350,9 @@ class WorkerPlugin:
     def emit(self, msg: _Message) -> None:
         self.writer.emit(msg)
 
+    def flush(self) -> None:
+        self.writer.release()
+
     def pytest_addhooks(self, pluginmanager: Any) -> None:
         _register_interop(pluginmanager)
 
@@ -377,6 +380,7 @@ class WorkerPlugin:
         """What a pytest-xdist worker hands back as it ends: `config.workeroutput`
         (plugins fill it in their own `pytest_sessionfinish`), with the exit
         status and why the session stopped. The collector is no worker."""
+        self.flush()  # a test that never ended (pytest.exit, Ctrl-C) left its events held
         output = getattr(session.config, "workeroutput", None)
         if isinstance(output, dict):
             output["exitstatus"] = int(exitstatus)
@@ -457,6 +461,7 @@ class WorkerPlugin:
         items = session.items
         queue: Deque[pytest.Item] = deque()
         def fetch() -> bool:
+            self.flush()
             self.emit({"type": "want"})
             while True:
                 msg = self.control.get()
@@ -546,6 +551,12 @@ class WorkerPlugin:
         # end) even when the child dies at once.
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # Room for many tests' events: a worker does not wait for a CLI
+            # that a busy machine has not scheduled yet (the kernel caps it).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        except OSError:
+            pass
+        try:
             sock.connect(self.fork_socket)
             sock.sendall(encode({"type": "hello", "idx": idx, "worker": wid}))
         except OSError as exc:
@@ -604,6 +615,7 @@ class WorkerPlugin:
         self.control.reset()
         self.writer._pid = os.getpid()
         self.writer.closed = False
+        self.writer._held = None
         self.worker_id = wid
         self.forks = False
         if self.rp.recorder is not None and not self.rp.recording:
@@ -621,7 +633,12 @@ class WorkerPlugin:
             rp_cfg["warm_file"] = warm_file
         self.emit({"type": "started", "pid": os.getpid()})
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        # A test's events (its start, reports, warnings, result, end) leave in
+        # one write when it ends. A worker that dies mid-test loses them: the
+        # CLI reports its first unfinished item as the crashed test.
+        self.writer.hold()
         self.emit({"type": "logstart", "nodeid": nodeid, "location": list(location)})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -629,8 +646,11 @@ class WorkerPlugin:
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         self.emit({"type": "report", "data": data})
 
-    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> Any:
+        yield  # the other plugins' events first (the cache's result)
         self.emit({"type": "logfinish", "nodeid": nodeid, "location": list(location)})
+        self.flush()
 
 
 def _from_json(config: pytest.Config, data: Any) -> Any:

@@ -747,7 +747,14 @@ impl Dispatch<'_> {
         // pytest_testnodedown(node, error) on the controller, as pytest-xdist calls it.
         let down = serde_json::json!({"type": "nodedown", "worker": p.id, "error": how});
         let down = down.to_string();
-        if let Some((nodeid, location)) = p.current.take() {
+        // Its test in progress: the one it reported starting, else (a worker
+        // sends a test's events when the test ends) its first unfinished item.
+        let running = p.current.take().or_else(|| {
+            let list = self.items.as_ref()?;
+            let first = *p.assigned.front()?;
+            Some((list[first].nodeid.clone(), serde_json::Value::Null))
+        });
+        if let Some((nodeid, location)) = running {
             let message = format!(
                 "worker '{}' crashed while running '{}': {how}",
                 p.id, nodeid
