@@ -989,6 +989,8 @@ class ControllerPlugin:
                 self._node_message(msg)
             if session.shouldfail or session.shouldstop or self.shouldstop:
                 self._request_stop()
+        if session.shouldfail and not self.shouldstop:
+            self.shouldstop = session.shouldfail  # failures replayed from the cache count too
         if self.shouldstop:
             raise Interrupted(str(self.shouldstop))
         if session.shouldfail:
