@@ -549,6 +549,7 @@ fn plugins_written_for_xdist_get_its_controller_hooks() {
             assert_eq!(r["error"], serde_json::Value::Null, "{r}");
             assert!(r["exitstatus"].is_i64(), "{r}");
             assert_eq!(r["platform"], std::env::consts::OS, "{r}");
+            assert_eq!(r["collected"], 12, "{r}");
         }
     }
     assert_no_sessions_left(&pair.rpytest.root);

@@ -769,6 +769,7 @@ class ControllerPlugin:
         self.maxfail = 0
         self.running: Dict[str, Tuple[str, Any]] = {}
         self.internal_errors = 0
+        self.collected_ids: List[str] = []
 
     def pytest_addhooks(self, pluginmanager: Any) -> None:
         _register_interop(pluginmanager)
@@ -831,7 +832,10 @@ class ControllerPlugin:
         if kind == "configure_node":
             self._configure_nodes([str(msg.get("worker"))])
         elif kind == "ready":
-            self.config.hook.pytest_testnodeready(node=self._node(msg.get("worker")))
+            # A worker asks for work once it has its collection (inherited or its own).
+            node = self._node(msg.get("worker"))
+            self.config.hook.pytest_testnodeready(node=node)
+            self.config.hook.pytest_xdist_node_collection_finished(node=node, ids=list(self.collected_ids))
         elif kind == "workerfinished":
             self._workerfinished(msg)
         elif kind == "nodedown":
@@ -917,6 +921,7 @@ class ControllerPlugin:
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         self.replay = [e for e in msg.get("replay") or () if isinstance(e, dict)]
+        self.collected_ids = [str(i[0]) for i in msg.get("items") or ()]
         total = len(msg.get("items") or ()) + len(self.replay)
         session.testscollected = total
         tr = config.pluginmanager.get_plugin("terminalreporter")
