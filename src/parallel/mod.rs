@@ -337,7 +337,7 @@ impl Dispatch<'_> {
 
     /// Asks the collector for one more worker (a fork of its collected
     /// session), once the controller configured that worker.
-    fn fork_worker(&mut self, collector: usize) {
+    fn fork_worker(&mut self) {
         let id = self.workers.next_id();
         let idx = self.procs.len();
         self.procs.push(Proc {
@@ -346,7 +346,6 @@ impl Dispatch<'_> {
             collected: true,
             ..Proc::default()
         });
-        let _ = collector;
         self.provide_input(idx);
     }
 
@@ -410,7 +409,7 @@ impl Dispatch<'_> {
     /// is there, else a session that collects.
     fn add_worker(&mut self) -> Result<(), DaemonError> {
         match self.collector.filter(|&c| !self.procs[c].ended) {
-            Some(c) => self.fork_worker(c),
+            Some(_) => self.fork_worker(),
             None => self.start_worker()?,
         }
         Ok(())
@@ -542,7 +541,7 @@ impl Dispatch<'_> {
                 self.workers.next = 0;
                 if !c.stop && !self.stopping {
                     for _ in 0..wanted {
-                        self.fork_worker(idx);
+                        self.fork_worker();
                     }
                 }
             } else if self.procs.len() - 1 < wanted && !c.stop && !self.stopping {
