@@ -15,7 +15,12 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{assert_same, require_fixture_plugin, Outcome, Pair, Project, Run};
+use common::{
+    assert_same, pip, python, repo_root, require_fixture_plugin, Outcome, Pair, Project, Run,
+};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
 
 /// Stock pytest with `args`, rpytest with `-n 2` + `args`: same outcomes and exit code.
 fn check_parallel(pair: &Pair, args: &[&str]) -> (Run, Run) {
@@ -237,16 +242,24 @@ fn exitfirst_and_maxfail_stop_every_worker() {
     let x = project
         .rpytest(&["-n", "2", "-x", "-v", "--no-cache"])
         .run();
-    x.assert_code(1);
+    // pytest-xdist's exit code and last line: its controller stops the run as interrupted.
+    x.assert_code(2);
     assert!(x.stdout.contains("stopping after"), "{}", x.stdout);
+    assert!(
+        x.stdout
+            .contains("xdist.dsession.Interrupted: stopping after 1 failures"),
+        "{}",
+        x.stdout
+    );
     assert!(results_after_failure(&x, 1) <= 2, "{}", x.stdout);
     assert!(x.count(Outcome::Passed) < 10, "{}", x.transcript());
     let m = project
         .rpytest(&["-n", "2", "--maxfail=2", "-v", "--no-cache"])
         .run();
-    m.assert_code(1);
+    m.assert_code(2);
     assert!(
-        m.stdout.contains("stopping after 2 failures"),
+        m.stdout
+            .contains("xdist.dsession.Interrupted: stopping after 2 failures"),
         "{}",
         m.stdout
     );
@@ -485,4 +498,222 @@ fn reading_the_worker_id_while_collecting_makes_every_worker_collect() {
         );
         assert_no_sessions_left(&project.root);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Plugins written for pytest-xdist.
+
+/// The `pytest_testnodedown` records of the fixture plugin in `parallel_xdist_hooks`.
+fn node_records(path: &Path) -> BTreeMap<String, serde_json::Value> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON record"))
+        .map(|v| (v["id"].as_str().unwrap_or("").to_owned(), v))
+        .collect()
+}
+
+#[test]
+fn plugins_written_for_xdist_get_its_controller_hooks() {
+    require_fixture_plugin();
+    let mut pair = Pair::new("parallel_xdist_hooks");
+    let out = pair.rpytest.out_path("nodes.jsonl");
+    pair.rpytest
+        .set_env("XDIST_HOOKS_OUT", out.to_str().expect("utf-8 path"));
+    for extra in [&["--no-cache"][..], &["--no-cache", "--no-daemon"][..]] {
+        let _ = fs::remove_file(&out);
+        let pytest = pair.pytest.pytest(&[]).run();
+        let mut args = vec!["-n", "2"];
+        args.extend_from_slice(extra);
+        let rpytest = pair.rpytest.rpytest(&args).run();
+        assert_same(&pytest, &rpytest);
+        pytest.assert_code(1);
+        // Each worker got the values the controller's plugin put in its
+        // `workerinput` and handed back its `workeroutput` (bytes, tuples and
+        // sets included), received by `pytest_testnodedown` once per worker.
+        let records = node_records(&out);
+        assert_eq!(
+            records.keys().cloned().collect::<Vec<_>>(),
+            ["gw0", "gw1"],
+            "{}",
+            rpytest.transcript()
+        );
+        for (id, r) in &records {
+            assert_eq!(r["token_seen"], format!("token-{id}").as_str(), "{r}");
+            assert_eq!(
+                r["repr"],
+                format!("<WorkerController {id}>").as_str(),
+                "{r}"
+            );
+            assert_eq!(r["shared_ok"], true, "{r}");
+            assert_eq!(r["blob_ok"], true, "{r}");
+            assert_eq!(r["error"], serde_json::Value::Null, "{r}");
+            assert!(r["exitstatus"].is_i64(), "{r}");
+            assert_eq!(r["platform"], std::env::consts::OS, "{r}");
+            assert_eq!(r["collected"], 12, "{r}");
+        }
+    }
+    assert_no_sessions_left(&pair.rpytest.root);
+}
+
+#[test]
+fn a_worker_that_breaks_while_starting_shows_its_traceback() {
+    require_fixture_plugin();
+    let mut project = Project::new("parallel_interrupt");
+    project.set_env("BREAK_WORKERS", "1");
+    let run = project.rpytest(&["-n", "2", "--no-cache"]).run();
+    // pytest-xdist: the worker's INTERNALERROR, shown by the controller, exit 3.
+    run.assert_code(3);
+    assert!(
+        run.stdout
+            .contains("RuntimeError: this plugin breaks in worker gw0"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("INTERNALERROR>"),
+        "{}",
+        run.transcript()
+    );
+    assert_no_sessions_left(&project.root);
+}
+
+#[test]
+fn a_worker_interrupted_by_its_test_stops_the_run_as_under_xdist() {
+    require_fixture_plugin();
+    for how in ["exit", "keyboard"] {
+        let mut project = Project::new("parallel_interrupt");
+        project.set_env("INTERRUPT", how);
+        let run = project.rpytest(&["-n", "2", "--no-cache"]).run();
+        // pytest-xdist: the test is a crash of its worker, the run is interrupted (exit 2).
+        run.assert_code(2);
+        assert_eq!(
+            run.outcomes.get("test_interrupt::test_interrupts"),
+            Some(&vec![Outcome::Failed]),
+            "{how}: {}",
+            run.transcript()
+        );
+        assert!(
+            run.stdout
+                .contains("crashed while running 'test_interrupt.py::test_interrupts'"),
+            "{how}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("received keyboard-interrupt"),
+            "{how}: {}",
+            run.stdout
+        );
+        assert_no_sessions_left(&project.root);
+    }
+}
+
+/// A venv of our own with the test interpreter's pytest, pytest-xdist,
+/// pytest-randomly and pytest-cov (pinned), and rpytest's Python package (by
+/// a `.pth` file). Built once under cargo's target tmpdir.
+fn xdist_plugins_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdist-plugins-venv");
+        let py = venv.join("bin/python");
+        let marker = venv.join("rpytest-xdist-plugins-ready");
+        if marker.is_file() {
+            return py;
+        }
+        let _ = fs::remove_dir_all(&venv);
+        let version = Command::new(python())
+            .args(["-c", "import pytest; print(pytest.__version__)"])
+            .output()
+            .expect("ask the test interpreter for its pytest");
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+        let status = Command::new(python())
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("run python -m venv");
+        assert!(status.success(), "python -m venv failed");
+        pip(
+            &py,
+            &[
+                "install",
+                "-q",
+                &format!("pytest=={version}"),
+                "pytest-xdist==3.8.0",
+                "pytest-randomly==5.1.0",
+                "pytest-cov==7.1.0",
+                "coverage==7.17.5",
+            ],
+        );
+        let out = Command::new(&py)
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ])
+            .output()
+            .expect("ask the venv for its site-packages");
+        let site = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        fs::write(
+            site.join("rpytest_src.pth"),
+            format!("{}\n", repo_root().join("python").display()),
+        )
+        .expect("write the .pth file");
+        fs::write(&marker, "").expect("write the venv marker");
+        py
+    })
+}
+
+/// The `TOTAL` line of a coverage report.
+fn coverage_total(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with("TOTAL"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| panic!("no coverage total\n{}", run.transcript()))
+}
+
+#[test]
+fn pytest_randomly_and_pytest_cov_work_under_n_as_under_xdist() {
+    let py = xdist_plugins_venv();
+    let mut pair = Pair::new("parallel_xdist_plugins");
+    pair.pytest.set_python(py);
+    pair.rpytest.set_python(py);
+    // The same seed: the same per-test draws (and so outcomes) in both runs.
+    let args = [
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--randomly-seed=4242",
+        "--cov=pkg",
+        "--cov-report=term",
+    ];
+    let xdist = pair.pytest.pytest(&args).run();
+    let rpytest = pair.rpytest.rpytest(&args).run();
+    assert_same(&xdist, &rpytest);
+    assert!(xdist.count(Outcome::Failed) > 0, "{}", xdist.transcript());
+    assert!(
+        rpytest.stdout.contains("Using --randomly-seed=4242"),
+        "{}",
+        rpytest.transcript()
+    );
+    assert_eq!(coverage_total(&xdist), coverage_total(&rpytest));
+    // -x: pytest-xdist's controller ends the run as interrupted.
+    let x = [
+        "-n",
+        "2",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        "--randomly-seed=4242",
+    ];
+    let xdist = pair.pytest.pytest(&x).run();
+    let rpytest = pair.rpytest.rpytest(&x).run();
+    xdist.assert_code(2);
+    assert_eq!(
+        xdist.code,
+        rpytest.code,
+        "{}\n{}",
+        xdist.transcript(),
+        rpytest.transcript()
+    );
+    assert_no_sessions_left(&pair.rpytest.root);
 }

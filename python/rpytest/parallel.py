@@ -42,21 +42,186 @@ _Message = Dict[str, Any]
 
 
 
+# Plugins known to use the worker id they read before the workers fork only
+# as a label (pytest-cov names its data with it; its data files are named by
+# pid): forks may share gw0's.
+_ID_AS_LABEL = ("pytest_cov.",)
+
+
 class _WorkerInput(dict):
     """`config.workerinput` as pytest-xdist gives it (a dict), noting whether code
     read the worker id: read while collecting, it would be gw0's in every fork."""
 
     id_read = False
 
+    def _note(self, key: Any) -> None:
+        if key == "workerid" and not self.id_read:
+            caller = str(sys._getframe(2).f_globals.get("__name__", ""))
+            if not caller.startswith(_ID_AS_LABEL):
+                self.id_read = True
+
     def __getitem__(self, key: Any) -> Any:
-        if key == "workerid":
-            self.id_read = True
+        self._note(key)
         return dict.__getitem__(self, key)
 
     def get(self, key: Any, default: Any = None) -> Any:
-        if key == "workerid":
-            self.id_read = True
+        self._note(key)
         return dict.get(self, key, default)
+
+class _XdistHookspecs:
+    """pytest-xdist's hooks, declared when pytest-xdist is not installed (its
+    own declarations are used when it is): plugins written for xdist implement
+    them, and rpytest's controller calls the controller-side ones."""
+
+    @pytest.hookspec()
+    def pytest_xdist_setupnodes(self, config: Any, specs: Any) -> None:
+        """Before the workers are set up."""
+
+    @pytest.hookspec()
+    def pytest_xdist_newgateway(self, gateway: Any) -> None:
+        """A worker's gateway was made."""
+
+    @pytest.hookspec()
+    def pytest_xdist_rsyncstart(self, source: Any, gateways: Any) -> None:
+        """Unused: rpytest syncs no directories."""
+
+    @pytest.hookspec()
+    def pytest_xdist_rsyncfinish(self, source: Any, gateways: Any) -> None:
+        """Unused: rpytest syncs no directories."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_xdist_getremotemodule(self) -> Any:
+        """Unused: rpytest's workers are pytest sessions of their own."""
+
+    @pytest.hookspec()
+    def pytest_configure_node(self, node: Any) -> None:
+        """On the controller, before worker `node` starts: fill `node.workerinput`."""
+
+    @pytest.hookspec()
+    def pytest_testnodeready(self, node: Any) -> None:
+        """On the controller: worker `node` started its session."""
+
+    @pytest.hookspec()
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """On the controller: worker `node` ended (`node.workeroutput` is what it handed back)."""
+
+    @pytest.hookspec()
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:
+        """On the controller: worker `node` collected `ids`."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_xdist_make_scheduler(self, config: Any, log: Any) -> Any:
+        """Unused: rpytest schedules the work itself."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_xdist_auto_num_workers(self, config: Any) -> Any:
+        """Unused: `-n auto` is resolved by the rpytest CLI."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_handlecrashitem(self, crashitem: Any, report: Any, sched: Any) -> Any:
+        """Unused: a crashed test is reported by rpytest."""
+
+
+def add_xdist_hookspecs(pluginmanager: Any) -> None:
+    """Declares xdist's hooks unless they are: pytest-xdist's own module when
+    it is installed (importing it does not activate xdist), else ours."""
+    caller = getattr(pluginmanager.hook, "pytest_configure_node", None)
+    if caller is not None and getattr(caller, "spec", None) is not None:
+        return
+    import importlib.util
+
+    try:
+        installed = importlib.util.find_spec("xdist.newhooks") is not None
+    except Exception:
+        installed = False
+    if installed:
+        from xdist import newhooks  # type: ignore[import-not-found]
+
+        pluginmanager.add_hookspecs(newhooks)
+    else:
+        pluginmanager.add_hookspecs(_XdistHookspecs)
+
+
+class _XdistPresent:
+    """Registered as plugin `xdist` in the sessions of a distributed run:
+    plugins ask `pluginmanager.hasplugin("xdist")` before they register their
+    xdist hooks (pytest-randomly does). The sessions run with `-p no:xdist`,
+    so pytest-xdist's own machinery stays off."""
+
+
+def claim_xdist_name(pluginmanager: Any) -> None:
+    if pluginmanager.has_plugin("xdist"):
+        return
+    if pluginmanager.is_blocked("xdist"):
+        if hasattr(pluginmanager, "unblock"):
+            pluginmanager.unblock("xdist")
+        else:
+            pluginmanager._name2plugin.pop("xdist", None)
+    pluginmanager.register(_XdistPresent(), "xdist")
+
+
+class XdistInterop:
+    """Before any plugin's `pytest_configure` (once pytest parsed its
+    arguments and loaded the plugins, so pytest-xdist, if installed, is
+    imported after pytest marked it for assertion rewriting): xdist's hooks
+    are declared and `hasplugin("xdist")` is true."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        add_xdist_hookspecs(config.pluginmanager)
+        claim_xdist_name(config.pluginmanager)
+
+
+def _register_interop(pluginmanager: Any) -> None:
+    if pluginmanager.get_plugin("rpytest-xdist-interop") is None:
+        pluginmanager.register(XdistInterop(), "rpytest-xdist-interop")
+
+
+# Values handed between controller and workers (`workerinput`, `workeroutput`)
+# travel as JSON; what JSON lacks and pytest-xdist's channel carries (bytes,
+# tuples, sets, non-string keys) is tagged.
+_TAG = "__rpytest_xdist__"
+
+
+def pack(obj: Any) -> Any:
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (bytes, bytearray)):
+        import base64
+
+        return {_TAG: "bytes", "v": base64.b64encode(bytes(obj)).decode("ascii")}
+    if isinstance(obj, list):
+        return [pack(v) for v in obj]
+    if isinstance(obj, tuple):
+        return {_TAG: "tuple", "v": [pack(v) for v in obj]}
+    if isinstance(obj, (set, frozenset)):
+        return {_TAG: "set", "v": [pack(v) for v in obj]}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj) and _TAG not in obj:
+            return {k: pack(v) for k, v in obj.items()}
+        return {_TAG: "dict", "v": [[pack(k), pack(v)] for k, v in obj.items()]}
+    return str(obj)
+
+
+def unpack(obj: Any) -> Any:
+    if isinstance(obj, list):
+        return [unpack(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    tag = obj.get(_TAG)
+    if tag is None:
+        return {k: unpack(v) for k, v in obj.items()}
+    v = obj.get("v")
+    if tag == "bytes":
+        import base64
+
+        return base64.b64decode(v)
+    if tag == "tuple":
+        return tuple(unpack(x) for x in v)
+    if tag == "set":
+        return {unpack(x) for x in v}
+    return {unpack(k): unpack(x) for k, x in v}
+
 
 class ControlChannel:
     """Messages from the CLI: one JSON object per line on a pipe."""
@@ -90,6 +255,24 @@ class ControlChannel:
         self.pending.clear()
         self.eof = False
 
+    def wait_for(self, kind: str) -> Optional[_Message]:
+        """Blocks for the next message of type `kind`; the others stay queued.
+        None once the CLI closed the pipe or asked this session to stop."""
+        held: List[_Message] = []
+        found: Optional[_Message] = None
+        while True:
+            msg = self.get()
+            if msg is None:
+                break
+            if msg.get("type") == kind:
+                found = msg
+                break
+            held.append(msg)
+            if msg.get("type") == "stop":
+                break
+        self.pending.extendleft(reversed(held))
+        return found
+
     def get(self) -> Optional[_Message]:
         """Blocks for the next message; None once the CLI closed the pipe."""
         while not self.pending and not self.eof:
@@ -101,6 +284,14 @@ class ControlChannel:
         if not self.pending:
             self._fill(0)
         return self.pending.popleft() if self.pending else None
+
+
+def _user_args(config: pytest.Config) -> List[str]:
+    """The session's arguments as the user gave them (the CLI puts `-p no:xdist` first)."""
+    args = [str(a) for a in config.invocation_params.args]
+    if args[:2] == ["-p", "no:xdist"]:
+        del args[:2]
+    return args
 
 
 def _xdist_group(item: pytest.Item) -> Optional[str]:
@@ -159,20 +350,49 @@ class WorkerPlugin:
     def emit(self, msg: _Message) -> None:
         self.writer.emit(msg)
 
+    def flush(self) -> None:
+        self.writer.release()
+
+    def pytest_addhooks(self, pluginmanager: Any) -> None:
+        _register_interop(pluginmanager)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         # What pytest-xdist gives its workers: plugins that must act once per
-        # run (junitxml, the last-failed cache, stepwise) leave it to the controller.
-        config.workerinput = _WorkerInput(  # type: ignore[attr-defined]
-            {
+        # run (junitxml, the last-failed cache, stepwise) leave it to the
+        # controller. The values are the controller's: its plugins fill them
+        # in `pytest_configure_node` (the CLI hands them over).
+        given = self.control.wait_for("workerinput")
+        values = unpack(given.get("data")) if given is not None else None
+        if not isinstance(values, dict):
+            values = {
                 "workerid": self.worker_id,
                 "workercount": self.worker_count,
                 "testrunuid": self.testrun_uid,
-                "mainargv": list(config.invocation_params.args),
+                "mainargv": [sys.argv[0]] + _user_args(config),
             }
-        )
+        config.workerinput = _WorkerInput(values)  # type: ignore[attr-defined]
         config.workeroutput = {}  # type: ignore[attr-defined]
         self.config = config
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: Any) -> Any:
+        """What a pytest-xdist worker hands back as it ends: `config.workeroutput`
+        (plugins fill it in their own `pytest_sessionfinish`), with the exit
+        status and why the session stopped. The collector is no worker."""
+        self.flush()  # a test that never ended (pytest.exit, Ctrl-C) left its events held
+        output = getattr(session.config, "workeroutput", None)
+        if isinstance(output, dict):
+            output["exitstatus"] = int(exitstatus)
+            output["shouldfail"] = session.shouldfail
+            output["shouldstop"] = session.shouldstop
+        yield
+        if isinstance(output, dict) and not self.forks:
+            self.emit({"type": "workerfinished", "workeroutput": pack(output)})
+
+    def pytest_internalerror(self, excrepr: Any) -> None:
+        """The controller shows it: this session's terminal is /dev/null."""
+        self.emit({"type": "internal_error", "formatted_error": str(excrepr)})
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed or report.skipped:
@@ -237,9 +457,11 @@ class WorkerPlugin:
             return True
         if self.forks and not self._serve_forks(session):
             return True  # the collector, once the run is over
+        self.emit({"type": "ready"})  # pytest_testnodeready on the controller
         items = session.items
         queue: Deque[pytest.Item] = deque()
         def fetch() -> bool:
+            self.flush()
             self.emit({"type": "want"})
             while True:
                 msg = self.control.get()
@@ -329,6 +551,12 @@ class WorkerPlugin:
         # end) even when the child dies at once.
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # Room for many tests' events: a worker does not wait for a CLI
+            # that a busy machine has not scheduled yet (the kernel caps it).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        except OSError:
+            pass
+        try:
             sock.connect(self.fork_socket)
             sock.sendall(encode({"type": "hello", "idx": idx, "worker": wid}))
         except OSError as exc:
@@ -347,7 +575,7 @@ class WorkerPlugin:
                 if fd is not None:
                     os.close(fd)
             children.clear()
-            self._become_worker(sock, wid, parent, warm_file)
+            self._become_worker(sock, wid, parent, warm_file, msg.get("workerinput"))
             return True
         sock.close()
         pidfd: Optional[int] = None
@@ -360,7 +588,7 @@ class WorkerPlugin:
         self.emit({"type": "forked", "idx": idx, "worker": wid, "pid": pid})
         return False
 
-    def _become_worker(self, sock: socket.socket, wid: str, parent: int, warm_file: Any) -> None:
+    def _become_worker(self, sock: socket.socket, wid: str, parent: int, warm_file: Any, msg_input: Any) -> None:
         """In a fresh fork of the collector: talk to the CLI on `sock`, be worker `wid`."""
         if sys.platform.startswith("linux"):
             try:
@@ -387,19 +615,30 @@ class WorkerPlugin:
         self.control.reset()
         self.writer._pid = os.getpid()
         self.writer.closed = False
+        self.writer._held = None
         self.worker_id = wid
         self.forks = False
         if self.rp.recorder is not None and not self.rp.recording:
             self.rp.recorder.enabled = False  # it only watched the collection
         os.environ["PYTEST_XDIST_WORKER"] = wid
         if self.config is not None:
-            self.config.workerinput["workerid"] = wid  # type: ignore[attr-defined]
+            given = unpack(msg_input) if msg_input is not None else None
+            workerinput = self.config.workerinput  # type: ignore[attr-defined]
+            if isinstance(given, dict):
+                workerinput.clear()
+                workerinput.update(given)
+            workerinput["workerid"] = wid
         rp_cfg = getattr(self.rp, "cfg", None)
         if isinstance(rp_cfg, dict) and wid == "gw0":
             rp_cfg["warm_file"] = warm_file
         self.emit({"type": "started", "pid": os.getpid()})
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        # A test's events (its start, reports, warnings, result, end) leave in
+        # one write when it ends. A worker that dies mid-test loses them: the
+        # CLI reports its first unfinished item as the crashed test.
+        self.writer.hold()
         self.emit({"type": "logstart", "nodeid": nodeid, "location": list(location)})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -407,8 +646,11 @@ class WorkerPlugin:
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         self.emit({"type": "report", "data": data})
 
-    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> Any:
+        yield  # the other plugins' events first (the cache's result)
         self.emit({"type": "logfinish", "nodeid": nodeid, "location": list(location)})
+        self.flush()
 
 
 def _from_json(config: pytest.Config, data: Any) -> Any:
@@ -428,29 +670,75 @@ def _from_json(config: pytest.Config, data: Any) -> Any:
     return report
 
 
-class _WorkerTag:
-    """What reports carry as `.node` under pytest-xdist: the terminal reporter
-    then prefixes verbose lines with `[gw0]`."""
+class Interrupted(KeyboardInterrupt):
+    """Ends a distributed run that a worker or the failure count stopped, as
+    pytest-xdist's controller ends it (exit code 2, the same summary line)."""
+
+
+Interrupted.__module__ = "xdist.dsession"
+
+
+class _Node:
+    """A worker as the controller's plugins see it under pytest-xdist (its
+    `WorkerController`): `gateway.id`, `workerinput` (filled by
+    `pytest_configure_node` before the worker starts), `workeroutput` (what
+    the worker handed back, set when it ended), and `.node` of its reports,
+    from which the terminal reporter prefixes verbose lines with `[gw0]`."""
+
+    class _Info:
+        def __init__(self, values: Dict[str, Any]) -> None:
+            self.__dict__.update(values)
 
     class _Gateway:
-        def __init__(self, ident: str) -> None:
+        def __init__(self, ident: str, info: Dict[str, Any]) -> None:
             self.id = ident
+            self._info = info
 
-    def __init__(self, ident: str) -> None:
-        import sys
+        def _rinfo(self, update: bool = False) -> Any:
+            return _Node._Info(self._info)
 
-        self.gateway = self._Gateway(ident)
-        self.workerinput = {"workerid": ident}
+    class _NodeManager:
+        def __init__(self, config: Any, count: int, uid: str) -> None:
+            self.config = config
+            self.roots: List[Any] = []  # nothing is synced: workers share the controller's directory
+            self.specs = ["popen"] * count
+            self.testrunuid = uid
+
+    def __init__(self, ident: str, config: Any, nodemanager: Any) -> None:
+        self.config = config
+        self.nodemanager = nodemanager
         # Failure reports print "[gw0] linux -- Python 3.x.y /path/python" from this.
         self.workerinfo = {
             "id": ident,
             "sysplatform": sys.platform,
             "version_info": tuple(sys.version_info),
             "executable": sys.executable,
+            "cwd": os.getcwd(),
         }
+        self.gateway = self._Gateway(
+            ident,
+            {
+                "platform": sys.platform,
+                "version_info": tuple(sys.version_info),
+                "executable": sys.executable,
+                "cwd": os.getcwd(),
+            },
+        )
+        args = _user_args(config) if config is not None else []
+        self.workerinput: Dict[str, Any] = {
+            "workerid": ident,
+            "workercount": len(nodemanager.specs) if nodemanager is not None else 1,
+            "testrunuid": nodemanager.testrunuid if nodemanager is not None else "",
+            "mainargv": [sys.argv[0]] + args,
+        }
+        self.down = False
+
+    @property
+    def shutting_down(self) -> bool:
+        return self.down
 
     def __repr__(self) -> str:
-        return "<rpytest worker %s>" % self.gateway.id
+        return "<WorkerController %s>" % self.gateway.id
 
 
 class _Deselected:
@@ -460,7 +748,10 @@ class _Deselected:
 
 
 class ControllerPlugin:
-    """Runs in the controller session: replays the workers' reports into pytest's hooks."""
+    """Runs in the controller session: replays the workers' reports into
+    pytest's hooks, and plays pytest-xdist's controller for plugins written
+    for it (`pytest_configure_node`, `pytest_testnodeready`,
+    `pytest_testnodedown`, the failure count and stop of its `DSession`)."""
 
     def __init__(self, rp: Any, writer: EventWriter, control: ControlChannel) -> None:
         self.rp = rp
@@ -468,22 +759,57 @@ class ControllerPlugin:
         self.control = control
         self.config: Optional[pytest.Config] = None
         self.replay: List[Dict[str, Any]] = []
-        self.tags: Dict[str, _WorkerTag] = {}
+        self.nodes: Dict[str, _Node] = {}
+        self.nodemanager: Any = None
         self.stop_sent = False
+        # pytest-xdist's controller: why the run stops (a worker's -x or
+        # Ctrl-C, the failure count), and each worker's test in progress.
+        self.shouldstop: Any = False
+        self.countfailures = 0
+        self.maxfail = 0
+        self.running: Dict[str, Tuple[str, Any]] = {}
+        self.internal_errors = 0
+        self.collected_ids: List[str] = []
+
+    def pytest_addhooks(self, pluginmanager: Any) -> None:
+        _register_interop(pluginmanager)
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
+        self.maxfail = int(config.getvalue("maxfail") or 0)
+        cfg = getattr(self.rp, "cfg", None) or {}
+        self.nodemanager = _Node._NodeManager(
+            config, int(cfg.get("worker_count") or 1), str(cfg.get("testrun_uid") or "")
+        )
         tr = config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
             tr.showfspath = False  # lines of several workers interleave
 
-    def _tag(self, worker: Optional[str]) -> _WorkerTag:
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Where pytest-xdist sets up its workers: each node's `workerinput`
+        is configured by the plugins and handed to the CLI for that worker."""
+        count = len(self.nodemanager.specs) if self.nodemanager is not None else 1
+        self._configure_nodes(["gw%d" % i for i in range(count)])
+
+    def _configure_nodes(self, idents: List[str]) -> None:
+        assert self.config is not None
+        out: Dict[str, Any] = {}
+        for ident in idents:
+            node = self._node(ident)
+            out[ident] = pack(node.workerinput)
+        self.writer.emit({"type": "nodes", "nodes": out})
+
+    def _node(self, worker: Optional[str]) -> _Node:
+        """The node of `worker`, configured (`pytest_configure_node`) when new."""
         ident = worker or "gw?"
-        tag = self.tags.get(ident)
-        if tag is None:
-            tag = self.tags[ident] = _WorkerTag(ident)
-        return tag
+        node = self.nodes.get(ident)
+        if node is None:
+            node = self.nodes[ident] = _Node(ident, self.config, self.nodemanager)
+            if self.config is not None and worker:
+                self.config.hook.pytest_configure_node(node=node)
+        return node
 
     def _warning(self, msg: _Message) -> None:
         assert self.config is not None
@@ -499,11 +825,84 @@ class ControllerPlugin:
                         nodeid=str(msg.get("nodeid") or ""), location=tuple(loc) if loc else None)
         )
 
+    def _node_message(self, msg: _Message) -> bool:
+        """Messages about the workers as nodes, wherever they arrive; True if `msg` was one."""
+        assert self.config is not None
+        kind = msg.get("type")
+        if kind == "configure_node":
+            self._configure_nodes([str(msg.get("worker"))])
+        elif kind == "ready":
+            # A worker asks for work once it has its collection (inherited or its own).
+            node = self._node(msg.get("worker"))
+            self.config.hook.pytest_testnodeready(node=node)
+            self.config.hook.pytest_xdist_node_collection_finished(node=node, ids=list(self.collected_ids))
+        elif kind == "workerfinished":
+            self._workerfinished(msg)
+        elif kind == "nodedown":
+            node = self._node(msg.get("worker"))
+            if not node.down:
+                node.down = True
+                self.config.hook.pytest_testnodedown(node=node, error=msg.get("error"))
+        elif kind == "internal_error":
+            self._internal_error(str(msg.get("formatted_error")))
+        else:
+            return False
+        return True
+
+    def _workerfinished(self, msg: _Message) -> None:
+        """A worker ended its session: hand its `workeroutput` to the plugins;
+        a worker that was interrupted (Ctrl-C, `pytest.exit()`, a test raising
+        KeyboardInterrupt) or stopped by its own -x / --maxfail stops the run."""
+        assert self.config is not None
+        worker = str(msg.get("worker"))
+        node = self._node(worker)
+        output = unpack(msg.get("workeroutput"))
+        node.workeroutput = output if isinstance(output, dict) else {}  # type: ignore[attr-defined]
+        node.down = True
+        self.config.hook.pytest_testnodedown(node=node, error=None)
+        if node.workeroutput.get("exitstatus") == 2:  # type: ignore[attr-defined]
+            self.shouldstop = "%r received keyboard-interrupt" % node
+            running = self.running.pop(worker, None)
+            if running is not None:
+                nodeid, location = running
+                self._crash({"worker": worker, "nodeid": nodeid, "location": location,
+                             "message": "worker %r crashed while running %r" % (worker, nodeid)})
+            self._request_stop()
+            return
+        for why in (node.workeroutput.get("shouldfail"), node.workeroutput.get("shouldstop")):  # type: ignore[attr-defined]
+            if why:
+                if not self.shouldstop:
+                    self.shouldstop = why
+                break
+
+    def _internal_error(self, formatted: str) -> None:
+        """A worker's INTERNALERROR, shown as pytest-xdist shows it: through
+        the controller's own `pytest_internalerror`."""
+        assert self.config is not None
+        self.internal_errors += 1
+        try:
+            raise AssertionError(formatted)
+        except AssertionError:
+            excinfo = pytest.ExceptionInfo.from_current()
+        self.config.hook.pytest_internalerror(excrepr=excinfo.getrepr(), excinfo=excinfo)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.internal_errors:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR  # as pytest-xdist ends such a run
+
+    def _count_failure(self, report: Any) -> None:
+        if report.failed:
+            self.countfailures += 1
+            if self.maxfail and self.countfailures >= self.maxfail and not self.shouldstop:
+                self.shouldstop = "stopping after %d failures" % self.countfailures
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
         config = session.config
         msg = self.control.get()
         while msg is not None and msg.get("type") not in ("collection", "abort"):
+            self._node_message(msg)
             msg = self.control.get()
         if msg is None or msg.get("type") == "abort":
             text = (msg or {}).get("message") or "no worker reported its collection"
@@ -522,6 +921,7 @@ class ControllerPlugin:
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         self.replay = [e for e in msg.get("replay") or () if isinstance(e, dict)]
+        self.collected_ids = [str(i[0]) for i in msg.get("items") or ()]
         total = len(msg.get("items") or ()) + len(self.replay)
         session.testscollected = total
         tr = config.pluginmanager.get_plugin("terminalreporter")
@@ -545,7 +945,8 @@ class ControllerPlugin:
             nodeid, location, {}, "failed", str(msg.get("message")), "call",  # type: ignore[arg-type]
             sections=[], duration=0.0, start=now, stop=now, user_properties=[],
         )
-        report.node = self._tag(msg.get("worker"))  # type: ignore[attr-defined]
+        report.node = self._node(msg.get("worker"))  # type: ignore[attr-defined]
+        self._count_failure(report)
         self.config.hook.pytest_runtest_logreport(report=report)
         self.config.hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
@@ -571,22 +972,32 @@ class ControllerPlugin:
                 report = _from_json(config, msg.get("data"))
                 if report is None:
                     continue
-                report.node = self._tag(msg.get("worker"))
+                report.node = self._node(msg.get("worker"))
+                self._count_failure(report)
                 hook.pytest_runtest_logreport(report=report)
             elif kind == "logstart":
-                loc = msg.get("location") or [None, None, None]
-                hook.pytest_runtest_logstart(nodeid=msg.get("nodeid"), location=tuple(loc))
+                loc = tuple(msg.get("location") or [None, None, None])
+                self.running[str(msg.get("worker"))] = (str(msg.get("nodeid")), list(loc))
+                hook.pytest_runtest_logstart(nodeid=msg.get("nodeid"), location=loc)
             elif kind == "logfinish":
-                loc = msg.get("location") or [None, None, None]
-                hook.pytest_runtest_logfinish(nodeid=msg.get("nodeid"), location=tuple(loc))
+                loc = tuple(msg.get("location") or [None, None, None])
+                self.running.pop(str(msg.get("worker")), None)
+                hook.pytest_runtest_logfinish(nodeid=msg.get("nodeid"), location=loc)
             elif kind == "warning":
                 self._warning(msg)
             elif kind == "crash":
+                self.running.pop(str(msg.get("worker")), None)
                 self._crash(msg)
             elif kind == "done":
                 break
-            if session.shouldfail or session.shouldstop:
+            else:
+                self._node_message(msg)
+            if session.shouldfail or session.shouldstop or self.shouldstop:
                 self._request_stop()
+        if session.shouldfail and not self.shouldstop:
+            self.shouldstop = session.shouldfail  # failures replayed from the cache count too
+        if self.shouldstop:
+            raise Interrupted(str(self.shouldstop))
         if session.shouldfail:
             raise session.Failed(session.shouldfail)
         if session.shouldstop:

@@ -112,21 +112,52 @@ class EventWriter:
     process that created the writer emits (a test that forks must not duplicate events).
     """
 
+    # A held batch is written once it grows past this many bytes.
+    HOLD_LIMIT = 1 << 18
+
     def __init__(self, fd: Optional[int]) -> None:
         self.fd = fd
         self.closed = fd is None
         self._pid = os.getpid()
+        self._held: Optional[List[bytes]] = None
+        self._held_size = 0
 
     def emit(self, event: Dict[str, Any]) -> bool:
         if self.closed or os.getpid() != self._pid:
             return False
+        data = encode(event)
+        if self._held is not None:
+            self._held.append(data)
+            self._held_size += len(data)
+            if self._held_size < self.HOLD_LIMIT:
+                return True
+            data = b"".join(self._held)
+            self._held = []
+            self._held_size = 0
+        return self._write(data)
+
+    def _write(self, data: bytes) -> bool:
         try:
-            write_all(self.fd, encode(event))  # type: ignore[arg-type]
+            write_all(self.fd, data)  # type: ignore[arg-type]
             return True
         except OSError:
             # EPIPE/ECONNRESET: the CLI went away. Keep the session alive, stop talking.
             self.closed = True
             return False
+
+    def hold(self) -> None:
+        """Batch the events from here on, until `release` (one write instead of
+        one per event: a distributed worker sends a test's events at once)."""
+        if self._held is None:
+            self._held = []
+            self._held_size = 0
+
+    def release(self) -> None:
+        """Write what was held, and write each event as it comes again."""
+        held, self._held = self._held, None
+        self._held_size = 0
+        if held and not self.closed and os.getpid() == self._pid:
+            self._write(b"".join(held))
 
     def close(self) -> None:
         self.closed = True

@@ -189,6 +189,7 @@ pub fn run(
         role: Some("controller".into()),
         xdist_compat: true,
         testrun_uid: Some(uid.clone()),
+        worker_count: Some(opts.workers.max(1)),
         ..SessionConfig::default()
     };
     let mut procs: Vec<Proc> = Vec::new();
@@ -232,6 +233,9 @@ pub fn run(
         fresh,
         collector: None,
         collected_after: None,
+        inputs: HashMap::new(),
+        awaiting: Vec::new(),
+        requested: std::collections::HashSet::new(),
     };
     // With a fork socket, the first worker collects and forks the others once
     // its collection is in (or, unable to fork, starts them then).
@@ -241,7 +245,7 @@ pub fn run(
         opts.workers.max(1)
     };
     for _ in 0..first {
-        d.workers.start(&mut d.launcher, &mut d.procs)?;
+        d.start_worker()?;
     }
     drop(tx);
     while let Ok(msg) = rx.recv() {
@@ -294,6 +298,13 @@ struct Dispatch<'a> {
     collector: Option<usize>,
     /// When the collection arrived (RPYTEST_TRACE).
     collected_after: Option<std::time::Duration>,
+    /// Each worker's `workerinput` as the controller's plugins configured it
+    /// (`pytest_configure_node`), by worker ID, as JSON.
+    inputs: HashMap<String, String>,
+    /// Workers waiting for theirs: started sessions, or forks not yet asked for.
+    awaiting: Vec<usize>,
+    /// Worker IDs the controller was asked to configure.
+    requested: std::collections::HashSet<String>,
 }
 
 impl Dispatch<'_> {
@@ -324,8 +335,9 @@ impl Dispatch<'_> {
         }
     }
 
-    /// Asks the collector for one more worker (a fork of its collected session).
-    fn fork_worker(&mut self, collector: usize) {
+    /// Asks the collector for one more worker (a fork of its collected
+    /// session), once the controller configured that worker.
+    fn fork_worker(&mut self) {
         let id = self.workers.next_id();
         let idx = self.procs.len();
         self.procs.push(Proc {
@@ -334,16 +346,71 @@ impl Dispatch<'_> {
             collected: true,
             ..Proc::default()
         });
-        let msg = serde_json::json!({"type": "fork", "worker": id, "idx": idx});
-        self.procs[collector].send(&msg.to_string());
+        self.provide_input(idx);
+    }
+
+    /// Starts a worker session (it collects, or it is the collector).
+    fn start_worker(&mut self) -> Result<(), DaemonError> {
+        self.workers.start(&mut self.launcher, &mut self.procs)?;
+        self.provide_input(self.procs.len() - 1);
+        Ok(())
+    }
+
+    /// Hands worker `idx` its `workerinput` (a fork: the collector is asked
+    /// to fork it with it) or, until the controller configured it, waits.
+    fn provide_input(&mut self, idx: usize) {
+        let id = self.procs[idx].id.clone();
+        let Some(input) = self.inputs.get(&id).cloned() else {
+            self.awaiting.push(idx);
+            // The first `workers` IDs are configured as the controller starts
+            // its session; a replacement's is asked for.
+            let first = (0..self.opts.workers.max(1)).any(|n| process::worker_name(n) == id);
+            if !first && self.requested.insert(id.clone()) {
+                let msg = serde_json::json!({"type": "configure_node", "worker": id});
+                self.procs[0].send(&msg.to_string());
+            }
+            return;
+        };
+        if self.procs[idx].forked {
+            let Some(c) = self.collector.filter(|&c| !self.procs[c].ended) else {
+                return;
+            };
+            let msg = format!(
+                "{{\"type\":\"fork\",\"worker\":{},\"idx\":{idx},\"workerinput\":{input}}}",
+                json_str(&id)
+            );
+            self.procs[c].send(&msg);
+        } else {
+            let msg = format!("{{\"type\":\"workerinput\",\"data\":{input}}}");
+            self.procs[idx].send(&msg);
+        }
+    }
+
+    /// The controller configured nodes: their workers get their `workerinput`.
+    fn on_nodes(&mut self, line: &str) {
+        #[derive(Deserialize)]
+        struct Nodes {
+            nodes: HashMap<String, serde_json::Value>,
+        }
+        let Ok(n) = serde_json::from_str::<Nodes>(line) else {
+            return;
+        };
+        for (id, v) in n.nodes {
+            self.inputs.insert(id, v.to_string());
+        }
+        for idx in std::mem::take(&mut self.awaiting) {
+            if !self.procs[idx].ended {
+                self.provide_input(idx);
+            }
+        }
     }
 
     /// Starts a worker to take queued work: a fork of the collector while it
     /// is there, else a session that collects.
     fn add_worker(&mut self) -> Result<(), DaemonError> {
         match self.collector.filter(|&c| !self.procs[c].ended) {
-            Some(c) => self.fork_worker(c),
-            None => self.workers.start(&mut self.launcher, &mut self.procs)?,
+            Some(_) => self.fork_worker(),
+            None => self.start_worker()?,
         }
         Ok(())
     }
@@ -395,6 +462,7 @@ impl Dispatch<'_> {
         };
         match head.kind.as_str() {
             "started" => self.started(0, &head),
+            "nodes" => self.on_nodes(line),
             // -x / --maxfail reached.
             "stop" => self.stop_workers(),
             "result" | "finish" => self.events.extend(serde_json::from_str::<Event>(line).ok()),
@@ -425,7 +493,8 @@ impl Dispatch<'_> {
                 }
             }
             "want" => self.on_want(idx),
-            "logstart" | "logfinish" | "report" | "warning" => self.forward(idx, &head, line),
+            "logstart" | "logfinish" | "report" | "warning" | "ready" | "workerfinished"
+            | "internal_error" => self.forward(idx, &head, line),
             "result" | "deps" | "edges" | "installed" => {
                 if let Ok(e) = serde_json::from_str::<Event>(line) {
                     if let Event::Result { duration, .. } = &e {
@@ -472,13 +541,13 @@ impl Dispatch<'_> {
                 self.workers.next = 0;
                 if !c.stop && !self.stopping {
                     for _ in 0..wanted {
-                        self.fork_worker(idx);
+                        self.fork_worker();
                     }
                 }
             } else if self.procs.len() - 1 < wanted && !c.stop && !self.stopping {
                 // The first worker could not fork: the others collect themselves.
                 for _ in self.procs.len() - 1..wanted {
-                    self.workers.start(&mut self.launcher, &mut self.procs)?;
+                    self.start_worker()?;
                 }
             }
             if !c.stop && !self.stopping {
@@ -674,7 +743,17 @@ impl Dispatch<'_> {
         let _ = std::io::stderr().write_all(&std::mem::take(&mut p.stderr));
         self.crashes += 1;
         let how = describe(ended);
-        if let Some((nodeid, location)) = p.current.take() {
+        // pytest_testnodedown(node, error) on the controller, as pytest-xdist calls it.
+        let down = serde_json::json!({"type": "nodedown", "worker": p.id, "error": how});
+        let down = down.to_string();
+        // Its test in progress: the one it reported starting, else (a worker
+        // sends a test's events when the test ends) its first unfinished item.
+        let running = p.current.take().or_else(|| {
+            let list = self.items.as_ref()?;
+            let first = *p.assigned.front()?;
+            Some((list[first].nodeid.clone(), serde_json::Value::Null))
+        });
+        if let Some((nodeid, location)) = running {
             let message = format!(
                 "worker '{}' crashed while running '{}': {how}",
                 p.id, nodeid
@@ -710,6 +789,7 @@ impl Dispatch<'_> {
                 p.id
             ));
         }
+        self.procs[0].send(&down);
         let rest: Vec<usize> = self.procs[idx].assigned.drain(..).collect();
         if !rest.is_empty() && !self.stopping {
             self.queue.push_front(Unit {

@@ -96,6 +96,13 @@ class Session:
             out.extend(decode(line) for line in self.buf.feed(data))
 
 
+def workerinput(worker: str, count: int) -> Dict[str, Any]:
+    """What the CLI hands a worker session first: its `workerinput`, as the
+    controller's `pytest_configure_node` left it."""
+    data = {"workerid": worker, "workercount": count, "testrunuid": "u1", "mainargv": ["pytest"]}
+    return {"type": "workerinput", "data": data}
+
+
 def controller(project: Path, stdout: Any) -> Session:
     cfg = {"rootdir": str(project), "record": False, "events": True, "role": "controller", "xdist_compat": True}
     return Session(project, cfg, clean_env(), stdout)
@@ -111,6 +118,7 @@ def test_worker_collects_then_runs_only_what_it_is_given(project: Path) -> None:
            "worker_id": "gw3", "worker_count": 4, "testrun_uid": "u1", "xdist_compat": True}
     env = clean_env(PYTEST_XDIST_WORKER="gw3")
     w = Session(project, cfg, env, subprocess.DEVNULL)
+    w.send(workerinput("gw3", 4))
     collection = w.next("collection")
     ids = [i[0] for i in collection["items"]]
     assert ids == ["test_a.py::test_pass", "test_a.py::test_fail", "test_a.py::test_skip", "test_b.py::test_grouped"]
@@ -133,6 +141,7 @@ def test_controller_reports_forwarded_reports_like_pytest(project: Path, tmp_pat
     worker_cfg = {"rootdir": str(project), "record": False, "events": True, "role": "worker",
                   "worker_id": "gw3", "worker_count": 1, "testrun_uid": "u1", "xdist_compat": True}
     w = Session(project, worker_cfg, clean_env(PYTEST_XDIST_WORKER="gw3"), subprocess.DEVNULL)
+    w.send(workerinput("gw3", 1))
     out = tmp_path / "controller.out"
     with open(out, "wb") as f:
         c = controller(project, f)
@@ -190,6 +199,7 @@ def test_collector_forks_workers_that_run_by_index_without_collecting(project: P
         "        f.write('%d\\n' % os.getpid())\n"
     )
     collector = Session(project, cfg, clean_env(PYTEST_XDIST_WORKER="gw0"), subprocess.DEVNULL)
+    collector.send(workerinput("gw0", 4))
     collection = collector.next("collection")
     assert collection["fork"] is True
     collector.send({"type": "fork", "worker": "gw3", "idx": 7})
@@ -205,6 +215,7 @@ def test_collector_forks_workers_that_run_by_index_without_collecting(project: P
     assert next_msg() == {"type": "hello", "idx": 7, "worker": "gw3"}
     started = next_msg()
     assert started["type"] == "started" and started["pid"] != collector.proc.pid
+    assert next_msg()["type"] == "ready"  # pytest_testnodeready on the controller
     assert next_msg()["type"] == "want"
     conn.sendall(encode({"type": "run", "indexes": [1, 3]}))
     rest: List[Dict[str, Any]] = []
@@ -228,3 +239,83 @@ def test_collector_forks_workers_that_run_by_index_without_collecting(project: P
     assert ("test_b.py::test_grouped", "call", "passed") in ran  # worker_id and env are the fork's
     assert not any(m["type"] == "report" for m in collector.seen + tail)
     assert (project / "collected.log").read_text().split() == [str(collector.proc.pid)]
+
+
+XDIST_HOOKS_CONFTEST = """
+import json
+import os
+
+import pytest
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput["seed"] = 42
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    output = getattr(node, "workeroutput", None)
+    record = [node.gateway.id, error, None if output is None else repr(output.get("blob"))]
+    with open(os.path.join(str(node.config.rootpath), "down.log"), "a") as f:
+        f.write(json.dumps(record) + "\\n")
+"""
+
+
+def test_controller_plays_xdists_controller_hooks(project: Path, tmp_path: Path) -> None:
+    from rpytest.parallel import pack
+
+    (project / "conftest.py").write_text(XDIST_HOOKS_CONFTEST)
+    cfg = {"rootdir": str(project), "record": False, "events": True, "role": "controller",
+           "xdist_compat": True, "worker_count": 2, "testrun_uid": "u1"}
+    with open(tmp_path / "controller.out", "wb") as f:
+        c = Session(project, cfg, clean_env(), f)
+        nodes = c.next("nodes")["nodes"]
+        assert sorted(nodes) == ["gw0", "gw1"]
+        assert nodes["gw1"]["seed"] == 42 and nodes["gw1"]["workerid"] == "gw1"
+        assert nodes["gw1"]["workercount"] == 2 and nodes["gw1"]["testrunuid"] == "u1"
+        c.send({"type": "configure_node", "worker": "gw2"})  # a replacement worker
+        assert c.next("nodes")["nodes"]["gw2"]["seed"] == 42
+        c.send({"type": "collection", "items": [["test_a.py::test_pass", "test_a.py", None]],
+                "numcollected": 1, "stop": False, "reports": [], "deselected": [], "replay": [],
+                "warnings": []})
+        output = {"exitstatus": 0, "shouldfail": False, "shouldstop": False, "blob": b"\x00\xff"}
+        c.send({"type": "workerfinished", "worker": "gw0", "workeroutput": pack(output)})
+        c.send({"type": "nodedown", "worker": "gw1", "error": "signal 9 (SIGKILL)"})
+        code = c.finish()
+    assert code == 0
+    down = [json.loads(line) for line in (project / "down.log").read_text().splitlines()]
+    assert down == [["gw0", None, repr(b"\x00\xff")], ["gw1", "signal 9 (SIGKILL)", None]]
+
+
+def test_controller_ends_like_xdist_when_a_worker_was_interrupted(project: Path, tmp_path: Path) -> None:
+    from rpytest.parallel import pack
+
+    out = tmp_path / "controller.out"
+    cfg = {"rootdir": str(project), "record": False, "events": True, "role": "controller",
+           "xdist_compat": True, "worker_count": 1, "testrun_uid": "u1"}
+    with open(out, "wb") as f:
+        c = Session(project, cfg, clean_env(), f)
+        c.send({"type": "collection", "items": [["test_a.py::test_pass", "test_a.py", None]],
+                "numcollected": 1, "stop": False, "reports": [], "deselected": [], "replay": [],
+                "warnings": []})
+        c.send({"type": "logstart", "worker": "gw0", "nodeid": "test_a.py::test_pass",
+                "location": ["test_a.py", 0, "test_pass"]})
+        output = {"exitstatus": 2, "shouldfail": False, "shouldstop": False}
+        c.send({"type": "workerfinished", "worker": "gw0", "workeroutput": pack(output)})
+        stop = c.next("stop")  # the CLI is asked to stop the other workers
+        assert stop == {"type": "stop"}
+        code = c.finish()
+    text = out.read_text()
+    assert code == 2, text
+    assert "worker 'gw0' crashed while running 'test_a.py::test_pass'" in text, text
+    assert "xdist.dsession.Interrupted: <WorkerController gw0> received keyboard-interrupt" in text, text
+
+
+def test_values_cross_as_pytest_xdist_carries_them() -> None:
+    from rpytest.parallel import pack, unpack
+
+    value = {"b": b"\x00\xff", "t": (1, "a", [2, (3,)]), "s": {1, 2}, "k": {1: "int key"},
+             "n": None, "f": 1.5, "nested": {"__rpytest_xdist__": "not a tag"}}
+    wire = json.loads(json.dumps(pack(value)))
+    assert unpack(wire) == value
