@@ -3,11 +3,14 @@ and records what each test file used (docs/protocol.md)."""
 
 from __future__ import annotations
 
+import linecache
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import warnings
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
@@ -17,6 +20,112 @@ from rpytest import record
 from rpytest.protocol import EventWriter
 
 _Entry = Dict[str, Any]
+
+_PHASES = {"setup": 0, "call": 1, "teardown": 2}
+_WHENS = ("setup", "call", "teardown")
+# A line of pytest's `--durations` list: "0.12s call     path::test".
+_DURATION_LINE = re.compile(r"^\d+\.\d\ds (?:setup|call|teardown) +(.+)$")
+
+
+def _node_output(st: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """What a result keeps beside its outcome (docs/protocol.md, "output"):
+    per-phase durations, a skip's phase, and the report sections of each
+    phase. Sections accumulate over the phases (the call report repeats
+    setup's), so each distinct section is stored once with a bit mask of
+    the phases whose report holds it, in the order the reports list them."""
+    out: Dict[str, Any] = {"phases": [round(d, 6) for d in st["phases"]]}
+    if st.get("skip_when") == "call":
+        out["skip_when"] = "call"
+    if st["sections"]:
+        entries: List[List[Any]] = []
+        for phase, sections in st["sections"]:
+            bit = 1 << phase
+            j = 0
+            for title, content in sections:
+                k = j
+                while k < len(entries) and (entries[k][0] != title or entries[k][1] != content or entries[k][2] & bit):
+                    k += 1
+                if k < len(entries):
+                    entries[k][2] |= bit
+                    j = k + 1
+                else:
+                    entries.append([str(title), str(content), bit])
+                    j = len(entries)
+        out["sections"] = entries
+    return out
+
+
+def _sections_of(output: Optional[Dict[str, Any]], phase: int) -> List[Tuple[str, str]]:
+    if not output:
+        return []
+    bit = 1 << phase
+    return [(str(e[0]), str(e[1])) for e in output.get("sections") or () if int(e[2]) & bit]
+
+
+def _store_warning(wm: Any, prefixes: Tuple[str, ...]) -> Dict[str, Any]:
+    """A recorded warning as stored: what pytest's warnings summary prints
+    (its category, message, location, the source line, and whether the
+    warning carried a source object), with a path under rootdir made
+    relative so the entry means the same in another clone."""
+    from _pytest.warnings import warning_record_to_str
+
+    text = warning_record_to_str(wm)
+    filename = str(wm.filename)
+    line = wm.line
+    if line is None:
+        line = linecache.getline(filename, wm.lineno)
+    cat = wm.category
+    stored: Dict[str, Any] = {
+        "category": "%s.%s" % (getattr(cat, "__module__", "builtins"), getattr(cat, "__qualname__", cat.__name__)),
+        "name": cat.__name__,
+        "message": str(wm.message),
+        "filename": filename,
+        "lineno": wm.lineno,
+        "line": line,
+        "source": wm.source is not None,
+        "text": text,
+    }
+    for prefix in prefixes:
+        if filename.startswith(prefix):
+            stored["filename"] = filename[len(prefix):]
+            stored["rootdir"] = True
+            break
+    if stored.get("rootdir") and text.startswith(filename):
+        stored["text"] = text[len(filename):]
+    elif stored.get("rootdir"):
+        stored.pop("text")  # recomputed on replay
+    return stored
+
+
+def _warning_category(dotted: str, name: str) -> type:
+    module, _, qualname = dotted.rpartition(".")
+    if module == "builtins":
+        cat = getattr(__import__("builtins"), qualname, None)
+    else:
+        # Never import for a replay: a category whose module is not loaded
+        # is stood for by a Warning subclass of the same name.
+        cat = sys.modules.get(module)
+        for part in qualname.split("."):
+            cat = getattr(cat, part, None) if cat is not None else None
+    if isinstance(cat, type) and issubclass(cat, Warning):
+        return cat
+    return type(name, (Warning,), {"__module__": module or "builtins", "__qualname__": qualname})
+
+
+def _replayed_warning(stored: Dict[str, Any], rootdir: str) -> warnings.WarningMessage:
+    filename = str(stored.get("filename") or "")
+    if stored.get("rootdir"):
+        filename = os.path.join(rootdir, filename)
+    category = _warning_category(str(stored.get("category") or "builtins.UserWarning"), str(stored.get("name") or "UserWarning"))
+    text = str(stored.get("message") or "")
+    try:
+        message: Any = category(text)
+    except Exception:
+        message = text
+    return warnings.WarningMessage(
+        message, category, filename, int(stored.get("lineno") or 0),
+        source=object() if stored.get("source") else None, line=str(stored.get("line") or ""),
+    )
 
 
 class _DeselectedNode:
@@ -82,6 +191,9 @@ class RpytestPlugin:
         self.results: Dict[str, Dict[str, Any]] = {}
         self.started = time.time()
         self._rel_cache: Dict[str, str] = {}
+        self._replaying = False
+        # Cached node IDs whose reports carry the stored durations (--durations marks them).
+        self._cached_ids: Set[str] = set()
 
     # ---- lifecycle (called by rpytest.session) -----------------------------
 
@@ -250,6 +362,8 @@ class RpytestPlugin:
         dropped_deselected = [
             _DeselectedNode(n) for n in self.deselected_ids if n.split("::", 1)[0] in self.dropped_files
         ]
+        if self.role is None and self.dropped_files:
+            self._count_dropped(config, len(dropped_deselected))
         if dropped_deselected and not config.option.collectonly:
             config.hook.pytest_deselected(items=dropped_deselected)
         # After every plugin's selection (-k, -m, --deselect, --lf's wrapper,
@@ -270,6 +384,19 @@ class RpytestPlugin:
             kept.append(item)
         self.replay_tail = pending
         items[:] = kept
+
+    def _count_dropped(self, config: pytest.Config, deselected: int) -> None:
+        """The nodes of files that were not collected are still pytest's
+        items: the "collected N items" header counts them (with the ones the
+        selection leaves out), and pytest's own cache (`cache/nodeids`)
+        lists the selected ones, as a session that collected them would."""
+        dropped = [str(e["nodeid"]) for e in self.skip_replays if self._entry_file(e) in self.dropped_files]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and isinstance(getattr(reporter, "_numcollected", None), int):
+            reporter._numcollected += len(dropped) + deselected
+        nf = config.pluginmanager.get_plugin("nfplugin")
+        if nf is not None and isinstance(getattr(nf, "cached_nodeids", None), set) and not config.option.collectonly:
+            nf.cached_nodeids.update(dropped)
 
     def _send_collected(self, items: Iterable[pytest.Item]) -> None:
         if self.collected_sent:
@@ -375,13 +502,36 @@ class RpytestPlugin:
         finally:
             self._resume(was_on)
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: Any, config: Any) -> Any:
         was_on = self._pause()
+        marked = self._mark_cached_durations(terminalreporter, config)
         try:
             return (yield)
         finally:
+            if marked:
+                terminalreporter.__dict__.pop("write_line", None)
             self._resume(was_on)
+
+    def _mark_cached_durations(self, reporter: Any, config: Any) -> bool:
+        """`--durations` lists stored times of cached tests as pytest lists
+        measured ones, with ` (cached)` after the node ID. Only the lines of
+        that list are touched, and only while the summary hooks run (inside
+        the terminal reporter's own summary wrapper)."""
+        if getattr(config.option, "durations", None) is None or not self._cached_ids:
+            return False
+        cached = self._cached_ids
+        write_line = reporter.write_line
+
+        def marking(line: Any, **markup: bool) -> None:
+            if isinstance(line, str):
+                m = _DURATION_LINE.match(line)
+                if m is not None and m.group(1) in cached:
+                    line += " (cached)"
+            write_line(line, **markup)
+
+        reporter.write_line = marking
+        return True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
@@ -404,8 +554,17 @@ class RpytestPlugin:
                 "location": list(report.location),
                 "longrepr": None,
                 "wasxfail": None,
+                "phases": [0.0, 0.0, 0.0],
+                "sections": [],
+                "skip_when": None,
             }
-        st["duration"] += float(getattr(report, "duration", 0.0) or 0.0)
+        duration = float(getattr(report, "duration", 0.0) or 0.0)
+        st["duration"] += duration
+        phase = _PHASES.get(report.when)
+        if phase is not None:
+            st["phases"][phase] += duration
+            if report.sections:
+                st["sections"].append((phase, report.sections))
         wasxfail = getattr(report, "wasxfail", None)
         current = st["outcome"]
         if report.failed:
@@ -419,6 +578,7 @@ class RpytestPlugin:
                 st["wasxfail"] = str(wasxfail)
             else:
                 st["outcome"] = "skipped"
+                st["skip_when"] = report.when
                 lr = report.longrepr
                 if isinstance(lr, tuple) and len(lr) == 3:
                     st["longrepr"] = [str(lr[0]), lr[1], str(lr[2])]
@@ -444,8 +604,27 @@ class RpytestPlugin:
                 "location": st["location"],
                 "longrepr": st["longrepr"],
                 "wasxfail": st["wasxfail"],
+                "output": _node_output(st),
             }
         )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+        # A test's warnings are stored with its result and replayed with it.
+        # Formatting reads the warning's source line: with recording paused
+        # (and linecache warm for the terminal reporter after this), that
+        # read is no test's input.
+        if self._replaying or when != "runtest" or not nodeid or self.role == "controller":
+            return
+        was_on = self._pause()
+        try:
+            stored = _store_warning(warning_message, self._prefixes)
+        except Exception:
+            stored = None
+        finally:
+            self._resume(was_on)
+        if stored is not None:
+            self.emit({"type": "warning", "nodeid": nodeid, "warning": stored})
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: Any, config: pytest.Config) -> Optional[Tuple[str, str, str]]:
@@ -472,20 +651,28 @@ class RpytestPlugin:
         keywords = {nodeid.split("::")[-1].split("[")[0]: 1, nodeid.split("::")[-1]: 1}
         outcome = entry.get("outcome")
         duration = float(entry.get("duration") or 0.0)
+        output = entry.get("output") or None
+        phases = (output or {}).get("phases") or None
         now = time.time()
 
         def report(when: str, out: str, longrepr: Any = None, dur: float = 0.0, **extra: Any) -> TestReport:
+            phase = _PHASES[when]
+            if phases is not None:
+                dur = float(phases[phase])
             return TestReport(
                 nodeid, location, keywords, out, longrepr, when,  # type: ignore[arg-type]
                 # JUnit XML marks the test case as served from the cache.
-                sections=[], duration=dur, start=now, stop=now + dur, user_properties=[("rpytest_cached", "true")],
-                rpytest_cached=True, **extra,
+                sections=_sections_of(output, phase), duration=dur, start=now, stop=now + dur,
+                user_properties=[("rpytest_cached", "true")], rpytest_cached=True, **extra,
             )
 
         if outcome == "skipped":
             lr = entry.get("longrepr")
             longrepr = (str(lr[0]), int(lr[1]) if lr[1] is not None else 0, str(lr[2])) if lr else (location[0], (location[1] or 0) + 1, "Skipped: cached")
-            reports = [report("setup", "skipped", longrepr, duration), report("teardown", "passed")]
+            if (output or {}).get("skip_when") == "call":
+                reports = [report("setup", "passed"), report("call", "skipped", longrepr, duration), report("teardown", "passed")]
+            else:
+                reports = [report("setup", "skipped", longrepr, duration), report("teardown", "passed")]
         elif outcome == "xfailed":
             reports = [
                 report("setup", "passed"),
@@ -494,10 +681,22 @@ class RpytestPlugin:
             ]
         else:
             reports = [report("setup", "passed"), report("call", "passed", None, duration), report("teardown", "passed")]
-        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-        for rep in reports:
-            hook.pytest_runtest_logreport(report=rep)
-        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+        self._cached_ids.add(nodeid)
+        self._replaying = True
+        try:
+            hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+            for rep in reports:
+                hook.pytest_runtest_logreport(report=rep)
+            hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+            for stored in (output or {}).get("warnings") or ():
+                hook.pytest_warning_recorded.call_historic(
+                    kwargs=dict(
+                        warning_message=_replayed_warning(stored, self.rootdir),
+                        when="runtest", nodeid=nodeid, location=None,
+                    )
+                )
+        finally:
+            self._replaying = False
         self.replayed += 1
         self.emit({"type": "result", "nodeid": nodeid, "file": file, "outcome": outcome or "passed",
                    "duration": duration, "cached": True})

@@ -700,6 +700,7 @@ impl Dispatch<'_> {
                 longrepr: serde_json::Value::Null,
                 wasxfail: None,
                 cached: false,
+                output: serde_json::Value::Null,
             });
             self.procs[0].send(&crash.to_string());
         } else if !p.collected {

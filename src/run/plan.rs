@@ -450,6 +450,7 @@ fn cached_node(r: &NodeResult) -> CachedNode {
         location: serde_json::from_str(&r.location).unwrap_or(serde_json::Value::Null),
         longrepr: serde_json::from_str(&r.longrepr).unwrap_or(serde_json::Value::Null),
         wasxfail: r.wasxfail.clone(),
+        output: serde_json::from_str(&r.output).unwrap_or(serde_json::Value::Null),
     }
 }
 
