@@ -802,13 +802,7 @@ impl Plan {
         if self.cached.is_empty() && self.skipped_files.is_empty() {
             return None;
         }
-        let quiet = inv.args.verbosity < 0;
-        let color = inv
-            .pytest_argv
-            .iter()
-            .find_map(|a| a.strip_prefix("--color="))
-            .map(str::to_owned);
-        report::fully_cached_summary(&counts, now() - started, quiet, color.as_deref());
+        super::alone::answer(self, inv, &counts, now() - started)?;
         write_outcomes(
             super::exit::OK,
             self.cached
