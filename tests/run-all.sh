@@ -50,4 +50,4 @@ echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
 echo "== drop-in, cache, soundness, faults, verify, parallel and remote integration tests (pytest 9 + pytest-xdist)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote -- --test-threads=2
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test replay -- --test-threads=2
