@@ -171,9 +171,14 @@ pub enum Event {
     },
     /// A warning a test raised (pytest's `pytest_warning_recorded`), stored
     /// with its result.
-    Warning {
+    NodeWarning {
         nodeid: String,
         warning: serde_json::Value,
+    },
+    /// Results replayed from the cache, in bulk: `(nodeid, file, outcome,
+    /// duration)` each.
+    CachedResults {
+        nodes: Vec<(String, String, String, f64)>,
     },
     Deps {
         file: Option<String>,

@@ -3,14 +3,12 @@ and records what each test file used (docs/protocol.md)."""
 
 from __future__ import annotations
 
-import linecache
+import gc
 import os
-import re
 import signal
 import sys
 import threading
 import time
-import warnings
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
@@ -18,115 +16,18 @@ from _pytest.reports import CollectReport, TestReport
 
 from rpytest import record
 from rpytest.protocol import EventWriter
+from rpytest.replay import (
+    _DURATION_LINE,
+    _PHASES,
+    DirectCalls,
+    TerminalBulk,
+    node_output,
+    replayed_warning,
+    sections_of,
+    store_warning,
+)
 
 _Entry = Dict[str, Any]
-
-_PHASES = {"setup": 0, "call": 1, "teardown": 2}
-_WHENS = ("setup", "call", "teardown")
-# A line of pytest's `--durations` list: "0.12s call     path::test".
-_DURATION_LINE = re.compile(r"^\d+\.\d\ds (?:setup|call|teardown) +(.+)$")
-
-
-def _node_output(st: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """What a result keeps beside its outcome (docs/protocol.md, "output"):
-    per-phase durations, a skip's phase, and the report sections of each
-    phase. Sections accumulate over the phases (the call report repeats
-    setup's), so each distinct section is stored once with a bit mask of
-    the phases whose report holds it, in the order the reports list them."""
-    out: Dict[str, Any] = {"phases": [round(d, 6) for d in st["phases"]]}
-    if st.get("skip_when") == "call":
-        out["skip_when"] = "call"
-    if st["sections"]:
-        entries: List[List[Any]] = []
-        for phase, sections in st["sections"]:
-            bit = 1 << phase
-            j = 0
-            for title, content in sections:
-                k = j
-                while k < len(entries) and (entries[k][0] != title or entries[k][1] != content or entries[k][2] & bit):
-                    k += 1
-                if k < len(entries):
-                    entries[k][2] |= bit
-                    j = k + 1
-                else:
-                    entries.append([str(title), str(content), bit])
-                    j = len(entries)
-        out["sections"] = entries
-    return out
-
-
-def _sections_of(output: Optional[Dict[str, Any]], phase: int) -> List[Tuple[str, str]]:
-    if not output:
-        return []
-    bit = 1 << phase
-    return [(str(e[0]), str(e[1])) for e in output.get("sections") or () if int(e[2]) & bit]
-
-
-def _store_warning(wm: Any, prefixes: Tuple[str, ...]) -> Dict[str, Any]:
-    """A recorded warning as stored: what pytest's warnings summary prints
-    (its category, message, location, the source line, and whether the
-    warning carried a source object), with a path under rootdir made
-    relative so the entry means the same in another clone."""
-    from _pytest.warnings import warning_record_to_str
-
-    text = warning_record_to_str(wm)
-    filename = str(wm.filename)
-    line = wm.line
-    if line is None:
-        line = linecache.getline(filename, wm.lineno)
-    cat = wm.category
-    stored: Dict[str, Any] = {
-        "category": "%s.%s" % (getattr(cat, "__module__", "builtins"), getattr(cat, "__qualname__", cat.__name__)),
-        "name": cat.__name__,
-        "message": str(wm.message),
-        "filename": filename,
-        "lineno": wm.lineno,
-        "line": line,
-        "source": wm.source is not None,
-        "text": text,
-    }
-    for prefix in prefixes:
-        if filename.startswith(prefix):
-            stored["filename"] = filename[len(prefix):]
-            stored["rootdir"] = True
-            break
-    if stored.get("rootdir") and text.startswith(filename):
-        stored["text"] = text[len(filename):]
-    elif stored.get("rootdir"):
-        stored.pop("text")  # recomputed on replay
-    return stored
-
-
-def _warning_category(dotted: str, name: str) -> type:
-    module, _, qualname = dotted.rpartition(".")
-    if module == "builtins":
-        cat = getattr(__import__("builtins"), qualname, None)
-    else:
-        # Never import for a replay: a category whose module is not loaded
-        # is stood for by a Warning subclass of the same name.
-        cat = sys.modules.get(module)
-        for part in qualname.split("."):
-            cat = getattr(cat, part, None) if cat is not None else None
-    if isinstance(cat, type) and issubclass(cat, Warning):
-        return cat
-    return type(name, (Warning,), {"__module__": module or "builtins", "__qualname__": qualname})
-
-
-def _replayed_warning(stored: Dict[str, Any], rootdir: str) -> warnings.WarningMessage:
-    filename = str(stored.get("filename") or "")
-    if stored.get("rootdir"):
-        filename = os.path.join(rootdir, filename)
-    category = _warning_category(str(stored.get("category") or "builtins.UserWarning"), str(stored.get("name") or "UserWarning"))
-    text = str(stored.get("message") or "")
-    try:
-        message: Any = category(text)
-    except Exception:
-        message = text
-    return warnings.WarningMessage(
-        message, category, filename, int(stored.get("lineno") or 0),
-        source=object() if stored.get("source") else None, line=str(stored.get("line") or ""),
-    )
-
 
 class _DeselectedNode:
     """Stands for a node of a cached file that the selection left out (only
@@ -192,6 +93,8 @@ class RpytestPlugin:
         self.started = time.time()
         self._rel_cache: Dict[str, str] = {}
         self._replaying = False
+        self._calls: Optional[DirectCalls] = None
+        self._bulk: Optional[TerminalBulk] = None
         # Cached node IDs whose reports carry the stored durations (--durations marks them).
         self._cached_ids: Set[str] = set()
 
@@ -425,12 +328,10 @@ class RpytestPlugin:
             # Progress percentages and the exit status (no 5 when something was replayed) use this.
             skipped = [e for e in self.skip_replays if self._entry_file(e) in self.dropped_files]
             session.testscollected += len(skipped) + pending
-            for entry in skipped:
-                self._replay(entry)
+            self._replay_many(skipped)
         result = yield
         if replay and not (session.shouldstop or session.shouldfail):
-            for entry in self.replay_tail:
-                self._replay(entry)
+            self._replay_many(self.replay_tail)
         return result
 
     @pytest.hookimpl(tryfirst=True)
@@ -439,8 +340,7 @@ class RpytestPlugin:
             return
         before = self.replay_before.pop(item.nodeid, None)
         if before:
-            for entry in before:
-                self._replay(entry)
+            self._replay_many(before)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
@@ -604,7 +504,7 @@ class RpytestPlugin:
                 "location": st["location"],
                 "longrepr": st["longrepr"],
                 "wasxfail": st["wasxfail"],
-                "output": _node_output(st),
+                "output": node_output(st),
             }
         )
 
@@ -618,13 +518,13 @@ class RpytestPlugin:
             return
         was_on = self._pause()
         try:
-            stored = _store_warning(warning_message, self._prefixes)
+            stored = store_warning(warning_message, self._prefixes)
         except Exception:
             stored = None
         finally:
             self._resume(was_on)
         if stored is not None:
-            self.emit({"type": "warning", "nodeid": nodeid, "warning": stored})
+            self.emit({"type": "node_warning", "nodeid": nodeid, "warning": stored})
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: Any, config: pytest.Config) -> Optional[Tuple[str, str, str]]:
@@ -641,7 +541,39 @@ class RpytestPlugin:
         out.extend(self.replay_tail)
         return out
 
-    def _replay(self, entry: _Entry) -> None:
+    def _replay_many(self, entries: List[_Entry]) -> None:
+        """Replays cached results in order. What pytest's hooks do with them
+        (the terminal reporter's stats, formatting) is no test's input:
+        recording is paused; their events reach the CLI in one write."""
+        if not entries:
+            return
+        assert self.config is not None
+        was_on = self._pause()
+        nodes: List[Tuple[str, str, str, float]] = []
+        # Replayed reports are no cyclic garbage: no collection pauses while
+        # thousands of them are made.
+        gc_was = gc.isenabled()
+        gc.disable()
+        self._bulk = TerminalBulk.make(self.config, self)
+        if self._bulk is None:
+            self._calls = DirectCalls.make(self.config, self)
+        try:
+            for entry in entries:
+                nodes.append(self._replay(entry))
+        finally:
+            if self._bulk is not None:
+                self._bulk.close()
+                self._bulk = None
+            if self._calls is not None:
+                self._calls.close()
+                self._calls = None
+            if gc_was:
+                gc.enable()
+            self._resume(was_on)
+            if self.events and nodes:
+                self.writer.emit({"type": "cached_results", "nodes": nodes})
+
+    def _replay(self, entry: _Entry) -> Tuple[str, str, str, float]:
         assert self.config is not None
         hook = self.config.hook
         nodeid = str(entry["nodeid"])
@@ -662,44 +594,65 @@ class RpytestPlugin:
             return TestReport(
                 nodeid, location, keywords, out, longrepr, when,  # type: ignore[arg-type]
                 # JUnit XML marks the test case as served from the cache.
-                sections=_sections_of(output, phase), duration=dur, start=now, stop=now + dur,
+                sections=sections_of(output, phase), duration=dur, start=now, stop=now + dur,
                 user_properties=[("rpytest_cached", "true")], rpytest_cached=True, **extra,
             )
 
+        # Passed setup and teardown reports only enter the terminal reporter's
+        # stats under "" (read by --durations and -rP's teardown sections):
+        # the bulk path leaves them out when neither is asked for.
+        lean = self._bulk is not None and self._bulk.lean
         if outcome == "skipped":
             lr = entry.get("longrepr")
             longrepr = (str(lr[0]), int(lr[1]) if lr[1] is not None else 0, str(lr[2])) if lr else (location[0], (location[1] or 0) + 1, "Skipped: cached")
             if (output or {}).get("skip_when") == "call":
-                reports = [report("setup", "passed"), report("call", "skipped", longrepr, duration), report("teardown", "passed")]
+                if lean:
+                    reports = [report("call", "skipped", longrepr, duration)]
+                else:
+                    reports = [report("setup", "passed"), report("call", "skipped", longrepr, duration), report("teardown", "passed")]
+            elif lean:
+                reports = [report("setup", "skipped", longrepr, duration)]
             else:
                 reports = [report("setup", "skipped", longrepr, duration), report("teardown", "passed")]
         elif outcome == "xfailed":
-            reports = [
-                report("setup", "passed"),
-                report("call", "skipped", None, duration, wasxfail=str(entry.get("wasxfail") or "")),
-                report("teardown", "passed"),
-            ]
+            xfail = report("call", "skipped", None, duration, wasxfail=str(entry.get("wasxfail") or ""))
+            reports = [xfail] if lean else [report("setup", "passed"), xfail, report("teardown", "passed")]
+        elif lean:
+            reports = [report("call", "passed", None, duration)]
         else:
             reports = [report("setup", "passed"), report("call", "passed", None, duration), report("teardown", "passed")]
         self._cached_ids.add(nodeid)
         self._replaying = True
+        calls = self._calls
+        bulk = self._bulk
         try:
-            hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-            for rep in reports:
-                hook.pytest_runtest_logreport(report=rep)
-            hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+            if bulk is not None and bulk.node(nodeid, location, reports):
+                pass
+            elif calls is not None:
+                calls.logstart(nodeid, location)
+                for rep in reports:
+                    calls.logreport(rep)
+                calls.logfinish(nodeid, location)
+            else:
+                if bulk is not None:
+                    bulk.before_hooks()
+                hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+                for rep in reports:
+                    hook.pytest_runtest_logreport(report=rep)
+                hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+                if bulk is not None:
+                    bulk.after_hooks()
             for stored in (output or {}).get("warnings") or ():
                 hook.pytest_warning_recorded.call_historic(
                     kwargs=dict(
-                        warning_message=_replayed_warning(stored, self.rootdir),
+                        warning_message=replayed_warning(stored, self.rootdir),
                         when="runtest", nodeid=nodeid, location=None,
                     )
                 )
         finally:
             self._replaying = False
         self.replayed += 1
-        self.emit({"type": "result", "nodeid": nodeid, "file": file, "outcome": outcome or "passed",
-                   "duration": duration, "cached": True})
+        return (nodeid, file, outcome or "passed", duration)
 
     # ---- end of session -------------------------------------------------------
 

@@ -397,7 +397,9 @@ impl Dispatch<'_> {
             "started" => self.started(0, &head),
             // -x / --maxfail reached.
             "stop" => self.stop_workers(),
-            "result" | "finish" => self.events.extend(serde_json::from_str::<Event>(line).ok()),
+            "result" | "cached_results" | "finish" => {
+                self.events.extend(serde_json::from_str::<Event>(line).ok())
+            }
             _ => {}
         }
     }
@@ -426,7 +428,7 @@ impl Dispatch<'_> {
             }
             "want" => self.on_want(idx),
             "logstart" | "logfinish" | "report" | "warning" => self.forward(idx, &head, line),
-            "result" | "deps" | "edges" | "installed" => {
+            "result" | "node_warning" | "cached_results" | "deps" | "edges" | "installed" => {
                 if let Ok(e) = serde_json::from_str::<Event>(line) {
                     if let Event::Result { duration, .. } = &e {
                         self.procs[idx].tests += 1;

@@ -39,7 +39,7 @@ impl Plan {
         // plugin wraps the whole test protocol): gathered first, by node.
         let mut warnings: HashMap<&str, Vec<serde_json::Value>> = HashMap::new();
         for e in events {
-            if let Event::Warning { nodeid, warning } = e {
+            if let Event::NodeWarning { nodeid, warning } = e {
                 warnings
                     .entry(nodeid.as_str())
                     .or_default()
@@ -84,7 +84,7 @@ impl Plan {
                     wasxfail: wasxfail.clone(),
                     output: with_warnings(output, warnings.remove(nodeid.as_str())),
                 }),
-                Event::Warning { .. } => {}
+                Event::CachedResults { nodes } => replayed.extend(nodes.iter().cloned()),
                 Event::Collected { files } => {
                     for f in files {
                         collected.push((
