@@ -60,8 +60,8 @@ fn section(text: &str, title: &str) -> Vec<String> {
 /// The closing count line without its time.
 fn counts(text: &str) -> String {
     text.lines()
-        .filter(|l| l.contains(" passed"))
-        .last()
+        .rev()
+        .find(|l| l.contains(" passed"))
         .unwrap_or("")
         .trim_matches(|c| c == '=' || c == ' ')
         .split(" in ")

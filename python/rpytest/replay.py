@@ -232,6 +232,7 @@ class TerminalBulk:
         # Only the reports that print a letter are needed (see plugin._replay).
         self.lean = getattr(config.option, "durations", None) is None and not reporter.hasopt("P")
         self.changed = False
+        self.verbose = False
 
     @classmethod
     def make(cls, config: Any, owner: Any) -> Optional["TerminalBulk"]:
@@ -248,7 +249,8 @@ class TerminalBulk:
             return None
         level = getattr(Config, "VERBOSITY_TEST_CASES", None)
         verbosity = config.get_verbosity(level) if level is not None else config.get_verbosity()
-        if verbosity > 0 or getattr(tr, "_show_progress_info", None) not in (False, "progress"):
+        # -v lines (not -vv, whose lines and reasons are longer).
+        if verbosity > 1 or getattr(tr, "_show_progress_info", None) not in (False, "progress"):
             return None
         if not all(hasattr(tr, a) for a in ("_tw", "_progress_nodeids_reported", "_session", "_add_stats", "_get_main_color", "_screen_width")):
             return None
@@ -266,14 +268,18 @@ class TerminalBulk:
             if impl.hookwrapper or impl.wrapper or _impl_key(impl) not in _PURE_TESTSTATUS:
                 return None
         lastfailed = getattr(lf, "lastfailed", None) if lf is not None else None
-        return cls(config, tr, lastfailed if isinstance(lastfailed, dict) else None, logging_calls)
+        bulk = cls(config, tr, lastfailed if isinstance(lastfailed, dict) else None, logging_calls)
+        bulk.verbose = verbosity > 0
+        return bulk
 
-    def _status(self, rep: Any) -> Tuple[str, str, Any]:
+    def _status(self, rep: Any) -> Tuple[str, str, Any, str]:
         key = (rep.when, rep.outcome, hasattr(rep, "wasxfail"))
         got = self.status.get(key)
         if got is None:
             category, letter, word = self.config.hook.pytest_report_teststatus(report=rep, config=self.config)
             markup = word[1] if isinstance(word, tuple) else None
+            if isinstance(word, tuple):
+                word = word[0]
             if markup is None:
                 was_xfail = hasattr(rep, "wasxfail")
                 if rep.passed and not was_xfail:
@@ -286,10 +292,48 @@ class TerminalBulk:
                     markup = {"yellow": True}
                 else:
                     markup = {}
-            if letter and (len(letter) != 1 or not letter.isascii()):
-                return category, letter, None  # width unknown: the slow way
-            got = self.status[key] = (category, letter, markup)
+            if (letter and (len(letter) != 1 or not letter.isascii())) or not str(word).isascii():
+                return category, letter, None, word  # width unknown: the slow way
+            got = self.status[key] = (category, letter, markup, word)
         return got
+
+    def _verbose_node(self, nodeid: str, location: Any, reports: List[Any], statuses: List[Any]) -> bool:
+        """The terminal reporter's `-v` line: location, status word, progress.
+        A skip or xfail (its reason is wrapped by pytest) goes through the hooks."""
+        if any(rep.skipped or hasattr(rep, "wasxfail") for rep in reports):
+            return False
+        tr, tw = self.tr, self.tw
+        fspath, _, domain = location
+        if not fspath:
+            return False
+        line = nodeid if self.same_start else self.config.cwd_relative_nodeid(nodeid)
+        if domain and line.endswith(domain):
+            values = domain.split("[")
+            values[0] = values[0].replace(".", "::")
+            line = line[: -len(domain)] + "[".join(values)
+        line += " "
+        if tr.currentfspath != line:
+            tw.line()
+            tr.currentfspath = line
+            tw.write(line)
+        for rep, (category, letter, markup, word) in zip(reports, statuses):
+            tr._add_stats(category, [rep])
+            if not letter and not word:
+                continue
+            self.progress.add(nodeid)
+            if word:
+                tw.write(word, **markup)
+                tr.currentfspath = -2
+            if self.show_progress:
+                color, _ = tr._get_main_color()
+                msg = tr._get_progress_information_message()
+                w = len(line) + len(word) if line.isascii() else tw.width_of_current_line
+                tw.write(msg.rjust(self.fullwidth - w - 1), **{color: True})
+        tr._tests_ran = True
+        if self.lastfailed is not None:
+            self.lastfailed.pop(nodeid, None)
+        self.last = (nodeid, location)
+        return True
 
     def _new_file(self, fsid: str) -> None:
         """The terminal reporter's `write_fspath_result` at a file change,
@@ -328,14 +372,16 @@ class TerminalBulk:
         """Reports one replayed node; False when it must go through the hooks
         (nothing of it was reported then)."""
         statuses = [self._status(rep) for rep in reports]
-        if any(st[1] and st[2] is None for st in statuses):
+        if any((st[1] or st[3]) and st[2] is None for st in statuses):
             return False
+        if self.verbose:
+            return self._verbose_node(nodeid, location, reports, statuses)
         tr = self.tr
         if self.showfspath:
             fsid = nodeid.split("::")[0]
             if fsid != self.fsid:
                 self._new_file(fsid)
-        for rep, (category, letter, markup) in zip(reports, statuses):
+        for rep, (category, letter, markup, _) in zip(reports, statuses):
             tr._add_stats(category, [rep])
             if not letter:
                 continue
@@ -367,6 +413,7 @@ class TerminalBulk:
     def after_hooks(self) -> None:
         self.fsid = None
         self.width = self.tr._width_of_current_line
+        self.changed = False
 
     def _set_current(self) -> None:
         if self.changed and self.fsid is not None:

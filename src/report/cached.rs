@@ -94,7 +94,7 @@ pub fn verbose_lines(
         // pytest's main colour: yellow once a warning was recorded (after
         // the node's own line), green while anything passed or more follow.
         let last = i + 1 == lines.len();
-        let code = if warnings_seen || !(passed_seen || !last) {
+        let code = if warnings_seen || (!passed_seen && last) {
             "33"
         } else {
             "32"

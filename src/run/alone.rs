@@ -49,7 +49,7 @@ fn override_ini(inv: &Invocation, name: &str) -> Option<String> {
         .filter(|(o, _)| *o == "-o")
         .filter_map(|(_, v)| v.split_once('=').filter(|(k, _)| k.trim() == name))
         .map(|(_, v)| v.to_owned())
-        .last()
+        .next_back()
 }
 
 fn ini_value(inv: &Invocation, name: &str) -> Option<String> {
@@ -121,7 +121,8 @@ fn printable(plan: &Plan, inv: &Invocation) -> bool {
         } else {
             inv.args.positional.len()
         };
-        if style != "progress" || no_capture || starts > 1 {
+        // -vv shows where a test was defined when that differs (`<- path`).
+        if style != "progress" || no_capture || starts > 1 || inv.args.verbosity > 1 {
             return false;
         }
     }

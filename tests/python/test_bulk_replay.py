@@ -75,6 +75,8 @@ sys.exit(pytest.main(sys.argv[3:], plugins=[rp, Replayer(rp)]))
         ["-rA"],
         ["--durations=5", "--durations-min=0"],
         ["-v"],
+        ["-vv"],
+        ["-v", "--color=yes"],
         ["-p", "no:cacheprovider"],
     ],
     ids=lambda a: " ".join(a) or "default",
