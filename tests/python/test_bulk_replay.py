@@ -73,7 +73,7 @@ sys.exit(pytest.main(sys.argv[3:], plugins=[rp, Replayer(rp)]))
         ["-qq"],
         ["--color=yes"],
         ["-rA"],
-        ["--durations=5", "--durations-min=0"],
+        ["--durations=0", "--durations-min=0"],
         ["-v"],
         ["-vv"],
         ["-v", "--color=yes"],
@@ -93,7 +93,9 @@ def test_bulk_replay_prints_what_the_hooks_print(tmp_path: Path, args) -> None:
             cwd=tmp_path, capture_output=True, text=True, env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"}, timeout=120,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        return re.sub(r"in \d+\.\d+s", "in <t>", proc.stdout)
+        # The one test that really runs takes its own time: its lines go.
+        lines = [line for line in proc.stdout.splitlines() if "test_real" not in line or "::" not in line]
+        return re.sub(r"in \d+\.\d+s", "in <t>", "\n".join(lines))
 
     hooks = run("hooks")
     assert "test_f2.py" in hooks or "-q" in " ".join(args) or "-v" in args
