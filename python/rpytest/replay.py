@@ -121,8 +121,10 @@ def replayed_warning(stored: Dict[str, Any], rootdir: str) -> warnings.WarningMe
 
 
 # Plugins whose pytest_report_teststatus answers from a report's phase,
-# outcome and xfail mark alone (pytest's own and rpytest's).
-_PURE_TESTSTATUS = {"_pytest.terminal", "_pytest.runner", "_pytest.skipping", "rpytest.plugin"}
+# outcome and xfail mark alone (pytest's own and rpytest's). pytest 9's
+# subtests plugin also looks at the test's failed subtests: none for a
+# replayed test, which did not run in this session.
+_PURE_TESTSTATUS = {"_pytest.terminal", "_pytest.runner", "_pytest.skipping", "_pytest.subtests", "rpytest.plugin"}
 
 
 def _impl_key(impl: Any) -> str:
