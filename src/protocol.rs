@@ -107,6 +107,10 @@ pub struct CachedNode {
     pub location: serde_json::Value,
     pub longrepr: serde_json::Value,
     pub wasxfail: Option<String>,
+    /// What the run kept beside the outcome (per-phase durations, report
+    /// sections, warnings; docs/protocol.md): replayed with it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub output: serde_json::Value,
 }
 
 /// The daemon's answer to `ping`.
@@ -179,6 +183,20 @@ pub enum Event {
         /// Replayed from the cache, not run.
         #[serde(default)]
         cached: bool,
+        /// Per-phase durations, a skip's phase and report sections.
+        #[serde(default)]
+        output: serde_json::Value,
+    },
+    /// A warning a test raised (pytest's `pytest_warning_recorded`), stored
+    /// with its result.
+    NodeWarning {
+        nodeid: String,
+        warning: serde_json::Value,
+    },
+    /// Results replayed from the cache, in bulk: `(nodeid, file, outcome,
+    /// duration)` each.
+    CachedResults {
+        nodes: Vec<(String, String, String, f64)>,
     },
     Deps {
         file: Option<String>,

@@ -49,5 +49,5 @@ echo "== Python tests (pytest 8.4.2)"
 echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
-echo "== drop-in, cache, soundness, faults, verify, parallel, remote and hermetic integration tests (pytest 9 + pytest-xdist)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test hermetic -- --test-threads=2
+echo "== drop-in, cache, soundness, faults, verify, parallel, remote, hermetic and replay integration tests (pytest 9 + pytest-xdist)"
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test hermetic --test replay -- --test-threads=2

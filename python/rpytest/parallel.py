@@ -960,8 +960,7 @@ class ControllerPlugin:
             )
         if config.option.collectonly:
             return True
-        for entry in self.replay:
-            self.rp._replay(entry)
+        self.rp._replay_many(list(self.replay))
         hook = config.hook
         while True:
             msg = self.control.get()

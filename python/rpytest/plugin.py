@@ -3,6 +3,7 @@ and records what each test file used (docs/protocol.md)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -15,9 +16,18 @@ from _pytest.reports import CollectReport, TestReport
 
 from rpytest import record
 from rpytest.protocol import EventWriter
+from rpytest.replay import (
+    _DURATION_LINE,
+    _PHASES,
+    DirectCalls,
+    TerminalBulk,
+    node_output,
+    replayed_warning,
+    sections_of,
+    store_warning,
+)
 
 _Entry = Dict[str, Any]
-
 
 class _DeselectedNode:
     """Stands for a node of a cached file that the selection left out (only
@@ -82,6 +92,11 @@ class RpytestPlugin:
         self.results: Dict[str, Dict[str, Any]] = {}
         self.started = time.time()
         self._rel_cache: Dict[str, str] = {}
+        self._replaying = False
+        self._calls: Optional[DirectCalls] = None
+        self._bulk: Optional[TerminalBulk] = None
+        # Cached node IDs whose reports carry the stored durations (--durations marks them).
+        self._cached_ids: Set[str] = set()
 
     # ---- lifecycle (called by rpytest.session) -----------------------------
 
@@ -250,6 +265,8 @@ class RpytestPlugin:
         dropped_deselected = [
             _DeselectedNode(n) for n in self.deselected_ids if n.split("::", 1)[0] in self.dropped_files
         ]
+        if self.role is None and self.dropped_files:
+            self._count_dropped(config, len(dropped_deselected))
         if dropped_deselected and not config.option.collectonly:
             config.hook.pytest_deselected(items=dropped_deselected)
         # After every plugin's selection (-k, -m, --deselect, --lf's wrapper,
@@ -270,6 +287,19 @@ class RpytestPlugin:
             kept.append(item)
         self.replay_tail = pending
         items[:] = kept
+
+    def _count_dropped(self, config: pytest.Config, deselected: int) -> None:
+        """The nodes of files that were not collected are still pytest's
+        items: the "collected N items" header counts them (with the ones the
+        selection leaves out), and pytest's own cache (`cache/nodeids`)
+        lists the selected ones, as a session that collected them would."""
+        dropped = [str(e["nodeid"]) for e in self.skip_replays if self._entry_file(e) in self.dropped_files]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and isinstance(getattr(reporter, "_numcollected", None), int):
+            reporter._numcollected += len(dropped) + deselected
+        nf = config.pluginmanager.get_plugin("nfplugin")
+        if nf is not None and isinstance(getattr(nf, "cached_nodeids", None), set) and not config.option.collectonly:
+            nf.cached_nodeids.update(dropped)
 
     def _send_collected(self, items: Iterable[pytest.Item]) -> None:
         if self.collected_sent:
@@ -298,12 +328,10 @@ class RpytestPlugin:
             # Progress percentages and the exit status (no 5 when something was replayed) use this.
             skipped = [e for e in self.skip_replays if self._entry_file(e) in self.dropped_files]
             session.testscollected += len(skipped) + pending
-            for entry in skipped:
-                self._replay(entry)
+            self._replay_many(skipped)
         result = yield
         if replay and not (session.shouldstop or session.shouldfail):
-            for entry in self.replay_tail:
-                self._replay(entry)
+            self._replay_many(self.replay_tail)
         return result
 
     @pytest.hookimpl(tryfirst=True)
@@ -312,8 +340,7 @@ class RpytestPlugin:
             return
         before = self.replay_before.pop(item.nodeid, None)
         if before:
-            for entry in before:
-                self._replay(entry)
+            self._replay_many(before)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
@@ -375,13 +402,36 @@ class RpytestPlugin:
         finally:
             self._resume(was_on)
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: Any, config: Any) -> Any:
         was_on = self._pause()
+        marked = self._mark_cached_durations(terminalreporter, config)
         try:
             return (yield)
         finally:
+            if marked:
+                terminalreporter.__dict__.pop("write_line", None)
             self._resume(was_on)
+
+    def _mark_cached_durations(self, reporter: Any, config: Any) -> bool:
+        """`--durations` lists stored times of cached tests as pytest lists
+        measured ones, with ` (cached)` after the node ID. Only the lines of
+        that list are touched, and only while the summary hooks run (inside
+        the terminal reporter's own summary wrapper)."""
+        if getattr(config.option, "durations", None) is None or not self._cached_ids:
+            return False
+        cached = self._cached_ids
+        write_line = reporter.write_line
+
+        def marking(line: Any, **markup: bool) -> None:
+            if isinstance(line, str):
+                m = _DURATION_LINE.match(line)
+                if m is not None and m.group(1) in cached:
+                    line += " (cached)"
+            write_line(line, **markup)
+
+        reporter.write_line = marking
+        return True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
@@ -404,8 +454,17 @@ class RpytestPlugin:
                 "location": list(report.location),
                 "longrepr": None,
                 "wasxfail": None,
+                "phases": [0.0, 0.0, 0.0],
+                "sections": [],
+                "skip_when": None,
             }
-        st["duration"] += float(getattr(report, "duration", 0.0) or 0.0)
+        duration = float(getattr(report, "duration", 0.0) or 0.0)
+        st["duration"] += duration
+        phase = _PHASES.get(report.when)
+        if phase is not None:
+            st["phases"][phase] += duration
+            if report.sections:
+                st["sections"].append((phase, report.sections))
         wasxfail = getattr(report, "wasxfail", None)
         current = st["outcome"]
         if report.failed:
@@ -419,6 +478,7 @@ class RpytestPlugin:
                 st["wasxfail"] = str(wasxfail)
             else:
                 st["outcome"] = "skipped"
+                st["skip_when"] = report.when
                 lr = report.longrepr
                 if isinstance(lr, tuple) and len(lr) == 3:
                     st["longrepr"] = [str(lr[0]), lr[1], str(lr[2])]
@@ -444,8 +504,27 @@ class RpytestPlugin:
                 "location": st["location"],
                 "longrepr": st["longrepr"],
                 "wasxfail": st["wasxfail"],
+                "output": node_output(st),
             }
         )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+        # A test's warnings are stored with its result and replayed with it.
+        # Formatting reads the warning's source line: with recording paused
+        # (and linecache warm for the terminal reporter after this), that
+        # read is no test's input.
+        if self._replaying or when != "runtest" or not nodeid or self.role == "controller":
+            return
+        was_on = self._pause()
+        try:
+            stored = store_warning(warning_message, self._prefixes)
+        except Exception:
+            stored = None
+        finally:
+            self._resume(was_on)
+        if stored is not None:
+            self.emit({"type": "node_warning", "nodeid": nodeid, "warning": stored})
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: Any, config: pytest.Config) -> Optional[Tuple[str, str, str]]:
@@ -462,7 +541,39 @@ class RpytestPlugin:
         out.extend(self.replay_tail)
         return out
 
-    def _replay(self, entry: _Entry) -> None:
+    def _replay_many(self, entries: List[_Entry]) -> None:
+        """Replays cached results in order. What pytest's hooks do with them
+        (the terminal reporter's stats, formatting) is no test's input:
+        recording is paused; their events reach the CLI in one write."""
+        if not entries:
+            return
+        assert self.config is not None
+        was_on = self._pause()
+        nodes: List[Tuple[str, str, str, float]] = []
+        # Replayed reports are no cyclic garbage: no collection pauses while
+        # thousands of them are made.
+        gc_was = gc.isenabled()
+        gc.disable()
+        self._bulk = TerminalBulk.make(self.config, self)
+        if self._bulk is None:
+            self._calls = DirectCalls.make(self.config, self)
+        try:
+            for entry in entries:
+                nodes.append(self._replay(entry))
+        finally:
+            if self._bulk is not None:
+                self._bulk.close()
+                self._bulk = None
+            if self._calls is not None:
+                self._calls.close()
+                self._calls = None
+            if gc_was:
+                gc.enable()
+            self._resume(was_on)
+            if self.events and nodes:
+                self.writer.emit({"type": "cached_results", "nodes": nodes})
+
+    def _replay(self, entry: _Entry) -> Tuple[str, str, str, float]:
         assert self.config is not None
         hook = self.config.hook
         nodeid = str(entry["nodeid"])
@@ -472,35 +583,76 @@ class RpytestPlugin:
         keywords = {nodeid.split("::")[-1].split("[")[0]: 1, nodeid.split("::")[-1]: 1}
         outcome = entry.get("outcome")
         duration = float(entry.get("duration") or 0.0)
+        output = entry.get("output") or None
+        phases = (output or {}).get("phases") or None
         now = time.time()
 
         def report(when: str, out: str, longrepr: Any = None, dur: float = 0.0, **extra: Any) -> TestReport:
+            phase = _PHASES[when]
+            if phases is not None:
+                dur = float(phases[phase])
             return TestReport(
                 nodeid, location, keywords, out, longrepr, when,  # type: ignore[arg-type]
                 # JUnit XML marks the test case as served from the cache.
-                sections=[], duration=dur, start=now, stop=now + dur, user_properties=[("rpytest_cached", "true")],
-                rpytest_cached=True, **extra,
+                sections=sections_of(output, phase), duration=dur, start=now, stop=now + dur,
+                user_properties=[("rpytest_cached", "true")], rpytest_cached=True, **extra,
             )
 
+        # Passed setup and teardown reports only enter the terminal reporter's
+        # stats under "" (read by --durations and -rP's teardown sections):
+        # the bulk path leaves them out when neither is asked for.
+        lean = self._bulk is not None and self._bulk.lean
         if outcome == "skipped":
             lr = entry.get("longrepr")
             longrepr = (str(lr[0]), int(lr[1]) if lr[1] is not None else 0, str(lr[2])) if lr else (location[0], (location[1] or 0) + 1, "Skipped: cached")
-            reports = [report("setup", "skipped", longrepr, duration), report("teardown", "passed")]
+            if (output or {}).get("skip_when") == "call":
+                if lean:
+                    reports = [report("call", "skipped", longrepr, duration)]
+                else:
+                    reports = [report("setup", "passed"), report("call", "skipped", longrepr, duration), report("teardown", "passed")]
+            elif lean:
+                reports = [report("setup", "skipped", longrepr, duration)]
+            else:
+                reports = [report("setup", "skipped", longrepr, duration), report("teardown", "passed")]
         elif outcome == "xfailed":
-            reports = [
-                report("setup", "passed"),
-                report("call", "skipped", None, duration, wasxfail=str(entry.get("wasxfail") or "")),
-                report("teardown", "passed"),
-            ]
+            xfail = report("call", "skipped", None, duration, wasxfail=str(entry.get("wasxfail") or ""))
+            reports = [xfail] if lean else [report("setup", "passed"), xfail, report("teardown", "passed")]
+        elif lean:
+            reports = [report("call", "passed", None, duration)]
         else:
             reports = [report("setup", "passed"), report("call", "passed", None, duration), report("teardown", "passed")]
-        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-        for rep in reports:
-            hook.pytest_runtest_logreport(report=rep)
-        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+        self._cached_ids.add(nodeid)
+        self._replaying = True
+        calls = self._calls
+        bulk = self._bulk
+        try:
+            if bulk is not None and bulk.node(nodeid, location, reports):
+                pass
+            elif calls is not None:
+                calls.logstart(nodeid, location)
+                for rep in reports:
+                    calls.logreport(rep)
+                calls.logfinish(nodeid, location)
+            else:
+                if bulk is not None:
+                    bulk.before_hooks()
+                hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+                for rep in reports:
+                    hook.pytest_runtest_logreport(report=rep)
+                hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+                if bulk is not None:
+                    bulk.after_hooks()
+            for stored in (output or {}).get("warnings") or ():
+                hook.pytest_warning_recorded.call_historic(
+                    kwargs=dict(
+                        warning_message=replayed_warning(stored, self.rootdir),
+                        when="runtest", nodeid=nodeid, location=None,
+                    )
+                )
+        finally:
+            self._replaying = False
         self.replayed += 1
-        self.emit({"type": "result", "nodeid": nodeid, "file": file, "outcome": outcome or "passed",
-                   "duration": duration, "cached": True})
+        return (nodeid, file, outcome or "passed", duration)
 
     # ---- end of session -------------------------------------------------------
 

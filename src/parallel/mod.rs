@@ -465,7 +465,9 @@ impl Dispatch<'_> {
             "nodes" => self.on_nodes(line),
             // -x / --maxfail reached.
             "stop" => self.stop_workers(),
-            "result" | "finish" => self.events.extend(serde_json::from_str::<Event>(line).ok()),
+            "result" | "cached_results" | "finish" => {
+                self.events.extend(serde_json::from_str::<Event>(line).ok())
+            }
             _ => {}
         }
     }
@@ -495,7 +497,7 @@ impl Dispatch<'_> {
             "want" => self.on_want(idx),
             "logstart" | "logfinish" | "report" | "warning" | "ready" | "workerfinished"
             | "internal_error" => self.forward(idx, &head, line),
-            "result" | "deps" | "edges" | "installed" => {
+            "result" | "node_warning" | "cached_results" | "deps" | "edges" | "installed" => {
                 if let Ok(e) = serde_json::from_str::<Event>(line) {
                     if let Event::Result { duration, .. } = &e {
                         self.procs[idx].tests += 1;
@@ -779,6 +781,7 @@ impl Dispatch<'_> {
                 longrepr: serde_json::Value::Null,
                 wasxfail: None,
                 cached: false,
+                output: serde_json::Value::Null,
             });
             self.procs[0].send(&crash.to_string());
         } else if !p.collected {

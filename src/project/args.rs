@@ -211,6 +211,10 @@ pub struct PytestArgs {
     pub debugger: bool,
     /// `--junitxml` (the last one given).
     pub junitxml: Option<String>,
+    /// The last `-r` value (what the short summary shows; pytest keeps the
+    /// last one): a run answered without Python honours it only when it
+    /// shows nothing that run cannot print (see `run::alone`).
+    pub reportchars: Option<String>,
 }
 
 impl PytestArgs {
@@ -341,6 +345,7 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         "--maxprocesses" => r.maxprocesses = value.as_deref().and_then(|v| v.parse().ok()),
         "--pdb" | "--trace" => r.debugger = true,
         "--junitxml" => r.junitxml = value.clone(),
+        "-r" => r.reportchars = value.clone(),
         "--lf" | "--ff" | "--nf" | "--sw" | "--sw-skip" | "--sw-reset" | "--lfnf" => {
             r.narrows_collection = true
         }
@@ -393,11 +398,7 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
                     | "--xfail-tb"
                     | "--no-fold-skipped"
                     | "--force-short-summary"
-            ) || (canonical == "-r"
-                && !value
-                    .as_deref()
-                    .unwrap_or("")
-                    .contains(['A', 'P', 'p', 'a']));
+            ) || canonical == "-r";
             if !light {
                 r.needs_reporting = true;
             }

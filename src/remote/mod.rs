@@ -588,6 +588,7 @@ mod tests {
                 location: "null".into(),
                 longrepr: "null".into(),
                 wasxfail: None,
+                output: String::new(),
             }],
         )
     }

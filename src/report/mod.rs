@@ -3,6 +3,8 @@
 //! errors, warnings, the cache summary, the fully cached run's summary.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod cached;
+
 use std::io::{IsTerminal, Write};
 
 /// Writes one line to stdout. A closed pipe (`rpytest | head`) ends the
@@ -66,31 +68,78 @@ fn color_enabled(args_color: Option<&str>) -> bool {
     }
 }
 
-/// The summary of a run answered entirely from the cache, shaped like
-/// pytest's final line (`==== 12 passed, 3 cached in 0.01s ====`).
-pub fn fully_cached_summary(
-    counts: &[(String, usize)],
-    seconds: f64,
-    quiet: bool,
-    color: Option<&str>,
-) {
+/// What a run answered from the cache without Python shows.
+pub struct FullyCached<'a> {
+    /// The `-v` lines, in pytest's order.
+    pub lines: &'a [cached::Line<'a>],
+    /// Whether each node of `lines` raised warnings.
+    pub warned: &'a [bool],
+    /// The stored warnings for the warnings summary (empty: no summary).
+    pub warnings: &'a [cached::Warning],
+    /// `(name, count)` in pytest's order, `warnings` included.
+    pub counts: &'a [(String, usize)],
+    pub seconds: f64,
+}
+
+/// Prints a fully cached run as a pytest session replaying it would, from
+/// the node lines on (no session header: no Python ran): `-v` lines, the
+/// warnings summary, the count line.
+pub fn fully_cached(answer: &FullyCached, verbosity: i32, color: Option<&str>) {
+    let width = terminal_width();
+    let color = color_enabled(color);
+    let mut out: Vec<String> = Vec::new();
+    if verbosity > 0 && !answer.lines.is_empty() {
+        out.extend(cached::verbose_lines(
+            answer.lines,
+            answer.warned,
+            width,
+            verbosity,
+            color,
+        ));
+        out.push(String::new());
+    }
+    if !answer.warnings.is_empty() {
+        let mut summary = cached::warnings_summary(answer.warnings, width);
+        if color {
+            summary[0] = format!("\x1b[33m{}\x1b[0m", summary[0]);
+        }
+        out.extend(summary);
+    }
+    for line in out {
+        stdout_line(&line);
+    }
+    let warned = answer.counts.iter().any(|(k, n)| k == "warnings" && *n > 0);
+    summary_line(
+        answer.counts,
+        answer.seconds,
+        verbosity < 0,
+        color,
+        if warned { "33" } else { "32" },
+    );
+}
+
+fn summary_line(counts: &[(String, usize)], seconds: f64, quiet: bool, color: bool, code: &str) {
     let parts: Vec<String> = counts
         .iter()
         .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} {k}"))
+        .map(|(k, n)| {
+            // pytest's singular: "1 warning".
+            let k = if *n == 1 && k == "warnings" {
+                "warning"
+            } else {
+                k
+            };
+            format!("{n} {k}")
+        })
         .collect();
     let body = format!("{} in {seconds:.2}s", parts.join(", "));
     let line = if quiet {
         body
     } else {
-        let width = terminal_width();
-        let inner = format!(" {body} ");
-        let fill = width.saturating_sub(inner.chars().count());
-        let left = fill / 2;
-        format!("{}{}{}", "=".repeat(left), inner, "=".repeat(fill - left))
+        cached::sep(&body, terminal_width())
     };
-    if color_enabled(color) {
-        stdout_line(&format!("\x1b[32m{line}\x1b[0m"));
+    if color {
+        stdout_line(&format!("\x1b[{code}m{line}\x1b[0m"));
     } else {
         stdout_line(&line);
     }

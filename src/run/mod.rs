@@ -2,6 +2,7 @@
 //! project and settings, answer management commands, plan what the cache
 //! serves, run the session, record what it learned.
 
+mod alone;
 pub(crate) mod exec;
 mod explain;
 mod groups;

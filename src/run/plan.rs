@@ -467,6 +467,7 @@ fn cached_node(r: &NodeResult) -> CachedNode {
         location: serde_json::from_str(&r.location).unwrap_or(serde_json::Value::Null),
         longrepr: serde_json::from_str(&r.longrepr).unwrap_or(serde_json::Value::Null),
         wasxfail: r.wasxfail.clone(),
+        output: serde_json::from_str(&r.output).unwrap_or(serde_json::Value::Null),
     }
 }
 
@@ -826,13 +827,7 @@ impl Plan {
         if self.cached.is_empty() && self.skipped_files.is_empty() {
             return None;
         }
-        let quiet = inv.args.verbosity < 0;
-        let color = inv
-            .pytest_argv
-            .iter()
-            .find_map(|a| a.strip_prefix("--color="))
-            .map(str::to_owned);
-        report::fully_cached_summary(&counts, now() - started, quiet, color.as_deref());
+        super::alone::answer(self, inv, &counts, now() - started)?;
         write_outcomes(
             super::exit::OK,
             self.cached

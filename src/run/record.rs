@@ -35,6 +35,17 @@ impl Plan {
             return Vec::new();
         }
         let mut results: Vec<NodeResult> = Vec::new();
+        // A test's warnings are recorded after its result (pytest's warnings
+        // plugin wraps the whole test protocol): gathered first, by node.
+        let mut warnings: HashMap<&str, Vec<serde_json::Value>> = HashMap::new();
+        for e in events {
+            if let Event::NodeWarning { nodeid, warning } = e {
+                warnings
+                    .entry(nodeid.as_str())
+                    .or_default()
+                    .push(warning.clone());
+            }
+        }
         let mut collected: Vec<(String, String, Vec<String>, serde_json::Value)> = Vec::new();
         let mut new_deps: Vec<(String, String, Vec<String>)> = Vec::new();
         let mut new_edges: Vec<(String, String)> = Vec::new();
@@ -78,6 +89,7 @@ impl Plan {
                     location,
                     longrepr,
                     wasxfail,
+                    output,
                     ..
                 } => results.push(NodeResult {
                     nodeid: nodeid.clone(),
@@ -87,7 +99,9 @@ impl Plan {
                     location: location.to_string(),
                     longrepr: longrepr.to_string(),
                     wasxfail: wasxfail.clone(),
+                    output: with_warnings(output, warnings.remove(nodeid.as_str())),
                 }),
+                Event::CachedResults { nodes } => replayed.extend(nodes.iter().cloned()),
                 Event::Collected { files } => {
                     for f in files {
                         collected.push((
@@ -412,6 +426,23 @@ pub(super) fn write_outcomes<'a>(code: i32, nodes: impl Iterator<Item = (&'a str
     }
 }
 
+/// A result's stored output: the session's `output` object with the test's
+/// warnings added (empty when there is nothing to keep).
+fn with_warnings(output: &serde_json::Value, warnings: Option<Vec<serde_json::Value>>) -> String {
+    let mut out = match output {
+        serde_json::Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let Some(w) = warnings.filter(|w| !w.is_empty()) {
+        out.insert("warnings".into(), serde_json::Value::Array(w));
+    }
+    if out.is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Object(out).to_string()
+    }
+}
+
 fn cached_to_result(c: &CachedNode) -> NodeResult {
     NodeResult {
         nodeid: c.nodeid.clone(),
@@ -421,5 +452,10 @@ fn cached_to_result(c: &CachedNode) -> NodeResult {
         location: c.location.to_string(),
         longrepr: c.longrepr.to_string(),
         wasxfail: c.wasxfail.clone(),
+        output: if c.output.is_null() {
+            String::new()
+        } else {
+            c.output.to_string()
+        },
     }
 }

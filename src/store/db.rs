@@ -80,6 +80,10 @@ pub struct NodeResult {
     pub location: String,
     pub longrepr: String,
     pub wasxfail: Option<String>,
+    /// JSON object of what is replayed beside the outcome (`node_output`),
+    /// empty when there is nothing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
 }
 
 /// A test file's cached collection under one key.
@@ -408,8 +412,10 @@ impl Store {
                 );
             }
             let mut q = tx.prepare(
-                "SELECT n.file, n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail, n.origin
-                 FROM node_cache n JOIN temp.wanted w ON n.file = w.file AND n.key = w.key",
+                "SELECT n.file, n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail, n.origin,
+                        o.output
+                 FROM node_cache n JOIN temp.wanted w ON n.file = w.file AND n.key = w.key
+                 LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid",
             )?;
             let rows = q.query_map([], |r| {
                 Ok((
@@ -421,6 +427,7 @@ impl Store {
                         location: r.get(4)?,
                         longrepr: r.get(5)?,
                         wasxfail: r.get(6)?,
+                        output: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
                     },
                     r.get::<_, String>(7)?,
                 ))
@@ -541,6 +548,9 @@ impl Store {
         if !files.is_empty() {
             tx.execute_batch(
             "DELETE FROM node_cache WHERE (file, key) IN (
+                 SELECT file, key FROM file_cache f WHERE
+                 (SELECT count(*) FROM file_cache g WHERE g.file=f.file AND g.at > f.at) >= 3);
+             DELETE FROM node_output WHERE (file, key) IN (
                  SELECT file, key FROM file_cache f WHERE
                  (SELECT count(*) FROM file_cache g WHERE g.file=f.file AND g.at > f.at) >= 3);
              DELETE FROM file_cache WHERE
@@ -700,7 +710,7 @@ impl Store {
     /// Deletes every cached result and recorded input (history stays).
     pub fn clear(&mut self) -> rusqlite::Result<()> {
         self.conn.execute_batch(
-            "BEGIN; DELETE FROM file_cache; DELETE FROM node_cache; DELETE FROM deps;
+            "BEGIN; DELETE FROM file_cache; DELETE FROM node_cache; DELETE FROM node_output; DELETE FROM deps;
              DELETE FROM edges; DELETE FROM stat_cache; DELETE FROM collections;
              DELETE FROM globals; DELETE FROM parse_cache; DELETE FROM selections; COMMIT;",
         )
@@ -737,7 +747,18 @@ fn insert_entries(
            location = excluded.location, longrepr = excluded.longrepr,
            wasxfail = excluded.wasxfail, at = excluded.at",
     )?;
+    // What is replayed beside the outcome: a row only when there is something.
+    let mut out_ins = tx.prepare(
+        "INSERT OR REPLACE INTO node_output(file, key, nodeid, output) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut out_del =
+        tx.prepare("DELETE FROM node_output WHERE file = ?1 AND key = ?2 AND nodeid = ?3")?;
     for (key, r) in reusable {
+        if r.output.is_empty() {
+            out_del.execute(params![r.file, key, r.nodeid])?;
+        } else {
+            out_ins.execute(params![r.file, key, r.nodeid, r.output])?;
+        }
         nc.execute(params![
             r.file,
             key,

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Bumped on any change to the tables below.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS node_cache (
     location TEXT NOT NULL, longrepr TEXT NOT NULL, wasxfail TEXT,
     at REAL NOT NULL,
     origin TEXT NOT NULL DEFAULT 'local',
+    PRIMARY KEY (file, key, nodeid));
+CREATE TABLE IF NOT EXISTS node_output (
+    file TEXT NOT NULL, key TEXT NOT NULL, nodeid TEXT NOT NULL, output TEXT NOT NULL,
     PRIMARY KEY (file, key, nodeid));
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,

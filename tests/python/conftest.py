@@ -67,6 +67,10 @@ class RunResult:
     def results(self) -> Dict[str, str]:
         return {m["nodeid"]: m["outcome"] for m in self.of("result") if not m.get("cached")}
 
+    def replayed(self) -> Dict[str, str]:
+        """Replayed nodes (the plugin sends them in bulk) and their outcomes."""
+        return {n[0]: n[2] for m in self.of("cached_results") for n in m["nodes"]}
+
     def deps(self) -> Dict[Optional[str], Dict[str, Any]]:
         return {m["file"]: m for m in self.of("deps")}
 

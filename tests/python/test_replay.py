@@ -55,8 +55,8 @@ def test_all_cached_skip_files_exit_zero(cached_results, tmp_path: Path) -> None
     assert r.exit_code == 0, r.stdout + r.stderr  # would be 5: nothing collected
     assert r.one("finish")["exitstatus"] == 0
     assert r.one("collected")["files"] == []  # not even imported
-    replayed = {m["nodeid"]: m["outcome"] for m in r.of("result") if m.get("cached")}
-    assert [m for m in r.of("result") if not m.get("cached")] == []  # nothing ran
+    replayed = r.replayed()
+    assert r.of("result") == []  # nothing ran
     assert replayed == {n: e["outcome"] for n, e in cached.items()}
     assert "test_a.py cccsx" in r.stdout and "test_b.py cc" in r.stdout, r.stdout
     assert "CACHED test_b.py::test_b1" in r.stdout
@@ -145,7 +145,7 @@ def test_session_fallback_process(project: Path) -> None:
     results = {m["nodeid"]: m["outcome"] for m in messages if m["type"] == "result" and not m.get("cached")}
     assert results["test_a.py::test_xf"] == "xfailed"
     assert "test_b.py::test_b1" not in results
-    replayed = [m["nodeid"] for m in messages if m["type"] == "result" and m.get("cached")]
+    replayed = [n[0] for m in messages if m["type"] == "cached_results" for n in m["nodes"]]
     assert replayed == ["test_b.py::test_b1"]
 
 

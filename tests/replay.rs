@@ -1,0 +1,341 @@
+//! A cached run says what pytest says: warnings, captured output under
+//! `-rA`, `--durations`, `-v` lines and pytest's own cache, whether a
+//! session replays the cached results or the CLI answers alone. Each test
+//! compares stock pytest with rpytest fresh, partly cached and fully cached,
+//! with bytecode written as on users' machines.
+
+mod common;
+
+use common::{Pair, Run};
+
+/// A fully cached run answered without Python prints no session header.
+fn answered_alone(run: &Run) -> bool {
+    !run.stdout.contains("test session starts")
+}
+
+/// Output with the project's path and timings masked.
+fn normalized(run: &Run, pair: &Pair, pytest: bool) -> String {
+    let root = if pytest {
+        &pair.pytest.root
+    } else {
+        &pair.rpytest.root
+    };
+    let text = run.stdout.replace(&root.display().to_string(), "<root>");
+    text.lines()
+        .map(|l| {
+            // "... in 0.12s ===", "0.02s call  path"
+            let l = match l.find(" in ").filter(|_| l.contains("passed")) {
+                Some(i) => format!("{} in <t>", &l[..i]),
+                None => l.to_owned(),
+            };
+            match l.split_once("s ") {
+                Some((t, rest)) if t.parse::<f64>().is_ok() => format!("<t>s {rest}"),
+                _ => l,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The lines of the section that starts with a `=` line containing `title`,
+/// up to the next `=` line.
+fn section(text: &str, title: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if l.starts_with('=') && l.contains(title) {
+            inside = true;
+            continue;
+        }
+        if inside && l.starts_with("==") {
+            break;
+        }
+        if inside && !l.contains("generated xml file") {
+            out.push(l.to_owned());
+        }
+    }
+    out
+}
+
+/// The closing count line without its time.
+fn counts(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| l.contains(" passed"))
+        .unwrap_or("")
+        .trim_matches(|c| c == '=' || c == ' ')
+        .split(" in ")
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn pair() -> Pair {
+    let mut pair = Pair::new("replay_output");
+    pair.write_bytecode();
+    pair
+}
+
+/// Changes one test file, so the next run runs it and replays the others.
+fn touch(pair: &Pair, n: u32) {
+    pair.write(
+        "tests/test_touched.py",
+        &format!("def test_touched():\n    assert {n}\n"),
+    );
+}
+
+#[test]
+fn warnings_summary_and_count_survive_the_cache() {
+    let pair = pair();
+    let (py, fresh) = pair.check(&[]);
+    let want = section(&normalized(&py, &pair, true), "warnings summary");
+    assert!(want.len() > 5, "{}", py.transcript());
+    assert!(counts(&py.stdout).contains("4 warnings"), "{}", py.stdout);
+    let check = |rp: &Run, how: &str| {
+        assert_eq!(
+            section(&normalized(rp, &pair, false), "warnings summary"),
+            want,
+            "{how}\n{}",
+            rp.transcript()
+        );
+        assert_eq!(counts(&rp.stdout), counts(&py.stdout), "{how}");
+    };
+    check(&fresh, "fresh");
+    touch(&pair, 2);
+    let (_, partly) = pair.check(&[]);
+    check(&partly, "partly cached (a session replays)");
+    let (_, replayed) = pair.check(&[]);
+    check(
+        &replayed,
+        "fully cached, replayed by a session (--junitxml)",
+    );
+    let alone = pair.rpytest.rpytest(&[]).no_junit().run();
+    alone.assert_code(0);
+    assert!(answered_alone(&alone), "{}", alone.transcript());
+    check(&alone, "fully cached, answered without Python");
+    let alone_q = pair.rpytest.rpytest(&["-q"]).no_junit().run();
+    let py_q = pair.pytest.pytest(&["-q"]).run();
+    assert_eq!(
+        section(&normalized(&alone_q, &pair, false), "warnings summary"),
+        section(&normalized(&py_q, &pair, true), "warnings summary"),
+    );
+}
+
+#[test]
+fn passes_section_under_ra_survives_the_cache() {
+    let pair = pair();
+    let (py, fresh) = pair.check(&["-rA"]);
+    let want = section(&normalized(&py, &pair, true), "PASSES");
+    assert!(
+        want.iter().any(|l| l == "hello out") && want.iter().any(|l| l == "teardown print"),
+        "{}",
+        py.transcript()
+    );
+    let check = |rp: &Run, how: &str| {
+        assert_eq!(
+            section(&normalized(rp, &pair, false), "PASSES"),
+            want,
+            "{how}\n{}",
+            rp.transcript()
+        );
+    };
+    check(&fresh, "fresh");
+    touch(&pair, 2);
+    let (_, partly) = pair.check(&["-rA"]);
+    check(&partly, "partly cached");
+    let alone = pair.rpytest.rpytest(&["-rA"]).no_junit().run();
+    alone.assert_code(0);
+    assert!(
+        !answered_alone(&alone),
+        "-rA needs a session\n{}",
+        alone.transcript()
+    );
+    check(&alone, "fully cached");
+}
+
+/// `(when, nodeid, cached)` of each `--durations` line.
+fn durations(run: &Run) -> Vec<(String, String, bool)> {
+    let mut out: Vec<(String, String, bool)> = section(&run.stdout, "slowest durations")
+        .iter()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (t, when, node) = (parts.next()?, parts.next()?, parts.next()?);
+            t.strip_suffix('s')?.parse::<f64>().ok()?;
+            let cached = parts.next() == Some("(cached)");
+            Some((when.to_owned(), node.to_owned(), cached))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn durations_list_stored_times_marked_cached() {
+    let pair = pair();
+    let args = ["--durations=0", "--durations-min=0"];
+    let (py, fresh) = pair.check(&args);
+    let want: Vec<(String, String)> = durations(&py).into_iter().map(|(w, n, _)| (w, n)).collect();
+    assert!(want.len() >= 30, "{}", py.transcript());
+    assert!(
+        durations(&fresh).iter().all(|d| !d.2),
+        "{}",
+        fresh.transcript()
+    );
+    touch(&pair, 2);
+    let (py, partly) = pair.check(&args);
+    let got = durations(&partly);
+    assert_eq!(
+        got.iter()
+            .map(|(w, n, _)| (w.clone(), n.clone()))
+            .collect::<Vec<_>>(),
+        durations(&py)
+            .into_iter()
+            .map(|(w, n, _)| (w, n))
+            .collect::<Vec<_>>(),
+        "{}",
+        partly.transcript()
+    );
+    for (when, node, cached) in &got {
+        assert_eq!(
+            *cached,
+            !node.contains("test_touched"),
+            "{when} {node}\n{}",
+            partly.transcript()
+        );
+    }
+    // The stored call time of the slow test is listed (it slept 20 ms).
+    let slow = section(&partly.stdout, "slowest durations")
+        .into_iter()
+        .find(|l| l.contains("call") && l.contains("test_slow"))
+        .unwrap_or_default();
+    assert!(
+        slow.starts_with("0.02s") || slow.starts_with("0.03s"),
+        "{slow}"
+    );
+}
+
+/// The node lines of `-v` output, from the first one to the end, timings masked.
+fn body(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.contains("::")).unwrap_or(0);
+    lines[start..]
+        .iter()
+        .filter(|l| !l.contains("generated xml file"))
+        .map(|l| {
+            l.split(" in ")
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('=')
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn verbose_fully_cached_run_lists_every_test_as_the_replay_does() {
+    let pair = pair();
+    pair.check(&["-v"]);
+    let (py, replayed) = pair.check(&["-v"]);
+    let collected = |r: &Run| {
+        r.stdout
+            .lines()
+            .find(|l| l.contains("collected"))
+            .map(|l| l.trim_start_matches("collecting ... ").to_owned())
+    };
+    assert_eq!(
+        collected(&replayed),
+        collected(&py),
+        "{}",
+        replayed.transcript()
+    );
+    let alone = pair.rpytest.rpytest(&["-v"]).no_junit().run();
+    alone.assert_code(0);
+    assert!(answered_alone(&alone), "{}", alone.transcript());
+    let root = |r: &Run, p: &std::path::Path| r.stdout.replace(&p.display().to_string(), "<root>");
+    let alone_body = body(&root(&alone, &pair.rpytest.root));
+    assert_eq!(
+        alone_body,
+        body(&root(&replayed, &pair.rpytest.root)),
+        "{}\n{}",
+        alone.transcript(),
+        replayed.transcript()
+    );
+    // Stock pytest's lines, with the cached status word (same width).
+    let stock: Vec<String> = body(&root(&py, &pair.pytest.root));
+    let ours: Vec<String> = alone_body
+        .iter()
+        .map(|l| l.replace(" CACHED ", " PASSED "))
+        .collect();
+    assert_eq!(ours, stock, "{}", alone.transcript());
+    assert_eq!(
+        alone.verbose_statuses().len(),
+        py.verbose_statuses().len(),
+        "every reported test counted"
+    );
+}
+
+#[test]
+fn short_summary_of_cached_skips_needs_a_session() {
+    let pair = pair();
+    pair.check(&["-rs"]);
+    let py = pair.pytest.pytest(&["-rs"]).run();
+    let alone = pair.rpytest.rpytest(&["-rs"]).no_junit().run();
+    alone.assert_code(0);
+    assert_eq!(
+        section(&normalized(&alone, &pair, false), "short test summary"),
+        section(&normalized(&py, &pair, true), "short test summary"),
+        "{}",
+        alone.transcript()
+    );
+}
+
+fn pytest_cache(root: &std::path::Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(root.join(".pytest_cache/v/cache").join(name)).ok()
+}
+
+#[test]
+fn pytests_own_cache_after_a_fully_cached_run_is_pytests() {
+    let mut pair = pair();
+    pair.check(&[]);
+    pair.set_env("REPLAY_FAIL", "1");
+    let (py, _) = pair.check(&[]);
+    py.assert_code(1);
+    pair.unset_env("REPLAY_FAIL");
+    let py = pair.pytest.pytest(&[]).run();
+    py.assert_code(0);
+    let alone = pair.rpytest.rpytest(&[]).no_junit().run();
+    alone.assert_code(0);
+    assert!(answered_alone(&alone), "{}", alone.transcript());
+    for name in ["lastfailed", "nodeids"] {
+        assert_eq!(
+            pytest_cache(&pair.rpytest.root, name),
+            pytest_cache(&pair.pytest.root, name),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        pytest_cache(&pair.pytest.root, "lastfailed").as_deref(),
+        Some("{}")
+    );
+    // --lf now selects what it selects under pytest: everything.
+    let (py, rp) = pair.check(&["--lf", "-v"]);
+    assert_eq!(
+        rp.verbose_statuses().keys().collect::<Vec<_>>(),
+        py.verbose_statuses().keys().collect::<Vec<_>>(),
+        "{}",
+        rp.transcript()
+    );
+}
+
+#[test]
+fn no_cacheprovider_leaves_no_pytest_cache() {
+    let pair = pair();
+    let args = ["-p", "no:cacheprovider"];
+    pair.check(&args);
+    pair.check(&args);
+    let alone = pair.rpytest.rpytest(&args).no_junit().run();
+    alone.assert_code(0);
+    assert!(answered_alone(&alone), "{}", alone.transcript());
+    assert!(!pair.pytest.root.join(".pytest_cache").exists());
+    assert!(!pair.rpytest.root.join(".pytest_cache").exists());
+}
