@@ -70,6 +70,10 @@ pub struct SessionConfig {
     /// to this Unix socket of the CLI's (rpytest.parallel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork_socket: Option<String>,
+    /// Describe the options the session's parser knows (an `Options` event):
+    /// the command line has one the CLI does not know.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub describe_options: bool,
 }
 
 /// A cached module-level skip.
@@ -219,6 +223,10 @@ pub enum Event {
         code: Option<i32>,
         #[serde(default)]
         signal: Option<i32>,
+    },
+    /// The options plugins and conftest files registered (python/rpytest/options.py).
+    Options {
+        options: Vec<crate::project::args::LearnedOption>,
     },
     /// Anything newer than this CLI: ignored, never fatal.
     #[serde(other)]

@@ -5,6 +5,7 @@
 pub(crate) mod exec;
 mod explain;
 mod groups;
+mod learn;
 pub mod plan;
 mod record;
 
@@ -40,6 +41,9 @@ pub struct Invocation {
     pub pytest_argv: Vec<String>,
     /// What rpytest understood of ini addopts + PYTEST_ADDOPTS + the command line.
     pub args: PytestArgs,
+    /// ini addopts + PYTEST_ADDOPTS + the command line, `@file`s expanded:
+    /// what `args` was read from.
+    pub raw_args: Vec<String>,
     pub cwd: PathBuf,
     pub setup: Setup,
     pub settings: Settings,
@@ -92,11 +96,13 @@ pub fn resolve(argv: Vec<String>) -> Result<Invocation, Failure> {
         .unwrap_or_default();
     all.extend(pre);
     let args = analyze(&all);
+    let raw_args = all;
     let settings = Settings::resolve(&own, &setup.rootdir).map_err(|e| usage(e.to_string()))?;
     Ok(Invocation {
         own,
         pytest_argv,
         args,
+        raw_args,
         cwd,
         setup,
         settings,
@@ -105,14 +111,14 @@ pub fn resolve(argv: Vec<String>) -> Result<Invocation, Failure> {
 
 /// Runs the command line; returns the process exit code.
 pub fn run(argv: Vec<String>) -> i32 {
-    let inv = match resolve(argv) {
+    let mut inv = match resolve(argv) {
         Ok(i) => i,
         Err(f) => {
             report::error(&f.message);
             return f.code;
         }
     };
-    match execute(&inv) {
+    match execute(&mut inv) {
         Ok(code) => code,
         Err(f) => {
             report::error(&f.message);
@@ -182,13 +188,15 @@ fn interpreter_info(
     Ok((python, info))
 }
 
-fn execute(inv: &Invocation) -> Result<i32, Failure> {
-    let rootdir = &inv.setup.rootdir;
+fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
+    let rootdir = &inv.setup.rootdir.clone();
     crate::store::on_lock_wait(report::warning);
     let mut store = Store::open(rootdir);
     for w in store.warnings.drain(..) {
         report::warning(&w.0);
     }
+    learn::apply(inv, &learn::load(&store));
+    run_all_notice(inv);
     if let Some(action) = inv.own.result_cache {
         return cache_command(&mut store, action);
     }
@@ -319,6 +327,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         events: true,
         warm_file: use_daemon.then(|| paths.warm.to_string_lossy().into_owned()),
         timeouts: groups::timeouts(&rules, &mine),
+        describe_options: !inv.args.understood(),
         ..SessionConfig::default()
     };
     let internal = |e: daemon::DaemonError| Failure {
@@ -432,6 +441,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     if plan.caching {
         crate::inputs::installed::remember(&store, &events);
     }
+    learn::remember(inv, &store, &events);
     let stored = plan.record(false, &mut store, inv, started, code, &events);
     if let Some(r) = &remote {
         if r.config.upload && !stored.is_empty() {
@@ -473,6 +483,26 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         r.finish();
     }
     Ok(code)
+}
+
+/// A plugin needs every test to run (a benchmark run, a snapshot update):
+/// say so once, and run everything while still recording.
+fn run_all_notice(inv: &mut Invocation) {
+    if inv.args.run_all.is_empty() || !inv.settings.use_cache || inv.args.no_run {
+        return;
+    }
+    let management = inv.own.why.is_some()
+        || inv.own.show_rules
+        || inv.own.daemon.is_some()
+        || inv.own.result_cache.is_some();
+    if management {
+        return; // `--why` says it itself
+    }
+    report::note(&format!(
+        "{} needs every test to run: nothing is served from the cache this run",
+        inv.args.run_all.join(", ")
+    ));
+    inv.settings.refresh_cache = true;
 }
 
 fn cache_command(store: &mut Store, action: CacheAction) -> Result<i32, Failure> {
