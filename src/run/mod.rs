@@ -5,6 +5,7 @@
 pub(crate) mod exec;
 mod explain;
 mod groups;
+mod help;
 mod learn;
 pub mod plan;
 mod record;
@@ -118,6 +119,9 @@ pub fn run(argv: Vec<String>) -> i32 {
             return f.code;
         }
     };
+    if let Some(code) = help::answer(&inv) {
+        return code;
+    }
     match execute(&mut inv) {
         Ok(code) => code,
         Err(f) => {
@@ -132,12 +136,16 @@ fn interpreter_info(
     inv: &Invocation,
     store: &Store,
 ) -> Result<(PathBuf, InterpreterInfo), Failure> {
-    let interp = interpreter::find(
+    let interp = interpreter::find_for(
         inv.settings.python_flag.as_deref(),
         inv.settings.python_config.as_deref(),
         &inv.cwd,
+        &inv.setup.rootdir,
     )
     .map_err(|e| usage(e.to_string()))?;
+    if let Some(n) = &interp.notice {
+        report::note(n);
+    }
     let python = interp.path;
     if !python.exists() {
         return Err(usage(format!(
