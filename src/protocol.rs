@@ -119,6 +119,14 @@ pub struct Pong {
     /// them, with the values it saw (`None`: unset).
     #[serde(default)]
     pub env: BTreeMap<String, Option<String>>,
+    /// Seconds since its last session ended (0 while one runs).
+    #[serde(default)]
+    pub idle: f64,
+    /// The idle timeout it uses now (it adapts to how much it was used).
+    #[serde(default)]
+    pub idle_timeout: f64,
+    #[serde(default)]
+    pub rootdir: String,
 }
 
 impl Pong {

@@ -292,6 +292,9 @@ class Daemon:
         self.children: Dict[int, Conn] = {}  # by pid
         self.stopping = False
         self.last_activity = time.monotonic()
+        # The last session's end (or the start): what the idle timeout counts
+        # from. A ping (`--daemon status`, another daemon's census) is not use.
+        self.last_used = time.monotonic()
         self.sel = selectors.DefaultSelector()
         self.listener: Optional[socket.socket] = None
         self.listener_ino: Optional[int] = None
@@ -414,9 +417,11 @@ class Daemon:
                 break
             timeout: Optional[float] = None
             if not self.conns and not self.children and not self.stopping:
-                remaining = self.idle_timeout - (time.monotonic() - self.last_activity)
+                limit = self.effective_idle_timeout()
+                remaining = limit - (time.monotonic() - self.last_used)
                 if remaining <= 0:
-                    log("idle for %ss, exiting" % self.idle_timeout)
+                    log("idle for %gs after %d session(s) (idle timeout %gs of at most %gs), exiting"
+                        % (limit, self.sessions, limit, self.idle_timeout))
                     break
                 timeout = remaining
             for key, mask in self.sel.select(timeout):
@@ -429,6 +434,19 @@ class Daemon:
             self.reap()
         self.close_listener()
         return 0
+
+    def effective_idle_timeout(self) -> float:
+        """The idle timeout adapts to use: a daemon used once (a project
+        visited in passing) waits a sixth of the configured timeout; each
+        further session doubles that, up to the configured timeout."""
+        short = self.idle_timeout / 6.0
+        return min(self.idle_timeout, short * (2 ** max(0, min(self.sessions - 1, 8))))
+
+    def idle_for(self) -> float:
+        """Seconds since the last session ended (0 while one runs)."""
+        if self.children:
+            return 0.0
+        return max(0.0, time.monotonic() - self.last_used)
 
     def drain_wakeup(self) -> None:
         try:
@@ -557,6 +575,9 @@ class Daemon:
                     "warm": self.warm,
                     "stale": self.stale_files()[:20],
                     "env": self.env_identity,
+                    "idle": self.idle_for(),
+                    "idle_timeout": self.effective_idle_timeout(),
+                    "rootdir": self.rootdir,
                 },
             )
         elif kind == "stop":
@@ -657,6 +678,7 @@ class Daemon:
             else:
                 msg = {"type": "exit", "code": os.WEXITSTATUS(status)}
             log("session pid %d finished: %s" % (pid, msg))
+            self.last_used = time.monotonic()
             conn.child = None
             if not conn.done:
                 self.send(conn, msg)

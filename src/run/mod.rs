@@ -586,6 +586,10 @@ fn daemon_command(
                     }
                 ));
                 report::out(&format!("warm modules: {}", pong.warm.len()));
+                report::out(&format!(
+                    "idle timeout: {:.0}s (adapts to use, at most {idle}s)",
+                    pong.idle_timeout
+                ));
                 report::out(&format!("log: {}", paths.log.display()));
             }
             Err(daemon::DaemonError::Unresponsive { pid, why }) => report::out(&format!(
