@@ -410,6 +410,7 @@ class Daemon:
     # ---- main loop --------------------------------------------------------
 
     def run(self) -> int:
+        self.last_used = time.monotonic()  # the idle time counts from readiness
         while True:
             if self.stopping and self.listener is not None:
                 self.close_listener()
@@ -420,20 +421,29 @@ class Daemon:
                 limit = self.effective_idle_timeout()
                 remaining = limit - (time.monotonic() - self.last_used)
                 if remaining <= 0:
-                    log("idle for %gs after %d session(s) (idle timeout %gs of at most %gs), exiting"
-                        % (limit, self.sessions, limit, self.idle_timeout))
-                    break
+                    # A client already waiting (a run that found this daemon) wins.
+                    ready = self.sel.select(0)
+                    if not ready:
+                        log("idle for %gs after %d session(s) (idle timeout %gs of at most %gs), exiting"
+                            % (limit, self.sessions, limit, self.idle_timeout))
+                        break
+                    self.dispatch(ready)
+                    self.reap()
+                    continue
                 timeout = remaining
-            for key, mask in self.sel.select(timeout):
-                if key.data == "listen":
-                    self.accept()
-                elif key.data == "wake":
-                    self.drain_wakeup()
-                else:
-                    self.on_readable(key.data)
+            self.dispatch(self.sel.select(timeout))
             self.reap()
         self.close_listener()
         return 0
+
+    def dispatch(self, ready: Any) -> None:
+        for key, _mask in ready:
+            if key.data == "listen":
+                self.accept()
+            elif key.data == "wake":
+                self.drain_wakeup()
+            else:
+                self.on_readable(key.data)
 
     def effective_idle_timeout(self) -> float:
         """The idle timeout adapts to use: a daemon used once (a project

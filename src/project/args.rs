@@ -592,7 +592,11 @@ impl Learned {
     }
 
     fn lookup(&self, name: &str) -> Option<std::borrow::Cow<'_, LearnedOption>> {
-        if let Some(o) = self.options.iter().find(|o| o.names.iter().any(|n| n == name)) {
+        if let Some(o) = self
+            .options
+            .iter()
+            .find(|o| o.names.iter().any(|n| n == name))
+        {
             return Some(std::borrow::Cow::Borrowed(o));
         }
         DECLARED_OUTPUT
@@ -635,7 +639,12 @@ fn looks_like_option(a: &str) -> bool {
     a.starts_with('-') && a.len() > 1
 }
 
-fn take_values(arity: Arity, inline: Option<String>, args: &[String], i: &mut usize) -> Vec<String> {
+fn take_values(
+    arity: Arity,
+    inline: Option<String>,
+    args: &[String],
+    i: &mut usize,
+) -> Vec<String> {
     let mut out: Vec<String> = inline.into_iter().collect();
     let take = |n: Option<usize>, out: &mut Vec<String>, i: &mut usize| {
         while n.is_none_or(|n| out.len() < n) && *i < args.len() && !looks_like_option(&args[*i]) {
@@ -745,12 +754,42 @@ mod learned_tests {
         Learned {
             options: vec![
                 opt(&["--timeout"], Arity::One, "timeout", "Timeout in seconds"),
-                opt(&["--html"], Arity::One, "terminal reporting", "create html report"),
-                opt(&["--reuse-db"], Arity::None, "django", "Re-use the testing database"),
-                opt(&["--metadata"], Arity::Exactly(2), "pytest-metadata", "additional metadata"),
-                opt(&["--testmon"], Arity::None, "testmon", "Select tests affected by changes"),
-                opt(&["--benchmark-disable"], Arity::None, "benchmark", "Disable benchmarks"),
-                opt(&["--benchmark-min-rounds"], Arity::One, "benchmark", "Minimum rounds"),
+                opt(
+                    &["--html"],
+                    Arity::One,
+                    "terminal reporting",
+                    "create html report",
+                ),
+                opt(
+                    &["--reuse-db"],
+                    Arity::None,
+                    "django",
+                    "Re-use the testing database",
+                ),
+                opt(
+                    &["--metadata"],
+                    Arity::Exactly(2),
+                    "pytest-metadata",
+                    "additional metadata",
+                ),
+                opt(
+                    &["--testmon"],
+                    Arity::None,
+                    "testmon",
+                    "Select tests affected by changes",
+                ),
+                opt(
+                    &["--benchmark-disable"],
+                    Arity::None,
+                    "benchmark",
+                    "Disable benchmarks",
+                ),
+                opt(
+                    &["--benchmark-min-rounds"],
+                    Arity::One,
+                    "benchmark",
+                    "Minimum rounds",
+                ),
             ],
         }
     }
@@ -769,7 +808,10 @@ mod learned_tests {
 
     #[test]
     fn report_options_stay_out_of_the_key() {
-        let a = analyze_with(&s(&["--html", "r1.html", "--self-contained-html"]), &table());
+        let a = analyze_with(
+            &s(&["--html", "r1.html", "--self-contained-html"]),
+            &table(),
+        );
         assert!(a.understood() && a.key_args.is_empty() && a.needs_reporting);
         let b = analyze_with(&s(&["--html=r2.html"]), &Learned::default());
         assert!(b.understood() && b.key_args.is_empty());
@@ -789,10 +831,14 @@ mod learned_tests {
         );
         let t = table();
         assert_eq!(
-            analyze_with(&s(&["--benchmark-min-rounds", "3"]), &t).run_all.len(),
+            analyze_with(&s(&["--benchmark-min-rounds", "3"]), &t)
+                .run_all
+                .len(),
             1
         );
-        assert!(analyze_with(&s(&["--benchmark-disable"]), &t).run_all.is_empty());
+        assert!(analyze_with(&s(&["--benchmark-disable"]), &t)
+            .run_all
+            .is_empty());
         assert!(analyze(&s(&["--benchmark-skip", "--benchmark-sort=min"]))
             .run_all
             .is_empty());

@@ -71,9 +71,16 @@ fn is_tool_environment(python: &Path) -> bool {
     prefix.join("uv-receipt.toml").is_file() || prefix.join("pipx_metadata.json").is_file()
 }
 
+/// Whether two interpreter paths are the same environment's: venvs link the
+/// same base interpreter, so their directories are compared, not their targets.
 fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
+    let dir = |p: &Path| {
+        p.parent()
+            .and_then(|d| d.canonicalize().ok())
+            .map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    match (dir(a), dir(b)) {
+        (Some(a), Some(b)) => a == b,
         _ => a == b,
     }
 }

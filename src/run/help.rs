@@ -14,7 +14,12 @@ fn asks(inv: &Invocation, short: &str, long: &str) -> bool {
         .iter()
         .take_while(|a| *a != "--")
         .any(|a| a == long || a == short)
-        || inv.args.no_run && inv.raw_args.iter().take_while(|a| *a != "--").any(|a| a == long)
+        || inv.args.no_run
+            && inv
+                .raw_args
+                .iter()
+                .take_while(|a| *a != "--")
+                .any(|a| a == long)
 }
 
 /// Answers `--help` / `--version` when asked; `None` otherwise.

@@ -50,10 +50,5 @@ pub fn remember(inv: &mut Invocation, store: &Store, events: &[Event]) {
         }
     }
     let _ = store.set_meta(META, &serde_json::to_string(&merged).unwrap_or_default());
-    apply(
-        inv,
-        &Learned {
-            options: merged,
-        },
-    );
+    apply(inv, &Learned { options: merged });
 }
