@@ -434,3 +434,104 @@ fn the_idle_timeout_is_short_for_a_daemon_used_once() {
         logs.transcript()
     );
 }
+
+/// Paths, pids, hashes, versions and timings out of rpytest's output.
+fn filters(p: &Project) -> Vec<(String, String)> {
+    let root = regex_escape(&p.root.display().to_string());
+    vec![
+        (root, "[ROOT]".into()),
+        (
+            r"/\S*/rpytest/[0-9a-f]{16}\.(sock|log)".into(),
+            "[RUNTIME]/[HASH].$1".into(),
+        ),
+        (r"/\S*/bin/python3?".into(), "[PYTHON]".into()),
+        (r"pid: \d+".into(), "pid: [PID]".into()),
+        (r"\d+\.\d+s\b".into(), "[TIME]s".into()),
+        (
+            r"\b(rpytest|pytest) \d+\.\d+\.\d+\S*".into(),
+            "$1 [VERSION]".into(),
+        ),
+        (r"warm modules: \d+".into(), "warm modules: [N]".into()),
+        (
+            r"files in the stat cache: \d+".into(),
+            "files in the stat cache: [N]".into(),
+        ),
+        (r"=+ (.*) =+".into(), "== $1 ==".into()),
+    ]
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+/// `--show-rules` without what differs between machines and pytest versions:
+/// the installed modules, environment variables and probed paths of the
+/// global key (their names stay in the per-file part).
+fn portable_rules(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(l.starts_with("    ")
+                && !l.starts_with("     ")
+                && (t.starts_with("installed:")
+                    || t.starts_with("env:")
+                    || t.starts_with("file:/")))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// rpytest's own output, as a user sees it.
+#[test]
+fn rpytest_output_snapshots() {
+    let p = Project::new("options_plugins");
+    fs::write(p.path("pytest.ini"), "[pytest]\n").unwrap();
+    fs::write(p.path("test_env.py"), "def test_three():\n    pass\n").unwrap();
+    let settings = {
+        let mut s = insta::Settings::clone_current();
+        for (from, to) in filters(&p) {
+            s.add_filter(&from, to);
+        }
+        s.set_prepend_module_to_snapshot(false);
+        s
+    };
+    let _guard = settings.bind_to_scope();
+    let version = p.rpytest(&["--version"]).no_junit().run();
+    insta::assert_snapshot!("version", version.stdout);
+    let help = p.rpytest(&["--help"]).no_junit().run();
+    let section = &help.stdout[help.stdout.find("\nrpytest (").expect("rpytest's section")..];
+    insta::assert_snapshot!("help_rpytest_section", section.trim());
+    p.rpytest(&[]).no_junit().run().assert_code(0);
+    p.rpytest(&[]).no_junit().run().assert_code(0);
+    let cached = p.rpytest(&["-q"]).no_junit().run();
+    insta::assert_snapshot!(
+        "cached_summary",
+        format!("{}--- stderr\n{}", cached.stdout, cached.stderr)
+    );
+    let status = p.rpytest_cmd(&["--daemon", "status"]);
+    insta::assert_snapshot!("daemon_status", status.stdout);
+    let stats = p.rpytest_cmd(&["--result-cache", "stats"]);
+    insta::assert_snapshot!("result_cache_stats", stats.stdout);
+    let rules = p.rpytest_cmd(&["--show-rules"]);
+    insta::assert_snapshot!("show_rules", portable_rules(&rules.stdout));
+    let served = p.rpytest_cmd(&["--why", "test_plain.py::test_one"]);
+    fs::write(
+        p.path("test_plain.py"),
+        "def test_one():\n    assert 2 == 2\n\n\ndef test_two():\n    pass\n",
+    )
+    .unwrap();
+    let changed = p.rpytest_cmd(&["--why", "test_plain.py::test_one"]);
+    let never = p.rpytest_cmd(&["--why", "test_plain.py::test_new"]);
+    insta::assert_snapshot!(
+        "why",
+        format!("{}{}{}", served.stdout, changed.stdout, never.stdout)
+    );
+}
