@@ -150,7 +150,7 @@ fn cap_daemons(spec: &DaemonSpec) {
     let mut busy = 0usize;
     for e in entries.flatten() {
         let p = e.path();
-        if p.extension().is_none_or(|x| x != "sock") || p == spec.paths.socket {
+        if p.extension().map_or(true, |x| x != "sock") || p == spec.paths.socket {
             continue;
         }
         if let Ok((c, pong)) = ping(&p) {

@@ -647,7 +647,8 @@ fn take_values(
 ) -> Vec<String> {
     let mut out: Vec<String> = inline.into_iter().collect();
     let take = |n: Option<usize>, out: &mut Vec<String>, i: &mut usize| {
-        while n.is_none_or(|n| out.len() < n) && *i < args.len() && !looks_like_option(&args[*i]) {
+        while n.map_or(true, |n| out.len() < n) && *i < args.len() && !looks_like_option(&args[*i])
+        {
             out.push(args[*i].clone());
             *i += 1;
         }

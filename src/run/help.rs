@@ -70,7 +70,7 @@ pub fn own_help() -> String {
     );
     for arg in cmd.get_arguments() {
         let Some(long) = arg.get_long() else { continue };
-        let takes = arg.get_num_args().is_none_or(|n| n.takes_values())
+        let takes = arg.get_num_args().map_or(true, |n| n.takes_values())
             && !matches!(arg.get_action(), clap::ArgAction::SetTrue);
         let mut name = format!("--{long}");
         if takes {
