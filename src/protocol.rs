@@ -73,6 +73,10 @@ pub struct SessionConfig {
     /// Hermetic tests: the session enters this sandbox before collecting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxConfig>,
+    /// Describe the options the session's parser knows (an `Options` event):
+    /// the command line has one the CLI does not know.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub describe_options: bool,
 }
 
 /// What a hermetic session's sandbox shows (`python/rpytest/sandbox.py`).
@@ -137,6 +141,14 @@ pub struct Pong {
     /// them, with the values it saw (`None`: unset).
     #[serde(default)]
     pub env: BTreeMap<String, Option<String>>,
+    /// Seconds since its last session ended (0 while one runs).
+    #[serde(default)]
+    pub idle: f64,
+    /// The idle timeout it uses now (it adapts to how much it was used).
+    #[serde(default)]
+    pub idle_timeout: f64,
+    #[serde(default)]
+    pub rootdir: String,
 }
 
 impl Pong {
@@ -263,6 +275,10 @@ pub enum Event {
         code: Option<i32>,
         #[serde(default)]
         signal: Option<i32>,
+    },
+    /// The options plugins and conftest files registered (python/rpytest/options.py).
+    Options {
+        options: Vec<crate::project::args::LearnedOption>,
     },
     /// Anything newer than this CLI: ignored, never fatal.
     #[serde(other)]

@@ -292,6 +292,9 @@ class Daemon:
         self.children: Dict[int, Conn] = {}  # by pid
         self.stopping = False
         self.last_activity = time.monotonic()
+        # The last session's end (or the start): what the idle timeout counts
+        # from. A ping (`--daemon status`, another daemon's census) is not use.
+        self.last_used = time.monotonic()
         self.sel = selectors.DefaultSelector()
         self.listener: Optional[socket.socket] = None
         self.listener_ino: Optional[int] = None
@@ -407,6 +410,7 @@ class Daemon:
     # ---- main loop --------------------------------------------------------
 
     def run(self) -> int:
+        self.last_used = time.monotonic()  # the idle time counts from readiness
         while True:
             if self.stopping and self.listener is not None:
                 self.close_listener()
@@ -414,21 +418,45 @@ class Daemon:
                 break
             timeout: Optional[float] = None
             if not self.conns and not self.children and not self.stopping:
-                remaining = self.idle_timeout - (time.monotonic() - self.last_activity)
+                limit = self.effective_idle_timeout()
+                remaining = limit - (time.monotonic() - self.last_used)
                 if remaining <= 0:
-                    log("idle for %ss, exiting" % self.idle_timeout)
-                    break
+                    # A client already waiting (a run that found this daemon) wins.
+                    ready = self.sel.select(0)
+                    if not ready:
+                        log("idle for %gs after %d session(s) (idle timeout %gs of at most %gs), exiting"
+                            % (limit, self.sessions, limit, self.idle_timeout))
+                        break
+                    self.dispatch(ready)
+                    self.reap()
+                    continue
                 timeout = remaining
-            for key, mask in self.sel.select(timeout):
-                if key.data == "listen":
-                    self.accept()
-                elif key.data == "wake":
-                    self.drain_wakeup()
-                else:
-                    self.on_readable(key.data)
+            self.dispatch(self.sel.select(timeout))
             self.reap()
         self.close_listener()
         return 0
+
+    def dispatch(self, ready: Any) -> None:
+        for key, _mask in ready:
+            if key.data == "listen":
+                self.accept()
+            elif key.data == "wake":
+                self.drain_wakeup()
+            else:
+                self.on_readable(key.data)
+
+    def effective_idle_timeout(self) -> float:
+        """The idle timeout adapts to use: a daemon used once (a project
+        visited in passing) waits a sixth of the configured timeout; each
+        further session doubles that, up to the configured timeout."""
+        short = self.idle_timeout / 6.0
+        return min(self.idle_timeout, short * (2 ** max(0, min(self.sessions - 1, 8))))
+
+    def idle_for(self) -> float:
+        """Seconds since the last session ended (0 while one runs)."""
+        if self.children:
+            return 0.0
+        return max(0.0, time.monotonic() - self.last_used)
 
     def drain_wakeup(self) -> None:
         try:
@@ -557,6 +585,9 @@ class Daemon:
                     "warm": self.warm,
                     "stale": self.stale_files()[:20],
                     "env": self.env_identity,
+                    "idle": self.idle_for(),
+                    "idle_timeout": self.effective_idle_timeout(),
+                    "rootdir": self.rootdir,
                 },
             )
         elif kind == "stop":
@@ -657,6 +688,7 @@ class Daemon:
             else:
                 msg = {"type": "exit", "code": os.WEXITSTATUS(status)}
             log("session pid %d finished: %s" % (pid, msg))
+            self.last_used = time.monotonic()
             conn.child = None
             if not conn.done:
                 self.send(conn, msg)

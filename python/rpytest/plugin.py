@@ -168,10 +168,19 @@ class RpytestPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
+        self._describe_options(config)
         if self.recorder is not None:
             record.record_options(config)
             if getattr(config.option, "capture", None) in ("no", "tee-sys"):
                 record.watch_stdin()  # stdin is live for the tests (-s)
+
+    def _describe_options(self, config: pytest.Config) -> None:
+        """Tells the CLI the options plugins and conftest files registered,
+        when it met one it did not know (rpytest.options)."""
+        if self.cfg.get("describe_options"):
+            from rpytest import options
+
+            self.emit({"type": "options", "options": options.describe(config)})
 
     def _pause(self) -> bool:
         """Stop recording (pytest formatting a report, showing an interrupt):

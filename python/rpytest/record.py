@@ -578,7 +578,7 @@ class Recorder:
         if machinery:
             return
         self.spawns.add(k)
-        if inherits_env:
+        if inherits_env and not self._by_plugin_session_hook():
             self.env[k].add("*")
         if argv is None:
             return
@@ -657,13 +657,35 @@ class Recorder:
     def on_env_all(self) -> None:
         """The whole environment was read (iteration, len, copy, repr)."""
         machinery, k = self.site()
-        if not machinery:
+        if not machinery and not self._by_plugin_session_hook():
             self.env[k].add("*")
             # The items a copy or dict() reads next come from this very
             # instruction: they are part of this read, not reads by name.
             frame = _first_outside_frame()
             if frame is not None:
                 self._env_iter_sites.add((id(frame), frame.f_lasti))
+
+    def _by_plugin_session_hook(self) -> bool:
+        """Whether the event comes from an installed plugin's session-level hook
+        (configure, session start and finish, report header, terminal summary:
+        pytest-metadata and pytest-benchmark list the environment to display
+        it), with no project code in between. Tests and fixtures run under
+        other hooks (pytest_runtest_*, pytest_fixture_setup), and project code
+        (a conftest.py's hook) always records."""
+        frame: Any = sys._getframe(2)
+        while frame is not None:
+            fn = frame.f_code.co_filename
+            back = frame.f_back
+            if fn == _HERE or _is_library_frame(fn):
+                frame = back
+                continue
+            if fn.startswith(_MACHINERY) or self.rel(fn) is not None:
+                return False
+            # Installed code: a hook implementation called by pluggy decides.
+            if back is not None and back.f_code.co_filename.startswith(_PLUGGY_PREFIX):
+                return _is_session_hook(frame.f_code.co_name)
+            frame = back
+        return False
 
     def on_list(self, path: Any) -> None:
         """A directory listing (os.listdir/os.scandir, and so glob, os.walk,
@@ -828,6 +850,18 @@ class Recorder:
     def _written_dir_set(self) -> Set[str]:
         self._is_input("")  # fills _written_dirs
         return self._written_dirs or set()
+
+
+# Hooks that run once per session, around the tests rather than for them.
+_SESSION_HOOKS = frozenset({
+    "pytest_configure", "pytest_unconfigure", "pytest_sessionstart", "pytest_sessionfinish",
+    "pytest_report_header", "pytest_report_collectionfinish", "pytest_terminal_summary",
+    "pytest_addoption", "pytest_plugin_registered", "pytest_metadata",
+})
+
+
+def _is_session_hook(name: str) -> bool:
+    return name in _SESSION_HOOKS or name.startswith(("pytest_html_", "pytest_benchmark_"))
 
 
 def _env_key(name: str) -> Any:

@@ -38,8 +38,9 @@ pub enum CacheAction {
     about = "A drop-in replacement for pytest: cached results, a warm daemon, native parallelism."
 )]
 pub struct OwnArgs {
-    /// The Python interpreter that runs the tests (default: $VIRTUAL_ENV, the
-    /// python beside rpytest, python3 on PATH).
+    /// The Python interpreter that runs the tests (default: `[tool.rpytest]
+    /// python`, $VIRTUAL_ENV, the project's .venv, the python beside rpytest,
+    /// python3 on PATH).
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
     /// Run pytest in a fresh process instead of the warm daemon.

@@ -136,7 +136,63 @@ pub fn ensure_daemon(spec: &DaemonSpec) -> Result<Connection, DaemonError> {
     }
     start(spec)?;
     let (c, _) = ping(&spec.paths.socket)?;
+    cap_daemons(spec);
     Ok(c)
+}
+
+/// How many daemons one user keeps at most (`RPYTEST_MAX_DAEMONS`, default 8).
+pub fn max_daemons() -> usize {
+    std::env::var("RPYTEST_MAX_DAEMONS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(8usize)
+        .max(1)
+}
+
+/// Daemons pile up across projects (one per rootdir and interpreter): after
+/// starting one, stops the most idle others beyond `max_daemons`. A daemon
+/// running a session is never stopped. What was stopped is written to the
+/// new daemon's log.
+fn cap_daemons(spec: &DaemonSpec) {
+    let max = max_daemons();
+    let Ok(entries) = std::fs::read_dir(&spec.paths.dir) else {
+        return;
+    };
+    let mut idle: Vec<(f64, PathBuf, i64, String)> = Vec::new();
+    let mut busy = 0usize;
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().map_or(true, |x| x != "sock") || p == spec.paths.socket {
+            continue;
+        }
+        if let Ok((c, pong)) = ping(&p) {
+            drop(c);
+            if pong.idle > 0.0 {
+                idle.push((pong.idle, p, pong.pid, pong.rootdir));
+            } else {
+                busy += 1;
+            }
+        }
+    }
+    let live = idle.len() + busy + 1;
+    if live <= max {
+        return;
+    }
+    idle.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut notes = String::new();
+    for (secs, socket, pid, rootdir) in idle.into_iter().take(live - max) {
+        if matches!(super::client::stop(&socket), Ok(true)) {
+            notes.push_str(&format!(
+                "rpytest: stopped the daemon of {rootdir} (pid {pid}, idle {secs:.0}s): at most {max} daemons run at once (RPYTEST_MAX_DAEMONS)\n"
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        if let Ok(mut f) = OpenOptions::new().append(true).open(&spec.paths.log) {
+            use std::io::Write;
+            let _ = f.write_all(notes.as_bytes());
+        }
+    }
 }
 
 /// A connection to the running daemon if it matches; stops a stale one.

@@ -215,6 +215,10 @@ pub struct PytestArgs {
     /// last one): a run answered without Python honours it only when it
     /// shows nothing that run cannot print (see `run::alone`).
     pub reportchars: Option<String>,
+
+    /// Options after which a plugin needs every test to run (a benchmark
+    /// run, a snapshot update), each as `--option (plugin)`.
+    pub run_all: Vec<String>,
 }
 
 impl PytestArgs {
@@ -245,6 +249,12 @@ pub fn expand_argfiles(args: &[String], cwd: &Path) -> Result<Vec<String>, Strin
 /// Reads a pytest command line (already including ini `addopts` and
 /// `PYTEST_ADDOPTS` when the caller wants them).
 pub fn analyze(args: &[String]) -> PytestArgs {
+    analyze_with(args, &Learned::default())
+}
+
+/// As `analyze`, also knowing the options plugins and conftest files
+/// registered (`learned`, from an earlier session of this project).
+pub fn analyze_with(args: &[String], learned: &Learned) -> PytestArgs {
     let mut r = PytestArgs::default();
     let mut i = 0;
     let mut after_dashdash = false;
@@ -282,12 +292,19 @@ pub fn analyze(args: &[String]) -> PytestArgs {
                     };
                     apply(&mut r, opt, opt.names[0], value);
                 }
-                None => {
-                    r.all_args.push(a.clone());
-                    r.unknown_options.push(a.clone());
-                    r.rootdir_candidates.push(a.clone());
-                    r.key_args.push(a.clone());
-                }
+                None => match learned.lookup(&name) {
+                    Some(opt) => {
+                        let values = take_values(opt.arity, inline, args, &mut i);
+                        apply_plugin(&mut r, &opt, &name, values);
+                    }
+                    None => {
+                        note_run_all(&mut r, &name);
+                        r.all_args.push(a.clone());
+                        r.unknown_options.push(a.clone());
+                        r.rootdir_candidates.push(a.clone());
+                        r.key_args.push(a.clone());
+                    }
+                },
             }
             continue;
         }
@@ -312,6 +329,18 @@ pub fn analyze(args: &[String]) -> PytestArgs {
                     break;
                 }
                 Some(opt) => apply(&mut r, opt, opt.names[0], None),
+                None if learned.lookup(&name).is_some() => {
+                    let opt = learned.lookup(&name).expect("looked up");
+                    if opt.arity == Arity::None {
+                        apply_plugin(&mut r, &opt, &name, Vec::new());
+                        continue;
+                    }
+                    let rest: String = chars[j..].iter().collect();
+                    let inline = (!rest.is_empty()).then_some(rest);
+                    let values = take_values(opt.arity, inline, args, &mut i);
+                    apply_plugin(&mut r, &opt, &name, values);
+                    break;
+                }
                 None => {
                     r.all_args.push(a.clone());
                     r.unknown_options.push(a.clone());
@@ -322,6 +351,7 @@ pub fn analyze(args: &[String]) -> PytestArgs {
             }
         }
     }
+    settle_run_all(&mut r);
     r
 }
 
@@ -488,5 +518,339 @@ mod tests {
         assert!(analyze(&s(&["--co"])).no_run);
         assert!(analyze(&s(&["--help"])).no_run);
         assert!(!analyze(&s(&["-q"])).no_run);
+    }
+}
+
+/// How many values an option registered by a plugin takes (argparse's `nargs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arity {
+    /// A flag (`store_true`, `count`, `store_const`...).
+    None,
+    /// One value (`--html PATH`).
+    One,
+    /// `nargs="?"`: the next argument when it does not look like an option.
+    Optional,
+    /// Exactly N values (`--metadata KEY VALUE`).
+    Exactly(usize),
+    /// `nargs="+"` / `"*"`: every following argument that does not look like an option.
+    Many,
+}
+
+/// An option a plugin or a conftest.py registered, as the session's own
+/// parser describes it (python/rpytest/options.py).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LearnedOption {
+    pub names: Vec<String>,
+    pub arity: Arity,
+    /// The option group's name (`terminal reporting`, `cov`, `django`...).
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub dest: String,
+    #[serde(default)]
+    pub help: String,
+}
+
+/// What rpytest knows of the options beyond pytest's own.
+#[derive(Debug, Clone, Default)]
+pub struct Learned {
+    pub options: Vec<LearnedOption>,
+}
+
+/// Options of common plugins that only name or shape a report, with their
+/// arity: used when no session has described the plugin's options yet, and
+/// for plugins that put report options in their own group (`--cov-report`).
+const DECLARED_OUTPUT: &[(&str, Arity)] = &[
+    ("--html", Arity::One),
+    ("--self-contained-html", Arity::None),
+    ("--css", Arity::One),
+    ("--cov-report", Arity::One),
+    ("--report-log", Arity::One),
+    ("--json-report-file", Arity::One),
+    ("--md-report-output", Arity::One),
+];
+
+/// Options after which a plugin needs every test to run, per plugin: a
+/// snapshot update rewrites what the tests compare against, a benchmark run
+/// measures the tests themselves. A prefix ends with `-`.
+const RUN_ALL: &[(&str, &str)] = &[
+    ("--snapshot-update", "syrupy"),
+    ("--snapshot-update-new-only", "syrupy"),
+    ("--benchmark-", "pytest-benchmark"),
+];
+
+/// pytest-benchmark options under which no benchmark is measured.
+const BENCHMARK_OFF: &[&str] = &["--benchmark-disable", "--benchmark-skip"];
+/// pytest-benchmark options that measure benchmarks despite `BENCHMARK_OFF`.
+const BENCHMARK_ON: &[&str] = &["--benchmark-enable", "--benchmark-only"];
+
+impl Learned {
+    /// Reads the description a session sent (a JSON list of `LearnedOption`).
+    pub fn from_json(text: &str) -> Learned {
+        Learned {
+            options: serde_json::from_str(text).unwrap_or_default(),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<std::borrow::Cow<'_, LearnedOption>> {
+        if let Some(o) = self
+            .options
+            .iter()
+            .find(|o| o.names.iter().any(|n| n == name))
+        {
+            return Some(std::borrow::Cow::Borrowed(o));
+        }
+        DECLARED_OUTPUT
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, arity)| {
+                std::borrow::Cow::Owned(LearnedOption {
+                    names: vec![(*n).to_owned()],
+                    arity: *arity,
+                    group: "terminal reporting".into(),
+                    dest: String::new(),
+                    help: String::new(),
+                })
+            })
+    }
+}
+
+/// How a plugin's option affects caching, judged from its own definition.
+fn plugin_effect(opt: &LearnedOption) -> Effect {
+    let declared_output = opt
+        .names
+        .iter()
+        .any(|n| DECLARED_OUTPUT.iter().any(|(d, _)| d == n));
+    // pytest's "terminal reporting" group is where plugins put the options
+    // of their reports (pytest-html's --html, pytest-sugar's, junitxml's own).
+    if declared_output || opt.group == "terminal reporting" {
+        return Effect::Output;
+    }
+    let help = opt.help.to_lowercase();
+    let selects = help
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| matches!(w, "select" | "selects" | "deselect" | "deselects"));
+    if selects {
+        return Effect::Select;
+    }
+    Effect::Outcome
+}
+
+fn looks_like_option(a: &str) -> bool {
+    a.starts_with('-') && a.len() > 1
+}
+
+fn take_values(
+    arity: Arity,
+    inline: Option<String>,
+    args: &[String],
+    i: &mut usize,
+) -> Vec<String> {
+    let mut out: Vec<String> = inline.into_iter().collect();
+    let take = |n: Option<usize>, out: &mut Vec<String>, i: &mut usize| {
+        while n.map_or(true, |n| out.len() < n) && *i < args.len() && !looks_like_option(&args[*i])
+        {
+            out.push(args[*i].clone());
+            *i += 1;
+        }
+    };
+    match arity {
+        Arity::None => out.clear(),
+        Arity::One if out.is_empty() && *i < args.len() => {
+            // argparse takes the next argument whatever it looks like... unless
+            // it is an option: then the option lacks its value (pytest says so).
+            out.push(args[*i].clone());
+            *i += 1;
+        }
+        Arity::One => {}
+        Arity::Optional => {
+            if out.is_empty() {
+                take(Some(1), &mut out, i)
+            }
+        }
+        Arity::Exactly(n) => take(Some(n), &mut out, i),
+        Arity::Many => take(None, &mut out, i),
+    }
+    out
+}
+
+fn note_run_all(r: &mut PytestArgs, name: &str) {
+    let hit = RUN_ALL.iter().find(|(n, _)| {
+        if n.ends_with('-') {
+            name.starts_with(n)
+        } else {
+            name == *n
+        }
+    });
+    if let Some((_, plugin)) = hit {
+        r.run_all.push(format!("{name} ({plugin})"));
+    }
+}
+
+/// Drops the benchmark options from `run_all` when no benchmark is measured.
+fn settle_run_all(r: &mut PytestArgs) {
+    let given = |names: &[&str]| {
+        r.key_args
+            .iter()
+            .chain(r.unknown_options.iter())
+            .any(|a| names.contains(&a.split('=').next().unwrap_or(a)))
+    };
+    if given(BENCHMARK_OFF) && !given(BENCHMARK_ON) {
+        r.run_all.retain(|o| !o.ends_with("(pytest-benchmark)"));
+    }
+    r.run_all.sort();
+    r.run_all.dedup();
+}
+
+fn apply_plugin(r: &mut PytestArgs, opt: &LearnedOption, name: &str, values: Vec<String>) {
+    note_run_all(r, name);
+    // The first long name stands for every spelling (`--no-migrations` is `--nomigrations`).
+    let canonical = opt
+        .names
+        .iter()
+        .find(|n| n.starts_with("--"))
+        .unwrap_or(&opt.names[0])
+        .clone();
+    match plugin_effect(opt) {
+        Effect::Output => {
+            // A report's path is often new per run; its presence stays.
+            r.all_args.push(canonical);
+            r.needs_reporting = true;
+        }
+        Effect::Select => {
+            r.all_args.push(canonical.clone());
+            r.all_args.extend(values.iter().cloned());
+            r.selects = true;
+            r.selects_impurely = true;
+            r.select_args.push(canonical);
+            r.select_args.extend(values);
+        }
+        _ => {
+            r.all_args.push(canonical.clone());
+            r.all_args.extend(values.iter().cloned());
+            r.key_args.push(canonical);
+            r.key_args.extend(values);
+        }
+    }
+}
+
+#[cfg(test)]
+mod learned_tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn opt(names: &[&str], arity: Arity, group: &str, help: &str) -> LearnedOption {
+        LearnedOption {
+            names: s(names),
+            arity,
+            group: group.into(),
+            dest: String::new(),
+            help: help.into(),
+        }
+    }
+
+    fn table() -> Learned {
+        Learned {
+            options: vec![
+                opt(&["--timeout"], Arity::One, "timeout", "Timeout in seconds"),
+                opt(
+                    &["--html"],
+                    Arity::One,
+                    "terminal reporting",
+                    "create html report",
+                ),
+                opt(
+                    &["--reuse-db"],
+                    Arity::None,
+                    "django",
+                    "Re-use the testing database",
+                ),
+                opt(
+                    &["--metadata"],
+                    Arity::Exactly(2),
+                    "pytest-metadata",
+                    "additional metadata",
+                ),
+                opt(
+                    &["--testmon"],
+                    Arity::None,
+                    "testmon",
+                    "Select tests affected by changes",
+                ),
+                opt(
+                    &["--benchmark-disable"],
+                    Arity::None,
+                    "benchmark",
+                    "Disable benchmarks",
+                ),
+                opt(
+                    &["--benchmark-min-rounds"],
+                    Arity::One,
+                    "benchmark",
+                    "Minimum rounds",
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn learned_options_enter_the_key_with_their_values() {
+        let a = analyze_with(&s(&["--timeout", "30", "--reuse-db", "tests"]), &table());
+        assert!(a.understood());
+        assert_eq!(a.key_args, s(&["--timeout", "30", "--reuse-db"]));
+        assert_eq!(a.positional, s(&["tests"]));
+        let b = analyze_with(&s(&["--timeout=31", "tests"]), &table());
+        assert_ne!(a.key_args, b.key_args);
+        let m = analyze_with(&s(&["--metadata", "k", "v", "t.py"]), &table());
+        assert_eq!(m.positional, s(&["t.py"]));
+    }
+
+    #[test]
+    fn report_options_stay_out_of_the_key() {
+        let a = analyze_with(
+            &s(&["--html", "r1.html", "--self-contained-html"]),
+            &table(),
+        );
+        assert!(a.understood() && a.key_args.is_empty() && a.needs_reporting);
+        let b = analyze_with(&s(&["--html=r2.html"]), &Learned::default());
+        assert!(b.understood() && b.key_args.is_empty());
+    }
+
+    #[test]
+    fn selecting_plugin_options_keep_collection_pytests() {
+        let a = analyze_with(&s(&["--testmon"]), &table());
+        assert!(a.selects && a.selects_impurely && a.key_args.is_empty());
+    }
+
+    #[test]
+    fn benchmark_and_snapshot_updates_run_everything() {
+        assert_eq!(
+            analyze(&s(&["--snapshot-update"])).run_all,
+            s(&["--snapshot-update (syrupy)"])
+        );
+        let t = table();
+        assert_eq!(
+            analyze_with(&s(&["--benchmark-min-rounds", "3"]), &t)
+                .run_all
+                .len(),
+            1
+        );
+        assert!(analyze_with(&s(&["--benchmark-disable"]), &t)
+            .run_all
+            .is_empty());
+        assert!(analyze(&s(&["--benchmark-skip", "--benchmark-sort=min"]))
+            .run_all
+            .is_empty());
+    }
+
+    #[test]
+    fn unknown_options_still_enter_the_key() {
+        let a = analyze(&s(&["--frobnicate", "tests"]));
+        assert!(!a.understood());
+        assert_eq!(a.key_args, s(&["--frobnicate"]));
     }
 }

@@ -2,8 +2,10 @@
 //! starting it on every run.
 //!
 //! Order (DESIGN.md): `--python`, `[tool.rpytest] python` / `rpytest.toml`,
-//! `$VIRTUAL_ENV`, the `python` beside the `rpytest` binary, `python3` on
-//! PATH. The description (version, ABI, site-packages, pytest's version) is
+//! `$VIRTUAL_ENV`, the project's `.venv` (at the rootdir, then the current
+//! directory), the `python` beside the `rpytest` binary, `python3` on PATH.
+//! Installed as a tool (`uv tool install`, pipx), rpytest's own interpreter
+//! lacks the project's dependencies: the project's `.venv` comes before it. The description (version, ABI, site-packages, pytest's version) is
 //! learned once by running the interpreter and remembered per interpreter
 //! file (path, size, mtime), so a fully cached run never starts Python.
 
@@ -45,9 +47,115 @@ pub enum InterpreterError {
 pub struct Interpreter {
     pub path: PathBuf,
     pub source: &'static str,
+    /// Why this choice may surprise (said on stderr): the project's `.venv`
+    /// over the interpreter beside rpytest, or a tool's own interpreter.
+    pub notice: Option<String>,
 }
 
-/// Picks the interpreter in DESIGN.md's order.
+/// The `python` beside the running binary, when there is one.
+fn beside_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    ["python", "python3"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+}
+
+/// Whether `python` belongs to an environment made by `uv tool install` or
+/// pipx for rpytest itself (they leave a receipt in the environment).
+fn is_tool_environment(python: &Path) -> bool {
+    let Some(prefix) = python.parent().and_then(Path::parent) else {
+        return false;
+    };
+    prefix.join("uv-receipt.toml").is_file() || prefix.join("pipx_metadata.json").is_file()
+}
+
+/// Whether two interpreter paths are the same environment's: venvs link the
+/// same base interpreter, so their directories are compared, not their targets.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let dir = |p: &Path| {
+        p.parent()
+            .and_then(|d| d.canonicalize().ok())
+            .map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    match (dir(a), dir(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Picks the interpreter in DESIGN.md's order (`rootdir`: the project's).
+pub fn find_for(
+    flag: Option<&Path>,
+    config: Option<&Path>,
+    cwd: &Path,
+    rootdir: &Path,
+) -> Result<Interpreter, InterpreterError> {
+    let early = find_configured(flag, config, cwd);
+    if let Some(i) = early {
+        return Ok(i);
+    }
+    let beside = beside_binary();
+    for dir in [rootdir, cwd] {
+        for name in [".venv/bin/python", ".venv/bin/python3"] {
+            let p = dir.join(name);
+            if !p.exists() {
+                continue;
+            }
+            if beside.as_deref().is_some_and(|b| same_file(b, &p)) {
+                break; // rpytest is installed in the project's .venv: the obvious one
+            }
+            let notice = beside.as_ref().map(|b| {
+                format!(
+                    "running the tests with the project's {} (not {}, beside rpytest; --python chooses another)",
+                    p.display(),
+                    b.display()
+                )
+            });
+            return Ok(Interpreter {
+                path: p,
+                source: "the project's .venv",
+                notice,
+            });
+        }
+    }
+    let mut found = find(None, None, cwd)?;
+    if found.source == "beside the rpytest binary" && is_tool_environment(&found.path) {
+        found.notice = Some(format!(
+            "no project virtualenv found (no $VIRTUAL_ENV, no .venv at {}): running the tests with rpytest's own interpreter {}; --python chooses another",
+            rootdir.display(),
+            found.path.display()
+        ));
+    }
+    Ok(found)
+}
+
+fn find_configured(flag: Option<&Path>, config: Option<&Path>, cwd: &Path) -> Option<Interpreter> {
+    if let Some(p) = flag {
+        return Some(Interpreter {
+            path: resolve_cmd(p, cwd),
+            source: "--python",
+            notice: None,
+        });
+    }
+    if let Some(p) = config {
+        return Some(Interpreter {
+            path: resolve_cmd(p, cwd),
+            source: "rpytest configuration",
+            notice: None,
+        });
+    }
+    let venv = std::env::var_os("VIRTUAL_ENV").filter(|v| !v.is_empty())?;
+    let p = PathBuf::from(venv).join("bin/python");
+    p.exists().then_some(Interpreter {
+        path: p,
+        source: "$VIRTUAL_ENV",
+        notice: None,
+    })
+}
+
+/// Picks the interpreter in DESIGN.md's order, without the project's `.venv`.
 pub fn find(
     flag: Option<&Path>,
     config: Option<&Path>,
@@ -58,12 +166,14 @@ pub fn find(
         return Ok(Interpreter {
             path: resolve_cmd(p, cwd),
             source: "--python",
+            notice: None,
         });
     }
     if let Some(p) = config {
         return Ok(Interpreter {
             path: resolve_cmd(p, cwd),
             source: "rpytest configuration",
+            notice: None,
         });
     }
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV").filter(|v| !v.is_empty()) {
@@ -72,6 +182,7 @@ pub fn find(
             return Ok(Interpreter {
                 path: p,
                 source: "$VIRTUAL_ENV",
+                notice: None,
             });
         }
         tried.push(p.display().to_string());
@@ -84,6 +195,7 @@ pub fn find(
                     return Ok(Interpreter {
                         path: p,
                         source: "beside the rpytest binary",
+                        notice: None,
                     });
                 }
             }
@@ -94,6 +206,7 @@ pub fn find(
         return Ok(Interpreter {
             path: p,
             source: "python3 on PATH",
+            notice: None,
         });
     }
     tried.push("python3 on PATH".into());

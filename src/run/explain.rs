@@ -33,6 +33,13 @@ pub fn why(
         ));
         return Ok(0);
     }
+    if !inv.args.run_all.is_empty() {
+        report::out(&format!(
+            "{node}: it runs: {} needs every test to run",
+            inv.args.run_all.join(", ")
+        ));
+        return Ok(0);
+    }
     if plan.cached.iter().any(|c| c.nodeid == node) {
         report::out(&format!(
             "{node}: inputs unchanged since its last pass; it is served from the cache"

@@ -7,6 +7,9 @@ pub(crate) mod exec;
 mod explain;
 mod groups;
 pub mod hermetic;
+
+mod help;
+mod learn;
 pub mod plan;
 mod record;
 
@@ -42,6 +45,9 @@ pub struct Invocation {
     pub pytest_argv: Vec<String>,
     /// What rpytest understood of ini addopts + PYTEST_ADDOPTS + the command line.
     pub args: PytestArgs,
+    /// ini addopts + PYTEST_ADDOPTS + the command line, `@file`s expanded:
+    /// what `args` was read from.
+    pub raw_args: Vec<String>,
     pub cwd: PathBuf,
     pub setup: Setup,
     pub settings: Settings,
@@ -94,11 +100,13 @@ pub fn resolve(argv: Vec<String>) -> Result<Invocation, Failure> {
         .unwrap_or_default();
     all.extend(pre);
     let args = analyze(&all);
+    let raw_args = all;
     let settings = Settings::resolve(&own, &setup.rootdir).map_err(|e| usage(e.to_string()))?;
     Ok(Invocation {
         own,
         pytest_argv,
         args,
+        raw_args,
         cwd,
         setup,
         settings,
@@ -107,14 +115,17 @@ pub fn resolve(argv: Vec<String>) -> Result<Invocation, Failure> {
 
 /// Runs the command line; returns the process exit code.
 pub fn run(argv: Vec<String>) -> i32 {
-    let inv = match resolve(argv) {
+    let mut inv = match resolve(argv) {
         Ok(i) => i,
         Err(f) => {
             report::error(&f.message);
             return f.code;
         }
     };
-    match execute(&inv) {
+    if let Some(code) = help::answer(&inv) {
+        return code;
+    }
+    match execute(&mut inv) {
         Ok(code) => code,
         Err(f) => {
             report::error(&f.message);
@@ -128,12 +139,16 @@ fn interpreter_info(
     inv: &Invocation,
     store: &Store,
 ) -> Result<(PathBuf, InterpreterInfo), Failure> {
-    let interp = interpreter::find(
+    let interp = interpreter::find_for(
         inv.settings.python_flag.as_deref(),
         inv.settings.python_config.as_deref(),
         &inv.cwd,
+        &inv.setup.rootdir,
     )
     .map_err(|e| usage(e.to_string()))?;
+    if let Some(n) = &interp.notice {
+        report::note(n);
+    }
     let python = interp.path;
     if !python.exists() {
         return Err(usage(format!(
@@ -184,13 +199,15 @@ fn interpreter_info(
     Ok((python, info))
 }
 
-fn execute(inv: &Invocation) -> Result<i32, Failure> {
-    let rootdir = &inv.setup.rootdir;
+fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
+    let rootdir = &inv.setup.rootdir.clone();
     crate::store::on_lock_wait(report::warning);
     let mut store = Store::open(rootdir);
     for w in store.warnings.drain(..) {
         report::warning(&w.0);
     }
+    learn::apply(inv, &learn::load(&store));
+    run_all_notice(inv);
     if let Some(action) = inv.own.result_cache {
         return cache_command(&mut store, action);
     }
@@ -321,6 +338,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         events: true,
         warm_file: use_daemon.then(|| paths.warm.to_string_lossy().into_owned()),
         timeouts: groups::timeouts(&rules, &mine),
+        describe_options: !inv.args.understood(),
         ..SessionConfig::default()
     };
     let internal = |e: daemon::DaemonError| Failure {
@@ -459,6 +477,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
     if plan.caching {
         crate::inputs::installed::remember(&store, &events);
     }
+    learn::remember(inv, &store, &events);
     let stored = plan.record(false, &mut store, inv, started, code, &events);
     if let Some(r) = &remote {
         if r.config.upload && !stored.is_empty() {
@@ -500,6 +519,26 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         r.finish();
     }
     Ok(code)
+}
+
+/// A plugin needs every test to run (a benchmark run, a snapshot update):
+/// say so once, and run everything while still recording.
+fn run_all_notice(inv: &mut Invocation) {
+    if inv.args.run_all.is_empty() || !inv.settings.use_cache || inv.args.no_run {
+        return;
+    }
+    let management = inv.own.why.is_some()
+        || inv.own.show_rules
+        || inv.own.daemon.is_some()
+        || inv.own.result_cache.is_some();
+    if management {
+        return; // `--why` says it itself
+    }
+    report::note(&format!(
+        "{} needs every test to run: nothing is served from the cache this run",
+        inv.args.run_all.join(", ")
+    ));
+    inv.settings.refresh_cache = true;
 }
 
 fn cache_command(store: &mut Store, action: CacheAction) -> Result<i32, Failure> {
@@ -575,6 +614,10 @@ fn daemon_command(
                     }
                 ));
                 report::out(&format!("warm modules: {}", pong.warm.len()));
+                report::out(&format!(
+                    "idle timeout: {:.0}s (adapts to use, at most {idle}s)",
+                    pong.idle_timeout
+                ));
                 report::out(&format!("log: {}", paths.log.display()));
             }
             Err(daemon::DaemonError::Unresponsive { pid, why }) => report::out(&format!(
