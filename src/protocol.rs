@@ -70,6 +70,10 @@ pub struct SessionConfig {
     /// to this Unix socket of the CLI's (rpytest.parallel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork_socket: Option<String>,
+    /// Stored coverage data of cached files: file → coverage signature → data
+    /// (`python/rpytest/coverage.py`). Present when the run measures coverage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// A cached module-level skip.
@@ -213,6 +217,12 @@ pub enum Event {
         shouldstop: bool,
         #[serde(default)]
         duration: f64,
+    },
+    /// A test file's coverage data, measured while all of its tests ran.
+    Coverage {
+        file: String,
+        sig: String,
+        data: String,
     },
     Exit {
         #[serde(default)]

@@ -195,6 +195,9 @@ def run_pytest(
             plugins.append(WorkerPlugin(plugin, writer, channel, session_config))
         else:
             plugins.append(ControllerPlugin(plugin, writer, channel))
+    from rpytest import coverage
+
+    plugins.extend(coverage.plugins(plugin, session_config.get("coverage") or {}))
     from rpytest import shadow
 
     if session_config.get("record") and session_config.get("events", True):

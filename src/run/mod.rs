@@ -2,6 +2,7 @@
 //! project and settings, answer management commands, plan what the cache
 //! serves, run the session, record what it learned.
 
+mod coverage;
 pub(crate) mod exec;
 mod explain;
 mod groups;
@@ -91,7 +92,8 @@ pub fn resolve(argv: Vec<String>) -> Result<Invocation, Failure> {
         .map(|v| v.as_args())
         .unwrap_or_default();
     all.extend(pre);
-    let args = analyze(&all);
+    let mut args = analyze(&all);
+    coverage::understand(&mut args);
     let settings = Settings::resolve(&own, &setup.rootdir).map_err(|e| usage(e.to_string()))?;
     Ok(Invocation {
         own,
@@ -293,6 +295,9 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         None => Vec::new(),
     };
     trace.mark("plan");
+    if coverage::requested(&inv.args) {
+        plan.fast_path = false; // the coverage report is pytest-cov's
+    }
     if let Some(code) = plan.answer_alone(inv, started) {
         trace.mark("answer");
         plan.record(true, &mut store, inv, started, code, &[]);
@@ -319,6 +324,7 @@ fn execute(inv: &Invocation) -> Result<i32, Failure> {
         events: true,
         warm_file: use_daemon.then(|| paths.warm.to_string_lossy().into_owned()),
         timeouts: groups::timeouts(&rules, &mine),
+        coverage: coverage::stored(inv, &plan, &store),
         ..SessionConfig::default()
     };
     let internal = |e: daemon::DaemonError| Failure {

@@ -151,6 +151,8 @@ impl Plan {
             .chain(replayed.iter().map(|r| r.0.as_str()))
             .collect();
         let mut reusable: Vec<(String, NodeResult)> = Vec::new();
+        let coverage_events = super::coverage::by_file(events);
+        let mut coverage_rows: Vec<crate::store::CoverageRow> = Vec::new();
         if interrupted {
             // An interrupted session (Ctrl-C, a crash) recorded what its
             // unwinding touched (the traceback reads the interrupted test's
@@ -257,6 +259,14 @@ impl Plan {
                             },
                         ));
                     }
+                    if let Some((sig, data)) = coverage_events.get(file.as_str()) {
+                        coverage_rows.push(crate::store::CoverageRow {
+                            file: file.clone(),
+                            key: k.hex.clone(),
+                            sig: sig.to_string(),
+                            data: data.to_string(),
+                        });
+                    }
                     // Replayed nodes keep their result when the key did not move.
                     if self
                         .pre_keys
@@ -304,6 +314,7 @@ impl Plan {
         if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
             report::warning(&format!("could not record the run: {e}"));
         }
+        super::coverage::record(store, &coverage_rows);
         if let (Some(sig), false) = (&self.select_sig, selection_rows.is_empty()) {
             if let Err(e) = store.record_selections(sig, &selection_rows) {
                 report::warning(&format!("could not record the selection: {e}"));
