@@ -198,6 +198,9 @@ def run_pytest(
     from rpytest import coverage
 
     plugins.extend(coverage.plugins(plugin, session_config.get("coverage") or {}))
+    from rpytest.thirdparty import ThirdParty
+
+    plugins.append(ThirdParty(plugin))
     from rpytest import shadow
 
     if session_config.get("record") and session_config.get("events", True):
