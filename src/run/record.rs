@@ -99,7 +99,12 @@ impl Plan {
                             session_paths.push(p.clone());
                         }
                     }
-                    if !generated.is_empty() || *outside || *never_store {
+                    // What a rule excludes is never an input (a tool's cache such
+                    // as `.hypothesis/`), also when the session wrote it.
+                    let generated = generated
+                        .iter()
+                        .any(|g| !self.rules.iter().any(|rule| rule.excludes(g)));
+                    if generated || *outside || *never_store {
                         volatile.insert(file.clone().unwrap_or_default());
                     }
                     let f = file.clone().unwrap_or_default();
