@@ -197,7 +197,11 @@ fn pytest_timeout_fails_the_slow_test() {
             .lines()
             .find(|l| l.starts_with("FAILED") && l.contains("test_too_slow"))
             .unwrap_or("");
-        assert!(line.contains("Timeout"), "no timeout failure\n{}", r.transcript());
+        assert!(
+            line.contains("Timeout"),
+            "no timeout failure\n{}",
+            r.transcript()
+        );
         line.split(" - ").nth(1).unwrap_or("").to_owned()
     });
 }
@@ -271,7 +275,11 @@ fn pytest_env_sets_variables_from_ini() {
 /// The coverage table and verdict of a run.
 fn coverage_report(r: &Run) -> String {
     let table = section(r, "Name ", "TOTAL");
-    assert!(table.contains("TOTAL"), "no coverage table\n{}", r.transcript());
+    assert!(
+        table.contains("TOTAL"),
+        "no coverage table\n{}",
+        r.transcript()
+    );
     let verdict = r
         .stdout
         .lines()
@@ -411,12 +419,19 @@ fn syrupy_unused_snapshot_fails_the_cached_rerun_too() {
     let rp = project("syrupy");
     for p in [&stock, &rp] {
         let ambr = p.read("tests/__snapshots__/test_render.ambr");
-        p.write("tests/__snapshots__/test_render.ambr", &format!("{ambr}{extra}"));
+        p.write(
+            "tests/__snapshots__/test_render.ambr",
+            &format!("{ambr}{extra}"),
+        );
     }
     let expected = stock.pytest(&[]).run();
     expected.assert_code(1);
     let want = section(&expected, "snapshot report summary", "unused");
-    assert!(want.contains("1 snapshot unused"), "{}", expected.transcript());
+    assert!(
+        want.contains("1 snapshot unused"),
+        "{}",
+        expected.transcript()
+    );
     for _ in 0..2 {
         let run = rp.rpytest(&[]).run();
         assert_same(&expected, &run);
@@ -453,4 +468,22 @@ fn pytest_sugar_progress_ends_at_100_percent_on_a_cached_run() {
             run.transcript()
         );
     }
+}
+
+#[test]
+fn coverage_stored_by_a_narrowed_run_does_not_stand_for_the_whole_file() {
+    let stock = project("cov");
+    let expected = stock.pytest(&[]).run();
+    let rp = project("cov");
+    // Node IDs and -k narrow what runs of a file: that data covers a part of it.
+    rp.rpytest(&["tests/test_money.py::test_add"])
+        .run()
+        .assert_code(0);
+    rp.rpytest(&["-k", "sides"]).run().assert_code(0);
+    let full = rp.rpytest(&[]).run();
+    assert_same(&expected, &full);
+    assert_eq!(coverage_report(&full), coverage_report(&expected));
+    let again = rp.rpytest(&[]).run();
+    assert_eq!(coverage_report(&again), coverage_report(&expected));
+    assert_eq!(cached_count(&again), 6, "{}", again.transcript());
 }

@@ -48,10 +48,13 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def signature(cov: Any, controller: Any, rootdir: str) -> str:
-    """A name for the coverage configuration: stored data is valid only under the same one."""
+def signature(cov: Any, controller: Any, rootdir: str, option: Any = None) -> str:
+    """A name for the coverage configuration and the test selection (`-k`,
+    `-m`, `--deselect`): a file's data is valid only under the same ones."""
     config = cov.config
     settings = {name: _plain(getattr(config, name, None)) for name in _MEASURING}
+    for name in ("keyword", "markexpr", "deselect"):
+        settings["selection " + name] = _plain(getattr(option, name, None))
     settings["pytest-cov source"] = _plain(getattr(controller, "cov_source", None))
     settings["pytest-cov branch"] = _plain(getattr(controller, "cov_branch", None))
     settings["data file"] = _plain(os.path.basename(str(getattr(config, "data_file", "") or "")))
@@ -75,7 +78,6 @@ class CoverageCache:
         self.current: Optional[str] = None
         self.items: Dict[str, int] = {}
         self.ran: Dict[str, int] = {}
-        self.partial: Set[str] = set()
         self.cached_files: Set[str] = set()
         self.finished = False
         self.paused = False
@@ -99,7 +101,7 @@ class CoverageCache:
         core = getattr(cov, "_core", None)
         traced = getattr(core, "supports_dynamic_contexts", True) if core is not None else True
         if contexts_free and traced:
-            self.sig = signature(cov, controller, self.rootdir)
+            self.sig = signature(cov, controller, self.rootdir, session.config.option)
         elif self.rpytest.skip_files or self.rpytest.cached_collected or self.rpytest.skip_replays:
             why = "dynamic contexts are in use" if not contexts_free else "its core cannot measure per test file"
             sys.stderr.write("rpytest: every test runs: coverage of cached tests cannot be kept (%s)\n" % why)
@@ -143,12 +145,6 @@ class CoverageCache:
             return (yield)
         finally:
             self._switch(None)
-
-    def pytest_deselected(self, items: List[Any]) -> None:
-        for item in items:
-            path = getattr(item, "path", None)
-            if path is not None:
-                self.partial.add(self.rpytest.relpath(path))
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -206,7 +202,9 @@ class CoverageCache:
         if self.sig is None or stopped:
             return
         for rel, outcome in self.rpytest.files.items():
-            if rel in self.partial or rel in self.cached_files or self.ran.get(rel, 0) != self.items.get(rel, 0):
+            # Whole under this selection (the CLI stores nothing for a file that
+            # node IDs or --lf narrowed).
+            if rel in self.cached_files or self.ran.get(rel, 0) != self.items.get(rel, 0):
                 continue
             chunk = split.get(rel, {"arcs": data.has_arcs(), "files": {}, "tracers": {}})
             self.rpytest.emit({"type": "coverage", "file": rel, "sig": self.sig,

@@ -104,7 +104,12 @@ mod tests {
 
     #[test]
     fn inline_cov_options_are_understood_and_keyed() {
-        let a = args(&["--cov=pkg", "--cov-branch", "--cov-report=term-missing", "tests"]);
+        let a = args(&[
+            "--cov=pkg",
+            "--cov-branch",
+            "--cov-report=term-missing",
+            "tests",
+        ]);
         assert!(a.understood());
         assert!(requested(&a));
         assert!(a.key_args.contains(&"--cov=pkg".to_string()));

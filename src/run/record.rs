@@ -243,6 +243,16 @@ impl Plan {
                     let partial = !inv.args.understood()
                         || inv.args.narrows_collection
                         || matches!(self.sels.get(file.as_str()), Some(Some(_)));
+                    if let (Some((sig, data)), false) =
+                        (coverage_events.get(file.as_str()), partial)
+                    {
+                        coverage_rows.push(crate::store::CoverageRow {
+                            file: file.clone(),
+                            key: k.hex.clone(),
+                            sig: sig.to_string(),
+                            data: data.to_string(),
+                        });
+                    }
                     if !partial && self.select_sig.is_some() {
                         // What the selection kept of this file: what ran or was replayed.
                         let kept: Vec<String> = nodes
@@ -263,14 +273,6 @@ impl Plan {
                                 detail: skip.to_string(),
                             },
                         ));
-                    }
-                    if let Some((sig, data)) = coverage_events.get(file.as_str()) {
-                        coverage_rows.push(crate::store::CoverageRow {
-                            file: file.clone(),
-                            key: k.hex.clone(),
-                            sig: sig.to_string(),
-                            data: data.to_string(),
-                        });
                     }
                     // Replayed nodes keep their result when the key did not move.
                     if self
