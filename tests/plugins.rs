@@ -219,7 +219,7 @@ fn pytest_benchmark_table_lists_every_benchmark() {
         let header = r
             .stdout
             .lines()
-            .find(|l| l.contains("benchmark: "))
+            .find(|l| l.contains("benchmark: ") && l.contains(" tests"))
             .map(|l| l.trim_matches(|c| c == '-' || c == ' ').to_owned())
             .unwrap_or_default();
         let mut names: Vec<&str> = r
@@ -487,4 +487,19 @@ fn coverage_stored_by_a_narrowed_run_does_not_stand_for_the_whole_file() {
     let again = rp.rpytest(&[]).run();
     assert_eq!(coverage_report(&again), coverage_report(&expected));
     assert_eq!(cached_count(&again), 6, "{}", again.transcript());
+}
+
+#[test]
+fn coverage_runs_after_the_daemon_restarts_with_its_warm_set() {
+    // The daemon preloads what sessions imported; coverage.py must still
+    // measure in a session forked from a daemon that started after one.
+    let stock = project("cov");
+    let expected = stock.pytest(&[]).run();
+    let rp = project("cov");
+    rp.rpytest(&[]).run().assert_code(0);
+    rp.rpytest_cmd(&["--daemon", "stop"]).assert_code(0);
+    rp.replace("tests/test_shapes.py", "== 4", "== 4  # changed");
+    let run = rp.rpytest(&[]).run();
+    assert_same(&expected, &run);
+    assert_eq!(coverage_report(&run), coverage_report(&expected));
 }
