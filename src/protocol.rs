@@ -77,6 +77,10 @@ pub struct SessionConfig {
     /// the command line has one the CLI does not know.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub describe_options: bool,
+    /// Stored coverage data of cached files: file → coverage signature → data
+    /// (`python/rpytest/coverage.py`). Present when the run measures coverage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// What a hermetic session's sandbox shows (`python/rpytest/sandbox.py`).
@@ -269,6 +273,12 @@ pub enum Event {
         shouldstop: bool,
         #[serde(default)]
         duration: f64,
+    },
+    /// A test file's coverage data, measured while all of its tests ran.
+    Coverage {
+        file: String,
+        sig: String,
+        data: String,
     },
     Exit {
         #[serde(default)]

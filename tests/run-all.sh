@@ -5,6 +5,8 @@
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
 #   3. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel and remote integration tests under the
 #      newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
+# The plugin matrix (tests/plugins.rs, part of 1.) runs with .venv-plugins: pytest 8.4.2 and the pinned
+# third-party plugins of tests/plugin-matrix.txt, installed together (about a minute on a fresh machine).
 # Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io, PyPI and
 # Debian's packages (nginx-light, the real server of the remote-cache tests, when it is missing).
 set -euo pipefail
@@ -24,6 +26,18 @@ make_venv() {
   PATH="$dir/bin:$PATH" "$dir/bin/pip" install -q --no-build-isolation "$ROOT"
 }
 
+# plugin_matrix_venv DIR: pytest 8.4.2 with the pinned plugins of the plugin
+# matrix, and rpytest's Python package from this tree (the tests run the
+# binary cargo builds).
+plugin_matrix_venv() {
+  local dir=$1
+  [[ -x $dir/bin/python ]] || "$PY" -m venv "$dir"
+  "$dir/bin/pip" install -q "pytest==8.4.2" -r "$ROOT/tests/plugin-matrix.txt"
+  local site
+  site=$("$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$ROOT/python" > "$site/rpytest-dev.pth"
+}
+
 if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
   echo "== installing nginx-light (the remote cache tests start it as their server)"
   SUDO=""; [[ $(id -u) == 0 ]] || SUDO=sudo
@@ -38,11 +52,12 @@ echo "== installing (pytest 8.4.2 venv: .venv, pytest 9 venv: .venv-pytest9)"
 make_venv "$ROOT/.venv" "pytest==8.4.2"
 make_venv "$ROOT/.venv-pytest9" "pytest>=9,<10"
 "$ROOT/.venv-pytest9/bin/pip" install -q "pytest-xdist>=3.6,<4"
+plugin_matrix_venv "$ROOT/.venv-plugins"
 "$ROOT/.venv/bin/python" -m pytest --version
 "$ROOT/.venv-pytest9/bin/python" -m pytest --version
 
-echo "== Rust tests (pytest 8.4.2)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv/bin/python" cargo test --locked -- --test-threads=2
+echo "== Rust tests (pytest 8.4.2; the plugin matrix with .venv-plugins)"
+RPYTEST_TEST_PYTHON="$ROOT/.venv/bin/python" RPYTEST_PLUGINS_PYTHON="$ROOT/.venv-plugins/bin/python" cargo test --locked -- --test-threads=2
 
 echo "== Python tests (pytest 8.4.2)"
 "$ROOT/.venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -541,6 +541,21 @@ class RpytestPlugin:
             return "passed", "c", "CACHED"
         return None
 
+    def cached_files(self) -> List[str]:
+        """The test files whose results this session replays (rpytest.coverage)."""
+        files = set(self.skip_files)
+        files.update(self._entry_file(e) for e in self.cached_collected.values())
+        return sorted(files)
+
+    def uncache(self, rel: str) -> None:
+        """Run `rel` instead of replaying it (before collection): its cached
+        results lack something this session reports (rpytest.coverage)."""
+        self.skip_files.discard(rel)
+        self.skip_replays = [e for e in self.skip_replays if self._entry_file(e) != rel]
+        self.cached_collected = {n: e for n, e in self.cached_collected.items() if self._entry_file(e) != rel}
+        self.skipped_files.pop(rel, None)
+        self.deselected_ids = [n for n in self.deselected_ids if n.split("::", 1)[0] != rel]
+
     def pending_replays(self) -> List[_Entry]:
         """What this session would replay: cached nodes of dropped files and cached
         items pytest's selection kept (a worker hands them to the controller)."""

@@ -216,6 +216,12 @@ def run_pytest(
             plugins.append(WorkerPlugin(plugin, writer, channel, session_config))
         else:
             plugins.append(ControllerPlugin(plugin, writer, channel))
+    from rpytest import coverage
+
+    plugins.extend(coverage.plugins(plugin, session_config.get("coverage") or {}))
+    from rpytest.thirdparty import ThirdParty
+
+    plugins.append(ThirdParty(plugin))
     from rpytest import shadow
 
     if session_config.get("sandbox") and role != "controller":

@@ -12,6 +12,10 @@ MAX_WARM = 400
 
 # Already imported by the daemon, or must be imported by the session itself.
 ALWAYS_EXCLUDED = frozenset({"__main__", "rpytest", "pytest", "_pytest", "pluggy", "py", "iniconfig", "conftest"})
+# coverage.py (pytest-cov): its C tracer does not survive being hidden from a
+# session and handed back (`coverage.tracer` loses `CTracer`), so the
+# session imports it itself.
+NEVER_WARM = frozenset({"coverage"})
 
 
 def _site_dirs() -> List[str]:
@@ -59,7 +63,7 @@ def candidates(rootdir: str) -> List[str]:
         if f.startswith(roots) and not (os.sep + "site-packages" + os.sep) in f:
             continue
         tops.add(top)
-    return sorted(t for t in tops - rewritten - ALWAYS_EXCLUDED if t.isidentifier())
+    return sorted(t for t in tops - rewritten - ALWAYS_EXCLUDED - NEVER_WARM if t.isidentifier())
 
 
 def pytest_plugin_tops() -> Set[str]:
@@ -101,7 +105,7 @@ def read_names(path: Optional[str]) -> List[str]:
         return []
     except Exception:  # an unreadable list is an empty one: it only saves time
         return []
-    return [n for n in data if isinstance(n, str)] if isinstance(data, list) else []
+    return [n for n in data if isinstance(n, str) and n not in NEVER_WARM] if isinstance(data, list) else []
 
 
 def update_warm_file(path: str, rootdir: str) -> None:

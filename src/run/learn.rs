@@ -28,6 +28,7 @@ pub fn apply(inv: &mut Invocation, learned: &Learned) {
         return;
     }
     inv.args = analyze_with(&inv.raw_args, learned);
+    super::coverage::understand(&mut inv.args);
 }
 
 /// Keeps what this run's session described; re-reads the command line with

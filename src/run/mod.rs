@@ -3,6 +3,7 @@
 //! serves, run the session, record what it learned.
 
 mod alone;
+mod coverage;
 pub(crate) mod exec;
 mod explain;
 mod groups;
@@ -99,7 +100,8 @@ pub fn resolve(argv: Vec<String>) -> Result<Invocation, Failure> {
         .map(|v| v.as_args())
         .unwrap_or_default();
     all.extend(pre);
-    let args = analyze(&all);
+    let mut args = analyze(&all);
+    coverage::understand(&mut args);
     let raw_args = all;
     let settings = Settings::resolve(&own, &setup.rootdir).map_err(|e| usage(e.to_string()))?;
     Ok(Invocation {
@@ -312,6 +314,9 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
         None => Vec::new(),
     };
     trace.mark("plan");
+    if coverage::requested(&inv.args) {
+        plan.fast_path = false; // the coverage report is pytest-cov's
+    }
     if let Some(code) = plan.answer_alone(inv, started) {
         trace.mark("answer");
         plan.record(true, &mut store, inv, started, code, &[]);
@@ -339,6 +344,7 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
         warm_file: use_daemon.then(|| paths.warm.to_string_lossy().into_owned()),
         timeouts: groups::timeouts(&rules, &mine),
         describe_options: !inv.args.understood(),
+        coverage: coverage::stored(inv, &plan, &store),
         ..SessionConfig::default()
     };
     let internal = |e: daemon::DaemonError| Failure {

@@ -130,7 +130,12 @@ impl Plan {
                             session_paths.push(p.clone());
                         }
                     }
-                    if !generated.is_empty() || *outside || *never_store {
+                    // What a rule excludes is never an input (a tool's cache such
+                    // as `.hypothesis/`), also when the session wrote it.
+                    let generated = generated
+                        .iter()
+                        .any(|g| !self.rules.iter().any(|rule| rule.excludes(g)));
+                    if generated || *outside || *never_store {
                         volatile.insert(file.clone().unwrap_or_default());
                     }
                     let f = file.clone().unwrap_or_default();
@@ -182,6 +187,8 @@ impl Plan {
             .chain(replayed.iter().map(|r| r.0.as_str()))
             .collect();
         let mut reusable: Vec<(String, NodeResult)> = Vec::new();
+        let coverage_events = super::coverage::by_file(events);
+        let mut coverage_rows: Vec<crate::store::CoverageRow> = Vec::new();
         if interrupted {
             // An interrupted session (Ctrl-C, a crash) recorded what its
             // unwinding touched (the traceback reads the interrupted test's
@@ -281,6 +288,16 @@ impl Plan {
                     let partial = !inv.args.understood()
                         || inv.args.narrows_collection
                         || matches!(self.sels.get(file.as_str()), Some(Some(_)));
+                    if let (Some((sig, data)), false) =
+                        (coverage_events.get(file.as_str()), partial)
+                    {
+                        coverage_rows.push(crate::store::CoverageRow {
+                            file: file.clone(),
+                            key: k.hex.clone(),
+                            sig: sig.to_string(),
+                            data: data.to_string(),
+                        });
+                    }
                     if !partial && self.select_sig.is_some() {
                         // What the selection kept of this file: what ran or was replayed.
                         let kept: Vec<String> = nodes
@@ -349,6 +366,7 @@ impl Plan {
         if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
             report::warning(&format!("could not record the run: {e}"));
         }
+        super::coverage::record(store, &coverage_rows);
         if let (Some(sig), false) = (&self.select_sig, selection_rows.is_empty()) {
             if let Err(e) = store.record_selections(sig, &selection_rows) {
                 report::warning(&format!("could not record the selection: {e}"));

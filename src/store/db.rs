@@ -712,7 +712,8 @@ impl Store {
         self.conn.execute_batch(
             "BEGIN; DELETE FROM file_cache; DELETE FROM node_cache; DELETE FROM node_output; DELETE FROM deps;
              DELETE FROM edges; DELETE FROM stat_cache; DELETE FROM collections;
-             DELETE FROM globals; DELETE FROM parse_cache; DELETE FROM selections; COMMIT;",
+             DELETE FROM globals; DELETE FROM parse_cache; DELETE FROM selections;
+             DELETE FROM coverage; COMMIT;",
         )
     }
 }

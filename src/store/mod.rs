@@ -1,6 +1,8 @@
 //! Local storage: the SQLite database in `.rpytest/` under rootdir.
+mod coverage;
 mod db;
 mod open;
 
+pub use coverage::CoverageRow;
 pub use db::{FileEntry, Lookup, NodeResult, Origin, RemoteTrust, RunRecord, Store, StoreWarning};
 pub use open::{on_lock_wait, SCHEMA_VERSION, WAIT_BOUND};

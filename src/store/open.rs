@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Bumped on any change to the tables below.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS parse_cache (
     digest BLOB PRIMARY KEY, imports TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS interpreters (
     stamp TEXT PRIMARY KEY, info TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS coverage (
+    file TEXT NOT NULL, key TEXT NOT NULL, sig TEXT NOT NULL, data TEXT NOT NULL,
+    at REAL NOT NULL, PRIMARY KEY (file, key, sig));
 "#;
 
 /// Why the database file could not be opened.
