@@ -357,7 +357,20 @@ class WorkerPlugin:
         _register_interop(pluginmanager)
 
     @pytest.hookimpl(tryfirst=True)
+    def pytest_cmdline_main(self, config: pytest.Config) -> None:
+        # pytest-xdist's workers have `workerinput`/`workeroutput` before any
+        # plugin's `pytest_configure` runs (pytest-metadata's, itself
+        # tryfirst and registered after this plugin, fills `workeroutput`
+        # there), so they are given here, before pytest configures.
+        self._give_worker_values(config)
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
+        if not hasattr(config, "workeroutput"):
+            self._give_worker_values(config)
+        self.config = config
+
+    def _give_worker_values(self, config: pytest.Config) -> None:
         # What pytest-xdist gives its workers: plugins that must act once per
         # run (junitxml, the last-failed cache, stepwise) leave it to the
         # controller. The values are the controller's: its plugins fill them
@@ -373,7 +386,6 @@ class WorkerPlugin:
             }
         config.workerinput = _WorkerInput(values)  # type: ignore[attr-defined]
         config.workeroutput = {}  # type: ignore[attr-defined]
-        self.config = config
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: Any) -> Any:
