@@ -2,7 +2,7 @@
 # Runs every rpytest test from a clean clone: installs what it needs, then
 #   1. the Rust unit and integration tests (real binary, real daemon, real pytest 8.4.2),
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
-#   3. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel and remote integration tests under the
+#   3. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel, remote and speed integration tests under the
 #      newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
 # Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io, PyPI and
 # Debian's packages (nginx-light, the real server of the remote-cache tests, when it is missing).
@@ -50,4 +50,4 @@ echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
 echo "== drop-in, cache, soundness, faults, verify, parallel and remote integration tests (pytest 9 + pytest-xdist)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote -- --test-threads=2
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test speed -- --test-threads=2

@@ -61,8 +61,26 @@ pub struct ImportGraph<S> {
     generation: u32,
 }
 
-fn parses(rel: &str) -> bool {
-    rel.ends_with(".py")
+/// What a file's imports are read from: Python source (its statements and
+/// its docstrings' examples), or, for any other file a plugin may collect
+/// (a doctest text file), its examples alone.
+fn imports_in(rel: &str, src: &str) -> Vec<ImportRef> {
+    let mut refs = super::imports::parse_doctest_imports(src);
+    if rel.ends_with(".py") {
+        let mut all = parse_imports(src);
+        all.append(&mut refs);
+        return all;
+    }
+    refs
+}
+
+/// Salts content digests in the parse cache: a result of an older parser
+/// (before doctest examples were read) is never taken for this one's.
+fn parse_key(d: &Digest) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(b"imports+doctests/1\0");
+    h.update(d);
+    *h.finalize().as_bytes()
 }
 
 impl<S: SourceFiles> ImportGraph<S> {
@@ -122,11 +140,12 @@ impl<S: SourceFiles> ImportGraph<S> {
         let Some(d) = self.source.digest(rel) else {
             return Arc::new(Vec::new());
         };
+        let d = parse_key(&d);
         if let Some(refs) = self.parse_cache.get(&d) {
             return Arc::clone(refs);
         }
         let refs = match self.source.read(rel) {
-            Some(bytes) => Arc::new(parse_imports(&String::from_utf8_lossy(&bytes))),
+            Some(bytes) => Arc::new(imports_in(rel, &String::from_utf8_lossy(&bytes))),
             // Unreadable now: do not cache under a digest we could not verify.
             None => return Arc::new(Vec::new()),
         };
@@ -141,7 +160,7 @@ impl<S: SourceFiles> ImportGraph<S> {
         }
         let rel = self.paths[id as usize].clone();
         let mut set = BTreeSet::new();
-        if parses(&rel) {
+        {
             let refs = self.imports_of(&rel);
             for imp in refs.iter() {
                 set.extend(self.resolver.resolve(&rel, imp));
@@ -354,7 +373,7 @@ mod tests {
         assert_eq!(g.new_parse_entries().count(), 2);
         let cache = g.into_parse_cache();
         // A poisoned cache entry is used instead of parsing: proves the lookup.
-        let digest = digest_bytes(b"import m\n");
+        let digest = parse_key(&digest_bytes(b"import m\n"));
         let mut poisoned = cache.clone();
         poisoned.insert(
             digest,

@@ -346,6 +346,37 @@ pub fn test_files(inv: &Invocation) -> Vec<String> {
 }
 
 pub(super) fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool) {
+    let (found, all_exist, _) = scope_with_dirs(inv);
+    (found, all_exist)
+}
+
+/// The files a plugin collected in the most recent recorded collection that
+/// discovery does not find, still present and inside this command line's
+/// scope (`dirs`: rootdir-relative paths the arguments name; `""` is all).
+fn plugin_collected(
+    store: &Store,
+    root: &Path,
+    found: &crate::inputs::discover::Discovered,
+    dirs: &[String],
+) -> Vec<String> {
+    let Some(files) = store.last_collection() else {
+        return Vec::new();
+    };
+    let known: std::collections::HashSet<&String> = found.test_files.iter().collect();
+    files
+        .into_iter()
+        .filter(|f| !known.contains(f))
+        .filter(|f| {
+            dirs.iter()
+                .any(|d| d.is_empty() || f == d || f.starts_with(&format!("{d}/")))
+        })
+        .filter(|f| root.join(f).is_file())
+        .collect()
+}
+
+/// Like `scope`, with the rootdir-relative paths the walk started from (an
+/// argument outside rootdir contributes none).
+fn scope_with_dirs(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool, Vec<String>) {
     let root = &inv.setup.rootdir;
     let opts = discover_options(inv);
     let mut arg_paths: Vec<PathBuf> = Vec::new();
@@ -362,7 +393,14 @@ pub(super) fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, b
             vec![inv.cwd.clone()]
         };
     }
-    (discover_all(root, &arg_paths, &opts), all_exist)
+    let dirs = arg_paths
+        .iter()
+        .filter_map(|p| {
+            let p = crate::project::rootdir::absolutepath(p, Path::new("/"));
+            rel_to(root, &p)
+        })
+        .collect();
+    (discover_all(root, &arg_paths, &opts), all_exist, dirs)
 }
 
 /// A name for the test selection of this command line, when rpytest can
@@ -481,9 +519,11 @@ impl Plan {
         let mut trace = report::Trace::new();
         let rules = rules.to_vec();
         let root = inv.setup.rootdir.clone();
-        let (found, all_exist) = scope(inv);
-        let whole_files =
-            inv.args.understood() && !inv.args.selects && !inv.args.doctests && all_exist;
+        let (found, all_exist, scope_dirs) = scope_with_dirs(inv);
+        // `--doctest-modules`/`--doctest-glob` collect files discovery does not
+        // know: they are learned from the last collection (below), keyed and
+        // skipped like test files.
+        let whole_files = inv.args.understood() && !inv.args.selects && all_exist;
         let select_sig = selection_signature(inv, all_exist);
 
         let edges = store.edges().unwrap_or_default();
@@ -519,6 +559,9 @@ impl Plan {
             "files".into(),
             key::value_label(&found.test_files.join("\n")),
         );
+        // Every name a collector could be offered: a new data file can be a
+        // new golden-file test or doctest.
+        signature_inputs.insert("listing".into(), found.listing.clone());
         for c in &found.conftests {
             let l = ctx.builder.file_label(c);
             signature_inputs.insert(format!("file:{c}"), l);
@@ -528,8 +571,16 @@ impl Plan {
         let recorded_collection = store.collection(&signature);
 
         let mut candidates: BTreeSet<String> = found.test_files.iter().cloned().collect();
-        if let Some(files) = &recorded_collection {
-            candidates.extend(files.iter().filter(|f| root.join(f).is_file()).cloned());
+        match &recorded_collection {
+            Some(files) => {
+                candidates.extend(files.iter().filter(|f| root.join(f).is_file()).cloned());
+            }
+            // Not seen with this signature (a file was added, a collector
+            // changed): what plugins collected last time are still candidates,
+            // so the unchanged ones are not run again. Skipping one is safe
+            // either way: the plugin drops (and replays) a file only when
+            // pytest would have collected it.
+            None => candidates.extend(plugin_collected(store, &root, &found, &scope_dirs)),
         }
         let sels = selections(inv);
         // Two test files that pytest imports under the same module name make it
@@ -729,11 +780,12 @@ impl Plan {
             }
         }
         plan.sels = sels;
+        // Files plugins collect are in the recorded collection but not in
+        // discovery; every discovered test file must have been collected.
         let same_collection = recorded_collection
             .map(|files| {
                 let a: BTreeSet<&String> = files.iter().collect();
-                let b: BTreeSet<&String> = found.test_files.iter().collect();
-                a == b
+                found.test_files.iter().all(|f| a.contains(f))
             })
             .unwrap_or(false);
         plan.fast_path = !inv.settings.refresh_cache

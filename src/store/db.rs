@@ -576,6 +576,20 @@ impl Store {
             .and_then(|s| serde_json::from_str(&s).ok())
     }
 
+    /// The files of the most recently recorded collection, whatever its signature.
+    pub fn last_collection(&self) -> Option<Vec<String>> {
+        self.conn
+            .query_row(
+                "SELECT files FROM collections ORDER BY at DESC LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok())
+    }
+
     /// Remembers what a full session collected for `signature`.
     pub fn set_collection(&self, signature: &str, files: &[String]) -> rusqlite::Result<()> {
         self.conn.execute(
