@@ -57,6 +57,8 @@ pub struct Plan {
     /// pre-run global key; `record` re-signs with the post-run one).
     pub(super) signature_inputs: Inputs,
     pub(super) rules: Vec<Rule>,
+    /// The key of every candidate file before the run (digests only: the
+    /// labelled inputs are not kept).
     pub(super) pre_keys: HashMap<String, Key>,
     pub(super) signature: Option<String>,
     pub(super) fast_path: bool,
@@ -134,6 +136,87 @@ impl KeyContext<'_> {
         Recorded::from_map(self.deps.get(file))
     }
 
+    pub(super) fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
+        let shared = KeyShared {
+            deps: &self.deps,
+            rules: &self.rules,
+            all_args: &self.all_args,
+            keep_inputs: true,
+        };
+        shared.file_key(&mut self.builder, global, file)
+    }
+
+    /// The keys of many files, in order, computed on every core: each thread
+    /// gets a fork of the builder (same stat and parse caches, its own
+    /// memos), and what the forks hashed is merged back to be persisted.
+    /// Without `keep_inputs` only the keys' digests are kept: the labelled
+    /// maps are freed where they were built, on the computing threads.
+    pub(super) fn file_keys(
+        &mut self,
+        global: &Key,
+        files: &[&String],
+        keep_inputs: bool,
+    ) -> Vec<(Key, bool)> {
+        let base = KeyShared {
+            deps: &self.deps,
+            rules: &self.rules,
+            all_args: &self.all_args,
+            keep_inputs,
+        };
+        let shared = &base;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        // Below a few hundred files a thread costs more than it saves.
+        if threads < 2 || files.len() < 512 {
+            return files
+                .iter()
+                .map(|f| shared.file_key(&mut self.builder, global, f))
+                .collect();
+        }
+        let per = files.len().div_ceil(threads);
+        let mut forks: Vec<KeyBuilder> = (1..threads).map(|_| self.builder.fork()).collect();
+        let main = &mut self.builder;
+        let mut out: Vec<Vec<(Key, bool)>> = std::thread::scope(|s| {
+            let mut chunks = files.chunks(per);
+            let first = chunks.next().unwrap_or(&[]);
+            let handles: Vec<_> = chunks
+                .zip(forks.iter_mut())
+                .map(|(chunk, b)| {
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|f| shared.file_key(b, global, f))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all = vec![first
+                .iter()
+                .map(|f| shared.file_key(main, global, f))
+                .collect::<Vec<_>>()];
+            for h in handles {
+                all.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            all
+        });
+        for f in forks {
+            self.builder.absorb(f);
+        }
+        out.drain(..).flatten().collect()
+    }
+}
+
+/// The read-only part of a [`KeyContext`], shared by key-computing threads.
+struct KeyShared<'c> {
+    deps: &'c HashMap<String, HashMap<String, Vec<String>>>,
+    rules: &'c [Rule],
+    all_args: &'c str,
+    keep_inputs: bool,
+}
+
+impl KeyShared<'_> {
     /// Input globs, environment variables, whether results may be cached, and
     /// the outcome-changing settings (arguments, timeout) of `file`'s rules.
     fn rule_inputs(&self, file: &str) -> (Vec<String>, Vec<String>, bool, String) {
@@ -153,18 +236,21 @@ impl KeyContext<'_> {
         (files, env, cache, settings)
     }
 
-    pub(super) fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
-        let rec = self.recorded(file);
+    fn file_key(&self, builder: &mut KeyBuilder, global: &Key, file: &str) -> (Key, bool) {
+        let rec = Recorded::from_map(self.deps.get(file));
         let (files, env, cache, settings) = self.rule_inputs(file);
-        let mut k = self.builder.file_key(global, file, &rec, &files, &env);
+        let mut k = builder.file_key(global, file, &rec, &files, &env);
         if !settings.is_empty() || rec.options {
             if !settings.is_empty() {
                 k.inputs.insert("rule".into(), key::value_label(&settings));
             }
             if rec.options {
-                k.inputs.insert("args:all".into(), self.all_args.clone());
+                k.inputs.insert("args:all".into(), self.all_args.to_owned());
             }
             k = key::finish(k.inputs);
+        }
+        if !self.keep_inputs {
+            k.inputs = Inputs::new();
         }
         (k, cache)
     }
@@ -531,8 +617,9 @@ impl Plan {
         let mut scanned = found.test_files.clone();
         scanned.extend(found.conftests.iter().cloned());
         let roots = search_roots(inv, store, &scanned);
+        trace.mark("search roots");
         let mut ctx = key_context(inv, store, &edges, rules.clone(), roots.clone());
-        trace.mark("search roots and stored dependencies");
+        trace.mark("stat, parse and dependency caches");
         let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
         let global = global_key(inv, info, &mut ctx, &session_conftests);
         // With a remote cache: the global key without anything recorded,
@@ -615,11 +702,13 @@ impl Plan {
             }
             candidates.clear();
         }
-        let mut keyed: Vec<(String, Key, bool)> = Vec::with_capacity(candidates.len());
-        for file in &candidates {
-            let (k, cacheable) = ctx.file_key(&global, file);
-            keyed.push((file.clone(), k, cacheable));
-        }
+        let files: Vec<&String> = candidates.iter().collect();
+        let keyed: Vec<(String, Key, bool)> = ctx
+            .file_keys(&global, &files, false)
+            .into_iter()
+            .zip(candidates.iter())
+            .map(|((k, cacheable), file)| (file.clone(), k, cacheable))
+            .collect();
         trace.mark("per-file keys");
         let pairs: Vec<(&str, &str)> = keyed
             .iter()
@@ -701,6 +790,7 @@ impl Plan {
         if let Err(e) = store.touch(&hits) {
             report::warning(&format!("could not mark cache entries as used: {e}"));
         }
+        trace.mark("marking entries used");
         for (file, k, _) in keyed {
             let entry = found_entries.remove(&file);
             plan.pre_keys.insert(file.clone(), k);
@@ -793,6 +883,7 @@ impl Plan {
             && all_full
             && same_collection
             && !inv.args.needs_reporting;
+        trace.mark("replay list");
         let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
         let _ = store.save_parse_cache(ctx.builder.graph.new_parse_entries());
         let _ = store.set_global_inputs(

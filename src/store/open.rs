@@ -159,6 +159,7 @@ impl Store {
                 warnings,
                 remote_trust: Default::default(),
                 import_origin: Default::default(),
+                stale: Default::default(),
             },
             Err(OpenError::Unusable(reason) | OpenError::Busy(reason)) => {
                 // Busy beyond the timeout, read-only, out of space: the file may be
@@ -187,6 +188,7 @@ impl Store {
                         warnings,
                         remote_trust: Default::default(),
                         import_origin: Default::default(),
+                        stale: Default::default(),
                     },
                     Err(e) => {
                         warnings.push(StoreWarning(format!(
@@ -209,6 +211,7 @@ impl Store {
             warnings,
             remote_trust: Default::default(),
             import_origin: Default::default(),
+            stale: Default::default(),
         }
     }
 
