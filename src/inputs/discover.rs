@@ -562,6 +562,30 @@ mod tests {
     }
 
     #[test]
+    fn listing_changes_with_any_visited_name_but_not_with_ignored_ones() {
+        let d = tree(&["test_a.py", "cases/golden_a.txt", "build/x.txt"]);
+        let root = d.path();
+        let listing = || discover_all(root, &[], &DiscoverOptions::default()).listing;
+        let before = listing();
+        assert_eq!(listing(), before, "stable");
+        // What pytest never offers to a collector: ignored directories,
+        // bytecode caches, rpytest's own files.
+        fs::write(root.join("build/y.txt"), "").unwrap();
+        fs::create_dir_all(root.join("__pycache__")).unwrap();
+        fs::write(root.join("__pycache__/m.pyc"), "").unwrap();
+        fs::create_dir_all(root.join(".rpytest")).unwrap();
+        fs::write(root.join(".rpytest/cache.db-wal"), "").unwrap();
+        assert_eq!(listing(), before);
+        // Any other new name is one a plugin's collector may take.
+        fs::write(root.join("cases/golden_b.txt"), "").unwrap();
+        let added = listing();
+        assert_ne!(added, before);
+        // Content is not part of it (the file's own key covers content).
+        fs::write(root.join("cases/golden_b.txt"), "1 = 1").unwrap();
+        assert_eq!(listing(), added);
+    }
+
+    #[test]
     fn symlinked_dirs_are_followed_and_loops_terminate() {
         let d = tree(&["real/test_r.py"]);
         let root = d.path();
