@@ -674,10 +674,11 @@ impl Plan {
         // report an "import file mismatch" collection error; skipping one of
         // them would hide that error, so neither is ever skipped.
         let mut module_names: HashMap<String, usize> = HashMap::new();
+        let mut module_of: HashMap<String, String> = HashMap::with_capacity(candidates.len());
         for f in &candidates {
-            *module_names
-                .entry(module_name(ctx.builder.graph.resolver(), f))
-                .or_default() += 1;
+            let name = module_name(ctx.builder.graph.resolver(), f);
+            *module_names.entry(name.clone()).or_default() += 1;
+            module_of.insert(f.clone(), name);
         }
         let mut plan = Plan {
             caching,
@@ -819,8 +820,9 @@ impl Plan {
             let full = module_skip.is_some()
                 || (entry.outcome == "passed"
                     && entry.nodes.iter().all(|n| by_id.contains_key(n.as_str())));
-            let unique = module_names
-                .get(&module_name(ctx.builder.graph.resolver(), &file))
+            let unique = module_of
+                .get(&file)
+                .and_then(|m| module_names.get(m))
                 .is_some_and(|n| *n == 1);
             // Under -k/-m/--deselect: the nodes this very selection kept from
             // this very file content last time, when all of them are cached.
