@@ -3,8 +3,8 @@
 #   1. the Rust unit and integration tests (real binary, real daemon, real pytest 8.4.2; the options
 #      tests install pinned real plugins from PyPI into a venv of their own under target/),
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
-#   3. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel and remote integration tests under the
-#      newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
+#   3. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel, remote, hermetic,
+#      replay and speed integration tests under the newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
 # The plugin matrix (tests/plugins.rs, part of 1.) runs with .venv-plugins: pytest 8.4.2 and the pinned
 # third-party plugins of tests/plugin-matrix.txt, installed together (about a minute on a fresh machine).
 # Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io, PyPI and
@@ -65,5 +65,5 @@ echo "== Python tests (pytest 8.4.2)"
 echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
-echo "== drop-in, cache, soundness, faults, verify, parallel, remote, hermetic and replay integration tests (pytest 9 + pytest-xdist)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test hermetic --test replay -- --test-threads=2
+echo "== drop-in, cache, soundness, faults, verify, parallel, remote, hermetic, replay and speed integration tests (pytest 9 + pytest-xdist)"
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test hermetic --test replay --test speed -- --test-threads=2

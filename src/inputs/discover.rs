@@ -63,6 +63,11 @@ pub struct Discovered {
     /// `conftest.py` files pytest would load: those in visited directories and
     /// those between each argument and the root.
     pub conftests: Vec<String>,
+    /// Digest of every file and directory name the walk visits (whatever
+    /// its extension): pytest offers each file to every `pytest_collect_file`
+    /// hook, so a plugin's collector (doctests, golden files) may collect a
+    /// new one that no `python_files` pattern names.
+    pub listing: String,
 }
 
 /// Python's `fnmatch.fnmatch` on POSIX (case-sensitive; `*` also matches `/`).
@@ -252,9 +257,24 @@ struct Walk<'a> {
     initial_with_parents: BTreeSet<PathBuf>,
     tests: BTreeSet<String>,
     conftests: BTreeSet<String>,
+    listing: blake3::Hasher,
 }
 
 impl Walk<'_> {
+    /// Adds a visited path to the listing. rpytest's own directory is left
+    /// out: its database files come and go while no collector looks at them.
+    fn list(&mut self, path: &Path, is_dir: bool) {
+        let Some(rel) = rel_of(self.root, path) else {
+            return;
+        };
+        if rel == ".rpytest" || rel.starts_with(".rpytest/") {
+            return;
+        }
+        self.listing.update(rel.as_bytes());
+        self.listing
+            .update(if is_dir { &b"/\n"[..] } else { &b"\n"[..] });
+    }
+
     /// `pytest_ignore_collect` for a path met while walking.
     fn ignored(&self, path: &Path, is_dir: bool) -> bool {
         if path.file_name().is_some_and(|n| n == "__pycache__") {
@@ -320,11 +340,13 @@ impl Walk<'_> {
                     it.skip_current_dir();
                     continue;
                 }
+                self.list(&path, true);
                 self.add_conftest_in(&path);
             } else if entry.file_type().is_file() {
                 if !self.initial.contains(&path) && self.ignored(&path, false) {
                     continue;
                 }
+                self.list(&path, false);
                 self.consider_file(&path);
             }
         }
@@ -359,6 +381,7 @@ pub fn discover_all(root: &Path, args: &[PathBuf], opts: &DiscoverOptions) -> Di
         initial_with_parents,
         tests: BTreeSet::new(),
         conftests: BTreeSet::new(),
+        listing: blake3::Hasher::new(),
     };
     for arg in &args {
         // conftest.py files between the root and the argument are loaded too.
@@ -371,14 +394,17 @@ pub fn discover_all(root: &Path, args: &[PathBuf], opts: &DiscoverOptions) -> Di
             }
         }
         if arg.is_dir() {
+            w.list(arg, true);
             w.walk_dir(arg);
         } else if arg.is_file() {
+            w.list(arg, false);
             w.consider_file(arg);
         }
     }
     Discovered {
         test_files: w.tests.into_iter().collect(),
         conftests: w.conftests.into_iter().collect(),
+        listing: w.listing.finalize().to_hex()[..16].to_owned(),
     }
 }
 
@@ -533,6 +559,30 @@ mod tests {
             discover(root, &[], &opts),
             ["src/check_src.py", "tests/unit/check_a.py"]
         );
+    }
+
+    #[test]
+    fn listing_changes_with_any_visited_name_but_not_with_ignored_ones() {
+        let d = tree(&["test_a.py", "cases/golden_a.txt", "build/x.txt"]);
+        let root = d.path();
+        let listing = || discover_all(root, &[], &DiscoverOptions::default()).listing;
+        let before = listing();
+        assert_eq!(listing(), before, "stable");
+        // What pytest never offers to a collector: ignored directories,
+        // bytecode caches, rpytest's own files.
+        fs::write(root.join("build/y.txt"), "").unwrap();
+        fs::create_dir_all(root.join("__pycache__")).unwrap();
+        fs::write(root.join("__pycache__/m.pyc"), "").unwrap();
+        fs::create_dir_all(root.join(".rpytest")).unwrap();
+        fs::write(root.join(".rpytest/cache.db-wal"), "").unwrap();
+        assert_eq!(listing(), before);
+        // Any other new name is one a plugin's collector may take.
+        fs::write(root.join("cases/golden_b.txt"), "").unwrap();
+        let added = listing();
+        assert_ne!(added, before);
+        // Content is not part of it (the file's own key covers content).
+        fs::write(root.join("cases/golden_b.txt"), "1 = 1").unwrap();
+        assert_eq!(listing(), added);
     }
 
     #[test]

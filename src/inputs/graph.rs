@@ -50,8 +50,11 @@ impl<F: FnMut(&str) -> Option<Vec<u8>>> SourceFiles for FnSource<F> {
 /// Paths are interned to dense ids so closures over large, densely connected
 /// graphs stay cheap; [`ImportGraph::closure_ids`] avoids building strings.
 pub struct ImportGraph<S> {
-    resolver: Resolver,
+    resolver: Arc<Resolver>,
     source: S,
+    /// The persisted parse cache, shared with forks (read-only).
+    base_parse: Arc<HashMap<Digest, Arc<Vec<ImportRef>>>>,
+    /// What this graph parsed.
     parse_cache: HashMap<Digest, Arc<Vec<ImportRef>>>,
     new_digests: Vec<Digest>,
     ids: HashMap<String, u32>,
@@ -61,8 +64,26 @@ pub struct ImportGraph<S> {
     generation: u32,
 }
 
-fn parses(rel: &str) -> bool {
-    rel.ends_with(".py")
+/// What a file's imports are read from: Python source (its statements and
+/// its docstrings' examples), or, for any other file a plugin may collect
+/// (a doctest text file), its examples alone.
+fn imports_in(rel: &str, src: &str) -> Vec<ImportRef> {
+    let mut refs = super::imports::parse_doctest_imports(src);
+    if rel.ends_with(".py") {
+        let mut all = parse_imports(src);
+        all.append(&mut refs);
+        return all;
+    }
+    refs
+}
+
+/// Salts content digests in the parse cache: a result of an older parser
+/// (before doctest examples were read) is never taken for this one's.
+fn parse_key(d: &Digest) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(b"imports+doctests/1\0");
+    h.update(d);
+    *h.finalize().as_bytes()
 }
 
 impl<S: SourceFiles> ImportGraph<S> {
@@ -74,12 +95,15 @@ impl<S: SourceFiles> ImportGraph<S> {
         parse_cache: HashMap<Digest, Vec<ImportRef>>,
     ) -> Self {
         ImportGraph {
-            resolver,
+            resolver: Arc::new(resolver),
             source,
-            parse_cache: parse_cache
-                .into_iter()
-                .map(|(k, v)| (k, Arc::new(v)))
-                .collect(),
+            base_parse: Arc::new(
+                parse_cache
+                    .into_iter()
+                    .map(|(k, v)| (k, Arc::new(v)))
+                    .collect(),
+            ),
+            parse_cache: HashMap::new(),
             new_digests: Vec::new(),
             ids: HashMap::new(),
             paths: Vec::new(),
@@ -122,11 +146,12 @@ impl<S: SourceFiles> ImportGraph<S> {
         let Some(d) = self.source.digest(rel) else {
             return Arc::new(Vec::new());
         };
-        if let Some(refs) = self.parse_cache.get(&d) {
+        let d = parse_key(&d);
+        if let Some(refs) = self.parse_cache.get(&d).or_else(|| self.base_parse.get(&d)) {
             return Arc::clone(refs);
         }
         let refs = match self.source.read(rel) {
-            Some(bytes) => Arc::new(parse_imports(&String::from_utf8_lossy(&bytes))),
+            Some(bytes) => Arc::new(imports_in(rel, &String::from_utf8_lossy(&bytes))),
             // Unreadable now: do not cache under a digest we could not verify.
             None => return Arc::new(Vec::new()),
         };
@@ -141,7 +166,7 @@ impl<S: SourceFiles> ImportGraph<S> {
         }
         let rel = self.paths[id as usize].clone();
         let mut set = BTreeSet::new();
-        if parses(&rel) {
+        {
             let refs = self.imports_of(&rel);
             for imp in refs.iter() {
                 set.extend(self.resolver.resolve(&rel, imp));
@@ -235,10 +260,42 @@ impl<S: SourceFiles> ImportGraph<S> {
 
     /// The whole parse cache after this run.
     pub fn into_parse_cache(self) -> HashMap<Digest, Vec<ImportRef>> {
-        self.parse_cache
-            .into_iter()
+        let mut all = Arc::try_unwrap(self.base_parse).unwrap_or_else(|b| (*b).clone());
+        all.extend(self.parse_cache);
+        all.into_iter()
             .map(|(k, v)| (k, Arc::try_unwrap(v).unwrap_or_else(|a| (*a).clone())))
             .collect()
+    }
+}
+
+impl ImportGraph<FileHasher> {
+    /// A graph over the same resolver, persisted caches and files, for
+    /// another thread: it interns paths and memoizes edges on its own.
+    pub fn fork(&self) -> Self {
+        ImportGraph {
+            resolver: Arc::clone(&self.resolver),
+            source: self.source.fork(),
+            base_parse: Arc::clone(&self.base_parse),
+            parse_cache: HashMap::new(),
+            new_digests: Vec::new(),
+            ids: HashMap::new(),
+            paths: Vec::new(),
+            edges: Vec::new(),
+            stamp: Vec::new(),
+            generation: 0,
+        }
+    }
+
+    /// Takes over what a fork parsed and hashed (to be persisted).
+    pub fn absorb(&mut self, other: Self) {
+        for d in other.new_digests {
+            if let Some(refs) = other.parse_cache.get(&d) {
+                if self.parse_cache.insert(d, Arc::clone(refs)).is_none() {
+                    self.new_digests.push(d);
+                }
+            }
+        }
+        self.source.absorb(other.source);
     }
 }
 
@@ -354,7 +411,7 @@ mod tests {
         assert_eq!(g.new_parse_entries().count(), 2);
         let cache = g.into_parse_cache();
         // A poisoned cache entry is used instead of parsing: proves the lookup.
-        let digest = digest_bytes(b"import m\n");
+        let digest = parse_key(&digest_bytes(b"import m\n"));
         let mut poisoned = cache.clone();
         poisoned.insert(
             digest,

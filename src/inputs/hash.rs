@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A blake3 digest.
@@ -93,9 +94,18 @@ impl StatEntry {
 }
 
 /// Hashes files under a root, reusing and updating a stat cache.
+///
+/// The persisted entries are shared read-only (`base`) so that [`fork`]ed
+/// hashers can digest files on other threads; what a hasher learns goes to
+/// its own overlay and is merged back with [`absorb`].
+///
+/// [`fork`]: FileHasher::fork
+/// [`absorb`]: FileHasher::absorb
 #[derive(Debug)]
 pub struct FileHasher {
     root: PathBuf,
+    base: Arc<HashMap<String, StatEntry>>,
+    /// New or updated entries of this run (a subset of `changed` or not yet persisted).
     entries: HashMap<String, StatEntry>,
     changed: HashSet<String>,
     removed: HashSet<String>,
@@ -131,10 +141,51 @@ impl FileHasher {
     pub fn new(root: PathBuf, entries: HashMap<String, StatEntry>) -> Self {
         FileHasher {
             root,
-            entries,
+            base: Arc::new(entries),
+            entries: HashMap::new(),
             changed: HashSet::new(),
             removed: HashSet::new(),
             memo: HashMap::new(),
+        }
+    }
+
+    /// A hasher over the same root and persisted entries, for another thread.
+    pub fn fork(&self) -> FileHasher {
+        FileHasher {
+            root: self.root.clone(),
+            base: Arc::clone(&self.base),
+            entries: HashMap::new(),
+            changed: HashSet::new(),
+            removed: HashSet::new(),
+            memo: HashMap::new(),
+        }
+    }
+
+    /// Takes over what a fork learned (new digests, removed files).
+    pub fn absorb(&mut self, other: FileHasher) {
+        for rel in other.removed {
+            self.entries.remove(&rel);
+            self.changed.remove(&rel);
+            self.removed.insert(rel);
+        }
+        for (rel, e) in other.entries {
+            self.removed.remove(&rel);
+            if other.changed.contains(&rel) {
+                self.changed.insert(rel.clone());
+            }
+            self.entries.insert(rel, e);
+        }
+        for (rel, d) in other.memo {
+            self.memo.entry(rel).or_insert(d);
+        }
+    }
+
+    /// The entry standing for `rel` now: this run's, else the persisted one.
+    fn entry(&self, rel: &str) -> Option<&StatEntry> {
+        match self.entries.get(rel) {
+            Some(e) => Some(e),
+            None if self.removed.contains(rel) => None,
+            None => self.base.get(rel),
         }
     }
 
@@ -173,7 +224,7 @@ impl FileHasher {
                 path: rel.to_owned(),
             });
         }
-        if let Some(e) = self.entries.get(rel) {
+        if let Some(e) = self.entry(rel) {
             if e.matches(md.len(), mtime_ns_of(&md), ctime_ns_of(&md), md.ino()) {
                 return Ok(Some(e.digest));
             }
@@ -202,7 +253,7 @@ impl FileHasher {
             digest,
             recorded_ns,
         };
-        if self.entries.get(rel) != Some(&entry) {
+        if self.entry(rel) != Some(&entry) {
             self.entries.insert(rel.to_owned(), entry);
             self.changed.insert(rel.to_owned());
         }
@@ -211,7 +262,8 @@ impl FileHasher {
     }
 
     fn forget(&mut self, rel: &str) {
-        if self.entries.remove(rel).is_some() {
+        let known = self.entries.remove(rel).is_some() || self.base.contains_key(rel);
+        if known {
             self.removed.insert(rel.to_owned());
         }
         self.changed.remove(rel);
@@ -231,7 +283,12 @@ impl FileHasher {
 
     /// The whole stat cache after this run.
     pub fn into_entries(self) -> HashMap<String, StatEntry> {
-        self.entries
+        let mut all = Arc::try_unwrap(self.base).unwrap_or_else(|b| (*b).clone());
+        for rel in &self.removed {
+            all.remove(rel);
+        }
+        all.extend(self.entries);
+        all
     }
 }
 

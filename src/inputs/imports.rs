@@ -664,9 +664,75 @@ pub fn parse_imports(src: &str) -> Vec<ImportRef> {
     .run()
 }
 
+/// The imports in the interactive examples (`>>> ` and `... ` lines) of a
+/// doctest, wherever they are: a docstring, a text file. A doctest's
+/// `from pkg import x` of a module the session already loaded raises no
+/// import event, so only the source says the example depends on it.
+/// Line numbers are those of the prompts.
+pub fn parse_doctest_imports(src: &str) -> Vec<ImportRef> {
+    let mut out = Vec::new();
+    if !src.contains(">>>") {
+        return out;
+    }
+    // One example at a time: its `>>>` line and the `...` lines after it.
+    let mut code = String::new();
+    let mut lines: Vec<u32> = Vec::new();
+    let flush = |code: &mut String, lines: &mut Vec<u32>, out: &mut Vec<ImportRef>| {
+        if !code.is_empty() {
+            for mut r in parse_imports(code) {
+                r.line = lines
+                    .get(r.line.saturating_sub(1) as usize)
+                    .copied()
+                    .unwrap_or(r.line);
+                out.push(r);
+            }
+        }
+        code.clear();
+        lines.clear();
+    };
+    for (i, line) in src.lines().enumerate() {
+        let t = line.trim_start();
+        let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        if let Some(rest) = t.strip_prefix(">>>") {
+            flush(&mut code, &mut lines, &mut out);
+            code.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            code.push('\n');
+            lines.push(n);
+        } else if let (Some(rest), false) = (t.strip_prefix("..."), code.is_empty()) {
+            code.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            code.push('\n');
+            lines.push(n);
+        } else {
+            flush(&mut code, &mut lines, &mut out);
+        }
+    }
+    flush(&mut code, &mut lines, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doctest_examples_are_parsed() {
+        let src = "def f():\n    \"\"\"\n    >>> from pkg.core import square\n    >>> import a, \\\n    ...     b\n    >>> x = 1\n    \"\"\"\n";
+        let got: Vec<(String, u32)> = parse_doctest_imports(src)
+            .into_iter()
+            .map(|r| (r.module, r.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("pkg.core".to_owned(), 3),
+                ("a".to_owned(), 4),
+                ("b".to_owned(), 4)
+            ]
+        );
+        let text = "Some prose.\n\n>>> from mathlib.core import square\n>>> square(5)\n25\n";
+        assert_eq!(parse_doctest_imports(text)[0].module, "mathlib.core");
+        assert!(parse_doctest_imports("no examples here\nimport os\n").is_empty());
+    }
 
     fn imp(module: &str, level: u32, names: &[&str], line: u32) -> ImportRef {
         ImportRef {

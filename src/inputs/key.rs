@@ -198,6 +198,25 @@ impl<'a> KeyBuilder<'a> {
         }
     }
 
+    /// A builder for another thread: the same files, recorded edges and
+    /// environment, the labels computed so far; memos of its own.
+    pub fn fork(&self) -> Self {
+        KeyBuilder {
+            graph: self.graph.fork(),
+            edges: self.edges,
+            env: self.env.clone(),
+            labels: self.labels.clone(),
+            closures: HashMap::new(),
+            chains: HashMap::new(),
+            globs: HashMap::new(),
+        }
+    }
+
+    /// Takes over what a fork hashed and parsed (to be persisted).
+    pub fn absorb(&mut self, other: Self) {
+        self.graph.absorb(other.graph);
+    }
+
     /// Digest label of a root-relative file.
     pub fn file_label(&mut self, rel: &str) -> String {
         if let Some(l) = self.labels.get(rel) {

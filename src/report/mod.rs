@@ -160,14 +160,33 @@ fn terminal_width() -> usize {
 pub struct Trace {
     on: bool,
     last: std::time::Instant,
+    last_cpu: f64,
+}
+
+/// CPU time of the whole process (every thread), in seconds: on a busy
+/// machine the wall time of a phase says little, its CPU time still does.
+fn process_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0;
+    if ok {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    } else {
+        0.0
+    }
 }
 
 impl Trace {
     /// Starts timing.
     pub fn new() -> Trace {
+        let on = std::env::var_os("RPYTEST_TRACE").is_some();
         Trace {
-            on: std::env::var_os("RPYTEST_TRACE").is_some(),
+            on,
             last: std::time::Instant::now(),
+            last_cpu: if on { process_cpu() } else { 0.0 },
         }
     }
 
@@ -175,11 +194,14 @@ impl Trace {
     pub fn mark(&mut self, what: &str) {
         if self.on {
             let now = std::time::Instant::now();
+            let cpu = process_cpu();
             stderr_line(&format!(
-                "rpytest trace: {what}: {:.1} ms",
-                (now - self.last).as_secs_f64() * 1000.0
+                "rpytest trace: {what}: {:.1} ms (cpu {:.1} ms)",
+                (now - self.last).as_secs_f64() * 1000.0,
+                (cpu - self.last_cpu) * 1000.0
             ));
             self.last = now;
+            self.last_cpu = cpu;
         }
     }
 }

@@ -54,7 +54,7 @@ pub fn why(
     };
     let Some(planned) = plan.pre_keys.get(&file) else {
         report::out(&format!(
-            "{node}: it runs: rpytest does not key {file} for these arguments (it is not a test file rpytest discovers; files that plugins or --doctest-glob collect always run)"
+            "{node}: it runs: rpytest does not key {file} for these arguments (it is neither a test file rpytest discovers nor a file pytest collected in the last recorded collection)"
         ));
         return Ok(0);
     };

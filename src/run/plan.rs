@@ -57,6 +57,8 @@ pub struct Plan {
     /// pre-run global key; `record` re-signs with the post-run one).
     pub(super) signature_inputs: Inputs,
     pub(super) rules: Vec<Rule>,
+    /// The key of every candidate file before the run (digests only: the
+    /// labelled inputs are not kept).
     pub(super) pre_keys: HashMap<String, Key>,
     pub(super) signature: Option<String>,
     pub(super) fast_path: bool,
@@ -138,6 +140,111 @@ impl KeyContext<'_> {
         Recorded::from_map(self.deps.get(file))
     }
 
+    /// Whether `file` runs hermetically (and is keyed as such).
+    pub(super) fn is_hermetic(&self, file: &str) -> bool {
+        super::hermetic::is_hermetic(&self.rules, self.all_hermetic, file)
+    }
+
+    pub(super) fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
+        if self.is_hermetic(file) {
+            if let Some(h) = self.hermetic.as_mut() {
+                let (ctx, hermetic_global) = &mut **h;
+                return ctx.file_key(hermetic_global, file);
+            }
+        }
+        let shared = KeyShared {
+            deps: &self.deps,
+            rules: &self.rules,
+            all_args: &self.all_args,
+            keep_inputs: true,
+        };
+        shared.file_key(&mut self.builder, global, file)
+    }
+
+    /// The keys of many files, in order, computed on every core: each thread
+    /// gets a fork of the builder (same stat and parse caches, its own
+    /// memos), and what the forks hashed is merged back to be persisted.
+    /// Without `keep_inputs` only the keys' digests are kept: the labelled
+    /// maps are freed where they were built, on the computing threads.
+    pub(super) fn file_keys(
+        &mut self,
+        global: &Key,
+        files: &[&String],
+        keep_inputs: bool,
+    ) -> Vec<(Key, bool)> {
+        if self.hermetic.is_some() {
+            // Hermetic files are keyed in their own context: one file at a time.
+            return files
+                .iter()
+                .map(|f| {
+                    let (mut k, cache) = self.file_key(global, f);
+                    if !keep_inputs {
+                        k.inputs = Inputs::new();
+                    }
+                    (k, cache)
+                })
+                .collect();
+        }
+        let base = KeyShared {
+            deps: &self.deps,
+            rules: &self.rules,
+            all_args: &self.all_args,
+            keep_inputs,
+        };
+        let shared = &base;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        // Below a few hundred files a thread costs more than it saves.
+        if threads < 2 || files.len() < 512 {
+            return files
+                .iter()
+                .map(|f| shared.file_key(&mut self.builder, global, f))
+                .collect();
+        }
+        let per = files.len().div_ceil(threads);
+        let mut forks: Vec<KeyBuilder> = (1..threads).map(|_| self.builder.fork()).collect();
+        let main = &mut self.builder;
+        let mut out: Vec<Vec<(Key, bool)>> = std::thread::scope(|s| {
+            let mut chunks = files.chunks(per);
+            let first = chunks.next().unwrap_or(&[]);
+            let handles: Vec<_> = chunks
+                .zip(forks.iter_mut())
+                .map(|(chunk, b)| {
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|f| shared.file_key(b, global, f))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all = vec![first
+                .iter()
+                .map(|f| shared.file_key(main, global, f))
+                .collect::<Vec<_>>()];
+            for h in handles {
+                all.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            all
+        });
+        for f in forks {
+            self.builder.absorb(f);
+        }
+        out.drain(..).flatten().collect()
+    }
+}
+
+/// The read-only part of a [`KeyContext`], shared by key-computing threads.
+struct KeyShared<'c> {
+    deps: &'c HashMap<String, HashMap<String, Vec<String>>>,
+    rules: &'c [Rule],
+    all_args: &'c str,
+    keep_inputs: bool,
+}
+
+impl KeyShared<'_> {
     /// Input globs, environment variables, whether results may be cached, and
     /// the outcome-changing settings (arguments, timeout) of `file`'s rules.
     fn rule_inputs(&self, file: &str) -> (Vec<String>, Vec<String>, bool, String) {
@@ -157,29 +264,21 @@ impl KeyContext<'_> {
         (files, env, cache, settings)
     }
 
-    /// Whether `file` runs hermetically (and is keyed as such).
-    pub(super) fn is_hermetic(&self, file: &str) -> bool {
-        super::hermetic::is_hermetic(&self.rules, self.all_hermetic, file)
-    }
-
-    pub(super) fn file_key(&mut self, global: &Key, file: &str) -> (Key, bool) {
-        if self.is_hermetic(file) {
-            if let Some(h) = self.hermetic.as_mut() {
-                let (ctx, hermetic_global) = &mut **h;
-                return ctx.file_key(hermetic_global, file);
-            }
-        }
-        let rec = self.recorded(file);
+    fn file_key(&self, builder: &mut KeyBuilder, global: &Key, file: &str) -> (Key, bool) {
+        let rec = Recorded::from_map(self.deps.get(file));
         let (files, env, cache, settings) = self.rule_inputs(file);
-        let mut k = self.builder.file_key(global, file, &rec, &files, &env);
+        let mut k = builder.file_key(global, file, &rec, &files, &env);
         if !settings.is_empty() || rec.options {
             if !settings.is_empty() {
                 k.inputs.insert("rule".into(), key::value_label(&settings));
             }
             if rec.options {
-                k.inputs.insert("args:all".into(), self.all_args.clone());
+                k.inputs.insert("args:all".into(), self.all_args.to_owned());
             }
             k = key::finish(k.inputs);
+        }
+        if !self.keep_inputs {
+            k.inputs = Inputs::new();
         }
         (k, cache)
     }
@@ -363,6 +462,37 @@ pub fn test_files(inv: &Invocation) -> Vec<String> {
 }
 
 pub(super) fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool) {
+    let (found, all_exist, _) = scope_with_dirs(inv);
+    (found, all_exist)
+}
+
+/// The files a plugin collected in the most recent recorded collection that
+/// discovery does not find, still present and inside this command line's
+/// scope (`dirs`: rootdir-relative paths the arguments name; `""` is all).
+fn plugin_collected(
+    store: &Store,
+    root: &Path,
+    found: &crate::inputs::discover::Discovered,
+    dirs: &[String],
+) -> Vec<String> {
+    let Some(files) = store.last_collection() else {
+        return Vec::new();
+    };
+    let known: std::collections::HashSet<&String> = found.test_files.iter().collect();
+    files
+        .into_iter()
+        .filter(|f| !known.contains(f))
+        .filter(|f| {
+            dirs.iter()
+                .any(|d| d.is_empty() || f == d || f.starts_with(&format!("{d}/")))
+        })
+        .filter(|f| root.join(f).is_file())
+        .collect()
+}
+
+/// Like `scope`, with the rootdir-relative paths the walk started from (an
+/// argument outside rootdir contributes none).
+fn scope_with_dirs(inv: &Invocation) -> (crate::inputs::discover::Discovered, bool, Vec<String>) {
     let root = &inv.setup.rootdir;
     let opts = discover_options(inv);
     let mut arg_paths: Vec<PathBuf> = Vec::new();
@@ -379,7 +509,14 @@ pub(super) fn scope(inv: &Invocation) -> (crate::inputs::discover::Discovered, b
             vec![inv.cwd.clone()]
         };
     }
-    (discover_all(root, &arg_paths, &opts), all_exist)
+    let dirs = arg_paths
+        .iter()
+        .filter_map(|p| {
+            let p = crate::project::rootdir::absolutepath(p, Path::new("/"));
+            rel_to(root, &p)
+        })
+        .collect();
+    (discover_all(root, &arg_paths, &opts), all_exist, dirs)
 }
 
 /// A name for the test selection of this command line, when rpytest can
@@ -499,9 +636,11 @@ impl Plan {
         let mut trace = report::Trace::new();
         let rules = rules.to_vec();
         let root = inv.setup.rootdir.clone();
-        let (found, all_exist) = scope(inv);
-        let whole_files =
-            inv.args.understood() && !inv.args.selects && !inv.args.doctests && all_exist;
+        let (found, all_exist, scope_dirs) = scope_with_dirs(inv);
+        // `--doctest-modules`/`--doctest-glob` collect files discovery does not
+        // know: they are learned from the last collection (below), keyed and
+        // skipped like test files.
+        let whole_files = inv.args.understood() && !inv.args.selects && all_exist;
         let select_sig = selection_signature(inv, all_exist);
 
         let edges = store.edges().unwrap_or_default();
@@ -509,8 +648,9 @@ impl Plan {
         let mut scanned = found.test_files.clone();
         scanned.extend(found.conftests.iter().cloned());
         let roots = search_roots(inv, store, &scanned);
+        trace.mark("search roots");
         let mut ctx = key_context(inv, store, &edges, rules.clone(), roots.clone());
-        trace.mark("search roots and stored dependencies");
+        trace.mark("stat, parse and dependency caches");
         let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
         let global = global_key(inv, info, &mut ctx, &session_conftests);
         super::hermetic::attach(
@@ -545,6 +685,9 @@ impl Plan {
             "files".into(),
             key::value_label(&found.test_files.join("\n")),
         );
+        // Every name a collector could be offered: a new data file can be a
+        // new golden-file test or doctest.
+        signature_inputs.insert("listing".into(), found.listing.clone());
         for c in &found.conftests {
             let l = ctx.builder.file_label(c);
             signature_inputs.insert(format!("file:{c}"), l);
@@ -554,18 +697,27 @@ impl Plan {
         let recorded_collection = store.collection(&signature);
 
         let mut candidates: BTreeSet<String> = found.test_files.iter().cloned().collect();
-        if let Some(files) = &recorded_collection {
-            candidates.extend(files.iter().filter(|f| root.join(f).is_file()).cloned());
+        match &recorded_collection {
+            Some(files) => {
+                candidates.extend(files.iter().filter(|f| root.join(f).is_file()).cloned());
+            }
+            // Not seen with this signature (a file was added, a collector
+            // changed): what plugins collected last time are still candidates,
+            // so the unchanged ones are not run again. Skipping one is safe
+            // either way: the plugin drops (and replays) a file only when
+            // pytest would have collected it.
+            None => candidates.extend(plugin_collected(store, &root, &found, &scope_dirs)),
         }
         let sels = selections(inv);
         // Two test files that pytest imports under the same module name make it
         // report an "import file mismatch" collection error; skipping one of
         // them would hide that error, so neither is ever skipped.
         let mut module_names: HashMap<String, usize> = HashMap::new();
+        let mut module_of: HashMap<String, String> = HashMap::with_capacity(candidates.len());
         for f in &candidates {
-            *module_names
-                .entry(module_name(ctx.builder.graph.resolver(), f))
-                .or_default() += 1;
+            let name = module_name(ctx.builder.graph.resolver(), f);
+            *module_names.entry(name.clone()).or_default() += 1;
+            module_of.insert(f.clone(), name);
         }
         let mut plan = Plan {
             caching,
@@ -590,11 +742,13 @@ impl Plan {
             }
             candidates.clear();
         }
-        let mut keyed: Vec<(String, Key, bool)> = Vec::with_capacity(candidates.len());
-        for file in &candidates {
-            let (k, cacheable) = ctx.file_key(&global, file);
-            keyed.push((file.clone(), k, cacheable));
-        }
+        let files: Vec<&String> = candidates.iter().collect();
+        let keyed: Vec<(String, Key, bool)> = ctx
+            .file_keys(&global, &files, false)
+            .into_iter()
+            .zip(candidates.iter())
+            .map(|((k, cacheable), file)| (file.clone(), k, cacheable))
+            .collect();
         trace.mark("per-file keys");
         let pairs: Vec<(&str, &str)> = keyed
             .iter()
@@ -676,6 +830,7 @@ impl Plan {
         if let Err(e) = store.touch(&hits) {
             report::warning(&format!("could not mark cache entries as used: {e}"));
         }
+        trace.mark("marking entries used");
         for (file, k, _) in keyed {
             let entry = found_entries.remove(&file);
             plan.pre_keys.insert(file.clone(), k);
@@ -704,8 +859,9 @@ impl Plan {
             let full = module_skip.is_some()
                 || (entry.outcome == "passed"
                     && entry.nodes.iter().all(|n| by_id.contains_key(n.as_str())));
-            let unique = module_names
-                .get(&module_name(ctx.builder.graph.resolver(), &file))
+            let unique = module_of
+                .get(&file)
+                .and_then(|m| module_names.get(m))
                 .is_some_and(|n| *n == 1);
             // Under -k/-m/--deselect: the nodes this very selection kept from
             // this very file content last time, when all of them are cached.
@@ -755,11 +911,12 @@ impl Plan {
             }
         }
         plan.sels = sels;
+        // Files plugins collect are in the recorded collection but not in
+        // discovery; every discovered test file must have been collected.
         let same_collection = recorded_collection
             .map(|files| {
                 let a: BTreeSet<&String> = files.iter().collect();
-                let b: BTreeSet<&String> = found.test_files.iter().collect();
-                a == b
+                found.test_files.iter().all(|f| a.contains(f))
             })
             .unwrap_or(false);
         plan.fast_path = !inv.settings.refresh_cache
@@ -767,6 +924,7 @@ impl Plan {
             && all_full
             && same_collection
             && !inv.args.needs_reporting;
+        trace.mark("replay list");
         let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
         let _ = store.save_parse_cache(ctx.builder.graph.new_parse_entries());
         let _ = store.set_global_inputs(

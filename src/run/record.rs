@@ -270,8 +270,9 @@ impl Plan {
                         m.entry(r.file.as_str()).or_default().push(r);
                         m
                     });
-                for (file, outcome, nodes, skip) in &collected {
-                    let (k, cacheable) = ctx.file_key(&global, file);
+                let files: Vec<&String> = collected.iter().map(|c| &c.0).collect();
+                let keys = ctx.file_keys(&global, &files, true);
+                for ((file, outcome, nodes, skip), (k, cacheable)) in collected.iter().zip(keys) {
                     if !cacheable || volatile.contains(file.as_str()) || unstable(&k.inputs, &root)
                     {
                         continue;

@@ -24,6 +24,9 @@ pub struct Store {
     pub remote_trust: RemoteTrust,
     /// What `import_entries` records as the origin of what it stores.
     pub import_origin: Origin,
+    /// `(file, key)` entries a lookup found that are not their file's newest
+    /// (`touch` updates only these).
+    pub(super) stale: std::collections::HashSet<(String, String)>,
 }
 
 /// Where a cached result came from (`node_cache.origin`).
@@ -383,7 +386,9 @@ impl Store {
         let mut out: HashMap<String, Lookup> = HashMap::new();
         {
             let mut q = tx.prepare(
-                "SELECT c.file, c.outcome, c.nodes, c.detail FROM file_cache c
+                "SELECT c.file, c.outcome, c.nodes, c.detail, c.key,
+                        c.at < (SELECT max(g.at) FROM file_cache g WHERE g.file = c.file)
+                 FROM file_cache c
                  JOIN temp.wanted w ON c.file = w.file AND c.key = w.key",
             )?;
             let rows = q.query_map([], |r| {
@@ -392,10 +397,15 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, bool>(5)?,
                 ))
             })?;
             for row in rows {
-                let (file, outcome, nodes, detail) = row?;
+                let (file, outcome, nodes, detail, key, stale) = row?;
+                if stale {
+                    self.stale.insert((file.clone(), key));
+                }
                 let entry = FileEntry {
                     outcome,
                     nodes: serde_json::from_str(&nodes).unwrap_or_default(),
@@ -475,6 +485,12 @@ impl Store {
     /// once: a read transaction upgraded to a write fails at once with
     /// "database is locked" when another run wrote meanwhile.
     pub fn touch(&mut self, pairs: &[(&str, &str)]) -> rusqlite::Result<()> {
+        // An entry already its file's newest needs no write: eviction compares
+        // `at` within a file, so a no-change run writes no page at all.
+        let pairs: Vec<&(&str, &str)> = pairs
+            .iter()
+            .filter(|(f, k)| self.stale.contains(&(f.to_string(), k.to_string())))
+            .collect();
         if pairs.is_empty() {
             return Ok(());
         }
@@ -578,6 +594,20 @@ impl Store {
             .query_row(
                 "SELECT files FROM collections WHERE signature=?1",
                 [signature],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    /// The files of the most recently recorded collection, whatever its signature.
+    pub fn last_collection(&self) -> Option<Vec<String>> {
+        self.conn
+            .query_row(
+                "SELECT files FROM collections ORDER BY at DESC LIMIT 1",
+                [],
                 |r| r.get::<_, String>(0),
             )
             .optional()

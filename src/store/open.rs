@@ -165,6 +165,7 @@ impl Store {
                 warnings,
                 remote_trust: Default::default(),
                 import_origin: Default::default(),
+                stale: Default::default(),
             },
             Err(OpenError::Unusable(reason) | OpenError::Busy(reason)) => {
                 // Busy beyond the timeout, read-only, out of space: the file may be
@@ -193,6 +194,7 @@ impl Store {
                         warnings,
                         remote_trust: Default::default(),
                         import_origin: Default::default(),
+                        stale: Default::default(),
                     },
                     Err(e) => {
                         warnings.push(StoreWarning(format!(
@@ -215,6 +217,7 @@ impl Store {
             warnings,
             remote_trust: Default::default(),
             import_origin: Default::default(),
+            stale: Default::default(),
         }
     }
 

@@ -547,7 +547,8 @@ fn creating_a_module_that_failed_to_import_reruns_its_test() {
 
 /// Over-run (`--why`): `--why NODEID` with a run's arguments gives the run's
 /// own decision. It says "served from the cache" exactly for the nodes the
-/// run then replays: never for a `--doctest-glob` text file, which runs.
+/// run then replays, a `--doctest-glob` text file (collected by a plugin,
+/// learned from the last collection) included.
 #[test]
 fn why_says_served_exactly_when_the_run_replays() {
     let pair = pair_with(&[
@@ -578,10 +579,12 @@ fn why_says_served_exactly_when_the_run_replays() {
         );
         claims
     };
-    assert_eq!(agree("warm"), set(&["test_x.py::test_plain"]));
+    assert_eq!(agree("warm"), set(&nodes));
     pair.replace("test_x.py", "pass", "assert True");
-    assert_eq!(agree("edited"), set(&[]));
-    assert_eq!(agree("again"), set(&["test_x.py::test_plain"]));
+    assert_eq!(agree("edited"), set(&["README.txt::README.txt"]));
+    assert_eq!(agree("again"), set(&nodes));
+    pair.write("README.txt", ">>> 1 + 2\n3\n");
+    assert_eq!(agree("text file edited"), set(&["test_x.py::test_plain"]));
 }
 
 /// Cause 2 (the CLI's part): a variable read by name is an input whatever
