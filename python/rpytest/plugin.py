@@ -105,14 +105,11 @@ class RpytestPlugin:
             record.install(self.recorder)
 
     def worker_id_was_read(self) -> bool:
-        """Whether anything read PYTEST_XDIST_WORKER (while collecting: a value
-        forks of this session would share)."""
+        """Whether project code read PYTEST_XDIST_WORKER (while collecting: a
+        value forks of this session would share). Installed plugins that only
+        ask whether they run in a worker (syrupy, pytest-benchmark) do not count."""
         rec = self.recorder
-        return rec is not None and any(
-            name.startswith("PYTEST_XDIST_WORKER") and name != "PYTEST_XDIST_WORKER_COUNT"
-            for names in rec.env.values()
-            for name in names
-        )
+        return rec is not None and rec.worker_id_read_by_project
 
     def stop(self) -> None:
         if self.recorder is not None:

@@ -193,6 +193,8 @@ class Recorder:
         # Variables each key set (os.environ[...] = ..., monkeypatch.setenv): its
         # later reads of them see its own value, not the caller's.
         self.env_set: Dict[Key, Set[str]] = {None: set()}
+        # Project code read PYTEST_XDIST_WORKER (-n: forks would share gw0's value).
+        self.worker_id_read_by_project = False
         self.lists: Dict[Key, Set[str]] = {None: set()}
         # Paths each key wrote: a later read by the same key is of its own output.
         self.wrote: Dict[Key, Set[str]] = {None: set()}
@@ -720,6 +722,8 @@ class Recorder:
         machinery, k = self.site()
         if machinery:
             return  # pytest's own lookups (terminal width, CI for truncation, monkeypatch's undo)
+        if name == "PYTEST_XDIST_WORKER" and not self.worker_id_read_by_project:
+            self.worker_id_read_by_project = self._project_on_stack()
         env = self.env[k]
         if name in env:
             return
@@ -734,6 +738,18 @@ class Recorder:
         if name in self.env_set[k] and _raw_env(name) != self.original_env.get(_env_key(name)):
             return  # the value this key itself set (monkeypatch.setenv), not the caller's
         env.add(name)
+
+    def _project_on_stack(self) -> bool:
+        """Whether project code (a test module, a conftest.py, a first-party
+        module) is on the stack: an installed plugin asking whether it runs
+        in a worker (syrupy, pytest-benchmark) is not."""
+        frame: Any = sys._getframe(2)
+        while frame is not None:
+            fn = frame.f_code.co_filename
+            if fn != _HERE and not _is_library_frame(fn) and self.rel(fn) is not None:
+                return True
+            frame = frame.f_back
+        return False
 
     def on_env_set(self, key: Any) -> None:
         try:
