@@ -224,8 +224,13 @@ fn a_hermetic_project_agrees_with_pytest_fresh_cached_and_parallel() {
             "{}",
             fresh.transcript()
         );
+        // Only the file whose test starts a subprocess is left uncached.
         assert!(
-            !fresh.stderr.contains("its results are not cached"),
+            fresh
+                .stderr
+                .lines()
+                .filter(|l| l.contains("its results are not cached"))
+                .all(|l| l.contains("core/test_proc.py started a subprocess")),
             "{}",
             fresh.transcript()
         );
@@ -236,7 +241,6 @@ fn a_hermetic_project_agrees_with_pytest_fresh_cached_and_parallel() {
         for node in [
             "core/test_model.py::test_config",
             "core/test_io.py::test_own_loopback_server",
-            "core/test_io.py::test_subprocess",
             "core/test_io.py::test_declared_level",
         ] {
             assert!(
@@ -245,6 +249,11 @@ fn a_hermetic_project_agrees_with_pytest_fresh_cached_and_parallel() {
                 cached.transcript()
             );
         }
+        assert!(
+            !replayed.iter().any(|n| n == "core/test_proc.py::test_subprocess"),
+            "{}",
+            cached.transcript()
+        );
         // A fresh process per session (`--no-daemon`) enters the same sandbox.
         let mut no_daemon = args.clone();
         no_daemon.push("--no-daemon");
@@ -300,4 +309,32 @@ fn a_dynamic_import_outside_the_key_is_never_cached() {
     // The edit the key could not see is run, not hidden.
     p.write("catalog/plugin.py", "VALUE = 2\n");
     p.rpytest(&["catalog/test_dynamic.py"]).run().assert_code(1);
+}
+
+/// The sandbox shows every first-party module, but what a subprocess imports
+/// is invisible to the recorder: a hermetic test that starts one is never
+/// cached, and an edit to a module only the subprocess imports is run.
+#[test]
+fn a_hermetic_test_that_starts_a_subprocess_is_never_cached() {
+    let p = Project::new("hermetic_catalog");
+    p.write("catalog/helper.py", "VALUE = 1\n");
+    p.write(
+        "catalog/test_child.py",
+        "import subprocess, sys\n\ndef test_child():\n    out = subprocess.run([sys.executable, '-c', 'from catalog.helper import VALUE; print(VALUE)'], capture_output=True, text=True)\n    assert out.stdout.strip() == '1', out.stderr\n",
+    );
+    let first = p.rpytest(&["-v", "catalog/test_child.py"]).run();
+    first.assert_code(0);
+    assert!(
+        first.stderr.contains("started a subprocess"),
+        "{}",
+        first.transcript()
+    );
+    let second = p.rpytest(&["-v", "catalog/test_child.py"]).run();
+    assert!(
+        statuses(&second, "CACHED").is_empty(),
+        "{}",
+        second.transcript()
+    );
+    p.write("catalog/helper.py", "VALUE = 2\n");
+    p.rpytest(&["catalog/test_child.py"]).run().assert_code(1);
 }

@@ -607,6 +607,54 @@ fn a_worker_interrupted_by_its_test_stops_the_run_as_under_xdist() {
     }
 }
 
+/// A test that passes only outside a worker (it reads PYTEST_XDIST_WORKER)
+/// is not served from a serial run's cache under `-n 2`, nor from `-n 2`'s
+/// under `-n 3` when it reads the worker count: stock `pytest -n 2` fails it.
+#[test]
+fn results_that_depend_on_the_workers_are_not_reused_across_worker_counts() {
+    require_fixture_plugin();
+    let mut project = Project::new("parallel_suite");
+    project.write_bytecode();
+    project.write(
+        "tests/test_where.py",
+        "import os\n\n\ndef test_outside_a_worker():\n    assert os.environ.get('PYTEST_XDIST_WORKER') is None\n",
+    );
+    project.write(
+        "tests/test_count.py",
+        "import os\n\n\ndef test_two_workers():\n    assert os.environ.get('PYTEST_XDIST_WORKER_COUNT') in (None, '2')\n",
+    );
+    let file = "tests/test_where.py";
+    project.rpytest(&[file]).run().assert_code(0);
+    let again = project.rpytest(&[file]).run();
+    assert!(again.stderr.contains("1 cached"), "{}", again.transcript());
+    project.rpytest(&["-n", "2", file]).run().assert_code(1);
+    let count = "tests/test_count.py";
+    project.rpytest(&["-n", "2", count]).run().assert_code(0);
+    let again = project.rpytest(&["-n", "2", count]).run();
+    assert!(again.stderr.contains("1 cached"), "{}", again.transcript());
+    project.rpytest(&["-n", "3", count]).run().assert_code(1);
+    project.rpytest(&["-n", "3", count]).run().assert_code(1);
+}
+
+/// `pytest.exit(returncode=7)` in a worker: pytest-xdist ends the run as an
+/// internal error (exit 3, where serial pytest exits 7); the test is reported,
+/// never silently lost.
+#[test]
+fn a_worker_leaving_with_its_own_exit_code_ends_the_run_as_under_xdist() {
+    require_fixture_plugin();
+    let mut project = Project::new("parallel_interrupt");
+    project.set_env("INTERRUPT", "exit7");
+    let run = project.rpytest(&["-n", "2", "--no-cache"]).run();
+    run.assert_code(3);
+    assert_eq!(
+        run.outcomes.get("test_interrupt::test_interrupts"),
+        Some(&vec![Outcome::Failed]),
+        "{}",
+        run.transcript()
+    );
+    assert_no_sessions_left(&project.root);
+}
+
 /// A venv of our own with the test interpreter's pytest, pytest-xdist,
 /// pytest-randomly and pytest-cov (pinned), and rpytest's Python package (by
 /// a `.pth` file). Built once under cargo's target tmpdir.

@@ -439,6 +439,32 @@ fn syrupy_unused_snapshot_fails_the_cached_rerun_too() {
     }
 }
 
+/// A session that fails with every test passing was judged as a whole:
+/// after the only snapshot test stops using `snapshot`, its snapshot is
+/// unused and pytest exits 1 on every run. The files no longer use the
+/// fixture, but a failing session's results are not stored, so every rpytest
+/// run gives syrupy its say.
+#[test]
+fn a_session_failed_with_every_test_passing_is_not_cached() {
+    let stock = project("syrupy");
+    let rp = project("syrupy");
+    rp.rpytest(&[]).run().assert_code(0);
+    for p in [&stock, &rp] {
+        p.write("tests/test_render.py", "def test_other():\n    pass\n");
+    }
+    let expected = stock.pytest(&[]).run();
+    expected.assert_code(1);
+    for _ in 0..2 {
+        let run = rp.rpytest(&[]).run();
+        assert_same(&expected, &run);
+        assert!(
+            run.stdout.contains("unused"),
+            "syrupy's report is missing\n{}",
+            run.transcript()
+        );
+    }
+}
+
 #[test]
 fn pytest_sugar_progress_ends_at_100_percent_on_a_cached_run() {
     let rp = project("sugar");

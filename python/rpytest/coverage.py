@@ -50,11 +50,17 @@ def _plain(value: Any) -> Any:
 
 def signature(cov: Any, controller: Any, rootdir: str, option: Any = None) -> str:
     """A name for the coverage configuration and the test selection (`-k`,
-    `-m`, `--deselect`): a file's data is valid only under the same ones."""
+    `-m`, `--deselect`, `--lf`, node IDs): a file's data is valid only under
+    the same ones."""
     config = cov.config
     settings = {name: _plain(getattr(config, name, None)) for name in _MEASURING}
-    for name in ("keyword", "markexpr", "deselect"):
+    for name in ("keyword", "markexpr", "deselect", "lf"):
         settings["selection " + name] = _plain(getattr(option, name, None))
+    # Node IDs select part of a file: its whole-file data would overstate
+    # what ran (a selected file's data is then missing, and the file runs).
+    settings["selection node ids"] = sorted(
+        str(a) for a in (getattr(option, "file_or_dir", None) or []) if "::" in str(a)
+    )
     settings["pytest-cov source"] = _plain(getattr(controller, "cov_source", None))
     settings["pytest-cov branch"] = _plain(getattr(controller, "cov_branch", None))
     settings["data file"] = _plain(os.path.basename(str(getattr(config, "data_file", "") or "")))

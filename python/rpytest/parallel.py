@@ -55,6 +55,13 @@ class _WorkerInput(dict):
     id_read = False
 
     def _note(self, key: Any) -> None:
+        # Which worker runs a test, and how many there are, is what a test
+        # reading them depends on: recorded as the variables xdist sets
+        # (the CLI keys them as the run will set them).
+        if key == "workerid":
+            sys.audit("rpytest.env", "PYTEST_XDIST_WORKER")
+        elif key == "workercount":
+            sys.audit("rpytest.env", "PYTEST_XDIST_WORKER_COUNT")
         if key == "workerid" and not self.id_read:
             caller = str(sys._getframe(2).f_globals.get("__name__", ""))
             if not caller.startswith(_ID_AS_LABEL):
@@ -872,7 +879,12 @@ class ControllerPlugin:
         node.workeroutput = output if isinstance(output, dict) else {}  # type: ignore[attr-defined]
         node.down = True
         self.config.hook.pytest_testnodedown(node=node, error=None)
-        if node.workeroutput.get("exitstatus") == 2:  # type: ignore[attr-defined]
+        status = node.workeroutput.get("exitstatus")  # type: ignore[attr-defined]
+        if status not in (None, 0, 1, 2, 5):
+            # `pytest.exit(returncode=N)` in a worker: pytest-xdist ends such a
+            # run as an internal error (exit 3), and so does this one.
+            self.internal_errors += 1
+        if status not in (None, 0, 1, 5):
             self.shouldstop = "%r received keyboard-interrupt" % node
             running = self.running.pop(worker, None)
             if running is not None:

@@ -41,6 +41,24 @@ class _DeselectedNode:
         return "<cached deselected %s>" % self.nodeid
 
 
+def _note_worker_checks(config_class: Any) -> None:
+    """Outside `-n`, code that asks whether it runs in a pytest-xdist worker
+    (`hasattr(config, "workerinput")`, as the `worker_id` fixture does) finds
+    no `workerinput`: recorded as a read of PYTEST_XDIST_WORKER, which the
+    CLI keys as the run sets it, so a result that depends on not being in a
+    worker is not reused by `-n` (workers record their `workerinput` reads
+    the same way, rpytest.parallel)."""
+    if "__getattr__" in vars(config_class):
+        return
+
+    def __getattr__(self: Any, name: str) -> Any:
+        if name in ("workerinput", "workeroutput"):
+            sys.audit("rpytest.env", "PYTEST_XDIST_WORKER")
+        raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
+
+    config_class.__getattr__ = __getattr__
+
+
 class RpytestPlugin:
     """One instance per session; pass it to pytest.main(plugins=[...])."""
 
@@ -170,6 +188,8 @@ class RpytestPlugin:
             record.record_options(config)
             if getattr(config.option, "capture", None) in ("no", "tee-sys"):
                 record.watch_stdin()  # stdin is live for the tests (-s)
+            if self.role is None:
+                _note_worker_checks(type(config))
 
     def _describe_options(self, config: pytest.Config) -> None:
         """Tells the CLI the options plugins and conftest files registered,

@@ -685,7 +685,9 @@ class Recorder:
                 return False
             # Installed code: a hook implementation called by pluggy decides.
             if back is not None and back.f_code.co_filename.startswith(_PLUGGY_PREFIX):
-                return _is_session_hook(frame.f_code.co_name)
+                return _is_session_hook(frame.f_code.co_name) and str(
+                    frame.f_globals.get("__name__", "")
+                ).startswith(_DISPLAY_PLUGINS)
             frame = back
         return False
 
@@ -874,6 +876,14 @@ _SESSION_HOOKS = frozenset({
     "pytest_report_header", "pytest_report_collectionfinish", "pytest_terminal_summary",
     "pytest_addoption", "pytest_plugin_registered", "pytest_metadata",
 })
+
+
+# Installed plugins known to list the environment only to display it (the
+# report header, the HTML report's and the benchmark's machine information).
+# Another plugin's session hook may turn what it lists into test settings (a
+# fixture returning `APP_*` variables gathered in pytest_configure): its
+# listing stays an input of every test.
+_DISPLAY_PLUGINS = ("pytest_metadata", "pytest_benchmark", "pytest_html")
 
 
 def _is_session_hook(name: str) -> bool:

@@ -50,6 +50,10 @@ use std::sync::mpsc::channel;
 pub struct Options {
     pub workers: usize,
     pub dist: Dist,
+    /// The number of workers asked for (`-n`): what workers see as the
+    /// worker count (PYTEST_XDIST_WORKER_COUNT, `workerinput["workercount"]`),
+    /// as under pytest-xdist, even when fewer are started.
+    pub asked: usize,
 }
 
 /// What a distributed run produced: the controller's end, the events the
@@ -106,7 +110,11 @@ impl Options {
         if workers > 0 && dist != Dist::No && args.debugger {
             return Err("--pdb is incompatible with distributing tests; try using -n0".into());
         }
-        Ok(Some(Options { workers, dist }))
+        Ok(Some(Options {
+            workers,
+            dist,
+            asked: workers,
+        }))
     }
 
     /// Tests are distributed (not one session).
@@ -207,7 +215,7 @@ pub fn run(
         base,
         env,
         uid,
-        count: opts.workers,
+        count: opts.asked.max(opts.workers),
         next: 0,
         devnull_in: File::open("/dev/null")?,
         devnull_out: std::fs::OpenOptions::new().write(true).open("/dev/null")?,

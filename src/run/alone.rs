@@ -104,6 +104,11 @@ fn printable(plan: &Plan, inv: &Invocation) -> bool {
     {
         return false;
     }
+    // -qq leaves out pytest's closing count line, and what it keeps differs
+    // by warnings: a session prints it.
+    if inv.args.verbosity < -1 {
+        return false;
+    }
     if inv.args.verbosity > 0 {
         let style = ini_value(inv, "console_output_style").unwrap_or_else(|| "progress".into());
         let no_capture = has_arg(inv, "-s")

@@ -40,9 +40,13 @@ pub fn answer(inv: &Invocation) -> Option<i32> {
     .filter(|p| p.exists());
     let mut code = exit::OK;
     if let Some(python) = python {
-        // pytest's own answer, exactly as pytest gives it.
+        // pytest's own answer, as the command gives it (`usage: rpytest
+        // [options]`, where `python -m pytest` would say `__main__.py`).
         let status = Command::new(&python)
-            .args(["-m", "pytest"])
+            .args([
+                "-c",
+                "import sys, pytest; sys.argv[0] = 'rpytest'; sys.exit(pytest.console_main())",
+            ])
             .args(&inv.pytest_argv)
             .current_dir(&inv.cwd)
             .stdin(Stdio::null())

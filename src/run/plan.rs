@@ -418,6 +418,28 @@ pub(super) fn search_roots(inv: &Invocation, store: &Store, files: &[String]) ->
     roots
 }
 
+/// pytest-xdist's worker variables as the sessions of this run see them: a
+/// test that reads them (or the `worker_id` fixture, recorded as a read of
+/// `PYTEST_XDIST_WORKER`) ran either outside a worker or in one of N, and its
+/// result holds only for the same. Which worker ran it is scheduling: every
+/// worker has the same label.
+fn as_the_run_sets_them(env: &mut HashMap<String, String>, numprocesses: Option<&str>) {
+    for name in [
+        "PYTEST_XDIST_WORKER",
+        "PYTEST_XDIST_WORKER_COUNT",
+        "PYTEST_XDIST_TESTRUNUID",
+    ] {
+        env.remove(name);
+    }
+    let workers = match numprocesses {
+        None | Some("0") => return,
+        Some(n) => n,
+    };
+    env.insert("PYTEST_XDIST_WORKER".into(), "a worker".into());
+    env.insert("PYTEST_XDIST_WORKER_COUNT".into(), workers.into());
+    env.insert("PYTEST_XDIST_TESTRUNUID".into(), "a run".into());
+}
+
 pub(super) fn key_context<'s>(
     inv: &Invocation,
     store: &Store,
@@ -429,7 +451,8 @@ pub(super) fn key_context<'s>(
     let stat = store.load_stat_cache().unwrap_or_default();
     let hasher = FileHasher::new(root.clone(), stat);
     let graph = ImportGraph::new(Resolver::new(root, roots), hasher, store.load_parse_cache());
-    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    as_the_run_sets_them(&mut env, inv.args.numprocesses.as_deref());
     KeyContext {
         builder: KeyBuilder::new(graph, edges, env),
         deps: store.deps().unwrap_or_default(),

@@ -70,13 +70,31 @@ def _file_env(messages: List[Dict[str, Any]], file: str) -> List[str]:
     return [e for d in deps for e in d.get("env", [])]
 
 
-def test_a_plugins_display_hooks_listing_the_environment_are_not_inputs(tmp_path: Path) -> None:
+def test_an_unknown_plugins_session_hooks_listing_the_environment_are_inputs(tmp_path: Path) -> None:
+    # Only plugins known to list the environment to display it (pytest-metadata,
+    # pytest-benchmark, pytest-html: tests/options.rs runs them for real) are
+    # left out; another plugin may turn what it lists into test settings.
     plugin_dir = write_project(tmp_path / "plugins", {"demo_plugin.py": PLUGIN})
     project = write_project(tmp_path / "proj", {
         "test_a.py": "def test_a():\n    pass\n",
         "test_iter.py": "import os\n\ndef test_iter():\n    assert list(os.environ) is not None\n",
     })
     messages = _session(project, ["-q"], plugin_dir)
+    assert "*" in _global_env(messages)
+
+
+def test_a_display_plugins_session_hooks_listing_the_environment_are_not_inputs(tmp_path: Path) -> None:
+    plugin_dir = write_project(tmp_path / "plugins", {"pytest_metadata_demo.py": PLUGIN})
+    project = write_project(tmp_path / "proj", {
+        "test_a.py": "def test_a():\n    pass\n",
+        "test_iter.py": "import os\n\ndef test_iter():\n    assert list(os.environ) is not None\n",
+    })
+    env = clean_env(PYTHONPATH=str(plugin_dir))
+    code, messages, out, err = run_session_process(
+        project, ["-p", "pytest_metadata_demo", "-q"],
+        {"rootdir": str(project), "record": True, "events": True}, env=env,
+    )
+    assert code == 0, out + err
     assert "*" not in _global_env(messages)
     # A test that iterates the environment still depends on all of it.
     assert "*" in _file_env(messages, "test_iter.py")
