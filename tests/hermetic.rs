@@ -250,7 +250,9 @@ fn a_hermetic_project_agrees_with_pytest_fresh_cached_and_parallel() {
             );
         }
         assert!(
-            !replayed.iter().any(|n| n == "core/test_proc.py::test_subprocess"),
+            !replayed
+                .iter()
+                .any(|n| n == "core/test_proc.py::test_subprocess"),
             "{}",
             cached.transcript()
         );

@@ -409,7 +409,8 @@ pub fn diff(old: &Inputs, new: &Inputs) -> Vec<String> {
 
 /// The rootdir-relative files a rule glob names. `*` and `**` do not enter
 /// hidden directories (`.venv`, `.git`, `.tox`): name those explicitly.
-fn expand_glob(root: &Path, g: &str) -> Vec<String> {
+/// Rootdir-relative files a rule glob names, sorted.
+pub(crate) fn expand_glob(root: &Path, g: &str) -> Vec<String> {
     let pattern = root.join(g).to_string_lossy().into_owned();
     let opts = glob::MatchOptions {
         require_literal_leading_dot: true,

@@ -125,28 +125,6 @@ pub fn daemon_paths(paths: &DaemonPaths) -> DaemonPaths {
     }
 }
 
-/// Rootdir-relative files a rule glob names (as keys expand them).
-fn expand(root: &Path, g: &str) -> Vec<String> {
-    let pattern = root.join(g).to_string_lossy().into_owned();
-    let opts = glob::MatchOptions {
-        require_literal_leading_dot: true,
-        ..Default::default()
-    };
-    glob::glob_with(&pattern, opts)
-        .map(|paths| {
-            paths
-                .flatten()
-                .filter(|p| p.is_file())
-                .filter_map(|p| {
-                    p.strip_prefix(root)
-                        .ok()
-                        .map(|r| r.to_string_lossy().replace('\\', "/"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The declared input files of `files`' rules.
 pub fn declared_files(root: &Path, rules: &[Rule], files: &[String]) -> BTreeSet<String> {
     let mut globs: BTreeSet<&String> = BTreeSet::new();
@@ -155,7 +133,10 @@ pub fn declared_files(root: &Path, rules: &[Rule], files: &[String]) -> BTreeSet
             globs.extend(r.files.iter());
         }
     }
-    globs.into_iter().flat_map(|g| expand(root, g)).collect()
+    globs
+        .into_iter()
+        .flat_map(|g| crate::inputs::key::expand_glob(root, g))
+        .collect()
 }
 
 /// The sandbox of the session that runs `files`.

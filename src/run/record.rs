@@ -61,9 +61,7 @@ impl Plan {
         let mut spawned: std::collections::HashSet<String> = std::collections::HashSet::new();
         for e in events {
             if let Event::Deps {
-                file,
-                spawns: true,
-                ..
+                file, spawns: true, ..
             } = e
             {
                 spawned.insert(file.clone().unwrap_or_default());
@@ -195,9 +193,7 @@ impl Plan {
             && results
                 .iter()
                 .all(|r| REUSABLE.contains(&r.outcome.as_str()))
-            && replayed
-                .iter()
-                .all(|r| REUSABLE.contains(&r.2.as_str()));
+            && replayed.iter().all(|r| REUSABLE.contains(&r.2.as_str()));
         if judged_failing {
             volatile.insert(String::new());
         }
