@@ -32,10 +32,10 @@ def pytest_report_header(config):
 '''
 
 
-def _session(project: Path, argv: List[str], plugin_dir: Path) -> List[Dict[str, Any]]:
+def _session(project: Path, argv: List[str], plugin_dir: Path, plugin: str = "demo_plugin") -> List[Dict[str, Any]]:
     env = clean_env(PYTHONPATH=str(plugin_dir))
     code, messages, out, err = run_session_process(
-        project, ["-p", "demo_plugin"] + argv,
+        project, ["-p", plugin] + argv,
         {"rootdir": str(project), "record": True, "events": True, "describe_options": True}, env=env,
     )
     assert code == 0, out + err
@@ -89,12 +89,7 @@ def test_a_display_plugins_session_hooks_listing_the_environment_are_not_inputs(
         "test_a.py": "def test_a():\n    pass\n",
         "test_iter.py": "import os\n\ndef test_iter():\n    assert list(os.environ) is not None\n",
     })
-    env = clean_env(PYTHONPATH=str(plugin_dir))
-    code, messages, out, err = run_session_process(
-        project, ["-p", "pytest_metadata_demo", "-q"],
-        {"rootdir": str(project), "record": True, "events": True}, env=env,
-    )
-    assert code == 0, out + err
+    messages = _session(project, ["-q"], plugin_dir, plugin="pytest_metadata_demo")
     assert "*" not in _global_env(messages)
     # A test that iterates the environment still depends on all of it.
     assert "*" in _file_env(messages, "test_iter.py")
