@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod exit;
 pub mod inputs;
 pub mod parallel;
 pub mod project;
@@ -15,6 +16,7 @@ pub mod remote;
 pub mod report;
 pub mod rules;
 pub mod run;
+pub mod session;
 pub mod settings;
 pub mod store;
 pub mod verify;

@@ -5,8 +5,8 @@
 use super::schedule::Unit;
 use crate::daemon::{self, Connection, DaemonError};
 use crate::protocol::{Event, SessionConfig};
-use crate::run::exec::{pipe, FreshSession, Target};
-use crate::run::Ended;
+use crate::session::Ended;
+use crate::session::{pipe, FreshSession, Target};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -238,7 +238,7 @@ impl Launcher<'_> {
                 let cwd = self.target.cwd.to_string_lossy();
                 // The controller has the user's stdout: closed if it was closed.
                 let mut env = env.clone();
-                if idx == 0 && crate::run::exec::stdout_was_closed() {
+                if idx == 0 && crate::session::stdout_was_closed() {
                     env.insert("RPYTEST_STDOUT_CLOSED".into(), "1".into());
                 }
                 let env = &env;
@@ -252,7 +252,7 @@ impl Launcher<'_> {
                     &self.argv,
                     session,
                     Some(control_r.as_raw_fd()),
-                    idx == 0 && crate::run::exec::stdout_was_closed(),
+                    idx == 0 && crate::session::stdout_was_closed(),
                 )?;
                 let dup = |fd: RawFd| -> std::io::Result<Stdio> {
                     let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };

@@ -71,12 +71,7 @@ pub fn fixed_env(python: &Path) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// The environments of a hermetic session: its daemon's (fixed) and its own
-/// (fixed, pytest's configuration and the rules' declared `env`).
-pub struct Environments {
-    pub daemon: BTreeMap<String, String>,
-    pub session: BTreeMap<String, String>,
-}
+pub use crate::session::Environments;
 
 /// The variables a hermetic file's rules declare.
 fn declared_env(rules: &[Rule], file: &str) -> Vec<String> {

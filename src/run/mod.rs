@@ -4,7 +4,6 @@
 
 mod alone;
 mod coverage;
-pub(crate) mod exec;
 mod explain;
 mod groups;
 pub mod hermetic;
@@ -27,17 +26,10 @@ use crate::store::Store;
 use clap::Parser;
 use std::path::{Path, PathBuf};
 
-pub use exec::Ended;
+pub use crate::session::Ended;
 
-/// pytest's exit codes.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const TESTS_FAILED: i32 = 1;
-    pub const INTERRUPTED: i32 = 2;
-    pub const INTERNAL_ERROR: i32 = 3;
-    pub const USAGE_ERROR: i32 = 4;
-    pub const NO_TESTS: i32 = 5;
-}
+pub use crate::exit;
+pub use crate::exit::Failure;
 
 /// Everything resolved before any work starts.
 pub struct Invocation {
@@ -52,12 +44,6 @@ pub struct Invocation {
     pub cwd: PathBuf,
     pub setup: Setup,
     pub settings: Settings,
-}
-
-/// A failure with pytest's exit code.
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
 }
 
 fn usage(message: impl Into<String>) -> Failure {
@@ -417,7 +403,7 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
             // declares its options so addopts parse).
             argv.splice(0..0, ["-p".to_owned(), "no:xdist".to_owned()]);
         }
-        let target = exec::Target {
+        let target = crate::session::Target {
             python: &python,
             rootdir,
             cwd: &inv.cwd,
@@ -444,7 +430,8 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
                 crashes += out.crashes;
                 out.ended
             }
-            None => exec::run(&target, &session, |e| events.push(e.clone())).map_err(internal)?,
+            None => crate::session::run(&target, &session, |e| events.push(e.clone()))
+                .map_err(internal)?,
         };
         codes.push(match ended {
             Ended::Code(c) => c,

@@ -141,8 +141,8 @@ pub fn progress_end(o: &Observed) {
         o.exit_code,
         o.seconds
     );
-    let broken = o.exit_code == crate::run::exit::INTERNAL_ERROR
-        || o.exit_code == crate::run::exit::USAGE_ERROR
+    let broken = o.exit_code == crate::exit::INTERNAL_ERROR
+        || o.exit_code == crate::exit::USAGE_ERROR
         || !o.notes.is_empty();
     for n in &o.notes {
         eprintln!("      note: {n}");

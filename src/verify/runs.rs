@@ -196,7 +196,7 @@ impl<'a> Launcher<'a> {
                 }
             }
             Err(e) => {
-                obs.exit_code = crate::run::exit::INTERNAL_ERROR;
+                obs.exit_code = crate::exit::INTERNAL_ERROR;
                 obs.notes
                     .push(format!("could not start {}: {e}", obs.command[0]));
                 return obs;

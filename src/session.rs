@@ -1,4 +1,5 @@
 //! Running one pytest session: in the warm daemon, or in a fresh process.
+//! The run, the parallel dispatcher and verify all start sessions through here.
 
 use crate::daemon::{self, DaemonError, DaemonPaths, DaemonSpec};
 use crate::protocol::{Event, SessionConfig};
@@ -8,6 +9,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
+
+/// The environments of a hermetic session: its daemon's (fixed) and its own
+/// (fixed, pytest's configuration and the rules' declared `env`).
+pub struct Environments {
+    pub daemon: BTreeMap<String, String>,
+    pub session: BTreeMap<String, String>,
+}
 
 /// How the session ended.
 #[derive(Debug)]
@@ -47,7 +55,7 @@ pub struct Target<'a> {
     pub argv: &'a [String],
     pub daemon: Option<(&'a DaemonPaths, u64, String)>,
     /// Hermetic sessions: their daemon's and their own environment.
-    pub hermetic: Option<&'a super::hermetic::Environments>,
+    pub hermetic: Option<&'a Environments>,
 }
 
 impl Target<'_> {
