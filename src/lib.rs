@@ -9,6 +9,7 @@ pub mod cli;
 pub mod daemon;
 pub mod exit;
 pub mod inputs;
+pub mod outcome;
 pub mod parallel;
 pub mod project;
 pub mod protocol;

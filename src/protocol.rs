@@ -110,7 +110,7 @@ pub struct SkippedFile {
 pub struct CachedNode {
     pub nodeid: String,
     pub file: String,
-    pub outcome: String,
+    pub outcome: crate::outcome::Outcome,
     pub duration: f64,
     pub location: serde_json::Value,
     pub longrepr: serde_json::Value,
@@ -168,7 +168,7 @@ impl Pong {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CollectedFile {
     pub file: String,
-    pub outcome: String,
+    pub outcome: crate::outcome::Outcome,
     pub nodes: Vec<String>,
     /// `[path, lineno, reason]` when importing the file skipped.
     #[serde(default)]
@@ -188,7 +188,7 @@ pub enum Event {
     Result {
         nodeid: String,
         file: String,
-        outcome: String,
+        outcome: crate::outcome::Outcome,
         duration: f64,
         #[serde(default)]
         location: serde_json::Value,
@@ -212,7 +212,7 @@ pub enum Event {
     /// Results replayed from the cache, in bulk: `(nodeid, file, outcome,
     /// duration)` each.
     CachedResults {
-        nodes: Vec<(String, String, String, f64)>,
+        nodes: Vec<(String, String, crate::outcome::Outcome, f64)>,
     },
     Deps {
         file: Option<String>,

@@ -35,8 +35,6 @@ const FORMAT: &str = "rpytest-remote/1";
 const MAX_ENTRY: u64 = 16 * 1024 * 1024;
 /// Requests in flight at once.
 const PARALLEL: usize = 16;
-/// Outcomes an entry may carry (what the local cache reuses).
-const REUSABLE: &[&str] = &["passed", "skipped", "xfailed"];
 
 /// Where the remote cache is and what may be done with it.
 #[derive(Debug, Clone)]
@@ -188,7 +186,7 @@ impl Entry {
             if r.file != file || !(r.nodeid.starts_with(&prefix) || r.nodeid == file) {
                 return Some(format!("result {} is not in {file}", r.nodeid));
             }
-            if !REUSABLE.contains(&r.outcome.as_str()) {
+            if !r.outcome.reusable() {
                 return Some(format!("result {} is {}", r.nodeid, r.outcome));
             }
             if !self.entry.nodes.contains(&r.nodeid) {

@@ -37,8 +37,6 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub(super) const REUSABLE: &[&str] = &["passed", "skipped", "xfailed"];
-
 /// The plan for one run.
 #[derive(Default)]
 pub struct Plan {
@@ -867,10 +865,7 @@ impl Plan {
                 continue;
             };
             let mut by_id: HashMap<&str, &NodeResult> = HashMap::with_capacity(results.len());
-            for r in results
-                .iter()
-                .filter(|r| REUSABLE.contains(&r.outcome.as_str()))
-            {
+            for r in results.iter().filter(|r| r.outcome.reusable()) {
                 by_id.insert(r.nodeid.as_str(), r);
             }
             // A file whose import skipped (module-level `pytest.skip`) is as

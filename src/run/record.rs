@@ -2,9 +2,10 @@
 //! keys results are stored under (computed after the run), the collection
 //! signature and the run's history; say what the cache served.
 
-use super::plan::{global_key, key_context, now, Plan, REUSABLE};
+use super::plan::{global_key, key_context, now, Plan};
 use super::Invocation;
 use crate::inputs::key::{self, Inputs};
+use crate::outcome::Outcome;
 use crate::project::interpreter::InterpreterInfo;
 use crate::protocol::{CachedNode, Event};
 use crate::report;
@@ -46,11 +47,11 @@ impl Plan {
                     .push(warning.clone());
             }
         }
-        let mut collected: Vec<(String, String, Vec<String>, serde_json::Value)> = Vec::new();
+        let mut collected: Vec<(String, Outcome, Vec<String>, serde_json::Value)> = Vec::new();
         let mut new_deps: Vec<(String, String, Vec<String>)> = Vec::new();
         let mut new_edges: Vec<(String, String)> = Vec::new();
         let mut interrupted = !matches!(code, 0 | 1 | 5);
-        let mut replayed: Vec<(String, String, String, f64)> = Vec::new();
+        let mut replayed: Vec<(String, String, Outcome, f64)> = Vec::new();
         // Files (or "" for the whole session) whose tests read what the session wrote.
         let mut volatile: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut session_paths: Vec<String> = Vec::new();
@@ -190,10 +191,8 @@ impl Plan {
         // plugin's sessionfinish): storing its results would let the next run
         // answer green from the cache. They are not stored; the next run runs.
         let judged_failing = code == 1
-            && results
-                .iter()
-                .all(|r| REUSABLE.contains(&r.outcome.as_str()))
-            && replayed.iter().all(|r| REUSABLE.contains(&r.2.as_str()));
+            && results.iter().all(|r| r.outcome.reusable())
+            && replayed.iter().all(|r| r.2.reusable());
         if judged_failing {
             volatile.insert(String::new());
         }
@@ -361,7 +360,7 @@ impl Plan {
                         }
                     }
                     for r in by_file.get(file.as_str()).into_iter().flatten() {
-                        if REUSABLE.contains(&r.outcome.as_str()) {
+                        if r.outcome.reusable() {
                             reusable.push((k.hex.clone(), (*r).clone()));
                         }
                     }

@@ -78,7 +78,7 @@ impl RemoteTrust {
 pub struct NodeResult {
     pub nodeid: String,
     pub file: String,
-    pub outcome: String,
+    pub outcome: crate::outcome::Outcome,
     pub duration: f64,
     pub location: String,
     pub longrepr: String,
@@ -92,7 +92,7 @@ pub struct NodeResult {
 /// A test file's cached collection under one key.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FileEntry {
-    pub outcome: String,
+    pub outcome: crate::outcome::Outcome,
     pub nodes: Vec<String>,
     pub inputs: String,
     /// JSON: the skip reason `[path, lineno, reason]` of a file whose import skipped.
@@ -394,7 +394,7 @@ impl Store {
             let rows = q.query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
+                    r.get::<_, crate::outcome::Outcome>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
