@@ -3,7 +3,7 @@
 //! The crate is a library with a thin binary (`src/main.rs`). See
 //! `docs/protocol.md` for the CLI ⇄ daemon contract and `DESIGN.md` for the
 //! architecture.
-#![warn(clippy::print_stdout, clippy::print_stderr)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
 pub mod daemon;

@@ -21,7 +21,6 @@
 //! holds only reusable outcomes; a timeout, a 5xx, garbage or an unreachable
 //! server gives one warning and the run goes on with the local cache.
 
-use crate::report;
 use crate::store::{FileEntry, NodeResult};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -529,39 +528,56 @@ impl Remote {
         }
     }
 
-    /// The one warning of a run (if anything went wrong) and the counts.
-    pub fn finish(&self) {
+    /// What this run's use of the remote cache comes to, for the report:
+    /// what went wrong (if anything) and the counts.
+    pub fn summary(&self) -> Summary {
         let invalid = self.stats.invalid.load(Ordering::Relaxed);
-        if let Some(why) = self
+        let why_broken = self
             .why_broken
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            report::warning(&format!(
-                "remote cache {} is not usable ({why}); this run used the local cache only",
-                self.config.url
-            ));
-        } else if invalid > 0 {
-            let first = self
-                .first_invalid
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .unwrap_or_default();
-            report::warning(&format!(
-                "remote cache {}: ignored {invalid} invalid entr{} (first: {first}); those tests ran",
-                self.config.url,
-                if invalid == 1 { "y" } else { "ies" }
-            ));
+            .clone();
+        let problem = match why_broken {
+            Some(why) => Some(Problem::Unusable(why)),
+            None if invalid > 0 => Some(Problem::Invalid {
+                count: invalid,
+                first: self
+                    .first_invalid
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        };
+        Summary {
+            url: self.config.url.clone(),
+            problem,
+            lookups: self.stats.lookups.load(Ordering::Relaxed),
+            hits: self.stats.hits.load(Ordering::Relaxed),
+            uploads: self.stats.uploads.load(Ordering::Relaxed),
         }
-        report::note(&format!(
-            "remote cache: {} lookups, {} hits, {} uploads",
-            self.stats.lookups.load(Ordering::Relaxed),
-            self.stats.hits.load(Ordering::Relaxed),
-            self.stats.uploads.load(Ordering::Relaxed)
-        ));
     }
+}
+
+/// A run's use of the remote cache, as `report::remote` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub url: String,
+    /// At most one thing went wrong worth a warning.
+    pub problem: Option<Problem>,
+    pub lookups: usize,
+    pub hits: usize,
+    pub uploads: usize,
+}
+
+/// What went wrong with the remote cache during a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A transport failure or server error: no requests after it.
+    Unusable(String),
+    /// Entries that failed validation and were ignored (`first`: which and why).
+    Invalid { count: usize, first: String },
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cached;
+pub mod verify;
 
 use std::io::{IsTerminal, Write};
 
@@ -50,6 +51,27 @@ pub fn cache_summary(cached: usize, ran: usize, saved: f64) {
     }
     stderr_line(&format!(
         "rpytest: {cached} cached, {ran} run, {saved:.2}s saved"
+    ));
+}
+
+/// The remote cache's account of a run: one warning if something went
+/// wrong, then the counts.
+pub fn remote(summary: &crate::remote::Summary) {
+    use crate::remote::Problem;
+    let url = &summary.url;
+    match &summary.problem {
+        Some(Problem::Unusable(why)) => warning(&format!(
+            "remote cache {url} is not usable ({why}); this run used the local cache only"
+        )),
+        Some(Problem::Invalid { count, first }) => warning(&format!(
+            "remote cache {url}: ignored {count} invalid entr{} (first: {first}); those tests ran",
+            if *count == 1 { "y" } else { "ies" }
+        )),
+        None => {}
+    }
+    note(&format!(
+        "remote cache: {} lookups, {} hits, {} uploads",
+        summary.lookups, summary.hits, summary.uploads
     ));
 }
 

@@ -257,7 +257,9 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
         return explain::why(inv, &mut store, &info, node);
     }
     if inv.own.verify_dropin {
-        return crate::verify::run(inv, &python, &info);
+        let checked = crate::verify::run(inv, &python, &info, &mut report::verify::progress)?;
+        report::verify::print(&checked.report);
+        return checked.finish();
     }
 
     let parallel = crate::parallel::Options::resolve(&inv.args, inv.settings.file.workers.as_ref())
@@ -307,7 +309,7 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
         trace.mark("answer");
         plan.record(true, &mut store, inv, started, code, &[]);
         if let Some(r) = &remote {
-            r.finish();
+            report::remote(&r.summary());
         }
         trace.mark("history");
         return Ok(code);
@@ -509,7 +511,7 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
                 ));
             }
         }
-        r.finish();
+        report::remote(&r.summary());
     }
     Ok(code)
 }

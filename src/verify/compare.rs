@@ -3,6 +3,7 @@
 
 use super::cause::{self, Cause};
 use super::runs::{Observed, Tool};
+use crate::outcome::Outcome;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -43,117 +44,121 @@ pub struct Disagreement {
     pub file: Option<String>,
     pub nodeid: Option<String>,
     /// Tool id → outcome (`null`: the tool did not report the node).
-    pub outcomes: BTreeMap<&'static str, Option<String>>,
+    pub outcomes: BTreeMap<&'static str, Option<Outcome>>,
     /// Tool id → exit code (exit-code disagreements only).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub exit_codes: BTreeMap<&'static str, i32>,
     /// Outcomes when the node was re-run alone (`pytest`, `rpytest`), or,
     /// for a cache disagreement, in a second fresh rpytest run (`rpytest`).
-    pub rerun: Option<BTreeMap<&'static str, Option<String>>>,
+    pub rerun: Option<BTreeMap<&'static str, Option<Outcome>>>,
     /// The cached run replayed this node from the cache instead of running it.
     pub replayed: bool,
     pub cause: Cause,
     pub message: String,
 }
 
-fn show(o: &Option<String>) -> &str {
-    o.as_deref().unwrap_or("absent")
+fn show(o: &Option<Outcome>) -> &str {
+    o.as_ref().map_or("absent", Outcome::as_str)
 }
 
 fn file_of(nodeid: &str) -> String {
     nodeid.split("::").next().unwrap_or(nodeid).to_owned()
 }
 
+/// A disagreement of `kind`, its cause and message still to be found.
+fn unexplained(kind: Kind, file: Option<String>, nodeid: Option<String>) -> Disagreement {
+    Disagreement {
+        kind,
+        file,
+        nodeid,
+        outcomes: BTreeMap::new(),
+        exit_codes: BTreeMap::new(),
+        rerun: None,
+        replayed: false,
+        cause: Cause::fixed("unknown", "unknown"),
+        message: String::new(),
+    }
+}
+
 /// Finds every difference; execution and cache ones are provisional until
 /// `resolve_rerun` / `resolve_confirm` saw the re-runs.
 pub fn find(runs: &[(Tool, &Observed)]) -> Vec<Disagreement> {
-    let mut out = Vec::new();
     let Some((_, stock)) = runs.iter().find(|(t, _)| *t == Tool::Pytest) else {
-        return out;
+        return Vec::new();
     };
+    let mut out = node_differences(runs, stock);
+    out.extend(collection_error_differences(runs, stock));
+    if runs.iter().any(|(_, o)| o.exit_code != stock.exit_code) {
+        let mut d = unexplained(Kind::ExitCode, None, None);
+        d.exit_codes = runs.iter().map(|(t, o)| (t.id(), o.exit_code)).collect();
+        d.message = format!(
+            "exit code: {}",
+            runs.iter()
+                .map(|(t, o)| format!("{} {}", t.label(), o.exit_code))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        out.push(d);
+    }
+    out
+}
+
+/// Nodes whose outcome differs from stock pytest's (or that a run lacks).
+fn node_differences(runs: &[(Tool, &Observed)], stock: &Observed) -> Vec<Disagreement> {
     let get = |tool: Tool| runs.iter().find(|(t, _)| *t == tool).map(|(_, o)| *o);
     let all: BTreeSet<&String> = runs.iter().flat_map(|(_, o)| o.nodes.keys()).collect();
+    let mut out = Vec::new();
     for node in all {
-        let outcomes: BTreeMap<&'static str, Option<String>> = runs
-            .iter()
-            .map(|(t, o)| (t.id(), o.nodes.get(node).cloned()))
-            .collect();
         let base = stock.nodes.get(node);
         if runs.iter().all(|(_, o)| o.nodes.get(node) == base) {
             continue;
         }
-        let replayed = get(Tool::Cached).is_some_and(|c| c.cached.contains(node));
-        let present_everywhere = outcomes.values().all(Option::is_some);
+        let outcomes: BTreeMap<&'static str, Option<Outcome>> = runs
+            .iter()
+            .map(|(t, o)| (t.id(), o.nodes.get(node).cloned()))
+            .collect();
         let fresh = get(Tool::Fresh).and_then(|f| f.nodes.get(node));
-        let kind = if !present_everywhere {
+        let kind = if !outcomes.values().all(Option::is_some) {
             Kind::Collection
         } else if fresh != base {
             Kind::Execution
         } else {
             Kind::Cache
         };
-        out.push(Disagreement {
-            kind,
-            file: Some(file_of(node)),
-            nodeid: Some(node.clone()),
-            outcomes,
-            exit_codes: BTreeMap::new(),
-            rerun: None,
-            replayed,
-            cause: Cause::fixed("unknown", "unknown"),
-            message: String::new(),
-        });
+        let mut d = unexplained(kind, Some(file_of(node)), Some(node.clone()));
+        d.outcomes = outcomes;
+        d.replayed = get(Tool::Cached).is_some_and(|c| c.cached.contains(node));
+        out.push(d);
     }
-    // Collection errors: only when the terminal output is a faithful account
-    // of them (it is how rpytest's runs report them), i.e. it matches what
-    // the observer saw under stock pytest.
-    if stock.printed_collection_errors == stock.collection_errors {
-        for (tool, obs) in runs.iter().filter(|(t, _)| *t != Tool::Pytest) {
-            for f in stock
-                .collection_errors
-                .symmetric_difference(&obs.collection_errors)
-            {
-                let under = if stock.collection_errors.contains(f) {
-                    Tool::Pytest
-                } else {
-                    *tool
-                };
-                out.push(Disagreement {
-                    kind: Kind::Collection,
-                    file: Some(file_of(f)),
-                    nodeid: None,
-                    outcomes: BTreeMap::new(),
-                    exit_codes: BTreeMap::new(),
-                    rerun: None,
-                    replayed: false,
-                    cause: Cause::fixed("unknown", "unknown"),
-                    message: format!(
-                        "collection error in {f} under {} only (compared with {})",
-                        under.label(),
-                        tool.label()
-                    ),
-                });
-            }
+    out
+}
+
+/// Collection errors under one tool only: reported only when the terminal
+/// output is a faithful account of them (it is how rpytest's runs report
+/// them), i.e. it matches what the observer saw under stock pytest.
+fn collection_error_differences(runs: &[(Tool, &Observed)], stock: &Observed) -> Vec<Disagreement> {
+    let mut out = Vec::new();
+    if stock.printed_collection_errors != stock.collection_errors {
+        return out;
+    }
+    for (tool, obs) in runs.iter().filter(|(t, _)| *t != Tool::Pytest) {
+        for f in stock
+            .collection_errors
+            .symmetric_difference(&obs.collection_errors)
+        {
+            let under = if stock.collection_errors.contains(f) {
+                Tool::Pytest
+            } else {
+                *tool
+            };
+            let mut d = unexplained(Kind::Collection, Some(file_of(f)), None);
+            d.message = format!(
+                "collection error in {f} under {} only (compared with {})",
+                under.label(),
+                tool.label()
+            );
+            out.push(d);
         }
-    }
-    if runs.iter().any(|(_, o)| o.exit_code != stock.exit_code) {
-        out.push(Disagreement {
-            kind: Kind::ExitCode,
-            file: None,
-            nodeid: None,
-            outcomes: BTreeMap::new(),
-            exit_codes: runs.iter().map(|(t, o)| (t.id(), o.exit_code)).collect(),
-            rerun: None,
-            replayed: false,
-            cause: Cause::fixed("unknown", "unknown"),
-            message: format!(
-                "exit code: {}",
-                runs.iter()
-                    .map(|(t, o)| format!("{} {}", t.label(), o.exit_code))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
     }
     out
 }
@@ -216,99 +221,14 @@ pub fn resolve_confirm(ds: &mut [Disagreement], fresh_again: &Observed) {
 /// Fills in causes and messages.
 pub fn explain(ds: &mut [Disagreement], rootdir: &Path) {
     for d in ds.iter_mut() {
-        let node = d.nodeid.clone();
-        let outcomes = || {
-            [Tool::Pytest, Tool::Fresh, Tool::Cached]
-                .iter()
-                .filter_map(|t| d.outcomes.get(t.id()).map(|o| (t, o)))
-                .map(|(t, o)| format!("{} {}", t.label(), show(o)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         match d.kind {
-            Kind::Collection => {
-                if let Some(n) = &node {
-                    d.cause = cause::likely(rootdir, &file_of(n));
-                    let present: Vec<&str> = d
-                        .outcomes
-                        .iter()
-                        .filter(|(_, o)| o.is_some())
-                        .map(|(t, _)| label_of(t))
-                        .collect();
-                    let absent: Vec<&str> = d
-                        .outcomes
-                        .iter()
-                        .filter(|(_, o)| o.is_none())
-                        .map(|(t, _)| label_of(t))
-                        .collect();
-                    d.message = format!(
-                        "reported by {} but not by {}",
-                        present.join(", "),
-                        absent.join(", ")
-                    );
-                } else if let Some(f) = &d.file {
-                    d.cause = cause::likely(rootdir, f);
-                }
-            }
+            Kind::Collection => explain_collection(d, rootdir),
             Kind::Execution => {
-                d.cause = cause::likely(rootdir, node.as_deref().unwrap_or(""));
-                d.message = format!("{}; the same again when re-run alone", outcomes());
+                d.cause = cause::likely(rootdir, d.nodeid.as_deref().unwrap_or(""));
+                d.message = format!("{}; the same again when re-run alone", outcomes(d));
             }
-            Kind::Flaky => {
-                d.cause = Cause::fixed("flaky", "its outcome is not stable");
-                let rerun = d.rerun.clone().unwrap_or_default();
-                let flipped: Vec<String> = rerun
-                    .iter()
-                    .filter_map(|(t, again)| {
-                        let tool = if *t == "pytest" {
-                            Tool::Pytest
-                        } else {
-                            Tool::Fresh
-                        };
-                        let first = d.outcomes.get(tool.id()).cloned().flatten();
-                        (again.is_some() && *again != first).then(|| {
-                            format!(
-                                "{} gave {} (was {})",
-                                if *t == "pytest" {
-                                    "stock pytest"
-                                } else {
-                                    "rpytest"
-                                },
-                                show(again),
-                                show(&first)
-                            )
-                        })
-                    })
-                    .collect();
-                d.message = format!(
-                    "{}; re-run: {} — its outcome is not stable, not an incompatibility",
-                    outcomes(),
-                    if flipped.is_empty() {
-                        "no flip seen".to_owned()
-                    } else {
-                        flipped.join(", ")
-                    }
-                );
-            }
-            Kind::Cache => {
-                d.cause = Cause {
-                    id: "unseen-input",
-                    label: "depends on an input rpytest's cache key does not see",
-                    evidence: None,
-                };
-                let how = if d.replayed {
-                    "the cached run replayed a stored result".to_owned()
-                } else {
-                    format!(
-                        "the cached run executed it (other tests were replayed) and a second fresh run gave {} again",
-                        show(&d.rerun.as_ref().and_then(|r| r.get("rpytest").cloned()).flatten())
-                    )
-                };
-                d.message = format!(
-                    "{}; only the cached run disagrees: {how}. Its outcome depends on something rpytest's cache key does not see (state left by tests that were replayed instead of run, files outside the rootdir, directory listings, unrecorded environment); declare it as an input or mark it `cache = false` in a rule",
-                    outcomes()
-                );
-            }
+            Kind::Flaky => explain_flaky(d),
+            Kind::Cache => explain_cache(d),
             Kind::ExitCode => {}
         }
     }
@@ -318,6 +238,80 @@ pub fn explain(ds: &mut [Disagreement], rootdir: &Path) {
                 .push_str(" (follows from the outcome differences above)");
         }
     }
+}
+
+/// `stock pytest passed, rpytest fresh failed, ...`.
+fn outcomes(d: &Disagreement) -> String {
+    [Tool::Pytest, Tool::Fresh, Tool::Cached]
+        .iter()
+        .filter_map(|t| d.outcomes.get(t.id()).map(|o| (t, o)))
+        .map(|(t, o)| format!("{} {}", t.label(), show(o)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn explain_collection(d: &mut Disagreement, rootdir: &Path) {
+    if let Some(n) = &d.nodeid {
+        d.cause = cause::likely(rootdir, &file_of(n));
+        let tools = |present: bool| {
+            d.outcomes
+                .iter()
+                .filter(|(_, o)| o.is_some() == present)
+                .map(|(t, _)| label_of(t))
+                .collect::<Vec<&str>>()
+                .join(", ")
+        };
+        d.message = format!("reported by {} but not by {}", tools(true), tools(false));
+    } else if let Some(f) = &d.file {
+        d.cause = cause::likely(rootdir, f);
+    }
+}
+
+fn explain_flaky(d: &mut Disagreement) {
+    d.cause = Cause::fixed("flaky", "its outcome is not stable");
+    let rerun = d.rerun.clone().unwrap_or_default();
+    let flipped: Vec<String> = rerun
+        .iter()
+        .filter_map(|(t, again)| {
+            let (tool, name) = if *t == "pytest" {
+                (Tool::Pytest, "stock pytest")
+            } else {
+                (Tool::Fresh, "rpytest")
+            };
+            let first = d.outcomes.get(tool.id()).cloned().flatten();
+            (again.is_some() && *again != first)
+                .then(|| format!("{name} gave {} (was {})", show(again), show(&first)))
+        })
+        .collect();
+    d.message = format!(
+        "{}; re-run: {} — its outcome is not stable, not an incompatibility",
+        outcomes(d),
+        if flipped.is_empty() {
+            "no flip seen".to_owned()
+        } else {
+            flipped.join(", ")
+        }
+    );
+}
+
+fn explain_cache(d: &mut Disagreement) {
+    d.cause = Cause {
+        id: "unseen-input",
+        label: "depends on an input rpytest's cache key does not see",
+        evidence: None,
+    };
+    let how = if d.replayed {
+        "the cached run replayed a stored result".to_owned()
+    } else {
+        format!(
+            "the cached run executed it (other tests were replayed) and a second fresh run gave {} again",
+            show(&d.rerun.as_ref().and_then(|r| r.get("rpytest").cloned()).flatten())
+        )
+    };
+    d.message = format!(
+        "{}; only the cached run disagrees: {how}. Its outcome depends on something rpytest's cache key does not see (state left by tests that were replayed instead of run, files outside the rootdir, directory listings, unrecorded environment); declare it as an input or mark it `cache = false` in a rule",
+        outcomes(d)
+    );
 }
 
 fn label_of(id: &str) -> &'static str {
@@ -351,7 +345,7 @@ mod tests {
             exit_code: code,
             nodes: nodes
                 .iter()
-                .map(|(n, o)| (n.to_string(), o.to_string()))
+                .map(|(n, o)| (n.to_string(), Outcome::parse(o)))
                 .collect(),
             cached: cached.iter().map(|s| s.to_string()).collect(),
             ..Observed::default()

@@ -2,6 +2,7 @@
 //! rpytest itself (this binary, fresh or cached), each in its own process
 //! with its output captured, and reading back what each one reported.
 
+use crate::outcome::Outcome;
 use crate::project::args::analyze;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,8 +45,8 @@ impl Tool {
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     pub exit_code: i32,
-    /// Node ID → outcome (passed, failed, skipped, xfailed, xpassed, error).
-    pub nodes: BTreeMap<String, String>,
+    /// Node ID → outcome.
+    pub nodes: BTreeMap<String, Outcome>,
     /// Nodes the run replayed from rpytest's cache.
     pub cached: BTreeSet<String>,
     /// Collectors (files, mostly) that failed to collect: the observer's
@@ -79,7 +80,7 @@ struct OutcomesFile {
     exit_code: Option<i32>,
     exit_status: Option<i32>,
     #[serde(default)]
-    nodes: BTreeMap<String, String>,
+    nodes: BTreeMap<String, Outcome>,
     #[serde(default)]
     cached: Vec<String>,
     #[serde(default)]
