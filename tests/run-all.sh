@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every rpytest test from a clean clone: installs what it needs, then
 #   1. the Rust unit and integration tests (real binary, real daemon, real pytest 8.4.2; the options
-#      tests install pinned real plugins from PyPI into a venv of their own under target/),
+#      tests install pinned real plugins from PyPI into a venv of their own under target/; the output
+#      tests compare rpytest's own output with the insta snapshots in tests/snapshots/),
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
 #   3. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel, remote, hermetic,
 #      replay and speed integration tests under the newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
