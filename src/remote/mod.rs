@@ -644,6 +644,34 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_names_what_went_wrong_first_and_the_counts() {
+        let r = Remote::new(RemoteConfig {
+            url: "http://cache.invalid".into(),
+            upload: false,
+            header: None,
+            signing: None,
+        });
+        assert_eq!(r.summary().problem, None);
+        r.note_invalid("t.py", "not an rpytest entry".into());
+        r.note_invalid("u.py", "its signature does not match".into());
+        let invalid = Some(Problem::Invalid {
+            count: 2,
+            first: "t.py: not an rpytest entry".into(),
+        });
+        assert_eq!(r.summary().problem, invalid);
+        assert_eq!(r.summary().problem, invalid, "asking again changes nothing");
+        r.fail("the server answered 503".into());
+        r.fail("connection refused".into());
+        let s = r.summary();
+        assert_eq!(
+            s.problem,
+            Some(Problem::Unusable("the server answered 503".into()))
+        );
+        assert_eq!((s.lookups, s.hits, s.uploads), (0, 0, 0));
+        assert_eq!(s.url, "http://cache.invalid");
+    }
+
+    #[test]
     fn addresses_depend_on_file_and_key() {
         assert_ne!(address("a.py", "k"), address("b.py", "k"));
         assert_ne!(address("a.py", "k"), address("a.py", "j"));
