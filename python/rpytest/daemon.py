@@ -708,6 +708,7 @@ class Daemon:
             "pid": p.pid if p is not None else None,
             "ready": bool(p is not None and p.ready is not None),
             "env_read": sorted(p.ready) if p is not None and p.ready is not None else [],
+            "files": sorted(p.files) if p is not None else [],
             "spawned": self.prefork_spawned,
             "sessions": self.prefork_sessions,
             "fallbacks": self.prefork_fallbacks,
@@ -761,6 +762,7 @@ class Daemon:
             line = p.buf.split(b"\n", 1)[0]
             try:
                 info = json.loads(line)
+                p.files = {str(k): list(v) for k, v in (info.get("files") or {}).items()}
                 p.ready = {str(k): v for k, v in (info.get("env") or {}).items()}
             except (ValueError, AttributeError):
                 log("pre-forked child %d sent a bad ready line" % p.pid)
@@ -806,10 +808,15 @@ class Daemon:
             why = "hermetic session"
         else:
             why = prefork.refusal(list(req.get("argv") or []), env, p.ready)
+        stale = prefork.changed_files(p.files) if why is None else []
+        if stale:
+            why = "a file the pre-forked child imported changed (%s)" % stale[0]
         if why is not None:
             self.prefork_fallbacks += 1
             self.prefork_last_fallback = why
             log("plain session: %s" % why)
+            if stale:
+                self.kill_prefork()  # a new one (forked after this session) imports the new file
             return False
         try:
             prefork.send_request(p.sock, req, list(stdio) + [conn.sock.fileno()])
@@ -883,6 +890,8 @@ class Preforked:
         self.sock = sock
         self.buf = b""
         self.ready: Optional[Dict[str, Optional[str]]] = None
+        # Files of the modules it imported (and files it read) while preparing, with their stat.
+        self.files: Dict[str, List[int]] = {}
 
 
 def _recv_fds(sock: socket.socket):

@@ -94,6 +94,26 @@ def refusal(argv: Sequence[Any], env: Dict[str, str], seen_env: Dict[str, Option
     return None
 
 
+def file_stats(paths: Sequence[Any]) -> Dict[str, List[int]]:
+    """(size, mtime, ctime, inode) of each absolute path; -1s for a missing one."""
+    out: Dict[str, List[int]] = {}
+    for f in paths:
+        if not isinstance(f, str) or f in out or not os.path.isabs(f):
+            continue
+        try:
+            st = os.stat(f)
+            out[f] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        except OSError:
+            out[f] = [-1, -1, -1, -1]
+    return out
+
+
+def changed_files(files: Dict[str, List[int]]) -> List[str]:
+    """The files (modules the preparation imported, files it read) that changed since."""
+    now = file_stats(list(files))
+    return [f for f, st in files.items() if now.get(f) != list(st)]
+
+
 # ---- the pre-forked child ---------------------------------------------------
 
 
@@ -214,7 +234,9 @@ def child_main(
         seen: Dict[str, Optional[str]] = {n: os.environ.get(n) for n in sorted(reads.names) if n != "*"}
         if "*" in reads.names:
             seen["*"] = None
-        info = {"type": "ready", "env": seen, "modules": sorted(set(sys.modules) - before)}
+        added = sorted(set(sys.modules) - before)
+        files = [getattr(sys.modules.get(n), "__file__", None) for n in added] + sorted(reads.files)
+        info = {"type": "ready", "env": seen, "modules": added, "files": file_stats(files)}
         sock.sendall((json.dumps(info) + "\n").encode("utf-8"))
         try:
             req, fds = receive_request(sock)

@@ -262,3 +262,31 @@ def test_blocked_default_plugin_like_pytest(project: Path, start_daemon) -> None
     assert r.exit_code == code, (r.stdout, r.stderr)
     assert "unrecognized arguments: --lf" in r.stderr + r.stdout
     assert r.one("started")["pid"] != pid
+
+
+def test_changed_module_of_the_preforked_child_falls_back(project: Path, start_daemon, tmp_path: Path, monkeypatch) -> None:
+    """The child imported rpytest's session modules while preparing: when one
+    of them changes on disk, the request gets a plain session (which imports
+    the new file) and the child is replaced."""
+    import shutil
+
+    import conftest
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(PYTHON_DIR / "rpytest", copy / "rpytest", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(conftest, "PYTHON_DIR", copy)
+    write_project(project, {"test_x.py": "def test_x():\n    pass\n"})
+    d = start_daemon(project)
+    info = wait_prefork_ready(d)
+    module = str(copy / "rpytest" / "coverage.py")
+    assert module in info["files"], info
+    with open(module, "a") as f:
+        f.write("\nEDITED = True\n")
+    r = d.run(["-q"], env=conftest.clean_env(), session={"record": False})
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert r.one("started")["pid"] != info["pid"]
+    assert "coverage.py" in prefork_info(d)["last_fallback"]
+    assert wait_for(lambda: gone(info["pid"]))
+    fresh = wait_prefork_ready(d)
+    assert fresh["pid"] != info["pid"]
+    assert d.run(["-q"], env=conftest.clean_env(), session={"record": False}).one("started")["pid"] == fresh["pid"]
