@@ -312,6 +312,7 @@ class Daemon:
         self.prefork_failures = 0  # consecutive deaths before use
         self.prefork_fallbacks = 0
         self.prefork_last_fallback = ""
+        self.prepared_cpu: Dict[int, float] = {}  # pre-forked sessions: CPU spent before their request
 
     # ---- start-up ---------------------------------------------------------
 
@@ -763,6 +764,7 @@ class Daemon:
             try:
                 info = json.loads(line)
                 p.files = {str(k): list(v) for k, v in (info.get("files") or {}).items()}
+                p.cpu = float(info.get("cpu") or 0.0)
                 p.ready = {str(k): v for k, v in (info.get("env") or {}).items()}
             except (ValueError, AttributeError):
                 log("pre-forked child %d sent a bad ready line" % p.pid)
@@ -834,6 +836,7 @@ class Daemon:
         for fd in stdio:
             os.close(fd)
         self.prefork_pids.discard(p.pid)
+        self.prepared_cpu[p.pid] = p.cpu
         conn.child = p.pid
         self.children[p.pid] = conn
         self.sessions += 1
@@ -851,7 +854,7 @@ class Daemon:
     def reap(self) -> None:
         while self.children or self.prefork_pids:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             except InterruptedError:
@@ -873,7 +876,10 @@ class Daemon:
                 msg: Dict[str, Any] = {"type": "exit", "signal": os.WTERMSIG(status)}
             else:
                 msg = {"type": "exit", "code": os.WEXITSTATUS(status)}
-            log("session pid %d finished: %s" % (pid, msg))
+            # The CPU the session spent once its request had arrived (what a
+            # pre-forked child did before it is not on the request's path).
+            cpu = usage.ru_utime + usage.ru_stime - self.prepared_cpu.pop(pid, 0.0)
+            log("session pid %d finished: %s (cpu after the request %.1f ms)" % (pid, msg, cpu * 1000))
             self.last_used = time.monotonic()
             conn.child = None
             if not conn.done:
@@ -892,6 +898,7 @@ class Preforked:
         self.ready: Optional[Dict[str, Optional[str]]] = None
         # Files of the modules it imported (and files it read) while preparing, with their stat.
         self.files: Dict[str, List[int]] = {}
+        self.cpu = 0.0  # CPU seconds the preparation took (before any request)
 
 
 def _recv_fds(sock: socket.socket):

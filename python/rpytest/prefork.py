@@ -94,6 +94,14 @@ def refusal(argv: Sequence[Any], env: Dict[str, str], seen_env: Dict[str, Option
     return None
 
 
+def _cpu_seconds() -> float:
+    """This process's CPU time so far (user + system), as wait4 will count it."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def file_stats(paths: Sequence[Any]) -> Dict[str, List[int]]:
     """(size, mtime, ctime, inode) of each absolute path; -1s for a missing one."""
     out: Dict[str, List[int]] = {}
@@ -236,7 +244,8 @@ def child_main(
             seen["*"] = None
         added = sorted(set(sys.modules) - before)
         files = [getattr(sys.modules.get(n), "__file__", None) for n in added] + sorted(reads.files)
-        info = {"type": "ready", "env": seen, "modules": added, "files": file_stats(files)}
+        info = {"type": "ready", "env": seen, "modules": added, "files": file_stats(files),
+                "cpu": _cpu_seconds()}
         sock.sendall((json.dumps(info) + "\n").encode("utf-8"))
         try:
             req, fds = receive_request(sock)
