@@ -655,7 +655,6 @@ class Daemon:
         self.send(conn, {"type": "started", "pid": pid})
         os.close(go_w)  # lets the child start writing events
         log("session %d started (pid %d)" % (self.sessions, pid))
-        self.spawn_prefork()
 
     def _in_child(self, conn: Conn, req: Dict[str, Any], stdio: List[int], go_r: int, go_w: int) -> None:
         from rpytest import session
@@ -848,7 +847,6 @@ class Daemon:
             pass
         p.sock.close()
         log("session %d started (pid %d, pre-forked)" % (self.sessions, p.pid))
-        self.spawn_prefork()
         return True
 
     def reap(self) -> None:
@@ -885,6 +883,10 @@ class Daemon:
             if not conn.done:
                 self.send(conn, msg)
                 self.drop(conn)
+            if not self.children:
+                # The next one prepares while nothing runs: forked beside a
+                # session it would take the CPU that session needs.
+                self.spawn_prefork()
 
 
 class Preforked:
