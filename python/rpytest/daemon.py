@@ -739,6 +739,7 @@ class Daemon:
             finally:
                 os._exit(3)
         theirs.close()
+        log("pre-forked session child %d" % pid)
         self.prefork = Preforked(pid, ours)
         self.prefork_pids.add(pid)
         self.prefork_spawned += 1
