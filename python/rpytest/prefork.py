@@ -1,8 +1,9 @@
 """The pre-forked session: a child the daemon forks *before* a request arrives.
 
-It does the part of pytest's start-up that no argument, environment variable
-or working directory of a request can change: the plugin manager and the
-`Config` object are created and pytest's default plugins registered (what
+It does the part of a session's start-up that no argument, environment
+variable or working directory of a request can change: it imports the rpytest
+modules every session imports before pytest starts, and creates the plugin
+manager and the `Config` object and registers pytest's default plugins (what
 `_pytest.config.get_config` does for arguments without `-p`; their option
 hooks run, their hook implementations are validated). Then it waits on a
 socket pair for the daemon to hand it a `run` request with its file
@@ -14,8 +15,9 @@ Everything after `get_config` — PYTEST_ADDOPTS, the ini file and rootdir,
 `-p`, entry-point plugins, PYTEST_PLUGINS, conftests — still runs at request
 time, from the request's arguments, environment and working directory. The
 daemon hands a request to the pre-forked child only when nothing it read
-while preparing could differ (`usable`); otherwise the session is forked the
-plain way, exactly as without a pre-fork.
+while preparing could differ (`refusal` is None, and no file it imported or
+read changed since); otherwise the session is forked the plain way, exactly
+as without a pre-fork.
 
 `RPYTEST_PREFORK=0` in the daemon's or the request's environment turns the
 pre-fork off (the plain session path, e.g. to measure the difference).
