@@ -2,7 +2,8 @@
 
 Single-threaded selectors loop on a Unix socket. It imports pytest and the warm
 set once, never project code, and forks one session child per `run` request
-(docs/protocol.md). No threads ever run here: fork with threads deadlocks.
+(docs/protocol.md), or hands the request to the child it forked ahead of it
+(rpytest.prefork). No threads ever run here: fork with threads deadlocks.
 """
 
 from __future__ import annotations
