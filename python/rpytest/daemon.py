@@ -2,7 +2,8 @@
 
 Single-threaded selectors loop on a Unix socket. It imports pytest and the warm
 set once, never project code, and forks one session child per `run` request
-(docs/protocol.md). No threads ever run here: fork with threads deadlocks.
+(docs/protocol.md), or hands the request to the child it forked ahead of it
+(rpytest.prefork). No threads ever run here: fork with threads deadlocks.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import struct
 import warnings
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from rpytest import __version__, shadow
+from rpytest import __version__, prefork, shadow
 from rpytest.warm import _atomic_write, cold_path, read_names
 from rpytest.protocol import PROTOCOL_VERSION, LineBuffer, decode, encode
 
@@ -302,6 +303,17 @@ class Daemon:
         self.env_identity: Dict[str, Optional[str]] = {}
         self.files: Dict[str, Tuple[int, int, int, int]] = {}
         self.files_ns = 0
+        # The pre-forked session child (rpytest.prefork): at most one, never a
+        # busy session for the idle logic, replaced after each use.
+        self.prefork_on = prefork.enabled(dict(os.environ)) and not os.environ.get("PYTEST_DEBUG")
+        self.prefork: Optional[Preforked] = None
+        self.prefork_pids: Set[int] = set()  # forked, not yet reaped, not sessions
+        self.prefork_sessions = 0
+        self.prefork_spawned = 0
+        self.prefork_failures = 0  # consecutive deaths before use
+        self.prefork_fallbacks = 0
+        self.prefork_last_fallback = ""
+        self.prepared_cpu: Dict[int, float] = {}  # pre-forked sessions: CPU spent before their request
 
     # ---- start-up ---------------------------------------------------------
 
@@ -414,6 +426,8 @@ class Daemon:
         while True:
             if self.stopping and self.listener is not None:
                 self.close_listener()
+            if self.stopping and self.prefork is not None:
+                self.kill_prefork()
             if self.stopping and not self.children:
                 break
             timeout: Optional[float] = None
@@ -434,6 +448,7 @@ class Daemon:
             self.dispatch(self.sel.select(timeout))
             self.reap()
         self.close_listener()
+        self.kill_prefork()
         return 0
 
     def dispatch(self, ready: Any) -> None:
@@ -442,6 +457,8 @@ class Daemon:
                 self.accept()
             elif key.data == "wake":
                 self.drain_wakeup()
+            elif isinstance(key.data, Preforked):
+                self.on_prefork_readable(key.data)
             else:
                 self.on_readable(key.data)
 
@@ -588,6 +605,7 @@ class Daemon:
                     "idle": self.idle_for(),
                     "idle_timeout": self.effective_idle_timeout(),
                     "rootdir": self.rootdir,
+                    "prefork": self.prefork_info(),
                 },
             )
         elif kind == "stop":
@@ -617,6 +635,8 @@ class Daemon:
             return
         stdio = conn.fds
         conn.fds = []
+        if self.hand_to_prefork(conn, req, stdio):
+            return
         go_r, go_w = os.pipe()
         for s in (sys.stdout, sys.stderr):
             s.flush()
@@ -647,7 +667,19 @@ class Daemon:
         except ValueError:
             pass
         event_fd = conn.sock.detach()
-        others = [c.sock for c in self.conns.values() if c is not conn and not c.done]
+        self._close_daemon_fds(conn)
+        sys.stderr.flush()
+        session.child_main(req, stdio, event_fd, go_r, daemon_pid, self.base_pythonpath)
+
+    def _close_daemon_fds(self, keep: Optional[Conn]) -> None:
+        """In a forked child: close the daemon's sockets, pipes and selector
+        (all but `keep`'s connection)."""
+        if self.prefork is not None:
+            try:
+                self.prefork.sock.close()
+            except OSError:
+                pass
+        others = [c.sock for c in self.conns.values() if c is not keep and not c.done]
         if self.listener is not None:
             others.append(self.listener)
         for s in others:
@@ -656,7 +688,7 @@ class Daemon:
             except OSError:
                 pass
         for c in self.conns.values():
-            if c is not conn:
+            if c is not keep:
                 c.close_fds()
         for fd in (self.wake_r, self.wake_w):
             try:
@@ -667,19 +699,176 @@ class Daemon:
             self.sel.close()
         except Exception:
             pass
-        sys.stderr.flush()
-        session.child_main(req, stdio, event_fd, go_r, daemon_pid, self.base_pythonpath)
+
+    # ---- the pre-forked session child (rpytest.prefork) ---------------------
+
+    def prefork_info(self) -> Dict[str, Any]:
+        p = self.prefork
+        return {
+            "enabled": self.prefork_on,
+            "pid": p.pid if p is not None else None,
+            "ready": bool(p is not None and p.ready is not None),
+            "env_read": sorted(p.ready) if p is not None and p.ready is not None else [],
+            "files": sorted(p.files) if p is not None else [],
+            "spawned": self.prefork_spawned,
+            "sessions": self.prefork_sessions,
+            "fallbacks": self.prefork_fallbacks,
+            "last_fallback": self.prefork_last_fallback,
+        }
+
+    def spawn_prefork(self) -> None:
+        """Fork the next session child ahead of its request (one at a time)."""
+        if not self.prefork_on or self.stopping or self.prefork is not None or self.listener is None:
+            return
+        if self.prefork_failures >= 3:
+            return  # it keeps dying before use: plain sessions only
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for s in (sys.stdout, sys.stderr):
+            s.flush()
+        gc.freeze()
+        pid = os.fork()
+        if pid == 0:  # pre-forked child: never returns
+            try:
+                daemon_pid = os.getppid()
+                try:
+                    signal.set_wakeup_fd(-1)
+                except ValueError:
+                    pass
+                ours.close()
+                self._close_daemon_fds(None)
+                prefork.child_main(theirs, EnvReads, daemon_pid, self.base_pythonpath)
+            finally:
+                os._exit(3)
+        theirs.close()
+        log("pre-forked session child %d" % pid)
+        self.prefork = Preforked(pid, ours)
+        self.prefork_pids.add(pid)
+        self.prefork_spawned += 1
+        self.sel.register(ours, selectors.EVENT_READ, self.prefork)
+
+    def on_prefork_readable(self, p: Preforked) -> None:
+        try:
+            data = p.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            log("pre-forked child %d went away before use" % p.pid)
+            if p.ready is None:
+                self.prefork_failures += 1
+            self.forget_prefork()
+            return
+        p.buf += data
+        if b"\n" in p.buf and p.ready is None:
+            line = p.buf.split(b"\n", 1)[0]
+            try:
+                info = json.loads(line)
+                p.files = {str(k): list(v) for k, v in (info.get("files") or {}).items()}
+                p.cpu = float(info.get("cpu") or 0.0)
+                p.ready = {str(k): v for k, v in (info.get("env") or {}).items()}
+            except (ValueError, AttributeError):
+                log("pre-forked child %d sent a bad ready line" % p.pid)
+                self.kill_prefork()
+                return
+            self.prefork_failures = 0
+
+    def forget_prefork(self) -> None:
+        p = self.prefork
+        if p is None:
+            return
+        self.prefork = None
+        try:
+            self.sel.unregister(p.sock)
+        except (KeyError, ValueError):
+            pass
+        p.sock.close()
+
+    def kill_prefork(self) -> None:
+        """Stop and reap the pre-forked child (the daemon stops, idles out, or it is unusable)."""
+        p = self.prefork
+        if p is None:
+            return
+        self.forget_prefork()
+        _kill(p.pid, signal.SIGKILL)
+        try:
+            os.waitpid(p.pid, 0)
+        except ChildProcessError:
+            pass
+        self.prefork_pids.discard(p.pid)
+
+    def hand_to_prefork(self, conn: Conn, req: Dict[str, Any], stdio: List[int]) -> bool:
+        """Give the run request to the pre-forked child when it was prepared for
+        it; False (nothing done) means: fork a plain session."""
+        p = self.prefork
+        if p is None:
+            return False
+        env = {str(k): str(v) for k, v in (req.get("env") or {}).items()}
+        why: Optional[str]
+        if p.ready is None:
+            why = "the pre-forked child is not ready"
+        elif (req.get("session") or {}).get("sandbox"):
+            why = "hermetic session"
+        else:
+            why = prefork.refusal(list(req.get("argv") or []), env, p.ready)
+        stale = prefork.changed_files(p.files) if why is None else []
+        if stale:
+            why = "a file the pre-forked child imported changed (%s)" % stale[0]
+        if why is not None:
+            self.prefork_fallbacks += 1
+            self.prefork_last_fallback = why
+            log("plain session: %s" % why)
+            if stale:
+                self.kill_prefork()  # a new one (forked after this session) imports the new file
+            return False
+        try:
+            prefork.send_request(p.sock, req, list(stdio) + [conn.sock.fileno()])
+        except OSError as exc:
+            log("pre-forked child %d did not take the request (%s)" % (p.pid, exc))
+            self.prefork_fallbacks += 1
+            self.prefork_last_fallback = "the pre-forked child did not take the request"
+            self.kill_prefork()
+            return False
+        self.prefork = None
+        try:
+            self.sel.unregister(p.sock)
+        except (KeyError, ValueError):
+            pass
+        for fd in stdio:
+            os.close(fd)
+        self.prefork_pids.discard(p.pid)
+        self.prepared_cpu[p.pid] = p.cpu
+        conn.child = p.pid
+        self.children[p.pid] = conn
+        self.sessions += 1
+        self.prefork_sessions += 1
+        self.send(conn, {"type": "started", "pid": p.pid})
+        try:
+            p.sock.send(b"g")  # lets the child start writing events
+        except OSError:
+            pass
+        p.sock.close()
+        log("session %d started (pid %d, pre-forked)" % (self.sessions, p.pid))
+        return True
 
     def reap(self) -> None:
-        while self.children:
+        while self.children or self.prefork_pids:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             except InterruptedError:
                 continue
             if pid == 0:
                 return
+            if pid in self.prefork_pids:
+                self.prefork_pids.discard(pid)
+                if self.prefork is not None and self.prefork.pid == pid:
+                    if self.prefork.ready is None:
+                        self.prefork_failures += 1
+                    log("pre-forked child %d exited before use" % pid)
+                    self.forget_prefork()
+                continue
             conn = self.children.pop(pid, None)
             if conn is None:
                 continue
@@ -687,12 +876,33 @@ class Daemon:
                 msg: Dict[str, Any] = {"type": "exit", "signal": os.WTERMSIG(status)}
             else:
                 msg = {"type": "exit", "code": os.WEXITSTATUS(status)}
-            log("session pid %d finished: %s" % (pid, msg))
+            # The CPU the session spent once its request had arrived (what a
+            # pre-forked child did before it is not on the request's path).
+            cpu = usage.ru_utime + usage.ru_stime - self.prepared_cpu.pop(pid, 0.0)
+            log("session pid %d finished: %s (cpu after the request %.1f ms)" % (pid, msg, cpu * 1000))
             self.last_used = time.monotonic()
             conn.child = None
             if not conn.done:
                 self.send(conn, msg)
                 self.drop(conn)
+            if not self.children:
+                # The next one prepares while nothing runs: forked beside a
+                # session it would take the CPU that session needs.
+                self.spawn_prefork()
+
+
+class Preforked:
+    """The pre-forked child: its pid, the daemon's end of their socket pair,
+    and once it is prepared, the environment variables it read (name -> value)."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+        self.buf = b""
+        self.ready: Optional[Dict[str, Optional[str]]] = None
+        # Files of the modules it imported (and files it read) while preparing, with their stat.
+        self.files: Dict[str, List[int]] = {}
+        self.cpu = 0.0  # CPU seconds the preparation took (before any request)
 
 
 def _recv_fds(sock: socket.socket):
@@ -739,10 +949,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.close(args.ready_fd)
         except OSError as exc:
             log("could not signal readiness on fd %d: %s" % (args.ready_fd, exc))
+    daemon.spawn_prefork()
     try:
         return daemon.run()
     finally:
         daemon.close_listener()
+        daemon.kill_prefork()
         log("exited")
 
 

@@ -277,7 +277,7 @@ def test_daemon_killed_mid_run_client_sees_eof(project: Path, start_daemon, tmp_
     marker = tmp_path / "m"
     env = clean_env(MARKER=str(marker), RELEASE=str(tmp_path / "never"), SLEEP="600")
     h = d.start_run(["-q", "-p", "no:cacheprovider"], env=env, session={"record": False})
-    assert wait_for(marker.exists)
+    assert wait_for(lambda: marker.exists() and marker.read_text())  # written, not only created
     child = int(marker.read_text())
     os.kill(d.proc.pid, signal.SIGKILL)
     d.proc.wait(TIMEOUT)
@@ -303,7 +303,7 @@ def test_client_disconnect_terminates_session(project: Path, start_daemon, tmp_p
     marker = tmp_path / "m"
     env = clean_env(MARKER=str(marker), RELEASE=str(tmp_path / "never"), SLEEP="600")
     s, out, err = d.start_run(["-q", "-p", "no:cacheprovider"], env=env, session={"record": False})
-    assert wait_for(marker.exists)
+    assert wait_for(lambda: marker.exists() and marker.read_text())  # written, not only created
     child = int(marker.read_text())
     s.close()
     out.close()
@@ -318,7 +318,7 @@ def test_sigint_forwarded_gives_partial_summary(project: Path, start_daemon, tmp
     marker = tmp_path / "m"
     env = clean_env(MARKER=str(marker), RELEASE=str(tmp_path / "never"), SLEEP="600")
     h = d.start_run(["-p", "no:cacheprovider"], env=env, session={"record": False})
-    assert wait_for(marker.exists)
+    assert wait_for(lambda: marker.exists() and marker.read_text())  # written, not only created
     os.kill(int(marker.read_text()), signal.SIGINT)
     r = Daemon.finish_run(h)
     assert r.exit_code == 2

@@ -1,0 +1,294 @@
+"""The pre-forked session child: taken for a plain request, refused (plain
+session, stock behaviour) whenever the request could change what it prepared,
+replaced after use and never left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from conftest import PYTHON_DIR, TIMEOUT, clean_env, write_project
+
+PROJECT = {
+    "test_a.py": """
+        import pytest
+
+        def test_ok():
+            assert 1
+
+        def test_bad():
+            assert 0
+
+        @pytest.mark.skip(reason="nope")
+        def test_skip():
+            pass
+
+        @pytest.mark.xfail(reason="known")
+        def test_xfail():
+            assert 0
+
+        def test_entry_point_plugin(plugin_value):
+            # rpytest_fixture_plugin (a pytest11 entry point) provides the fixture
+            assert plugin_value == "unset"
+    """,
+    "localplug.py": """
+        import pytest
+
+        @pytest.fixture
+        def plugin_value():
+            return "unset"
+
+        def pytest_report_header(config):
+            return "localplug loaded"
+    """,
+}
+
+SUMMARY = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (.*?)(?: - .*)?$")
+
+
+def wait_for(pred, timeout: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def prefork_info(d) -> Dict:
+    return d.ping()["prefork"]
+
+
+def wait_prefork_ready(d) -> Dict:
+    info: Dict = {}
+
+    def ready() -> bool:
+        info.update(prefork_info(d))
+        return bool(info["ready"])
+
+    assert wait_for(ready), "the pre-forked child never became ready:\n" + d.log()
+    return info
+
+
+def gone(pid: int) -> bool:
+    """The process no longer runs (reaped, or a zombie nobody reaped yet)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return True
+
+
+def summary(stdout: str) -> List[Tuple[str, str]]:
+    out = []
+    for line in stdout.splitlines():
+        m = SUMMARY.match(line)
+        if m:
+            out.append((m.group(1), m.group(2)))
+    return sorted(out)
+
+
+def stock(project: Path, argv: List[str], env: Dict[str, str], cwd: Optional[Path] = None) -> Tuple[int, str]:
+    """The `pytest` command itself, same arguments, environment and directory."""
+    exe = os.path.join(os.path.dirname(sys.executable), "pytest")
+    p = subprocess.run([exe] + argv, cwd=str(cwd or project), env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=TIMEOUT)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+def assert_like_stock(project: Path, result, argv: List[str], env: Dict[str, str], cwd: Optional[Path] = None) -> None:
+    code, out = stock(project, argv, env, cwd)
+    assert summary(result.stdout) == summary(out), (result.stdout, result.stderr, out)
+    assert summary(out), out
+    assert result.exit_code == code, (result.stdout, result.stderr, out)
+
+
+def test_plain_request_takes_the_preforked_child_and_it_is_replaced(project: Path, start_daemon) -> None:
+    write_project(project, PROJECT)
+    d = start_daemon(project)
+    first = wait_prefork_ready(d)
+    assert first["enabled"] and first["sessions"] == 0 and first["pid"]
+    # what the preparation read is what it is checked against
+    assert "PYTEST_DEBUG" in first["env_read"]
+    env = clean_env()
+    r = d.run(["-rA"], env=env, session={"record": False})
+    assert r.one("started")["pid"] == first["pid"], d.log()
+    assert_like_stock(project, r, ["-rA"], env)
+    assert "localplug loaded" not in r.stdout
+    # replaced after use: a new child, ready for the next request; the used one is gone
+    second = wait_prefork_ready(d)
+    assert second["pid"] != first["pid"]
+    assert second["sessions"] == 1 and second["fallbacks"] == 0
+    assert wait_for(lambda: gone(first["pid"]))
+    r2 = d.run(["-rA"], env=env, session={"record": True})
+    assert r2.one("started")["pid"] == second["pid"]
+    assert_like_stock(project, r2, ["-rA"], env)
+    assert prefork_info(d)["sessions"] == 2
+    assert d.ping()["sessions"] == 2
+
+
+def test_other_cwd_and_ini_still_behave_like_pytest(project: Path, start_daemon) -> None:
+    """The pre-fork assumes no cwd, rootdir or ini: those are read at request time."""
+    write_project(project, PROJECT)
+    write_project(project / "sub", {
+        "pytest.ini": "[pytest]\naddopts = -rA --fixture-plugin-flag=from-ini\n",
+        "test_sub.py": "def test_flag(plugin_value):\n    assert plugin_value == 'from-ini'\n",
+    })
+    d = start_daemon(project)
+    pid = wait_prefork_ready(d)["pid"]
+    env = clean_env()
+    r = d.run([], cwd=project / "sub", env=env, session={"record": False})
+    assert r.one("started")["pid"] == pid
+    assert_like_stock(project, r, [], env, cwd=project / "sub")
+    assert ("PASSED", "test_sub.py::test_flag") in summary(r.stdout)
+    assert "rootdir: %s" % (project / "sub") in r.stdout
+
+
+FALLBACKS = [
+    # (argv, extra environment, what the fallback names)
+    (["-p", "no:rpytest_fixture_plugin"], {}, "-p no:rpytest_fixture_plugin"),
+    (["-pno:rpytest_fixture_plugin"], {}, "-pno:rpytest_fixture_plugin"),
+    (["-p", "localplug"], {"PYTHONPATH": "{python}:{project}"}, "-p localplug"),
+    (["--disable-plugin-autoload"], {}, "--disable-plugin-autoload"),
+    ([], {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, "PYTEST_DISABLE_PLUGIN_AUTOLOAD"),
+    ([], {"PYTEST_PLUGINS": "localplug", "PYTHONPATH": "{python}:{project}"}, "PYTEST_PLUGINS"),
+    ([], {"PYTEST_ADDOPTS": "-p no:rpytest_fixture_plugin"}, "PYTEST_ADDOPTS"),
+    ([], {"RPYTEST_PREFORK": "0"}, "RPYTEST_PREFORK=0"),
+]
+
+
+@pytest.mark.parametrize("argv, extra, why", FALLBACKS, ids=[w for _, _, w in FALLBACKS])
+def test_fallback_is_a_plain_session_like_pytest(project: Path, start_daemon, argv, extra, why) -> None:
+    if "--disable-plugin-autoload" in argv:
+        version = tuple(int(x) for x in re.findall(r"\d+", pytest.__version__)[:2])
+        if version < (8, 4):
+            pytest.skip("--disable-plugin-autoload is pytest >= 8.4")
+    write_project(project, PROJECT)
+    d = start_daemon(project)
+    pid = wait_prefork_ready(d)["pid"]
+    env = clean_env(**{k: v.format(python=PYTHON_DIR, project=project) for k, v in extra.items()})
+    r = d.run(["-rA"] + argv, env=env, session={"record": False})
+    started = r.one("started")["pid"]
+    assert started != pid, "the pre-forked child took a request it must refuse"
+    info = prefork_info(d)
+    assert info["sessions"] == 0 and info["fallbacks"] == 1
+    assert why in info["last_fallback"], info
+    # the pre-forked child is kept for the next plain request
+    assert info["pid"] == pid
+    assert_like_stock(project, r, ["-rA"] + argv, env)
+    if "localplug" in str(argv) + str(extra):
+        assert "localplug loaded" in r.stdout
+    plain = d.run(["-rA"], env=clean_env(), session={"record": False})
+    assert plain.one("started")["pid"] == pid
+
+
+def test_changed_environment_read_by_the_preparation_falls_back(project: Path, start_daemon) -> None:
+    """PYTEST_DEBUG is read when the plugin manager is made: a request that sets it gets a fresh one."""
+    write_project(project, {"test_x.py": "def test_x():\n    pass\n"})
+    d = start_daemon(project)
+    pid = wait_prefork_ready(d)["pid"]
+    r = d.run(["-q"], env=clean_env(PYTEST_DEBUG="1"), session={"record": False})
+    assert r.one("started")["pid"] != pid
+    assert r.exit_code == 0
+    # pytest's plugin-manager trace went to the session's stderr, as under `pytest`
+    assert "pytest_plugin_registered" in r.stderr or "pytest_plugin_registered" in r.stdout
+    assert "PYTEST_DEBUG" in prefork_info(d)["last_fallback"]
+
+
+def test_dead_preforked_child_is_noticed_and_replaced(project: Path, start_daemon) -> None:
+    write_project(project, PROJECT)
+    d = start_daemon(project)
+    pid = wait_prefork_ready(d)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: prefork_info(d)["pid"] is None), d.log()
+    assert wait_for(lambda: gone(pid))
+    env = clean_env()
+    r = d.run(["-rA"], env=env, session={"record": False})
+    assert r.one("started")["pid"] != pid
+    assert_like_stock(project, r, ["-rA"], env)
+    fresh = wait_prefork_ready(d)["pid"]
+    assert fresh != pid
+    assert d.run(["-rA"], env=env, session={"record": False}).one("started")["pid"] == fresh
+
+
+def test_preforked_child_goes_with_the_daemon(project: Path, start_daemon) -> None:
+    write_project(project, {"test_x.py": "def test_x():\n    pass\n"})
+    d = start_daemon(project)
+    pid = wait_prefork_ready(d)["pid"]
+    d.stop()
+    assert d.proc.returncode == 0
+    assert gone(pid)
+    d2 = start_daemon(project)
+    pid2 = wait_prefork_ready(d2)["pid"]
+    d2.proc.kill()  # no chance to clean up: the child notices on its own
+    d2.proc.wait(TIMEOUT)
+    assert wait_for(lambda: gone(pid2))
+
+
+def test_preforked_child_is_not_a_busy_session(project: Path, start_daemon) -> None:
+    write_project(project, {"test_x.py": "def test_x():\n    pass\n"})
+    d = start_daemon(project, idle_timeout=3)
+    assert d.run(["-q"], session={"record": False}).exit_code == 0
+    # A pre-forked child waits (forked at start, or again when the session
+    # ended if the session took the first), yet the daemon is idle: it exits
+    # on its idle timeout and takes every child it forked along.
+    d.proc.wait(TIMEOUT)
+    assert d.proc.returncode == 0
+    log = d.log()
+    assert "idle for" in log
+    pids = [int(p) for p in re.findall(r"pre-forked session child (\d+)", log)]
+    assert pids, log
+    assert all(gone(p) for p in pids)
+
+
+def test_blocked_default_plugin_like_pytest(project: Path, start_daemon) -> None:
+    """`-p no:cacheprovider` must keep the default plugin from ever registering
+    its options (what the prepared plugin manager has done): `--lf` is then
+    unknown, as under `pytest`."""
+    write_project(project, {"test_x.py": "def test_x():\n    pass\n"})
+    d = start_daemon(project)
+    pid = wait_prefork_ready(d)["pid"]
+    env = clean_env()
+    argv = ["-p", "no:cacheprovider", "--lf"]
+    r = d.run(argv, env=env, session={"record": False})
+    code, out = stock(project, argv, env)
+    assert code == 4 and "unrecognized arguments: --lf" in out, out
+    assert r.exit_code == code, (r.stdout, r.stderr)
+    assert "unrecognized arguments: --lf" in r.stderr + r.stdout
+    assert r.one("started")["pid"] != pid
+
+
+def test_changed_module_of_the_preforked_child_falls_back(project: Path, start_daemon, tmp_path: Path, monkeypatch) -> None:
+    """The child imported rpytest's session modules while preparing: when one
+    of them changes on disk, the request gets a plain session (which imports
+    the new file) and the child is replaced."""
+    import shutil
+
+    import conftest
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(PYTHON_DIR / "rpytest", copy / "rpytest", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(conftest, "PYTHON_DIR", copy)
+    write_project(project, {"test_x.py": "def test_x():\n    pass\n"})
+    d = start_daemon(project)
+    info = wait_prefork_ready(d)
+    module = str(copy / "rpytest" / "coverage.py")
+    assert module in info["files"], info
+    with open(module, "a") as f:
+        f.write("\nEDITED = True\n")
+    r = d.run(["-q"], env=conftest.clean_env(), session={"record": False})
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert r.one("started")["pid"] != info["pid"]
+    assert "coverage.py" in prefork_info(d)["last_fallback"]
+    assert wait_for(lambda: gone(info["pid"]))
+    fresh = wait_prefork_ready(d)
+    assert fresh["pid"] != info["pid"]
+    assert d.run(["-q"], env=conftest.clean_env(), session={"record": False}).one("started")["pid"] == fresh["pid"]
