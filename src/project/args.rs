@@ -211,6 +211,8 @@ pub struct PytestArgs {
     pub debugger: bool,
     /// `--junitxml` (the last one given).
     pub junitxml: Option<String>,
+    /// `--color` (the last one given: `yes`, `no` or `auto`).
+    pub color: Option<String>,
     /// The last `-r` value (what the short summary shows; pytest keeps the
     /// last one): a run answered without Python honours it only when it
     /// shows nothing that run cannot print (see `run::alone`).
@@ -375,6 +377,7 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         "--maxprocesses" => r.maxprocesses = value.as_deref().and_then(|v| v.parse().ok()),
         "--pdb" | "--trace" => r.debugger = true,
         "--junitxml" => r.junitxml = value.clone(),
+        "--color" => r.color = value.clone(),
         "-r" => r.reportchars = value.clone(),
         "--lf" | "--ff" | "--nf" | "--sw" | "--sw-skip" | "--sw-reset" | "--lfnf" => {
             r.narrows_collection = true
@@ -437,6 +440,29 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
     }
 }
 
+/// pytest-cov's options, written so that they cannot swallow a path
+/// (`--cov=SRC`, not `--cov SRC`): they stay in the cache key, and no longer
+/// count as options rpytest does not understand. Only `--cov-report` names
+/// an output; every other one changes what is measured.
+pub fn understand_coverage(args: &mut PytestArgs) {
+    const INLINE: &[&str] = &[
+        "--cov=",
+        "--cov-report=",
+        "--cov-config=",
+        "--cov-fail-under=",
+        "--cov-context=",
+        "--cov-precision=",
+    ];
+    const FLAGS: &[&str] = &[
+        "--cov-branch",
+        "--cov-append",
+        "--no-cov",
+        "--no-cov-on-fail",
+    ];
+    args.unknown_options
+        .retain(|a| !(FLAGS.contains(&a.as_str()) || INLINE.iter().any(|p| a.starts_with(p))));
+}
+
 /// The file part of a node ID or path argument, made absolute.
 pub fn path_of_arg(arg: &str, cwd: &Path) -> PathBuf {
     let file = arg.split("::").next().unwrap_or(arg);
@@ -487,6 +513,19 @@ mod tests {
         assert_eq!(a.plugins, vec!["no:cacheprovider"]);
         assert_eq!(a.inifile.as_deref(), Some("x.ini"));
         assert_eq!(a.positional, vec!["-weird"]);
+    }
+
+    #[test]
+    fn color_is_the_last_one_given_in_either_form() {
+        assert_eq!(
+            analyze(&s(&["--color", "yes"])).color.as_deref(),
+            Some("yes")
+        );
+        assert_eq!(analyze(&s(&["--color=yes"])).color.as_deref(), Some("yes"));
+        let a = analyze(&s(&["--color=yes", "-q", "--color", "no", "t.py"]));
+        assert_eq!(a.color.as_deref(), Some("no"));
+        assert_eq!(a.positional, s(&["t.py"]));
+        assert_eq!(analyze(&s(&["--", "--color=yes"])).color, None);
     }
 
     #[test]

@@ -11,8 +11,9 @@ pub use compare::{Disagreement, Kind};
 pub use report::{Report, SCHEMA_VERSION};
 pub use runs::{Observed, Tool};
 
+use crate::exit::{self, Failure};
 use crate::project::interpreter::InterpreterInfo;
-use crate::run::{exit, Failure, Invocation};
+use crate::settings::{Invocation, Mode};
 use runs::Launcher;
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,10 @@ fn workdir() -> Result<PathBuf, Failure> {
 
 /// Runs the comparison; 0 when verified, 1 when not.
 pub fn run(inv: &Invocation, python: &Path, _info: &InterpreterInfo) -> Result<i32, Failure> {
-    let report_path = inv.own.verify_report.as_ref().map(|p| inv.cwd.join(p));
+    let report_path = match &inv.mode {
+        Mode::Verify { report } => report.clone(),
+        _ => None,
+    };
     if let Some(p) = &report_path {
         let parent = p.parent().unwrap_or(Path::new("/"));
         if !parent.is_dir() {
@@ -49,7 +53,7 @@ pub fn run(inv: &Invocation, python: &Path, _info: &InterpreterInfo) -> Result<i
     let args = &inv.pytest_argv;
     let cached_run = inv.settings.use_cache;
     let dir = workdir()?;
-    let own_flags = if inv.own.no_daemon {
+    let own_flags = if inv.settings.no_daemon_flag {
         vec!["--no-daemon".to_owned()]
     } else {
         Vec::new()
@@ -127,7 +131,7 @@ pub fn run(inv: &Invocation, python: &Path, _info: &InterpreterInfo) -> Result<i
     let summary = compare::summary(&ds);
     let verified = ds.is_empty();
     let skipped_because = (!cached_run).then(|| {
-        if inv.own.no_cache {
+        if inv.settings.no_cache_flag {
             "--no-cache".to_owned()
         } else {
             "the result cache is off (configuration or RPYTEST_NO_CACHE)".to_owned()
