@@ -1,10 +1,11 @@
 //! `--help` and `--version`: pytest's answer, then rpytest's own. Neither
 //! starts a daemon nor opens the cache (no `.rpytest/` appears).
 
-use super::{exit, Invocation};
 use crate::cli::OwnArgs;
+use crate::exit;
 use crate::project::interpreter;
 use crate::report;
+use crate::settings::Invocation;
 use clap::CommandFactory;
 use std::process::{Command, Stdio};
 

@@ -13,13 +13,12 @@ mod learn;
 pub mod plan;
 mod record;
 
-use crate::cli::{CacheAction, DaemonAction};
 use crate::daemon::{self, DaemonPaths};
 use crate::project::interpreter::{self, InterpreterInfo};
 use crate::protocol::{Event, SessionConfig};
 use crate::remote::Remote;
 use crate::report;
-use crate::settings::Mode;
+use crate::settings::{CacheAction, DaemonAction, Mode};
 use crate::store::Store;
 use plan::Plan;
 use std::path::{Path, PathBuf};

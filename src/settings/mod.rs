@@ -9,7 +9,9 @@ mod config;
 pub use colour::colour;
 pub use config::{ConfigError, FileConfig, Settings};
 
-use crate::cli::{CacheAction, CommandLine, DaemonAction, OwnArgs};
+pub use crate::cli::{CacheAction, DaemonAction};
+
+use crate::cli::{CommandLine, OwnArgs};
 use crate::exit::Failure;
 use crate::parallel;
 use crate::project::args::{analyze, expand_argfiles, PytestArgs};
