@@ -1,8 +1,8 @@
 //! rpytest: a drop-in replacement for the `pytest` command.
 //!
 //! The crate is a library with a thin binary (`src/main.rs`). See
-//! `docs/protocol.md` for the CLI ⇄ daemon contract and `DESIGN.md` for the
-//! architecture.
+//! `docs/pipeline.md` for the stages of one invocation, `docs/protocol.md`
+//! for the CLI ⇄ daemon contract and `DESIGN.md` for the architecture.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;

@@ -1266,3 +1266,122 @@ fn a_repeated_keyword_or_marker_selection_skips_whole_files() {
     );
     pair.check(&["-k", k]);
 }
+
+// ---------------------------------------------------------------------------
+// Colour.
+
+/// stdout with the timings out (`in 0.01s`, and the `=` padding around them).
+fn without_timings(stdout: &str) -> String {
+    stdout
+        .lines()
+        .map(|line| match line.find(" in ") {
+            Some(at) => {
+                let (head, tail) = line.split_at(at);
+                let end = tail.find('s').map(|s| s + 1).unwrap_or(tail.len());
+                format!(
+                    "{} in T{}",
+                    head.replace('=', ""),
+                    tail[end..].replace('=', "")
+                )
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// rpytest's own output (the summary of a run answered from the cache) is
+/// coloured as pytest decides: from the last `--color` pytest parses, in
+/// either form, from the command line, PYTEST_ADDOPTS or ini addopts, else
+/// from PY_COLORS / NO_COLOR / FORCE_COLOR and the terminal.
+#[test]
+fn own_output_is_coloured_as_pytest_decides() {
+    let project = Project::new("cache_lifecycle");
+    project.rpytest(&["-v"]).no_junit().run().assert_code(0);
+    let fully_cached = |run: &Run, what: &str| {
+        run.assert_code(0);
+        assert_eq!(cache_counts(run), (6, 0), "{what}\n{}", run.transcript());
+        without_timings(&run.stdout)
+    };
+    let coloured = fully_cached(
+        &project.rpytest(&["-v", "--color=yes"]).no_junit().run(),
+        "yes",
+    );
+    assert!(coloured.contains("\x1b[32m"), "{coloured}");
+    let plain = fully_cached(&project.rpytest(&["-v"]).no_junit().run(), "auto");
+    assert!(!plain.contains('\x1b'), "{plain}");
+
+    let check = |want: &str, args: &[&str], env: &[(&str, &str)], what: &str| {
+        let run = || {
+            let mut inv = project.rpytest(args).no_junit();
+            for (k, v) in env {
+                inv = inv.env(k, v);
+            }
+            inv.run()
+        };
+        // PYTEST_ADDOPTS enters the key: the first run with it records.
+        if env.iter().any(|(k, _)| *k == "PYTEST_ADDOPTS") {
+            run().assert_code(0);
+        }
+        assert_eq!(fully_cached(&run(), what), want, "{what}");
+    };
+    let addopts = |v| [("PYTEST_ADDOPTS", v)];
+    check(&coloured, &["-v", "--color", "yes"], &[], "--color yes");
+    check(
+        &coloured,
+        &["-v"],
+        &addopts("--color=yes"),
+        "PYTEST_ADDOPTS",
+    );
+    check(
+        &coloured,
+        &["-v"],
+        &addopts("--color yes"),
+        "PYTEST_ADDOPTS, two words",
+    );
+    check(
+        &plain,
+        &["-v", "--color=no"],
+        &addopts("--color=yes"),
+        "the command line wins",
+    );
+    check(
+        &coloured,
+        &["-v", "--color=no", "--color=yes"],
+        &[],
+        "the last --color",
+    );
+    check(
+        &plain,
+        &["-v", "--color=yes", "--color", "no"],
+        &[],
+        "the last --color: no",
+    );
+    check(
+        &coloured,
+        &["-v"],
+        &[("PY_COLORS", "1"), ("NO_COLOR", "1")],
+        "PY_COLORS=1",
+    );
+    check(
+        &plain,
+        &["-v"],
+        &[("PY_COLORS", "0"), ("FORCE_COLOR", "1")],
+        "PY_COLORS=0",
+    );
+    check(
+        &plain,
+        &["-v"],
+        &[("NO_COLOR", "1"), ("FORCE_COLOR", "1")],
+        "NO_COLOR",
+    );
+    check(&coloured, &["-v"], &[("FORCE_COLOR", "1")], "FORCE_COLOR");
+
+    // ini addopts (the changed ini re-runs the tests once).
+    project.write(
+        "pytest.ini",
+        "[pytest]\ntestpaths = tests\npythonpath = .\naddopts = --color=yes\n",
+    );
+    project.rpytest(&["-v"]).no_junit().run().assert_code(0);
+    check(&coloured, &["-v"], &[], "ini addopts");
+}

@@ -1,6 +1,6 @@
 //! rpytest's own options, separated from pytest's.
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use std::path::PathBuf;
 
 /// Managing the daemon.
@@ -100,28 +100,25 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((k, n))
 }
 
-/// Options rpytest takes and whether they take a value.
-const OWN: &[(&str, bool)] = &[
-    ("--python", true),
-    ("--no-daemon", false),
-    ("--no-cache", false),
-    ("--daemon", true),
-    ("--result-cache", true),
-    ("--why", true),
-    ("--verify-dropin", false),
-    ("--verify-report", true),
-    ("--shard", true),
-    ("--remote-cache", true),
-    ("--remote-cache-upload", false),
-    ("--show-rules", false),
-    ("--hermetic", false),
-];
+/// rpytest's long options and whether each takes a value, read from the
+/// clap definitions above (the only list of them).
+fn own_options() -> Vec<(String, bool)> {
+    OwnArgs::command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let takes = arg.get_action().takes_values();
+            Some((format!("--{long}"), takes))
+        })
+        .collect()
+}
 
 /// Splits the command line into rpytest's tokens and pytest's arguments.
 /// Nothing after `--` is rpytest's.
 pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
     let mut own = Vec::new();
     let mut rest = Vec::new();
+    let options = own_options();
     let mut i = 0;
     let mut passthrough = false;
     while i < argv.len() {
@@ -137,7 +134,7 @@ pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
             continue;
         }
         let name = a.split('=').next().unwrap_or(a);
-        match OWN.iter().find(|(n, _)| *n == name) {
+        match options.iter().find(|(n, _)| n == name) {
             Some((_, takes)) => {
                 own.push(a.clone());
                 if *takes && !a.contains('=') && i < argv.len() {
@@ -182,5 +179,90 @@ mod tests {
         let (own, rest) = split_args(&s(&["daemon", "status", "why"]));
         assert!(own.is_empty());
         assert_eq!(rest.len(), 3);
+    }
+
+    #[test]
+    fn the_clap_definitions_are_the_list_of_own_options() {
+        // The table `split_args` used before it was derived from clap.
+        let expected: &[(&str, bool)] = &[
+            ("--python", true),
+            ("--no-daemon", false),
+            ("--no-cache", false),
+            ("--daemon", true),
+            ("--result-cache", true),
+            ("--why", true),
+            ("--verify-dropin", false),
+            ("--verify-report", true),
+            ("--shard", true),
+            ("--remote-cache", true),
+            ("--remote-cache-upload", false),
+            ("--hermetic", false),
+            ("--show-rules", false),
+        ];
+        let mut derived = own_options();
+        derived.sort();
+        let mut expected: Vec<(String, bool)> =
+            expected.iter().map(|(n, t)| (n.to_string(), *t)).collect();
+        expected.sort();
+        assert_eq!(derived, expected);
+    }
+
+    #[test]
+    fn every_own_option_is_split_out_with_its_value() {
+        for (name, takes) in own_options() {
+            let argv = if takes {
+                s(&["-x", &name, "VALUE", "tests/"])
+            } else {
+                s(&["-x", &name, "tests/"])
+            };
+            let (own, rest) = split_args(&argv);
+            let mut want = vec![name.clone()];
+            if takes {
+                want.push("VALUE".into());
+            }
+            assert_eq!(own, want, "{name}");
+            assert_eq!(rest, s(&["-x", "tests/"]), "{name}");
+            // The `--name=value` form is one token.
+            let (own, rest) = split_args(&s(&[&format!("{name}=v"), "-q"]));
+            assert_eq!(own, vec![format!("{name}=v")]);
+            assert_eq!(rest, s(&["-q"]));
+        }
+    }
+
+    #[test]
+    fn own_options_after_double_dash_are_pytest_arguments() {
+        let (own, rest) = split_args(&s(&["--no-cache", "--", "--no-daemon", "--python", "x"]));
+        assert_eq!(own, s(&["--no-cache"]));
+        assert_eq!(rest, s(&["--", "--no-daemon", "--python", "x"]));
+    }
+
+    #[test]
+    fn pytest_options_that_look_like_own_ones_stay_pytest_arguments() {
+        let argv = s(&[
+            "--pythonwarnings",
+            "error",
+            "--pythonwarnings=ignore",
+            "--cache-clear",
+            "--cache-show",
+            "--no-cache-dir",
+            "--daemons",
+            "--shard-id=1",
+            "--python-functions",
+            "check_*",
+            "-p",
+            "no:cacheprovider",
+        ]);
+        let (own, rest) = split_args(&argv);
+        assert!(own.is_empty(), "{own:?}");
+        assert_eq!(rest, argv);
+    }
+
+    #[test]
+    fn an_own_option_without_its_value_is_left_to_clap() {
+        let (own, rest) = split_args(&s(&["-q", "--python"]));
+        assert_eq!(own, s(&["--python"]));
+        assert_eq!(rest, s(&["-q"]));
+        let err = OwnArgs::try_parse_from(["rpytest", "--python"]).unwrap_err();
+        assert!(err.to_string().contains("--python"), "{err}");
     }
 }

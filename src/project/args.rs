@@ -211,6 +211,8 @@ pub struct PytestArgs {
     pub debugger: bool,
     /// `--junitxml` (the last one given).
     pub junitxml: Option<String>,
+    /// `--color` (the last one given: `yes`, `no` or `auto`).
+    pub color: Option<String>,
     /// The last `-r` value (what the short summary shows; pytest keeps the
     /// last one): a run answered without Python honours it only when it
     /// shows nothing that run cannot print (see `run::alone`).
@@ -271,89 +273,137 @@ pub fn analyze_with(args: &[String], learned: &Learned) -> PytestArgs {
             after_dashdash = true;
             continue;
         }
-        if let Some(long) = a.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((n, v)) => (format!("--{n}"), Some(v.to_owned())),
-                None => (a.clone(), None),
-            };
-            match lookup(&name) {
-                Some(opt) => {
-                    let value = if opt.takes_value {
-                        match inline {
-                            Some(v) => Some(v),
-                            None if i < args.len() => {
-                                i += 1;
-                                Some(args[i - 1].clone())
-                            }
-                            None => None,
-                        }
-                    } else {
-                        None
-                    };
-                    apply(&mut r, opt, opt.names[0], value);
-                }
-                None => match learned.lookup(&name) {
-                    Some(opt) => {
-                        let values = take_values(opt.arity, inline, args, &mut i);
-                        apply_plugin(&mut r, &opt, &name, values);
-                    }
-                    None => {
-                        note_run_all(&mut r, &name);
-                        r.all_args.push(a.clone());
-                        r.unknown_options.push(a.clone());
-                        r.rootdir_candidates.push(a.clone());
-                        r.key_args.push(a.clone());
-                    }
-                },
-            }
-            continue;
-        }
-        // A cluster of short options: `-vx`, `-rA`, `-kexpr`, `-n2`.
-        let chars: Vec<char> = a[1..].chars().collect();
-        let mut j = 0;
-        while j < chars.len() {
-            let name = format!("-{}", chars[j]);
-            j += 1;
-            match lookup(&name) {
-                Some(opt) if opt.takes_value => {
-                    let rest: String = chars[j..].iter().collect();
-                    let value = if !rest.is_empty() {
-                        Some(rest)
-                    } else if i < args.len() {
-                        i += 1;
-                        Some(args[i - 1].clone())
-                    } else {
-                        None
-                    };
-                    apply(&mut r, opt, opt.names[0], value);
-                    break;
-                }
-                Some(opt) => apply(&mut r, opt, opt.names[0], None),
-                None if learned.lookup(&name).is_some() => {
-                    let opt = learned.lookup(&name).expect("looked up");
-                    if opt.arity == Arity::None {
-                        apply_plugin(&mut r, &opt, &name, Vec::new());
-                        continue;
-                    }
-                    let rest: String = chars[j..].iter().collect();
-                    let inline = (!rest.is_empty()).then_some(rest);
-                    let values = take_values(opt.arity, inline, args, &mut i);
-                    apply_plugin(&mut r, &opt, &name, values);
-                    break;
-                }
-                None => {
-                    r.all_args.push(a.clone());
-                    r.unknown_options.push(a.clone());
-                    r.rootdir_candidates.push(a.clone());
-                    r.key_args.push(a.clone());
-                    break;
-                }
-            }
+        match a.strip_prefix("--") {
+            Some(long) => long_option(&mut r, a, long, args, &mut i, learned),
+            None => short_options(&mut r, a, args, &mut i, learned),
         }
     }
     settle_run_all(&mut r);
     r
 }
+
+/// An option rpytest knows neither from pytest nor from a plugin.
+fn unknown_option(r: &mut PytestArgs, a: &str) {
+    r.all_args.push(a.to_owned());
+    r.unknown_options.push(a.to_owned());
+    r.rootdir_candidates.push(a.to_owned());
+    r.key_args.push(a.to_owned());
+}
+
+/// `--name`, `--name=value` or `--name value` (`args[*i]` is the next argument).
+fn long_option(
+    r: &mut PytestArgs,
+    a: &str,
+    long: &str,
+    args: &[String],
+    i: &mut usize,
+    learned: &Learned,
+) {
+    let (name, inline) = match long.split_once('=') {
+        Some((n, v)) => (format!("--{n}"), Some(v.to_owned())),
+        None => (a.to_owned(), None),
+    };
+    if let Some(opt) = lookup(&name) {
+        let value = match (opt.takes_value, inline) {
+            (false, _) => None,
+            (true, Some(v)) => Some(v),
+            (true, None) if *i < args.len() => {
+                *i += 1;
+                Some(args[*i - 1].clone())
+            }
+            (true, None) => None,
+        };
+        apply(r, opt, opt.names[0], value);
+        return;
+    }
+    match learned.lookup(&name) {
+        Some(opt) => {
+            let values = take_values(opt.arity, inline, args, i);
+            apply_plugin(r, &opt, &name, values);
+        }
+        None => {
+            note_run_all(r, &name);
+            unknown_option(r, a);
+        }
+    }
+}
+
+/// A cluster of short options: `-vx`, `-rA`, `-kexpr`, `-n2`.
+fn short_options(r: &mut PytestArgs, a: &str, args: &[String], i: &mut usize, learned: &Learned) {
+    let chars: Vec<char> = a[1..].chars().collect();
+    let mut j = 0;
+    while j < chars.len() {
+        let name = format!("-{}", chars[j]);
+        j += 1;
+        let rest = || -> Option<String> {
+            let rest: String = chars[j..].iter().collect();
+            (!rest.is_empty()).then_some(rest)
+        };
+        match lookup(&name) {
+            Some(opt) if opt.takes_value => {
+                let value = rest().or_else(|| {
+                    (*i < args.len()).then(|| {
+                        *i += 1;
+                        args[*i - 1].clone()
+                    })
+                });
+                apply(r, opt, opt.names[0], value);
+                break;
+            }
+            Some(opt) => apply(r, opt, opt.names[0], None),
+            None => match learned.lookup(&name) {
+                Some(opt) if opt.arity == Arity::None => {
+                    apply_plugin(r, &opt, &name, Vec::new());
+                }
+                Some(opt) => {
+                    let values = take_values(opt.arity, rest(), args, i);
+                    apply_plugin(r, &opt, &name, values);
+                    break;
+                }
+                None => {
+                    unknown_option(r, a);
+                    break;
+                }
+            },
+        }
+    }
+}
+
+/// Output options a run answered without Python still honours (or that only
+/// shape the parallel run): every other output option needs pytest's own
+/// reporting.
+const LIGHT_OUTPUT: &[&str] = &[
+    "-v",
+    "-q",
+    "--verbosity",
+    "-l",
+    "--no-showlocals",
+    "--tb",
+    "--show-capture",
+    "--full-trace",
+    "--color",
+    "--code-highlight",
+    "--no-header",
+    "--no-summary",
+    "--disable-warnings",
+    "-n",
+    "--dist",
+    "--maxprocesses",
+    "-d",
+    "--max-worker-restart",
+    "--tx",
+    "--px",
+    "--rsyncdir",
+    "--rsyncignore",
+    "--testrunuid",
+    "--maxschedchunk",
+    "--loadscope-reorder",
+    "--no-loadscope-reorder",
+    "--xfail-tb",
+    "--no-fold-skipped",
+    "--force-short-summary",
+    "-r",
+];
 
 fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) {
     r.all_args.push(canonical.to_owned());
@@ -375,6 +425,7 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         "--maxprocesses" => r.maxprocesses = value.as_deref().and_then(|v| v.parse().ok()),
         "--pdb" | "--trace" => r.debugger = true,
         "--junitxml" => r.junitxml = value.clone(),
+        "--color" => r.color = value.clone(),
         "-r" => r.reportchars = value.clone(),
         "--lf" | "--ff" | "--nf" | "--sw" | "--sw-skip" | "--sw-reset" | "--lfnf" => {
             r.narrows_collection = true
@@ -398,43 +449,36 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         }
         Effect::NoRun => r.no_run = true,
         Effect::Output => {
-            let light = matches!(
-                canonical,
-                "-v" | "-q"
-                    | "--verbosity"
-                    | "-l"
-                    | "--no-showlocals"
-                    | "--tb"
-                    | "--show-capture"
-                    | "--full-trace"
-                    | "--color"
-                    | "--code-highlight"
-                    | "--no-header"
-                    | "--no-summary"
-                    | "--disable-warnings"
-                    | "-n"
-                    | "--dist"
-                    | "--maxprocesses"
-                    | "-d"
-                    | "--max-worker-restart"
-                    | "--tx"
-                    | "--px"
-                    | "--rsyncdir"
-                    | "--rsyncignore"
-                    | "--testrunuid"
-                    | "--maxschedchunk"
-                    | "--loadscope-reorder"
-                    | "--no-loadscope-reorder"
-                    | "--xfail-tb"
-                    | "--no-fold-skipped"
-                    | "--force-short-summary"
-            ) || canonical == "-r";
+            let light = LIGHT_OUTPUT.contains(&canonical);
             if !light {
                 r.needs_reporting = true;
             }
         }
         Effect::Control => {}
     }
+}
+
+/// pytest-cov's options, written so that they cannot swallow a path
+/// (`--cov=SRC`, not `--cov SRC`): they stay in the cache key, and no longer
+/// count as options rpytest does not understand. Only `--cov-report` names
+/// an output; every other one changes what is measured.
+pub fn understand_coverage(args: &mut PytestArgs) {
+    const INLINE: &[&str] = &[
+        "--cov=",
+        "--cov-report=",
+        "--cov-config=",
+        "--cov-fail-under=",
+        "--cov-context=",
+        "--cov-precision=",
+    ];
+    const FLAGS: &[&str] = &[
+        "--cov-branch",
+        "--cov-append",
+        "--no-cov",
+        "--no-cov-on-fail",
+    ];
+    args.unknown_options
+        .retain(|a| !(FLAGS.contains(&a.as_str()) || INLINE.iter().any(|p| a.starts_with(p))));
 }
 
 /// The file part of a node ID or path argument, made absolute.
@@ -487,6 +531,19 @@ mod tests {
         assert_eq!(a.plugins, vec!["no:cacheprovider"]);
         assert_eq!(a.inifile.as_deref(), Some("x.ini"));
         assert_eq!(a.positional, vec!["-weird"]);
+    }
+
+    #[test]
+    fn color_is_the_last_one_given_in_either_form() {
+        assert_eq!(
+            analyze(&s(&["--color", "yes"])).color.as_deref(),
+            Some("yes")
+        );
+        assert_eq!(analyze(&s(&["--color=yes"])).color.as_deref(), Some("yes"));
+        let a = analyze(&s(&["--color=yes", "-q", "--color", "no", "t.py"]));
+        assert_eq!(a.color.as_deref(), Some("no"));
+        assert_eq!(a.positional, s(&["t.py"]));
+        assert_eq!(analyze(&s(&["--", "--color=yes"])).color, None);
     }
 
     #[test]

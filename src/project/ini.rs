@@ -68,14 +68,23 @@ pub enum IniError {
 
 /// Loads the pytest section of `path`; `Ok(None)` when the file has none.
 pub fn load_config(path: &Path) -> Result<Option<IniConfig>, IniError> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let text = std::fs::read_to_string(path).map_err(|source| IniError::Io {
+    parse_config(path, &read_config_text(path)?)
+}
+
+/// The text of a configuration file (read once per run: the caller keeps it).
+pub fn read_config_text(path: &Path) -> Result<String, IniError> {
+    std::fs::read_to_string(path).map_err(|source| IniError::Io {
         path: path.display().to_string(),
         source,
-    })?;
+    })
+}
+
+/// The pytest section of `text`, the contents of `path`; `Ok(None)` when it has none.
+pub fn parse_config(path: &Path, text: &str) -> Result<Option<IniConfig>, IniError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     match name {
         "pytest.toml" | ".pytest.toml" => {
-            let doc = parse_toml(path, &text)?;
+            let doc = parse_toml(path, text)?;
             // pytest 9: the whole file is `[pytest]`.
             Ok(Some(
                 doc.get("pytest")
@@ -85,7 +94,7 @@ pub fn load_config(path: &Path) -> Result<Option<IniConfig>, IniError> {
             ))
         }
         "pyproject.toml" => {
-            let doc = parse_toml(path, &text)?;
+            let doc = parse_toml(path, text)?;
             let tool = doc.get("tool").and_then(|t| t.get("pytest"));
             let Some(tool) = tool else { return Ok(None) };
             if let Some(ini) = tool.get("ini_options").and_then(|v| v.as_table()) {
@@ -97,11 +106,11 @@ pub fn load_config(path: &Path) -> Result<Option<IniConfig>, IniError> {
                 _ => Ok(None),
             }
         }
-        "setup.cfg" => Ok(parse_ini(path, &text)?.remove("tool:pytest")),
+        "setup.cfg" => Ok(parse_ini(path, text)?.remove("tool:pytest")),
         "pytest.ini" | ".pytest.ini" => Ok(Some(
-            parse_ini(path, &text)?.remove("pytest").unwrap_or_default(),
+            parse_ini(path, text)?.remove("pytest").unwrap_or_default(),
         )),
-        _ => Ok(parse_ini(path, &text)?.remove("pytest")),
+        _ => Ok(parse_ini(path, text)?.remove("pytest")),
     }
 }
 

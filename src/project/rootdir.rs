@@ -4,7 +4,7 @@
 //! session's. The session plugin double-checks and disables caching if they
 //! ever disagree.
 
-use super::ini::{load_config, IniConfig, IniError, CONFIG_NAMES};
+use super::ini::{parse_config, read_config_text, IniConfig, IniError, CONFIG_NAMES};
 use std::path::{Component, Path, PathBuf};
 
 /// The rootdir and the configuration file pytest will use.
@@ -13,6 +13,9 @@ pub struct Setup {
     pub rootdir: PathBuf,
     pub inipath: Option<PathBuf>,
     pub ini: IniConfig,
+    /// The text of `inipath`, kept so the file is read once (rpytest's own
+    /// `[tool.rpytest]` table is read from the same text).
+    pub ini_text: Option<String>,
 }
 
 /// Why the setup could not be determined (pytest reports these as usage errors).
@@ -90,30 +93,33 @@ fn common_ancestor(cwd: &Path, paths: &[PathBuf]) -> PathBuf {
     }
 }
 
-type Located = (Option<PathBuf>, Option<PathBuf>, IniConfig);
+/// The rootdir, the configuration file, its pytest section and its text.
+type Located = (Option<PathBuf>, Option<PathBuf>, IniConfig, Option<String>);
 
 fn locate_config(dirs: &[PathBuf]) -> Result<Located, IniError> {
-    let mut fallback_pyproject: Option<PathBuf> = None;
+    let mut fallback_pyproject: Option<(PathBuf, String)> = None;
     for dir in dirs {
         for base in dir.ancestors() {
             for name in CONFIG_NAMES {
                 let p = base.join(name);
                 if p.is_file() {
-                    if let Some(cfg) = load_config(&p)? {
-                        return Ok((Some(base.to_path_buf()), Some(p), cfg));
+                    let text = read_config_text(&p)?;
+                    if let Some(cfg) = parse_config(&p, &text)? {
+                        return Ok((Some(base.to_path_buf()), Some(p), cfg, Some(text)));
                     }
                     if *name == "pyproject.toml" && fallback_pyproject.is_none() {
-                        fallback_pyproject = Some(p);
+                        fallback_pyproject = Some((p, text));
                     }
                 }
             }
         }
     }
-    if let Some(p) = fallback_pyproject {
+    if let Some((p, text)) = fallback_pyproject {
         // pytest ≥ 8.1: a pyproject.toml without a pytest table still fixes the rootdir.
-        return Ok((p.parent().map(Path::to_path_buf), Some(p), IniConfig::new()));
+        let root = p.parent().map(Path::to_path_buf);
+        return Ok((root, Some(p), IniConfig::new(), Some(text)));
     }
-    Ok((None, None, IniConfig::new()))
+    Ok((None, None, IniConfig::new(), None))
 }
 
 /// pytest's `determine_setup`.
@@ -124,10 +130,12 @@ pub fn determine_setup(
     cwd: &Path,
 ) -> Result<Setup, SetupError> {
     let dirs = dirs_from_args(args, cwd);
-    let (mut rootdir, inipath, ini);
+    let (mut rootdir, inipath, ini, ini_text);
     if let Some(f) = inifile {
         let p = absolutepath(Path::new(f), cwd);
-        ini = load_config(&p)?.unwrap_or_default();
+        let text = read_config_text(&p)?;
+        ini = parse_config(&p, &text)?.unwrap_or_default();
+        ini_text = Some(text);
         rootdir = if rootdir_arg.is_none() {
             p.parent().map(Path::to_path_buf)
         } else {
@@ -136,18 +144,19 @@ pub fn determine_setup(
         inipath = Some(p);
     } else {
         let ancestor = common_ancestor(cwd, &dirs);
-        let (r, p, c) = locate_config(std::slice::from_ref(&ancestor))?;
+        let (r, p, c, t) = locate_config(std::slice::from_ref(&ancestor))?;
         rootdir = r;
-        let (mut ip, mut ic) = (p, c);
+        let (mut ip, mut ic, mut it) = (p, c, t);
         if rootdir.is_none() && rootdir_arg.is_none() {
             if let Some(d) = ancestor.ancestors().find(|d| d.join("setup.py").is_file()) {
                 rootdir = Some(d.to_path_buf());
             } else {
                 if dirs != [ancestor.clone()] {
-                    let (r2, p2, c2) = locate_config(&dirs)?;
+                    let (r2, p2, c2, t2) = locate_config(&dirs)?;
                     rootdir = r2;
                     ip = p2;
                     ic = c2;
+                    it = t2;
                 }
                 if rootdir.is_none() {
                     let mut r = common_ancestor(cwd, &[cwd.to_path_buf(), ancestor.clone()]);
@@ -160,6 +169,7 @@ pub fn determine_setup(
         }
         inipath = ip;
         ini = ic;
+        ini_text = it;
     }
     if let Some(r) = rootdir_arg {
         let expanded = expand_vars(r);
@@ -173,6 +183,7 @@ pub fn determine_setup(
         rootdir: rootdir.unwrap_or_else(|| cwd.to_path_buf()),
         inipath,
         ini,
+        ini_text,
     })
 }
 

@@ -278,15 +278,7 @@ pub(super) fn answer(
             seconds,
         },
         inv.args.verbosity,
-        inv.pytest_argv
-            .iter()
-            .find_map(|a| a.strip_prefix("--color="))
-            .or_else(|| {
-                inv.pytest_argv
-                    .windows(2)
-                    .find(|w| w[0] == "--color")
-                    .map(|w| w[1].as_str())
-            }),
+        Some(if inv.output.colour { "yes" } else { "no" }),
     );
     if let Some(p) = pending {
         p.write();

@@ -68,28 +68,7 @@ pub fn record(store: &mut Store, rows: &[CoverageRow]) {
     }
 }
 
-/// pytest-cov's options, written so that they cannot swallow a path
-/// (`--cov=SRC`, not `--cov SRC`): they stay in the cache key, and no longer
-/// count as options rpytest does not understand. Only `--cov-report` names
-/// an output; every other one changes what is measured.
-pub fn understand(args: &mut PytestArgs) {
-    const INLINE: &[&str] = &[
-        "--cov=",
-        "--cov-report=",
-        "--cov-config=",
-        "--cov-fail-under=",
-        "--cov-context=",
-        "--cov-precision=",
-    ];
-    const FLAGS: &[&str] = &[
-        "--cov-branch",
-        "--cov-append",
-        "--no-cov",
-        "--no-cov-on-fail",
-    ];
-    args.unknown_options
-        .retain(|a| !(FLAGS.contains(&a.as_str()) || INLINE.iter().any(|p| a.starts_with(p))));
-}
+pub use crate::project::args::understand_coverage as understand;
 
 #[cfg(test)]
 mod tests {

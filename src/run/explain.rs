@@ -23,7 +23,7 @@ pub fn why(
 ) -> Result<i32, Failure> {
     let file = node.split("::").next().unwrap_or(node).to_owned();
     let rules = load_rules(inv)?;
-    for line in super::hermetic::sandbox_report(store, &rules, inv.own.hermetic, &file) {
+    for line in super::hermetic::sandbox_report(store, &rules, inv.hermetic, &file) {
         report::out(&format!("{node}: {line}"));
     }
     let plan = Plan::make(inv, store, info, &rules, None)?;
@@ -178,7 +178,7 @@ pub fn show_rules(
             "  cache: {}\n",
             if cache { "yes" } else { "no (always runs)" }
         ));
-        for line in super::hermetic::sandbox_report(store, &rules, inv.own.hermetic, file) {
+        for line in super::hermetic::sandbox_report(store, &rules, inv.hermetic, file) {
             out.push_str(&format!("  {line}\n"));
         }
         for r in &governing {

@@ -1,34 +1,16 @@
 //! `--help` and `--version`: pytest's answer, then rpytest's own. Neither
 //! starts a daemon nor opens the cache (no `.rpytest/` appears).
 
-use super::{exit, Invocation};
 use crate::cli::OwnArgs;
+use crate::exit;
 use crate::project::interpreter;
 use crate::report;
+use crate::settings::Invocation;
 use clap::CommandFactory;
 use std::process::{Command, Stdio};
 
-/// What the command line asks for, before `--`.
-fn asks(inv: &Invocation, short: &str, long: &str) -> bool {
-    inv.pytest_argv
-        .iter()
-        .take_while(|a| *a != "--")
-        .any(|a| a == long || a == short)
-        || inv.args.no_run
-            && inv
-                .raw_args
-                .iter()
-                .take_while(|a| *a != "--")
-                .any(|a| a == long)
-}
-
-/// Answers `--help` / `--version` when asked; `None` otherwise.
-pub fn answer(inv: &Invocation) -> Option<i32> {
-    let help = asks(inv, "-h", "--help");
-    let version = !help && asks(inv, "-V", "--version");
-    if !help && !version {
-        return None;
-    }
+/// Answers `--help` (`help`) or `--version`: pytest's answer, then rpytest's.
+pub fn answer(inv: &Invocation, help: bool) -> i32 {
     let python = interpreter::find_for(
         inv.settings.python_flag.as_deref(),
         inv.settings.python_config.as_deref(),
@@ -63,7 +45,7 @@ pub fn answer(inv: &Invocation) -> Option<i32> {
     } else {
         report::out(&format!("rpytest {}", env!("CARGO_PKG_VERSION")));
     }
-    Some(code)
+    code
 }
 
 /// rpytest's options, laid out as pytest lays out an option group.

@@ -187,7 +187,7 @@ pub(super) fn attach(
     roots: Vec<String>,
     session_conftests: &[String],
 ) {
-    if !inv.own.hermetic && !ctx.rules.iter().any(|r| r.hermetic) {
+    if !inv.hermetic && !ctx.rules.iter().any(|r| r.hermetic) {
         return;
     }
     static NO_EDGES: std::sync::OnceLock<HashMap<String, Vec<String>>> = std::sync::OnceLock::new();

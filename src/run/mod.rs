@@ -1,6 +1,6 @@
-//! One invocation, from the command line to the exit code: resolve the
-//! project and settings, answer management commands, plan what the cache
-//! serves, run the session, record what it learned.
+//! Executes a resolved invocation: `execute` matches its mode; a run of the
+//! tests goes plan → sessions → record, each stage handing the next a value
+//! (`report` prints what the user sees).
 
 mod alone;
 mod coverage;
@@ -13,111 +13,157 @@ mod learn;
 pub mod plan;
 mod record;
 
-use crate::cli::{split_args, CacheAction, DaemonAction, OwnArgs};
 use crate::daemon::{self, DaemonPaths};
-use crate::project::args::{analyze, expand_argfiles, PytestArgs};
-use crate::project::ini::shell_split;
 use crate::project::interpreter::{self, InterpreterInfo};
-use crate::project::rootdir::{determine_setup, Setup};
 use crate::protocol::{Event, SessionConfig};
+use crate::remote::Remote;
 use crate::report;
-use crate::settings::Settings;
+use crate::settings::{CacheAction, DaemonAction, Mode};
 use crate::store::Store;
-use clap::Parser;
+use plan::Plan;
 use std::path::{Path, PathBuf};
 
 pub use crate::session::Ended;
+pub use crate::settings::Invocation;
 
 pub use crate::exit;
 pub use crate::exit::Failure;
 
-/// Everything resolved before any work starts.
-pub struct Invocation {
-    pub own: OwnArgs,
-    /// What pytest receives, unchanged.
-    pub pytest_argv: Vec<String>,
-    /// What rpytest understood of ini addopts + PYTEST_ADDOPTS + the command line.
-    pub args: PytestArgs,
-    /// ini addopts + PYTEST_ADDOPTS + the command line, `@file`s expanded:
-    /// what `args` was read from.
-    pub raw_args: Vec<String>,
-    pub cwd: PathBuf,
-    pub setup: Setup,
-    pub settings: Settings,
-}
-
 fn usage(message: impl Into<String>) -> Failure {
-    Failure {
-        code: exit::USAGE_ERROR,
-        message: message.into(),
-    }
+    Failure::usage(message)
 }
 
-/// Parses and resolves the command line.
-pub fn resolve(argv: Vec<String>) -> Result<Invocation, Failure> {
-    let (own_tokens, pytest_argv) = split_args(&argv);
-    let own = OwnArgs::try_parse_from(std::iter::once("rpytest".to_owned()).chain(own_tokens))
-        .map_err(|e| {
-            usage(
-                e.to_string()
-                    .trim_end()
-                    .trim_start_matches("error: ")
-                    .to_owned(),
-            )
-        })?;
-    let cwd = std::env::current_dir()
-        .map_err(|e| usage(format!("cannot read the current directory: {e}")))?;
-    let expanded = expand_argfiles(&pytest_argv, &cwd).map_err(usage)?;
-    let env_addopts = std::env::var("PYTEST_ADDOPTS")
-        .map(|v| shell_split(&v))
-        .unwrap_or_default();
-    let pre: Vec<String> = env_addopts.iter().chain(expanded.iter()).cloned().collect();
-    let pre_args = analyze(&pre);
-    let setup = determine_setup(
-        pre_args.inifile.as_deref(),
-        &pre_args.rootdir_candidates,
-        pre_args.rootdir.as_deref(),
-        &cwd,
-    )
-    .map_err(|e| usage(e.to_string()))?;
-    let mut all: Vec<String> = setup
-        .ini
-        .get("addopts")
-        .map(|v| v.as_args())
-        .unwrap_or_default();
-    all.extend(pre);
-    let mut args = analyze(&all);
-    coverage::understand(&mut args);
-    let raw_args = all;
-    let settings = Settings::resolve(&own, &setup.rootdir).map_err(|e| usage(e.to_string()))?;
-    Ok(Invocation {
-        own,
-        pytest_argv,
-        args,
-        raw_args,
-        cwd,
-        setup,
-        settings,
-    })
+fn internal(e: daemon::DaemonError) -> Failure {
+    Failure::internal(e)
 }
 
-/// Runs the command line; returns the process exit code.
-pub fn run(argv: Vec<String>) -> i32 {
-    let mut inv = match resolve(argv) {
-        Ok(i) => i,
-        Err(f) => {
-            report::error(&f.message);
-            return f.code;
-        }
-    };
-    if let Some(code) = help::answer(&inv) {
-        return code;
-    }
-    match execute(&mut inv) {
+/// Executes the invocation; returns the process exit code.
+pub fn execute(mut inv: Invocation) -> i32 {
+    match dispatch(&mut inv) {
         Ok(code) => code,
         Err(f) => {
             report::error(&f.message);
             f.code
+        }
+    }
+}
+
+fn dispatch(inv: &mut Invocation) -> Result<i32, Failure> {
+    match inv.mode.clone() {
+        Mode::Help => Ok(help::answer(inv, true)),
+        Mode::Version => Ok(help::answer(inv, false)),
+        Mode::Cache(action) => cache_command(&mut open_store(inv), action),
+        Mode::Daemon(action) => {
+            let ready = prepare(inv)?;
+            let (root, idle) = (&inv.setup.rootdir, inv.settings.idle_timeout);
+            daemon_command(
+                action,
+                &ready.paths,
+                &ready.python,
+                root,
+                idle,
+                ready.fingerprint(),
+            )
+        }
+        Mode::ShowRules => {
+            let mut ready = prepare(inv)?;
+            explain::show_rules(inv, &mut ready.store, &ready.info)
+        }
+        Mode::Why(node) => {
+            let mut ready = prepare(inv)?;
+            explain::why(inv, &mut ready.store, &ready.info, &node)
+        }
+        Mode::Verify { .. } => {
+            let ready = prepare(inv)?;
+            let checked =
+                crate::verify::run(inv, &ready.python, &ready.info, &mut report::verify::progress)?;
+            report::verify::print(&checked.report);
+            checked.finish()
+        }
+        Mode::Run => {
+            let ready = prepare(inv)?;
+            run_tests(inv, ready)
+        }
+    }
+}
+
+/// The store, opened, with what earlier sessions taught about the options.
+fn open_store(inv: &mut Invocation) -> Store {
+    crate::store::on_lock_wait(report::warning);
+    let mut store = Store::open(&inv.setup.rootdir);
+    for w in store.warnings.drain(..) {
+        report::warning(&w.0);
+    }
+    learn::apply(inv, &learn::load(&store));
+    run_all_notice(inv);
+    store
+}
+
+/// What every mode but the cache commands needs: the store, the
+/// interpreter, and the daemon's directory.
+struct Prepared {
+    store: Store,
+    python: PathBuf,
+    info: InterpreterInfo,
+    paths: DaemonPaths,
+    /// The daemon is used (it is wanted and its directory is usable).
+    use_daemon: bool,
+    trace: report::Trace,
+}
+
+impl Prepared {
+    /// The daemon's fingerprint (only a daemon needs it: a run answered
+    /// from the cache never computes it).
+    fn fingerprint(&self) -> String {
+        daemon::fingerprint(&self.python, &self.info)
+    }
+}
+
+fn prepare(inv: &mut Invocation) -> Result<Prepared, Failure> {
+    let store = open_store(inv);
+    let mut trace = report::Trace::new();
+    let (python, info) = interpreter_info(inv, &store)?;
+    trace.mark("store and interpreter");
+    let (paths, use_daemon) = daemon_paths(inv, &python)?;
+    Ok(Prepared {
+        store,
+        python,
+        info,
+        paths,
+        use_daemon,
+        trace,
+    })
+}
+
+/// The daemon's directory. A run without the daemon never fails for it; a
+/// run with it falls back to a fresh process when no private directory exists.
+fn daemon_paths(inv: &Invocation, python: &Path) -> Result<(DaemonPaths, bool), Failure> {
+    let command = matches!(inv.mode, Mode::Daemon(_));
+    let needs_daemon = inv.settings.use_daemon || command;
+    match DaemonPaths::find(&inv.setup.rootdir, python) {
+        Ok((paths, skipped)) => {
+            if needs_daemon && !skipped.is_empty() {
+                report::warning(&format!(
+                    "passed over unusable daemon directories: {}; using {}",
+                    skipped.join("; "),
+                    paths.dir.display()
+                ));
+            }
+            Ok((paths, inv.settings.use_daemon))
+        }
+        Err(e) if command => Err(Failure::internal(format!("daemon directory: {e}"))),
+        Err(e) => {
+            if inv.settings.use_daemon {
+                report::warning(&format!("{e}; running without the daemon"));
+            }
+            let none = std::env::temp_dir().join("rpytest-unusable");
+            let paths = DaemonPaths {
+                socket: none.join("none.sock"),
+                log: none.join("none.log"),
+                warm: none.join("none.warm.json"),
+                dir: none,
+            };
+            Ok((paths, false))
         }
     }
 }
@@ -187,97 +233,43 @@ fn interpreter_info(
     Ok((python, info))
 }
 
-fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
-    let rootdir = &inv.setup.rootdir.clone();
-    crate::store::on_lock_wait(report::warning);
-    let mut store = Store::open(rootdir);
-    for w in store.warnings.drain(..) {
-        report::warning(&w.0);
-    }
-    learn::apply(inv, &learn::load(&store));
-    run_all_notice(inv);
-    if let Some(action) = inv.own.result_cache {
-        return cache_command(&mut store, action);
-    }
-    let mut trace = report::Trace::new();
-    let (python, info) = interpreter_info(inv, &store)?;
-    trace.mark("store and interpreter");
-    // A run without the daemon never fails for the daemon's directory; a run
-    // with it falls back to a fresh process when no private directory exists.
-    let needs_daemon = inv.settings.use_daemon || inv.own.daemon.is_some();
-    let (paths, use_daemon) = match DaemonPaths::find(rootdir, &python) {
-        Ok((paths, skipped)) => {
-            if needs_daemon && !skipped.is_empty() {
-                report::warning(&format!(
-                    "passed over unusable daemon directories: {}; using {}",
-                    skipped.join("; "),
-                    paths.dir.display()
-                ));
-            }
-            (paths, inv.settings.use_daemon)
-        }
-        Err(e) if inv.own.daemon.is_some() => {
-            return Err(Failure {
-                code: exit::INTERNAL_ERROR,
-                message: format!("daemon directory: {e}"),
-            })
-        }
-        Err(e) => {
-            if inv.settings.use_daemon {
-                report::warning(&format!("{e}; running without the daemon"));
-            }
-            let none = std::env::temp_dir().join("rpytest-unusable");
-            let paths = DaemonPaths {
-                socket: none.join("none.sock"),
-                log: none.join("none.log"),
-                warm: none.join("none.warm.json"),
-                dir: none,
-            };
-            (paths, false)
-        }
-    };
-    // Only a daemon needs the fingerprint; a run answered from the cache never computes it.
-    let fingerprint = || daemon::fingerprint(&python, &info);
-    if let Some(action) = inv.own.daemon {
-        return daemon_command(
-            action,
-            &paths,
-            &python,
-            rootdir,
-            inv.settings.idle_timeout,
-            fingerprint(),
-        );
-    }
-    if inv.own.show_rules {
-        return explain::show_rules(inv, &mut store, &info);
-    }
-    // Invalid rules are a usage error on every run, cached or not.
-    let rules = plan::load_rules(inv)?;
-    if let Some(node) = &inv.own.why {
-        return explain::why(inv, &mut store, &info, node);
-    }
-    if inv.own.verify_dropin {
-        let checked = crate::verify::run(inv, &python, &info, &mut report::verify::progress)?;
-        report::verify::print(&checked.report);
-        return checked.finish();
-    }
-
-    let parallel = crate::parallel::Options::resolve(&inv.args, inv.settings.file.workers.as_ref())
-        .map_err(usage)?;
+/// A run of the tests: plan what the cache serves, run sessions for the
+/// rest, record what they reported.
+fn run_tests(inv: &mut Invocation, mut ready: Prepared) -> Result<i32, Failure> {
     let started = plan::now();
-    let remote = crate::remote::RemoteConfig::resolve(
-        inv.own.remote_cache.as_deref(),
-        inv.own.remote_cache_upload,
-        inv.settings.file.remote_cache.as_deref(),
-        inv.settings.file.remote_cache_upload,
-    )
-    .map_err(usage)?
-    .filter(|_| inv.settings.use_cache && !inv.args.no_run)
-    .map(crate::remote::Remote::new);
-    // Results a remote gave earlier are reused only as far as this run trusts
-    // a remote (none: not at all; a signing key: only signed ones).
-    let signed = remote.as_ref().is_some_and(|r| r.config.signing.is_some());
-    store.remote_trust = match (&remote, signed) {
+    let remote = inv.remote.clone().map(Remote::new);
+    trust_remote(&mut ready.store, remote.as_ref());
+    let mut plan = Plan::make(
+        inv,
+        &mut ready.store,
+        &ready.info,
+        &inv.rules,
+        remote.as_ref(),
+    )?;
+    let (mine, excluded) = shard(inv, &mut plan);
+    ready.trace.mark("plan");
+    if coverage::requested(&inv.args) {
+        plan.fast_path = false; // the coverage report is pytest-cov's
+    }
+    if let Some(code) = plan.answer_alone(inv, started) {
+        ready.trace.mark("answer");
+        plan.record(true, &mut ready.store, inv, started, code, &[]);
+        if let Some(r) = &remote {
+            report::remote(&r.summary());
+        }
+        ready.trace.mark("history");
+        return Ok(code);
+    }
+    let ran = Sessions::new(inv, &ready, &plan, &mine, &excluded).run()?;
+    record_run(inv, &mut ready, &plan, remote.as_ref(), started, &ran);
+    Ok(ran.code)
+}
+
+/// Results a remote gave earlier are reused only as far as this run trusts
+/// a remote (none: not at all; a signing key: only signed ones).
+fn trust_remote(store: &mut Store, remote: Option<&Remote>) {
+    let signed = remote.is_some_and(|r| r.config.signing.is_some());
+    store.remote_trust = match (remote, signed) {
         (None, _) => crate::store::RemoteTrust::None,
         (Some(_), true) => crate::store::RemoteTrust::Signed,
         (Some(_), false) => crate::store::RemoteTrust::Any,
@@ -286,156 +278,123 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
         true => crate::store::Origin::RemoteSigned,
         false => crate::store::Origin::Remote,
     };
-    let mut plan = plan::Plan::make(inv, &mut store, &info, &rules, remote.as_ref())?;
+}
+
+/// This shard's test files and the ones other shards run (`--shard K/N`).
+fn shard(inv: &Invocation, plan: &mut Plan) -> (Vec<String>, Vec<String>) {
     let files = plan.discovered(inv);
-    let excluded = match inv.own.shard {
-        Some((k, n)) => {
-            let out = crate::parallel::shard::excluded(rootdir, &files, k, n);
-            report::note(&format!(
-                "shard {k}/{n}: {} of {} test files",
-                files.len() - out.len(),
-                files.len()
-            ));
-            plan.exclude(&out);
-            out
-        }
-        None => Vec::new(),
+    let Some((k, n)) = inv.shard else {
+        return (files, Vec::new());
     };
-    trace.mark("plan");
-    if coverage::requested(&inv.args) {
-        plan.fast_path = false; // the coverage report is pytest-cov's
-    }
-    if let Some(code) = plan.answer_alone(inv, started) {
-        trace.mark("answer");
-        plan.record(true, &mut store, inv, started, code, &[]);
-        if let Some(r) = &remote {
-            report::remote(&r.summary());
-        }
-        trace.mark("history");
-        return Ok(code);
-    }
-    let excluded_set: std::collections::HashSet<&String> = excluded.iter().collect();
-    let mine: Vec<String> = files
-        .iter()
-        .filter(|f| !excluded_set.contains(f))
-        .cloned()
-        .collect();
-    let groups = groups::groups(&rules, &mine, inv.own.hermetic);
-    let base = SessionConfig {
-        rootdir: rootdir.to_string_lossy().into_owned(),
-        skip_files: plan.skip_files.clone(),
-        cached: plan.cached.clone(),
-        skipped_files: plan.skipped_files.clone(),
-        deselected: plan.deselected.clone(),
-        record: plan.caching,
-        events: true,
-        warm_file: use_daemon.then(|| paths.warm.to_string_lossy().into_owned()),
-        timeouts: groups::timeouts(&rules, &mine),
-        describe_options: !inv.args.understood(),
-        coverage: coverage::stored(inv, &plan, &store),
-        ..SessionConfig::default()
-    };
-    let internal = |e: daemon::DaemonError| Failure {
-        code: exit::INTERNAL_ERROR,
-        message: e.to_string(),
-    };
-    let mut events: Vec<Event> = Vec::new();
-    let mut crashes = 0;
-    let mut codes = Vec::new();
-    let junit_target = inv.args.junitxml.as_ref().map(|p| inv.cwd.join(p));
-    let mut junit_parts: Vec<PathBuf> = Vec::new();
-    for (i, group) in groups.iter().enumerate() {
-        let mut session = base.clone();
-        session.exclude_files = excluded.clone();
-        // Each group's session leaves the other groups' files to theirs.
-        for other in groups.iter().enumerate().filter(|(j, _)| *j != i) {
-            session.exclude_files.extend(other.1.files.iter().cloned());
-        }
-        let mut parallel = parallel.clone();
-        if parallel.is_none() {
-            let mut args = inv.args.clone();
-            args.numprocesses = match &group.workers {
-                Some(toml::Value::Integer(n)) => Some(n.to_string()),
-                Some(toml::Value::String(s)) => Some(s.clone()),
-                _ => None,
-            };
-            parallel = crate::parallel::Options::resolve(&args, None).map_err(usage)?;
-        }
-        session.xdist_compat = parallel.is_some();
-        // Rules' arguments come first: the user's own arguments win.
-        let mut argv: Vec<String> = group.args.clone();
-        argv.extend(inv.pytest_argv.iter().cloned());
-        if let (Some(path), true) = (&junit_target, groups.len() > 1) {
-            // Each session writes a part; they are merged into the user's file.
-            let part = path.with_file_name(format!(
-                "{}.rpytest-part{i}",
-                path.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            argv.push(format!("--junitxml={}", part.display()));
-            junit_parts.push(part);
-        }
-        // Hermetic tests: a sandbox, its environment, and a daemon started with it.
-        let hermetic_env = group
-            .hermetic
-            .then(|| hermetic::environments(&python, &rules, &group.files));
-        let hermetic_paths = hermetic::daemon_paths(&paths);
-        if let Some(env) = &hermetic_env {
-            let mut sandbox = hermetic::sandbox_config(rootdir, &rules, &group.files, env);
-            // pytest writes the JUnit XML from inside the sandbox: that one file is bound writable.
-            let junit = match groups.len() > 1 {
-                true => junit_parts.last().filter(|_| junit_target.is_some()),
-                false => junit_target.as_ref(),
-            };
-            sandbox
-                .writable
-                .extend(junit.and_then(|p| hermetic::output_file(p)));
-            session.sandbox = Some(sandbox);
-        }
-        let daemon_target = use_daemon.then(|| match &hermetic_env {
-            Some(env) => (
-                &hermetic_paths,
-                inv.settings.idle_timeout,
-                daemon::fingerprint_with_env(&python, &info, env.daemon.clone().into_iter()),
-            ),
-            None => (&paths, inv.settings.idle_timeout, fingerprint()),
-        });
-        let distributed = parallel.filter(|p| p.distributes() && !inv.args.no_run);
-        if distributed.is_none() && session.xdist_compat {
-            // Under `-n 0`, pytest-xdist still never loads (rpytest.compat
-            // declares its options so addopts parse).
-            argv.splice(0..0, ["-p".to_owned(), "no:xdist".to_owned()]);
-        }
-        let target = crate::session::Target {
-            python: &python,
-            rootdir,
-            cwd: &inv.cwd,
-            argv: &argv,
-            daemon: daemon_target,
-            hermetic: hermetic_env.as_ref(),
+    let excluded = crate::parallel::shard::excluded(&inv.setup.rootdir, &files, k, n);
+    report::note(&format!(
+        "shard {k}/{n}: {} of {} test files",
+        files.len() - excluded.len(),
+        files.len()
+    ));
+    plan.exclude(&excluded);
+    let out: std::collections::HashSet<&String> = excluded.iter().collect();
+    let mine = files.iter().filter(|f| !out.contains(f)).cloned().collect();
+    (mine, excluded)
+}
+
+/// What the sessions of a run ended with.
+struct Ran {
+    code: i32,
+    events: Vec<Event>,
+}
+
+/// The sessions of one run: one per rule group, each leaving the other
+/// groups' files to theirs.
+struct Sessions<'a> {
+    inv: &'a Invocation,
+    ready: &'a Prepared,
+    plan: &'a Plan,
+    groups: Vec<groups::Group>,
+    /// This shard's test files.
+    mine: &'a [String],
+    /// Other shards' test files.
+    excluded: &'a [String],
+    /// What every group's session starts from.
+    base: SessionConfig,
+    /// The JUnit XML parts of the groups, merged into the user's file.
+    junit_parts: Vec<PathBuf>,
+    events: Vec<Event>,
+    crashes: usize,
+}
+
+impl<'a> Sessions<'a> {
+    fn new(
+        inv: &'a Invocation,
+        ready: &'a Prepared,
+        plan: &'a Plan,
+        mine: &'a [String],
+        excluded: &'a [String],
+    ) -> Sessions<'a> {
+        let base = SessionConfig {
+            rootdir: inv.setup.rootdir.to_string_lossy().into_owned(),
+            skip_files: plan.skip_files.clone(),
+            cached: plan.cached.clone(),
+            skipped_files: plan.skipped_files.clone(),
+            deselected: plan.deselected.clone(),
+            record: plan.caching,
+            events: true,
+            warm_file: ready
+                .use_daemon
+                .then(|| ready.paths.warm.to_string_lossy().into_owned()),
+            timeouts: groups::timeouts(&inv.rules, mine),
+            describe_options: !inv.args.understood(),
+            coverage: coverage::stored(inv, plan, &ready.store),
+            ..SessionConfig::default()
         };
-        let ended = match distributed {
-            Some(mut opts) => {
-                // Never more workers than test files to run (when rpytest can tell).
-                let known = inv.args.understood() && !inv.args.doctests;
-                let count = if groups.len() > 1 {
-                    Some(group.files.len())
-                } else {
-                    plan.files_to_run().or_else(|| known.then_some(mine.len()))
-                };
-                if let Some(n) = count {
-                    opts.workers = opts.workers.min(n.max(1));
-                }
-                let durations = store.durations().unwrap_or_default();
-                let out =
-                    crate::parallel::run(&target, &session, &opts, &durations).map_err(internal)?;
-                events.extend(out.events);
-                crashes += out.crashes;
-                out.ended
+        Sessions {
+            inv,
+            ready,
+            plan,
+            groups: groups::groups(&inv.rules, mine, inv.hermetic),
+            mine,
+            excluded,
+            base,
+            junit_parts: Vec::new(),
+            events: Vec::new(),
+            crashes: 0,
+        }
+    }
+
+    /// Runs the groups in order; an interrupted or broken one stops the rest.
+    fn run(mut self) -> Result<Ran, Failure> {
+        let mut codes = Vec::new();
+        for i in 0..self.groups.len() {
+            let ended = self.run_group(i)?;
+            let code = self.exit_code(ended);
+            codes.push(code);
+            if matches!(code, 2..=4) || 128 < code {
+                break;
             }
-            None => crate::session::run(&target, &session, |e| events.push(e.clone()))
-                .map_err(internal)?,
+        }
+        let code = if codes.len() == 1 {
+            codes[0]
+        } else {
+            groups::combine(&codes)
         };
-        codes.push(match ended {
+        if let (Some(target), false) = (&self.inv.output.junitxml, self.junit_parts.is_empty()) {
+            if let Err(e) = groups::merge_junit(&self.junit_parts, target) {
+                report::warning(&format!("could not write {}: {e}", target.display()));
+            }
+        }
+        // A worker that died is a failed run even when no test was running.
+        let code = match self.crashes > 0 && code == exit::OK {
+            true => exit::TESTS_FAILED,
+            false => code,
+        };
+        Ok(Ran {
+            code,
+            events: self.events,
+        })
+    }
+
+    fn exit_code(&self, ended: Ended) -> i32 {
+        match ended {
             Ended::Code(c) => c,
             Ended::Signal(s) => {
                 report::error(&format!("the pytest session was killed by signal {s}"));
@@ -444,76 +403,178 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
             Ended::Lost => {
                 report::error(&format!(
                     "the rpytest daemon died during the run; its log is {}. The next run starts a new daemon.",
-                    paths.log.display()
+                    self.ready.paths.log.display()
                 ));
                 exit::INTERNAL_ERROR
             }
-        });
-        if matches!(codes.last(), Some(2..=4)) || 128 < *codes.last().unwrap_or(&0) {
-            break; // interrupted or broken: the remaining groups do not run
         }
     }
-    let code = if codes.len() == 1 {
-        codes[0]
-    } else {
-        groups::combine(&codes)
-    };
-    if let (Some(target), false) = (&junit_target, junit_parts.is_empty()) {
-        if let Err(e) = groups::merge_junit(&junit_parts, target) {
-            report::warning(&format!("could not write {}: {e}", target.display()));
+
+    /// `-n` for group `i`: the run's, else the group's rule's `workers`.
+    fn workers(&self, i: usize) -> Result<Option<crate::parallel::Options>, Failure> {
+        if self.inv.workers.is_some() {
+            return Ok(self.inv.workers.clone());
         }
+        let mut args = self.inv.args.clone();
+        args.numprocesses = match &self.groups[i].workers {
+            Some(toml::Value::Integer(n)) => Some(n.to_string()),
+            Some(toml::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        crate::parallel::Options::resolve(&args, None).map_err(usage)
     }
-    // A worker that died is a failed run even when no test was running.
-    let code = if crashes > 0 && code == exit::OK {
-        exit::TESTS_FAILED
-    } else {
-        code
-    };
-    if plan.caching {
-        crate::inputs::installed::remember(&store, &events);
+
+    /// Group `i`'s session and pytest arguments. Rules' arguments come
+    /// first: the user's own arguments win.
+    fn session(&mut self, i: usize) -> (SessionConfig, Vec<String>) {
+        let mut session = self.base.clone();
+        session.exclude_files = self.excluded.to_vec();
+        for (_, other) in self.groups.iter().enumerate().filter(|(j, _)| *j != i) {
+            session.exclude_files.extend(other.files.iter().cloned());
+        }
+        let mut argv: Vec<String> = self.groups[i].args.clone();
+        argv.extend(self.inv.pytest_argv.iter().cloned());
+        if let (Some(path), true) = (&self.inv.output.junitxml, self.groups.len() > 1) {
+            // Each session writes a part; they are merged into the user's file.
+            let part = path.with_file_name(format!(
+                "{}.rpytest-part{i}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            argv.push(format!("--junitxml={}", part.display()));
+            self.junit_parts.push(part);
+        }
+        (session, argv)
     }
-    learn::remember(inv, &store, &events);
-    let stored = plan.record(false, &mut store, inv, started, code, &events);
-    if let Some(r) = &remote {
-        if r.config.upload && !stored.is_empty() {
-            r.upload(&stored);
-            if let Some(global) = &plan.static_global {
-                // What this machine recorded: others need it to compute the same keys.
-                let deps: Vec<(String, String, String)> = store
-                    .deps()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .flat_map(|(file, kinds)| {
-                        kinds.into_iter().flat_map(move |(kind, names)| {
-                            let file = file.clone();
-                            names
-                                .into_iter()
-                                .map(move |n| (file.clone(), kind.clone(), n))
-                        })
-                    })
-                    .collect();
-                let edges: Vec<(String, String)> = store
-                    .edges()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .flat_map(|(a, bs)| bs.into_iter().map(move |b| (a.clone(), b)))
-                    .collect();
-                let anchors = crate::inputs::installed::Anchors::of(&info, rootdir);
-                let installed = crate::inputs::installed::export(
-                    &crate::inputs::installed::load(&store),
-                    &anchors,
-                );
-                r.upload_snapshot(&crate::remote::Remote::snapshot(
-                    global.clone(),
-                    deps,
-                    edges,
-                    installed,
-                ));
+
+    /// Hermetic tests: a sandbox, and the JUnit XML pytest writes from inside
+    /// it bound writable.
+    fn sandbox(&self, i: usize, session: &mut SessionConfig, env: &hermetic::Environments) {
+        let (root, rules) = (&self.inv.setup.rootdir, &self.inv.rules);
+        let mut sandbox = hermetic::sandbox_config(root, rules, &self.groups[i].files, env);
+        let junit = match self.groups.len() > 1 {
+            true => self.junit_parts.last(),
+            false => self.inv.output.junitxml.as_ref(),
+        };
+        sandbox
+            .writable
+            .extend(junit.and_then(|p| hermetic::output_file(p)));
+        session.sandbox = Some(sandbox);
+    }
+
+    /// Runs group `i`'s session (or its workers).
+    fn run_group(&mut self, i: usize) -> Result<Ended, Failure> {
+        let (inv, ready) = (self.inv, self.ready);
+        let workers = self.workers(i)?;
+        let (mut session, mut argv) = self.session(i);
+        session.xdist_compat = workers.is_some();
+        let group = &self.groups[i];
+        let hermetic_env = group
+            .hermetic
+            .then(|| hermetic::environments(&ready.python, &inv.rules, &group.files));
+        if let Some(env) = &hermetic_env {
+            self.sandbox(i, &mut session, env);
+        }
+        let hermetic_paths = hermetic::daemon_paths(&ready.paths);
+        let idle = inv.settings.idle_timeout;
+        let daemon_target = ready.use_daemon.then(|| match &hermetic_env {
+            Some(env) => {
+                let env = env.daemon.clone().into_iter();
+                let print = daemon::fingerprint_with_env(&ready.python, &ready.info, env);
+                (&hermetic_paths, idle, print)
             }
+            None => (&ready.paths, idle, ready.fingerprint()),
+        });
+        let distributed = workers.filter(|p| p.distributes() && !inv.args.no_run);
+        if distributed.is_none() && session.xdist_compat {
+            // Under `-n 0`, pytest-xdist still never loads (rpytest.compat
+            // declares its options so addopts parse).
+            argv.splice(0..0, ["-p".to_owned(), "no:xdist".to_owned()]);
         }
-        report::remote(&r.summary());
+        let target = crate::session::Target {
+            python: &ready.python,
+            rootdir: &inv.setup.rootdir,
+            cwd: &inv.cwd,
+            argv: &argv,
+            daemon: daemon_target,
+            hermetic: hermetic_env.as_ref(),
+        };
+        let Some(mut opts) = distributed else {
+            let events = &mut self.events;
+            return crate::session::run(&target, &session, |e| events.push(e.clone()))
+                .map_err(internal);
+        };
+        // Never more workers than test files to run (when rpytest can tell).
+        let known = inv.args.understood() && !inv.args.doctests;
+        let count = match self.groups.len() > 1 {
+            true => Some(self.groups[i].files.len()),
+            false => (self.plan.files_to_run()).or_else(|| known.then_some(self.mine.len())),
+        };
+        if let Some(n) = count {
+            opts.workers = opts.workers.min(n.max(1));
+        }
+        let durations = ready.store.durations().unwrap_or_default();
+        let out = crate::parallel::run(&target, &session, &opts, &durations).map_err(internal)?;
+        self.events.extend(out.events);
+        self.crashes += out.crashes;
+        Ok(out.ended)
     }
-    Ok(code)
+}
+
+/// Records what the sessions reported: the store, what was learned about
+/// the options and the installed packages, and the remote cache.
+fn record_run(
+    inv: &mut Invocation,
+    ready: &mut Prepared,
+    plan: &Plan,
+    remote: Option<&Remote>,
+    started: f64,
+    ran: &Ran,
+) {
+    if plan.caching {
+        crate::inputs::installed::remember(&ready.store, &ran.events);
+    }
+    learn::remember(inv, &ready.store, &ran.events);
+    let stored = plan.record(false, &mut ready.store, inv, started, ran.code, &ran.events);
+    let Some(r) = remote else { return };
+    if r.config.upload && !stored.is_empty() {
+        r.upload(&stored);
+        if let Some(global) = &plan.static_global {
+            r.upload_snapshot(&snapshot(&ready.store, &ready.info, inv, global));
+        }
+    }
+    report::remote(&r.summary());
+}
+
+/// What this machine recorded: others need it to compute the same keys.
+fn snapshot(
+    store: &Store,
+    info: &InterpreterInfo,
+    inv: &Invocation,
+    global: &str,
+) -> crate::remote::Snapshot {
+    let deps: Vec<(String, String, String)> = store
+        .deps()
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(file, kinds)| {
+            kinds.into_iter().flat_map(move |(kind, names)| {
+                let file = file.clone();
+                names
+                    .into_iter()
+                    .map(move |n| (file.clone(), kind.clone(), n))
+            })
+        })
+        .collect();
+    let edges: Vec<(String, String)> = store
+        .edges()
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(a, bs)| bs.into_iter().map(move |b| (a.clone(), b)))
+        .collect();
+    let anchors = crate::inputs::installed::Anchors::of(info, &inv.setup.rootdir);
+    let installed =
+        crate::inputs::installed::export(&crate::inputs::installed::load(store), &anchors);
+    Remote::snapshot(global.to_owned(), deps, edges, installed)
 }
 
 /// A plugin needs every test to run (a benchmark run, a snapshot update):
@@ -522,10 +583,10 @@ fn run_all_notice(inv: &mut Invocation) {
     if inv.args.run_all.is_empty() || !inv.settings.use_cache || inv.args.no_run {
         return;
     }
-    let management = inv.own.why.is_some()
-        || inv.own.show_rules
-        || inv.own.daemon.is_some()
-        || inv.own.result_cache.is_some();
+    let management = matches!(
+        inv.mode,
+        Mode::Why(_) | Mode::ShowRules | Mode::Daemon(_) | Mode::Cache(_)
+    );
     if management {
         return; // `--why` says it itself
     }

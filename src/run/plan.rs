@@ -457,7 +457,7 @@ pub(super) fn key_context<'s>(
         rules,
         all_args: key::value_label(&inv.args.all_args.join("\0")),
         installed: crate::inputs::installed::load(store),
-        all_hermetic: inv.own.hermetic,
+        all_hermetic: inv.hermetic,
         hermetic: None,
     }
 }

@@ -18,7 +18,7 @@ pub use runs::{Observed, Tool};
 
 use crate::exit::{self, Failure};
 use crate::project::interpreter::InterpreterInfo;
-use crate::run::Invocation;
+use crate::settings::{Invocation, Mode};
 use runs::Launcher;
 use std::path::{Path, PathBuf};
 
@@ -77,7 +77,10 @@ fn workdir() -> Result<PathBuf, Failure> {
 
 /// `--verify-report PATH` against the invocation directory; its directory must exist.
 fn report_path(inv: &Invocation) -> Result<Option<PathBuf>, Failure> {
-    let path = inv.own.verify_report.as_ref().map(|p| inv.cwd.join(p));
+    let path = match &inv.mode {
+        Mode::Verify { report } => report.clone(),
+        _ => None,
+    };
     if let Some(p) = &path {
         let parent = p.parent().unwrap_or(Path::new("/"));
         if !parent.is_dir() {
@@ -232,7 +235,7 @@ pub fn run(
     let args = &inv.pytest_argv;
     let cached_run = inv.settings.use_cache;
     let dir = workdir()?;
-    let own_flags = if inv.own.no_daemon {
+    let own_flags = if inv.settings.no_daemon_flag {
         vec!["--no-daemon".to_owned()]
     } else {
         Vec::new()
@@ -271,7 +274,7 @@ fn assemble(
     let summary = compare::summary(&ds);
     let verified = ds.is_empty();
     let skipped_because = (!inv.settings.use_cache).then(|| {
-        if inv.own.no_cache {
+        if inv.settings.no_cache_flag {
             "--no-cache".to_owned()
         } else {
             "the result cache is off (configuration or RPYTEST_NO_CACHE)".to_owned()

@@ -1,7 +1,9 @@
-//! Flags, `rpytest.toml` / `[tool.rpytest]` and the environment, merged once
-//! into the settings every other module reads.
+//! rpytest's configuration file (`rpytest.toml` or `[tool.rpytest]`), read
+//! once, merged with the flags and the environment.
 
 use crate::cli::OwnArgs;
+use crate::project::rootdir::Setup;
+use crate::rules::{self, Rule};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -42,25 +44,41 @@ pub struct Settings {
     pub refresh_cache: bool,
     pub idle_timeout: u64,
     pub config_path: Option<PathBuf>,
+    /// The text of `config_path` (for the line numbers of rule errors).
+    pub config_text: Option<String>,
     pub file: FileConfig,
+    /// `--no-daemon` was given (verify hands it on to the runs it starts).
+    pub no_daemon_flag: bool,
+    /// `--no-cache` was given.
+    pub no_cache_flag: bool,
 }
 
-fn read_config(rootdir: &Path) -> Result<(Option<PathBuf>, FileConfig), ConfigError> {
-    let own = rootdir.join("rpytest.toml");
+/// A configuration file: where it is and what it says.
+type ConfigFile = (Option<PathBuf>, Option<String>, FileConfig);
+
+/// `rpytest.toml` in the rootdir, else `[tool.rpytest]` of the rootdir's
+/// pyproject.toml, taken from the text pytest's configuration was read from
+/// when it is the same file.
+fn read_config(setup: &Setup) -> Result<ConfigFile, ConfigError> {
+    let read = |path: &Path| {
+        let same = setup.inipath.as_deref() == Some(path);
+        match (same, &setup.ini_text) {
+            (true, Some(text)) => Ok(text.clone()),
+            _ => std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+        }
+    };
+    let own = setup.rootdir.join("rpytest.toml");
     if own.is_file() {
-        let text = std::fs::read_to_string(&own).map_err(|e| ConfigError::Invalid {
-            path: own.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = read(&own)?;
         let cfg = toml::from_str(&text).map_err(|e| invalid(&own, &text, e))?;
-        return Ok((Some(own), cfg));
+        return Ok((Some(own), Some(text), cfg));
     }
-    let py = rootdir.join("pyproject.toml");
+    let py = setup.rootdir.join("pyproject.toml");
     if py.is_file() {
-        let text = std::fs::read_to_string(&py).map_err(|e| ConfigError::Invalid {
-            path: py.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = read(&py)?;
         let doc: toml::Table = text.parse().map_err(|e| invalid(&py, &text, e))?;
         if let Some(t) = doc.get("tool").and_then(|t| t.get("rpytest")) {
             let cfg = t
@@ -70,10 +88,10 @@ fn read_config(rootdir: &Path) -> Result<(Option<PathBuf>, FileConfig), ConfigEr
                     path: py.display().to_string(),
                     message: format!("[tool.rpytest]: {}", e.message()),
                 })?;
-            return Ok((Some(py), cfg));
+            return Ok((Some(py), Some(text), cfg));
         }
     }
-    Ok((None, FileConfig::default()))
+    Ok((None, None, FileConfig::default()))
 }
 
 fn invalid(path: &Path, text: &str, e: toml::de::Error) -> ConfigError {
@@ -97,8 +115,9 @@ fn env_flag(name: &str) -> Option<bool> {
 
 impl Settings {
     /// Merges flags (strongest), the environment, and the project's configuration.
-    pub fn resolve(own: &OwnArgs, rootdir: &Path) -> Result<Settings, ConfigError> {
-        let (config_path, file) = read_config(rootdir)?;
+    pub fn resolve(own: &OwnArgs, setup: &Setup) -> Result<Settings, ConfigError> {
+        let rootdir = &setup.rootdir;
+        let (config_path, config_text, file) = read_config(setup)?;
         let fork_ok = cfg!(unix);
         let use_daemon = fork_ok
             && !own.no_daemon
@@ -129,7 +148,21 @@ impl Settings {
                 .unwrap_or(false),
             idle_timeout,
             config_path,
+            config_text,
             file,
+            no_daemon_flag: own.no_daemon,
+            no_cache_flag: own.no_cache,
         })
+    }
+
+    /// The default rule and the user's rules (exit 4, with file and line, when invalid).
+    pub fn rules(&self) -> Result<Vec<Rule>, String> {
+        let origin = self
+            .config_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "rpytest configuration".into());
+        rules::load(&self.file.rules, &origin, self.config_text.as_deref())
+            .map_err(|e| e.to_string())
     }
 }

@@ -1,2 +1,0 @@
-//! Hands the command line to the runner.
-pub use crate::run::run;
