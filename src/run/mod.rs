@@ -75,8 +75,12 @@ fn dispatch(inv: &mut Invocation) -> Result<i32, Failure> {
         }
         Mode::Verify { .. } => {
             let ready = prepare(inv)?;
-            let checked =
-                crate::verify::run(inv, &ready.python, &ready.info, &mut report::verify::progress)?;
+            let checked = crate::verify::run(
+                inv,
+                &ready.python,
+                &ready.info,
+                &mut report::verify::progress,
+            )?;
             report::verify::print(&checked.report);
             checked.finish()
         }
