@@ -902,16 +902,22 @@ def _raw_env(name: str) -> Any:
 
 
 _RECORDER: Optional[Recorder] = None
-# The process's stdin as the tests see it under -s (see watch_stdin).
+# The process's stdin as the tests see it under -s (see install_stdin_reader).
 _LIVE_STDIN: List[Any] = []
-_installed = False
 # Set when a prologue could not be compiled: what it would have seen is unknown.
 _blind = False
+# What each installed interception needs to be undone, by installer name.
+_UNDO: Dict[str, Callable[[], None]] = {}
 
 
 def is_blind() -> bool:
     """Whether some event source could not be installed (nothing may be stored)."""
     return _blind
+
+
+def installed() -> List[str]:
+    """The names of the interceptions in place, in installation order."""
+    return list(_UNDO)
 
 
 def add_prologue(func: Any, statement: str, source_file: str) -> bool:
@@ -1020,31 +1026,73 @@ def _probe_functions() -> List[Tuple[Any, str]]:
     return out
 
 
-def install(recorder: Recorder) -> None:
-    """Listen to imports, opens, environment reads and the rest for the rest of this process."""
-    global _RECORDER, _installed, _blind
-    _RECORDER = recorder
-    recorder.enabled = True
-    if _installed:
+def _with_prologues(name: str, funcs: List[Tuple[Any, str, str]]) -> None:
+    """Give each function its prologue (func, statement, source file); the
+    undo puts every original code object back."""
+    global _blind
+    if name in _UNDO:
         return
-    _installed = True
+    swapped: List[Tuple[Any, Any]] = []
+    for func, stmt, source in funcs:
+        code = func.__code__
+        if add_prologue(func, stmt, source):
+            swapped.append((func, code))
+        else:
+            _blind = True
 
+    def undo() -> None:
+        for func, code in reversed(swapped):
+            func.__code__ = code
+
+    _UNDO[name] = undo
+
+
+def _uninstall(name: str) -> None:
+    undo = _UNDO.pop(name, None)
+    if undo is not None:
+        undo()
+
+
+def install_environ_prologues() -> None:
+    """`os.environ` reads, writes and whole listings raise rpytest.env* events."""
     environ_cls = type(os.environ)
     os_source = getattr(sys.modules.get("os"), "__file__", None) or ""
-    for name, stmt in _environ_methods():
-        if not add_prologue(getattr(environ_cls, name), stmt, os_source):
-            _blind = True
-    if not add_prologue(importlib.import_module, 'sys.audit("rpytest.import_module", name, package)', importlib.__file__ or ""):
-        _blind = True
+    _with_prologues("environ", [(getattr(environ_cls, n), stmt, os_source) for n, stmt in _environ_methods()])
+
+
+def uninstall_environ_prologues() -> None:
+    _uninstall("environ")
+
+
+def install_import_module_prologue() -> None:
+    """`importlib.import_module` raises rpytest.import_module (the import
+    system's own `import` event does not see a name it finds in sys.modules)."""
+    stmt = 'sys.audit("rpytest.import_module", name, package)'
+    _with_prologues("import_module", [(importlib.import_module, stmt, importlib.__file__ or "")])
+
+
+def uninstall_import_module_prologue() -> None:
+    _uninstall("import_module")
+
+
+def install_probe_prologues() -> None:
+    """Path probes that open nothing (exists, isfile, stat, find_spec) raise rpytest.probe / rpytest.find_spec."""
+    funcs = []
     for func, stmt in _probe_functions():
         module = sys.modules.get(func.__module__)
-        if not add_prologue(func, stmt, getattr(module, "__file__", None) or ""):
-            _blind = True
+        funcs.append((func, stmt, getattr(module, "__file__", None) or ""))
+    _with_prologues("probes", funcs)
 
+
+def uninstall_probe_prologues() -> None:
+    _uninstall("probes")
+
+
+def _audit_handlers() -> Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]]:
     def env_all(rec: Recorder, args: Tuple[Any, ...]) -> None:
         rec.on_env_all()
 
-    handlers: Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]] = {
+    return {
         "open": Recorder.on_open,
         "import": lambda rec, args: rec.on_import_request(args[0]),
         "rpytest.import_module": lambda rec, args: rec.on_import_request(args[0], args[1]),
@@ -1068,7 +1116,25 @@ def install(recorder: Recorder) -> None:
         "os.fork": lambda rec, args: rec.on_spawn(False),
         "os.forkpty": lambda rec, args: rec.on_spawn(False),
     }
-    get_handler = handlers.get
+
+
+# The audit hook's table: emptied by uninstall_audit_hook (CPython keeps an
+# audit hook for the life of the process).
+_AUDIT_HANDLERS: Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]] = {}
+_audit_hook_added = False
+
+
+def install_audit_hook() -> None:
+    """Opens, imports, listings, subprocesses, sqlite and input() reach the recorder."""
+    global _audit_hook_added
+    if "audit" in _UNDO:
+        return
+    _AUDIT_HANDLERS.update(_audit_handlers())
+    _UNDO["audit"] = _AUDIT_HANDLERS.clear
+    if _audit_hook_added:
+        return
+    _audit_hook_added = True
+    get_handler = _AUDIT_HANDLERS.get
 
     def audit(event: str, args: Tuple[Any, ...]) -> None:
         handler = get_handler(event)
@@ -1083,30 +1149,72 @@ def install(recorder: Recorder) -> None:
     sys.addaudithook(audit)
 
 
-def record_options(config: Any) -> None:
-    """Make reads of pytest's options by test and conftest code visible: the
-    getoption/get_verbosity prologues and a namespace that notes direct
-    `config.option.X` reads from first-party code."""
-    global _blind
+def uninstall_audit_hook() -> None:
+    _uninstall("audit")
+
+
+def install(recorder: Recorder) -> None:
+    """Listen to imports, opens, environment reads and the rest for the rest of this process."""
+    global _RECORDER
+    _RECORDER = recorder
+    recorder.enabled = True
+    install_environ_prologues()
+    install_import_module_prologue()
+    install_probe_prologues()
+    install_audit_hook()
+
+
+def uninstall() -> None:
+    """Undo every interception, the most recent first; the recorder stops."""
+    global _RECORDER
+    for name in reversed(list(_UNDO)):
+        _uninstall(name)
+    if _RECORDER is not None:
+        _RECORDER.enabled = False
+    _RECORDER = None
+
+
+def install_option_prologues(config: Any) -> None:
+    """Reads of pytest's options through getoption/getvalue/get_verbosity raise rpytest.option."""
     cls = type(config)
     source = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
-    for name in ("getoption", "getvalue", "get_verbosity"):
-        func = getattr(cls, name, None)
-        if func is None or getattr(func, "_rpytest_prologue", False):
-            continue
-        if add_prologue(func, 'sys.audit("rpytest.option")', source):
-            func._rpytest_prologue = True  # type: ignore[attr-defined]
-        else:
-            _blind = True
+    funcs = [getattr(cls, n, None) for n in ("getoption", "getvalue", "get_verbosity")]
+    _with_prologues("options", [(f, 'sys.audit("rpytest.option")', source) for f in funcs if f is not None])
 
-    # Direct attribute reads: config.option.verbose, config.invocation_params.args.
+
+def uninstall_option_prologues() -> None:
+    _uninstall("options")
+
+
+def install_option_attribute_reads(config: Any) -> None:
+    """Direct attribute reads of `config.option` and `config.invocation_params`
+    by first-party code (a test, a conftest) reach the recorder."""
+    global _blind
     first_party: Dict[str, bool] = {}
+    switched: List[Tuple[Any, type]] = []
     for attr in ("option", "invocation_params"):
         target = getattr(config, attr, None)
         if target is None or getattr(type(target), "_rpytest_recording", False):
             continue
-        if not _record_attribute_reads(target, first_party):
+        base = type(target)
+        if _record_attribute_reads(target, first_party):
+            switched.append((target, base))
+        else:
             _blind = True
+
+    earlier = _UNDO.pop("option_attributes", None)  # another config's (pytest.main run twice)
+
+    def undo() -> None:
+        for target, base in switched:
+            object.__setattr__(target, "__class__", base)
+        if earlier is not None:
+            earlier()
+
+    _UNDO["option_attributes"] = undo
+
+
+def uninstall_option_attribute_reads() -> None:
+    _uninstall("option_attributes")
 
 
 def _record_attribute_reads(target: Any, first_party: Dict[str, bool]) -> bool:
@@ -1159,13 +1267,16 @@ def _on_option_event(rec: Recorder) -> None:
         rec.on_option()
 
 
-def watch_stdin() -> None:
+def install_stdin_reader() -> None:
     """Stdin is live for the tests (`-s`): put a reader in front of it that tells
     the recorder when a test reads it (input() is seen by its audit event; this
     covers sys.stdin.read/readline). sys.stdin stays sys.__stdin__, as under pytest."""
     import io
 
+    if "stdin" in _UNDO:
+        return
     old = sys.stdin
+    old_dunder = sys.__stdin__
     try:
         fd = old.fileno()
     except (AttributeError, OSError, ValueError):
@@ -1209,3 +1320,16 @@ def watch_stdin() -> None:
         sys.__stdin__ = stream
     sys.stdin = stream
     _LIVE_STDIN[:] = [stream]
+
+    def undo() -> None:
+        if sys.stdin is stream:
+            sys.stdin = old
+        if sys.__stdin__ is stream:
+            sys.__stdin__ = old_dunder
+        _LIVE_STDIN.clear()
+
+    _UNDO["stdin"] = undo
+
+
+def uninstall_stdin_reader() -> None:
+    _uninstall("stdin")
