@@ -81,7 +81,12 @@ _IMPORTLIB_DIR = os.path.dirname(importlib.__file__ or "") + os.sep
 _PYTEST_DIR = os.path.dirname(importlib.import_module("_pytest").__file__ or "")
 _PLUGGY_DIR = os.path.dirname(importlib.import_module("pluggy").__file__ or "")
 _HERE = sys._getframe(0).f_code.co_filename
+# This module's frames are told apart by their globals: reading a frame's
+# `f_code` raises an audit event of its own (object.__getattr__), which every
+# hop of a stack walk would send back through the audit hook.
+_GLOBALS = globals()
 _PLUGGY_PREFIX = _PLUGGY_DIR + os.sep
+_PYTEST_PREFIX = _PYTEST_DIR + os.sep
 _RPYTEST_DIR = os.path.dirname(_HERE) + os.sep
 
 # Code whose directory listings, environment reads and subprocesses are
@@ -128,9 +133,10 @@ def _importer_frame() -> Any:
     this module, the import system and pytest's import helpers."""
     frame: Any = sys._getframe(2)
     while frame is not None:
-        fn = frame.f_code.co_filename
-        if not (fn == _HERE or fn.startswith("<frozen importlib") or fn.startswith(_IMPORTLIB_DIR)):
-            return frame
+        if frame.f_globals is not _GLOBALS:
+            fn = frame.f_code.co_filename
+            if not (fn.startswith("<frozen importlib") or fn.startswith(_IMPORTLIB_DIR)):
+                return frame
         frame = frame.f_back
     return None
 
@@ -140,8 +146,11 @@ def _first_outside_frame(skip: Any = None) -> Any:
     outside code object `skip`): the code whose call raised the event."""
     frame: Any = sys._getframe(1)
     while frame is not None:
+        if frame.f_globals is _GLOBALS:
+            frame = frame.f_back
+            continue
         code = frame.f_code
-        if code.co_filename == _HERE or code is skip or _is_library_frame(code.co_filename):
+        if code is skip or _is_library_frame(code.co_filename):
             frame = frame.f_back
             continue
         return frame
@@ -343,6 +352,9 @@ class Recorder:
         if active is None:
             return None
         while frame is not None:
+            if frame.f_globals is _GLOBALS:
+                frame = frame.f_back
+                continue
             code = frame.f_code
             if code.co_name == "<module>":
                 back = frame.f_back
@@ -366,7 +378,7 @@ class Recorder:
         the same variable does not walk the stack every time. A call site whose
         standard-library callees run a module body is never remembered."""
         frame: Any = sys._getframe(1)
-        while frame is not None and frame.f_code.co_filename == _HERE:
+        while frame is not None and frame.f_globals is _GLOBALS:
             frame = frame.f_back
         top = frame
         simple = True
@@ -387,7 +399,8 @@ class Recorder:
         if frame is None:
             return False, self._data_key_from(top)
         back = frame.f_back
-        memo_key = (code, frame.f_lasti, id(frame), id(back), self.active, resources) if simple else None
+        # (hash() of a frame is its identity, as id() is, without id()'s audit event.)
+        memo_key = (code, frame.f_lasti, hash(frame), hash(back), self.active, resources) if simple else None
         if memo_key is not None:
             hit = self._sites.get(memo_key)
             if hit is not None:
@@ -665,7 +678,7 @@ class Recorder:
             # instruction: they are part of this read, not reads by name.
             frame = _first_outside_frame()
             if frame is not None:
-                self._env_iter_sites.add((id(frame), frame.f_lasti))
+                self._env_iter_sites.add((hash(frame), frame.f_lasti))
 
     def _by_plugin_session_hook(self) -> bool:
         """Whether the event comes from an installed plugin's session-level hook
@@ -676,9 +689,12 @@ class Recorder:
         (a conftest.py's hook) always records."""
         frame: Any = sys._getframe(2)
         while frame is not None:
-            fn = frame.f_code.co_filename
             back = frame.f_back
-            if fn == _HERE or _is_library_frame(fn):
+            if frame.f_globals is _GLOBALS:
+                frame = back
+                continue
+            fn = frame.f_code.co_filename
+            if _is_library_frame(fn):
                 frame = back
                 continue
             if fn.startswith(_MACHINERY) or self.rel(fn) is not None:
@@ -735,7 +751,7 @@ class Recorder:
             # A cosmetic name is left out of "*": an input when asked for by
             # name, not when an iteration (a copy, dict(), items()) reads it.
             frame = _first_outside_frame()
-            if frame is not None and (id(frame), frame.f_lasti) in self._env_iter_sites:
+            if frame is not None and (hash(frame), frame.f_lasti) in self._env_iter_sites:
                 return
         if name in self.env_set[k] and _raw_env(name) != self.original_env.get(_env_key(name)):
             return  # the value this key itself set (monkeypatch.setenv), not the caller's
@@ -747,9 +763,10 @@ class Recorder:
         in a worker (syrupy, pytest-benchmark) is not."""
         frame: Any = sys._getframe(2)
         while frame is not None:
-            fn = frame.f_code.co_filename
-            if fn != _HERE and not _is_library_frame(fn) and self.rel(fn) is not None:
-                return True
+            if frame.f_globals is not _GLOBALS:
+                fn = frame.f_code.co_filename
+                if not _is_library_frame(fn) and self.rel(fn) is not None:
+                    return True
             frame = frame.f_back
         return False
 
@@ -1174,12 +1191,25 @@ def uninstall() -> None:
     _RECORDER = None
 
 
+def _pytest_is_third_party() -> bool:
+    """Whether pytest's own modules are outside the project (they are not
+    when the project is pytest): then their reads of options are never a
+    test's, and are told apart before the audit hook is asked."""
+    rec = _RECORDER
+    return rec is not None and rec.rel(_PYTEST_CONFIG) is None
+
+
 def install_option_prologues(config: Any) -> None:
-    """Reads of pytest's options through getoption/getvalue/get_verbosity raise rpytest.option."""
+    """Reads of pytest's options through getoption/getvalue/get_verbosity raise
+    rpytest.option, unless pytest's own code asks (the terminal reporter, the
+    runner: a dozen reads per test that no recorder needs to see)."""
     cls = type(config)
     source = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
     funcs = [getattr(cls, n, None) for n in ("getoption", "getvalue", "get_verbosity")]
-    _with_prologues("options", [(f, 'sys.audit("rpytest.option")', source) for f in funcs if f is not None])
+    stmt = 'sys.audit("rpytest.option")'
+    if _pytest_is_third_party():
+        stmt = 'if not (sys._getframe(1).f_globals.get("__file__") or "").startswith(%r): %s' % (_PYTEST_PREFIX, stmt)
+    _with_prologues("options", [(f, stmt, source) for f in funcs if f is not None])
 
 
 def uninstall_option_prologues() -> None:
@@ -1221,11 +1251,15 @@ def _record_attribute_reads(target: Any, first_party: Dict[str, bool]) -> bool:
     """Switch `target` to a subclass of its class that tells the recorder when
     first-party code (a test, a conftest) reads one of its attributes."""
     base = type(target)
+    skip_pytest = _pytest_is_third_party()
 
     def __getattribute__(self: Any, name: str) -> Any:
         rec = _RECORDER
         if rec is not None and rec.enabled and (name == "__dict__" or not name.startswith("__")):
-            fn = sys._getframe(1).f_code.co_filename
+            caller = sys._getframe(1)
+            if skip_pytest and (caller.f_globals.get("__file__") or "").startswith(_PYTEST_PREFIX):
+                return base.__getattribute__(self, name)  # pytest's own read
+            fn = caller.f_code.co_filename
             v = first_party.get(fn)
             if v is None:
                 v = first_party[fn] = rec.rel(fn) is not None
@@ -1261,7 +1295,7 @@ def _on_option_event(rec: Recorder) -> None:
     # getoption); the code that called them decides. pytest's own helpers that
     # a test calls (the assertion rewriter sizing a repr) are pytest's reads.
     frame: Any = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename in (_HERE, _PYTEST_CONFIG):
+    while frame is not None and (frame.f_globals is _GLOBALS or frame.f_code.co_filename == _PYTEST_CONFIG):
         frame = frame.f_back
     if frame is not None and rec.rel(frame.f_code.co_filename) is not None:
         rec.on_option()
