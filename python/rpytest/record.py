@@ -24,6 +24,7 @@ subprocess that inherits the environment) are recorded as the env name `*`.
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
 import os
 import sys
@@ -123,9 +124,15 @@ def _is_import_frame(filename: str) -> bool:
 def _is_library_frame(fn: str) -> bool:
     """Code of the standard library (glob, pathlib, os.walk, subprocess, "<frozen
     os>"...), which acts for its caller: the first frame beyond it decides."""
-    return (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
-        fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
-    )
+    v = _LIBRARY_FILES.get(fn)
+    if v is None:
+        v = _LIBRARY_FILES[fn] = (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
+            fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+        )
+    return v
+
+
+_LIBRARY_FILES: Dict[str, bool] = {}
 
 
 def _importer_frame() -> Any:
@@ -345,6 +352,8 @@ class Recorder:
         """Who a data read (file, env, listing) belongs to: the active test file,
         or None while a module body other than the active file's runs under an
         import (the module keeps what it read for every later importer)."""
+        if self.active is None:
+            return None
         return self._data_key_from(sys._getframe(1))
 
     def _data_key_from(self, frame: Any) -> Key:
@@ -398,6 +407,8 @@ class Recorder:
             break
         if frame is None:
             return False, self._data_key_from(top)
+        if fn.startswith(_MACHINERY) and fn != _PYTESTER:
+            return True, None  # pytest, pluggy, the import system: the same answer anywhere
         back = frame.f_back
         # (hash() of a frame is its identity, as id() is, without id()'s audit event.)
         memo_key = (code, frame.f_lasti, hash(frame), hash(back), self.active, resources) if simple else None
@@ -405,8 +416,7 @@ class Recorder:
             hit = self._sites.get(memo_key)
             if hit is not None:
                 return hit
-        machinery = fn.startswith(_MACHINERY) and fn != _PYTESTER
-        result = (machinery, None if machinery else self._data_key_from(top))
+        result = (False, self._data_key_from(top))
         if memo_key is not None:
             if len(self._sites) > 256:
                 self._sites.clear()
@@ -937,23 +947,56 @@ def installed() -> List[str]:
     return list(_UNDO)
 
 
+# Recompiled code objects by (original code, statement): compiled once in the
+# daemon (prepare_prologues, at import) and swapped in by each session.
+_PROLOGUES: Dict[Tuple[Any, str], Any] = {}
+
+
 def add_prologue(func: Any, statement: str, source_file: str) -> bool:
     """Recompile `func` from its own source with `statement` as the first line of
     its body, keeping its file name, qualified name and line numbers, and swap the
     code in place. The frame the function runs in stays the stock one."""
+    code = func.__code__
+    new = _PROLOGUES.get((code, statement))
+    if new is None:
+        new = _compile_prologue(func, statement, source_file)
+        if new is None:
+            return False
+        _PROLOGUES[(code, statement)] = new
+    try:
+        func.__code__ = new
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+_PARSED: Dict[str, Any] = {}
+
+
+def _parsed(source_file: str) -> Any:
+    tree = _PARSED.get(source_file)
+    if tree is None:
+        try:
+            with open(source_file, encoding="utf-8") as f:
+                tree = _PARSED[source_file] = ast.parse(f.read())
+        except (OSError, SyntaxError, ValueError):
+            return None
+    return tree
+
+
+def _compile_prologue(func: Any, statement: str, source_file: str) -> Any:
+    """`func`'s code with `statement` first in its body, or None."""
     code = func.__code__
     namespace = getattr(func, "__globals__", {})
     if namespace.get("sys") is not sys:
         # A module without `import sys` (genericpath): reach it through os, never
         # through builtins (tests patch builtins.__import__).
         if namespace.get("os") is not os or not statement.startswith("sys."):
-            return False
+            return None
         statement = "os." + statement
-    try:
-        with open(source_file, encoding="utf-8") as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError, ValueError):
-        return False
+    tree = _parsed(source_file)
+    if tree is None:
+        return None
     found = None
     outer: List[str] = []
     for node in ast.walk(tree):
@@ -963,13 +1006,14 @@ def add_prologue(func: Any, statement: str, source_file: str) -> bool:
                 found = node
                 break
     if found is None:
-        return False
+        return None
+    found = copy.deepcopy(found)  # the parsed module is shared
     qual = func.__qualname__.split(".")
     outer = qual[:-1]
     body = found.body
     at = 1 if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str) else 0
     if at >= len(body):
-        return False
+        return None
     anchor = body[at]
     stmt = ast.parse(statement).body[0]
     for n in ast.walk(stmt):
@@ -987,7 +1031,7 @@ def add_prologue(func: Any, statement: str, source_file: str) -> bool:
     try:
         compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, TypeError):
-        return False
+        return None
 
     def find(c: Any) -> Any:
         for const in c.co_consts:
@@ -1001,12 +1045,8 @@ def add_prologue(func: Any, statement: str, source_file: str) -> bool:
 
     new = find(compiled)
     if new is None or new.co_freevars != code.co_freevars:
-        return False
-    try:
-        func.__code__ = new
-    except (ValueError, TypeError):
-        return False
-    return True
+        return None
+    return new
 
 
 def _environ_methods() -> List[Tuple[str, str]]:
@@ -1070,11 +1110,15 @@ def _uninstall(name: str) -> None:
         undo()
 
 
-def install_environ_prologues() -> None:
-    """`os.environ` reads, writes and whole listings raise rpytest.env* events."""
+def _environ_targets() -> List[Tuple[Any, str, str]]:
     environ_cls = type(os.environ)
     os_source = getattr(sys.modules.get("os"), "__file__", None) or ""
-    _with_prologues("environ", [(getattr(environ_cls, n), stmt, os_source) for n, stmt in _environ_methods()])
+    return [(getattr(environ_cls, n), stmt, os_source) for n, stmt in _environ_methods()]
+
+
+def install_environ_prologues() -> None:
+    """`os.environ` reads, writes and whole listings raise rpytest.env* events."""
+    _with_prologues("environ", _environ_targets())
 
 
 def uninstall_environ_prologues() -> None:
@@ -1084,8 +1128,12 @@ def uninstall_environ_prologues() -> None:
 def install_import_module_prologue() -> None:
     """`importlib.import_module` raises rpytest.import_module (the import
     system's own `import` event does not see a name it finds in sys.modules)."""
+    _with_prologues("import_module", _import_module_targets())
+
+
+def _import_module_targets() -> List[Tuple[Any, str, str]]:
     stmt = 'sys.audit("rpytest.import_module", name, package)'
-    _with_prologues("import_module", [(importlib.import_module, stmt, importlib.__file__ or "")])
+    return [(importlib.import_module, stmt, importlib.__file__ or "")]
 
 
 def uninstall_import_module_prologue() -> None:
@@ -1094,11 +1142,15 @@ def uninstall_import_module_prologue() -> None:
 
 def install_probe_prologues() -> None:
     """Path probes that open nothing (exists, isfile, stat, find_spec) raise rpytest.probe / rpytest.find_spec."""
+    _with_prologues("probes", _probe_targets())
+
+
+def _probe_targets() -> List[Tuple[Any, str, str]]:
     funcs = []
     for func, stmt in _probe_functions():
         module = sys.modules.get(func.__module__)
         funcs.append((func, stmt, getattr(module, "__file__", None) or ""))
-    _with_prologues("probes", funcs)
+    return funcs
 
 
 def uninstall_probe_prologues() -> None:
@@ -1203,13 +1255,31 @@ def install_option_prologues(config: Any) -> None:
     """Reads of pytest's options through getoption/getvalue/get_verbosity raise
     rpytest.option, unless pytest's own code asks (the terminal reporter, the
     runner: a dozen reads per test that no recorder needs to see)."""
-    cls = type(config)
+    _with_prologues("options", _option_targets(type(config), _pytest_is_third_party()))
+
+
+def _option_targets(cls: Any, skip_pytest: bool) -> List[Tuple[Any, str, str]]:
     source = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
     funcs = [getattr(cls, n, None) for n in ("getoption", "getvalue", "get_verbosity")]
     stmt = 'sys.audit("rpytest.option")'
-    if _pytest_is_third_party():
+    if skip_pytest:
         stmt = 'if not (sys._getframe(1).f_globals.get("__file__") or "").startswith(%r): %s' % (_PYTEST_PREFIX, stmt)
-    _with_prologues("options", [(f, stmt, source) for f in funcs if f is not None])
+    return [(f, stmt, source) for f in funcs if f is not None]
+
+
+def prepare_prologues() -> None:
+    """Compile every prologue now (the daemon imports this module once; each
+    session it forks then only swaps code objects in)."""
+    from _pytest.config import Config
+
+    targets = _environ_targets() + _import_module_targets() + _probe_targets() + _option_targets(Config, True)
+    for func, stmt, source in targets:
+        code = func.__code__
+        if (code, stmt) not in _PROLOGUES:
+            new = _compile_prologue(func, stmt, source)
+            if new is not None:
+                _PROLOGUES[(code, stmt)] = new
+    _PARSED.clear()
 
 
 def uninstall_option_prologues() -> None:
@@ -1367,3 +1437,9 @@ def install_stdin_reader() -> None:
 
 def uninstall_stdin_reader() -> None:
     _uninstall("stdin")
+
+
+try:
+    prepare_prologues()
+except Exception:  # compiled on demand by each installer instead
+    _PROLOGUES.clear()
