@@ -24,6 +24,7 @@ subprocess that inherits the environment) are recorded as the env name `*`.
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
 import os
 import sys
@@ -81,7 +82,12 @@ _IMPORTLIB_DIR = os.path.dirname(importlib.__file__ or "") + os.sep
 _PYTEST_DIR = os.path.dirname(importlib.import_module("_pytest").__file__ or "")
 _PLUGGY_DIR = os.path.dirname(importlib.import_module("pluggy").__file__ or "")
 _HERE = sys._getframe(0).f_code.co_filename
+# This module's frames are told apart by their globals: reading a frame's
+# `f_code` raises an audit event of its own (object.__getattr__), which every
+# hop of a stack walk would send back through the audit hook.
+_GLOBALS = globals()
 _PLUGGY_PREFIX = _PLUGGY_DIR + os.sep
+_PYTEST_PREFIX = _PYTEST_DIR + os.sep
 _RPYTEST_DIR = os.path.dirname(_HERE) + os.sep
 
 # Code whose directory listings, environment reads and subprocesses are
@@ -118,9 +124,15 @@ def _is_import_frame(filename: str) -> bool:
 def _is_library_frame(fn: str) -> bool:
     """Code of the standard library (glob, pathlib, os.walk, subprocess, "<frozen
     os>"...), which acts for its caller: the first frame beyond it decides."""
-    return (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
-        fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
-    )
+    v = _LIBRARY_FILES.get(fn)
+    if v is None:
+        v = _LIBRARY_FILES[fn] = (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
+            fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+        )
+    return v
+
+
+_LIBRARY_FILES: Dict[str, bool] = {}
 
 
 def _importer_frame() -> Any:
@@ -128,9 +140,10 @@ def _importer_frame() -> Any:
     this module, the import system and pytest's import helpers."""
     frame: Any = sys._getframe(2)
     while frame is not None:
-        fn = frame.f_code.co_filename
-        if not (fn == _HERE or fn.startswith("<frozen importlib") or fn.startswith(_IMPORTLIB_DIR)):
-            return frame
+        if frame.f_globals is not _GLOBALS:
+            fn = frame.f_code.co_filename
+            if not (fn.startswith("<frozen importlib") or fn.startswith(_IMPORTLIB_DIR)):
+                return frame
         frame = frame.f_back
     return None
 
@@ -140,8 +153,11 @@ def _first_outside_frame(skip: Any = None) -> Any:
     outside code object `skip`): the code whose call raised the event."""
     frame: Any = sys._getframe(1)
     while frame is not None:
+        if frame.f_globals is _GLOBALS:
+            frame = frame.f_back
+            continue
         code = frame.f_code
-        if code.co_filename == _HERE or code is skip or _is_library_frame(code.co_filename):
+        if code is skip or _is_library_frame(code.co_filename):
             frame = frame.f_back
             continue
         return frame
@@ -336,6 +352,8 @@ class Recorder:
         """Who a data read (file, env, listing) belongs to: the active test file,
         or None while a module body other than the active file's runs under an
         import (the module keeps what it read for every later importer)."""
+        if self.active is None:
+            return None
         return self._data_key_from(sys._getframe(1))
 
     def _data_key_from(self, frame: Any) -> Key:
@@ -343,6 +361,9 @@ class Recorder:
         if active is None:
             return None
         while frame is not None:
+            if frame.f_globals is _GLOBALS:
+                frame = frame.f_back
+                continue
             code = frame.f_code
             if code.co_name == "<module>":
                 back = frame.f_back
@@ -366,7 +387,7 @@ class Recorder:
         the same variable does not walk the stack every time. A call site whose
         standard-library callees run a module body is never remembered."""
         frame: Any = sys._getframe(1)
-        while frame is not None and frame.f_code.co_filename == _HERE:
+        while frame is not None and frame.f_globals is _GLOBALS:
             frame = frame.f_back
         top = frame
         simple = True
@@ -386,14 +407,16 @@ class Recorder:
             break
         if frame is None:
             return False, self._data_key_from(top)
+        if fn.startswith(_MACHINERY) and fn != _PYTESTER:
+            return True, None  # pytest, pluggy, the import system: the same answer anywhere
         back = frame.f_back
-        memo_key = (code, frame.f_lasti, id(frame), id(back), self.active, resources) if simple else None
+        # (hash() of a frame is its identity, as id() is, without id()'s audit event.)
+        memo_key = (code, frame.f_lasti, hash(frame), hash(back), self.active, resources) if simple else None
         if memo_key is not None:
             hit = self._sites.get(memo_key)
             if hit is not None:
                 return hit
-        machinery = fn.startswith(_MACHINERY) and fn != _PYTESTER
-        result = (machinery, None if machinery else self._data_key_from(top))
+        result = (False, self._data_key_from(top))
         if memo_key is not None:
             if len(self._sites) > 256:
                 self._sites.clear()
@@ -665,7 +688,7 @@ class Recorder:
             # instruction: they are part of this read, not reads by name.
             frame = _first_outside_frame()
             if frame is not None:
-                self._env_iter_sites.add((id(frame), frame.f_lasti))
+                self._env_iter_sites.add((hash(frame), frame.f_lasti))
 
     def _by_plugin_session_hook(self) -> bool:
         """Whether the event comes from an installed plugin's session-level hook
@@ -676,9 +699,12 @@ class Recorder:
         (a conftest.py's hook) always records."""
         frame: Any = sys._getframe(2)
         while frame is not None:
-            fn = frame.f_code.co_filename
             back = frame.f_back
-            if fn == _HERE or _is_library_frame(fn):
+            if frame.f_globals is _GLOBALS:
+                frame = back
+                continue
+            fn = frame.f_code.co_filename
+            if _is_library_frame(fn):
                 frame = back
                 continue
             if fn.startswith(_MACHINERY) or self.rel(fn) is not None:
@@ -735,7 +761,7 @@ class Recorder:
             # A cosmetic name is left out of "*": an input when asked for by
             # name, not when an iteration (a copy, dict(), items()) reads it.
             frame = _first_outside_frame()
-            if frame is not None and (id(frame), frame.f_lasti) in self._env_iter_sites:
+            if frame is not None and (hash(frame), frame.f_lasti) in self._env_iter_sites:
                 return
         if name in self.env_set[k] and _raw_env(name) != self.original_env.get(_env_key(name)):
             return  # the value this key itself set (monkeypatch.setenv), not the caller's
@@ -747,9 +773,10 @@ class Recorder:
         in a worker (syrupy, pytest-benchmark) is not."""
         frame: Any = sys._getframe(2)
         while frame is not None:
-            fn = frame.f_code.co_filename
-            if fn != _HERE and not _is_library_frame(fn) and self.rel(fn) is not None:
-                return True
+            if frame.f_globals is not _GLOBALS:
+                fn = frame.f_code.co_filename
+                if not _is_library_frame(fn) and self.rel(fn) is not None:
+                    return True
             frame = frame.f_back
         return False
 
@@ -902,11 +929,12 @@ def _raw_env(name: str) -> Any:
 
 
 _RECORDER: Optional[Recorder] = None
-# The process's stdin as the tests see it under -s (see watch_stdin).
+# The process's stdin as the tests see it under -s (see install_stdin_reader).
 _LIVE_STDIN: List[Any] = []
-_installed = False
 # Set when a prologue could not be compiled: what it would have seen is unknown.
 _blind = False
+# What each installed interception needs to be undone, by installer name.
+_UNDO: Dict[str, Callable[[], None]] = {}
 
 
 def is_blind() -> bool:
@@ -914,23 +942,61 @@ def is_blind() -> bool:
     return _blind
 
 
+def installed() -> List[str]:
+    """The names of the interceptions in place, in installation order."""
+    return list(_UNDO)
+
+
+# Recompiled code objects by (original code, statement): compiled once in the
+# daemon (prepare_prologues, at import) and swapped in by each session.
+_PROLOGUES: Dict[Tuple[Any, str], Any] = {}
+
+
 def add_prologue(func: Any, statement: str, source_file: str) -> bool:
     """Recompile `func` from its own source with `statement` as the first line of
     its body, keeping its file name, qualified name and line numbers, and swap the
     code in place. The frame the function runs in stays the stock one."""
+    code = func.__code__
+    new = _PROLOGUES.get((code, statement))
+    if new is None:
+        new = _compile_prologue(func, statement, source_file)
+        if new is None:
+            return False
+        _PROLOGUES[(code, statement)] = new
+    try:
+        func.__code__ = new
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+_PARSED: Dict[str, Any] = {}
+
+
+def _parsed(source_file: str) -> Any:
+    tree = _PARSED.get(source_file)
+    if tree is None:
+        try:
+            with open(source_file, encoding="utf-8") as f:
+                tree = _PARSED[source_file] = ast.parse(f.read())
+        except (OSError, SyntaxError, ValueError):
+            return None
+    return tree
+
+
+def _compile_prologue(func: Any, statement: str, source_file: str) -> Any:
+    """`func`'s code with `statement` first in its body, or None."""
     code = func.__code__
     namespace = getattr(func, "__globals__", {})
     if namespace.get("sys") is not sys:
         # A module without `import sys` (genericpath): reach it through os, never
         # through builtins (tests patch builtins.__import__).
         if namespace.get("os") is not os or not statement.startswith("sys."):
-            return False
+            return None
         statement = "os." + statement
-    try:
-        with open(source_file, encoding="utf-8") as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError, ValueError):
-        return False
+    tree = _parsed(source_file)
+    if tree is None:
+        return None
     found = None
     outer: List[str] = []
     for node in ast.walk(tree):
@@ -940,13 +1006,14 @@ def add_prologue(func: Any, statement: str, source_file: str) -> bool:
                 found = node
                 break
     if found is None:
-        return False
+        return None
+    found = copy.deepcopy(found)  # the parsed module is shared
     qual = func.__qualname__.split(".")
     outer = qual[:-1]
     body = found.body
     at = 1 if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str) else 0
     if at >= len(body):
-        return False
+        return None
     anchor = body[at]
     stmt = ast.parse(statement).body[0]
     for n in ast.walk(stmt):
@@ -964,7 +1031,7 @@ def add_prologue(func: Any, statement: str, source_file: str) -> bool:
     try:
         compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, TypeError):
-        return False
+        return None
 
     def find(c: Any) -> Any:
         for const in c.co_consts:
@@ -978,12 +1045,8 @@ def add_prologue(func: Any, statement: str, source_file: str) -> bool:
 
     new = find(compiled)
     if new is None or new.co_freevars != code.co_freevars:
-        return False
-    try:
-        func.__code__ = new
-    except (ValueError, TypeError):
-        return False
-    return True
+        return None
+    return new
 
 
 def _environ_methods() -> List[Tuple[str, str]]:
@@ -1020,31 +1083,85 @@ def _probe_functions() -> List[Tuple[Any, str]]:
     return out
 
 
-def install(recorder: Recorder) -> None:
-    """Listen to imports, opens, environment reads and the rest for the rest of this process."""
-    global _RECORDER, _installed, _blind
-    _RECORDER = recorder
-    recorder.enabled = True
-    if _installed:
+def _with_prologues(name: str, funcs: List[Tuple[Any, str, str]]) -> None:
+    """Give each function its prologue (func, statement, source file); the
+    undo puts every original code object back."""
+    global _blind
+    if name in _UNDO:
         return
-    _installed = True
+    swapped: List[Tuple[Any, Any]] = []
+    for func, stmt, source in funcs:
+        code = func.__code__
+        if add_prologue(func, stmt, source):
+            swapped.append((func, code))
+        else:
+            _blind = True
 
+    def undo() -> None:
+        for func, code in reversed(swapped):
+            func.__code__ = code
+
+    _UNDO[name] = undo
+
+
+def _uninstall(name: str) -> None:
+    undo = _UNDO.pop(name, None)
+    if undo is not None:
+        undo()
+
+
+def _environ_targets() -> List[Tuple[Any, str, str]]:
     environ_cls = type(os.environ)
     os_source = getattr(sys.modules.get("os"), "__file__", None) or ""
-    for name, stmt in _environ_methods():
-        if not add_prologue(getattr(environ_cls, name), stmt, os_source):
-            _blind = True
-    if not add_prologue(importlib.import_module, 'sys.audit("rpytest.import_module", name, package)', importlib.__file__ or ""):
-        _blind = True
+    return [(getattr(environ_cls, n), stmt, os_source) for n, stmt in _environ_methods()]
+
+
+def install_environ_prologues() -> None:
+    """`os.environ` reads, writes and whole listings raise rpytest.env* events."""
+    _with_prologues("environ", _environ_targets())
+
+
+def uninstall_environ_prologues() -> None:
+    _uninstall("environ")
+
+
+def install_import_module_prologue() -> None:
+    """`importlib.import_module` raises rpytest.import_module (the import
+    system's own `import` event does not see a name it finds in sys.modules)."""
+    _with_prologues("import_module", _import_module_targets())
+
+
+def _import_module_targets() -> List[Tuple[Any, str, str]]:
+    stmt = 'sys.audit("rpytest.import_module", name, package)'
+    return [(importlib.import_module, stmt, importlib.__file__ or "")]
+
+
+def uninstall_import_module_prologue() -> None:
+    _uninstall("import_module")
+
+
+def install_probe_prologues() -> None:
+    """Path probes that open nothing (exists, isfile, stat, find_spec) raise rpytest.probe / rpytest.find_spec."""
+    _with_prologues("probes", _probe_targets())
+
+
+def _probe_targets() -> List[Tuple[Any, str, str]]:
+    funcs = []
     for func, stmt in _probe_functions():
         module = sys.modules.get(func.__module__)
-        if not add_prologue(func, stmt, getattr(module, "__file__", None) or ""):
-            _blind = True
+        funcs.append((func, stmt, getattr(module, "__file__", None) or ""))
+    return funcs
 
+
+def uninstall_probe_prologues() -> None:
+    _uninstall("probes")
+
+
+def _audit_handlers() -> Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]]:
     def env_all(rec: Recorder, args: Tuple[Any, ...]) -> None:
         rec.on_env_all()
 
-    handlers: Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]] = {
+    return {
         "open": Recorder.on_open,
         "import": lambda rec, args: rec.on_import_request(args[0]),
         "rpytest.import_module": lambda rec, args: rec.on_import_request(args[0], args[1]),
@@ -1068,7 +1185,25 @@ def install(recorder: Recorder) -> None:
         "os.fork": lambda rec, args: rec.on_spawn(False),
         "os.forkpty": lambda rec, args: rec.on_spawn(False),
     }
-    get_handler = handlers.get
+
+
+# The audit hook's table: emptied by uninstall_audit_hook (CPython keeps an
+# audit hook for the life of the process).
+_AUDIT_HANDLERS: Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]] = {}
+_audit_hook_added = False
+
+
+def install_audit_hook() -> None:
+    """Opens, imports, listings, subprocesses, sqlite and input() reach the recorder."""
+    global _audit_hook_added
+    if "audit" in _UNDO:
+        return
+    _AUDIT_HANDLERS.update(_audit_handlers())
+    _UNDO["audit"] = _AUDIT_HANDLERS.clear
+    if _audit_hook_added:
+        return
+    _audit_hook_added = True
+    get_handler = _AUDIT_HANDLERS.get
 
     def audit(event: str, args: Tuple[Any, ...]) -> None:
         handler = get_handler(event)
@@ -1083,41 +1218,118 @@ def install(recorder: Recorder) -> None:
     sys.addaudithook(audit)
 
 
-def record_options(config: Any) -> None:
-    """Make reads of pytest's options by test and conftest code visible: the
-    getoption/get_verbosity prologues and a namespace that notes direct
-    `config.option.X` reads from first-party code."""
-    global _blind
-    cls = type(config)
-    source = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
-    for name in ("getoption", "getvalue", "get_verbosity"):
-        func = getattr(cls, name, None)
-        if func is None or getattr(func, "_rpytest_prologue", False):
-            continue
-        if add_prologue(func, 'sys.audit("rpytest.option")', source):
-            func._rpytest_prologue = True  # type: ignore[attr-defined]
-        else:
-            _blind = True
+def uninstall_audit_hook() -> None:
+    _uninstall("audit")
 
-    # Direct attribute reads: config.option.verbose, config.invocation_params.args.
+
+def install(recorder: Recorder) -> None:
+    """Listen to imports, opens, environment reads and the rest for the rest of this process."""
+    global _RECORDER
+    _RECORDER = recorder
+    recorder.enabled = True
+    install_environ_prologues()
+    install_import_module_prologue()
+    install_probe_prologues()
+    install_audit_hook()
+
+
+def uninstall() -> None:
+    """Undo every interception, the most recent first; the recorder stops."""
+    global _RECORDER
+    for name in reversed(list(_UNDO)):
+        _uninstall(name)
+    if _RECORDER is not None:
+        _RECORDER.enabled = False
+    _RECORDER = None
+
+
+def _pytest_is_third_party() -> bool:
+    """Whether pytest's own modules are outside the project (they are not
+    when the project is pytest): then their reads of options are never a
+    test's, and are told apart before the audit hook is asked."""
+    rec = _RECORDER
+    return rec is not None and rec.rel(_PYTEST_CONFIG) is None
+
+
+def install_option_prologues(config: Any) -> None:
+    """Reads of pytest's options through getoption/getvalue/get_verbosity raise
+    rpytest.option, unless pytest's own code asks (the terminal reporter, the
+    runner: a dozen reads per test that no recorder needs to see)."""
+    _with_prologues("options", _option_targets(type(config), _pytest_is_third_party()))
+
+
+def _option_targets(cls: Any, skip_pytest: bool) -> List[Tuple[Any, str, str]]:
+    source = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
+    funcs = [getattr(cls, n, None) for n in ("getoption", "getvalue", "get_verbosity")]
+    stmt = 'sys.audit("rpytest.option")'
+    if skip_pytest:
+        stmt = 'if not (sys._getframe(1).f_globals.get("__file__") or "").startswith(%r): %s' % (_PYTEST_PREFIX, stmt)
+    return [(f, stmt, source) for f in funcs if f is not None]
+
+
+def prepare_prologues() -> None:
+    """Compile every prologue now (the daemon imports this module once; each
+    session it forks then only swaps code objects in)."""
+    from _pytest.config import Config
+
+    targets = _environ_targets() + _import_module_targets() + _probe_targets() + _option_targets(Config, True)
+    for func, stmt, source in targets:
+        code = func.__code__
+        if (code, stmt) not in _PROLOGUES:
+            new = _compile_prologue(func, stmt, source)
+            if new is not None:
+                _PROLOGUES[(code, stmt)] = new
+    _PARSED.clear()
+
+
+def uninstall_option_prologues() -> None:
+    _uninstall("options")
+
+
+def install_option_attribute_reads(config: Any) -> None:
+    """Direct attribute reads of `config.option` and `config.invocation_params`
+    by first-party code (a test, a conftest) reach the recorder."""
+    global _blind
     first_party: Dict[str, bool] = {}
+    switched: List[Tuple[Any, type]] = []
     for attr in ("option", "invocation_params"):
         target = getattr(config, attr, None)
         if target is None or getattr(type(target), "_rpytest_recording", False):
             continue
-        if not _record_attribute_reads(target, first_party):
+        base = type(target)
+        if _record_attribute_reads(target, first_party):
+            switched.append((target, base))
+        else:
             _blind = True
+
+    earlier = _UNDO.pop("option_attributes", None)  # another config's (pytest.main run twice)
+
+    def undo() -> None:
+        for target, base in switched:
+            object.__setattr__(target, "__class__", base)
+        if earlier is not None:
+            earlier()
+
+    _UNDO["option_attributes"] = undo
+
+
+def uninstall_option_attribute_reads() -> None:
+    _uninstall("option_attributes")
 
 
 def _record_attribute_reads(target: Any, first_party: Dict[str, bool]) -> bool:
     """Switch `target` to a subclass of its class that tells the recorder when
     first-party code (a test, a conftest) reads one of its attributes."""
     base = type(target)
+    skip_pytest = _pytest_is_third_party()
 
     def __getattribute__(self: Any, name: str) -> Any:
         rec = _RECORDER
         if rec is not None and rec.enabled and (name == "__dict__" or not name.startswith("__")):
-            fn = sys._getframe(1).f_code.co_filename
+            caller = sys._getframe(1)
+            if skip_pytest and (caller.f_globals.get("__file__") or "").startswith(_PYTEST_PREFIX):
+                return base.__getattribute__(self, name)  # pytest's own read
+            fn = caller.f_code.co_filename
             v = first_party.get(fn)
             if v is None:
                 v = first_party[fn] = rec.rel(fn) is not None
@@ -1153,19 +1365,22 @@ def _on_option_event(rec: Recorder) -> None:
     # getoption); the code that called them decides. pytest's own helpers that
     # a test calls (the assertion rewriter sizing a repr) are pytest's reads.
     frame: Any = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename in (_HERE, _PYTEST_CONFIG):
+    while frame is not None and (frame.f_globals is _GLOBALS or frame.f_code.co_filename == _PYTEST_CONFIG):
         frame = frame.f_back
     if frame is not None and rec.rel(frame.f_code.co_filename) is not None:
         rec.on_option()
 
 
-def watch_stdin() -> None:
+def install_stdin_reader() -> None:
     """Stdin is live for the tests (`-s`): put a reader in front of it that tells
     the recorder when a test reads it (input() is seen by its audit event; this
     covers sys.stdin.read/readline). sys.stdin stays sys.__stdin__, as under pytest."""
     import io
 
+    if "stdin" in _UNDO:
+        return
     old = sys.stdin
+    old_dunder = sys.__stdin__
     try:
         fd = old.fileno()
     except (AttributeError, OSError, ValueError):
@@ -1209,3 +1424,22 @@ def watch_stdin() -> None:
         sys.__stdin__ = stream
     sys.stdin = stream
     _LIVE_STDIN[:] = [stream]
+
+    def undo() -> None:
+        if sys.stdin is stream:
+            sys.stdin = old
+        if sys.__stdin__ is stream:
+            sys.__stdin__ = old_dunder
+        _LIVE_STDIN.clear()
+
+    _UNDO["stdin"] = undo
+
+
+def uninstall_stdin_reader() -> None:
+    _uninstall("stdin")
+
+
+try:
+    prepare_prologues()
+except Exception:  # compiled on demand by each installer instead
+    _PROLOGUES.clear()

@@ -124,7 +124,7 @@ def replayed_warning(stored: Dict[str, Any], rootdir: str) -> warnings.WarningMe
 # outcome and xfail mark alone (pytest's own and rpytest's). pytest 9's
 # subtests plugin also looks at the test's failed subtests: none for a
 # replayed test, which did not run in this session.
-_PURE_TESTSTATUS = {"_pytest.terminal", "_pytest.runner", "_pytest.skipping", "_pytest.subtests", "rpytest.plugin"}
+_PURE_TESTSTATUS = {"_pytest.terminal", "_pytest.runner", "_pytest.skipping", "_pytest.subtests", "rpytest.cached"}
 
 
 def _impl_key(impl: Any) -> str:
@@ -258,7 +258,8 @@ class TerminalBulk:
             return None
         lf = pm.get_plugin("lfplugin")
         lp = pm.get_plugin("logging-plugin")
-        known = [p for p in (tr, lf, lp, pm.get_plugin("session"), owner) if p is not None]
+        owners = list(owner) if isinstance(owner, (list, tuple)) else [owner]
+        known = [p for p in (tr, lf, lp, pm.get_plugin("session"), *owners) if p is not None]
         logging_calls: List[Any] = []
         for name in ("pytest_runtest_logstart", "pytest_runtest_logreport", "pytest_runtest_logfinish"):
             for impl in getattr(config.hook, name).get_hookimpls():

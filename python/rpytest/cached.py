@@ -1,0 +1,373 @@
+"""The replay plugin: drops or deselects the test files and nodes whose results
+are cached and replays those results through pytest's reporting hooks, in
+pytest's order (the bulk paths live in rpytest.replay)."""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+import pytest
+from _pytest.reports import CollectReport, TestReport
+
+from rpytest.replay import (
+    _DURATION_LINE,
+    _PHASES,
+    DirectCalls,
+    TerminalBulk,
+    replayed_warning,
+    sections_of,
+)
+
+_Entry = Dict[str, Any]
+
+
+def entry_file(entry: _Entry) -> str:
+    """The rootdir-relative test file a cached entry belongs to."""
+    f = entry.get("file") or str(entry["nodeid"]).split("::")[0]
+    return str(f).strip("/")
+
+
+class _DeselectedNode:
+    """Stands for a node of a cached file that the selection left out (only
+    its node ID is known; nothing of it was collected)."""
+
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+        self.location = (nodeid.split("::", 1)[0], None, nodeid.split("::", 1)[-1])
+
+    def __repr__(self) -> str:
+        return "<cached deselected %s>" % self.nodeid
+
+
+class CachedResults:
+    """Replays the session's cached results; `owner` is the session's
+    RpytestPlugin (paths, events, the recording window)."""
+
+    def __init__(self, owner: Any, session_config: Dict[str, Any]) -> None:
+        self.owner = owner
+        self.skip_files = {str(p).strip("/") for p in session_config.get("skip_files") or ()}
+        # Files of other `--shard`s: never collected, never replayed.
+        self.exclude_files = {str(p).strip("/") for p in session_config.get("exclude_files") or ()}
+        self.excluded_args: Set[str] = set()
+        # Files whose import skipped (module-level pytest.skip): replayed as a
+        # skipped collect report when dropped. file -> [path, lineno, reason]
+        self.skipped_files: Dict[str, Any] = {
+            str(e.get("file")): e.get("longrepr")
+            for e in session_config.get("skipped_files") or ()
+            if isinstance(e, dict) and e.get("file")
+        }
+        self.deselected_ids: List[str] = [str(n) for n in session_config.get("deselected") or ()]
+        cached: List[_Entry] = [e for e in session_config.get("cached") or () if isinstance(e, dict) and e.get("nodeid")]
+        self.skip_replays = [e for e in cached if entry_file(e) in self.skip_files]
+        self.cached_collected = {e["nodeid"]: e for e in cached if entry_file(e) not in self.skip_files}
+        self.replay_before: Dict[str, List[_Entry]] = {}
+        self.replay_tail: List[_Entry] = []
+        self.replayed = 0
+        self.dropped_files: Set[str] = set()
+        self.config: Optional[pytest.Config] = None
+        # True while a cached node goes through the hooks (its warnings are not stored again).
+        self.replaying = False
+        self._calls: Optional[DirectCalls] = None
+        self._bulk: Optional[TerminalBulk] = None
+        # Cached node IDs whose reports carry the stored durations (--durations marks them).
+        self._cached_ids: Set[str] = set()
+
+    # ---- what the session replays -------------------------------------------
+
+    def cached_files(self) -> List[str]:
+        files = set(self.skip_files)
+        files.update(entry_file(e) for e in self.cached_collected.values())
+        return sorted(files)
+
+    def uncache(self, rel: str) -> None:
+        self.skip_files.discard(rel)
+        self.skip_replays = [e for e in self.skip_replays if entry_file(e) != rel]
+        self.cached_collected = {n: e for n, e in self.cached_collected.items() if entry_file(e) != rel}
+        self.skipped_files.pop(rel, None)
+        self.deselected_ids = [n for n in self.deselected_ids if n.split("::", 1)[0] != rel]
+
+    def pending_replays(self) -> List[_Entry]:
+        out = [e for e in self.skip_replays if entry_file(e) in self.dropped_files]
+        for entries in self.replay_before.values():
+            out.extend(entries)
+        out.extend(self.replay_tail)
+        return out
+
+    # ---- collection -----------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collect_file(self, file_path: Any, parent: Any) -> Any:
+        # A wrapper, not pytest_ignore_collect: explicit file arguments never
+        # reach pytest_ignore_collect, and only a file some plugin would
+        # collect may have its cached results replayed. Creating the File
+        # node imports nothing, so dropping it here costs nothing.
+        result = yield
+        if result and self.exclude_files:
+            rel = self.owner.relpath(file_path)
+            if rel in self.exclude_files:
+                if parent.session.isinitpath(file_path):
+                    # Named on the command line: its items are dropped after collection.
+                    self.excluded_args.add(rel)
+                    return result
+                return []
+        if result and self.skip_files:
+            rel = self.owner.relpath(file_path)
+            if rel in self.skip_files:
+                # Named on the command line, dropping it would make pytest report
+                # "not found"; under -x/--maxfail its cached results must come in
+                # pytest's order, so that none is reported after the run stops.
+                # Either way: let it collect and replay per node.
+                if parent.session.isinitpath(file_path) or (parent.config.option.maxfail or 0) > 0:
+                    for e in self.skip_replays:
+                        if entry_file(e) == rel:
+                            self.cached_collected[e["nodeid"]] = e
+                    return result
+                self.dropped_files.add(rel)
+                return []
+        return result
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        config = session.config
+        relpath = self.owner.relpath
+        if self.excluded_args:
+            session.items[:] = [i for i in session.items if relpath(i.path) not in self.excluded_args]
+        # Dropped files whose import skips: their skipped collect report, before
+        # the terminal reporter sums up collection (it runs after this hook).
+        for rel in sorted(self.dropped_files):
+            if rel in self.skipped_files:
+                lr = self.skipped_files[rel]
+                longrepr = (str(lr[0]), int(lr[1]), str(lr[2])) if lr else (rel, 1, "Skipped: cached")
+                report = CollectReport(rel, "skipped", longrepr, [])
+                config.hook.pytest_collectreport(report=report)
+                self.replayed += 1
+        # Nodes of dropped files that the same selection deselected last time:
+        # counted by the terminal reporter as pytest would have.
+        dropped_deselected = [
+            _DeselectedNode(n) for n in self.deselected_ids if n.split("::", 1)[0] in self.dropped_files
+        ]
+        if self.owner.role is None and self.dropped_files:
+            self._count_dropped(config, len(dropped_deselected))
+        if dropped_deselected and not config.option.collectonly:
+            config.hook.pytest_deselected(items=dropped_deselected)
+        # After every plugin's selection (-k, -m, --deselect, --lf's wrapper,
+        # node IDs): only cached items pytest itself kept are replayed.
+        if not self.cached_collected or config.option.collectonly:
+            return
+        items = session.items
+        kept: List[pytest.Item] = []
+        pending: List[_Entry] = []
+        for item in items:
+            entry = self.cached_collected.get(item.nodeid)
+            if entry is not None:
+                pending.append(entry)
+                continue
+            if pending:
+                self.replay_before.setdefault(item.nodeid, []).extend(pending)
+                pending = []
+            kept.append(item)
+        self.replay_tail = pending
+        items[:] = kept
+
+    def _count_dropped(self, config: pytest.Config, deselected: int) -> None:
+        """The nodes of files that were not collected are still pytest's
+        items: the "collected N items" header counts them (with the ones the
+        selection leaves out), and pytest's own cache (`cache/nodeids`)
+        lists the selected ones, as a session that collected them would."""
+        dropped = [str(e["nodeid"]) for e in self.skip_replays if entry_file(e) in self.dropped_files]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and isinstance(getattr(reporter, "_numcollected", None), int):
+            reporter._numcollected += len(dropped) + deselected
+        nf = config.pluginmanager.get_plugin("nfplugin")
+        if nf is not None and isinstance(getattr(nf, "cached_nodeids", None), set) and not config.option.collectonly:
+            nf.cached_nodeids.update(dropped)
+
+    # ---- running ----------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        config = session.config
+        replay = self.owner.role is None and not config.option.collectonly and not (
+            session.testsfailed and not config.option.continue_on_collection_errors
+        )
+        if replay:
+            pending = sum(len(v) for v in self.replay_before.values()) + len(self.replay_tail)
+            # Progress percentages and the exit status (no 5 when something was replayed) use this.
+            skipped = [e for e in self.skip_replays if entry_file(e) in self.dropped_files]
+            session.testscollected += len(skipped) + pending
+            self.replay_many(skipped)
+        result = yield
+        if replay and not (session.shouldstop or session.shouldfail):
+            self.replay_many(self.replay_tail)
+        return result
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Optional[pytest.Item]) -> None:
+        if self.owner.role is not None:
+            return
+        before = self.replay_before.pop(item.nodeid, None)
+        if before:
+            self.replay_many(before)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: Any, config: pytest.Config) -> Optional[Tuple[str, str, str]]:
+        if getattr(report, "rpytest_cached", False) and report.when == "call" and report.passed:
+            return "passed", "c", "CACHED"
+        return None
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: Any, config: Any) -> Any:
+        marked = self._mark_cached_durations(terminalreporter, config)
+        try:
+            return (yield)
+        finally:
+            if marked:
+                terminalreporter.__dict__.pop("write_line", None)
+
+    def _mark_cached_durations(self, reporter: Any, config: Any) -> bool:
+        """`--durations` lists stored times of cached tests as pytest lists
+        measured ones, with ` (cached)` after the node ID. Only the lines of
+        that list are touched, and only while the summary hooks run (inside
+        the terminal reporter's own summary wrapper)."""
+        if getattr(config.option, "durations", None) is None or not self._cached_ids:
+            return False
+        cached = self._cached_ids
+        write_line = reporter.write_line
+
+        def marking(line: Any, **markup: bool) -> None:
+            if isinstance(line, str):
+                m = _DURATION_LINE.match(line)
+                if m is not None and m.group(1) in cached:
+                    line += " (cached)"
+            write_line(line, **markup)
+
+        reporter.write_line = marking
+        return True
+
+    def fix_exit_status(self, session: pytest.Session) -> None:
+        """A session whose every result was replayed collected something."""
+        if int(session.exitstatus) == int(pytest.ExitCode.NO_TESTS_COLLECTED) and self.replayed:
+            session.exitstatus = pytest.ExitCode.OK
+
+    # ---- replaying ------------------------------------------------------------
+
+    def replay_many(self, entries: List[_Entry]) -> None:
+        """Replays cached results in order. What pytest's hooks do with them
+        (the terminal reporter's stats, formatting) is no test's input:
+        recording is paused; their events reach the CLI in one write."""
+        if not entries:
+            return
+        assert self.config is not None
+        owner = self.owner
+        was_on = owner._pause()
+        nodes: List[Tuple[str, str, str, float]] = []
+        # Replayed reports are no cyclic garbage: no collection pauses while
+        # thousands of them are made.
+        gc_was = gc.isenabled()
+        gc.disable()
+        parts = owner.reporting_parts()
+        self._bulk = TerminalBulk.make(self.config, parts)
+        if self._bulk is None:
+            self._calls = DirectCalls.make(self.config, parts)
+        try:
+            for entry in entries:
+                nodes.append(self._replay(entry))
+        finally:
+            if self._bulk is not None:
+                self._bulk.close()
+                self._bulk = None
+            if self._calls is not None:
+                self._calls.close()
+                self._calls = None
+            if gc_was:
+                gc.enable()
+            owner._resume(was_on)
+            if owner.events and nodes:
+                owner.writer.emit({"type": "cached_results", "nodes": nodes})
+
+    def _replay(self, entry: _Entry) -> Tuple[str, str, str, float]:
+        assert self.config is not None
+        hook = self.config.hook
+        nodeid = str(entry["nodeid"])
+        file = entry_file(entry)
+        loc = entry.get("location") or [file, None, nodeid.split("::", 1)[-1]]
+        location = (str(loc[0]), None if loc[1] is None else int(loc[1]), str(loc[2]))
+        keywords = {nodeid.split("::")[-1].split("[")[0]: 1, nodeid.split("::")[-1]: 1}
+        outcome = entry.get("outcome")
+        duration = float(entry.get("duration") or 0.0)
+        output = entry.get("output") or None
+        phases = (output or {}).get("phases") or None
+        now = time.time()
+
+        def report(when: str, out: str, longrepr: Any = None, dur: float = 0.0, **extra: Any) -> TestReport:
+            phase = _PHASES[when]
+            if phases is not None:
+                dur = float(phases[phase])
+            return TestReport(
+                nodeid, location, keywords, out, longrepr, when,  # type: ignore[arg-type]
+                # JUnit XML marks the test case as served from the cache.
+                sections=sections_of(output, phase), duration=dur, start=now, stop=now + dur,
+                user_properties=[("rpytest_cached", "true")], rpytest_cached=True, **extra,
+            )
+
+        # Passed setup and teardown reports only enter the terminal reporter's
+        # stats under "" (read by --durations and -rP's teardown sections):
+        # the bulk path leaves them out when neither is asked for.
+        lean = self._bulk is not None and self._bulk.lean
+        if outcome == "skipped":
+            lr = entry.get("longrepr")
+            longrepr = (str(lr[0]), int(lr[1]) if lr[1] is not None else 0, str(lr[2])) if lr else (location[0], (location[1] or 0) + 1, "Skipped: cached")
+            if (output or {}).get("skip_when") == "call":
+                if lean:
+                    reports = [report("call", "skipped", longrepr, duration)]
+                else:
+                    reports = [report("setup", "passed"), report("call", "skipped", longrepr, duration), report("teardown", "passed")]
+            elif lean:
+                reports = [report("setup", "skipped", longrepr, duration)]
+            else:
+                reports = [report("setup", "skipped", longrepr, duration), report("teardown", "passed")]
+        elif outcome == "xfailed":
+            xfail = report("call", "skipped", None, duration, wasxfail=str(entry.get("wasxfail") or ""))
+            reports = [xfail] if lean else [report("setup", "passed"), xfail, report("teardown", "passed")]
+        elif lean:
+            reports = [report("call", "passed", None, duration)]
+        else:
+            reports = [report("setup", "passed"), report("call", "passed", None, duration), report("teardown", "passed")]
+        self._cached_ids.add(nodeid)
+        self.replaying = True
+        calls = self._calls
+        bulk = self._bulk
+        try:
+            if bulk is not None and bulk.node(nodeid, location, reports):
+                pass
+            elif calls is not None:
+                calls.logstart(nodeid, location)
+                for rep in reports:
+                    calls.logreport(rep)
+                calls.logfinish(nodeid, location)
+            else:
+                if bulk is not None:
+                    bulk.before_hooks()
+                hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+                for rep in reports:
+                    hook.pytest_runtest_logreport(report=rep)
+                hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+                if bulk is not None:
+                    bulk.after_hooks()
+            for stored in (output or {}).get("warnings") or ():
+                hook.pytest_warning_recorded.call_historic(
+                    kwargs=dict(
+                        warning_message=replayed_warning(stored, self.owner.rootdir),
+                        when="runtest", nodeid=nodeid, location=None,
+                    )
+                )
+        finally:
+            self.replaying = False
+        self.replayed += 1
+        return (nodeid, file, outcome or "passed", duration)

@@ -1,0 +1,172 @@
+"""The event stream to the CLI (docs/protocol.md): the collected files and
+their nodes, each test's result with its output and warnings, and the end of
+the session."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import pytest
+
+from rpytest.replay import _PHASES, node_output, store_warning
+
+
+class ResultStream:
+    """Sends what the session collected and ran; `owner` is the session's
+    RpytestPlugin (paths, events, the recording window, the replay plugin)."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+        self.files: Dict[str, str] = {}  # collected file -> collect outcome, in collection order
+        self.file_skips: Dict[str, Any] = {}
+        self.collected_sent = False
+        self.results: Dict[str, Dict[str, Any]] = {}
+        self.started = time.time()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        # The options plugins and conftest files registered, when the CLI met
+        # one it did not know (rpytest.options).
+        if self.owner.cfg.get("describe_options"):
+            from rpytest import options
+
+            self.owner.emit({"type": "options", "options": options.describe(config)})
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.started = time.time()
+
+    # ---- collection -----------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        report = yield
+        if isinstance(collector, pytest.File):
+            rel = self.owner.relpath(collector.path)
+            if rel not in self.files or report.outcome != "passed":
+                self.files[rel] = report.outcome
+            if report.outcome == "skipped" and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+                path, lineno, reason = report.longrepr
+                self.file_skips[rel] = [str(path), lineno, str(reason)]
+        return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> Any:
+        # Before any deselection: the complete item list of every collected file.
+        self.send_collected(items)
+        return (yield)
+
+    def send_collected(self, items: Iterable[pytest.Item]) -> None:
+        if self.collected_sent:
+            return
+        self.collected_sent = True
+        relpath = self.owner.relpath
+        nodes: Dict[str, List[str]] = {f: [] for f in self.files}
+        for item in items:
+            nodes.setdefault(relpath(item.path), []).append(item.nodeid)
+        files = [
+            {"file": f, "outcome": self.files.get(f, "passed"), "nodes": n, "skip": self.file_skips.get(f)}
+            for f, n in nodes.items()
+        ]
+        self.owner.emit({"type": "collected", "files": files})
+
+    # ---- results ----------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "rpytest_cached", False) or self.owner.role == "controller":
+            return  # a controller's reports come from workers, which report results themselves
+        st = self.results.get(report.nodeid)
+        if st is None:
+            st = self.results[report.nodeid] = {
+                "outcome": None,
+                "duration": 0.0,
+                "location": list(report.location),
+                "longrepr": None,
+                "wasxfail": None,
+                "phases": [0.0, 0.0, 0.0],
+                "sections": [],
+                "skip_when": None,
+            }
+        duration = float(getattr(report, "duration", 0.0) or 0.0)
+        st["duration"] += duration
+        phase = _PHASES.get(report.when)
+        if phase is not None:
+            st["phases"][phase] += duration
+            if report.sections:
+                st["sections"].append((phase, report.sections))
+        wasxfail = getattr(report, "wasxfail", None)
+        current = st["outcome"]
+        if report.failed:
+            if current not in ("failed", "error"):
+                st["outcome"] = "failed" if report.when == "call" else "error"
+        elif current in ("failed", "error"):
+            pass
+        elif report.skipped:
+            if wasxfail is not None:
+                st["outcome"] = "xfailed"
+                st["wasxfail"] = str(wasxfail)
+            else:
+                st["outcome"] = "skipped"
+                st["skip_when"] = report.when
+                lr = report.longrepr
+                if isinstance(lr, tuple) and len(lr) == 3:
+                    st["longrepr"] = [str(lr[0]), lr[1], str(lr[2])]
+        elif report.when == "call" and report.passed:
+            if wasxfail is not None:
+                st["outcome"] = "xpassed"
+                st["wasxfail"] = str(wasxfail)
+            else:
+                st["outcome"] = "passed"
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Tuple[str, Optional[int], str]) -> None:
+        st = self.results.pop(nodeid, None)
+        if st is None or st["outcome"] is None:
+            return  # replayed, or never ran (e.g. --setup-only)
+        self.owner.emit(
+            {
+                "type": "result",
+                "nodeid": nodeid,
+                "file": nodeid.split("::")[0],
+                "outcome": st["outcome"],
+                "duration": st["duration"],
+                "location": st["location"],
+                "longrepr": st["longrepr"],
+                "wasxfail": st["wasxfail"],
+                "output": node_output(st),
+            }
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+        # A test's warnings are stored with its result and replayed with it.
+        # Formatting reads the warning's source line: with recording paused
+        # (and linecache warm for the terminal reporter after this), that
+        # read is no test's input.
+        owner = self.owner
+        if owner.replaying() or when != "runtest" or not nodeid or owner.role == "controller":
+            return
+        was_on = owner._pause()
+        try:
+            stored = store_warning(warning_message, owner._prefixes)
+        except Exception:
+            stored = None
+        finally:
+            owner._resume(was_on)
+        if stored is not None:
+            owner.emit({"type": "node_warning", "nodeid": nodeid, "warning": stored})
+
+    # ---- the end ----------------------------------------------------------------
+
+    def finish(self, session: pytest.Session, replayed: int) -> None:
+        self.owner.emit({"type": "replayed", "count": replayed})
+        status = int(session.exitstatus)
+        self.owner.emit(
+            {
+                "type": "finish",
+                "exitstatus": status,
+                "interrupted": status == int(pytest.ExitCode.INTERRUPTED),
+                "shouldstop": bool(session.shouldstop or session.shouldfail),
+                "duration": time.time() - self.started,
+            }
+        )

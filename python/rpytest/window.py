@@ -1,0 +1,166 @@
+"""The recording window: which test file the recorder (rpytest.record) credits
+what runs, switched around each file's collection and each test's setup and
+call, and paused while pytest formats reports, warnings and interrupts (what
+that reads is no test's input)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from rpytest import record
+
+
+def _note_worker_checks(config_class: Any) -> None:
+    """Outside `-n`, code that asks whether it runs in a pytest-xdist worker
+    (`hasattr(config, "workerinput")`, as the `worker_id` fixture does) finds
+    no `workerinput`: recorded as a read of PYTEST_XDIST_WORKER, which the
+    CLI keys as the run sets it, so a result that depends on not being in a
+    worker is not reused by `-n` (workers record their `workerinput` reads
+    the same way, rpytest.parallel)."""
+    if "__getattr__" in vars(config_class):
+        return
+
+    def __getattr__(self: Any, name: str) -> Any:
+        if name in ("workerinput", "workeroutput"):
+            sys.audit("rpytest.env", "PYTEST_XDIST_WORKER")
+        raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
+
+    config_class.__getattr__ = __getattr__
+
+
+class RecordingWindow:
+    """Opens and closes the recorder's window around each phase; registered
+    only when the session has a recorder."""
+
+    def __init__(self, recorder: record.Recorder, relpath: Any, role: Optional[str]) -> None:
+        self.recorder = recorder
+        self.relpath = relpath
+        self.role = role
+
+    # ---- switching the active file ------------------------------------------
+
+    def activate(self, key: Optional[str]) -> Optional[str]:
+        return self.recorder.set_active(key)
+
+    def restore(self, prev: Optional[str]) -> None:
+        self.recorder.active = prev
+
+    def pause(self) -> bool:
+        """Stop recording; returns whether it was on."""
+        rec = self.recorder
+        if not rec.enabled:
+            return False
+        rec.enabled = False
+        return True
+
+    def resume(self, was_on: bool) -> None:
+        if was_on:
+            self.recorder.enabled = True
+
+    # ---- hooks ------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        record.install_option_prologues(config)
+        record.install_option_attribute_reads(config)
+        if getattr(config.option, "capture", None) in ("no", "tee-sys"):
+            record.install_stdin_reader()  # stdin is live for the tests (-s)
+        if self.role is None:
+            _note_worker_checks(type(config))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        if not isinstance(collector, pytest.File):
+            return (yield)
+        prev = self.activate(self.relpath(collector.path))
+        try:
+            return (yield)
+        finally:
+            self.restore(prev)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+        prev = self.activate(self.relpath(item.path))
+        try:
+            return (yield)
+        finally:
+            self.restore(prev)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
+        # A broader-scoped fixture's inputs affect every test that uses it: global.
+        if getattr(fixturedef, "scope", "function") == "function":
+            return (yield)
+        prev = self.activate(None)
+        try:
+            return (yield)
+        finally:
+            self.restore(prev)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        prev = self.activate(self.relpath(item.path))
+        try:
+            return (yield)
+        finally:
+            self.restore(prev)
+
+    # teardown stays global: it also finalizes broader-scoped fixtures.
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Any:
+        # Failure reprs read source files (linecache) and CI/BUILD_NUMBER (truncation):
+        # formatting a report is not what the test depends on.
+        was_on = self.pause()
+        try:
+            return (yield)
+        finally:
+            self.resume(was_on)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_exception_interact(self, node: Any, call: Any, report: Any) -> Any:
+        was_on = self.pause()
+        try:
+            return (yield)
+        finally:
+            self.resume(was_on)
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: Any, config: Any) -> Any:
+        was_on = self.pause()
+        try:
+            return (yield)
+        finally:
+            self.resume(was_on)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        # The interrupt's traceback is formatted now and printed later: nothing
+        # read from here on belongs to a test (the session is not stored anyway).
+        self.pause()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_internalerror(self, excrepr: Any, excinfo: Any) -> None:
+        self.pause()
+
+    # ---- the end --------------------------------------------------------------
+
+    def dependencies(self, files: Any) -> List[Dict[str, Any]]:
+        """The `deps` events (global first, then per collected file) and the
+        import edges, gathered with recording off."""
+        rec = self.recorder
+        rec.enabled = False
+        try:
+            events: List[Dict[str, Any]] = []
+            for key in [None] + list(files):
+                deps: Dict[str, Any] = rec.deps(key)
+                if key is None and record.is_blind():
+                    deps["volatile"] = True  # an event source is missing: store nothing
+                events.append(deps)
+            events.append({"type": "edges", "edges": sorted([a, b] for a, b in rec.edges)})
+            return events
+        finally:
+            rec.enabled = True  # recording continues until the process ends (unconfigure, atexit)
