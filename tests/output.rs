@@ -42,6 +42,11 @@ fn filters(p: &Project) -> Vec<(String, String)> {
             r"files in the stat cache: \d+".into(),
             "files in the stat cache: [N]".into(),
         ),
+        // What the session read besides the tests follows pytest's version.
+        (
+            r"recorded dependencies: \d+".into(),
+            "recorded dependencies: [N]".into(),
+        ),
         // pytest centres a line that holds a time: its width follows the digits.
         (r"=+ (.*\[TIME\]s) =+".into(), "== $1 ==".into()),
     ]

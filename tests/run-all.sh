@@ -5,7 +5,7 @@
 #      tests compare rpytest's own output with the insta snapshots in tests/snapshots/),
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
 #   3. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel, remote, hermetic,
-#      replay and speed integration tests under the newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
+#      replay, speed and output integration tests under the newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
 # The plugin matrix (tests/plugins.rs, part of 1.) runs with .venv-plugins: pytest 8.4.2 and the pinned
 # third-party plugins of tests/plugin-matrix.txt, installed together (about a minute on a fresh machine).
 # Needs: a Rust toolchain and python3 with venv/pip. Everything else comes from crates.io, PyPI and
@@ -67,4 +67,4 @@ echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
 echo "== drop-in, cache, soundness, faults, verify, parallel, remote, hermetic, replay and speed integration tests (pytest 9 + pytest-xdist)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test hermetic --test replay --test speed -- --test-threads=2
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test hermetic --test replay --test speed --test output -- --test-threads=2

@@ -138,7 +138,7 @@ class Prepared:
 
 
 def _get_config_kwargs() -> Dict[str, Any]:
-    """The keyword arguments `pytest.main` passes to `get_config`."""
+    """The keyword arguments the session's `pytest_main` passes to `get_config`."""
     import inspect
 
     from _pytest import config as pytest_config
@@ -148,8 +148,9 @@ def _get_config_kwargs() -> Dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     if "prog" in params:
-        # pytest >= 9: pytest.main() names itself as the program.
-        return {"prog": "pytest.main()"}
+        # pytest >= 9 names the program in usage errors; the session runs as
+        # the `pytest` command does (session.pytest_main).
+        return {"prog": "pytest"}
     return {}
 
 

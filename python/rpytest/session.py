@@ -249,7 +249,7 @@ def run_pytest(
     # escapes as pytest's.
     try:
         try:
-            code = pytest.main(list(argv), plugins=plugins)
+            code = pytest_main(list(argv), plugins)
         finally:
             plugin.stop()
         sys.stdout.flush()
@@ -327,6 +327,24 @@ def _report_internal_error(what: str) -> None:
         os.write(2, msg.encode("utf-8", "backslashreplace"))
     except OSError:
         pass
+
+
+def pytest_main(argv: List[str], plugins: List[Any]) -> Any:
+    """`pytest.main`, named as the `pytest` command names itself: pytest 9
+    prints the program in usage errors, and `pytest.main` calls itself
+    "pytest.main()" where the command says "pytest"."""
+    from _pytest import config as pytest_config
+
+    inner = getattr(pytest_config, "_main", None)
+    if inner is not None:
+        import inspect
+
+        try:
+            if "prog" in inspect.signature(inner).parameters:
+                return inner(args=argv, plugins=plugins, prog="pytest")
+        except (TypeError, ValueError):
+            pass
+    return pytest.main(argv, plugins=plugins)
 
 
 def child_main(
