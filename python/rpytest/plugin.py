@@ -712,7 +712,6 @@ class RpytestPlugin:
                 self.emit(deps)
             self.emit({"type": "edges", "edges": sorted([a, b] for a, b in rec.edges)})
             rec.enabled = True  # recording continues until the process ends (unconfigure, atexit)
-        self.emit({"type": "replayed", "count": self.replayed})
         status = int(session.exitstatus)
         self.emit(
             {

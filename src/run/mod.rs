@@ -424,8 +424,14 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
                     opts.workers = opts.workers.min(n.max(1));
                 }
                 let durations = store.durations().unwrap_or_default();
-                let out =
-                    crate::parallel::run(&target, &session, &opts, &durations).map_err(internal)?;
+                let out = crate::parallel::run(
+                    &target,
+                    &session,
+                    &opts,
+                    &durations,
+                    &mut crate::report::parallel::show,
+                )
+                .map_err(internal)?;
                 events.extend(out.events);
                 crashes += out.crashes;
                 out.ended
