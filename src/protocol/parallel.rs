@@ -236,8 +236,21 @@ pub struct Abort {
     pub message: String,
 }
 
-/// The `type` of a message.
+/// The `type` of a message. The sessions write it first (`rpytest.protocol`
+/// encodes compactly, `type` first): then it is read without scanning the
+/// rest of the line, which the variant's parse reads anyway.
 fn tag(line: &str) -> serde_json::Result<Cow<'_, str>> {
+    if let Some(rest) = line.strip_prefix("{\"type\":\"") {
+        if let Some(t) = rest.split('"').next().filter(|t| !t.contains('\\')) {
+            if rest.len() > t.len() {
+                return Ok(Cow::Borrowed(t));
+            }
+        }
+    }
+    tag_anywhere(line)
+}
+
+fn tag_anywhere(line: &str) -> serde_json::Result<Cow<'_, str>> {
     #[derive(Deserialize)]
     struct Tag<'a> {
         #[serde(rename = "type", borrow)]
@@ -369,6 +382,21 @@ mod tests {
             ControlMsg::Report(r).to_line(),
             r#"{"type":"report","worker":"gw3","data":{"b": 1.50, "a":[1,  2],"s":"\u00e9"}}"#
         );
+    }
+
+    #[test]
+    fn the_type_is_read_wherever_it_is() {
+        let m = WorkerMsg::parse(r#"{"pid":7,"type":"started"}"#).unwrap();
+        assert!(matches!(m, WorkerMsg::Event(Event::Started { pid: 7 })));
+        assert!(matches!(
+            WorkerMsg::parse(r#"{ "type" : "want" }"#).unwrap(),
+            WorkerMsg::Want
+        ));
+        assert!(matches!(
+            WorkerMsg::parse(r#"{"type":"w\u0061nt"}"#).unwrap(),
+            WorkerMsg::Want
+        ));
+        assert!(WorkerMsg::parse(r#"{"type":"want"#).is_err());
     }
 
     #[test]
