@@ -653,10 +653,18 @@ class WorkerPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         # A test's events (its start, reports, warnings, result, end) leave in
-        # one write when it ends. A worker that dies mid-test loses them: the
-        # CLI reports its first unfinished item as the crashed test.
+        # two writes: up to its call as its teardown begins, the rest when it
+        # ends. A worker that dies before its teardown loses them: the CLI
+        # reports its first unfinished item as the crashed test.
         self.writer.hold()
         self.emit(msgs.logstart(nodeid, list(location)))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        # Before any finalizer runs: a worker that dies in the teardown keeps
+        # the test's setup and call reports, as a pytest-xdist worker does.
+        self.writer.release()
+        self.writer.hold()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         assert self.config is not None
