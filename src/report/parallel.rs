@@ -2,8 +2,52 @@
 //! controller session writes to the terminal itself).
 
 use super::{note, warning};
-use crate::parallel::Notice;
 use std::io::Write;
+
+/// What a distributed run has to say besides pytest's own output (the
+/// controller's terminal): the caller hands these to [`show`].
+#[derive(Debug)]
+pub enum Notice {
+    /// Bytes a worker wrote to its stderr.
+    Stderr(Vec<u8>),
+    /// A note from starting the daemon.
+    Daemon(String),
+    /// A worker collected other tests than the collection scheduled: it runs
+    /// none of them. `missing`: a few of the scheduled node IDs it lacks.
+    Mismatch {
+        worker: String,
+        theirs: usize,
+        scheduled: usize,
+        missing: Vec<String>,
+    },
+    /// The collecting session ended before the run did.
+    CollectorEnded { how: String },
+    /// A worker died after one test ended and before the next began.
+    BetweenTests { worker: String, how: String },
+    /// `RPYTEST_TRACE`: how the work was spread.
+    Trace(Trace),
+}
+
+/// How the work of a distributed run was spread (`RPYTEST_TRACE`).
+#[derive(Debug)]
+pub struct Trace {
+    /// Seconds until the collection arrived, if it did.
+    pub collected_after: Option<f64>,
+    /// The suite was collected once and the workers forked.
+    pub forked: bool,
+    pub workers: Vec<WorkerTrace>,
+}
+
+/// One worker's share of a distributed run.
+#[derive(Debug)]
+pub struct WorkerTrace {
+    pub id: String,
+    pub tests: usize,
+    /// Seconds spent in tests.
+    pub busy: f64,
+    /// Seconds from the start of the run to the worker's end.
+    pub ended_after: f64,
+}
 
 /// Shows one notice of a distributed run.
 pub fn show(notice: Notice) {
