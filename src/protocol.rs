@@ -13,6 +13,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod parallel;
+pub use parallel::{ControlMsg, WorkerMsg};
+
 /// Bumped together with `python/rpytest/protocol.py`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -165,7 +168,7 @@ impl Pong {
 }
 
 /// A file as pytest collected it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CollectedFile {
     pub file: String,
     pub outcome: crate::outcome::Outcome,
@@ -176,7 +179,7 @@ pub struct CollectedFile {
 }
 
 /// Events streamed by the session child (and the daemon's final `exit`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Started {

@@ -765,3 +765,38 @@ fn pytest_randomly_and_pytest_cov_work_under_n_as_under_xdist() {
     );
     assert_no_sessions_left(&pair.rpytest.root);
 }
+
+/// A worker killed in a test's teardown: the test's setup and call reports
+/// were sent before its teardown began, so the controller shows its call as
+/// pytest-xdist does (`PASSED`, then the crash as `FAILED`: "1 failed, 3 passed").
+#[test]
+fn a_crash_in_teardown_keeps_the_tests_earlier_reports() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_teardown_crash");
+    let with_xdist = Command::new(python())
+        .args(["-c", "import xdist"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if with_xdist {
+        // The behaviour this matches, where pytest-xdist is installed.
+        let xdist = project
+            .pytest(&["-n", "2", "-rA", "-p", "no:cacheprovider"])
+            .run();
+        xdist.assert_code(1);
+        xdist.assert_stdout_contains("PASSED test_teardown.py::test_crash_in_teardown");
+        xdist.assert_stdout_contains("1 failed, 3 passed");
+    }
+    for extra in [&[][..], &["--no-daemon"][..]] {
+        let mut args = vec!["-n", "2", "--no-cache", "-rA"];
+        args.extend_from_slice(extra);
+        let run = project.rpytest(&args).run();
+        run.assert_code(1);
+        run.assert_stdout_contains("PASSED test_teardown.py::test_crash_in_teardown");
+        run.assert_stdout_contains("call ran");
+        run.assert_stdout_contains(
+            "crashed while running 'test_teardown.py::test_crash_in_teardown': signal 9",
+        );
+        run.assert_stdout_contains("1 failed, 3 passed");
+        assert_no_sessions_left(&project.root);
+    }
+}

@@ -36,6 +36,7 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 import pytest
 from _pytest.reports import TestReport
 
+from rpytest import protocol as msgs
 from rpytest.protocol import EventWriter, LineBuffer, decode, encode
 
 _Message = Dict[str, Any]
@@ -309,18 +310,17 @@ def _xdist_group(item: pytest.Item) -> Optional[str]:
     return str(name)
 
 
-def _serialize_warning(warning_message: warnings.WarningMessage, when: str, nodeid: str, location: Any) -> _Message:
+def _serialize_warning(warning_message: warnings.WarningMessage, when: str, nodeid: str, location: Any) -> msgs.WarningMsg:
     category = warning_message.category
-    return {
-        "type": "warning",
-        "message": str(warning_message.message),
-        "category": [getattr(category, "__module__", "builtins"), getattr(category, "__qualname__", "UserWarning")],
-        "filename": str(warning_message.filename),
-        "lineno": warning_message.lineno,
-        "when": when,
-        "nodeid": nodeid,
-        "location": list(location) if location else None,
-    }
+    return msgs.warning(
+        message=str(warning_message.message),
+        category=[getattr(category, "__module__", "builtins"), getattr(category, "__qualname__", "UserWarning")],
+        filename=str(warning_message.filename),
+        lineno=warning_message.lineno,
+        when=when,
+        nodeid=nodeid,
+        location=list(location) if location else None,
+    )
 
 
 def _warning_category(module: str, qualname: str) -> type:
@@ -407,11 +407,11 @@ class WorkerPlugin:
             output["shouldstop"] = session.shouldstop
         yield
         if isinstance(output, dict) and not self.forks:
-            self.emit({"type": "workerfinished", "workeroutput": pack(output)})
+            self.emit(msgs.workerfinished(pack(output)))
 
     def pytest_internalerror(self, excrepr: Any) -> None:
         """The controller shows it: this session's terminal is /dev/null."""
-        self.emit({"type": "internal_error", "formatted_error": str(excrepr)})
+        self.emit(msgs.internal_error(str(excrepr)))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed or report.skipped:
@@ -448,18 +448,17 @@ class WorkerPlugin:
             and threading.active_count() == 1 and not id_read
         )
         self.emit(
-            {
-                "type": "collection",
-                "worker": self.worker_id,
-                "items": items,
-                "numcollected": int(getattr(tr, "_numcollected", len(items))),
-                "stop": stop,
-                "fork": self.forks,
-                "reports": self.collect_reports,
-                "deselected": self.deselected,
-                "replay": self.rp.pending_replays(),
-                "warnings": self.early_warnings,
-            }
+            msgs.collection(
+                worker=self.worker_id,
+                items=items,
+                numcollected=int(getattr(tr, "_numcollected", len(items))),
+                stop=stop,
+                fork=self.forks,
+                reports=self.collect_reports,
+                deselected=self.deselected,
+                replay=self.rp.pending_replays(),
+                warnings=self.early_warnings,
+            )
         )
         self.collection_sent = True
         self.early_warnings = []
@@ -476,12 +475,12 @@ class WorkerPlugin:
             return True
         if self.forks and not self._serve_forks(session):
             return True  # the collector, once the run is over
-        self.emit({"type": "ready"})  # pytest_testnodeready on the controller
+        self.emit(msgs.ready())  # pytest_testnodeready on the controller
         items = session.items
         queue: Deque[pytest.Item] = deque()
         def fetch() -> bool:
             self.flush()
-            self.emit({"type": "want"})
+            self.emit(msgs.want())
             while True:
                 msg = self.control.get()
                 if msg is None or msg.get("type") == "stop":
@@ -540,8 +539,7 @@ class WorkerPlugin:
                     if fd is not None:
                         os.close(fd)
                     code = os.waitstatus_to_exitcode(status)
-                    self.emit({"type": "worker_exit", "idx": idx, "code": code if code >= 0 else None,
-                               "signal": -code if code < 0 else None})
+                    self.emit(msgs.worker_exit(idx, code if code >= 0 else None, -code if code < 0 else None))
                 while not stopping:
                     msg = self.control.poll()
                     if msg is None:
@@ -577,10 +575,10 @@ class WorkerPlugin:
             pass
         try:
             sock.connect(self.fork_socket)
-            sock.sendall(encode({"type": "hello", "idx": idx, "worker": wid}))
+            sock.sendall(encode(msgs.hello(idx, wid)))
         except OSError as exc:
             sock.close()
-            self.emit({"type": "worker_exit", "idx": idx, "code": None, "signal": None, "error": str(exc)})
+            self.emit(msgs.worker_exit(idx, None, None, error=str(exc)))
             return False
         for s in (sys.stdout, sys.stderr):
             try:
@@ -604,7 +602,7 @@ class WorkerPlugin:
             except OSError:
                 pidfd = None
         children[pid] = (idx, pidfd)
-        self.emit({"type": "forked", "idx": idx, "worker": wid, "pid": pid})
+        self.emit(msgs.forked(idx, wid, pid))
         return False
 
     def _become_worker(self, sock: socket.socket, wid: str, parent: int, warm_file: Any, msg_input: Any) -> None:
@@ -650,25 +648,33 @@ class WorkerPlugin:
         rp_cfg = getattr(self.rp, "cfg", None)
         if isinstance(rp_cfg, dict) and wid == "gw0":
             rp_cfg["warm_file"] = warm_file
-        self.emit({"type": "started", "pid": os.getpid()})
+        self.emit(msgs.started(os.getpid()))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         # A test's events (its start, reports, warnings, result, end) leave in
-        # one write when it ends. A worker that dies mid-test loses them: the
-        # CLI reports its first unfinished item as the crashed test.
+        # two writes: up to its call as its teardown begins, the rest when it
+        # ends. A worker that dies before its teardown loses them: the CLI
+        # reports its first unfinished item as the crashed test.
         self.writer.hold()
-        self.emit({"type": "logstart", "nodeid": nodeid, "location": list(location)})
+        self.emit(msgs.logstart(nodeid, list(location)))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        # Before any finalizer runs: a worker that dies in the teardown keeps
+        # the test's setup and call reports, as a pytest-xdist worker does.
+        self.writer.release()
+        self.writer.hold()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         assert self.config is not None
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
-        self.emit({"type": "report", "data": data})
+        self.emit(msgs.report(data))
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> Any:
         yield  # the other plugins' events first (the cache's result)
-        self.emit({"type": "logfinish", "nodeid": nodeid, "location": list(location)})
+        self.emit(msgs.logfinish(nodeid, list(location)))
         self.flush()
 
 
@@ -818,7 +824,7 @@ class ControllerPlugin:
         for ident in idents:
             node = self._node(ident)
             out[ident] = pack(node.workerinput)
-        self.writer.emit({"type": "nodes", "nodes": out})
+        self.writer.emit(msgs.nodes(out))
 
     def _node(self, worker: Optional[str]) -> _Node:
         """The node of `worker`, configured (`pytest_configure_node`) when new."""
@@ -957,7 +963,7 @@ class ControllerPlugin:
     def _request_stop(self) -> None:
         if not self.stop_sent:
             self.stop_sent = True
-            self.writer.emit({"type": "stop"})
+            self.writer.emit(msgs.stop())
 
     def _crash(self, msg: _Message) -> None:
         assert self.config is not None

@@ -179,4 +179,4 @@ class RpytestPlugin:
         if self.window is not None and self.recording:
             for event in self.window.dependencies(self.stream.files):
                 self.emit(event)
-        self.stream.finish(session, self.cache.replayed)
+        self.stream.finish(session)

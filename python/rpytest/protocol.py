@@ -185,3 +185,253 @@ def read_lines(fd: int) -> List[Dict[str, Any]]:
         if not data:
             return out
         out.extend(decode(line) for line in buf.feed(data))
+
+
+# ---------------------------------------------------------------------------
+# The messages of a distributed (`-n`) run, as `src/protocol/parallel.rs`
+# types them: a session's to the CLI (`WorkerMsg`) and the CLI's on a
+# session's control channel (`ControlMsg`). Each is a TypedDict (plain dicts
+# at run time: no cost on the hot path) with the function that builds it.
+# Messages the CLI forwards to the controller carry `worker`, set by the CLI.
+
+from typing import Literal, TypedDict, Union
+
+# What pytest's `pytest_report_to_serializable` (and xdist's values) make: carried as is.
+Json = Any
+
+
+class Hello(TypedDict):
+    type: Literal["hello"]
+    idx: int
+    worker: str
+
+
+class Forked(TypedDict):
+    type: Literal["forked"]
+    idx: int
+    worker: str
+    pid: int
+
+
+class _WorkerExitError(TypedDict, total=False):
+    error: str  # why the worker could not be forked
+
+
+class WorkerExit(_WorkerExitError):
+    type: Literal["worker_exit"]
+    idx: int
+    code: Optional[int]
+    signal: Optional[int]
+
+
+class Started(TypedDict):
+    type: Literal["started"]
+    pid: int
+
+
+class Collection(TypedDict):
+    type: Literal["collection"]
+    worker: str
+    items: List[List[Optional[str]]]  # [nodeid, file, xdist_group or None]
+    numcollected: int
+    stop: bool
+    fork: bool
+    reports: List[Json]
+    deselected: List[str]
+    replay: List[Json]
+    warnings: List["WarningMsg"]
+
+
+class _Forwarded(TypedDict, total=False):
+    worker: str  # set by the CLI as it forwards the message to the controller
+
+
+class Want(TypedDict):
+    type: Literal["want"]
+
+
+class Ready(_Forwarded):
+    type: Literal["ready"]
+
+
+class LogPoint(_Forwarded):
+    type: Literal["logstart", "logfinish"]
+    nodeid: str
+    location: List[Any]
+
+
+class Report(_Forwarded):
+    type: Literal["report"]
+    data: Json
+
+
+class WarningMsg(_Forwarded):
+    type: Literal["warning"]
+    message: str
+    category: List[str]  # [module, qualname]
+    filename: str
+    lineno: Optional[int]
+    when: str
+    nodeid: str
+    location: Optional[List[Any]]
+
+
+class WorkerFinished(_Forwarded):
+    type: Literal["workerfinished"]
+    workeroutput: Json
+
+
+class InternalError(_Forwarded):
+    type: Literal["internal_error"]
+    formatted_error: str
+
+
+class Nodes(TypedDict):
+    type: Literal["nodes"]
+    nodes: Dict[str, Json]
+
+
+class Stop(TypedDict):
+    type: Literal["stop"]
+
+
+class WorkerInputMsg(TypedDict):
+    type: Literal["workerinput"]
+    data: Json
+
+
+class Fork(TypedDict):
+    type: Literal["fork"]
+    worker: str
+    idx: int
+    workerinput: Json
+
+
+class Run(TypedDict):
+    type: Literal["run"]
+    indexes: List[int]
+
+
+class ConfigureNode(TypedDict):
+    type: Literal["configure_node"]
+    worker: str
+
+
+class Crash(TypedDict):
+    type: Literal["crash"]
+    worker: str
+    nodeid: str
+    location: Optional[List[Any]]
+    message: str
+
+
+class NodeDown(TypedDict):
+    type: Literal["nodedown"]
+    worker: str
+    error: str
+
+
+class Abort(TypedDict):
+    type: Literal["abort"]
+    message: str
+
+
+class Done(TypedDict):
+    type: Literal["done"]
+
+
+WorkerMsg = Union[
+    Hello, Forked, WorkerExit, Started, Collection, Want, Ready, LogPoint, Report, WarningMsg,
+    WorkerFinished, InternalError, Nodes, Stop,
+]
+ControlMsg = Union[
+    WorkerInputMsg, Fork, Run, Stop, ConfigureNode, Collection, LogPoint, Report, WarningMsg, Ready,
+    WorkerFinished, InternalError, Crash, NodeDown, Abort, Done,
+]
+
+
+def hello(idx: int, worker: str) -> Hello:
+    return {"type": "hello", "idx": idx, "worker": worker}
+
+
+def forked(idx: int, worker: str, pid: int) -> Forked:
+    return {"type": "forked", "idx": idx, "worker": worker, "pid": pid}
+
+
+def worker_exit(idx: int, code: Optional[int], signal: Optional[int], error: Optional[str] = None) -> WorkerExit:
+    msg: WorkerExit = {"type": "worker_exit", "idx": idx, "code": code, "signal": signal}
+    if error is not None:
+        msg["error"] = error
+    return msg
+
+
+def started(pid: int) -> Started:
+    return {"type": "started", "pid": pid}
+
+
+def collection(worker: str, items: List[List[Optional[str]]], numcollected: int, stop: bool, fork: bool,
+               reports: List[Json], deselected: List[str], replay: List[Json],
+               warnings: List[WarningMsg]) -> Collection:
+    return {"type": "collection", "worker": worker, "items": items, "numcollected": numcollected,
+            "stop": stop, "fork": fork, "reports": reports, "deselected": deselected,
+            "replay": replay, "warnings": warnings}
+
+
+def want() -> Want:
+    return {"type": "want"}
+
+
+def ready() -> Ready:
+    return {"type": "ready"}
+
+
+def logstart(nodeid: str, location: List[Any]) -> LogPoint:
+    return {"type": "logstart", "nodeid": nodeid, "location": location}
+
+
+def logfinish(nodeid: str, location: List[Any]) -> LogPoint:
+    return {"type": "logfinish", "nodeid": nodeid, "location": location}
+
+
+def report(data: Json) -> Report:
+    return {"type": "report", "data": data}
+
+
+def warning(message: str, category: List[str], filename: str, lineno: Optional[int], when: str,
+            nodeid: str, location: Optional[List[Any]]) -> WarningMsg:
+    return {"type": "warning", "message": message, "category": category, "filename": filename,
+            "lineno": lineno, "when": when, "nodeid": nodeid, "location": location}
+
+
+def workerfinished(workeroutput: Json) -> WorkerFinished:
+    return {"type": "workerfinished", "workeroutput": workeroutput}
+
+
+def internal_error(formatted_error: str) -> InternalError:
+    return {"type": "internal_error", "formatted_error": formatted_error}
+
+
+def nodes(nodes: Dict[str, Json]) -> Nodes:
+    return {"type": "nodes", "nodes": nodes}
+
+
+def stop() -> Stop:
+    return {"type": "stop"}
+
+
+# The TypedDict of each message `type`, by direction (a forwarded message
+# shares its worker's type, with `worker` set).
+WORKER_MESSAGES: Dict[str, Any] = {
+    "hello": Hello, "forked": Forked, "worker_exit": WorkerExit, "started": Started,
+    "collection": Collection, "want": Want, "ready": Ready, "logstart": LogPoint,
+    "logfinish": LogPoint, "report": Report, "warning": WarningMsg,
+    "workerfinished": WorkerFinished, "internal_error": InternalError, "nodes": Nodes,
+    "stop": Stop,
+}
+CONTROL_MESSAGES: Dict[str, Any] = {
+    "workerinput": WorkerInputMsg, "fork": Fork, "run": Run, "stop": Stop,
+    "configure_node": ConfigureNode, "collection": Collection, "logstart": LogPoint,
+    "logfinish": LogPoint, "report": Report, "warning": WarningMsg, "ready": Ready,
+    "workerfinished": WorkerFinished, "internal_error": InternalError, "crash": Crash,
+    "nodedown": NodeDown, "abort": Abort, "done": Done,
+}

@@ -158,8 +158,7 @@ class ResultStream:
 
     # ---- the end ----------------------------------------------------------------
 
-    def finish(self, session: pytest.Session, replayed: int) -> None:
-        self.owner.emit({"type": "replayed", "count": replayed})
+    def finish(self, session: pytest.Session) -> None:
         status = int(session.exitstatus)
         self.owner.emit(
             {

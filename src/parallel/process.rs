@@ -4,7 +4,7 @@
 
 use super::schedule::Unit;
 use crate::daemon::{self, Connection, DaemonError};
-use crate::protocol::{Event, SessionConfig};
+use crate::protocol::{ControlMsg, Event, SessionConfig, WorkerMsg};
 use crate::session::Ended;
 use crate::session::{pipe, FreshSession, Target};
 use std::collections::{BTreeMap, VecDeque};
@@ -19,7 +19,8 @@ use std::sync::mpsc::Sender;
 
 /// What the sessions' reader threads hand the dispatcher.
 pub(super) enum Msg {
-    Line(usize, String),
+    /// A session's message (read, and parsed, on its reader thread).
+    Line(usize, WorkerMsg),
     Stderr(usize, Vec<u8>),
     Ended(usize, Ended),
     /// A forked worker connected: its socket, to write its control messages to.
@@ -84,18 +85,21 @@ pub(super) fn background_writer(file: File) -> Sender<String> {
 }
 
 impl Proc {
-    pub(super) fn send(&mut self, line: &str) {
+    /// Sends `m` on the session's control channel (nothing once it closed).
+    pub(super) fn send(&mut self, m: &ControlMsg) {
+        if self.writer.is_none() && self.control.is_none() {
+            return;
+        }
+        let mut line = m.to_line();
+        line.push('\n');
         if let Some(w) = &self.writer {
-            if w.send(format!("{line}\n")).is_err() {
+            if w.send(line).is_err() {
                 self.writer = None;
             }
             return;
         }
         if let Some(c) = &mut self.control {
-            if c.write_all(line.as_bytes())
-                .and_then(|_| c.write_all(b"\n"))
-                .is_err()
-            {
+            if c.write_all(line.as_bytes()).is_err() {
                 self.control = None;
             }
         }
@@ -158,11 +162,6 @@ impl Drop for ForkSocket {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Hello {
-    idx: usize,
-}
-
 fn read_fork(stream: UnixStream, tx: Sender<Msg>) {
     let Ok(write) = stream.try_clone() else {
         return;
@@ -172,7 +171,7 @@ fn read_fork(stream: UnixStream, tx: Sender<Msg>) {
     if reader.read_line(&mut first).unwrap_or(0) == 0 {
         return;
     }
-    let Ok(hello) = serde_json::from_str::<Hello>(&first) else {
+    let Ok(WorkerMsg::Hello(hello)) = WorkerMsg::parse(&first) else {
         return;
     };
     let idx = hello.idx;
@@ -182,13 +181,9 @@ fn read_fork(stream: UnixStream, tx: Sender<Msg>) {
     {
         return;
     }
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        if tx.send(Msg::Line(idx, line)).is_err() {
-            return;
-        }
+    if read_messages(idx, reader, &tx).is_some() {
+        let _ = tx.send(Msg::Eof(idx));
     }
-    let _ = tx.send(Msg::Eof(idx));
 }
 
 /// The worker ID pytest-xdist would give the `n`-th worker.
@@ -201,6 +196,8 @@ pub(super) struct Launcher<'a> {
     pub(super) argv: Vec<String>,
     pub(super) tx: Sender<Msg>,
     pub(super) daemon_ready: bool,
+    /// What starting the daemon had to say, for the dispatcher to pass on.
+    pub(super) notes: Vec<String>,
 }
 
 impl Launcher<'_> {
@@ -214,9 +211,7 @@ impl Launcher<'_> {
             }
         }
         let c = daemon::ensure_daemon(&spec)?;
-        for n in daemon::take_notes() {
-            crate::report::warning(&n);
-        }
+        self.notes.extend(daemon::take_notes());
         self.daemon_ready = true;
         Ok(Some(c))
     }
@@ -271,13 +266,7 @@ impl Launcher<'_> {
                 pid = Some(child.id() as i32);
                 daemon::add_forwarding(child.id() as i32);
                 std::thread::spawn(move || {
-                    let reader = BufReader::new(File::from(events));
-                    for line in reader.lines() {
-                        let Ok(line) = line else { break };
-                        if tx.send(Msg::Line(idx, line)).is_err() {
-                            break;
-                        }
-                    }
+                    let _ = read_messages(idx, BufReader::new(File::from(events)), &tx);
                     let ended = Ended::from_status(child.wait());
                     let _ = tx.send(Msg::Ended(idx, ended));
                 });
@@ -288,21 +277,27 @@ impl Launcher<'_> {
     }
 }
 
-fn read_daemon(idx: usize, reader: BufReader<std::os::unix::net::UnixStream>, tx: Sender<Msg>) {
-    let mut ended = Ended::Lost;
+/// Hands session `idx`'s messages to the dispatcher until EOF (`Some(None)`)
+/// or the daemon's `exit` line (`Some(Some(end))`); `None`: the dispatcher is gone.
+/// A line that is no message is skipped.
+fn read_messages(idx: usize, reader: impl BufRead, tx: &Sender<Msg>) -> Option<Option<Ended>> {
     for line in reader.lines() {
         let Ok(line) = line else { break };
-        if line.contains("\"type\":\"exit\"") {
-            if let Ok(Event::Exit { code, signal }) = serde_json::from_str::<Event>(&line) {
-                ended = Ended::from_exit(code, signal);
-                break;
-            }
+        let Ok(m) = WorkerMsg::parse(&line) else {
+            continue;
+        };
+        if let WorkerMsg::Event(Event::Exit { code, signal }) = m {
+            return Some(Some(Ended::from_exit(code, signal)));
         }
-        if tx.send(Msg::Line(idx, line)).is_err() {
-            return;
-        }
+        tx.send(Msg::Line(idx, m)).ok()?;
     }
-    let _ = tx.send(Msg::Ended(idx, ended));
+    Some(None)
+}
+
+fn read_daemon(idx: usize, reader: BufReader<std::os::unix::net::UnixStream>, tx: Sender<Msg>) {
+    if let Some(ended) = read_messages(idx, reader, &tx) {
+        let _ = tx.send(Msg::Ended(idx, ended.unwrap_or(Ended::Lost)));
+    }
 }
 
 pub(super) fn describe(ended: &Ended) -> String {
@@ -321,10 +316,6 @@ pub(super) fn describe(ended: &Ended) -> String {
         }
         Ended::Lost => "the daemon went away".into(),
     }
-}
-
-pub(super) fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// Starts workers: each with its ID, the run's session config and environment,

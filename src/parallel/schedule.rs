@@ -82,20 +82,7 @@ pub fn units(
     workers: usize,
 ) -> VecDeque<Unit> {
     let est = estimates(items, durations);
-    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut files: Vec<(&str, Vec<usize>)> = Vec::new();
-    let mut file_pos: HashMap<&str, usize> = HashMap::new();
-    for (i, item) in items.iter().enumerate() {
-        if let Some(g) = &item.group {
-            groups.entry(g.as_str()).or_default().push(i);
-            continue;
-        }
-        let pos = *file_pos.entry(item.file.as_str()).or_insert_with(|| {
-            files.push((item.file.as_str(), Vec::new()));
-            files.len() - 1
-        });
-        files[pos].1.push(i);
-    }
+    let (groups, files) = by_group_and_file(items);
     let weight = |idx: &[usize]| idx.iter().map(|&i| est[i]).sum::<f64>();
     let total: f64 = est.iter().sum();
     let fair = total / workers.max(1) as f64;
@@ -106,7 +93,7 @@ pub fn units(
             indexes,
         })
         .collect();
-    for (_, indexes) in files {
+    for indexes in files {
         let w = weight(&indexes);
         // Only a file measured to dominate is split: an estimate is no reason
         // to separate tests that may rely on running in file order.
@@ -121,52 +108,12 @@ pub fn units(
             && measured * 2 >= indexes.len();
         if !splittable {
             out.push(Unit { indexes, weight: w });
-            continue;
-        }
-        if dist == Dist::LoadScope {
-            let mut current: Vec<usize> = Vec::new();
-            let mut scope: Option<&str> = None;
-            for i in indexes {
-                let s = scope_of(&items[i].nodeid);
-                if scope.is_some_and(|c| c != s) && !current.is_empty() {
-                    let chunk = std::mem::take(&mut current);
-                    out.push(Unit {
-                        weight: weight(&chunk),
-                        indexes: chunk,
-                    });
-                }
-                scope = Some(s);
-                current.push(i);
-            }
-            if !current.is_empty() {
-                out.push(Unit {
-                    weight: weight(&current),
-                    indexes: current,
-                });
-            }
-            continue;
-        }
-        // Chunks of about half a fair share: big enough to keep module
-        // fixtures warm, small enough that no worker is left waiting.
-        let target = (fair / 2.0).max(f64::MIN_POSITIVE);
-        let mut current: Vec<usize> = Vec::new();
-        let mut acc = 0.0;
-        for i in indexes {
-            current.push(i);
-            acc += est[i];
-            if acc >= target {
-                out.push(Unit {
-                    indexes: std::mem::take(&mut current),
-                    weight: acc,
-                });
-                acc = 0.0;
-            }
-        }
-        if !current.is_empty() {
-            out.push(Unit {
-                indexes: current,
-                weight: acc,
-            });
+        } else if dist == Dist::LoadScope {
+            split_by_scope(items, indexes, &weight, &mut out);
+        } else {
+            // Chunks of about half a fair share: big enough to keep module
+            // fixtures warm, small enough that no worker is left waiting.
+            split_by_weight(indexes, &est, (fair / 2.0).max(f64::MIN_POSITIVE), &mut out);
         }
     }
     out.sort_by(|a, b| {
@@ -175,6 +122,77 @@ pub fn units(
             .then(a.indexes.first().cmp(&b.indexes.first()))
     });
     out.into()
+}
+
+/// Item indexes by `xdist_group`, and the others by file in collection order.
+fn by_group_and_file(items: &[Item]) -> (BTreeMap<&str, Vec<usize>>, Vec<Vec<usize>>) {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut files: Vec<Vec<usize>> = Vec::new();
+    let mut file_pos: HashMap<&str, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(g) = &item.group {
+            groups.entry(g.as_str()).or_default().push(i);
+            continue;
+        }
+        let pos = *file_pos.entry(item.file.as_str()).or_insert_with(|| {
+            files.push(Vec::new());
+            files.len() - 1
+        });
+        files[pos].push(i);
+    }
+    (groups, files)
+}
+
+/// A file's items as one unit per class (or module-level run of tests).
+fn split_by_scope(
+    items: &[Item],
+    indexes: Vec<usize>,
+    weight: &dyn Fn(&[usize]) -> f64,
+    out: &mut Vec<Unit>,
+) {
+    let mut current: Vec<usize> = Vec::new();
+    let mut scope: Option<&str> = None;
+    for i in indexes {
+        let s = scope_of(&items[i].nodeid);
+        if scope.is_some_and(|c| c != s) && !current.is_empty() {
+            let chunk = std::mem::take(&mut current);
+            out.push(Unit {
+                weight: weight(&chunk),
+                indexes: chunk,
+            });
+        }
+        scope = Some(s);
+        current.push(i);
+    }
+    if !current.is_empty() {
+        out.push(Unit {
+            weight: weight(&current),
+            indexes: current,
+        });
+    }
+}
+
+/// A file's items in chunks of about `target` estimated seconds.
+fn split_by_weight(indexes: Vec<usize>, est: &[f64], target: f64, out: &mut Vec<Unit>) {
+    let mut current: Vec<usize> = Vec::new();
+    let mut acc = 0.0;
+    for i in indexes {
+        current.push(i);
+        acc += est[i];
+        if acc >= target {
+            out.push(Unit {
+                indexes: std::mem::take(&mut current),
+                weight: acc,
+            });
+            acc = 0.0;
+        }
+    }
+    if !current.is_empty() {
+        out.push(Unit {
+            indexes: current,
+            weight: acc,
+        });
+    }
 }
 
 /// The files of shard `k` (1-based) of `n`: a deterministic, weight-balanced

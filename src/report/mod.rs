@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cached;
+pub mod parallel;
 pub mod verify;
 
 use std::io::{IsTerminal, Write};

@@ -517,7 +517,14 @@ impl<'a> Sessions<'a> {
             opts.workers = opts.workers.min(n.max(1));
         }
         let durations = ready.store.durations().unwrap_or_default();
-        let out = crate::parallel::run(&target, &session, &opts, &durations).map_err(internal)?;
+        let out = crate::parallel::run(
+            &target,
+            &session,
+            &opts,
+            &durations,
+            &mut crate::report::parallel::show,
+        )
+        .map_err(internal)?;
         self.events.extend(out.events);
         self.crashes += out.crashes;
         Ok(out.ended)

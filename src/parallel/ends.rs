@@ -1,0 +1,257 @@
+//! How the sessions of a distributed run end: a worker that finished, one
+//! that crashed (its test reported, its work handed on), the collector, the
+//! controller, and the end of the run.
+
+use super::dispatch::Dispatch;
+use super::process::describe;
+use super::schedule::Unit;
+use super::{Notice, Trace, WorkerTrace};
+use crate::daemon::{self, DaemonError};
+use crate::protocol::parallel as msg;
+use crate::protocol::ControlMsg;
+use crate::session::Ended;
+
+impl Dispatch<'_> {
+    /// A fork's socket reached EOF: it ends once its exit status is known too.
+    pub(super) fn on_eof(&mut self, idx: usize) -> Result<(), DaemonError> {
+        let Some(p) = self.procs.get_mut(idx).filter(|p| p.forked && !p.ended) else {
+            return Ok(());
+        };
+        p.eof = true;
+        let gone = self.live_collector().is_none();
+        let p = &mut self.procs[idx];
+        if p.exit.is_some() || gone {
+            let ended = p.exit.take().unwrap_or(Ended::Lost);
+            self.on_worker_end(idx, ended)?;
+        }
+        Ok(())
+    }
+
+    /// The collector reaped a fork: the worker ends once its socket is drained too.
+    pub(super) fn on_worker_exit(&mut self, e: msg::WorkerExit) -> Result<(), DaemonError> {
+        let Some(idx) = Some(e.idx).filter(|&i| i < self.procs.len() && self.procs[i].forked)
+        else {
+            return Ok(());
+        };
+        let p = &mut self.procs[idx];
+        let ended = Ended::from_exit(e.code, e.signal);
+        if p.eof || p.control.is_none() && e.code.is_none() && e.signal.is_none() {
+            // Drained, or never forked (the collector could not connect it).
+            if !p.ended {
+                self.on_worker_end(idx, ended)?;
+            }
+        } else {
+            p.exit = Some(ended);
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_controller_end(&mut self, ended: Ended) {
+        let c = &mut self.procs[0];
+        c.ended = true;
+        c.close();
+        if let Some(pid) = c.pid {
+            daemon::remove_forwarding(pid);
+        }
+        self.controller_end = Some(ended);
+        // Nobody reports any more: stop every worker.
+        self.stop_workers();
+        for p in self.procs.iter().skip(1) {
+            p.terminate();
+        }
+    }
+
+    /// Marks session `idx` ended.
+    fn close(&mut self, idx: usize) {
+        let p = &mut self.procs[idx];
+        p.ended = true;
+        p.ended_after = Some(self.begun.elapsed());
+        p.close();
+        if let Some(pid) = p.pid {
+            daemon::remove_forwarding(pid);
+        }
+    }
+
+    pub(super) fn on_worker_end(&mut self, idx: usize, ended: Ended) -> Result<(), DaemonError> {
+        if self.procs[idx].collector {
+            return self.on_collector_end(idx, ended);
+        }
+        if let Some(u) = self.procs[idx].reserved.take() {
+            self.queue.push_front(u);
+        }
+        self.close(idx);
+        let p = &self.procs[idx];
+        let crashed = !p.finished && !matches!(ended, Ended::Code(2 | 4));
+        if crashed && self.controller_end.is_none() {
+            self.crash(idx, &ended);
+        }
+        // Work is left that no running worker will ask for (a crash requeued
+        // it, or a worker ended holding its reservation): a fresh worker takes
+        // it. Never after a crash during collection (it would crash again).
+        let takers = self
+            .procs
+            .iter()
+            .skip(1)
+            .any(|p| !p.ended && !p.mismatch && !p.told_stop && !p.collector);
+        if !self.stopping
+            && !self.queue.is_empty()
+            && !takers
+            && self.items.is_some()
+            && self.procs[idx].collected
+        {
+            self.add_worker()?;
+        }
+        Ok(())
+    }
+
+    /// The collector ended: its forks died with it (PR_SET_PDEATHSIG); each
+    /// ends when its socket is drained. Unfinished work goes to sessions that
+    /// collect ([`Self::add_worker`]).
+    fn on_collector_end(&mut self, idx: usize, ended: Ended) -> Result<(), DaemonError> {
+        self.close(idx);
+        let unexpected = !self.procs[idx].finished && !matches!(ended, Ended::Code(0 | 2 | 4));
+        if unexpected && self.controller_end.is_none() {
+            self.show_stderr(idx);
+            (self.notices)(Notice::CollectorEnded {
+                how: describe(&ended),
+            });
+        }
+        // Its `forked` messages all came before its end: a fork it never
+        // reported was never made, and no socket will close for it.
+        let drained: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| {
+                let w = &self.procs[i];
+                w.forked && !w.ended && (w.eof || w.pid.is_none())
+            })
+            .collect();
+        for i in drained {
+            let e = self.procs[i].exit.take().unwrap_or(Ended::Lost);
+            self.on_worker_end(i, e)?;
+        }
+        Ok(())
+    }
+
+    /// A worker died without finishing: its running test is reported as a
+    /// crash and fails the run; its unfinished items go back in front.
+    fn crash(&mut self, idx: usize, ended: &Ended) {
+        self.show_stderr(idx);
+        self.crashes += 1;
+        let how = describe(ended);
+        let worker = self.procs[idx].id.clone();
+        if let Some((nodeid, location)) = self.running_test(idx) {
+            let message = format!("worker '{worker}' crashed while running '{nodeid}': {how}");
+            self.events
+                .push(super::crashed_result(nodeid.clone(), location.clone()));
+            let crash = ControlMsg::Crash(msg::Crash {
+                worker: worker.clone(),
+                nodeid,
+                location,
+                message,
+            });
+            self.procs[0].send(&crash);
+        } else if !self.procs[idx].collected {
+            self.collect_crash = Some(format!("worker '{worker}' crashed while collecting: {how}"));
+        } else {
+            (self.notices)(Notice::BetweenTests {
+                worker: worker.clone(),
+                how: how.clone(),
+            });
+        }
+        // pytest_testnodedown(node, error) on the controller, as pytest-xdist calls it.
+        let down = ControlMsg::Nodedown(msg::NodeDown { worker, error: how });
+        self.procs[0].send(&down);
+        let rest: Vec<usize> = self.procs[idx].assigned.drain(..).collect();
+        if !rest.is_empty() && !self.stopping {
+            self.queue.push_front(Unit {
+                indexes: rest,
+                weight: 0.0,
+            });
+        }
+    }
+
+    /// The test worker `idx` was running, taken off its assigned items: the
+    /// one it reported starting, else (a worker sends a test's events when the
+    /// test ends) its first unfinished item.
+    fn running_test(&mut self, idx: usize) -> Option<(String, serde_json::Value)> {
+        let list = self.items.as_ref();
+        let p = &mut self.procs[idx];
+        let running = p.current.take().or_else(|| {
+            let first = *p.assigned.front()?;
+            Some((list?[first].nodeid.clone(), serde_json::Value::Null))
+        })?;
+        if let Some(pos) =
+            list.and_then(|list| p.assigned.iter().position(|&i| list[i].nodeid == running.0))
+        {
+            p.assigned.remove(pos);
+        }
+        Some(running)
+    }
+
+    /// Once every worker ended: what never ran is reported, then `done`.
+    /// True when the run is over (the controller ended too).
+    pub(super) fn finished(&mut self) -> bool {
+        if let Some(c) = self.collector {
+            let forks_done = self.procs.iter().skip(1).all(|p| p.ended || p.collector);
+            if forks_done && !self.procs[c].ended && self.procs[c].control.is_some() {
+                // No worker left to replace: the collector ends its session.
+                self.procs[c].send(&ControlMsg::Stop);
+                self.procs[c].close();
+            }
+        }
+        let workers_done = self.procs.iter().skip(1).all(|p| p.ended);
+        if workers_done && !self.done_sent {
+            self.done_sent = true;
+            self.report_unrun();
+            self.procs[0].send(&ControlMsg::Done);
+            self.procs[0].close();
+        }
+        self.controller_end.is_some() && workers_done
+    }
+
+    /// Every worker ended: each queued test never ran (every replacement
+    /// crashed while collecting), or nothing was collected at all.
+    fn report_unrun(&mut self) {
+        let why = self.collect_crash.clone();
+        let Some(list) = &self.items else {
+            let message = why.unwrap_or_else(|| "no worker reported its collection".into());
+            self.procs[0].send(&ControlMsg::Abort(msg::Abort { message }));
+            return;
+        };
+        let why = why.unwrap_or_else(|| "every worker ended".into());
+        for unit in self.queue.drain(..) {
+            for i in unit.indexes {
+                let crash = ControlMsg::Crash(msg::Crash {
+                    worker: "gw?".into(),
+                    nodeid: list[i].nodeid.clone(),
+                    location: serde_json::Value::Null,
+                    message: format!("not run: {why}"),
+                });
+                self.procs[0].send(&crash);
+            }
+        }
+    }
+
+    /// RPYTEST_TRACE: how the work was spread.
+    pub(super) fn trace(&mut self) {
+        if std::env::var_os("RPYTEST_TRACE").is_none() {
+            return;
+        }
+        let workers = self
+            .procs
+            .iter()
+            .skip(1)
+            .filter(|p| !p.collector)
+            .map(|p| WorkerTrace {
+                id: p.id.clone(),
+                tests: p.tests,
+                busy: p.busy,
+                ended_after: p.ended_after.map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            })
+            .collect();
+        (self.notices)(Notice::Trace(Trace {
+            collected_after: self.collected_after.map(|t| t.as_secs_f64()),
+            forked: self.collector.is_some(),
+            workers,
+        }));
+    }
+}
