@@ -275,6 +275,7 @@ impl KeyShared<'_> {
             }
             k = key::finish(k.inputs);
         }
+        crate::inputs::count::file(file, &k.hex);
         if !self.keep_inputs {
             k.inputs = Inputs::new();
         }
@@ -356,7 +357,9 @@ pub(super) fn global_key(
     }
     ctx.builder.add_closure(&mut inputs, &rec.imports);
     ctx.builder.add_recorded(&mut inputs, &rec);
-    key::finish(inputs)
+    let k = key::finish(inputs);
+    crate::inputs::count::global("global", &k.hex);
+    k
 }
 
 /// The installed distributions as content, the same on every machine that

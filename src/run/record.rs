@@ -24,6 +24,22 @@ impl Plan {
         code: i32,
         events: &[Event],
     ) -> Vec<crate::remote::Entry> {
+        let out = self.record_inner(answered_alone, store, inv, started, code, events);
+        if let Some(line) = crate::inputs::count::summary() {
+            report::stderr_line(&format!("rpytest trace: {line}"));
+        }
+        out
+    }
+
+    fn record_inner(
+        &self,
+        answered_alone: bool,
+        store: &mut Store,
+        inv: &Invocation,
+        started: f64,
+        code: i32,
+        events: &[Event],
+    ) -> Vec<crate::remote::Entry> {
         if inv.args.no_run {
             return Vec::new();
         }
