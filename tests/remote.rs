@@ -593,10 +593,11 @@ fn every_key_is_computed_once_per_run() {
     fed.assert_code(0);
     let (global, distinct, _, _, most) = key_counts(&fed);
     // The static global key, the global key before and after the
-    // dependencies the remote recorded arrived: three different keys.
-    assert_eq!(global, distinct, "{}", fed.stderr);
-    assert!(global <= 3, "{}", fed.stderr);
-    assert_eq!(most, 1, "{}", fed.stderr);
+    // dependencies the remote recorded arrived (three different keys), and
+    // after the run when the session recorded something it depends on.
+    assert!(distinct <= 3, "{}", fed.stderr);
+    assert!(global <= 4, "{}", fed.stderr);
+    assert!(most <= 2, "{}", fed.stderr);
 
     let alone = b
         .rpytest(&["-q", "--remote-cache", &server.url()])

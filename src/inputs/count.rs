@@ -47,7 +47,20 @@ pub fn summary() -> Option<String> {
         }
         most = most.max(*n);
     }
-    Some(format!(
+    let mut repeated: Vec<&str> = t
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|((_, name, _), _)| name.as_str())
+        .collect();
+    repeated.sort_unstable();
+    let mut line = format!(
         "key computations: global {g} ({gd} distinct), files {f} ({fd} distinct), most of one key {most}"
-    ))
+    );
+    if !repeated.is_empty() {
+        line.push_str(&format!(
+            "\nrpytest trace: keys computed more than once: {}",
+            repeated.join(", ")
+        ));
+    }
+    Some(line)
 }

@@ -9,7 +9,9 @@ mod groups;
 pub mod hermetic;
 
 mod help;
+mod keys;
 mod learn;
+mod outcomes;
 pub mod plan;
 mod record;
 
@@ -285,6 +287,9 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
         false => crate::store::Origin::Remote,
     };
     let mut plan = plan::Plan::make(inv, &mut store, &info, &rules, remote.as_ref())?;
+    for n in plan.notices.drain(..) {
+        report::warning(&n);
+    }
     let files = plan.discovered(inv);
     let excluded = match inv.own.shard {
         Some((k, n)) => {
@@ -305,7 +310,8 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
     }
     if let Some(code) = plan.answer_alone(inv, started) {
         trace.mark("answer");
-        plan.record(true, &mut store, inv, started, code, &[]);
+        plan.record(true, &mut store, inv, started, code, &[])
+            .report();
         if let Some(r) = &remote {
             r.finish();
         }
@@ -471,7 +477,9 @@ fn execute(inv: &mut Invocation) -> Result<i32, Failure> {
         crate::inputs::installed::remember(&store, &events);
     }
     learn::remember(inv, &store, &events);
-    let stored = plan.record(false, &mut store, inv, started, code, &events);
+    let summary = plan.record(false, &mut store, inv, started, code, &events);
+    summary.report();
+    let stored = summary.entries;
     if let Some(r) = &remote {
         if r.config.upload && !stored.is_empty() {
             r.upload(&stored);
