@@ -7,9 +7,12 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-fn table() -> Option<&'static Mutex<HashMap<(bool, String, String), usize>>> {
+/// (global?, what the key names, its digest) → computations.
+type Table = Mutex<HashMap<(bool, String, String), usize>>;
+
+fn table() -> Option<&'static Table> {
     static ON: OnceLock<bool> = OnceLock::new();
-    static TABLE: OnceLock<Mutex<HashMap<(bool, String, String), usize>>> = OnceLock::new();
+    static TABLE: OnceLock<Table> = OnceLock::new();
     ON.get_or_init(|| std::env::var_os("RPYTEST_TRACE").is_some())
         .then(|| TABLE.get_or_init(Default::default))
 }
