@@ -542,3 +542,69 @@ fn rules_with_args_workers_and_timeouts_run_in_their_own_sessions() {
     // One JUnit XML for the three sessions.
     assert_eq!(run.outcomes.len(), 7, "{:?}", run.outcomes);
 }
+
+/// The key computations `RPYTEST_TRACE` counted in a run: (global keys
+/// computed, distinct global keys, file keys computed, distinct file keys,
+/// most computations of one key).
+fn key_counts(run: &Run) -> (usize, usize, usize, usize, usize) {
+    let line = run
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rpytest trace: key computations: "))
+        .unwrap_or_else(|| panic!("no key count in the trace\n{}", run.stderr));
+    let n: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(n.len(), 5, "{line}");
+    (n[0], n[1], n[2], n[3], n[4])
+}
+
+/// One key context per run: the global key is computed once, and no key is
+/// computed twice (a file keyed before the run is keyed again after it only
+/// when what it recorded changed its key) — in a partly cached run with rule
+/// groups, a run answered from the cache, and a run fed by a remote cache.
+#[test]
+fn every_key_is_computed_once_per_run() {
+    require_fixture_plugin();
+    let p = Project::new("rules_sessions");
+    p.rpytest(&["-q"]).run().assert_code(1);
+    p.replace(
+        "tests/plain/test_plain.py",
+        "def test_plain_xfail",
+        "# edited\ndef test_plain_xfail",
+    );
+    let partly = p.rpytest(&["-q"]).env("RPYTEST_TRACE", "1").run();
+    partly.assert_code(1);
+    let (global, _, files, _, most) = key_counts(&partly);
+    assert_eq!(global, 1, "{}", partly.stderr);
+    assert!(files > 0, "{}", partly.stderr);
+    assert_eq!(most, 1, "{}", partly.stderr);
+
+    let Some(server) = cache_filled_by_machine_a() else {
+        return;
+    };
+    let b = monorepo();
+    let fed = b
+        .rpytest(&["-q", "--remote-cache", &server.url()])
+        .env("RPYTEST_TRACE", "1")
+        .run();
+    fed.assert_code(0);
+    let (global, distinct, _, _, most) = key_counts(&fed);
+    // The static global key, the global key before and after the
+    // dependencies the remote recorded arrived (three different keys), and
+    // after the run when the session recorded something it depends on.
+    assert!(distinct <= 3, "{}", fed.stderr);
+    assert!(global <= 4, "{}", fed.stderr);
+    assert!(most <= 2, "{}", fed.stderr);
+
+    let again = b
+        .rpytest(&["-q", "--remote-cache", &server.url()])
+        .env("RPYTEST_TRACE", "1")
+        .run();
+    again.assert_code(0);
+    let (global, distinct, _, _, most) = key_counts(&again);
+    assert_eq!(global, distinct, "{}", again.stderr);
+    assert_eq!(most, 1, "{}", again.stderr);
+}

@@ -10,15 +10,16 @@
 
 use super::client::{ping, Connection, DaemonError};
 use super::paths::DaemonPaths;
-use crate::inputs::installed::distribution_names;
 use crate::project::interpreter::{stamp, InterpreterInfo};
 use crate::protocol::PROTOCOL_VERSION;
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Everything needed to start (or recognize) the right daemon.
@@ -45,10 +46,41 @@ pub fn fingerprint_with_env(
     env: impl Iterator<Item = (String, String)>,
 ) -> String {
     let mut h = blake3::Hasher::new();
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(&PROTOCOL_VERSION.to_le_bytes());
-    h.update(stamp(python).as_bytes());
-    h.update(site_listing(&info.site_dirs).as_bytes());
+    h.update(&installation(python, info));
+    // Read by the interpreter in C at startup, where a forked session cannot
+    // take them back: its flags and paths (`PYTHON*`) and the C locale that
+    // decides the file system and stdio encodings (`LANG`, `LC_ALL`, `LC_CTYPE`).
+    let mut vars: Vec<(String, String)> = env
+        .filter(|(k, _)| {
+            k.starts_with("PYTHON") || matches!(k.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE")
+        })
+        .collect();
+    vars.sort();
+    for (k, v) in vars {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"\0");
+    }
+    h.finalize().to_hex()[..32].to_owned()
+}
+
+/// The part of the fingerprint that is not the environment: rpytest's
+/// version and protocol, the interpreter, what is installed, rpytest's
+/// Python files. Computed once per process and interpreter (a run with
+/// rule groups asks once per session).
+fn installation(python: &Path, info: &InterpreterInfo) -> Vec<u8> {
+    type Memo = Mutex<HashMap<PathBuf, Vec<u8>>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(b) = memo.lock().ok().and_then(|m| m.get(python).cloned()) {
+        return b;
+    }
+    let mut b: Vec<u8> = Vec::new();
+    b.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    b.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    b.extend_from_slice(stamp(python).as_bytes());
+    b.extend_from_slice(site_listing(&info.site_dirs).as_bytes());
     if let Some(dir) = &info.rpytest_dir {
         if let Ok(rd) = std::fs::read_dir(dir) {
             let mut files: Vec<String> = rd
@@ -68,49 +100,31 @@ pub fn fingerprint_with_env(
                 })
                 .collect();
             files.sort();
-            h.update(files.join("\n").as_bytes());
+            b.extend_from_slice(files.join("\n").as_bytes());
         }
     }
-    // Read by the interpreter in C at startup, where a forked session cannot
-    // take them back: its flags and paths (`PYTHON*`) and the C locale that
-    // decides the file system and stdio encodings (`LANG`, `LC_ALL`, `LC_CTYPE`).
-    let mut vars: Vec<(String, String)> = env
-        .filter(|(k, _)| {
-            k.starts_with("PYTHON") || matches!(k.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE")
-        })
-        .collect();
-    vars.sort();
-    for (k, v) in vars {
-        h.update(k.as_bytes());
-        h.update(b"=");
-        h.update(v.as_bytes());
-        h.update(b"\0");
+    if let Ok(mut m) = memo.lock() {
+        m.insert(python.to_path_buf(), b.clone());
     }
-    h.finalize().to_hex()[..32].to_owned()
+    b
 }
 
 /// The names of everything installed in the site directories (dist-info
-/// directories carry name and version) plus the content of `.pth` files.
+/// directories carry name and version) plus the content of `.pth` files
+/// (the listing the global key is computed from: read once per process).
 pub fn site_listing(site_dirs: &[String]) -> String {
     let mut out = String::new();
-    for dir in site_dirs {
-        for n in distribution_names(dir) {
-            out.push_str(&n);
+    for e in crate::inputs::installed::site_entries(site_dirs).iter() {
+        out.push_str(&e.name);
+        out.push('\n');
+        // A reinstall at the same version rewrites RECORD: its stamp
+        // tells new code from old even when the name is unchanged.
+        if let Some((size, s, ns)) = e.record_stamp {
+            out.push_str(&format!("{size}:{s}:{ns}\n"));
+        }
+        if let Some(t) = &e.text {
+            out.push_str(t);
             out.push('\n');
-            if n.ends_with(".dist-info") {
-                // A reinstall at the same version rewrites RECORD: its stamp
-                // tells new code from old even when the name is unchanged.
-                use std::os::unix::fs::MetadataExt;
-                if let Ok(m) = std::fs::metadata(Path::new(dir).join(&n).join("RECORD")) {
-                    out.push_str(&format!("{}:{}:{}\n", m.size(), m.mtime(), m.mtime_nsec()));
-                }
-            }
-            if n.ends_with(".pth") || n.ends_with(".egg-link") {
-                if let Ok(t) = std::fs::read_to_string(Path::new(dir).join(&n)) {
-                    out.push_str(&t);
-                    out.push('\n');
-                }
-            }
         }
     }
     out

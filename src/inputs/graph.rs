@@ -286,6 +286,15 @@ impl ImportGraph<FileHasher> {
         }
     }
 
+    /// The same files seen anew (after a run): `resolver` replaces the one
+    /// in use and every edge is resolved again; parses stay (they are keyed
+    /// by content) and the stat cache verifies each file once more.
+    pub fn refresh(&mut self, resolver: Resolver) {
+        self.resolver = Arc::new(resolver);
+        self.edges.iter_mut().for_each(|e| *e = None);
+        self.source.forget_digests();
+    }
+
     /// Takes over what a fork parsed and hashed (to be persisted).
     pub fn absorb(&mut self, other: Self) {
         for d in other.new_digests {

@@ -180,6 +180,12 @@ impl FileHasher {
         }
     }
 
+    /// Forgets the digests memoized so far: each file is checked against
+    /// the stat cache again (a new view of the tree, after a run).
+    pub fn forget_digests(&mut self) {
+        self.memo.clear();
+    }
+
     /// The entry standing for `rel` now: this run's, else the persisted one.
     fn entry(&self, rel: &str) -> Option<&StatEntry> {
         match self.entries.get(rel) {

@@ -20,9 +20,10 @@
 //!   on this machine is kept in the store only to hash it. Digests go through
 //!   the stat cache: an unchanged environment costs one stat per file.
 //!
-//! The listing of the site directories (`distribution_names`) is read once
-//! per process and shared by the global key (run/plan.rs `distributions`)
-//! and the daemon's fingerprint (daemon/spawn.rs `site_listing`).
+//! The listing of the site directories (`site_entries`: names, `.pth`
+//! contents, RECORD stamps) is read once per process and shared by the
+//! global key (run/keys.rs `distributions`) and the daemon's fingerprint
+//! (daemon/spawn.rs `site_listing`).
 
 use crate::inputs::key::{Inputs, KeyBuilder};
 use crate::protocol::Event;
@@ -200,4 +201,51 @@ pub fn distribution_names(dir: &str) -> Vec<String> {
         m.insert(dir.to_owned(), Arc::new(names.clone()));
     }
     names
+}
+
+/// One installation record in a site directory.
+pub struct SiteEntry {
+    /// Its file name (`pkg-1.0.dist-info`, `x.pth`, ...).
+    pub name: String,
+    pub path: std::path::PathBuf,
+    /// The content of a `.pth` or `.egg-link` file.
+    pub text: Option<String>,
+    /// A dist-info's RECORD: size, mtime seconds and nanoseconds.
+    pub record_stamp: Option<(u64, i64, i64)>,
+}
+
+/// The installation records of `site_dirs`, in order, read once per process.
+pub fn site_entries(site_dirs: &[String]) -> Arc<Vec<SiteEntry>> {
+    type Memo = Mutex<HashMap<Vec<String>, Arc<Vec<SiteEntry>>>>;
+    static ENTRIES: OnceLock<Memo> = OnceLock::new();
+    let memo = ENTRIES.get_or_init(Default::default);
+    if let Some(e) = memo.lock().ok().and_then(|m| m.get(site_dirs).cloned()) {
+        return e;
+    }
+    let mut out = Vec::new();
+    for dir in site_dirs {
+        for name in distribution_names(dir) {
+            use std::os::unix::fs::MetadataExt;
+            let path = Path::new(dir).join(&name);
+            let text = (name.ends_with(".pth") || name.ends_with(".egg-link"))
+                .then(|| std::fs::read_to_string(&path).ok())
+                .flatten();
+            let record_stamp = name
+                .ends_with(".dist-info")
+                .then(|| std::fs::metadata(path.join("RECORD")).ok())
+                .flatten()
+                .map(|m| (m.size(), m.mtime(), m.mtime_nsec()));
+            out.push(SiteEntry {
+                name,
+                path,
+                text,
+                record_stamp,
+            });
+        }
+    }
+    let out = Arc::new(out);
+    if let Ok(mut m) = memo.lock() {
+        m.insert(site_dirs.to_vec(), Arc::clone(&out));
+    }
+    out
 }

@@ -8,6 +8,7 @@
 use super::conftest_chain;
 use super::graph::ImportGraph;
 use super::hash::{digest_bytes, hex, FileHasher, HashError};
+use super::resolve::Resolver;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -170,9 +171,10 @@ pub fn env_value(name: &str, env: &HashMap<String, String>) -> String {
 ///
 /// Many test files share conftest chains and imported modules, so chains,
 /// per-module closures and file labels are computed once per run.
-pub struct KeyBuilder<'a> {
+pub struct KeyBuilder {
     pub graph: ImportGraph<FileHasher>,
-    pub edges: &'a HashMap<String, Vec<String>>,
+    /// Recorded import edges (file → files it loaded at run time).
+    pub edges: Arc<HashMap<String, Vec<String>>>,
     pub env: HashMap<String, String>,
     labels: HashMap<String, String>,
     closures: HashMap<String, Arc<Vec<String>>>,
@@ -180,11 +182,11 @@ pub struct KeyBuilder<'a> {
     globs: HashMap<String, Arc<Vec<String>>>,
 }
 
-impl<'a> KeyBuilder<'a> {
+impl KeyBuilder {
     /// A builder over `graph`, with recorded import `edges` and the environment.
     pub fn new(
         graph: ImportGraph<FileHasher>,
-        edges: &'a HashMap<String, Vec<String>>,
+        edges: Arc<HashMap<String, Vec<String>>>,
         env: HashMap<String, String>,
     ) -> Self {
         KeyBuilder {
@@ -203,7 +205,7 @@ impl<'a> KeyBuilder<'a> {
     pub fn fork(&self) -> Self {
         KeyBuilder {
             graph: self.graph.fork(),
-            edges: self.edges,
+            edges: Arc::clone(&self.edges),
             env: self.env.clone(),
             labels: self.labels.clone(),
             closures: HashMap::new(),
@@ -215,6 +217,23 @@ impl<'a> KeyBuilder<'a> {
     /// Takes over what a fork hashed and parsed (to be persisted).
     pub fn absorb(&mut self, other: Self) {
         self.graph.absorb(other.graph);
+    }
+
+    /// A new view of the tree after a run: recorded `edges` and a resolver
+    /// as they are now; every label, closure and chain is computed again
+    /// (digests are verified against the stat cache, parses are kept).
+    pub fn refresh(&mut self, edges: Arc<HashMap<String, Vec<String>>>, resolver: Resolver) {
+        self.edges = edges;
+        self.graph.refresh(resolver);
+        self.forget_closures();
+        self.labels.clear();
+        self.chains.clear();
+        self.globs.clear();
+    }
+
+    /// Drops the memoized closures (they follow the recorded edges).
+    pub fn forget_closures(&mut self) {
+        self.closures.clear();
     }
 
     /// Digest label of a root-relative file.
@@ -247,7 +266,7 @@ impl<'a> KeyBuilder<'a> {
         if let Some(c) = self.closures.get(start) {
             return Arc::clone(c);
         }
-        let set = self.graph.closure(&[start.to_owned()], self.edges);
+        let set = self.graph.closure(&[start.to_owned()], &self.edges);
         let c = Arc::new(set.into_iter().collect::<Vec<_>>());
         self.closures.insert(start.to_owned(), Arc::clone(&c));
         c
@@ -459,12 +478,12 @@ mod tests {
         }
     }
 
-    fn builder_over<'e>(root: &Path, edges: &'e HashMap<String, Vec<String>>) -> KeyBuilder<'e> {
+    fn builder_over(root: &Path, edges: &HashMap<String, Vec<String>>) -> KeyBuilder {
         let hasher = FileHasher::new(root.to_path_buf(), HashMap::new());
         let resolver = crate::inputs::Resolver::new(root.to_path_buf(), vec![String::new()]);
         KeyBuilder::new(
             ImportGraph::new(resolver, hasher, HashMap::new()),
-            edges,
+            Arc::new(edges.clone()),
             HashMap::new(),
         )
     }

@@ -1,5 +1,6 @@
 //! Inputs of a test file: hashing, the static import graph, test discovery, cache keys.
 pub mod conftest;
+pub mod count;
 pub mod discover;
 pub mod graph;
 pub mod hash;

@@ -5,8 +5,10 @@
 //! output (`-rA` with captured output, `--durations`, `--junitxml`, a
 //! progress style it does not know), the run goes to a session instead.
 
-use super::plan::Plan;
+use super::outcomes::write_outcomes;
+use super::plan::{now, Plan};
 use super::Invocation;
+use crate::outcome::Outcome;
 use crate::protocol::CachedNode;
 use crate::report;
 use crate::report::cached::{Line, Warning};
@@ -175,8 +177,8 @@ fn cwd_relative(nodeid: &str, root: &Path, cwd: &Path) -> String {
 
 /// The reason pytest's `-v` line shows for a skip or an xfail.
 fn reason(c: &CachedNode) -> Option<String> {
-    match c.outcome.as_str() {
-        "skipped" => {
+    match c.outcome {
+        Outcome::Skipped => {
             let r = c.longrepr.get(2).and_then(|v| v.as_str()).unwrap_or("");
             Some(match r.strip_prefix("Skipped: ") {
                 Some(rest) => rest.to_owned(),
@@ -184,7 +186,7 @@ fn reason(c: &CachedNode) -> Option<String> {
                 None => r.to_owned(),
             })
         }
-        "xfailed" => {
+        Outcome::Xfailed => {
             let r = c.wasxfail.as_deref().unwrap_or("");
             Some(r.strip_prefix("reason: ").unwrap_or(r).to_owned())
         }
@@ -228,14 +230,43 @@ fn warnings_of(c: &CachedNode, root: &Path) -> Vec<Warning> {
         .collect()
 }
 
+impl Plan {
+    /// When every selected test is cached, answers without starting Python.
+    pub fn answer_alone(&mut self, inv: &Invocation, started: f64) -> Option<i32> {
+        if !self.fast_path || (self.cached.is_empty() && self.skipped_files.is_empty()) {
+            return None;
+        }
+        let mut counts: Vec<(String, usize)> = ["passed", "skipped", "xfailed", "deselected"]
+            .iter()
+            .map(|k| (k.to_string(), 0))
+            .collect();
+        for c in &self.cached {
+            let slot = match c.outcome {
+                Outcome::Passed => 0,
+                Outcome::Skipped => 1,
+                _ => 2,
+            };
+            counts[slot].1 += 1;
+        }
+        counts[1].1 += self.skipped_files.len();
+        counts[3].1 = self.deselected.len();
+        // pytest's order: passed, skipped, deselected, xfailed.
+        counts.swap(2, 3);
+        answer(self, inv, &counts, now() - started)?;
+        let outcomes = self
+            .cached
+            .iter()
+            .map(|c| (c.nodeid.as_str(), c.outcome.as_str(), true));
+        if let Err(e) = write_outcomes(super::exit::OK, outcomes) {
+            self.notices.push(e);
+        }
+        Some(super::exit::OK)
+    }
+}
+
 /// Prints the answer of a fully cached run and updates pytest's cache;
 /// None when a session must give it instead.
-pub(super) fn answer(
-    plan: &Plan,
-    inv: &Invocation,
-    counts: &[(String, usize)],
-    seconds: f64,
-) -> Option<()> {
+fn answer(plan: &Plan, inv: &Invocation, counts: &[(String, usize)], seconds: f64) -> Option<()> {
     if !printable(plan, inv) {
         return None;
     }
@@ -255,13 +286,13 @@ pub(super) fn answer(
         .zip(reasons.iter())
         .map(|(c, r)| Line {
             shown: cwd_relative(&c.nodeid, root, &inv.cwd),
-            word: match c.outcome.as_str() {
-                "skipped" => "SKIPPED",
-                "xfailed" => "XFAIL",
+            word: match c.outcome {
+                Outcome::Skipped => "SKIPPED",
+                Outcome::Xfailed => "XFAIL",
                 _ => "CACHED",
             },
             reason: r.as_deref(),
-            green: c.outcome == "passed",
+            green: c.outcome == Outcome::Passed,
         })
         .collect();
     let show_warnings = !has_arg(inv, "--disable-warnings") && !has_arg(inv, "--no-summary");

@@ -1,8 +1,7 @@
 //! `--why NODEID` and `--show-rules`: what a test's key is made of, and what changed.
 
-use super::plan::{
-    global_key, key_context, load_rules, scope, search_roots, session_wide_conftests, Plan,
-};
+use super::keys::{search_roots, session_wide_conftests, KeyContext};
+use super::plan::{load_rules, scope, Plan};
 use super::{Failure, Invocation};
 use crate::inputs::key::{self, Inputs};
 use crate::project::interpreter::InterpreterInfo;
@@ -58,15 +57,12 @@ pub fn why(
         ));
         return Ok(0);
     };
-    let edges = store.edges().unwrap_or_default();
-    let roots = search_roots(inv, store, std::slice::from_ref(&file));
-    let mut ctx = key_context(inv, store, &edges, rules, roots.clone());
-    let (found, _) = scope(inv);
-    let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
-    let global = global_key(inv, info, &mut ctx, &session_conftests);
-    super::hermetic::attach(&mut ctx, inv, store, info, roots, &session_conftests);
-    let (now_key, cacheable) = ctx.file_key(&global, &file);
-    if !cacheable {
+    // The plan's own keys, computed in the run's key context.
+    let (Some(ctx), Some(global)) = (&plan.keys, &plan.global) else {
+        return Ok(0);
+    };
+    let now_key = planned;
+    if !ctx.cacheable(&file) {
         report::out(&format!(
             "{node}: its rule says cache = false; it always runs"
         ));
@@ -104,7 +100,7 @@ pub fn why(
         // A hermetic file's global key is the sandbox's (hermetic.rs).
         let global = match (&ctx.hermetic, ctx.is_hermetic(&file)) {
             (Some(h), true) => &h.1,
-            _ => &global,
+            _ => global,
         };
         match find_global(store, old.get("global")) {
             Some(prev) => {
@@ -134,14 +130,13 @@ pub fn show_rules(
 ) -> Result<i32, Failure> {
     let rules = load_rules(inv)?;
     let (found, _) = scope(inv);
-    let edges = store.edges().unwrap_or_default();
     let mut scanned = found.test_files.clone();
     scanned.extend(found.conftests.iter().cloned());
     let roots = search_roots(inv, store, &scanned);
-    let mut ctx = key_context(inv, store, &edges, rules.clone(), roots.clone());
+    let mut ctx = KeyContext::new(inv, store, rules.clone(), roots);
     let session_conftests = session_wide_conftests(&inv.setup.rootdir, &found.conftests);
-    let global = global_key(inv, info, &mut ctx, &session_conftests);
-    super::hermetic::attach(&mut ctx, inv, store, info, roots, &session_conftests);
+    let global = ctx.global_key(inv, info, &session_conftests);
+    ctx.attach_hermetic(inv, store, info, &session_conftests);
     let mut out = String::from("every test (rule \"default\"):\n");
     for name in global.inputs.keys() {
         out.push_str(&format!("    {name}\n"));

@@ -15,11 +15,8 @@
 //! fixed environment (`PYTHONHASHSEED=0`, `LANG=C.UTF-8`, ...); under
 //! `--no-daemon` the fresh session process is started with it.
 
-use super::plan::{global_key, key_context, KeyContext};
-use super::Invocation;
 use crate::daemon::DaemonPaths;
-use crate::inputs::key::{self, Key};
-use crate::project::interpreter::InterpreterInfo;
+use crate::inputs::key::Key;
 use crate::protocol::SandboxConfig;
 use crate::rules::Rule;
 use crate::store::Store;
@@ -27,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Bumped when what the sandbox shows changes: hermetic keys change with it.
-const SANDBOX_VERSION: &str = "1";
+pub const SANDBOX_VERSION: &str = "1";
 
 /// pytest's own configuration and output settings: they pass into the
 /// sandbox as the command line does (and enter the keys as it does).
@@ -176,57 +173,24 @@ pub fn output_file(path: &Path) -> Option<String> {
     Some(path.to_string_lossy().into_owned())
 }
 
-/// The key context hermetic files are keyed in (attached to `ctx` when any
-/// file may be hermetic): nothing recorded, the sandbox's environment, and
-/// the global key it gives.
-pub(super) fn attach(
-    ctx: &mut KeyContext,
-    inv: &Invocation,
-    store: &Store,
-    info: &InterpreterInfo,
-    roots: Vec<String>,
-    session_conftests: &[String],
-) {
-    if !inv.hermetic && !ctx.rules.iter().any(|r| r.hermetic) {
-        return;
-    }
-    static NO_EDGES: std::sync::OnceLock<HashMap<String, Vec<String>>> = std::sync::OnceLock::new();
-    let mut bare = key_context(
-        inv,
-        store,
-        NO_EDGES.get_or_init(HashMap::new),
-        ctx.rules.clone(),
-        roots,
-    );
-    bare.deps.clear();
-    bare.installed.clear();
-    // What the sandbox's environment holds, less what names this machine
-    // (PATH, the private HOME and TMPDIR are the same function of the
-    // interpreter everywhere).
-    let mut env: HashMap<String, String> = fixed_env(Path::new("/"))
+/// The environment hermetic files are keyed with: what the sandbox's
+/// environment holds, less what names this machine (PATH, the private HOME
+/// and TMPDIR are the same function of the interpreter everywhere).
+pub fn key_env(rules: &[Rule], env: &HashMap<String, String>) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = fixed_env(Path::new("/"))
         .into_iter()
         .filter(|(k, _)| !matches!(k.as_str(), "PATH" | "HOME" | "TMPDIR"))
         .collect();
     let mut names: BTreeSet<String> = PASS_THROUGH.iter().map(|s| s.to_string()).collect();
-    for r in ctx.rules.iter().skip(1) {
+    for r in rules.iter().skip(1) {
         names.extend(r.env.iter().cloned());
     }
     for n in names {
-        if let Some(v) = ctx.builder.env.get(&n) {
-            env.insert(n, v.clone());
+        if let Some(v) = env.get(&n) {
+            out.insert(n, v.clone());
         }
     }
-    bare.builder.env = env;
-    let g = global_key(inv, info, &mut bare, session_conftests);
-    let mut inputs = g.inputs;
-    inputs.insert("sandbox".into(), SANDBOX_VERSION.into());
-    let global = key::finish(inputs);
-    // `--why` names what changed in it, as for the other global key.
-    let _ = store.set_global_inputs(
-        &global.hex,
-        &serde_json::to_string(&global.inputs).unwrap_or_default(),
-    );
-    ctx.hermetic = Some(Box::new((bare, global)));
+    out
 }
 
 /// What a hermetic file's recorded dependencies say about its key: each
@@ -248,19 +212,23 @@ pub fn violations(root: &Path, key: &Key, recorded: &[String]) -> Vec<String> {
 }
 
 /// Whether the results of the hermetic `file` may be stored under `key`:
-/// no recorded read or import is outside it (else the user is told which,
-/// and the file runs again next time).
-pub fn key_is_complete(root: &Path, file: &str, key: &Key, recorded: &[String]) -> bool {
+/// no recorded read or import is outside it (else the warning that tells
+/// the user which: the file runs again next time).
+pub fn key_is_complete(
+    root: &Path,
+    file: &str,
+    key: &Key,
+    recorded: &[String],
+) -> Result<(), String> {
     let outside = violations(root, key, recorded);
     if outside.is_empty() {
-        return true;
+        return Ok(());
     }
-    crate::report::warning(&format!(
+    Err(format!(
         "hermetic {file} used {}, which its key does not name (imported dynamically or read as data, outside the static import closure); its results are not cached: declare {} in its rule's files",
         outside.join(", "),
         if outside.len() == 1 { "it" } else { "them" }
-    ));
-    false
+    ))
 }
 
 /// Keeps what a hermetic session's sandbox saw, per test file, for

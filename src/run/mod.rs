@@ -9,7 +9,9 @@ mod groups;
 pub mod hermetic;
 
 mod help;
+mod keys;
 mod learn;
+mod outcomes;
 pub mod plan;
 mod record;
 
@@ -250,6 +252,9 @@ fn run_tests(inv: &mut Invocation, mut ready: Prepared) -> Result<i32, Failure> 
         &inv.rules,
         remote.as_ref(),
     )?;
+    for n in plan.notices.drain(..) {
+        report::warning(&n);
+    }
     let (mine, excluded) = shard(inv, &mut plan);
     ready.trace.mark("plan");
     if coverage::requested(&inv.args) {
@@ -257,7 +262,8 @@ fn run_tests(inv: &mut Invocation, mut ready: Prepared) -> Result<i32, Failure> 
     }
     if let Some(code) = plan.answer_alone(inv, started) {
         ready.trace.mark("answer");
-        plan.record(true, &mut ready.store, inv, started, code, &[]);
+        plan.record(true, &mut ready.store, inv, started, code, &[])
+            .report();
         if let Some(r) = &remote {
             report::remote(&r.summary());
         }
@@ -265,7 +271,7 @@ fn run_tests(inv: &mut Invocation, mut ready: Prepared) -> Result<i32, Failure> 
         return Ok(code);
     }
     let ran = Sessions::new(inv, &ready, &plan, &mine, &excluded).run()?;
-    record_run(inv, &mut ready, &plan, remote.as_ref(), started, &ran);
+    record_run(inv, &mut ready, &mut plan, remote.as_ref(), started, &ran);
     Ok(ran.code)
 }
 
@@ -536,7 +542,7 @@ impl<'a> Sessions<'a> {
 fn record_run(
     inv: &mut Invocation,
     ready: &mut Prepared,
-    plan: &Plan,
+    plan: &mut Plan,
     remote: Option<&Remote>,
     started: f64,
     ran: &Ran,
@@ -545,7 +551,9 @@ fn record_run(
         crate::inputs::installed::remember(&ready.store, &ran.events);
     }
     learn::remember(inv, &ready.store, &ran.events);
-    let stored = plan.record(false, &mut ready.store, inv, started, ran.code, &ran.events);
+    let summary = plan.record(false, &mut ready.store, inv, started, ran.code, &ran.events);
+    summary.report();
+    let stored = summary.entries;
     let Some(r) = remote else { return };
     if r.config.upload && !stored.is_empty() {
         r.upload(&stored);

@@ -1,41 +1,438 @@
 //! After a session: store its results, the dependencies it recorded, the
-//! keys results are stored under (computed after the run), the collection
-//! signature and the run's history; say what the cache served.
+//! keys results are stored under (computed after the run, in the run's key
+//! context, refreshed), the collection signature and the run's history; a
+//! [`RunSummary`] says what the cache served, for the caller to report.
+//!
+//! Recording is in stages: what the session's events say ([`Gathered`]),
+//! the dependencies and search roots it taught, the keys and entries to
+//! store ([`Stored`]), then the store's writes.
 
-use super::plan::{global_key, key_context, now, Plan};
+use super::keys::KeyContext;
+use super::outcomes::write_outcomes;
+use super::plan::{now, Plan};
 use super::Invocation;
-use crate::inputs::key::{self, Inputs};
+use crate::inputs::key::{self, Inputs, Key};
 use crate::outcome::Outcome;
-use crate::project::interpreter::InterpreterInfo;
-use crate::protocol::{CachedNode, Event};
+use crate::protocol::{CachedNode, CollectedFile, Event};
 use crate::report;
-use crate::store::{FileEntry, NodeResult, RunRecord, Store};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use crate::store::{CoverageRow, FileEntry, NodeResult, RunRecord, Store};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// What a finished run recorded, for the caller to report.
+#[derive(Default)]
+pub struct RunSummary {
+    /// The cache was in use: the summary line is shown.
+    pub caching: bool,
+    /// Results replayed from the cache.
+    pub cached: usize,
+    /// Results of tests that ran.
+    pub ran: usize,
+    /// Seconds the replayed results took when they ran.
+    pub saved: f64,
+    /// Warnings, in the order they arose.
+    pub notices: Vec<String>,
+    /// What a remote cache may be given: each stored file entry with its results.
+    pub entries: Vec<crate::remote::Entry>,
+    /// Under `RPYTEST_TRACE`: how many keys the run computed.
+    pub key_counts: Option<String>,
+}
+
+impl RunSummary {
+    /// Hands the summary to the reporter.
+    pub fn report(&self) {
+        for n in &self.notices {
+            report::warning(n);
+        }
+        if self.caching {
+            report::cache_summary(self.cached, self.ran, self.saved);
+        }
+        if let Some(line) = &self.key_counts {
+            report::stderr_line(&format!("rpytest trace: {line}"));
+        }
+    }
+}
+
+/// What a session's events say, gathered once.
+#[derive(Default)]
+struct Gathered {
+    results: Vec<NodeResult>,
+    replayed: Vec<(String, String, Outcome, f64)>,
+    collected: Vec<CollectedFile>,
+    new_deps: Vec<(String, String, Vec<String>)>,
+    new_edges: Vec<(String, String)>,
+    interrupted: bool,
+    /// Files (or "" for the whole session) whose tests read what the session wrote.
+    volatile: HashSet<String>,
+    session_paths: Vec<String>,
+    /// What each file's tests read and imported (hermetic files' keys are checked against it).
+    recorded: HashMap<String, Vec<String>>,
+    /// Files (or "" for the whole session) whose code started a subprocess:
+    /// what a subprocess reads is invisible to the recorder.
+    spawned: HashSet<String>,
+    /// Node IDs that ran or were replayed.
+    ran_or_replayed: HashSet<String>,
+    /// Indices into `results`, by file.
+    by_file: HashMap<String, Vec<usize>>,
+}
+
+/// What is written to the store for the files the session collected.
+#[derive(Default)]
+struct Stored {
+    files: Vec<(String, String, FileEntry)>,
+    reusable: Vec<(String, NodeResult)>,
+    selection_rows: Vec<(String, String, Vec<String>)>,
+    coverage_rows: Vec<CoverageRow>,
+    post_global: Option<String>,
+}
 
 impl Plan {
-    /// Stores the run's results and what it learned.
+    /// Stores the run's results and what it learned; says what the cache served.
     pub fn record(
-        &self,
+        &mut self,
         answered_alone: bool,
         store: &mut Store,
         inv: &Invocation,
         started: f64,
         code: i32,
         events: &[Event],
-    ) -> Vec<crate::remote::Entry> {
-        if inv.args.no_run {
-            return Vec::new();
-        }
-        if answered_alone {
-            // Outcomes and the summary were given by `answer_alone`; only history is left.
-            let run = history(inv, started, code, 0, self.cached.len());
-            if let Err(e) = store.record_run(&run, &[], &[], &[]) {
-                report::warning(&format!("could not record the run: {e}"));
+    ) -> RunSummary {
+        let mut summary = RunSummary {
+            notices: std::mem::take(&mut self.notices),
+            ..RunSummary::default()
+        };
+        if !inv.args.no_run {
+            if answered_alone {
+                // Outcomes were given by `answer_alone`; only history is left.
+                summary.caching = true;
+                summary.cached = self.cached.len();
+                summary.saved = self.saved();
+                let run = history(inv, started, code, 0, self.cached.len());
+                if let Err(e) = store.record_run(&run, &[], &[], &[]) {
+                    summary
+                        .notices
+                        .push(format!("could not record the run: {e}"));
+                }
+            } else {
+                self.record_session(store, inv, started, code, events, &mut summary);
             }
-            return Vec::new();
         }
-        let mut results: Vec<NodeResult> = Vec::new();
+        summary.key_counts = crate::inputs::count::summary();
+        summary
+    }
+
+    fn record_session(
+        &mut self,
+        store: &mut Store,
+        inv: &Invocation,
+        started: f64,
+        code: i32,
+        events: &[Event],
+        summary: &mut RunSummary,
+    ) {
+        let mut run = Gathered::from_events(events, self, store, code);
+        let stopped_early = inv.args.stops_early && code != 0;
+        // A session that failed with no failing test was judged as a whole
+        // (syrupy's unused snapshots, pytest-cov's --cov-fail-under, a
+        // plugin's sessionfinish): storing its results would let the next run
+        // answer green from the cache. They are not stored; the next run runs.
+        let judged_failing = code == 1
+            && run.results.iter().all(|r| r.outcome.reusable())
+            && run.replayed.iter().all(|r| r.2.reusable());
+        if judged_failing {
+            run.volatile.insert(String::new());
+        }
+        let reusable_ok = self.caching && !run.interrupted && !stopped_early;
+        let roots = self.learn(store, &mut run, &mut summary.notices);
+        let mut stored = Stored::default();
+        if reusable_ok && !run.collected.is_empty() {
+            self.post_keys(
+                inv,
+                store,
+                roots,
+                &run,
+                events,
+                started,
+                &mut stored,
+                summary,
+            );
+        }
+        if reusable_ok && (self.whole_files || self.select_sig.is_some()) && code != 5 {
+            self.store_collection(store, &run, stored.post_global.as_deref());
+        }
+        let history = history(inv, started, code, run.results.len(), run.replayed.len());
+        if let Err(e) = store.record_run(&history, &run.results, &stored.files, &stored.reusable) {
+            summary
+                .notices
+                .push(format!("could not record the run: {e}"));
+        }
+        super::coverage::record(store, &stored.coverage_rows);
+        if let (Some(sig), false) = (&self.select_sig, stored.selection_rows.is_empty()) {
+            if let Err(e) = store.record_selections(sig, &stored.selection_rows) {
+                summary
+                    .notices
+                    .push(format!("could not record the selection: {e}"));
+            }
+        }
+        let outcomes = run
+            .results
+            .iter()
+            .map(|r| (r.nodeid.as_str(), r.outcome.as_str(), false))
+            .chain(
+                run.replayed
+                    .iter()
+                    .map(|(n, _, o, _)| (n.as_str(), o.as_str(), true)),
+            );
+        if let Err(e) = write_outcomes(code, outcomes) {
+            summary.notices.push(e);
+        }
+        summary.caching = self.caching;
+        summary.cached = run.replayed.len();
+        summary.ran = run.results.len();
+        summary.saved = run.replayed.iter().map(|r| r.3).sum();
+        summary.entries = remote_entries(stored.files, &stored.reusable);
+    }
+
+    /// Merges the dependencies the session recorded and the search roots it
+    /// had into the store; returns the search roots from now on.
+    fn learn(
+        &self,
+        store: &mut Store,
+        run: &mut Gathered,
+        notices: &mut Vec<String>,
+    ) -> Vec<String> {
+        if run.interrupted {
+            // An interrupted session (Ctrl-C, a crash) recorded what its
+            // unwinding touched (the traceback reads the interrupted test's
+            // source) as reads of the whole session: merged, they would be
+            // inputs of every test from then on. Its results are never
+            // stored, and the next complete session records what is real.
+            run.new_deps.retain(|(file, _, _)| !file.is_empty());
+        }
+        if self.caching {
+            // Merge what this run recorded before computing the keys results are stored under.
+            if let Err(e) = store.record_deps(&run.new_deps, &run.new_edges) {
+                notices.push(format!("could not record dependencies: {e}"));
+            }
+        }
+        // sys.path entries the session had (a conftest may insert some) are
+        // searched by the static import resolution from now on, also for the
+        // keys this run's results are stored under.
+        let mut roots = self
+            .keys
+            .as_ref()
+            .map(|k| k.roots.clone())
+            .unwrap_or_default();
+        if self.caching && !run.interrupted {
+            let before = roots.len();
+            for p in &run.session_paths {
+                if !roots.contains(p) {
+                    roots.push(p.clone());
+                }
+            }
+            if roots.len() != before {
+                let _ = store.set_meta(
+                    "search_roots",
+                    &serde_json::to_string(&roots).unwrap_or_default(),
+                );
+            }
+        }
+        roots
+    }
+
+    /// The keys results are stored under, in the run's key context
+    /// refreshed with what the session recorded: a pre-run key stands when
+    /// nothing it depends on changed. Fills `stored` with what to write.
+    #[allow(clippy::too_many_arguments)]
+    fn post_keys(
+        &mut self,
+        inv: &Invocation,
+        store: &mut Store,
+        roots: Vec<String>,
+        run: &Gathered,
+        events: &[Event],
+        started: f64,
+        stored: &mut Stored,
+        summary: &mut RunSummary,
+    ) {
+        let (Some(mut ctx), Some(info)) = (self.keys.take(), self.info.clone()) else {
+            return;
+        };
+        let conftests = self.session_conftests.clone();
+        let changed = ctx.refresh(inv, store, &info, roots, &conftests);
+        let global = match &self.global {
+            Some(g) if !changed.global(g) => g.clone(),
+            _ => ctx.global_key(inv, &info, &conftests),
+        };
+        stored.post_global = Some(global.hex.clone());
+        let started_ns = (started * 1e9) as i128;
+        let root = inv.setup.rootdir.clone();
+        if !unstable(&global.inputs, &root, started_ns) && !run.volatile.contains("") {
+            let files: Vec<&String> = run.collected.iter().map(|c| &c.file).collect();
+            let keys = ctx.rekey(&global, &files, &self.pre_keys, &changed);
+            let coverage = super::coverage::by_file(events);
+            for (c, (k, cacheable)) in run.collected.iter().zip(keys) {
+                if !cacheable
+                    || run.volatile.contains(&c.file)
+                    || unstable(&k.inputs, &root, started_ns)
+                {
+                    continue;
+                }
+                if let Err(notice) = hermetic_check(&ctx, &root, &c.file, &k, run) {
+                    summary.notices.extend(notice);
+                    continue;
+                }
+                let partial = self.partial(inv, &c.file);
+                if let (Some((sig, data)), false) = (coverage.get(c.file.as_str()), partial) {
+                    stored.coverage_rows.push(CoverageRow {
+                        file: c.file.clone(),
+                        key: k.hex.clone(),
+                        sig: sig.to_string(),
+                        data: data.to_string(),
+                    });
+                }
+                self.store_file(c, &k, partial, run, stored);
+            }
+            let _ = store.set_global_inputs(
+                &global.hex,
+                &serde_json::to_string(&global.inputs).unwrap_or_default(),
+            );
+        }
+        ctx.save(store);
+        self.keys = Some(ctx);
+    }
+
+    /// Only a complete collection of the file may stand for it: node-ID
+    /// arguments, --lf and unknown (plugin) options can make pytest
+    /// collect a part of it. Its node results stay per-node truths.
+    fn partial(&self, inv: &Invocation, file: &str) -> bool {
+        !inv.args.understood()
+            || inv.args.narrows_collection
+            || matches!(self.sels.get(file), Some(Some(_)))
+    }
+
+    /// The entry, the selection row and the reusable results of one
+    /// collected file, stored under `k`.
+    fn store_file(
+        &self,
+        c: &CollectedFile,
+        k: &Key,
+        partial: bool,
+        run: &Gathered,
+        stored: &mut Stored,
+    ) {
+        let file = &c.file;
+        if !partial && self.select_sig.is_some() {
+            // What the selection kept of this file: what ran or was replayed.
+            let kept: Vec<String> = c
+                .nodes
+                .iter()
+                .filter(|n| run.ran_or_replayed.contains(n.as_str()))
+                .cloned()
+                .collect();
+            stored
+                .selection_rows
+                .push((file.clone(), k.hex.clone(), kept));
+        }
+        if !partial {
+            stored.files.push((
+                file.clone(),
+                k.hex.clone(),
+                FileEntry {
+                    outcome: c.outcome.clone(),
+                    nodes: c.nodes.clone(),
+                    inputs: serde_json::to_string(&k.inputs).unwrap_or_default(),
+                    detail: c.skip.to_string(),
+                },
+            ));
+        }
+        // Replayed nodes keep their result when the key did not move.
+        if self.pre_keys.get(file).is_some_and(|p| p.hex == k.hex) {
+            for c in self.cached.iter().filter(|c| &c.file == file) {
+                stored.reusable.push((k.hex.clone(), cached_to_result(c)));
+            }
+        }
+        let mine = run.by_file.get(file).into_iter().flatten();
+        for r in mine.map(|&i| &run.results[i]) {
+            if r.outcome.reusable() {
+                stored.reusable.push((k.hex.clone(), r.clone()));
+            }
+        }
+    }
+
+    /// The files this collection signature collects, for the next run's
+    /// fast path. The next run computes its signature with the global key
+    /// as this run left it (recorded dependencies included): stored under that.
+    fn store_collection(&self, store: &Store, run: &Gathered, post_global: Option<&str>) {
+        let sig = match post_global {
+            Some(g) => {
+                let mut inputs = self.signature_inputs.clone();
+                inputs.insert("global".into(), g.to_owned());
+                Some(key::finish(inputs).hex)
+            }
+            None => self.signature.clone(),
+        };
+        if let Some(sig) = &sig {
+            let mut files: Vec<String> = run.collected.iter().map(|c| c.file.clone()).collect();
+            files.extend(self.skip_files.iter().cloned());
+            files.sort();
+            files.dedup();
+            let _ = store.set_collection(sig, &files);
+        }
+    }
+}
+
+/// A hermetic file's results are stored only when its key names
+/// everything it used; the warning says why not.
+fn hermetic_check(
+    ctx: &KeyContext,
+    root: &Path,
+    file: &str,
+    k: &Key,
+    run: &Gathered,
+) -> Result<(), Option<String>> {
+    if !ctx.is_hermetic(file) {
+        return Ok(());
+    }
+    // The sandbox shows every first-party module; a
+    // subprocess may import one the key does not name.
+    if run.spawned.contains(file) || run.spawned.contains("") {
+        return Err(Some(format!(
+            "hermetic {file} started a subprocess, whose reads rpytest cannot check against its key; its results are not cached"
+        )));
+    }
+    let seen = run.recorded.get(file).map_or(&[][..], |v| &v[..]);
+    super::hermetic::key_is_complete(root, file, k, seen).map_err(Some)
+}
+
+/// Whether an input was written during the run: the tests may have seen
+/// either content. The ctime counts too: an edit that restores the mtime
+/// cannot restore it.
+fn unstable(inputs: &Inputs, root: &Path, started_ns: i128) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    inputs
+        .keys()
+        .filter_map(|k| k.strip_prefix("file:").or_else(|| k.strip_prefix("ini:")))
+        .any(|f| {
+            // A directory's label ("dir") does not depend on its
+            // mtime, which the run itself moves (`__pycache__`).
+            std::fs::metadata(root.join(f))
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| {
+                    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+                    ns(m.mtime(), m.mtime_nsec()).max(ns(m.ctime(), m.ctime_nsec())) >= started_ns
+                })
+                .unwrap_or(false)
+        })
+}
+
+impl Gathered {
+    fn from_events(events: &[Event], plan: &Plan, store: &Store, code: i32) -> Gathered {
+        let mut g = Gathered {
+            interrupted: !matches!(code, 0 | 1 | 5),
+            ..Gathered::default()
+        };
         // A test's warnings are recorded after its result (pytest's warnings
         // plugin wraps the whole test protocol): gathered first, by node.
         let mut warnings: HashMap<&str, Vec<serde_json::Value>> = HashMap::new();
@@ -47,41 +444,7 @@ impl Plan {
                     .push(warning.clone());
             }
         }
-        let mut collected: Vec<(String, Outcome, Vec<String>, serde_json::Value)> = Vec::new();
-        let mut new_deps: Vec<(String, String, Vec<String>)> = Vec::new();
-        let mut new_edges: Vec<(String, String)> = Vec::new();
-        let mut interrupted = !matches!(code, 0 | 1 | 5);
-        let mut replayed: Vec<(String, String, Outcome, f64)> = Vec::new();
-        // Files (or "" for the whole session) whose tests read what the session wrote.
-        let mut volatile: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let mut session_paths: Vec<String> = Vec::new();
-        // What each file's tests read and imported (hermetic files' keys are checked against it).
-        let mut recorded: HashMap<String, Vec<String>> = HashMap::new();
-        // Files (or "" for the whole session) whose code started a subprocess:
-        // what a subprocess reads is invisible to the recorder.
-        let mut spawned: std::collections::HashSet<String> = std::collections::HashSet::new();
         for e in events {
-            if let Event::Deps {
-                file, spawns: true, ..
-            } = e
-            {
-                spawned.insert(file.clone().unwrap_or_default());
-            }
-            if let Event::Deps {
-                file: Some(f),
-                imports,
-                reads,
-                ..
-            } = e
-            {
-                recorded
-                    .entry(f.clone())
-                    .or_default()
-                    .extend(imports.iter().chain(reads).cloned());
-            }
-            if let Event::Sandbox { visible, denied } = e {
-                super::hermetic::remember_sandbox(store, *visible, denied);
-            }
             match e {
                 Event::Result {
                     nodeid,
@@ -90,351 +453,141 @@ impl Plan {
                     duration,
                     cached: true,
                     ..
-                } => replayed.push((nodeid.clone(), file.clone(), outcome.clone(), *duration)),
-                Event::Result {
-                    nodeid,
-                    file,
-                    outcome,
-                    duration,
-                    location,
-                    longrepr,
-                    wasxfail,
-                    output,
-                    ..
-                } => results.push(NodeResult {
-                    nodeid: nodeid.clone(),
-                    file: file.clone(),
-                    outcome: outcome.clone(),
-                    duration: *duration,
-                    location: location.to_string(),
-                    longrepr: longrepr.to_string(),
-                    wasxfail: wasxfail.clone(),
-                    output: with_warnings(output, warnings.remove(nodeid.as_str())),
-                }),
-                Event::CachedResults { nodes } => replayed.extend(nodes.iter().cloned()),
-                Event::Collected { files } => {
-                    for f in files {
-                        collected.push((
-                            f.file.clone(),
-                            f.outcome.clone(),
-                            f.nodes.clone(),
-                            f.skip.clone(),
-                        ));
-                    }
+                } => g
+                    .replayed
+                    .push((nodeid.clone(), file.clone(), outcome.clone(), *duration)),
+                Event::Result { nodeid, .. } => {
+                    let w = warnings.remove(nodeid.as_str());
+                    g.results.extend(node_result(e, w));
                 }
-                Event::Deps {
-                    file,
-                    imports,
-                    reads,
-                    env,
-                    lists,
-                    generated,
-                    outside,
-                    volatile: never_store,
-                    options,
-                    paths,
-                    ..
-                } => {
-                    for p in paths {
-                        if !session_paths.contains(p) {
-                            session_paths.push(p.clone());
-                        }
-                    }
-                    // What a rule excludes is never an input (a tool's cache such
-                    // as `.hypothesis/`), also when the session wrote it.
-                    let generated = generated
-                        .iter()
-                        .any(|g| !self.rules.iter().any(|rule| rule.excludes(g)));
-                    if generated || *outside || *never_store {
-                        volatile.insert(file.clone().unwrap_or_default());
-                    }
-                    let f = file.clone().unwrap_or_default();
-                    if *options {
-                        new_deps.push((f.clone(), "option".into(), vec!["all".into()]));
-                    }
-                    // pytest loads every conftest.py it passes while collecting;
-                    // each is an input of exactly the tests below it (the chain).
-                    let imports: Vec<String> = imports
-                        .iter()
-                        .filter(|m| !(m.as_str() == "conftest.py" || m.ends_with("/conftest.py")))
-                        .cloned()
-                        .collect();
-                    new_deps.push((f.clone(), "import".into(), imports));
-                    let reads: Vec<String> = reads
-                        .iter()
-                        .filter(|r| !self.rules.iter().any(|rule| rule.excludes(r)))
-                        .cloned()
-                        .collect();
-                    new_deps.push((f.clone(), "read".into(), reads));
-                    new_deps.push((f.clone(), "env".into(), env.clone()));
-                    let lists: Vec<String> = lists
-                        .iter()
-                        .filter(|d| {
-                            !self
-                                .rules
-                                .iter()
-                                .any(|rule| rule.excludes(&format!("{d}/x")))
-                        })
-                        .cloned()
-                        .collect();
-                    new_deps.push((f, "list".into(), lists));
+                Event::CachedResults { nodes } => g.replayed.extend(nodes.iter().cloned()),
+                Event::Collected { files } => g.collected.extend(files.iter().cloned()),
+                Event::Deps { .. } => g.deps(e, &plan.rules),
+                Event::Edges { edges } => g.new_edges.extend(edges.iter().cloned()),
+                Event::Sandbox { visible, denied } => {
+                    super::hermetic::remember_sandbox(store, *visible, denied)
                 }
-                Event::Edges { edges } => new_edges.extend(edges.iter().cloned()),
-                Event::Finish { interrupted: i, .. } => interrupted |= *i,
+                Event::Finish { interrupted: i, .. } => g.interrupted |= *i,
                 _ => {}
             }
         }
-        let cached_count = replayed.len();
-        let stopped_early = inv.args.stops_early && code != 0;
-        // A session that failed with no failing test was judged as a whole
-        // (syrupy's unused snapshots, pytest-cov's --cov-fail-under, a
-        // plugin's sessionfinish): storing its results would let the next run
-        // answer green from the cache. They are not stored; the next run runs.
-        let judged_failing = code == 1
-            && results.iter().all(|r| r.outcome.reusable())
-            && replayed.iter().all(|r| r.2.reusable());
-        if judged_failing {
-            volatile.insert(String::new());
+        for (i, r) in g.results.iter().enumerate() {
+            g.by_file.entry(r.file.clone()).or_default().push(i);
+            g.ran_or_replayed.insert(r.nodeid.clone());
         }
-        let reusable_ok = self.caching && !interrupted && !stopped_early;
+        g.ran_or_replayed
+            .extend(g.replayed.iter().map(|r| r.0.clone()));
+        g
+    }
 
-        let mut files_out: Vec<(String, String, FileEntry)> = Vec::new();
-        let mut post_global: Option<String> = None;
-        let mut selection_rows: Vec<(String, String, Vec<String>)> = Vec::new();
-        let ran_or_replayed: std::collections::HashSet<&str> = results
+    /// What a `Deps` event recorded: dependencies by kind (less what a rule
+    /// excludes), whether its results may be stored, its search paths.
+    fn deps(&mut self, e: &Event, rules: &[crate::rules::Rule]) {
+        let Event::Deps {
+            file,
+            imports,
+            reads,
+            env,
+            lists,
+            spawns,
+            generated,
+            outside,
+            volatile: never_store,
+            options,
+            paths,
+        } = e
+        else {
+            return;
+        };
+        let f = file.clone().unwrap_or_default();
+        if *spawns {
+            self.spawned.insert(f.clone());
+        }
+        if file.is_some() {
+            self.recorded
+                .entry(f.clone())
+                .or_default()
+                .extend(imports.iter().chain(reads).cloned());
+        }
+        for p in paths {
+            if !self.session_paths.contains(p) {
+                self.session_paths.push(p.clone());
+            }
+        }
+        let excluded = |p: &str| rules.iter().any(|rule| rule.excludes(p));
+        // What a rule excludes is never an input (a tool's cache such
+        // as `.hypothesis/`), also when the session wrote it.
+        if generated.iter().any(|g| !excluded(g)) || *outside || *never_store {
+            self.volatile.insert(f.clone());
+        }
+        if *options {
+            self.new_deps
+                .push((f.clone(), "option".into(), vec!["all".into()]));
+        }
+        // pytest loads every conftest.py it passes while collecting;
+        // each is an input of exactly the tests below it (the chain).
+        let imports: Vec<String> = imports
             .iter()
-            .map(|r| r.nodeid.as_str())
-            .chain(replayed.iter().map(|r| r.0.as_str()))
+            .filter(|m| !(m.as_str() == "conftest.py" || m.ends_with("/conftest.py")))
+            .cloned()
             .collect();
-        let mut reusable: Vec<(String, NodeResult)> = Vec::new();
-        let coverage_events = super::coverage::by_file(events);
-        let mut coverage_rows: Vec<crate::store::CoverageRow> = Vec::new();
-        if interrupted {
-            // An interrupted session (Ctrl-C, a crash) recorded what its
-            // unwinding touched (the traceback reads the interrupted test's
-            // source) as reads of the whole session: merged, they would be
-            // inputs of every test from then on. Its results are never
-            // stored, and the next complete session records what is real.
-            new_deps.retain(|(file, _, _)| !file.is_empty());
-        }
-        if self.caching {
-            // Merge what this run recorded before computing the keys results are stored under.
-            if let Err(e) = store.record_deps(&new_deps, &new_edges) {
-                report::warning(&format!("could not record dependencies: {e}"));
-            }
-        }
-        // sys.path entries the session had (a conftest may insert some) are
-        // searched by the static import resolution from now on, also for the
-        // keys this run's results are stored under.
-        let mut roots = self.roots.clone();
-        if self.caching && !interrupted {
-            let before = roots.len();
-            for p in session_paths {
-                if !roots.contains(&p) {
-                    roots.push(p);
-                }
-            }
-            if roots.len() != before {
-                let _ = store.set_meta(
-                    "search_roots",
-                    &serde_json::to_string(&roots).unwrap_or_default(),
-                );
-            }
-        }
-        if reusable_ok && !collected.is_empty() {
-            let edges = store.edges().unwrap_or_default();
-            let mut ctx = key_context(inv, store, &edges, self.rules.clone(), roots.clone());
-            let global = global_key(
-                inv,
-                self.pre_global_info(),
-                &mut ctx,
-                &self.session_conftests,
-            );
-            super::hermetic::attach(
-                &mut ctx,
-                inv,
-                store,
-                self.pre_global_info(),
-                roots,
-                &self.session_conftests,
-            );
-            post_global = Some(global.hex.clone());
-            let started_ns = (started * 1e9) as i128;
-            // An input written during the run: the tests may have seen either
-            // content. The ctime counts too: an edit that restores the mtime
-            // cannot restore it.
-            let unstable = |inputs: &Inputs, root: &Path| {
-                use std::os::unix::fs::MetadataExt;
-                inputs
-                    .keys()
-                    .filter_map(|k| k.strip_prefix("file:").or_else(|| k.strip_prefix("ini:")))
-                    .any(|f| {
-                        // A directory's label ("dir") does not depend on its
-                        // mtime, which the run itself moves (`__pycache__`).
-                        std::fs::metadata(root.join(f))
-                            .ok()
-                            .filter(|m| m.is_file())
-                            .map(|m| {
-                                let ns =
-                                    |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-                                ns(m.mtime(), m.mtime_nsec()).max(ns(m.ctime(), m.ctime_nsec()))
-                                    >= started_ns
-                            })
-                            .unwrap_or(false)
-                    })
-            };
-            let root = inv.setup.rootdir.clone();
-            if !unstable(&global.inputs, &root) && !volatile.contains("") {
-                let by_file: HashMap<&str, Vec<&NodeResult>> =
-                    results.iter().fold(HashMap::new(), |mut m, r| {
-                        m.entry(r.file.as_str()).or_default().push(r);
-                        m
-                    });
-                let files: Vec<&String> = collected.iter().map(|c| &c.0).collect();
-                let keys = ctx.file_keys(&global, &files, true);
-                for ((file, outcome, nodes, skip), (k, cacheable)) in collected.iter().zip(keys) {
-                    if !cacheable || volatile.contains(file.as_str()) || unstable(&k.inputs, &root)
-                    {
-                        continue;
-                    }
-                    if ctx.is_hermetic(file) {
-                        // The sandbox shows every first-party module; a
-                        // subprocess may import one the key does not name.
-                        if spawned.contains(file.as_str()) || spawned.contains("") {
-                            report::warning(&format!(
-                                "hermetic {file} started a subprocess, whose reads rpytest cannot check against its key; its results are not cached"
-                            ));
-                            continue;
-                        }
-                        let seen = recorded.get(file.as_str()).map_or(&[][..], |v| &v[..]);
-                        if !super::hermetic::key_is_complete(&root, file, &k, seen) {
-                            continue;
-                        }
-                    }
-                    // Only a complete collection of the file may stand for it: node-ID
-                    // arguments, --lf and unknown (plugin) options can make pytest
-                    // collect a part of it. Its node results stay per-node truths.
-                    let partial = !inv.args.understood()
-                        || inv.args.narrows_collection
-                        || matches!(self.sels.get(file.as_str()), Some(Some(_)));
-                    if let (Some((sig, data)), false) =
-                        (coverage_events.get(file.as_str()), partial)
-                    {
-                        coverage_rows.push(crate::store::CoverageRow {
-                            file: file.clone(),
-                            key: k.hex.clone(),
-                            sig: sig.to_string(),
-                            data: data.to_string(),
-                        });
-                    }
-                    if !partial && self.select_sig.is_some() {
-                        // What the selection kept of this file: what ran or was replayed.
-                        let kept: Vec<String> = nodes
-                            .iter()
-                            .filter(|n| ran_or_replayed.contains(n.as_str()))
-                            .cloned()
-                            .collect();
-                        selection_rows.push((file.clone(), k.hex.clone(), kept));
-                    }
-                    if !partial {
-                        files_out.push((
-                            file.clone(),
-                            k.hex.clone(),
-                            FileEntry {
-                                outcome: outcome.clone(),
-                                nodes: nodes.clone(),
-                                inputs: serde_json::to_string(&k.inputs).unwrap_or_default(),
-                                detail: skip.to_string(),
-                            },
-                        ));
-                    }
-                    // Replayed nodes keep their result when the key did not move.
-                    if self
-                        .pre_keys
-                        .get(file)
-                        .map(|p| p.hex == k.hex)
-                        .unwrap_or(false)
-                    {
-                        for c in self.cached.iter().filter(|c| &c.file == file) {
-                            reusable.push((k.hex.clone(), cached_to_result(c)));
-                        }
-                    }
-                    for r in by_file.get(file.as_str()).into_iter().flatten() {
-                        if r.outcome.reusable() {
-                            reusable.push((k.hex.clone(), (*r).clone()));
-                        }
-                    }
-                }
-                let _ = store.set_global_inputs(
-                    &global.hex,
-                    &serde_json::to_string(&global.inputs).unwrap_or_default(),
-                );
-            }
-            let _ = store.save_stat_cache(ctx.builder.graph.source_mut().changed_entries());
-        }
-        if reusable_ok && (self.whole_files || self.select_sig.is_some()) && code != 5 {
-            // The next run computes its signature with the global key as this
-            // run left it (recorded dependencies included): store under that.
-            let sig = match &post_global {
-                Some(g) => {
-                    let mut inputs = self.signature_inputs.clone();
-                    inputs.insert("global".into(), g.clone());
-                    Some(key::finish(inputs).hex)
-                }
-                None => self.signature.clone(),
-            };
-            if let Some(sig) = &sig {
-                let mut files: Vec<String> = collected.iter().map(|c| c.0.clone()).collect();
-                files.extend(self.skip_files.iter().cloned());
-                files.sort();
-                files.dedup();
-                let _ = store.set_collection(sig, &files);
-            }
-        }
-        let run = history(inv, started, code, results.len(), cached_count);
-        if let Err(e) = store.record_run(&run, &results, &files_out, &reusable) {
-            report::warning(&format!("could not record the run: {e}"));
-        }
-        super::coverage::record(store, &coverage_rows);
-        if let (Some(sig), false) = (&self.select_sig, selection_rows.is_empty()) {
-            if let Err(e) = store.record_selections(sig, &selection_rows) {
-                report::warning(&format!("could not record the selection: {e}"));
-            }
-        }
-        write_outcomes(
-            code,
-            results
-                .iter()
-                .map(|r| (r.nodeid.as_str(), r.outcome.as_str(), false))
-                .chain(
-                    replayed
-                        .iter()
-                        .map(|(n, _, o, _)| (n.as_str(), o.as_str(), true)),
-                ),
-        );
-        if self.caching {
-            let saved: f64 = replayed.iter().map(|r| r.3).sum();
-            report::cache_summary(cached_count, results.len(), saved);
-        }
-        // What a remote cache may be given: each stored file entry with its results.
-        files_out
-            .into_iter()
-            .map(|(file, key, entry)| {
-                let results = reusable
-                    .iter()
-                    .filter(|(k, r)| *k == key && r.file == file)
-                    .map(|(_, r)| r.clone())
-                    .collect();
-                crate::remote::Entry::new(file, key, entry, results)
-            })
-            .collect()
+        self.new_deps.push((f.clone(), "import".into(), imports));
+        let reads: Vec<String> = reads.iter().filter(|r| !excluded(r)).cloned().collect();
+        self.new_deps.push((f.clone(), "read".into(), reads));
+        self.new_deps.push((f.clone(), "env".into(), env.clone()));
+        let lists: Vec<String> = lists
+            .iter()
+            .filter(|d| !excluded(&format!("{d}/x")))
+            .cloned()
+            .collect();
+        self.new_deps.push((f, "list".into(), lists));
     }
+}
 
-    fn pre_global_info(&self) -> &InterpreterInfo {
-        self.info
-            .as_ref()
-            .expect("interpreter info is set when caching")
-    }
+/// The stored result of a `Result` event that ran, with the test's warnings.
+fn node_result(e: &Event, warnings: Option<Vec<serde_json::Value>>) -> Option<NodeResult> {
+    let Event::Result {
+        nodeid,
+        file,
+        outcome,
+        duration,
+        location,
+        longrepr,
+        wasxfail,
+        output,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    Some(NodeResult {
+        nodeid: nodeid.clone(),
+        file: file.clone(),
+        outcome: outcome.clone(),
+        duration: *duration,
+        location: location.to_string(),
+        longrepr: longrepr.to_string(),
+        wasxfail: wasxfail.clone(),
+        output: with_warnings(output, warnings),
+    })
+}
+
+/// What a remote cache may be given: each stored file entry with its results.
+fn remote_entries(
+    files: Vec<(String, String, FileEntry)>,
+    reusable: &[(String, NodeResult)],
+) -> Vec<crate::remote::Entry> {
+    files
+        .into_iter()
+        .map(|(file, key, entry)| {
+            let results = reusable
+                .iter()
+                .filter(|(k, r)| *k == key && r.file == file)
+                .map(|(_, r)| r.clone())
+                .collect();
+            crate::remote::Entry::new(file, key, entry, results)
+        })
+        .collect()
 }
 
 /// The history row of a finished run.
@@ -446,30 +599,6 @@ fn history(inv: &Invocation, started: f64, code: i32, ran: usize, cached: usize)
         exit_code: code,
         ran: ran as i64,
         cached: cached as i64,
-    }
-}
-
-/// With `RPYTEST_OUTCOMES_FILE` set (by `--verify-dropin`), writes every
-/// node's outcome and the exit code there as JSON:
-/// `{"exit_code": N, "nodes": {nodeid: outcome}, "cached": [nodeid, ...]}`.
-pub(super) fn write_outcomes<'a>(code: i32, nodes: impl Iterator<Item = (&'a str, &'a str, bool)>) {
-    let Some(path) = std::env::var_os("RPYTEST_OUTCOMES_FILE") else {
-        return;
-    };
-    let mut map = serde_json::Map::new();
-    let mut cached = Vec::new();
-    for (n, o, c) in nodes {
-        map.insert(n.to_owned(), serde_json::Value::String(o.to_owned()));
-        if c {
-            cached.push(serde_json::Value::String(n.to_owned()));
-        }
-    }
-    let doc = serde_json::json!({"exit_code": code, "nodes": map, "cached": cached});
-    if let Err(e) = std::fs::write(&path, doc.to_string()) {
-        report::warning(&format!(
-            "cannot write {}: {e}",
-            PathBuf::from(path).display()
-        ));
     }
 }
 
