@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The environments of a hermetic session: its daemon's (fixed) and its own
 /// (fixed, pytest's configuration and the rules' declared `env`).
@@ -102,23 +103,25 @@ pub fn argv0(python: &Path) -> String {
     }
 }
 
-/// Whether the CLI was started with stdout closed (`rpytest >&-`). Rust's
-/// runtime then opens /dev/null read-write on fd 1 before `main`; a shell's
-/// `>/dev/null` opens it write-only. The session must see what pytest's
-/// process would: no stdout (and pytest then fails with exit 1).
+/// Whether fd 1 was closed when the process started, noted by the binary
+/// before Rust's runtime opens /dev/null on it (`note_stdout_at_start`).
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+/// Notes whether fd 1 is open. The binary calls it from `.init_array`,
+/// before `main`: Rust's runtime then replaces a closed fd 1 with
+/// /dev/null opened read-write, which looks exactly like a stdout that was
+/// /dev/null from the start (`subprocess.DEVNULL` opens it read-write too).
+pub fn note_stdout_at_start() {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED_AT_START.store(closed, Ordering::Relaxed);
+}
+
+/// Whether the CLI was started with stdout closed (`rpytest >&-`). The
+/// session must then see what pytest's process would: no stdout (and pytest
+/// fails with exit 1). A stdout on /dev/null is an open stdout.
 pub fn stdout_was_closed() -> bool {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(1, &mut st) } != 0 {
-        return true;
-    }
-    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
-    let dev_null = std::fs::metadata("/dev/null")
-        .map(|m| std::os::unix::fs::MetadataExt::rdev(&m))
-        .ok();
-    (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
-        && Some(st.st_rdev as u64) == dev_null
-        && flags >= 0
-        && (flags & libc::O_ACCMODE) == libc::O_RDWR
+    STDOUT_CLOSED_AT_START.load(Ordering::Relaxed)
 }
 
 /// A pipe whose ends are closed on exec (read end, write end).

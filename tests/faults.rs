@@ -666,6 +666,55 @@ fn a_closed_stdout_fails_like_pytest() {
     );
 }
 
+/// A stdout on /dev/null opened read-write (Python's `subprocess.DEVNULL`,
+/// the way CI tools and scripts silence a run) is an open stdout: the tests
+/// run and pass, as under pytest. Only a closed stdout is a failure.
+#[test]
+fn a_stdout_on_dev_null_read_write_runs_like_pytest() {
+    let project = Project::new("slow_session");
+    let run_devnull = |program: &Path, args: &[&str]| {
+        let devnull = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let out = Command::new(program)
+            .args(args)
+            .current_dir(&project.root)
+            .env("XDG_RUNTIME_DIR", project.out_path(""))
+            .env_remove("PYTEST_ADDOPTS")
+            .stdout(Stdio::from(devnull))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let python = project.python().to_path_buf();
+    let (code, stderr) = run_devnull(&python, &["-m", "pytest", "-p", "no:cacheprovider"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let py = python.to_str().unwrap();
+    let extras: [&[&str]; 4] = [
+        &[],
+        &["--no-daemon"],
+        &["-n", "2"],
+        &["-n", "2", "--no-daemon"],
+    ];
+    for extra in extras {
+        let mut args = vec!["--python", py, "--no-cache"];
+        args.extend_from_slice(extra);
+        let (code, stderr) = run_devnull(&common::rpytest_bin(), &args);
+        assert_eq!(code, Some(0), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("INTERNALERROR"), "{extra:?}: {stderr}");
+    }
+    let _ = run_devnull(
+        &common::rpytest_bin(),
+        &["--python", py, "--daemon", "stop"],
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 8. A file name that is not UTF-8 runs as under pytest.
 

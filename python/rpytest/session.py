@@ -333,6 +333,7 @@ def pytest_main(argv: List[str], plugins: List[Any]) -> Any:
     """`pytest.main`, named as the `pytest` command names itself: pytest 9
     prints the program in usage errors, and `pytest.main` calls itself
     "pytest.main()" where the command says "pytest"."""
+    import pytest
     from _pytest import config as pytest_config
 
     inner = getattr(pytest_config, "_main", None)
