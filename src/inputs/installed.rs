@@ -26,51 +26,12 @@
 //! (daemon/spawn.rs `site_listing`).
 
 use crate::inputs::key::{Inputs, KeyBuilder};
-use crate::protocol::Event;
-use crate::store::Store;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The store's meta entry holding the set (JSON: portable name -> path).
-const META: &str = "installed_imports";
-
 /// Portable name -> absolute path on this machine.
 pub type InstalledFiles = BTreeMap<String, String>;
-
-/// The installed module files remembered from earlier sessions.
-pub fn load(store: &Store) -> InstalledFiles {
-    store
-        .meta(META)
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default()
-}
-
-/// Merges what this run's sessions reported into the remembered set; files
-/// that no longer exist are dropped. Call before the post-run keys are
-/// computed, so results are stored under the key the next run computes.
-pub fn remember(store: &Store, events: &[Event]) {
-    let reported: Vec<&(String, String)> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Installed { files } => Some(files),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    if reported.is_empty() {
-        return;
-    }
-    let before = load(store);
-    let mut files = before.clone();
-    for (name, path) in reported {
-        files.insert(name.clone(), path.clone());
-    }
-    files.retain(|_, path| Path::new(path).exists());
-    if files != before {
-        let _ = store.set_meta(META, &serde_json::to_string(&files).unwrap_or_default());
-    }
-}
 
 /// Where the interpreter keeps installed code, and the project's root: the
 /// anchors that make a path portable between machines.
@@ -116,7 +77,7 @@ impl<'a> Anchors<'a> {
     }
 
     /// The path on this machine of a portable location, if it exists here.
-    fn local(&self, location: &str) -> Option<String> {
+    pub fn local(&self, location: &str) -> Option<String> {
         let candidates: Vec<std::path::PathBuf> = if let Some(rel) = location.strip_prefix("site:")
         {
             self.site_dirs
@@ -144,29 +105,6 @@ pub fn export(files: &InstalledFiles, anchors: &Anchors) -> Vec<(String, String)
         .iter()
         .map(|(name, path)| (name.clone(), anchors.portable(path)))
         .collect()
-}
-
-/// Merges another machine's set (`export`) into this machine's, for the
-/// files that exist here too; returns whether the set changed. A file that
-/// does not exist here keeps this machine's key from matching: a miss, never
-/// a false hit.
-pub fn import(store: &Store, exported: &[(String, String)], anchors: &Anchors) -> bool {
-    let before = load(store);
-    let mut files = before.clone();
-    for (name, location) in exported {
-        if files.contains_key(name) {
-            continue;
-        }
-        if let Some(path) = anchors.local(location) {
-            files.insert(name.clone(), path);
-        }
-    }
-    if files == before {
-        return false;
-    }
-    store
-        .set_meta(META, &serde_json::to_string(&files).unwrap_or_default())
-        .is_ok()
 }
 
 /// Adds one `installed:<name>` input per remembered file, labelled by content.

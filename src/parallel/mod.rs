@@ -40,20 +40,10 @@ use crate::session::Ended;
 use crate::session::{argv0, Target};
 use dispatch::Dispatch;
 use process::{ForkSocket, Launcher, Msg};
-use schedule::Dist;
 use std::collections::HashMap;
 use std::sync::mpsc::channel;
 
-/// How to distribute a run.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub workers: usize,
-    pub dist: Dist,
-    /// The number of workers asked for (`-n`): what workers see as the
-    /// worker count (PYTEST_XDIST_WORKER_COUNT, `workerinput["workercount"]`),
-    /// as under pytest-xdist, even when fewer are started.
-    pub asked: usize,
-}
+pub use crate::settings::workers::Options;
 
 /// What a distributed run produced: the controller's end, the events the
 /// cache records, and whether any worker crashed.
@@ -61,65 +51,6 @@ pub struct Outcome {
     pub ended: Ended,
     pub events: Vec<Event>,
     pub crashes: usize,
-}
-
-impl Options {
-    /// `-n` / `--dist` / `--maxprocesses` (command line or addopts), else
-    /// `[tool.rpytest] workers`. `None`: `-n` was not asked for at all.
-    /// `workers == 0` or `--dist no`: one session, but still `-p no:xdist`.
-    pub fn resolve(
-        args: &crate::project::args::PytestArgs,
-        config: Option<&toml::Value>,
-    ) -> Result<Option<Options>, String> {
-        let spec = match (&args.numprocesses, config) {
-            (Some(n), _) => n.clone(),
-            (None, Some(toml::Value::Integer(n))) => n.to_string(),
-            (None, Some(toml::Value::String(s))) => s.clone(),
-            (None, Some(other)) => {
-                return Err(format!(
-                    "[tool.rpytest] workers must be a number or \"auto\", not {other}"
-                ))
-            }
-            (None, None) => return Ok(None),
-        };
-        let cpus = || {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        };
-        let mut workers = match spec.as_str() {
-            "auto" => std::env::var("PYTEST_XDIST_AUTO_NUM_WORKERS")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or_else(cpus),
-            "logical" => cpus(),
-            n => n.parse::<usize>().map_err(|_| {
-                format!("argument -n/--numprocesses: invalid value: '{n}' (a number, 'auto' or 'logical')")
-            })?,
-        };
-        if let Some(max) = args.maxprocesses {
-            workers = workers.min(max);
-        }
-        let dist = match &args.dist {
-            Some(d) => Dist::parse(d).ok_or_else(|| {
-                format!("argument --dist: invalid choice: '{d}' (choose from 'each', 'load', 'loadscope', 'loadfile', 'loadgroup', 'worksteal', 'no')")
-            })?,
-            None => Dist::Load,
-        };
-        if workers > 0 && dist != Dist::No && args.debugger {
-            return Err("--pdb is incompatible with distributing tests; try using -n0".into());
-        }
-        Ok(Some(Options {
-            workers,
-            dist,
-            asked: workers,
-        }))
-    }
-
-    /// Tests are distributed (not one session).
-    pub fn distributes(&self) -> bool {
-        self.workers > 0 && self.dist != Dist::No
-    }
 }
 
 pub use crate::report::parallel::{Notice, Trace, WorkerTrace};

@@ -3,32 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// `--dist`, as pytest-xdist spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dist {
-    /// Files longest-first; a file that dominates the total is split by node.
-    Load,
-    /// As `Load`, but a dominating file is split only by class (or module).
-    LoadScope,
-    /// Files are never split.
-    LoadFile,
-    /// No distribution: one session.
-    No,
-}
-
-impl Dist {
-    /// Parses `--dist`; `load`, `loadgroup` and `worksteal` schedule the same
-    /// way here (idle workers always take more work; `xdist_group` is always kept together).
-    pub fn parse(s: &str) -> Option<Dist> {
-        Some(match s {
-            "load" | "loadgroup" | "worksteal" | "each" => Dist::Load,
-            "loadscope" => Dist::LoadScope,
-            "loadfile" => Dist::LoadFile,
-            "no" => Dist::No,
-            _ => return None,
-        })
-    }
-}
+pub use crate::settings::workers::Dist;
 
 /// One collected item, as a worker reported it.
 #[derive(Debug, Clone)]

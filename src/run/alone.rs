@@ -7,11 +7,11 @@
 
 use super::outcomes::write_outcomes;
 use super::plan::{now, Plan};
-use super::Invocation;
 use crate::outcome::Outcome;
 use crate::protocol::CachedNode;
 use crate::report;
 use crate::report::cached::{Line, Warning};
+use crate::settings::Invocation;
 use std::path::{Path, PathBuf};
 
 /// pytest's `getreportopt`: the effective report characters.
@@ -257,10 +257,10 @@ impl Plan {
             .cached
             .iter()
             .map(|c| (c.nodeid.as_str(), c.outcome.as_str(), true));
-        if let Err(e) = write_outcomes(super::exit::OK, outcomes) {
+        if let Err(e) = write_outcomes(crate::exit::OK, outcomes) {
             self.notices.push(e);
         }
-        Some(super::exit::OK)
+        Some(crate::exit::OK)
     }
 }
 

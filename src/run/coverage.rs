@@ -6,9 +6,9 @@
 //! are stored under.
 
 use super::plan::Plan;
-use super::Invocation;
 use crate::project::args::PytestArgs;
 use crate::protocol::Event;
+use crate::settings::Invocation;
 use crate::store::{CoverageRow, Store};
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,12 +1,13 @@
 //! `--why NODEID` and `--show-rules`: what a test's key is made of, and what changed.
 
 use super::keys::{search_roots, session_wide_conftests, KeyContext};
-use super::plan::{load_rules, scope, Plan};
-use super::{Failure, Invocation};
-use crate::inputs::key::{self, Inputs};
+use super::plan::{scope, Plan};
+use crate::exit::Failure;
+use crate::inputs::key::{self, Inputs, Key};
 use crate::project::interpreter::InterpreterInfo;
 use crate::report;
 use crate::rules::Rule;
+use crate::settings::Invocation;
 use crate::store::Store;
 
 /// `--why NODEID`: whether this command line would serve the node from the
@@ -21,52 +22,64 @@ pub fn why(
     node: &str,
 ) -> Result<i32, Failure> {
     let file = node.split("::").next().unwrap_or(node).to_owned();
-    let rules = load_rules(inv)?;
-    for line in super::hermetic::sandbox_report(store, &rules, inv.hermetic, &file) {
+    let rules = &inv.rules;
+    for line in super::hermetic::sandbox_report(store, rules, inv.hermetic, &file) {
         report::out(&format!("{node}: {line}"));
     }
-    let plan = Plan::make(inv, store, info, &rules, None)?;
+    let plan = Plan::make(inv, store, info, rules, None)?;
+    let lines = match verdict(inv, store, &plan, node, &file) {
+        Err(verdict) => verdict
+            .map(|v| vec![format!("{node}: {v}")])
+            .unwrap_or_default(),
+        Ok((old_key, now_key)) => changed_inputs(store, &plan, node, &file, &old_key, now_key),
+    };
+    for line in lines {
+        report::out(&line);
+    }
+    Ok(0)
+}
+
+/// Why the node is served or runs, when one sentence says it (`Err`; `None`:
+/// nothing to say); else the key of its last pass and its key now.
+fn verdict<'p>(
+    inv: &Invocation,
+    store: &Store,
+    plan: &'p Plan,
+    node: &str,
+    file: &str,
+) -> Result<(String, &'p Key), Option<String>> {
     if !plan.caching {
-        report::out(&format!(
-            "{node}: the result cache is off for this command line; it runs"
+        return Err(Some(
+            "the result cache is off for this command line; it runs".into(),
         ));
-        return Ok(0);
     }
     if !inv.args.run_all.is_empty() {
-        report::out(&format!(
-            "{node}: it runs: {} needs every test to run",
+        return Err(Some(format!(
+            "it runs: {} needs every test to run",
             inv.args.run_all.join(", ")
-        ));
-        return Ok(0);
+        )));
     }
     if plan.cached.iter().any(|c| c.nodeid == node) {
-        report::out(&format!(
-            "{node}: inputs unchanged since its last pass; it is served from the cache"
+        return Err(Some(
+            "inputs unchanged since its last pass; it is served from the cache".into(),
         ));
-        return Ok(0);
     }
     let Some((_, old_key)) = store.node_key(node).ok().flatten() else {
-        report::out(&format!(
-            "{node}: never passed (no reusable result is recorded for it)"
+        return Err(Some(
+            "never passed (no reusable result is recorded for it)".into(),
         ));
-        return Ok(0);
     };
-    let Some(planned) = plan.pre_keys.get(&file) else {
-        report::out(&format!(
-            "{node}: it runs: rpytest does not key {file} for these arguments (it is neither a test file rpytest discovers nor a file pytest collected in the last recorded collection)"
-        ));
-        return Ok(0);
+    let Some(planned) = plan.pre_keys.get(file) else {
+        return Err(Some(format!(
+            "it runs: rpytest does not key {file} for these arguments (it is neither a test file rpytest discovers nor a file pytest collected in the last recorded collection)"
+        )));
     };
     // The plan's own keys, computed in the run's key context.
-    let (Some(ctx), Some(global)) = (&plan.keys, &plan.global) else {
-        return Ok(0);
+    let (Some(ctx), Some(_)) = (&plan.keys, &plan.global) else {
+        return Err(None);
     };
-    let now_key = planned;
-    if !ctx.cacheable(&file) {
-        report::out(&format!(
-            "{node}: its rule says cache = false; it always runs"
-        ));
-        return Ok(0);
+    if !ctx.cacheable(file) {
+        return Err(Some("its rule says cache = false; it always runs".into()));
     }
     if planned.hex == old_key {
         let reason = if inv.settings.refresh_cache {
@@ -74,44 +87,59 @@ pub fn why(
         } else {
             "its last reusable result is not usable by this run"
         };
-        report::out(&format!(
-            "{node}: inputs unchanged since its last pass, but it runs: {reason}"
-        ));
-        return Ok(0);
+        return Err(Some(format!(
+            "inputs unchanged since its last pass, but it runs: {reason}"
+        )));
     }
+    Ok((old_key, planned))
+}
+
+/// The inputs that changed since the node's last pass, its key's and (when
+/// that changed) every test's.
+fn changed_inputs(
+    store: &Store,
+    plan: &Plan,
+    node: &str,
+    file: &str,
+    old_key: &str,
+    now_key: &Key,
+) -> Vec<String> {
+    let (Some(ctx), Some(global)) = (&plan.keys, &plan.global) else {
+        return Vec::new();
+    };
     let Some(old) = store
-        .file_entry(&file, &old_key)
+        .file_entry(file, old_key)
         .ok()
         .flatten()
         .and_then(|e| serde_json::from_str::<Inputs>(&e.inputs).ok())
     else {
-        report::out(&format!(
+        return vec![format!(
             "{node}: its inputs changed, but the inputs of its last pass are no longer stored"
-        ));
-        return Ok(0);
+        )];
     };
-    report::out(&format!("{node}: inputs changed since its last pass:"));
-    for line in key::diff(&old, &now_key.inputs) {
-        if !line.starts_with("global:") {
-            report::out(&format!("  {line}"));
-        }
-    }
+    let mut out = vec![format!("{node}: inputs changed since its last pass:")];
+    out.extend(
+        key::diff(&old, &now_key.inputs)
+            .into_iter()
+            .filter(|line| !line.starts_with("global:"))
+            .map(|line| format!("  {line}")),
+    );
     if old.get("global") != now_key.inputs.get("global") {
         // A hermetic file's global key is the sandbox's (hermetic.rs).
-        let global = match (&ctx.hermetic, ctx.is_hermetic(&file)) {
+        let global = match (&ctx.hermetic, ctx.is_hermetic(file)) {
             (Some(h), true) => &h.1,
             _ => global,
         };
         match find_global(store, old.get("global")) {
-            Some(prev) => {
-                for line in key::diff(&prev, &global.inputs) {
-                    report::out(&format!("  (input of every test) {line}"));
-                }
-            }
-            None => report::out("  an input of every test changed (arguments, interpreter, packages or configuration)"),
+            Some(prev) => out.extend(
+                key::diff(&prev, &global.inputs)
+                    .into_iter()
+                    .map(|line| format!("  (input of every test) {line}")),
+            ),
+            None => out.push("  an input of every test changed (arguments, interpreter, packages or configuration)".into()),
         }
     }
-    Ok(0)
+    out
 }
 
 fn find_global(store: &Store, short: Option<&String>) -> Option<Inputs> {
@@ -128,7 +156,7 @@ pub fn show_rules(
     store: &mut Store,
     info: &InterpreterInfo,
 ) -> Result<i32, Failure> {
-    let rules = load_rules(inv)?;
+    let rules = &inv.rules;
     let (found, _) = scope(inv);
     let mut scanned = found.test_files.clone();
     scanned.extend(found.conftests.iter().cloned());
@@ -173,7 +201,7 @@ pub fn show_rules(
             "  cache: {}\n",
             if cache { "yes" } else { "no (always runs)" }
         ));
-        for line in super::hermetic::sandbox_report(store, &rules, inv.hermetic, file) {
+        for line in super::hermetic::sandbox_report(store, rules, inv.hermetic, file) {
             out.push_str(&format!("  {line}\n"));
         }
         for r in &governing {
@@ -193,5 +221,5 @@ pub fn show_rules(
         }
     }
     report::out(out.trim_end());
-    Ok(super::exit::OK)
+    Ok(crate::exit::OK)
 }

@@ -5,13 +5,13 @@
 //! not computed again.
 
 use super::hermetic;
-use super::Invocation;
 use crate::inputs::installed::{self, InstalledFiles};
 use crate::inputs::key::{self, Inputs, Key, KeyBuilder, Recorded};
 use crate::inputs::resolve::default_search_roots;
 use crate::inputs::{conftest_is_local, FileHasher, ImportGraph, Resolver};
 use crate::project::interpreter::InterpreterInfo;
 use crate::rules::Rule;
+use crate::settings::Invocation;
 use crate::store::{Store, SCHEMA_VERSION};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -90,7 +90,7 @@ impl KeyContext {
             deps: store.deps().unwrap_or_default(),
             rules,
             all_args: key::value_label(&inv.args.all_args.join("\0")),
-            installed: installed::load(store),
+            installed: store.installed_files(),
             all_hermetic: inv.hermetic,
             hermetic: None,
             roots,
@@ -277,7 +277,7 @@ impl KeyContext {
     ) -> Changed {
         let edges = store.edges().unwrap_or_default();
         let deps = store.deps().unwrap_or_default();
-        let installed = installed::load(store);
+        let installed = store.installed_files();
         let roots_changed = roots != self.roots;
         let same = |a: Option<&Vec<String>>, b: Option<&Vec<String>>| {
             let set = |v: Option<&Vec<String>>| -> BTreeSet<String> {

@@ -7,9 +7,9 @@
 //! option's values enter the key instead of leaving rpytest unsure of what
 //! pytest collects.
 
-use super::Invocation;
 use crate::project::args::{analyze_with, Learned, LearnedOption};
 use crate::protocol::Event;
+use crate::settings::Invocation;
 use crate::store::Store;
 
 const META: &str = "learned_options";

@@ -25,11 +25,9 @@ use crate::store::Store;
 use plan::Plan;
 use std::path::{Path, PathBuf};
 
-pub use crate::session::Ended;
-pub use crate::settings::Invocation;
-
-pub use crate::exit;
-pub use crate::exit::Failure;
+use crate::exit::{self, Failure};
+use crate::session::Ended;
+use crate::settings::Invocation;
 
 fn usage(message: impl Into<String>) -> Failure {
     Failure::usage(message)
@@ -548,7 +546,7 @@ fn record_run(
     ran: &Ran,
 ) {
     if plan.caching {
-        crate::inputs::installed::remember(&ready.store, &ran.events);
+        ready.store.remember_installed(&ran.events);
     }
     learn::remember(inv, &ready.store, &ran.events);
     let summary = plan.record(false, &mut ready.store, inv, started, ran.code, &ran.events);
@@ -591,8 +589,7 @@ fn snapshot(
         .flat_map(|(a, bs)| bs.into_iter().map(move |b| (a.clone(), b)))
         .collect();
     let anchors = crate::inputs::installed::Anchors::of(info, &inv.setup.rootdir);
-    let installed =
-        crate::inputs::installed::export(&crate::inputs::installed::load(store), &anchors);
+    let installed = crate::inputs::installed::export(&store.installed_files(), &anchors);
     Remote::snapshot(global.to_owned(), deps, edges, installed)
 }
 

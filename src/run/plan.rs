@@ -18,7 +18,7 @@
 //! same key context.
 
 use super::keys::{rel_to, search_roots, session_wide_conftests, Changed, KeyContext};
-use super::{Failure, Invocation};
+use crate::exit::Failure;
 use crate::inputs::discover::{discover_all, initial_paths, DiscoverOptions, Discovered};
 use crate::inputs::key::{self, Inputs, Key};
 use crate::inputs::Resolver;
@@ -27,7 +27,8 @@ use crate::project::args::path_of_arg;
 use crate::project::interpreter::InterpreterInfo;
 use crate::protocol::{CachedNode, SkippedFile};
 use crate::report::Trace;
-use crate::rules::{self, Rule};
+use crate::rules::Rule;
+use crate::settings::Invocation;
 use crate::store::{FileEntry, Lookup, NodeResult, Store};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -112,19 +113,6 @@ fn discover_options(inv: &Invocation) -> DiscoverOptions {
         o.testpaths = v.as_args();
     }
     o
-}
-
-/// The default rule and the user's rules (exit 4, with file and line, when invalid).
-pub fn load_rules(inv: &Invocation) -> Result<Vec<Rule>, Failure> {
-    let path = inv.settings.config_path.as_ref();
-    let origin = path
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "rpytest configuration".into());
-    let text = path.and_then(|p| std::fs::read_to_string(p).ok());
-    rules::load(&inv.settings.file.rules, &origin, text.as_deref()).map_err(|e| Failure {
-        code: super::exit::USAGE_ERROR,
-        message: e.to_string(),
-    })
 }
 
 /// The test files rpytest discovers for this command line (rootdir-relative).
@@ -454,7 +442,7 @@ impl Plan {
             .collect();
         let before = store.deps_count();
         let anchors = crate::inputs::installed::Anchors::of(info, &inv.setup.rootdir);
-        let installed = crate::inputs::installed::import(store, &snap.installed, &anchors);
+        let installed = store.import_installed(&snap.installed, &anchors);
         let recorded =
             store.record_deps(&deps, &snap.edges).is_ok() && store.deps_count() != before;
         recorded || installed

@@ -10,11 +10,11 @@
 use super::keys::KeyContext;
 use super::outcomes::write_outcomes;
 use super::plan::{now, Plan};
-use super::Invocation;
 use crate::inputs::key::{self, Inputs, Key};
 use crate::outcome::Outcome;
 use crate::protocol::{CachedNode, CollectedFile, Event};
 use crate::report;
+use crate::settings::Invocation;
 use crate::store::{CoverageRow, FileEntry, NodeResult, RunRecord, Store};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -5,6 +5,7 @@
 
 mod colour;
 mod config;
+pub mod workers;
 
 pub use colour::colour;
 pub use config::{ConfigError, FileConfig, Settings};
@@ -13,7 +14,6 @@ pub use crate::cli::{CacheAction, DaemonAction};
 
 use crate::cli::{CommandLine, OwnArgs};
 use crate::exit::Failure;
-use crate::parallel;
 use crate::project::args::{analyze, expand_argfiles, PytestArgs};
 use crate::project::ini::shell_split;
 use crate::project::rootdir::{determine_setup, Setup};
@@ -74,7 +74,7 @@ pub struct Invocation {
     /// The default rule and the user's (empty for management commands).
     pub rules: Vec<Rule>,
     /// `-n` and friends, else `[tool.rpytest] workers` (runs only).
-    pub workers: Option<parallel::Options>,
+    pub workers: Option<workers::Options>,
     /// The remote cache this run reads (and perhaps writes) (runs only).
     pub remote: Option<RemoteConfig>,
     pub output: Output,
@@ -146,7 +146,7 @@ fn resolve_for_mode(inv: &mut Invocation, own: &OwnArgs) -> Result<(), Failure> 
         return Ok(());
     }
     let workers = inv.settings.file.workers.as_ref();
-    inv.workers = parallel::Options::resolve(&inv.args, workers).map_err(Failure::usage)?;
+    inv.workers = workers::Options::resolve(&inv.args, workers).map_err(Failure::usage)?;
     let file = &inv.settings.file;
     inv.remote = RemoteConfig::resolve(
         own.remote_cache.as_deref(),

@@ -1,6 +1,7 @@
 //! Local storage: the SQLite database in `.rpytest/` under rootdir.
 mod coverage;
 mod db;
+mod installed;
 mod open;
 
 pub use coverage::CoverageRow;
