@@ -319,21 +319,7 @@ impl KeyBuilder {
     /// Digest label of a directory's entry names (tool caches and bytecode left out).
     pub fn listing_label(&mut self, rel: &str) -> String {
         let root = self.graph.source_mut().root().to_path_buf();
-        let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
-            return "missing".to_owned();
-        };
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                !matches!(
-                    n.as_str(),
-                    "__pycache__" | ".pytest_cache" | ".rpytest" | ".hypothesis"
-                ) && !n.ends_with(".pyc")
-            })
-            .collect();
-        names.sort();
-        short(names.join("\n").as_bytes())
+        listing_label(&root.join(rel))
     }
 
     /// Adds files matching rootdir-relative globs.
@@ -450,6 +436,27 @@ pub(crate) fn expand_glob(root: &Path, g: &str) -> Vec<String> {
         .unwrap_or_default();
     out.sort();
     out
+}
+
+/// Digest label of the entry names of directory `dir` ("missing" when it
+/// cannot be listed); tool caches and bytecode are left out, since a run
+/// itself creates them.
+pub fn listing_label(dir: &Path) -> String {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return "missing".to_owned();
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            !matches!(
+                n.as_str(),
+                "__pycache__" | ".pytest_cache" | ".rpytest" | ".hypothesis"
+            ) && !n.ends_with(".pyc")
+        })
+        .collect();
+    names.sort();
+    short(names.join("\n").as_bytes())
 }
 
 #[cfg(test)]

@@ -407,24 +407,36 @@ fn hermetic_check(
 
 /// Whether an input was written during the run: the tests may have seen
 /// either content. The ctime counts too: an edit that restores the mtime
-/// cannot restore it.
+/// cannot restore it. A file that exists now but did not when its label was
+/// taken (or the reverse), a symlink re-pointed during the run, and a
+/// directory whose listing differs from its label are unstable too (a key
+/// computed before the run is reused after it when nothing else changed).
 fn unstable(inputs: &Inputs, root: &Path, started_ns: i128) -> bool {
     use std::os::unix::fs::MetadataExt;
-    inputs
-        .keys()
-        .filter_map(|k| k.strip_prefix("file:").or_else(|| k.strip_prefix("ini:")))
-        .any(|f| {
-            // A directory's label ("dir") does not depend on its
-            // mtime, which the run itself moves (`__pycache__`).
-            std::fs::metadata(root.join(f))
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| {
-                    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-                    ns(m.mtime(), m.mtime_nsec()).max(ns(m.ctime(), m.ctime_nsec())) >= started_ns
-                })
-                .unwrap_or(false)
-        })
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+    let written = |m: &std::fs::Metadata| {
+        ns(m.mtime(), m.mtime_nsec()).max(ns(m.ctime(), m.ctime_nsec())) >= started_ns
+    };
+    inputs.iter().any(|(k, label)| {
+        if let Some(d) = k.strip_prefix("dir:") {
+            return key::listing_label(&root.join(d)) != *label;
+        }
+        let Some(f) = k.strip_prefix("file:").or_else(|| k.strip_prefix("ini:")) else {
+            return false;
+        };
+        let path = root.join(f);
+        let link_moved = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| m.file_type().is_symlink())
+            .is_some_and(|m| written(&m));
+        match std::fs::metadata(&path) {
+            // A directory's label ("dir") does not depend on its mtime,
+            // which the run itself moves (`__pycache__`).
+            Ok(m) if m.is_dir() => label != "dir" || link_moved,
+            Ok(m) => label == "missing" || link_moved || written(&m),
+            Err(_) => label != "missing",
+        }
+    })
 }
 
 impl Gathered {
