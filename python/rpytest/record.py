@@ -877,7 +877,9 @@ class Recorder:
             # Inputs this session itself produced (some key wrote them): their
             # state at the end of the run says nothing about the next run, so
             # results that depend on them are never stored.
-            "generated": sorted(r for r in reads | imports if r in self.written),
+            # A listing of a directory the session wrote into is one too.
+            "generated": sorted(r for r in reads | imports if r in self.written)
+            + sorted(d for d in self.lists.get(key, set()) if d in self._written_dir_set()),
         }
 
     def _unnamed_outside_code(self, key: Key) -> bool:

@@ -791,3 +791,47 @@ fn reads_the_first_recorder_missed_are_inputs() {
         assert_fails(&py, node);
     }
 }
+
+/// A test lists a directory another test writes into during the run: the
+/// listing it saw says nothing about the next run, so its result is not
+/// stored, and the next run with the directory as it was fails as under
+/// pytest.
+#[test]
+fn a_listing_of_a_directory_the_run_writes_into_is_never_cached() {
+    let pair = pair();
+    pair.write("items/a.txt", "");
+    pair.write(
+        "test_0.py",
+        "import pathlib\n\ndef test_0():\n    (pathlib.Path(__file__).parent / 'items' / 'new.txt').write_text('')\n",
+    );
+    pair.write(
+        "test_b.py",
+        "import os\n\ndef test_b():\n    assert len(os.listdir(os.path.join(os.path.dirname(__file__), 'items'))) == 2\n",
+    );
+    pair.check(&["-v"]);
+    pair.remove("items/new.txt");
+    let (py, _) = pair.check(&["-v", "-k", "not test_0"]);
+    assert_fails(&py, "test_b.py::test_b");
+}
+
+/// A recorded input deleted during the run (by another test) before the
+/// test looks: the result depends on the moment, so it is not stored under
+/// the key taken before the run.
+#[test]
+fn an_input_deleted_during_the_run_keeps_the_result_out_of_the_cache() {
+    let pair = pair();
+    pair.write(
+        "test_0.py",
+        "import os\n\ndef test_0():\n    p = os.path.join(os.path.dirname(__file__), 'data.txt')\n    if os.path.exists(p):\n        os.remove(p)\n",
+    );
+    pair.write(
+        "test_a.py",
+        "import os\n\ndef test_a():\n    assert not os.path.exists(os.path.join(os.path.dirname(__file__), 'data.txt'))\n",
+    );
+    pair.check(&["-v", "-k", "test_a"]);
+    pair.write("data.txt", "X");
+    pair.check(&["-v"]);
+    pair.write("data.txt", "X");
+    let (py, _) = pair.check(&["-v", "-k", "not test_0"]);
+    assert_fails(&py, "test_a.py::test_a");
+}
