@@ -634,6 +634,17 @@ fn results_that_depend_on_the_workers_are_not_reused_across_worker_counts() {
     assert!(again.stderr.contains("1 cached"), "{}", again.transcript());
     project.rpytest(&["-n", "3", count]).run().assert_code(1);
     project.rpytest(&["-n", "3", count]).run().assert_code(1);
+    // Asking the config whether this is a worker, as xdist's `worker_id`
+    // fixture and plugins do.
+    project.write(
+        "tests/test_asks.py",
+        "def test_not_a_worker(request):\n    assert not hasattr(request.config, 'workerinput')\n",
+    );
+    let asks = "tests/test_asks.py";
+    project.rpytest(&[asks]).run().assert_code(0);
+    let again = project.rpytest(&[asks]).run();
+    assert!(again.stderr.contains("1 cached"), "{}", again.transcript());
+    project.rpytest(&["-n", "2", asks]).run().assert_code(1);
 }
 
 /// `pytest.exit(returncode=7)` in a worker: pytest-xdist ends the run as an

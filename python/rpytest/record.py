@@ -1253,6 +1253,25 @@ def _pytest_is_third_party() -> bool:
     return rec is not None and rec.rel(_PYTEST_CONFIG) is None
 
 
+def install_worker_checks(config_class: Any) -> None:
+    """Outside `-n`, code that asks whether it runs in a pytest-xdist worker
+    (`hasattr(config, "workerinput")`, as the `worker_id` fixture does) finds
+    no `workerinput`: recorded as a read of PYTEST_XDIST_WORKER, which the
+    CLI keys as the run sets it, so a result that depends on not being in a
+    worker is not reused by `-n` (workers record their `workerinput` reads
+    the same way, rpytest.parallel). Defined here so that the recorder's
+    stack walk passes over it to the code that asked."""
+    if "__getattr__" in vars(config_class):
+        return
+
+    def __getattr__(self: Any, name: str) -> Any:
+        if name in ("workerinput", "workeroutput"):
+            sys.audit("rpytest.env", "PYTEST_XDIST_WORKER")
+        raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
+
+    config_class.__getattr__ = __getattr__
+
+
 def install_option_prologues(config: Any) -> None:
     """Reads of pytest's options through getoption/getvalue/get_verbosity raise
     rpytest.option, unless pytest's own code asks (the terminal reporter, the

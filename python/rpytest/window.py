@@ -5,30 +5,11 @@ that reads is no test's input)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Dict, List, Optional
 
 import pytest
 
 from rpytest import record
-
-
-def _note_worker_checks(config_class: Any) -> None:
-    """Outside `-n`, code that asks whether it runs in a pytest-xdist worker
-    (`hasattr(config, "workerinput")`, as the `worker_id` fixture does) finds
-    no `workerinput`: recorded as a read of PYTEST_XDIST_WORKER, which the
-    CLI keys as the run sets it, so a result that depends on not being in a
-    worker is not reused by `-n` (workers record their `workerinput` reads
-    the same way, rpytest.parallel)."""
-    if "__getattr__" in vars(config_class):
-        return
-
-    def __getattr__(self: Any, name: str) -> Any:
-        if name in ("workerinput", "workeroutput"):
-            sys.audit("rpytest.env", "PYTEST_XDIST_WORKER")
-        raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
-
-    config_class.__getattr__ = __getattr__
 
 
 class RecordingWindow:
@@ -69,7 +50,7 @@ class RecordingWindow:
         if getattr(config.option, "capture", None) in ("no", "tee-sys"):
             record.install_stdin_reader()  # stdin is live for the tests (-s)
         if self.role is None:
-            _note_worker_checks(type(config))
+            record.install_worker_checks(type(config))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:

@@ -27,7 +27,12 @@ pub fn answer(inv: &Invocation, help: bool) -> i32 {
         let status = Command::new(&python)
             .args([
                 "-c",
-                "import sys, pytest; sys.argv[0] = 'rpytest'; sys.exit(pytest.console_main())",
+                // pytest >= 9.1 deprecates console_main for callers; its
+                // internal entry point names the program through _get_prog_name.
+                "import sys, pytest; from _pytest import config as c; sys.argv[0] = 'rpytest'; \
+                 f = getattr(c, '_console_main', None); \
+                 f is not None and setattr(c, '_get_prog_name', lambda argv: 'rpytest'); \
+                 sys.exit((f or pytest.console_main)())",
             ])
             .args(&inv.pytest_argv)
             .current_dir(&inv.cwd)
