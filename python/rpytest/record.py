@@ -1284,13 +1284,7 @@ def _option_targets(cls: Any, skip_pytest: bool) -> List[Tuple[Any, str, str]]:
     funcs = [getattr(cls, n, None) for n in ("getoption", "getvalue", "get_verbosity")]
     stmt = 'sys.audit("rpytest.option")'
     if skip_pytest:
-        # The caller decides; when it is pytest's config module itself (the
-        # `getvalueorskip` a test calls, `get_verbosity`, a hook of the config
-        # that pluggy calls), its caller does.
-        stmt = (
-            "if not (((sys._getframe(2) if sys._getframe(1).f_globals is globals() else sys._getframe(1))"
-            '.f_globals.get("__file__")) or "").startswith(%r): %s' % ((_PYTEST_PREFIX, _PLUGGY_PREFIX), stmt)
-        )
+        stmt = 'if not (sys._getframe(1).f_globals.get("__file__") or "").startswith(%r): %s' % (_PYTEST_PREFIX, stmt)
     return [(f, stmt, source) for f in funcs if f is not None]
 
 
