@@ -624,24 +624,31 @@ fn a_junitxml_name_too_long_fails_like_pytest() {
     }
 }
 
+/// Runs `cmd` in `project` as a user's shell would (no outer PYTEST_ADDOPTS,
+/// its own daemon directory); returns its exit code and stderr.
+fn exit_and_stderr(project: &Project, mut cmd: Command) -> (Option<i32>, String) {
+    let out = cmd
+        .current_dir(&project.root)
+        .env("XDG_RUNTIME_DIR", project.out_path(""))
+        .env_remove("PYTEST_ADDOPTS")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn a_closed_stdout_fails_like_pytest() {
     let project = Project::new("slow_session");
     let run_closed = |program: &Path, args: &[&str]| {
-        let out = Command::new("sh")
-            .args(["-c", "exec \"$@\" >&-", "sh"])
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exec \"$@\" >&-", "sh"])
             .arg(program)
-            .args(args)
-            .current_dir(&project.root)
-            .env("XDG_RUNTIME_DIR", project.out_path(""))
-            .env_remove("PYTEST_ADDOPTS")
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .args(args);
+        exit_and_stderr(&project, cmd)
     };
     let python = project.python().to_path_buf();
     let (code, stderr) = run_closed(&python, &["-m", "pytest", "-p", "no:cacheprovider"]);
@@ -678,19 +685,9 @@ fn a_stdout_on_dev_null_read_write_runs_like_pytest() {
             .write(true)
             .open("/dev/null")
             .unwrap();
-        let out = Command::new(program)
-            .args(args)
-            .current_dir(&project.root)
-            .env("XDG_RUNTIME_DIR", project.out_path(""))
-            .env_remove("PYTEST_ADDOPTS")
-            .stdout(Stdio::from(devnull))
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdout(Stdio::from(devnull));
+        exit_and_stderr(&project, cmd)
     };
     let python = project.python().to_path_buf();
     let (code, stderr) = run_devnull(&python, &["-m", "pytest", "-p", "no:cacheprovider"]);
