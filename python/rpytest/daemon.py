@@ -89,6 +89,8 @@ PYTEST_MODULES = [
 
 MAX_REQUEST = 64 * 1024 * 1024
 SEND_TIMEOUT = 10.0
+# How long a request waits for a pre-forked child that is still preparing.
+PENDING_TIMEOUT = 2.0
 
 
 def log(msg: str) -> None:
@@ -314,6 +316,15 @@ class Daemon:
         self.prefork_fallbacks = 0
         self.prefork_last_fallback = ""
         self.prepared_cpu: Dict[int, float] = {}  # pre-forked sessions: CPU spent before their request
+        # The speculative child (rpytest.prefork.speculative_main): prepared
+        # further, for `last_request` only.
+        self.spec: Optional[Preforked] = None
+        self.last_request: Optional[Dict[str, Any]] = None
+        self.spec_sessions = 0
+        self.spec_misses = 0
+        self.spec_failed: Optional[Dict[str, Any]] = None  # a request its speculation died on
+        # A request waiting for a pre-forked child to become ready.
+        self.pending: Optional[Tuple[Conn, Dict[str, Any], List[int], float, Preforked]] = None
 
     # ---- start-up ---------------------------------------------------------
 
@@ -426,8 +437,11 @@ class Daemon:
         while True:
             if self.stopping and self.listener is not None:
                 self.close_listener()
-            if self.stopping and self.prefork is not None:
+            if self.stopping and (self.prefork is not None or self.spec is not None):
                 self.kill_prefork()
+                self.kill_prefork(self.spec)
+            if self.pending is not None and (self.stopping or time.monotonic() >= self.pending[3]):
+                self.serve_pending("it took too long to get ready")
             if self.stopping and not self.children:
                 break
             timeout: Optional[float] = None
@@ -445,10 +459,14 @@ class Daemon:
                     self.reap()
                     continue
                 timeout = remaining
+            if self.pending is not None:
+                left = max(0.0, self.pending[3] - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
             self.dispatch(self.sel.select(timeout))
             self.reap()
         self.close_listener()
         self.kill_prefork()
+        self.kill_prefork(self.spec)
         return 0
 
     def dispatch(self, ready: Any) -> None:
@@ -637,6 +655,10 @@ class Daemon:
         conn.fds = []
         if self.hand_to_prefork(conn, req, stdio):
             return
+        self.fork_session(conn, req, stdio)
+
+    def fork_session(self, conn: Conn, req: Dict[str, Any], stdio: List[int]) -> None:
+        """A plain session: forked now, from the daemon."""
         go_r, go_w = os.pipe()
         for s in (sys.stdout, sys.stderr):
             s.flush()
@@ -674,11 +696,12 @@ class Daemon:
     def _close_daemon_fds(self, keep: Optional[Conn]) -> None:
         """In a forked child: close the daemon's sockets, pipes and selector
         (all but `keep`'s connection)."""
-        if self.prefork is not None:
-            try:
-                self.prefork.sock.close()
-            except OSError:
-                pass
+        for p in (self.prefork, self.spec):
+            if p is not None:
+                try:
+                    p.sock.close()
+                except OSError:
+                    pass
         others = [c.sock for c in self.conns.values() if c is not keep and not c.done]
         if self.listener is not None:
             others.append(self.listener)
@@ -714,11 +737,20 @@ class Daemon:
             "sessions": self.prefork_sessions,
             "fallbacks": self.prefork_fallbacks,
             "last_fallback": self.prefork_last_fallback,
+            "speculative": {
+                "pid": self.spec.pid if self.spec is not None else None,
+                "ready": bool(self.spec is not None and self.spec.ready is not None),
+                "sessions": self.spec_sessions,
+                "misses": self.spec_misses,
+            },
         }
 
-    def spawn_prefork(self) -> None:
-        """Fork the next session child ahead of its request (one at a time)."""
-        if not self.prefork_on or self.stopping or self.prefork is not None or self.listener is None:
+    def spawn_prefork(self, speculate: Optional[Dict[str, Any]] = None) -> None:
+        """Fork the next session child ahead of its request: the plain one, or
+        with `speculate` the speculative one for that request (one of each)."""
+        if not self.prefork_on or self.stopping or self.listener is None:
+            return
+        if (self.spec if speculate is not None else self.prefork) is not None:
             return
         if self.prefork_failures >= 3:
             return  # it keeps dying before use: plain sessions only
@@ -736,15 +768,31 @@ class Daemon:
                     pass
                 ours.close()
                 self._close_daemon_fds(None)
-                prefork.child_main(theirs, EnvReads, daemon_pid, self.base_pythonpath)
+                prefork.child_main(theirs, EnvReads, daemon_pid, self.base_pythonpath, speculate)
             finally:
                 os._exit(3)
         theirs.close()
-        log("pre-forked session child %d" % pid)
-        self.prefork = Preforked(pid, ours)
+        p = Preforked(pid, ours, speculate)
+        if speculate is not None:
+            log("speculative session child %d" % pid)
+            self.spec = p
+        else:
+            log("pre-forked session child %d" % pid)
+            self.prefork = p
         self.prefork_pids.add(pid)
         self.prefork_spawned += 1
-        self.sel.register(ours, selectors.EVENT_READ, self.prefork)
+        self.sel.register(ours, selectors.EVENT_READ, p)
+
+    def spawn_idle(self) -> None:
+        """With no session running: the speculative child for the last request
+        first (the next request is most likely the same), then the plain one."""
+        if self.children:
+            return
+        spec = self.last_request
+        if spec is not None and spec != self.spec_failed and self.spec is None:
+            self.spawn_prefork(spec)
+        if self.spec is None or self.spec.ready is not None:
+            self.spawn_prefork()
 
     def on_prefork_readable(self, p: Preforked) -> None:
         try:
@@ -755,9 +803,7 @@ class Daemon:
             data = b""
         if not data:
             log("pre-forked child %d went away before use" % p.pid)
-            if p.ready is None:
-                self.prefork_failures += 1
-            self.forget_prefork()
+            self.child_lost(p)
             return
         p.buf += data
         if b"\n" in p.buf and p.ready is None:
@@ -769,27 +815,50 @@ class Daemon:
                 p.ready = {str(k): v for k, v in (info.get("env") or {}).items()}
             except (ValueError, AttributeError):
                 log("pre-forked child %d sent a bad ready line" % p.pid)
-                self.kill_prefork()
+                self.kill_prefork(p)
+                self.child_lost(p)
                 return
             self.prefork_failures = 0
+            if self.pending is not None and self.pending[4] is p:
+                self.serve_pending(None)
+            elif p is self.spec:
+                self.spawn_idle()
 
-    def forget_prefork(self) -> None:
-        p = self.prefork
+    def child_lost(self, p: Preforked) -> None:
+        """`p` ended before it was used."""
+        if p.ready is None:
+            if p.request is not None:
+                # Its speculation stopped (a usage error, output, a racy
+                # file): that request gets the plain child from now on.
+                self.spec_failed = p.request
+            else:
+                self.prefork_failures += 1
+        self.forget_prefork(p)
+        if self.pending is not None and self.pending[4] is p:
+            self.serve_pending("the pre-forked child went away")
+        if p.request is not None:
+            self.spawn_idle()  # the plain one, if there is none yet
+
+    def forget_prefork(self, p: Optional["Preforked"] = None) -> None:
+        p = self.prefork if p is None else p
         if p is None:
             return
-        self.prefork = None
+        if self.prefork is p:
+            self.prefork = None
+        if self.spec is p:
+            self.spec = None
         try:
             self.sel.unregister(p.sock)
         except (KeyError, ValueError):
             pass
         p.sock.close()
 
-    def kill_prefork(self) -> None:
-        """Stop and reap the pre-forked child (the daemon stops, idles out, or it is unusable)."""
-        p = self.prefork
+    def kill_prefork(self, p: Optional["Preforked"] = None) -> None:
+        """Stop and reap a pre-forked child (the daemon stops, idles out, or it is unusable)."""
+        p = self.prefork if p is None else p
         if p is None:
             return
-        self.forget_prefork()
+        self.forget_prefork(p)
         _kill(p.pid, signal.SIGKILL)
         try:
             os.waitpid(p.pid, 0)
@@ -798,28 +867,83 @@ class Daemon:
         self.prefork_pids.discard(p.pid)
 
     def hand_to_prefork(self, conn: Conn, req: Dict[str, Any], stdio: List[int]) -> bool:
-        """Give the run request to the pre-forked child when it was prepared for
-        it; False (nothing done) means: fork a plain session."""
-        p = self.prefork
-        if p is None:
+        """Give the run request to a pre-forked child prepared for it (the
+        speculative one when the request is the one it speculated on, else
+        the plain one), or make it wait for one still preparing; False
+        (nothing done) means: fork a plain session."""
+        if not self.prefork_on:
             return False
+        speculable = prefork.unspeculable(req, len(stdio)) is None
+        spec = self.spec
+        if speculable and req != self.last_request:
+            if spec is not None:
+                self.kill_prefork(spec)  # it speculated on another request
+                self.spec_misses += 1
+                spec = None
+            self.last_request = req
+        env = {str(k): str(v) for k, v in (req.get("env") or {}).items()}
+        for p in (spec, self.prefork):
+            if p is None or (p is spec and req != p.request):
+                continue
+            if p.ready is None:
+                if p is not spec and ((req.get("session") or {}).get("sandbox") or prefork.refusal(list(req.get("argv") or []), env, {})):
+                    break  # it would not be taken: no reason to wait
+                # Still preparing (a run right after the last one): what it
+                # does a plain session would do too, so waiting costs less.
+                self.pending = (conn, req, stdio, time.monotonic() + PENDING_TIMEOUT, p)
+                log("request waits for pre-forked child %d" % p.pid)
+                return True
+            if self.hand_over(p, conn, req, stdio):
+                return True
+            if p is spec:
+                continue  # then the plain one
+            return False
+        self.prefork_fallbacks += 1
+        self.prefork_last_fallback = "no pre-forked child"
+        return False
+
+    def serve_pending(self, why: Optional[str]) -> None:
+        """The waiting request: to its child once ready, else (`why`) a plain session."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        conn, req, stdio, _deadline, p = pending
+        if conn.done:
+            for fd in stdio:
+                os.close(fd)
+            return
+        if why is None and self.hand_over(p, conn, req, stdio):
+            return
+        if why is None and p is self.spec and self.prefork is not None and self.prefork.ready is not None:
+            if self.hand_over(self.prefork, conn, req, stdio):
+                return
+        if why is not None:
+            self.prefork_fallbacks += 1
+            self.prefork_last_fallback = "the pre-forked child: %s" % why
+            log("plain session: the pre-forked child %s" % why)
+        self.fork_session(conn, req, stdio)
+
+    def hand_over(self, p: "Preforked", conn: Conn, req: Dict[str, Any], stdio: List[int]) -> bool:
+        """Give the request to the ready child `p` when nothing it prepared
+        could differ for it; False (nothing done) otherwise."""
+        assert p.ready is not None
         env = {str(k): str(v) for k, v in (req.get("env") or {}).items()}
         why: Optional[str]
-        if p.ready is None:
-            why = "the pre-forked child is not ready"
-        elif (req.get("session") or {}).get("sandbox"):
+        if (req.get("session") or {}).get("sandbox"):
             why = "hermetic session"
+        elif p.request is not None and req != p.request:
+            why = "the request is not the one it speculated on"
         else:
             why = prefork.refusal(list(req.get("argv") or []), env, p.ready)
         stale = prefork.changed_files(p.files) if why is None else []
         if stale:
-            why = "a file the pre-forked child imported changed (%s)" % stale[0]
+            why = "a file the pre-forked child read changed (%s)" % stale[0]
         if why is not None:
             self.prefork_fallbacks += 1
             self.prefork_last_fallback = why
-            log("plain session: %s" % why)
-            if stale:
-                self.kill_prefork()  # a new one (forked after this session) imports the new file
+            log("%s: %s" % ("not the speculative session" if p.request is not None else "plain session", why))
+            if stale or p.request is not None:
+                self.kill_prefork(p)  # a new one (forked after this session) reads the new file
             return False
         try:
             prefork.send_request(p.sock, req, list(stdio) + [conn.sock.fileno()])
@@ -827,9 +951,12 @@ class Daemon:
             log("pre-forked child %d did not take the request (%s)" % (p.pid, exc))
             self.prefork_fallbacks += 1
             self.prefork_last_fallback = "the pre-forked child did not take the request"
-            self.kill_prefork()
+            self.kill_prefork(p)
             return False
-        self.prefork = None
+        if self.prefork is p:
+            self.prefork = None
+        if self.spec is p:
+            self.spec = None
         try:
             self.sel.unregister(p.sock)
         except (KeyError, ValueError):
@@ -842,13 +969,15 @@ class Daemon:
         self.children[p.pid] = conn
         self.sessions += 1
         self.prefork_sessions += 1
+        if p.request is not None:
+            self.spec_sessions += 1
         self.send(conn, {"type": "started", "pid": p.pid})
         try:
             p.sock.send(b"g")  # lets the child start writing events
         except OSError:
             pass
         p.sock.close()
-        log("session %d started (pid %d, pre-forked)" % (self.sessions, p.pid))
+        log("session %d started (pid %d, %s)" % (self.sessions, p.pid, "speculative" if p.request is not None else "pre-forked"))
         return True
 
     def reap(self) -> None:
@@ -863,11 +992,10 @@ class Daemon:
                 return
             if pid in self.prefork_pids:
                 self.prefork_pids.discard(pid)
-                if self.prefork is not None and self.prefork.pid == pid:
-                    if self.prefork.ready is None:
-                        self.prefork_failures += 1
-                    log("pre-forked child %d exited before use" % pid)
-                    self.forget_prefork()
+                for p in (self.prefork, self.spec):
+                    if p is not None and p.pid == pid:
+                        log("pre-forked child %d exited before use" % pid)
+                        self.child_lost(p)
                 continue
             conn = self.children.pop(pid, None)
             if conn is None:
@@ -885,22 +1013,24 @@ class Daemon:
             if not conn.done:
                 self.send(conn, msg)
                 self.drop(conn)
-            if not self.children:
-                # The next one prepares while nothing runs: forked beside a
-                # session it would take the CPU that session needs.
-                self.spawn_prefork()
+            # The next ones prepare while nothing runs: forked beside a
+            # session they would take the CPU that session needs.
+            self.spawn_idle()
 
 
 class Preforked:
-    """The pre-forked child: its pid, the daemon's end of their socket pair,
-    and once it is prepared, the environment variables it read (name -> value)."""
+    """A pre-forked child: its pid, the daemon's end of their socket pair,
+    the request it speculates on (None: the plain one), and once it is
+    prepared, the environment variables it read (name -> value)."""
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, request: Optional[Dict[str, Any]] = None) -> None:
         self.pid = pid
         self.sock = sock
+        self.request = request
         self.buf = b""
         self.ready: Optional[Dict[str, Optional[str]]] = None
-        # Files of the modules it imported (and files it read) while preparing, with their stat.
+        # Files of the modules it imported (and files and directories it
+        # consulted) while preparing, with their stat.
         self.files: Dict[str, List[int]] = {}
         self.cpu = 0.0  # CPU seconds the preparation took (before any request)
 

@@ -19,8 +19,22 @@ while preparing could differ (`refusal` is None, and no file it imported or
 read changed since); otherwise the session is forked the plain way, exactly
 as without a pre-fork.
 
+A second, *speculative* child goes further for the request the daemon saw
+last (`speculate`): with that request's environment, working directory,
+umask, arguments and session configuration, and placeholders for its
+descriptors, it starts the session and lets pytest read PYTEST_ADDOPTS, the
+ini file and rootdir, parse the arguments, install the assertion hook and
+load entry-point plugins, then stops in the outermost
+`pytest_load_initial_conftests` hook: before conftests (project code),
+capture or anything that writes. The daemon hands it a request only when the
+request equals the speculated one exactly and no file or directory it
+consulted changed; the child then puts the request's descriptors in place of
+the placeholders and carries on. Any other request takes the plain pre-forked
+child or a plain session.
+
 `RPYTEST_PREFORK=0` in the daemon's or the request's environment turns the
-pre-fork off (the plain session path, e.g. to measure the difference).
+pre-fork off (the plain session path, e.g. to measure the difference);
+`RPYTEST_PREFORK=plain` keeps the pre-forked child but never speculates.
 """
 
 from __future__ import annotations
@@ -46,6 +60,10 @@ MAX_FDS = 8
 
 def enabled(env: Dict[str, str]) -> bool:
     return env.get(SWITCH, "1").strip() not in ("0", "no", "off", "false")
+
+
+def speculation_enabled(env: Dict[str, str]) -> bool:
+    return enabled(env) and env.get(SWITCH, "1").strip() != "plain"
 
 
 def plugin_args(args: Sequence[Any]) -> List[str]:
@@ -229,10 +247,15 @@ def receive_request(sock: socket.socket) -> Tuple[Dict[str, Any], List[int]]:
 
 
 def child_main(
-    sock: socket.socket, env_reads: Callable[[], Any], daemon_pid: int, base_pythonpath: Optional[str]
+    sock: socket.socket,
+    env_reads: Callable[[], Any],
+    daemon_pid: int,
+    base_pythonpath: Optional[str],
+    speculate: Optional[Dict[str, Any]] = None,
 ) -> None:
     """Body of the pre-forked child (never returns). `env_reads` makes the
-    daemon's recorder of environment reads."""
+    daemon's recorder of environment reads; `speculate` is the request to
+    speculate on (None: the plain pre-forked child)."""
     from rpytest import session
 
     try:
@@ -249,6 +272,8 @@ def child_main(
         files = [getattr(sys.modules.get(n), "__file__", None) for n in added] + sorted(reads.files)
         info = {"type": "ready", "env": seen, "modules": added, "files": file_stats(files),
                 "cpu": _cpu_seconds()}
+        if speculate is not None:
+            speculative_main(sock, prepared, info, speculate, daemon_pid, base_pythonpath)
         sock.sendall((json.dumps(info) + "\n").encode("utf-8"))
         try:
             req, fds = receive_request(sock)
@@ -270,3 +295,218 @@ def child_main(
             pass
     finally:
         os._exit(3)
+
+
+# ---- the speculative child ---------------------------------------------------
+
+# Session settings that make a request unfit for speculation: a distributed
+# run's sessions (their own channel, a per-run id) and hermetic sessions.
+UNSPECULATED_SESSION_KEYS = ("role", "sandbox", "fork_socket", "testrun_uid", "worker_id")
+# The ini files pytest looks for in each directory on the way up (pytest 8
+# and 9), and setup.py (rootdir when there is no ini file).
+INI_NAMES = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg",
+             "setup.py")
+# File times come from the kernel's coarse clock: a change this close to the
+# speculation may not show in the stat the speculation took.
+RACY_NS = 20_000_000
+
+
+def unspeculable(req: Dict[str, Any], fd_count: int) -> Optional[str]:
+    """Why a request must never be speculated on (None: it may be)."""
+    env = req.get("env") or {}
+    if not isinstance(env, dict) or not speculation_enabled({str(k): str(v) for k, v in env.items()}):
+        return "%s=%s" % (SWITCH, env.get(SWITCH) if isinstance(env, dict) else None)
+    if fd_count != 3:
+        return "a control channel"
+    session = req.get("session") or {}
+    if not isinstance(session, dict):
+        return "no session configuration"
+    for key in UNSPECULATED_SESSION_KEYS:
+        if session.get(key):
+            return "session %s" % key
+    if env.get("RPYTEST_STDOUT_CLOSED"):
+        return "stdout closed"
+    if not isinstance(req.get("cwd"), str) or not isinstance(req.get("argv"), list):
+        return "no cwd or argv"
+    # What the plain pre-forked child refuses, whatever it read.
+    return refusal(req["argv"], {str(k): str(v) for k, v in env.items()}, {})
+
+
+def consulted_paths(cwd: str, argv: Sequence[Any]) -> List[str]:
+    """What `_preparse` may look at on disk for these arguments, beyond the
+    modules it imports: the path-like arguments, the files of rootdir and ini
+    discovery in every ancestor of them and of the working directory (a
+    missing one is stat'ed too: its creation shows), and the directories on
+    sys.path (a new distribution there brings entry points)."""
+    dirs: Dict[str, None] = {}
+    paths: List[str] = []
+
+    def up(path: str) -> None:
+        path = os.path.normpath(path)
+        while path not in dirs:
+            dirs[path] = None
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+
+    up(cwd)
+    for a in argv:
+        if not isinstance(a, str):
+            continue
+        for part in (a, a.split("=", 1)[1] if a.startswith("-") and "=" in a else ""):
+            part = part.split("::", 1)[0]
+            if part and not part.startswith("-"):
+                p = os.path.normpath(os.path.join(cwd, part))
+                if os.path.exists(p):
+                    paths.append(p)
+                    up(p)
+    paths.extend(os.path.join(d, n) for d in dirs for n in INI_NAMES)
+    paths.extend(p for p in sys.path if isinstance(p, str) and os.path.isabs(p))
+    return paths
+
+
+def racy(stats: Dict[str, List[int]], since_ns: int) -> Optional[str]:
+    """A file that changed so shortly before `since_ns` (or after it) that the
+    speculation may have read another version than the one stat saw."""
+    for f, st in stats.items():
+        if st[1] >= since_ns - RACY_NS or st[2] >= since_ns - RACY_NS:
+            return f
+    return None
+
+
+def _make_pause(sock: socket.socket, spec: Dict[str, Any], writer: Any, event_fd: int, info: Dict[str, Any],
+                before: Any, consulted: Dict[str, List[int]], started_ns: int) -> Any:
+    """The plugin that stops the speculative session where the request is
+    needed, and resumes it once the request arrived."""
+    import pytest
+
+    class Pause:
+        taken = False
+
+        @pytest.hookimpl(wrapper=True, tryfirst=True)
+        def pytest_load_initial_conftests(self, early_config: Any) -> Any:
+            self.wait(early_config)
+            try:
+                return (yield)
+            finally:
+                early_config.pluginmanager.unregister(self)
+
+        def wait(self, config: Any) -> None:
+            for s in (sys.stdout, sys.stderr):
+                if s is not None:
+                    s.flush()
+            # Whatever was written went to a placeholder, not to the user:
+            # this session cannot be the user's.
+            if any(os.fstat(fd).st_size for fd in (1, 2)):
+                os._exit(0)
+            added = sorted(set(sys.modules) - before)
+            files = [getattr(sys.modules.get(n), "__file__", None) for n in added]
+            inipath = getattr(config, "inipath", None)
+            if inipath is not None:
+                files.append(str(inipath))
+            stats = dict(consulted)
+            stats.update(file_stats(files))
+            stats.update(info["files"])
+            if racy(stats, started_ns) is not None:
+                os._exit(0)  # the daemon keeps the plain child for the request
+            ready = dict(info, files=stats, speculated=True, cpu=_cpu_seconds())
+            ready["modules"] = list(info.get("modules") or []) + added
+            sock.sendall((json.dumps(ready) + "\n").encode("utf-8"))
+            try:
+                req, fds = receive_request(sock)
+            except (EOFError, OSError, ValueError):
+                os._exit(0)
+            conn_fd = fds.pop()
+            if req != spec or len(fds) != 3:
+                os.write(fds[2] if len(fds) > 2 else 2, b"rpytest: internal error: the speculative session got another request\n")
+                os._exit(3)
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target, inheritable=True)
+                os.close(fd)
+            os.dup2(conn_fd, event_fd, inheritable=False)
+            os.close(conn_fd)
+            # What install_stdio decides from the descriptors themselves.
+            unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+            if sys.stdin is not None:
+                sys.stdin.reconfigure(line_buffering=_tty(0))
+            if sys.stdout is not None and not unbuffered:
+                sys.stdout.reconfigure(line_buffering=_tty(1))
+            while True:  # the daemon's go: it told the client the session started
+                try:
+                    go = sock.recv(1)
+                except InterruptedError:
+                    continue
+                if not go:
+                    os._exit(0)
+                break
+            sock.close()
+            self.taken = True
+            writer.release()
+
+    return Pause()
+
+
+def _tty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, Any], spec: Dict[str, Any],
+                     daemon_pid: int, base_pythonpath: Optional[str]) -> None:
+    """The speculative child, from its preparation on (never returns): the
+    session of `spec` up to the pause, then the request's session."""
+    import random
+    import time
+
+    from rpytest import session
+    from rpytest.protocol import EventWriter
+
+    started_ns = time.time_ns()
+    before = set(sys.modules)
+    env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
+    cwd = str(spec["cwd"])
+    argv = [str(a) for a in spec.get("argv") or []]
+    consulted = file_stats(consulted_paths(cwd, argv))
+    pause = None
+    code = 3
+    try:
+        session.reset_signals()
+        random.seed()
+        argv0 = spec.get("argv0") or env.pop("RPYTEST_ARGV0", None) or session.default_argv0()
+        env.pop("RPYTEST_ARGV0", None)
+        # Placeholders until the request brings the client's descriptors:
+        # what lands in them is checked (nothing may) before the hand-over.
+        placeholders = [os.open(os.devnull, os.O_RDONLY), os.memfd_create("rpytest-stdout"),
+                        os.memfd_create("rpytest-stderr")]
+        session.install_stdio(placeholders, env)
+        session.apply_environment(cwd, env, spec.get("umask"))
+        session.setup_sys_path(argv0, env, base_pythonpath)
+        session.install_main_module(argv0)
+        event_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        writer = EventWriter(event_fd)
+        writer.hold()  # nothing reaches the client before the hand-over
+        pause = _make_pause(sock, spec, writer, event_fd, info, before, consulted, started_ns)
+        prepared.config.pluginmanager.register(pause, "rpytest-speculation")
+        install(prepared)
+        code = session.run_pytest(argv, spec.get("session") or {}, writer, argv0, None)
+    except KeyboardInterrupt:
+        code = 2
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException as exc:
+        if pause is None or not pause.taken:
+            os._exit(0)  # never the user's session: nobody is told
+        if getattr(exc, "_rpytest_pytest_own", False) or not session._raised_by_rpytest(exc):
+            session._uncaught_like_python(exc)
+            code = 1
+        else:
+            session._report_internal_error("running pytest")
+            code = 3
+    finally:
+        if pause is None or not pause.taken:
+            os._exit(0)
+        session._end_like_python()
+        os._exit(code)

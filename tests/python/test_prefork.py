@@ -291,4 +291,93 @@ def test_changed_module_of_the_preforked_child_falls_back(project: Path, start_d
     assert wait_for(lambda: gone(info["pid"]))
     fresh = wait_prefork_ready(d)
     assert fresh["pid"] != info["pid"]
-    assert d.run(["-q"], env=conftest.clean_env(), session={"record": False}).one("started")["pid"] == fresh["pid"]
+    # the same request again: the speculative child forked after that session, or the plain one
+    started = d.run(["-q"], env=conftest.clean_env(), session={"record": False}).one("started")["pid"]
+    assert started in (fresh["pid"], fresh["speculative"]["pid"])
+
+
+# ---- the speculative child: the last request, prepared further -------------
+
+
+def wait_speculative_ready(d) -> Dict:
+    info: Dict = {}
+
+    def ready() -> bool:
+        info.update(prefork_info(d))
+        return bool(info["speculative"]["ready"])
+
+    assert wait_for(ready), "the speculative child never became ready:\n" + d.log()
+    return info["speculative"]
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["no-cache", "recording"])
+def test_same_request_again_takes_the_speculative_child(project: Path, start_daemon, record: bool) -> None:
+    write_project(project, PROJECT)
+    d = start_daemon(project)
+    wait_prefork_ready(d)
+    env = clean_env()
+    first = d.run(["-rA"], env=env, session={"record": record})
+    spec = wait_speculative_ready(d)
+    second = d.run(["-rA"], env=env, session={"record": record})
+    assert second.one("started")["pid"] == spec["pid"], d.log()
+    assert prefork_info(d)["speculative"]["sessions"] == 1
+    assert_like_stock(project, second, ["-rA"], env)
+    # what the session told the CLI is what the first (not speculative) one told it
+    assert second.results() == first.results() and len(first.results()) == 5
+    assert [m["type"] for m in second.messages if m["type"] != "started"] == [
+        m["type"] for m in first.messages if m["type"] != "started"]
+    if record:
+        assert second.deps() == first.deps() and first.deps()
+
+
+def test_request_unlike_the_speculated_one_takes_the_plain_child(project: Path, start_daemon) -> None:
+    write_project(project, PROJECT)
+    d = start_daemon(project)
+    env = clean_env()
+    d.run(["-rA"], env=env, session={"record": False})
+    spec = wait_speculative_ready(d)
+    for argv, env2 in ((["-rA", "-k", "ok"], env), (["-rA"], clean_env(SOME_VARIABLE="1"))):
+        r = d.run(argv, env=env2, session={"record": False})
+        assert r.one("started")["pid"] != spec["pid"], d.log()
+        assert_like_stock(project, r, argv, env2)
+    assert prefork_info(d)["speculative"]["sessions"] == 0
+
+
+@pytest.mark.parametrize("change", ["edit-ini", "new-ini", "new-ini-above"])
+def test_changed_ini_after_the_speculation_falls_back_like_pytest(project: Path, start_daemon, change: str) -> None:
+    """The speculation read the ini file (or found none): a change since then
+    means another session, exactly what stock pytest does with the new file."""
+    write_project(project, PROJECT)
+    sub = project / "sub"
+    write_project(sub, {"test_sub.py": "def test_one():\n    pass\n\ndef test_two():\n    pass\n"})
+    if change == "edit-ini":
+        write_project(sub, {"pytest.ini": "[pytest]\naddopts = -rA\n"})
+    d = start_daemon(project)
+    env = clean_env()
+    d.run(["-rA"], cwd=sub, env=env, session={"record": False})
+    spec = wait_speculative_ready(d)
+    ini = {"edit-ini": sub, "new-ini": sub, "new-ini-above": project}[change] / "pytest.ini"
+    ini.write_text("[pytest]\naddopts = -k one\n")
+    r = d.run(["-rA"], cwd=sub, env=env, session={"record": False})
+    assert r.one("started")["pid"] != spec["pid"], d.log()
+    assert_like_stock(project, r, ["-rA"], env, cwd=sub)
+    assert ("PASSED", "test_sub.py::test_one") in summary(r.stdout) or ("PASSED", "sub/test_sub.py::test_one") in summary(r.stdout)
+    assert not any("test_two" in n for _, n in summary(r.stdout)), r.stdout
+
+
+def test_usage_error_before_the_pause_is_never_speculated_and_stays_pytests(project: Path, start_daemon) -> None:
+    """A request pytest rejects while it reads the ini file stops its
+    speculation before the pause (its error went to a placeholder): the same
+    request again gets a session that reports the error to the user."""
+    write_project(project, dict(PROJECT, **{"pytest.ini": "[pytest]\nminversion = 99\n"}))
+    d = start_daemon(project)
+    env = clean_env()
+    first = d.run(["-rA"], env=env, session={"record": False})
+    assert first.exit_code == 4
+    code, out = stock(project, ["-rA"], env)
+    assert wait_prefork_ready(d)["pid"]
+    assert wait_for(lambda: prefork_info(d)["speculative"]["pid"] is None)
+    second = d.run(["-rA"], env=env, session={"record": False})
+    assert second.exit_code == code == 4
+    assert "minversion" in second.stderr and "minversion" in out
+    assert prefork_info(d)["speculative"]["sessions"] == 0
