@@ -214,9 +214,11 @@ def test_dead_preforked_child_is_noticed_and_replaced(project: Path, start_daemo
     r = d.run(["-rA"], env=env, session={"record": False})
     assert r.one("started")["pid"] != pid
     assert_like_stock(project, r, ["-rA"], env)
-    fresh = wait_prefork_ready(d)["pid"]
-    assert fresh != pid
-    assert d.run(["-rA"], env=env, session={"record": False}).one("started")["pid"] == fresh
+    fresh = wait_prefork_ready(d)
+    assert fresh["pid"] != pid
+    # the same request again: the speculative child forked after that session, or the plain one
+    started = d.run(["-rA"], env=env, session={"record": False}).one("started")["pid"]
+    assert started in (fresh["pid"], fresh["speculative"]["pid"])
 
 
 def test_preforked_child_goes_with_the_daemon(project: Path, start_daemon) -> None:
