@@ -190,10 +190,11 @@ def prepare() -> Prepared:
     return Prepared(config, kwargs)
 
 
-def install(prepared: Prepared) -> None:
+def install(prepared: Prepared, on_fresh: Optional[Callable[[], None]] = None) -> None:
     """Make the session's first `get_config` return the prepared config when
     it is asked for what was prepared (no `-p` in the arguments, the same
-    keyword arguments); any other call builds a fresh one as usual."""
+    keyword arguments); any other call builds a fresh one as usual (after
+    calling `on_fresh`, when given)."""
     import pathlib
 
     from _pytest import config as pytest_config
@@ -203,6 +204,8 @@ def install(prepared: Prepared) -> None:
     def get_config(args: Any = None, plugins: Any = None, **kwargs: Any) -> Any:
         pytest_config.get_config = original  # one use: later sessions (pytester) build their own
         if prepared.used or kwargs != prepared.kwargs or (args is not None and plugin_args(list(args))):
+            if on_fresh is not None:
+                on_fresh()
             return original(args, plugins, **kwargs)
         prepared.used = True
         config = prepared.config
@@ -490,7 +493,8 @@ def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, An
         writer.hold()  # nothing reaches the client before the hand-over
         pause = _make_pause(sock, spec, writer, event_fd, info, before, consulted, started_ns)
         prepared.config.pluginmanager.register(pause, "rpytest-speculation")
-        install(prepared)
+        # Without the prepared config there is no pause: never run on.
+        install(prepared, on_fresh=lambda: os._exit(0))
         code = session.run_pytest(argv, spec.get("session") or {}, writer, argv0, None)
     except KeyboardInterrupt:
         code = 2
