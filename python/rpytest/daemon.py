@@ -886,6 +886,8 @@ class Daemon:
             if p is None or (p is spec and req != p.request):
                 continue
             if p.ready is None:
+                if self.pending is not None:
+                    continue  # one request waits at a time; this one does not
                 if p is not spec and ((req.get("session") or {}).get("sandbox") or prefork.refusal(list(req.get("argv") or []), env, {})):
                     break  # it would not be taken: no reason to wait
                 # Still preparing (a run right after the last one): what it

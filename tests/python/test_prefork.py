@@ -383,3 +383,15 @@ def test_usage_error_before_the_pause_is_never_speculated_and_stays_pytests(proj
     assert second.exit_code == code == 4
     assert "minversion" in second.stderr and "minversion" in out
     assert prefork_info(d)["speculative"]["sessions"] == 0
+
+
+def test_requests_arriving_while_the_child_prepares_are_all_served(project: Path, start_daemon) -> None:
+    """One request waits for a child still preparing; the others arriving
+    meanwhile get sessions of their own, never a lost request."""
+    write_project(project, {"test_x.py": "def test_x():\n    pass\n"})
+    d = start_daemon(project)
+    env = clean_env()
+    handles = [d.start_run(["-q"], env=env, session={"record": False}) for _ in range(4)]
+    results = [d.finish_run(h) for h in handles]
+    assert [r.exit_code for r in results] == [0, 0, 0, 0], d.log()
+    assert len({r.one("started")["pid"] for r in results}) == 4
