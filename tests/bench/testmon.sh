@@ -12,7 +12,6 @@ COPIES=${COPIES:-/work/wt-warm-corpus}
 R=${R:-$(cd "$(dirname "$0")/../.." && pwd)/target/release/rpytest}
 OUT=${OUT:-$(cd "$(dirname "$0")" && pwd)/results}
 case $S in
-  click) F=src/click/formatting.py;;          # join_options: "; " between slash-prefixed options
   structlog) F=src/structlog/processors.py;;  # LogfmtRenderer: a None value renders as "key= "
   attrs) F=src/attr/validators.py;;           # _InstanceOfValidator.__repr__: "instance-of"
 esac
