@@ -303,8 +303,9 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    /// Each fixture of `tests/protocol/<dir>/` with its name.
-    fn fixtures(dir: &str) -> Vec<(String, Value)> {
+    /// Each fixture of `tests/protocol/<dir>/` with its name (the messages'
+    /// tests here and in `parallel.rs`).
+    pub(crate) fn fixtures(dir: &str) -> Vec<(String, Value)> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/protocol")
             .join(dir);
