@@ -26,11 +26,6 @@ fn filters(p: &Project) -> Vec<(String, String)> {
         (r"(?m)^platform .*$".into(), "platform [PLATFORM]".into()),
         (r"(?m)^plugins: .*$".into(), "plugins: [PLUGINS]".into()),
         (r"idle timeout: \d+s".into(), "idle timeout: [N]s".into()),
-        // What the session read besides the tests follows pytest's version.
-        (
-            r"recorded dependencies: \d+".into(),
-            "recorded dependencies: [N]".into(),
-        ),
         // pytest centres a line that holds a time: its width follows the digits.
         (r"=+ (.*\[TIME\]s) =+".into(), "== $1 ==".into()),
     ]);

@@ -38,5 +38,11 @@ pub fn machine_filters(root: &Path) -> Vec<(String, String)> {
             r"files in the stat cache: \d+".into(),
             "files in the stat cache: [N]".into(),
         ),
+        // What the session read besides the tests follows pytest's version
+        // and its plugins (pytest-xdist reads options from its hooks).
+        (
+            r"recorded dependencies: \d+".into(),
+            "recorded dependencies: [N]".into(),
+        ),
     ]
 }
