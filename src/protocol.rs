@@ -125,7 +125,7 @@ pub struct CachedNode {
 }
 
 /// The daemon's answer to `ping`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Pong {
     pub protocol: u32,
     pub pid: i64,
@@ -301,6 +301,91 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    /// Each fixture of `tests/protocol/<dir>/` with its name (the messages'
+    /// tests here and in `parallel.rs`).
+    pub(crate) fn fixtures(dir: &str) -> Vec<(String, Value)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/protocol")
+            .join(dir);
+        let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                (name, serde_json::from_str(&text).unwrap())
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        assert!(!out.is_empty(), "no fixtures in {}", dir.display());
+        out
+    }
+
+    /// Where `part` has a field `whole` lacks or holds otherwise (`""`: none).
+    fn not_within(part: &Value, whole: &Value, at: &str) -> Option<String> {
+        match (part, whole) {
+            (Value::Object(p), Value::Object(w)) => p.iter().find_map(|(k, v)| match w.get(k) {
+                Some(wv) => not_within(v, wv, &format!("{at}.{k}")),
+                None => Some(format!("{at}.{k}")),
+            }),
+            (Value::Array(p), Value::Array(w)) if p.len() == w.len() => p
+                .iter()
+                .zip(w)
+                .enumerate()
+                .find_map(|(i, (a, b))| not_within(a, b, &format!("{at}[{i}]"))),
+            // An integer read into a float field is the same number.
+            (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
+            _ if part == whole => None,
+            _ => Some(at.to_owned()),
+        }
+    }
+
+    /// Every session event the Python side builds (`tests/protocol/session/`)
+    /// is an [`Event`] the CLI knows, and nothing in it is left unread: written
+    /// back, the event holds every field of the fixture, with its value.
+    #[test]
+    fn every_session_event_fixture_is_an_event_read_whole() {
+        for (name, fixture) in fixtures("session") {
+            let event: Event =
+                serde_json::from_value(fixture.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                !matches!(event, Event::Unknown),
+                "{name}: not a known event"
+            );
+            let back = serde_json::to_value(&event).unwrap();
+            if let Some(at) = not_within(&fixture, &back, "") {
+                panic!("{name}: {at} is not read as sent\n{back}");
+            }
+        }
+    }
+
+    /// The daemon's replies (`tests/protocol/daemon/`): a `pong` holds every
+    /// field [`Pong`] reads; `stopping` and `error` are no event of a run
+    /// (the daemon closes the connection after them).
+    #[test]
+    fn every_daemon_reply_fixture_reads_as_the_cli_reads_it() {
+        for (name, fixture) in fixtures("daemon") {
+            match fixture["type"].as_str() {
+                Some("pong") => {
+                    let pong: Pong = serde_json::from_value(fixture.clone())
+                        .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    let read = serde_json::to_value(&pong).unwrap();
+                    if let Some(at) = not_within(&read, &fixture, "") {
+                        panic!("{name}: {at} is not sent");
+                    }
+                }
+                Some("stopping" | "error") => {
+                    let e: Event = serde_json::from_value(fixture.clone()).unwrap();
+                    assert!(matches!(e, Event::Unknown), "{name}");
+                    assert!(serde_json::from_value::<Pong>(fixture).is_err(), "{name}");
+                }
+                other => panic!("{name}: unexpected reply {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn deps_flags_default_to_false_when_absent() {

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{pip, process_alive, python, repo_root, rpytest_bin, Project, Run};
+use common::{machine_filters, pip, process_alive, python, repo_root, rpytest_bin, Project, Run};
 
 /// The plugins real projects keep in `addopts`, pinned.
 const PLUGINS: &[&str] = &[
@@ -437,39 +437,9 @@ fn the_idle_timeout_is_short_for_a_daemon_used_once() {
 
 /// Paths, pids, hashes, versions and timings out of rpytest's output.
 fn filters(p: &Project) -> Vec<(String, String)> {
-    let root = regex_escape(&p.root.display().to_string());
-    vec![
-        (root, "[ROOT]".into()),
-        (
-            r"/\S*/rpytest/[0-9a-f]{16}\.(sock|log)".into(),
-            "[RUNTIME]/[HASH].$1".into(),
-        ),
-        (r"/\S*/bin/python3?".into(), "[PYTHON]".into()),
-        (r"pid: \d+".into(), "pid: [PID]".into()),
-        (r"\d+\.\d+s\b".into(), "[TIME]s".into()),
-        (
-            r"\b(rpytest|pytest) \d+\.\d+\.\d+\S*".into(),
-            "$1 [VERSION]".into(),
-        ),
-        (r"warm modules: \d+".into(), "warm modules: [N]".into()),
-        (
-            r"files in the stat cache: \d+".into(),
-            "files in the stat cache: [N]".into(),
-        ),
-        (r"=+ (.*) =+".into(), "== $1 ==".into()),
-    ]
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special
-                .then_some('\\')
-                .into_iter()
-                .chain(std::iter::once(c))
-        })
-        .collect()
+    let mut f = machine_filters(&p.root);
+    f.push((r"=+ (.*) =+".into(), "== $1 ==".into()));
+    f
 }
 
 /// `--show-rules` without what differs between machines and pytest versions:

@@ -13,55 +13,23 @@
 
 mod common;
 
-use common::{Project, Run};
+use common::{machine_filters, Project, Run};
 
 /// `(regex, replacement)` for what varies between machines and runs.
 fn filters(p: &Project) -> Vec<(String, String)> {
-    vec![
-        (regex_escape(&p.root.display().to_string()), "[ROOT]".into()),
-        (
-            r"/\S*/rpytest-verify-\d+-[0-9a-f]+".into(),
-            "[VERIFY_OUTPUTS]".into(),
-        ),
-        (
-            r"/\S*/rpytest/[0-9a-f]{16}\.(sock|log)".into(),
-            "[RUNTIME]/[HASH].$1".into(),
-        ),
-        (r"/\S*/bin/python3?(\.\d+)?".into(), "[PYTHON]".into()),
-        (r"pid: \d+".into(), "pid: [PID]".into()),
-        (r"\d+\.\d+s\b".into(), "[TIME]s".into()),
-        (
-            r"\b(rpytest|pytest) \d+\.\d+\.\d+\S*".into(),
-            "$1 [VERSION]".into(),
-        ),
+    let mut f = vec![(
+        r"/\S*/rpytest-verify-\d+-[0-9a-f]+".into(),
+        "[VERIFY_OUTPUTS]".into(),
+    )];
+    f.extend(machine_filters(&p.root));
+    f.extend([
         (r"(?m)^platform .*$".into(), "platform [PLATFORM]".into()),
         (r"(?m)^plugins: .*$".into(), "plugins: [PLUGINS]".into()),
-        (r"warm modules: \d+".into(), "warm modules: [N]".into()),
         (r"idle timeout: \d+s".into(), "idle timeout: [N]s".into()),
-        (
-            r"files in the stat cache: \d+".into(),
-            "files in the stat cache: [N]".into(),
-        ),
-        // What the session read besides the tests follows pytest's version.
-        (
-            r"recorded dependencies: \d+".into(),
-            "recorded dependencies: [N]".into(),
-        ),
         // pytest centres a line that holds a time: its width follows the digits.
         (r"=+ (.*\[TIME\]s) =+".into(), "== $1 ==".into()),
-    ]
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special
-                .then_some('\\')
-                .into_iter()
-                .chain(std::iter::once(c))
-        })
-        .collect()
+    ]);
+    f
 }
 
 /// Binds the filters for `p` to the rest of the calling scope.

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 import pytest
 from _pytest.reports import CollectReport, TestReport
 
+from rpytest import protocol as msgs
 from rpytest.replay import (
     _DURATION_LINE,
     _PHASES,
@@ -289,7 +290,7 @@ class CachedResults:
                 gc.enable()
             owner._resume(was_on)
             if owner.events and nodes:
-                owner.writer.emit({"type": "cached_results", "nodes": nodes})
+                owner.writer.emit(msgs.cached_results(nodes))
 
     def _replay(self, entry: _Entry) -> Tuple[str, str, str, float]:
         assert self.config is not None

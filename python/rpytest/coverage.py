@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Optional, Set
 
 import pytest
 
+from rpytest import protocol as msgs
+
 _PREFIX = "rpytest-file:"
 _ROOT = "<rootdir>/"
 
@@ -213,8 +215,7 @@ class CoverageCache:
             if rel in self.cached_files or self.ran.get(rel, 0) != self.items.get(rel, 0):
                 continue
             chunk = split.get(rel, {"arcs": data.has_arcs(), "files": {}, "tracers": {}})
-            self.rpytest.emit({"type": "coverage", "file": rel, "sig": self.sig,
-                               "data": json.dumps(chunk, separators=(",", ":"))})
+            self.rpytest.emit(msgs.coverage(rel, self.sig, json.dumps(chunk, separators=(",", ":"))))
 
     def _split_and_strip(self, data: Any, static: Optional[str]) -> Dict[str, Dict[str, Any]]:
         """Each test file's data (from its context); then the data again without those contexts."""

@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from rpytest import __version__, prefork, shadow
 from rpytest.warm import _atomic_write, cold_path, read_names
+from rpytest import protocol as msgs
 from rpytest.protocol import PROTOCOL_VERSION, LineBuffer, decode, encode
 
 # pytest's own machinery, imported here so that children start warm. Everything
@@ -600,7 +601,7 @@ class Daemon:
                 if conn.done or conn.child is not None:
                     break
         except ValueError as exc:
-            self.send(conn, {"type": "error", "message": "bad request: %s" % exc})
+            self.send(conn, msgs.error("bad request: %s" % exc))
             self.drop(conn)
 
     def handle(self, conn: Conn, req: Dict[str, Any]) -> None:
@@ -608,47 +609,45 @@ class Daemon:
         if kind == "ping":
             self.send(
                 conn,
-                {
-                    "type": "pong",
-                    "protocol": PROTOCOL_VERSION,
-                    "pid": os.getpid(),
-                    "fingerprint": self.fingerprint,
-                    "python": sys.executable,
-                    "version": __version__,
-                    "started": int(self.started),
-                    "sessions": self.sessions,
-                    "warm": self.warm,
-                    "stale": self.stale_files()[:20],
-                    "env": self.env_identity,
-                    "idle": self.idle_for(),
-                    "idle_timeout": self.effective_idle_timeout(),
-                    "rootdir": self.rootdir,
-                    "prefork": self.prefork_info(),
-                },
+                msgs.pong(
+                    pid=os.getpid(),
+                    fingerprint=self.fingerprint,
+                    python=sys.executable,
+                    version=__version__,
+                    started=int(self.started),
+                    sessions=self.sessions,
+                    warm=self.warm,
+                    stale=self.stale_files()[:20],
+                    env=self.env_identity,
+                    idle=self.idle_for(),
+                    idle_timeout=self.effective_idle_timeout(),
+                    rootdir=self.rootdir,
+                    prefork=self.prefork_info(),
+                ),
             )
         elif kind == "stop":
-            self.send(conn, {"type": "stopping"})
+            self.send(conn, msgs.stopping())
             log("stop requested")
             self.stopping = True
             self.drop(conn)
         elif kind == "run":
             self.start_run(conn, req)
         else:
-            self.send(conn, {"type": "error", "message": "unknown request type %r" % (kind,)})
+            self.send(conn, msgs.error("unknown request type %r" % (kind,)))
             self.drop(conn)
 
     def start_run(self, conn: Conn, req: Dict[str, Any]) -> None:
         if req.get("protocol") != PROTOCOL_VERSION:
-            self.send(conn, {"type": "error", "message": "protocol %r not supported (daemon speaks %d)" % (req.get("protocol"), PROTOCOL_VERSION)})
+            self.send(conn, msgs.error("protocol %r not supported (daemon speaks %d)" % (req.get("protocol"), PROTOCOL_VERSION)))
             self.drop(conn)
             return
         # stdin, stdout, stderr, and for a distributed run's sessions the CLI's control pipe.
         if len(conn.fds) not in (3, 4) or not isinstance(req.get("cwd"), str):
-            self.send(conn, {"type": "error", "message": "run needs cwd and 3 or 4 fds (got %d)" % len(conn.fds)})
+            self.send(conn, msgs.error("run needs cwd and 3 or 4 fds (got %d)" % len(conn.fds)))
             self.drop(conn)
             return
         if self.stopping:
-            self.send(conn, {"type": "error", "message": "daemon is stopping"})
+            self.send(conn, msgs.error("daemon is stopping"))
             self.drop(conn)
             return
         stdio = conn.fds
@@ -675,7 +674,7 @@ class Daemon:
         conn.child = pid
         self.children[pid] = conn
         self.sessions += 1
-        self.send(conn, {"type": "started", "pid": pid})
+        self.send(conn, msgs.started(pid))
         os.close(go_w)  # lets the child start writing events
         log("session %d started (pid %d)" % (self.sessions, pid))
 
@@ -973,7 +972,7 @@ class Daemon:
         self.prefork_sessions += 1
         if p.request is not None:
             self.spec_sessions += 1
-        self.send(conn, {"type": "started", "pid": p.pid})
+        self.send(conn, msgs.started(p.pid))
         try:
             p.sock.send(b"g")  # lets the child start writing events
         except OSError:
@@ -1003,9 +1002,9 @@ class Daemon:
             if conn is None:
                 continue
             if os.WIFSIGNALED(status):
-                msg: Dict[str, Any] = {"type": "exit", "signal": os.WTERMSIG(status)}
+                msg = msgs.session_exit(signal=os.WTERMSIG(status))
             else:
-                msg = {"type": "exit", "code": os.WEXITSTATUS(status)}
+                msg = msgs.session_exit(code=os.WEXITSTATUS(status))
             # The CPU the session spent once its request had arrived (what a
             # pre-forked child did before it is not on the request's path).
             cpu = usage.ru_utime + usage.ru_stime - self.prepared_cpu.pop(pid, 0.0)

@@ -16,6 +16,8 @@ import sys
 import sysconfig
 from typing import Any, List, Tuple
 
+from rpytest import protocol as msgs
+
 
 def _dirs(*keys: str) -> Tuple[str, ...]:
     out = set()
@@ -71,4 +73,4 @@ class InstalledReport:
             files = imported_files(self.rootdir)
         except Exception:  # never fail a session over it: the CLI then keys what it knew
             return
-        self.writer.emit({"type": "installed", "files": [list(f) for f in files]})
+        self.writer.emit(msgs.installed([list(f) for f in files]))

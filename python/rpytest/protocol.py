@@ -435,3 +435,235 @@ CONTROL_MESSAGES: Dict[str, Any] = {
     "workerfinished": WorkerFinished, "internal_error": InternalError, "crash": Crash,
     "nodedown": NodeDown, "abort": Abort, "done": Done,
 }
+
+
+# ---------------------------------------------------------------------------
+# The session's events and the daemon's replies, as `Event` and `Pong` in
+# `src/protocol.rs` read them (docs/protocol.md, "Events"): what a session
+# child (and the daemon around it) sends the CLI. TypedDicts with the
+# function that builds each, as above; `started` is the same message.
+
+
+class CollectedFile(TypedDict):
+    file: str
+    outcome: str
+    nodes: List[str]
+    skip: Optional[List[Any]]  # [path, lineno, reason] when importing the file skipped
+
+
+class Collected(TypedDict):
+    type: Literal["collected"]
+    files: List[CollectedFile]
+
+
+class Result(TypedDict):
+    type: Literal["result"]
+    nodeid: str
+    file: str
+    outcome: str
+    duration: float
+    location: List[Any]
+    longrepr: Optional[List[Any]]  # a skip's [path, lineno, reason]
+    wasxfail: Optional[str]
+    output: Json  # rpytest.replay.node_output
+
+
+class NodeWarning(TypedDict):
+    type: Literal["node_warning"]
+    nodeid: str
+    warning: Json  # rpytest.replay.store_warning
+
+
+class CachedResults(TypedDict):
+    type: Literal["cached_results"]
+    nodes: List[Any]  # [nodeid, file, outcome, duration] per replayed node
+
+
+class _DepsPaths(TypedDict, total=False):
+    paths: List[str]  # the session's own event (file None): sys.path entries inside the project
+
+
+class Deps(_DepsPaths):
+    type: Literal["deps"]
+    file: Optional[str]
+    imports: List[str]
+    reads: List[str]
+    env: List[str]
+    lists: List[str]
+    spawns: bool
+    outside: bool
+    volatile: bool
+    options: bool
+    generated: List[str]
+
+
+class Edges(TypedDict):
+    type: Literal["edges"]
+    edges: List[List[str]]  # [importer, imported]
+
+
+class Sandbox(TypedDict):
+    type: Literal["sandbox"]
+    visible: int
+    denied: Dict[str, List[str]]
+
+
+class Installed(TypedDict):
+    type: Literal["installed"]
+    files: List[List[str]]  # [portable name, path on this machine]
+
+
+class Finish(TypedDict):
+    type: Literal["finish"]
+    exitstatus: int
+    interrupted: bool
+    shouldstop: bool
+    duration: float
+
+
+class Coverage(TypedDict):
+    type: Literal["coverage"]
+    file: str
+    sig: str
+    data: str  # JSON text of the file's coverage data
+
+
+class LearnedOption(TypedDict):
+    names: List[str]
+    arity: Any  # "none" | "one" | "optional" | "many" | {"exactly": N}
+    group: str
+    dest: str
+    help: str
+
+
+class Options(TypedDict):
+    type: Literal["options"]
+    options: List[LearnedOption]
+
+
+class _ExitHow(TypedDict, total=False):
+    code: int  # the session exited with this code...
+    signal: int  # ...or was killed by this signal
+
+
+class Exit(_ExitHow):
+    type: Literal["exit"]
+
+
+class Pong(TypedDict):
+    type: Literal["pong"]
+    protocol: int
+    pid: int
+    fingerprint: str
+    python: str
+    version: str
+    started: int
+    sessions: int
+    warm: List[str]
+    stale: List[str]
+    env: Dict[str, Optional[str]]
+    idle: float
+    idle_timeout: float
+    rootdir: str
+    prefork: Json
+
+
+class Stopping(TypedDict):
+    type: Literal["stopping"]
+
+
+class Error(TypedDict):
+    type: Literal["error"]
+    message: str
+
+
+def collected(files: List[CollectedFile]) -> Collected:
+    return {"type": "collected", "files": files}
+
+
+def collected_file(file: str, outcome: str, nodes: List[str], skip: Optional[List[Any]]) -> CollectedFile:
+    return {"file": file, "outcome": outcome, "nodes": nodes, "skip": skip}
+
+
+def result(nodeid: str, file: str, outcome: str, duration: float, location: List[Any],
+           longrepr: Optional[List[Any]], wasxfail: Optional[str], output: Json) -> Result:
+    return {"type": "result", "nodeid": nodeid, "file": file, "outcome": outcome, "duration": duration,
+            "location": location, "longrepr": longrepr, "wasxfail": wasxfail, "output": output}
+
+
+def node_warning(nodeid: str, warning: Json) -> NodeWarning:
+    return {"type": "node_warning", "nodeid": nodeid, "warning": warning}
+
+
+def cached_results(nodes: List[Any]) -> CachedResults:
+    return {"type": "cached_results", "nodes": nodes}
+
+
+def deps(file: Optional[str], imports: List[str], reads: List[str], env: List[str], lists: List[str],
+         spawns: bool, outside: bool, volatile: bool, options: bool, generated: List[str],
+         paths: Optional[List[str]] = None) -> Deps:
+    msg: Deps = {"type": "deps", "file": file, "imports": imports, "reads": reads, "env": env,
+                 "lists": lists, "spawns": spawns, "outside": outside, "volatile": volatile,
+                 "options": options, "generated": generated}
+    if paths is not None:
+        msg["paths"] = paths
+    return msg
+
+
+def edges(edges: List[List[str]]) -> Edges:
+    return {"type": "edges", "edges": edges}
+
+
+def sandbox(visible: int, denied: Dict[str, List[str]]) -> Sandbox:
+    return {"type": "sandbox", "visible": visible, "denied": denied}
+
+
+def installed(files: List[List[str]]) -> Installed:
+    return {"type": "installed", "files": files}
+
+
+def finish(exitstatus: int, interrupted: bool, shouldstop: bool, duration: float) -> Finish:
+    return {"type": "finish", "exitstatus": exitstatus, "interrupted": interrupted,
+            "shouldstop": shouldstop, "duration": duration}
+
+
+def coverage(file: str, sig: str, data: str) -> Coverage:
+    return {"type": "coverage", "file": file, "sig": sig, "data": data}
+
+
+def options(options: List[LearnedOption]) -> Options:
+    return {"type": "options", "options": options}
+
+
+def session_exit(code: int = 0, signal: Optional[int] = None) -> Exit:
+    """The daemon's last line of a run: the child's exit code, or the signal that killed it."""
+    if signal is not None:
+        return {"type": "exit", "signal": signal}
+    return {"type": "exit", "code": code}
+
+
+def pong(pid: int, fingerprint: str, python: str, version: str, started: int, sessions: int,
+         warm: List[str], stale: List[str], env: Dict[str, Optional[str]], idle: float,
+         idle_timeout: float, rootdir: str, prefork: Json, protocol: int = PROTOCOL_VERSION) -> Pong:
+    return {"type": "pong", "protocol": protocol, "pid": pid, "fingerprint": fingerprint,
+            "python": python, "version": version, "started": started, "sessions": sessions,
+            "warm": warm, "stale": stale, "env": env, "idle": idle, "idle_timeout": idle_timeout,
+            "rootdir": rootdir, "prefork": prefork}
+
+
+def stopping() -> Stopping:
+    return {"type": "stopping"}
+
+
+def error(message: str) -> Error:
+    return {"type": "error", "message": message}
+
+
+# The TypedDict of each session event and daemon reply, by `type`.
+SESSION_EVENTS: Dict[str, Any] = {
+    "started": Started, "collected": Collected, "result": Result, "node_warning": NodeWarning,
+    "cached_results": CachedResults, "deps": Deps, "edges": Edges, "sandbox": Sandbox,
+    "installed": Installed, "finish": Finish, "coverage": Coverage, "options": Options,
+    "exit": Exit,
+}
+DAEMON_REPLIES: Dict[str, Any] = {"pong": Pong, "stopping": Stopping, "error": Error}

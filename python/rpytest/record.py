@@ -30,6 +30,8 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+from rpytest import protocol as msgs
+
 # Path components that never hold first-party inputs: version control internals
 # of other systems' caches and tools' own state. (`.git` is an input: a test that
 # reads `.git/HEAD` depends on the checked-out branch.)
@@ -830,7 +832,7 @@ class Recorder:
                     out.append(r)
         return out
 
-    def deps(self, key: Key) -> Dict[str, Any]:
+    def deps(self, key: Key) -> msgs.Deps:
         own = {key} if key else set()
         reads = set(self.reads.get(key, ()))
         for name in self.requested.get(key, ()):
@@ -844,11 +846,11 @@ class Recorder:
         # where the same path holds the same bytes.
         reads.update(p for p in self.external.get(key, ()) if p not in self.written_outside)
         imports = self.imports.get(key, set()) - own
-        extra: Dict[str, Any] = {}
+        paths: Optional[List[str]] = None
         if key is None:
             # sys.path entries inside the project (a conftest may add some): the
             # CLI's static import resolution searches them from now on.
-            paths: List[str] = []
+            paths = []
             for entry in sys.path:
                 if not isinstance(entry, str):
                     continue
@@ -858,29 +860,27 @@ class Recorder:
                 r = "" if p + os.sep in self.prefixes else self._rel_abs(p)
                 if r is not None and r not in paths and os.path.isdir(p):
                     paths.append(r)
-            extra["paths"] = paths
-        return {
-            **extra,
-            "type": "deps",
-            "file": key,
-            "imports": sorted(imports),
-            "reads": sorted(reads),
-            "env": sorted(self.env.get(key, set())),
-            "lists": sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
-            "spawns": key in self.spawns,
+        return msgs.deps(
+            key,
+            imports=sorted(imports),
+            reads=sorted(reads),
+            env=sorted(self.env.get(key, set())),
+            lists=sorted(d for d in self.lists.get(key, set()) if d not in self._written_dir_set()),
+            spawns=key in self.spawns,
             # Imported code outside the project and outside installed packages.
-            "outside": self._unnamed_outside_code(key),
+            outside=self._unnamed_outside_code(key),
             # Read stdin: never stored.
-            "volatile": key in self.volatile,
+            volatile=key in self.volatile,
             # Read pytest's options: every argument is an input.
-            "options": key in self.options,
+            options=key in self.options,
             # Inputs this session itself produced (some key wrote them): their
             # state at the end of the run says nothing about the next run, so
             # results that depend on them are never stored.
             # A listing of a directory the session wrote into is one too.
-            "generated": sorted(r for r in reads | imports if r in self.written)
+            generated=sorted(r for r in reads | imports if r in self.written)
             + sorted(d for d in self.lists.get(key, set()) if d in self._written_dir_set()),
-        }
+            paths=paths,
+        )
 
     def _unnamed_outside_code(self, key: Key) -> bool:
         """Whether the key ran outside code that no module in sys.modules stands for."""

@@ -37,6 +37,8 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
 
+from rpytest import protocol as msgs
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -555,6 +557,6 @@ class SandboxPlugin:
             return
         seen = {f: sorted(v) for f, v in self.denials.seen.items()}
         try:
-            self.writer.emit({"type": "sandbox", "visible": len(self.denials.plan.visible), "denied": seen})
+            self.writer.emit(msgs.sandbox(len(self.denials.plan.visible), seen))
         except Exception:
             pass

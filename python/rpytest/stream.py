@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import pytest
 
+from rpytest import protocol as msgs
 from rpytest.replay import _PHASES, node_output, store_warning
 
 
@@ -31,7 +32,7 @@ class ResultStream:
         if self.owner.cfg.get("describe_options"):
             from rpytest import options
 
-            self.owner.emit({"type": "options", "options": options.describe(config)})
+            self.owner.emit(msgs.options(options.describe(config)))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -66,10 +67,10 @@ class ResultStream:
         for item in items:
             nodes.setdefault(relpath(item.path), []).append(item.nodeid)
         files = [
-            {"file": f, "outcome": self.files.get(f, "passed"), "nodes": n, "skip": self.file_skips.get(f)}
+            msgs.collected_file(f, self.files.get(f, "passed"), n, self.file_skips.get(f))
             for f, n in nodes.items()
         ]
-        self.owner.emit({"type": "collected", "files": files})
+        self.owner.emit(msgs.collected(files))
 
     # ---- results ----------------------------------------------------------------
 
@@ -124,17 +125,16 @@ class ResultStream:
         if st is None or st["outcome"] is None:
             return  # replayed, or never ran (e.g. --setup-only)
         self.owner.emit(
-            {
-                "type": "result",
-                "nodeid": nodeid,
-                "file": nodeid.split("::")[0],
-                "outcome": st["outcome"],
-                "duration": st["duration"],
-                "location": st["location"],
-                "longrepr": st["longrepr"],
-                "wasxfail": st["wasxfail"],
-                "output": node_output(st),
-            }
+            msgs.result(
+                nodeid,
+                nodeid.split("::")[0],
+                st["outcome"],
+                st["duration"],
+                st["location"],
+                st["longrepr"],
+                st["wasxfail"],
+                node_output(st),
+            )
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -154,18 +154,17 @@ class ResultStream:
         finally:
             owner._resume(was_on)
         if stored is not None:
-            owner.emit({"type": "node_warning", "nodeid": nodeid, "warning": stored})
+            owner.emit(msgs.node_warning(nodeid, stored))
 
     # ---- the end ----------------------------------------------------------------
 
     def finish(self, session: pytest.Session) -> None:
         status = int(session.exitstatus)
         self.owner.emit(
-            {
-                "type": "finish",
-                "exitstatus": status,
-                "interrupted": status == int(pytest.ExitCode.INTERRUPTED),
-                "shouldstop": bool(session.shouldstop or session.shouldfail),
-                "duration": time.time() - self.started,
-            }
+            msgs.finish(
+                status,
+                status == int(pytest.ExitCode.INTERRUPTED),
+                bool(session.shouldstop or session.shouldfail),
+                time.time() - self.started,
+            )
         )

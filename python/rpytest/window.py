@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from rpytest import protocol as msgs
 from rpytest import record
 
 
@@ -141,7 +142,7 @@ class RecordingWindow:
                 if key is None and record.is_blind():
                     deps["volatile"] = True  # an event source is missing: store nothing
                 events.append(deps)
-            events.append({"type": "edges", "edges": sorted([a, b] for a, b in rec.edges)})
+            events.append(msgs.edges(sorted([a, b] for a, b in rec.edges)))
             return events
         finally:
             rec.enabled = True  # recording continues until the process ends (unconfigure, atexit)

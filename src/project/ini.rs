@@ -119,12 +119,11 @@ pub fn parse_config(path: &Path, text: &str) -> Result<Option<IniConfig>, IniErr
 /// `ini_options` and pytest 9's native keys, and `[tool.rpytest]`), so an
 /// edit of `[tool.black]` or `[project]` re-runs nothing. `None`: the whole
 /// file counts (other formats, and a file that does not parse, which pytest
-/// reports itself).
-pub fn keyed_sections(path: &Path) -> Option<String> {
+/// reports itself). `text` is the file's contents, as the invocation read it.
+pub fn keyed_sections(path: &Path, text: &str) -> Option<String> {
     if path.file_name().and_then(|n| n.to_str()) != Some("pyproject.toml") {
         return None;
     }
-    let text = std::fs::read_to_string(path).ok()?;
     let doc = text.parse::<toml::Table>().ok()?;
     let tool = doc.get("tool");
     let mut out = String::new();
@@ -327,26 +326,26 @@ mod tests {
 
     #[test]
     fn pyproject_keys_only_the_tables_pytest_and_rpytest_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("pyproject.toml");
+        let p = Path::new("/project/pyproject.toml");
         let base = "[project]\nname = 'x'\n[tool.pytest.ini_options]\naddopts = '-q'\n[tool.black]\nline-length = 88\n";
-        std::fs::write(&p, base).unwrap();
-        let k = keyed_sections(&p).unwrap();
-        std::fs::write(&p, base.replace("88", "100").replace("'x'", "'y'")).unwrap();
+        let k = keyed_sections(p, base).unwrap();
         assert_eq!(
-            keyed_sections(&p).unwrap(),
+            keyed_sections(p, &base.replace("88", "100").replace("'x'", "'y'")).unwrap(),
             k,
             "black and project are not keyed"
         );
-        std::fs::write(&p, base.replace("-q", "-v")).unwrap();
-        assert_ne!(keyed_sections(&p).unwrap(), k);
-        std::fs::write(&p, format!("{base}[tool.rpytest]\ndaemon = false\n")).unwrap();
-        assert_ne!(keyed_sections(&p).unwrap(), k);
-        std::fs::write(&p, format!("{base}[tool.pytest]\nminversion = '9'\n")).unwrap();
-        assert_ne!(keyed_sections(&p).unwrap(), k);
-        std::fs::write(&p, "not toml [").unwrap();
-        assert_eq!(keyed_sections(&p), None);
-        assert_eq!(keyed_sections(&dir.path().join("tox.ini")), None);
+        assert_ne!(keyed_sections(p, &base.replace("-q", "-v")).unwrap(), k);
+        let with = |t: &str| format!("{base}{t}");
+        assert_ne!(
+            keyed_sections(p, &with("[tool.rpytest]\ndaemon = false\n")).unwrap(),
+            k
+        );
+        assert_ne!(
+            keyed_sections(p, &with("[tool.pytest]\nminversion = '9'\n")).unwrap(),
+            k
+        );
+        assert_eq!(keyed_sections(p, "not toml ["), None);
+        assert_eq!(keyed_sections(Path::new("/project/tox.ini"), base), None);
     }
 
     #[test]

@@ -327,23 +327,10 @@ mod tests {
 
     /// Each fixture of `tests/protocol/<dir>/`, as one wire line, with its name.
     fn fixtures(dir: &str) -> Vec<(String, String)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/protocol")
-            .join(dir);
-        let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .map(|p| {
-                let text = std::fs::read_to_string(&p).unwrap();
-                let v: Value = serde_json::from_str(&text).unwrap();
-                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-                (name, serde_json::to_string(&v).unwrap())
-            })
-            .collect();
-        out.sort();
-        assert!(!out.is_empty(), "no fixtures in {}", dir.display());
-        out
+        crate::protocol::tests::fixtures(dir)
+            .into_iter()
+            .map(|(name, v)| (name, serde_json::to_string(&v).unwrap()))
+            .collect()
     }
 
     fn value(line: &str) -> Value {

@@ -10,6 +10,7 @@ use crate::inputs::key::{self, Inputs, Key, KeyBuilder, Recorded};
 use crate::inputs::resolve::default_search_roots;
 use crate::inputs::{conftest_is_local, FileHasher, ImportGraph, Resolver};
 use crate::project::interpreter::InterpreterInfo;
+use crate::project::rootdir::Setup;
 use crate::rules::Rule;
 use crate::settings::Invocation;
 use crate::store::{Store, SCHEMA_VERSION};
@@ -131,7 +132,9 @@ impl KeyContext {
         inputs.insert("distributions".into(), key::value_label(&listing));
         // What RECORD cannot vouch for: the installed files sessions imported, by content.
         installed::add_to(&mut inputs, &self.installed, &mut self.builder);
-        self.add_ini(&mut inputs, inv);
+        if let Some((name, label)) = ini_input(&inv.setup) {
+            inputs.insert(name, label);
+        }
         // Tests resolve relative paths (`open("data.txt")`) against the
         // invocation directory: the same rootdir run from `tests/` reads other files.
         inputs.insert("cwd".into(), invocation_dir(root, &inv.cwd));
@@ -151,30 +154,6 @@ impl KeyContext {
         let k = key::finish(inputs);
         crate::inputs::count::global("global", &k.hex);
         k
-    }
-
-    fn add_ini(&mut self, inputs: &mut Inputs, inv: &Invocation) {
-        let Some(ini) = &inv.setup.inipath else {
-            return;
-        };
-        let root = &inv.setup.rootdir;
-        match (crate::project::ini::keyed_sections(ini), rel_to(root, ini)) {
-            (Some(sections), rel) => {
-                let name = rel.map_or_else(|| "ini".to_owned(), |r| format!("ini:{r}"));
-                inputs.insert(name, key::value_label(&sections));
-            }
-            (None, Some(rel)) => {
-                let l = self.builder.file_label(&rel);
-                inputs.insert(format!("file:{rel}"), l);
-            }
-            (None, None) => {
-                let text = std::fs::read(ini).unwrap_or_default();
-                inputs.insert(
-                    "ini".into(),
-                    key::value_label(&String::from_utf8_lossy(&text)),
-                );
-            }
-        }
     }
 
     /// The default rule's declared files and variables, and every `PYTHON*`
@@ -198,22 +177,61 @@ impl KeyContext {
         }
     }
 
-    /// The global key without anything recorded, which every machine
-    /// computes alike (it addresses the dependencies a remote cache shares).
-    pub(super) fn static_global(
+    /// The global key, and with `want_static` (a remote cache) the global
+    /// key without anything recorded, which every machine computes alike (it
+    /// addresses the dependencies a remote cache shares). When nothing
+    /// recorded reaches the global key (a fresh store), both are the same
+    /// key, computed once.
+    pub(super) fn global_keys(
         &mut self,
         inv: &Invocation,
         info: &InterpreterInfo,
         session_conftests: &[String],
-    ) -> String {
+        want_static: bool,
+    ) -> (Option<String>, Key) {
+        if !want_static {
+            return (None, self.global_key(inv, info, session_conftests));
+        }
+        let bare = self.static_global(inv, info, session_conftests);
+        let global = match self.recorded_leaves_alone(&bare) {
+            true => bare.clone(),
+            false => self.global_key(inv, info, session_conftests),
+        };
+        (Some(bare.hex), global)
+    }
+
+    fn static_global(
+        &mut self,
+        inv: &Invocation,
+        info: &InterpreterInfo,
+        session_conftests: &[String],
+    ) -> Key {
         let edges = std::mem::take(&mut self.builder.edges);
         let deps = std::mem::take(&mut self.deps);
         self.builder.forget_closures();
-        let hex = self.global_key(inv, info, session_conftests).hex;
+        let k = self.global_key(inv, info, session_conftests);
         self.builder.edges = edges;
         self.deps = deps;
         self.builder.forget_closures();
-        hex
+        k
+    }
+
+    /// Whether the global key with what is recorded is `bare`, the key
+    /// without it: the session recorded nothing of its own, and no file
+    /// `bare` names has recorded import edges (its closures stay the same).
+    fn recorded_leaves_alone(&self, bare: &Key) -> bool {
+        let rec = self.recorded("");
+        let nothing = rec.imports.is_empty()
+            && rec.reads.is_empty()
+            && rec.env.is_empty()
+            && rec.lists.is_empty()
+            && !rec.options;
+        nothing
+            && !self
+                .builder
+                .edges
+                .iter()
+                .any(|(f, to)| !to.is_empty() && bare.inputs.contains_key(&format!("file:{f}")))
     }
 
     /// The context hermetic files are keyed in (when any file may be
@@ -363,18 +381,19 @@ impl KeyContext {
         let all_hermetic = self.all_hermetic;
         let rules = self.rules.clone();
         let reuse = |f: &str| {
-            let global = match (
-                &hermetic_global,
-                hermetic::is_hermetic(&rules, all_hermetic, f),
-            ) {
-                (Some(h), true) => h.as_str(),
-                _ => global.hex.as_str(),
-            };
+            // A hermetic file is keyed in the hermetic context, under its global key.
+            let hermetic = hermetic_global
+                .as_deref()
+                .filter(|_| hermetic::is_hermetic(&rules, all_hermetic, f));
+            let global = hermetic.unwrap_or(global.hex.as_str());
             earlier.get(f).filter(|k| {
                 !k.inputs.is_empty()
                     && k.inputs.get("global").map(String::as_str) == global.get(..16)
-                    && !changed.files.contains(f)
-                    && !changed.touches(&k.inputs)
+                    && match hermetic {
+                        // Keyed with nothing recorded: only the search roots reach it.
+                        Some(_) => !changed.roots,
+                        None => !changed.files.contains(f) && !changed.touches(&k.inputs),
+                    }
             })
         };
         let todo: Vec<&String> = files
@@ -532,6 +551,34 @@ impl KeyShared<'_> {
     }
 }
 
+/// The configuration file as an input of the global key, from the text
+/// the invocation read it from (the file is read once per run): the tables
+/// pytest and rpytest read of a `pyproject.toml`, else the whole file (its
+/// content digest, as a file input when it is inside the rootdir).
+fn ini_input(setup: &Setup) -> Option<(String, String)> {
+    let ini = setup.inipath.as_deref()?;
+    let read;
+    let text = match &setup.ini_text {
+        Some(t) => t.as_str(),
+        None => {
+            read = String::from_utf8_lossy(&std::fs::read(ini).unwrap_or_default()).into_owned();
+            read.as_str()
+        }
+    };
+    let rel = rel_to(&setup.rootdir, ini);
+    Some(
+        match (crate::project::ini::keyed_sections(ini, text), rel) {
+            (Some(sections), rel) => (
+                rel.map_or_else(|| "ini".to_owned(), |r| format!("ini:{r}")),
+                key::value_label(&sections),
+            ),
+            // The label a file input has: the digest of its content.
+            (None, Some(rel)) => (format!("file:{rel}"), key::value_label(text)),
+            (None, None) => ("ini".into(), key::value_label(text)),
+        },
+    )
+}
+
 /// A name → names map as sets (the store's order is not an input).
 fn as_sets(m: Option<&HashMap<String, Vec<String>>>) -> BTreeMap<&str, BTreeSet<&str>> {
     m.into_iter()
@@ -674,5 +721,41 @@ mod tests {
         );
         assert_eq!(invocation_dir(root, Path::new("/home/u")), "..");
         assert_eq!(invocation_dir(root, Path::new("/home/v/x")), "../../v/x");
+    }
+
+    /// The configuration file's input is what keying the file itself gave
+    /// before (the same digest for the same file), taken from the text the
+    /// invocation read: the file is not read again.
+    #[test]
+    fn the_config_file_is_keyed_from_the_text_read_once() {
+        use crate::inputs::FileHasher;
+        use crate::project::rootdir::determine_setup;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let digest_of = |rel: &str| {
+            let mut h = FileHasher::new(root.clone(), HashMap::new());
+            crate::inputs::hex(&h.digest(rel).unwrap().unwrap())[..16].to_owned()
+        };
+        let pyproject = "[project]\nname = 'x'\n[tool.pytest.ini_options]\naddopts = '-q'\n";
+        let ini = "[pytest]\naddopts = -q\n";
+        for (name, text) in [("pyproject.toml", pyproject), ("pytest.ini", ini)] {
+            let path = root.join(name);
+            std::fs::write(&path, text).unwrap();
+            let setup = determine_setup(None, &[], None, &root).unwrap();
+            assert_eq!(setup.inipath.as_deref(), Some(path.as_path()));
+            let (input, label) = ini_input(&setup).unwrap();
+            let expected = match name {
+                "pyproject.toml" => (
+                    "ini:pyproject.toml".to_owned(),
+                    key::value_label(&crate::project::ini::keyed_sections(&path, text).unwrap()),
+                ),
+                _ => (format!("file:{name}"), digest_of(name)),
+            };
+            assert_eq!((input, label.clone()), expected, "{name}");
+            // Edited after the invocation read it: the key holds what was read.
+            std::fs::write(&path, format!("{text}# edited\n[tool.pytest]\nx = 1\n")).unwrap();
+            assert_eq!(ini_input(&setup).unwrap().1, label, "{name}");
+            std::fs::remove_file(&path).unwrap();
+        }
     }
 }

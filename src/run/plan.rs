@@ -277,8 +277,8 @@ impl Plan {
         trace.mark("stat, parse and dependency caches");
         let mut plan = Plan::begin(inv, info, rules, &scope);
         let conftests = plan.session_conftests.clone();
-        plan.static_global = remote.map(|_| ctx.static_global(inv, info, &conftests));
-        let global = ctx.global_key(inv, info, &conftests);
+        let (static_global, global) = ctx.global_keys(inv, info, &conftests, remote.is_some());
+        plan.static_global = static_global;
         ctx.attach_hermetic(inv, store, info, &conftests);
         trace.mark("global key");
         let mut keyed = plan.key_files(inv, store, &mut ctx, global, &scope, None);

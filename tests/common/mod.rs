@@ -8,11 +8,13 @@
 //! not go), so no process outlives the test.
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of the harness
 
+mod filters;
 mod junit;
 mod locate;
 mod project;
 mod run;
 
+pub use filters::{machine_filters, regex_escape};
 pub use junit::{parse_junit, unescape_xml, Outcome, Outcomes};
 pub use locate::{fixture_source, pip, python, repo_root, require_fixture_plugin, rpytest_bin};
 pub use project::{check, copy_tree, Pair, Project};

@@ -14,7 +14,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
@@ -73,6 +73,25 @@ class RunResult:
 
     def deps(self) -> Dict[Optional[str], Dict[str, Any]]:
         return {m["file"]: m for m in self.of("deps")}
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = TIMEOUT) -> bool:
+    """Polls `pred` until it holds (True) or `timeout` seconds passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def gone(pid: int) -> bool:
+    """The process no longer runs (reaped, or a zombie nobody reaped yet)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return True
 
 
 def read_messages(sock: socket.socket, timeout: float = TIMEOUT) -> List[Dict[str, Any]]:

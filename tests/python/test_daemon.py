@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TIMEOUT, Daemon, clean_env, read_messages, write_project
+from conftest import TIMEOUT, Daemon, clean_env, gone, read_messages, wait_for, write_project
 
 BASIC = {
     "test_a.py": """
@@ -47,15 +47,6 @@ BASIC = {
     "test_empty.py": "X = 1\n",
     "test_importerr.py": "import does_not_exist_anywhere\n",
 }
-
-
-def wait_for(pred, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_ping_and_stop(project: Path, start_daemon) -> None:
@@ -286,15 +277,7 @@ def test_daemon_killed_mid_run_client_sees_eof(project: Path, start_daemon, tmp_
     assert r.eof_without_exit
     assert time.monotonic() - t0 < 30
     # the orphaned session died with the daemon
-    assert wait_for(lambda: not os.path.exists("/proc/%d" % child) or _zombie(child), 30)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
+    assert wait_for(lambda: gone(child), 30)
 
 
 def test_client_disconnect_terminates_session(project: Path, start_daemon, tmp_path: Path) -> None:

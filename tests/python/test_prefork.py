@@ -9,13 +9,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from conftest import PYTHON_DIR, TIMEOUT, clean_env, write_project
+from conftest import PYTHON_DIR, TIMEOUT, clean_env, gone, wait_for, write_project
 
 PROJECT = {
     "test_a.py": """
@@ -54,15 +53,6 @@ PROJECT = {
 SUMMARY = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (.*?)(?: - .*)?$")
 
 
-def wait_for(pred, timeout: float = TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def prefork_info(d) -> Dict:
     return d.ping()["prefork"]
 
@@ -76,15 +66,6 @@ def wait_prefork_ready(d) -> Dict:
 
     assert wait_for(ready), "the pre-forked child never became ready:\n" + d.log()
     return info
-
-
-def gone(pid: int) -> bool:
-    """The process no longer runs (reaped, or a zombie nobody reaped yet)."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
-    except FileNotFoundError:
-        return True
 
 
 def summary(stdout: str) -> List[Tuple[str, str]]:
