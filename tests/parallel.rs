@@ -1009,3 +1009,42 @@ fn max_worker_restart_replaces_crashed_workers_then_stops_as_xdist() {
         assert_no_sessions_left(&pair.rpytest.root);
     }
 }
+
+/// Workers that collect for themselves start one after another (the first
+/// collects, then the others start): pytest-cov erases every data file as a
+/// worker starts, so a late worker would erase what an earlier one already
+/// saved. The coverage total is pytest-xdist's.
+#[test]
+fn coverage_of_workers_that_collect_for_themselves_is_kept() {
+    let py = xdist_plugins_venv();
+    let mut pair = Pair::new("parallel_xdist_plugins");
+    pair.pytest.set_python(py);
+    pair.rpytest.set_python(py);
+    // The worker id read at import: every worker collects for itself.
+    pair.write(
+        "conftest.py",
+        "import os\n\nIMPORT_WORKER = os.environ.get(\"PYTEST_XDIST_WORKER\")\n",
+    );
+    let args = [
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--randomly-seed=4242",
+        "--cov=pkg",
+        "--cov-report=term",
+    ];
+    let xdist = pair.pytest.pytest(&args).run();
+    for extra in [&["--no-cache", "--no-daemon"][..], &["--no-cache"][..]] {
+        let rpytest = pair.rpytest.rpytest(&[&args[..], extra].concat()).run();
+        assert_same(&xdist, &rpytest);
+        assert_eq!(
+            coverage_total(&xdist),
+            coverage_total(&rpytest),
+            "{}\n{}",
+            xdist.transcript(),
+            rpytest.transcript()
+        );
+    }
+    assert_no_sessions_left(&pair.rpytest.root);
+}

@@ -360,6 +360,19 @@ class WorkerPlugin:
     def flush(self) -> None:
         self.writer.release()
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_load_initial_conftests(self, early_config: Any, parser: Any, args: Any) -> Any:
+        # pytest-cov starts a worker as it starts a controller (from `-n`), and
+        # that erases every `.coverage.*` data file. Under pytest-xdist every
+        # worker starts at once, before any saved its data; a worker that
+        # starts later here (one that collects for itself, a replacement)
+        # would erase what finished workers saved. The controller erases once,
+        # before any worker runs a test.
+        ns = getattr(early_config, "known_args_namespace", None)
+        if ns is not None and getattr(ns, "cov_source", None) and hasattr(ns, "cov_append"):
+            ns.cov_append = True
+        yield
+
     def pytest_addhooks(self, pluginmanager: Any) -> None:
         _register_interop(pluginmanager)
 
