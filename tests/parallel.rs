@@ -124,7 +124,11 @@ fn verbose_lines_carry_the_worker_and_every_node_once() {
             run.stdout
         );
     }
-    assert!(run.stdout.contains("collected 33 items"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("2 workers [33 items]"),
+        "{}",
+        run.stdout
+    );
     let result_lines = run
         .stdout
         .lines()
@@ -205,9 +209,10 @@ fn crashing_workers_are_reported_and_the_rest_runs() {
     let project = Project::new("parallel_crash");
     let run = project.rpytest(&["-n", "2", "--no-cache"]).run();
     run.assert_code(1);
+    // A crashed test is an error in the JUnit XML, as pytest-xdist reports it.
     let outcomes: BTreeMap<&str, &Vec<Outcome>> =
         run.outcomes.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    assert_eq!(run.count(Outcome::Failed), 2, "{}", run.transcript());
+    assert_eq!(run.count(Outcome::Error), 2, "{}", run.transcript());
     assert_eq!(run.count(Outcome::Passed), 6, "{}", run.transcript());
     assert_eq!(outcomes.len(), 8);
     assert!(
@@ -228,7 +233,7 @@ fn crashing_workers_are_reported_and_the_rest_runs() {
         .rpytest(&["-n", "2", "--no-cache", "--no-daemon"])
         .run();
     fresh.assert_code(1);
-    assert_eq!(fresh.count(Outcome::Failed), 2, "{}", fresh.transcript());
+    assert_eq!(fresh.count(Outcome::Error), 2, "{}", fresh.transcript());
     assert_eq!(fresh.count(Outcome::Passed), 6, "{}", fresh.transcript());
     assert_no_sessions_left(&project.root);
 }
@@ -439,7 +444,7 @@ fn a_crashed_worker_is_replaced_by_a_fork_that_does_not_collect() {
         }
         let run = project.rpytest(&args).run();
         run.assert_code(1);
-        assert_eq!(run.count(Outcome::Failed), 1, "{}", run.transcript());
+        assert_eq!(run.count(Outcome::Error), 1, "{}", run.transcript());
         assert_eq!(run.count(Outcome::Passed), 13, "{}", run.transcript());
         assert!(
             run.stdout.contains(
@@ -588,7 +593,7 @@ fn a_worker_interrupted_by_its_test_stops_the_run_as_under_xdist() {
         run.assert_code(2);
         assert_eq!(
             run.outcomes.get("test_interrupt::test_interrupts"),
-            Some(&vec![Outcome::Failed]),
+            Some(&vec![Outcome::Error]),
             "{how}: {}",
             run.transcript()
         );
@@ -659,7 +664,7 @@ fn a_worker_leaving_with_its_own_exit_code_ends_the_run_as_under_xdist() {
     run.assert_code(3);
     assert_eq!(
         run.outcomes.get("test_interrupt::test_interrupts"),
-        Some(&vec![Outcome::Failed]),
+        Some(&vec![Outcome::Error]),
         "{}",
         run.transcript()
     );
@@ -676,6 +681,16 @@ fn xdist_plugins_venv() -> &'static Path {
         let py = venv.join("bin/python");
         let marker = venv.join("rpytest-xdist-plugins-ready");
         if marker.is_file() {
+            // A target directory copied from another checkout: its package, not ours.
+            let pth = fs::read_dir(venv.join("lib"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| d.path().join("site-packages/rpytest_src.pth"))
+                .find(|p| p.is_file());
+            if let Some(pth) = pth {
+                let _ = fs::write(pth, format!("{}\n", repo_root().join("python").display()));
+            }
             return py;
         }
         let _ = fs::remove_dir_all(&venv);
@@ -810,4 +825,226 @@ fn a_crash_in_teardown_keeps_the_tests_earlier_reports() {
         run.assert_stdout_contains("1 failed, 3 passed");
         assert_no_sessions_left(&project.root);
     }
+}
+
+/// The lines pytest-xdist's controller prints about its workers (status,
+/// scheduler, crashes and restarts) and the summary line without its time.
+fn xdist_lines(run: &Run) -> Vec<String> {
+    let mut lines: Vec<String> = run
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("created: ")
+                || l.contains(" workers [")
+                || l.contains(" worker [")
+                || l.starts_with("scheduling tests via ")
+                || l.starts_with("bringing up nodes")
+                || l.starts_with("collected ")
+                || l.starts_with("replacing crashed worker ")
+                || l.starts_with("maximum crashed workers reached")
+                || l.contains("crashed and worker restarting disabled")
+        })
+        .map(str::to_owned)
+        .collect();
+    let summary = run
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains(" in ") && (l.contains("passed") || l.contains("failed")))
+        .unwrap_or("");
+    let summary = summary.trim_matches(|c| c == '=' || c == ' ');
+    lines.push(summary.split(" in ").next().unwrap_or("").to_owned());
+    lines
+}
+
+/// What a user sees of the workers is pytest-xdist's: "created: 2/2 workers",
+/// "2 workers [N items]" and a blank line instead of "collected N items",
+/// "scheduling tests via LoadScheduling" under -v, "bringing up nodes..."
+/// under -q, and (deselection happens in the workers) no deselected count.
+#[test]
+fn the_workers_status_lines_are_pytest_xdists() {
+    let py = xdist_plugins_venv();
+    let mut pair = Pair::new("parallel_crash");
+    pair.pytest.set_python(py);
+    pair.rpytest.set_python(py);
+    let base = [
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-k",
+        "not segfault and not exit",
+    ];
+    for extra in [
+        &[][..],
+        &["-v"][..],
+        &["-q"][..],
+        &["--dist", "loadfile", "-v"][..],
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let xdist = pair.pytest.pytest(&args).run();
+        // Every test executed: with cached results fewer workers start.
+        let rpytest = pair
+            .rpytest
+            .rpytest(&[&args[..], &["--no-cache"]].concat())
+            .run();
+        assert_same(&xdist, &rpytest);
+        let expected = xdist_lines(&xdist);
+        assert!(
+            expected
+                .iter()
+                .any(|l| l.contains("workers [4 items]") || l.starts_with("bringing up nodes")),
+            "{}",
+            xdist.transcript()
+        );
+        assert_eq!(
+            expected,
+            xdist_lines(&rpytest),
+            "{}\n{}",
+            xdist.transcript(),
+            rpytest.transcript()
+        );
+        // The blank line after the workers' status, as pytest-xdist prints it (not a tty).
+        let blank_after = |run: &Run| {
+            let lines: Vec<&str> = run.stdout.lines().collect();
+            lines
+                .iter()
+                .position(|l| l.contains(" workers [") || l.starts_with("bringing up nodes"))
+                .map(|i| lines.get(i + 1).copied() == Some(""))
+        };
+        assert_eq!(
+            blank_after(&xdist),
+            blank_after(&rpytest),
+            "{}",
+            rpytest.stdout
+        );
+    }
+    assert_no_sessions_left(&pair.rpytest.root);
+}
+
+/// `--max-worker-restart` as pytest-xdist: a crashed worker is replaced (by
+/// another fork) until more than that many crashed, then the run stops after
+/// each worker's current test, says so, and exits 1.
+#[test]
+fn max_worker_restart_replaces_crashed_workers_then_stops_as_xdist() {
+    let py = xdist_plugins_venv();
+    let mut pair = Pair::new("parallel_restart");
+    pair.pytest.set_python(py);
+    pair.rpytest.set_python(py);
+    let base = ["-n", "1", "-p", "no:cacheprovider", "-p", "no:randomly"];
+    for (limit, no_daemon) in [
+        (None, false),
+        (Some("1"), false),
+        (Some("0"), false),
+        (Some("0"), true),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        if let Some(l) = limit {
+            args.extend(["--max-worker-restart", l]);
+        }
+        let xdist = pair.pytest.pytest(&args).run();
+        args.push("--no-cache");
+        if no_daemon {
+            args.push("--no-daemon");
+        }
+        let rpytest = pair.rpytest.rpytest(&args).run();
+        xdist.assert_code(1);
+        rpytest.assert_code(1);
+        let expected = xdist_lines(&xdist);
+        let reached = expected
+            .iter()
+            .any(|l| l.starts_with("maximum crashed") || l.contains("restarting disabled"));
+        assert_eq!(reached, limit.is_some(), "{}", xdist.transcript());
+        if limit == Some("1") {
+            // Which tests a replacement runs first is pytest-xdist's order
+            // (it requeues the crashed worker's tests): the crashes, the
+            // lines and the test never reached are what must agree.
+            for node in [
+                "test_restart::test_before",
+                "test_restart::test_crash_1",
+                "test_restart::test_crash_2",
+                "test_restart::test_after",
+            ] {
+                assert_eq!(
+                    xdist.outcomes.get(node),
+                    rpytest.outcomes.get(node),
+                    "{node}\n{}\n{}",
+                    xdist.transcript(),
+                    rpytest.transcript()
+                );
+            }
+            let lines = |r: &Run| {
+                xdist_lines(r)
+                    .into_iter()
+                    .filter(|l| !l.contains(" passed"))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                lines(&xdist),
+                lines(&rpytest),
+                "{}\n{}",
+                xdist.transcript(),
+                rpytest.transcript()
+            );
+        } else {
+            assert_same(&xdist, &rpytest);
+            assert_eq!(
+                expected,
+                xdist_lines(&rpytest),
+                "{}\n{}",
+                xdist.transcript(),
+                rpytest.transcript()
+            );
+        }
+        // pytest-xdist's summary line for the stop.
+        for line in xdist.stdout.lines().filter(|l| l.contains("= xdist: ")) {
+            assert!(
+                rpytest.stdout.contains(line),
+                "{line}\n{}",
+                rpytest.transcript()
+            );
+        }
+        assert_no_sessions_left(&pair.rpytest.root);
+    }
+}
+
+/// Workers that collect for themselves start one after another (the first
+/// collects, then the others start): pytest-cov erases every data file as a
+/// worker starts, so a late worker would erase what an earlier one already
+/// saved. The coverage total is pytest-xdist's.
+#[test]
+fn coverage_of_workers_that_collect_for_themselves_is_kept() {
+    let py = xdist_plugins_venv();
+    let mut pair = Pair::new("parallel_xdist_plugins");
+    pair.pytest.set_python(py);
+    pair.rpytest.set_python(py);
+    // The worker id read at import: every worker collects for itself.
+    pair.write(
+        "conftest.py",
+        "import os\n\nIMPORT_WORKER = os.environ.get(\"PYTEST_XDIST_WORKER\")\n",
+    );
+    let args = [
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--randomly-seed=4242",
+        "--cov=pkg",
+        "--cov-report=term",
+    ];
+    let xdist = pair.pytest.pytest(&args).run();
+    for extra in [&["--no-cache", "--no-daemon"][..], &["--no-cache"][..]] {
+        let rpytest = pair.rpytest.rpytest(&[&args[..], extra].concat()).run();
+        assert_same(&xdist, &rpytest);
+        assert_eq!(
+            coverage_total(&xdist),
+            coverage_total(&rpytest),
+            "{}\n{}",
+            xdist.transcript(),
+            rpytest.transcript()
+        );
+    }
+    assert_no_sessions_left(&pair.rpytest.root);
 }

@@ -23,7 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--maxprocesses", dest="maxprocesses", metavar="maxprocesses", type=int, default=None,
                     help="Limit the number of workers of -n auto.")
     group.addoption("--max-worker-restart", dest="maxworkerrestart", default=None,
-                    help="Accepted for pytest-xdist compatibility.")
+                    help="Crashed workers replaced before the run stops (default: 4 per worker).")
     group.addoption("--dist", dest="dist", metavar="distmode", default="no",
                     choices=["each", "load", "loadscope", "loadfile", "loadgroup", "worksteal", "no"],
                     help="How tests are distributed over workers.")

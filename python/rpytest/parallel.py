@@ -360,6 +360,19 @@ class WorkerPlugin:
     def flush(self) -> None:
         self.writer.release()
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_load_initial_conftests(self, early_config: Any, parser: Any, args: Any) -> Any:
+        # pytest-cov starts a worker as it starts a controller (from `-n`), and
+        # that erases every `.coverage.*` data file. Under pytest-xdist every
+        # worker starts at once, before any saved its data; a worker that
+        # starts later here (one that collects for itself, a replacement)
+        # would erase what finished workers saved. The controller erases once,
+        # before any worker runs a test.
+        ns = getattr(early_config, "known_args_namespace", None)
+        if ns is not None and getattr(ns, "cov_source", None) and hasattr(ns, "cov_append"):
+            ns.cov_append = True
+        yield
+
     def pytest_addhooks(self, pluginmanager: Any) -> None:
         _register_interop(pluginmanager)
 
@@ -772,6 +785,51 @@ class _Deselected:
         self.location = (nodeid.split("::", 1)[0], None, nodeid.split("::", 1)[-1])
 
 
+# The class names pytest-xdist's `-v` header gives each `--dist` mode.
+_SCHEDULERS = {
+    "load": "LoadScheduling",
+    "loadscope": "LoadScopeScheduling",
+    "loadfile": "LoadFileScheduling",
+    "loadgroup": "LoadGroupScheduling",
+    "worksteal": "WorkStealingScheduling",
+    "each": "EachScheduling",
+}
+
+
+def max_worker_restart(config: Any, workers: int) -> Optional[int]:
+    """`--max-worker-restart`, else four restarts per worker (pytest-xdist's default)."""
+    given = getattr(config.option, "maxworkerrestart", None)
+    if given is not None:
+        try:
+            return int(given)
+        except ValueError:
+            return None
+    return workers * 4 if workers else None
+
+
+class _StatusLine:
+    """pytest-xdist's status line of the workers: rewritten in place on a
+    terminal, written as a line otherwise; `-q` shows "bringing up nodes..."."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+        self.lastlen = 0
+
+    def show(self, line: str) -> None:
+        config = self.owner.config
+        tr = config.pluginmanager.get_plugin("terminalreporter") if config is not None else None
+        if tr is None:
+            return
+        if config.option.verbose < 0:
+            line = "bringing up nodes..."
+        if getattr(tr, "isatty", getattr(tr, "hasmarkup", False)):
+            padded = line + " " * max(self.lastlen - len(line), 0)
+            self.lastlen = len(line)
+            tr.rewrite(padded, bold=True)
+        else:
+            tr.write_line(line)
+
+
 class ControllerPlugin:
     """Runs in the controller session: replays the workers' reports into
     pytest's hooks, and plays pytest-xdist's controller for plugins written
@@ -795,6 +853,12 @@ class ControllerPlugin:
         self.running: Dict[str, Tuple[str, Any]] = {}
         self.internal_errors = 0
         self.collected_ids: List[str] = []
+        self.status = _StatusLine(self)
+        # pytest-xdist's `--max-worker-restart`: workers that went down with an
+        # error, and what ended the run when they were too many.
+        self.failed_nodes = 0
+        self.summary_report: Optional[str] = None
+        self.restart_line: Optional[Tuple[str, str]] = None
 
     def pytest_addhooks(self, pluginmanager: Any) -> None:
         _register_interop(pluginmanager)
@@ -868,11 +932,47 @@ class ControllerPlugin:
             if not node.down:
                 node.down = True
                 self.config.hook.pytest_testnodedown(node=node, error=msg.get("error"))
+                self._node_errordown(str(msg.get("worker")), msg.get("error"))
         elif kind == "internal_error":
             self._internal_error(str(msg.get("formatted_error")))
         else:
             return False
         return True
+
+    def _node_errordown(self, worker: str, error: Any) -> None:
+        """A worker died: pytest-xdist's lines for it. The line on what follows
+        (a replacement, or the end of restarts) comes after its crashed test's
+        report, which the CLI sends next."""
+        assert self.config is not None
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and error:
+            tr.write_line("[%s] node down: %s" % (worker, error))
+        self.failed_nodes += 1
+        limit = max_worker_restart(self.config, len(self.nodemanager.specs) if self.nodemanager is not None else 1)
+        if limit is not None and self.failed_nodes > limit:
+            if limit == 0:
+                line = "worker %s crashed and worker restarting disabled" % worker
+            else:
+                line = "maximum crashed workers reached: %d" % limit
+            self.summary_report = line
+        else:
+            line = "replacing crashed worker %s" % worker
+        self.restart_line = (worker, line)
+
+    def _flush_restart_line(self) -> None:
+        if self.restart_line is None:
+            return
+        _, line = self.restart_line
+        self.restart_line = None
+        assert self.config is not None
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and self.config.option.verbose >= 0:
+            tr.write_line("\n" + line)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.summary_report and terminalreporter.config.option.verbose >= 0:
+            terminalreporter.write_sep("=", "xdist: %s" % self.summary_report)
 
     def _workerfinished(self, msg: _Message) -> None:
         """A worker ended its session: hand its `workeroutput` to the plugins;
@@ -930,6 +1030,10 @@ class ControllerPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
         config = session.config
+        count = len(self.nodemanager.specs) if self.nodemanager is not None else 1
+        if not config.option.collectonly:
+            # pytest-xdist's first status line, as its workers are set up.
+            self.status.show("created: %d/%d %s" % (count, count, "worker" if count == 1 else "workers"))
         msg = self.control.get()
         while msg is not None and msg.get("type") not in ("collection", "abort"):
             self._node_message(msg)
@@ -947,17 +1051,30 @@ class ControllerPlugin:
                 config.hook.pytest_collectreport(report=report)
         for w in msg.get("warnings") or ():
             self._warning(w)
-        deselected = [_Deselected(str(n)) for n in msg.get("deselected") or ()]
-        if deselected:
-            config.hook.pytest_deselected(items=deselected)
         self.replay = [e for e in msg.get("replay") or () if isinstance(e, dict)]
         self.collected_ids = [str(i[0]) for i in msg.get("items") or ()]
         total = len(msg.get("items") or ()) + len(self.replay)
         session.testscollected = total
         tr = config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None and hasattr(tr, "_numcollected"):
-            tr._numcollected = int(msg.get("numcollected") or 0)
-            tr.report_collect(True)
+        if config.option.collectonly:
+            # pytest-xdist stands aside under --collect-only: pytest's own lines.
+            deselected = [_Deselected(str(n)) for n in msg.get("deselected") or ()]
+            if deselected:
+                config.hook.pytest_deselected(items=deselected)
+            if tr is not None and hasattr(tr, "_numcollected"):
+                tr._numcollected = int(msg.get("numcollected") or 0)
+                tr.report_collect(True)
+            return True
+        # pytest-xdist's controller: the workers' count of what they will run
+        # (deselection happened in them: no "collected ... deselected" line, and
+        # no deselected count in the summary), then a blank line.
+        self.status.show(
+            "%d %s [%d %s]" % (count, "worker" if count == 1 else "workers", total, "item" if total == 1 else "items")
+        )
+        if tr is not None:
+            tr.write_line("")
+            if config.option.verbose > 0:
+                tr.write_line("scheduling tests via %s" % _SCHEDULERS.get(str(config.option.dist), "LoadScheduling"))
         return True
 
     def _request_stop(self) -> None:
@@ -968,11 +1085,13 @@ class ControllerPlugin:
     def _crash(self, msg: _Message) -> None:
         assert self.config is not None
         nodeid = str(msg.get("nodeid"))
-        loc = msg.get("location") or [nodeid.split("::")[0], None, nodeid.split("::")[-1]]
-        location = (str(loc[0]), None if loc[1] is None else int(loc[1]), str(loc[2]))
+        # pytest-xdist's crash report: located at the file, in no phase
+        # (`when="???"`: the terminal shows a failure, JUnit XML an error).
+        fspath = nodeid.split("::")[0]
+        location = (fspath, None, fspath)
         now = time.time()
         report = TestReport(
-            nodeid, location, {}, "failed", str(msg.get("message")), "call",  # type: ignore[arg-type]
+            nodeid, location, {}, "failed", str(msg.get("message")), "???",  # type: ignore[arg-type]
             sections=[], duration=0.0, start=now, stop=now, user_properties=[],
         )
         report.node = self._node(msg.get("worker"))  # type: ignore[attr-defined]
@@ -997,6 +1116,8 @@ class ControllerPlugin:
             if msg is None:
                 break
             kind = msg.get("type")
+            if self.restart_line is not None and not (kind == "crash" and msg.get("worker") == self.restart_line[0]):
+                self._flush_restart_line()
             if kind == "report":
                 report = _from_json(config, msg.get("data"))
                 if report is None:
@@ -1017,12 +1138,14 @@ class ControllerPlugin:
             elif kind == "crash":
                 self.running.pop(str(msg.get("worker")), None)
                 self._crash(msg)
+                self._flush_restart_line()
             elif kind == "done":
                 break
             else:
                 self._node_message(msg)
             if session.shouldfail or session.shouldstop or self.shouldstop:
                 self._request_stop()
+        self._flush_restart_line()
         if session.shouldfail and not self.shouldstop:
             self.shouldstop = session.shouldfail  # failures replayed from the cache count too
         if self.shouldstop:

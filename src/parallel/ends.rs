@@ -84,6 +84,11 @@ impl Dispatch<'_> {
         let crashed = !p.finished && !matches!(ended, Ended::Code(2 | 4));
         if crashed && self.controller_end.is_none() {
             self.crash(idx, &ended);
+            if self.crashes > self.opts.max_restart {
+                // pytest-xdist's `--max-worker-restart`: no replacement, every
+                // worker stops after its current test (the controller says why).
+                self.stop_workers();
+            }
         }
         // Work is left that no running worker will ask for (a crash requeued
         // it, or a worker ended holding its reservation): a fresh worker takes
@@ -138,6 +143,13 @@ impl Dispatch<'_> {
         self.crashes += 1;
         let how = describe(ended);
         let worker = self.procs[idx].id.clone();
+        // pytest_testnodedown(node, error) on the controller, as pytest-xdist
+        // calls it: before the crashed test's report.
+        let down = ControlMsg::Nodedown(msg::NodeDown {
+            worker: worker.clone(),
+            error: how.clone(),
+        });
+        self.procs[0].send(&down);
         if let Some((nodeid, location)) = self.running_test(idx) {
             let message = format!("worker '{worker}' crashed while running '{nodeid}': {how}");
             self.events
@@ -157,9 +169,6 @@ impl Dispatch<'_> {
                 how: how.clone(),
             });
         }
-        // pytest_testnodedown(node, error) on the controller, as pytest-xdist calls it.
-        let down = ControlMsg::Nodedown(msg::NodeDown { worker, error: how });
-        self.procs[0].send(&down);
         let rest: Vec<usize> = self.procs[idx].assigned.drain(..).collect();
         if !rest.is_empty() && !self.stopping {
             self.queue.push_front(Unit {

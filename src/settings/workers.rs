@@ -37,6 +37,27 @@ pub struct Options {
     /// worker count (PYTEST_XDIST_WORKER_COUNT, `workerinput["workercount"]`),
     /// as under pytest-xdist, even when fewer are started.
     pub asked: usize,
+    /// `--max-worker-restart` (else four per worker, as pytest-xdist): once
+    /// more workers than this crashed, none is replaced and the run stops
+    /// after each worker's current test.
+    pub max_restart: usize,
+}
+
+/// The last `--max-worker-restart` value of the command line.
+fn max_worker_restart(args: &crate::project::args::PytestArgs) -> Result<Option<usize>, String> {
+    let given = args
+        .all_args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| *a == "--max-worker-restart")
+        .filter_map(|(i, _)| args.all_args.get(i + 1))
+        .next_back();
+    match given {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            format!("argument --max-worker-restart: invalid value: '{v}' (a number of restarts)")
+        }),
+    }
 }
 
 impl Options {
@@ -85,10 +106,12 @@ impl Options {
         if workers > 0 && dist != Dist::No && args.debugger {
             return Err("--pdb is incompatible with distributing tests; try using -n0".into());
         }
+        let max_restart = max_worker_restart(args)?.unwrap_or(workers * 4);
         Ok(Some(Options {
             workers,
             dist,
             asked: workers,
+            max_restart,
         }))
     }
 

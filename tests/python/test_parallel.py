@@ -157,7 +157,7 @@ def test_controller_reports_forwarded_reports_like_pytest(project: Path, tmp_pat
         code = c.finish()
     text = out.read_text()
     assert code == 1, text
-    assert "collected 4 items" in text
+    assert " [4 items]" in text, text  # pytest-xdist's status line, not "collected 4 items"
     assert "1 failed, 2 passed, 1 skipped" in text, text
     assert "[gw3] linux" in text, text
     assert "FAILED test_a.py::test_fail" in text
