@@ -466,6 +466,10 @@ impl KeyShared<'_> {
     fn file_key(&self, builder: &mut KeyBuilder, global: &Key, file: &str) -> (Key, bool) {
         let rec = Recorded::from_map(self.deps.get(file));
         let (files, env, cache, settings) = self.rule_inputs(file);
+        if !self.keep_inputs {
+            let rules = (files.as_slice(), env.as_slice(), settings.as_str());
+            return (self.file_digest(builder, global, file, &rec, rules), cache);
+        }
         let mut k = builder.file_key(global, file, &rec, &files, &env);
         if !settings.is_empty() || rec.options {
             if !settings.is_empty() {
@@ -481,6 +485,31 @@ impl KeyShared<'_> {
             k.inputs = Inputs::new();
         }
         (k, cache)
+    }
+
+    /// The key of `file` without its labelled inputs (the same digest).
+    fn file_digest(
+        &self,
+        builder: &mut KeyBuilder,
+        global: &Key,
+        file: &str,
+        rec: &Recorded,
+        (files, env, settings): (&[String], &[String], &str),
+    ) -> Key {
+        let rule = (!settings.is_empty()).then(|| key::value_label(settings));
+        let mut extra: Vec<(&str, &str)> = Vec::new();
+        if let Some(r) = &rule {
+            extra.push(("rule", r));
+        }
+        if rec.options {
+            extra.push(("args:all", self.all_args));
+        }
+        let hex = builder.file_key_hex(global, file, rec, files, env, &extra);
+        crate::inputs::count::file(file, &hex);
+        Key {
+            hex,
+            inputs: Inputs::new(),
+        }
     }
 
     fn file_keys(
