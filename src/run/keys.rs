@@ -505,7 +505,7 @@ impl KeyShared<'_> {
             extra.push(("args:all", self.all_args));
         }
         let hex = builder.file_key_hex(global, file, rec, files, env, &extra);
-        crate::inputs::count::file(file, &hex);
+        crate::inputs::count::file_digest(file, &hex);
         Key {
             hex,
             inputs: Inputs::new(),
