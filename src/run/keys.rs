@@ -395,8 +395,9 @@ impl KeyContext {
     /// The keys of many files, in order, computed on every core: each thread
     /// gets a fork of the builder (same stat and parse caches, its own
     /// memos), and what the forks hashed is merged back to be persisted.
-    /// Without `keep_inputs` only the keys' digests are kept: the labelled
-    /// maps are freed where they were built, on the computing threads.
+    /// Without `keep_inputs` only the keys' digests are computed: no
+    /// labelled map is built (when a rule makes files hermetic, every key
+    /// keeps its map).
     pub(super) fn file_keys(
         &mut self,
         global: &Key,
@@ -404,17 +405,10 @@ impl KeyContext {
         keep_inputs: bool,
     ) -> Vec<(Key, bool)> {
         if self.hermetic.is_some() {
-            // Hermetic files are keyed in their own context: one file at a time.
-            return files
-                .iter()
-                .map(|f| {
-                    let (mut k, cache) = self.file_key(global, f);
-                    if !keep_inputs {
-                        k.inputs = Inputs::new();
-                    }
-                    (k, cache)
-                })
-                .collect();
+            // Hermetic files are keyed in their own context: one file at a
+            // time, with their labelled inputs (built anyway, and kept so
+            // that the key after the run reuses them).
+            return files.iter().map(|f| self.file_key(global, f)).collect();
         }
         let shared = KeyShared {
             deps: &self.deps,
