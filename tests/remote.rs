@@ -562,8 +562,9 @@ fn key_counts(run: &Run) -> (usize, usize, usize, usize, usize) {
 }
 
 /// One key context per run: the global key is computed once, and no key is
-/// computed twice (a file keyed before the run is keyed again after it only
-/// when what it recorded changed its key) — in a partly cached run with rule
+/// computed twice in the same form (a file keyed before the run, as a digest
+/// only, is keyed again after it with its labelled inputs when it ran, and
+/// as a digest again only when what it recorded changed its key) — in a partly cached run with rule
 /// groups, a run answered from the cache, and a run fed by a remote cache.
 #[test]
 fn every_key_is_computed_once_per_run() {

@@ -180,7 +180,13 @@ pub struct KeyBuilder {
     closures: HashMap<String, Arc<Vec<String>>>,
     chains: HashMap<String, Arc<Vec<String>>>,
     globs: HashMap<String, Arc<Vec<String>>>,
+    /// The `file:` entries of a closure (see `closure_of`), for keys made
+    /// without their labelled map.
+    closure_entries: HashMap<String, Arc<Vec<Entry>>>,
 }
+
+/// One labelled input (`file:app/x.py` → its digest label), shared.
+type Entry = Arc<(String, String)>;
 
 impl KeyBuilder {
     /// A builder over `graph`, with recorded import `edges` and the environment.
@@ -197,6 +203,7 @@ impl KeyBuilder {
             closures: HashMap::new(),
             chains: HashMap::new(),
             globs: HashMap::new(),
+            closure_entries: HashMap::new(),
         }
     }
 
@@ -211,6 +218,7 @@ impl KeyBuilder {
             closures: HashMap::new(),
             chains: HashMap::new(),
             globs: HashMap::new(),
+            closure_entries: HashMap::new(),
         }
     }
 
@@ -229,11 +237,13 @@ impl KeyBuilder {
         self.labels.clear();
         self.chains.clear();
         self.globs.clear();
+        self.closure_entries.clear();
     }
 
     /// Drops the memoized closures (they follow the recorded edges).
     pub fn forget_closures(&mut self) {
         self.closures.clear();
+        self.closure_entries.clear();
     }
 
     /// Digest label of a root-relative file.
@@ -372,19 +382,98 @@ impl KeyBuilder {
         }
         finish(inputs)
     }
+
+    /// The `file:` entries of everything reachable from `start`, memoized.
+    fn closure_entries_of(&mut self, start: &str) -> Arc<Vec<Entry>> {
+        if let Some(e) = self.closure_entries.get(start) {
+            return Arc::clone(e);
+        }
+        let c = self.closure_of(start);
+        let entries: Vec<Entry> = c
+            .iter()
+            .map(|f| Arc::new((format!("file:{f}"), self.file_label(f))))
+            .collect();
+        let e = Arc::new(entries);
+        self.closure_entries
+            .insert(start.to_owned(), Arc::clone(&e));
+        e
+    }
+
+    /// The digest of `file_key(global, file, rec, rule_files, rule_env)`
+    /// with `extra` inputs added, computed without building its labelled
+    /// map: the same entries, sorted the same way, hashed the same way
+    /// (`finish`). The closure's entries are shared between the files that
+    /// import the same modules, so a key costs a sort of a few pointers.
+    pub fn file_key_hex(
+        &mut self,
+        global: &Key,
+        file: &str,
+        rec: &Recorded,
+        rule_files: &[String],
+        rule_env: &[String],
+        extra: &[(&str, &str)],
+    ) -> String {
+        // Names and labels owned here; closures' entries are borrowed.
+        let mut own: Vec<(String, String)> = Vec::new();
+        own.push(("global".to_owned(), global.hex[..16].to_owned()));
+        let mut direct = self.graph.edges_of(file);
+        direct.extend(self.edges.get(file).into_iter().flatten().cloned());
+        let chain = self.chain_of(file);
+        direct.extend(chain.iter().cloned());
+        direct.extend(rec.imports.iter().cloned());
+        let mut shared: Vec<Arc<Vec<Entry>>> = Vec::with_capacity(direct.len() + 1);
+        shared.push(Arc::new(vec![Arc::new((
+            format!("file:{file}"),
+            self.file_label(file),
+        ))]));
+        for d in &direct {
+            shared.push(self.closure_entries_of(d));
+        }
+        let mut probe = Inputs::new();
+        self.add_recorded(&mut probe, rec);
+        self.add_globs(&mut probe, rule_files);
+        for e in rule_env {
+            probe.insert(format!("env:{e}"), env_value(e, &self.env));
+        }
+        own.extend(probe);
+        own.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let mut all: Vec<(&str, &str)> = own
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(
+                shared
+                    .iter()
+                    .flat_map(|v| v.iter().map(|e| (e.0.as_str(), e.1.as_str()))),
+            )
+            .collect();
+        // A name met twice has one label (a file's label is memoized, an
+        // environment variable's is its value): keep one, as the map does.
+        all.sort_unstable();
+        all.dedup_by(|a, b| a.0 == b.0);
+        hash_entries(all.iter().copied())
+    }
 }
 
-/// Hashes a labelled input map into a key.
-pub fn finish(inputs: Inputs) -> Key {
+/// The hex digest of labelled inputs in name order (what `finish` computes).
+fn hash_entries<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut h = blake3::Hasher::new();
-    for (k, v) in &inputs {
+    for (k, v) in entries {
         h.update(k.as_bytes());
         h.update(b"\0");
         h.update(v.as_bytes());
         h.update(b"\n");
     }
+    h.finalize().to_hex().to_string()
+}
+
+/// Hashes a labelled input map into a key.
+pub fn finish(inputs: Inputs) -> Key {
     Key {
-        hex: h.finalize().to_hex().to_string(),
+        hex: hash_entries(inputs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         inputs,
     }
 }
@@ -523,6 +612,65 @@ mod tests {
         std::fs::write(root.join("pkg/newmod.py"), "x = 1\n").unwrap();
         let (file, _) = labels();
         assert!(file != "missing" && file != "dir", "{file}");
+    }
+
+    #[test]
+    fn a_key_without_its_map_is_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("app/__init__.py", "");
+        write("app/a.py", "from app import b\n");
+        write("app/b.py", "X = 1\n");
+        write("tests/conftest.py", "import app.b\n");
+        write("tests/test_x.py", "from app import a\nimport app.b\n");
+        write("data/in.txt", "1\n");
+        let mut edges = HashMap::new();
+        edges.insert("tests/test_x.py".to_owned(), vec!["app/b.py".to_owned()]);
+        let rec = Recorded {
+            imports: vec!["app/a.py".into()],
+            reads: vec!["data/in.txt".into(), "data/missing.txt".into()],
+            env: vec!["HOME".into(), "*".into()],
+            lists: vec!["data".into()],
+            options: true,
+        };
+        let globs = vec!["data/*.txt".to_owned(), "nothing/*.cfg".to_owned()];
+        let env = vec!["HOME".to_owned(), "LANG".to_owned()];
+        let global = finish(Inputs::from([("python".to_owned(), "3.11".to_owned())]));
+        let mut with_map = builder_over(root, &edges);
+        let mut k = with_map.file_key(&global, "tests/test_x.py", &rec, &globs, &env);
+        assert!(k.inputs.contains_key("file:app/b.py"), "{:?}", k.inputs);
+        assert!(k.inputs.contains_key("file:tests/conftest.py"));
+        let plain = k.hex.clone();
+        let mut without = builder_over(root, &edges);
+        let hex = without.file_key_hex(&global, "tests/test_x.py", &rec, &globs, &env, &[]);
+        assert_eq!(hex, plain);
+        // Extra inputs (a rule's settings, every argument) enter both alike.
+        k.inputs.insert("rule".into(), "r1".into());
+        k.inputs.insert("args:all".into(), "a1".into());
+        let extended = finish(k.inputs).hex;
+        let extra = [("rule", "r1"), ("args:all", "a1")];
+        let hex = without.file_key_hex(&global, "tests/test_x.py", &rec, &globs, &env, &extra);
+        assert_eq!(hex, extended);
+        assert_ne!(extended, plain);
+        // An edit of a module in the closure changes both.
+        write("app/b.py", "X = 2\n");
+        let again = builder_over(root, &edges).file_key_hex(
+            &global,
+            "tests/test_x.py",
+            &rec,
+            &globs,
+            &env,
+            &[],
+        );
+        assert_ne!(again, plain);
+        let k2 =
+            builder_over(root, &edges).file_key(&global, "tests/test_x.py", &rec, &globs, &env);
+        assert_eq!(again, k2.hex);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::protocol::CachedNode;
 use crate::report;
 use crate::report::cached::{Line, Warning};
 use crate::settings::Invocation;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// pytest's `getreportopt`: the effective report characters.
@@ -137,18 +138,25 @@ fn printable(plan: &Plan, inv: &Invocation) -> bool {
 }
 
 /// pytest's order of collected files under one starting point: directory
-/// entries sorted by name, component by component.
+/// entries sorted by name, component by component; within a file, the
+/// nodes keep their order. Linear in the nodes (plus sorting the files):
+/// a fully cached run of 10,000 files orders 30,000 nodes.
 fn collection_order(cached: &[CachedNode]) -> Vec<&CachedNode> {
+    let mut groups: HashMap<&str, Vec<&CachedNode>> = HashMap::new();
     let mut files: Vec<&str> = Vec::new();
     for c in cached {
-        if !files.contains(&c.file.as_str()) {
-            files.push(&c.file);
-        }
+        groups
+            .entry(c.file.as_str())
+            .or_insert_with(|| {
+                files.push(&c.file);
+                Vec::new()
+            })
+            .push(c);
     }
     files.sort_by(|a, b| a.split('/').cmp(b.split('/')));
     let mut out = Vec::with_capacity(cached.len());
     for f in files {
-        out.extend(cached.iter().filter(|c| c.file == f));
+        out.extend(groups.remove(f).unwrap_or_default());
     }
     out
 }
@@ -455,6 +463,41 @@ mod tests {
             "{\n  \"b::t\": true,\n  \"a::t\": true\n}"
         );
         assert_eq!(pretty_object(&[]), "{}");
+    }
+
+    #[test]
+    fn collection_order_groups_files_and_keeps_node_order() {
+        let node = |file: &str, name: &str| CachedNode {
+            nodeid: format!("{file}::{name}"),
+            file: file.into(),
+            outcome: Outcome::Passed,
+            duration: 0.0,
+            location: serde_json::Value::Null,
+            longrepr: serde_json::Value::Null,
+            wasxfail: None,
+            output: serde_json::Value::Null,
+        };
+        let cached = vec![
+            node("tests/b/t.py", "z"),
+            node("tests/a.py", "y"),
+            node("tests/b/t.py", "a"),
+            node("tests/a-b.py", "x"),
+            node("tests/a.py", "b"),
+        ];
+        let ids: Vec<&str> = collection_order(&cached)
+            .iter()
+            .map(|c| c.nodeid.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "tests/a-b.py::x",
+                "tests/a.py::y",
+                "tests/a.py::b",
+                "tests/b/t.py::z",
+                "tests/b/t.py::a"
+            ]
+        );
     }
 
     #[test]

@@ -414,8 +414,9 @@ impl KeyContext {
     /// The keys of many files, in order, computed on every core: each thread
     /// gets a fork of the builder (same stat and parse caches, its own
     /// memos), and what the forks hashed is merged back to be persisted.
-    /// Without `keep_inputs` only the keys' digests are kept: the labelled
-    /// maps are freed where they were built, on the computing threads.
+    /// Without `keep_inputs` only the keys' digests are computed: no
+    /// labelled map is built (when a rule makes files hermetic, every key
+    /// keeps its map).
     pub(super) fn file_keys(
         &mut self,
         global: &Key,
@@ -423,17 +424,10 @@ impl KeyContext {
         keep_inputs: bool,
     ) -> Vec<(Key, bool)> {
         if self.hermetic.is_some() {
-            // Hermetic files are keyed in their own context: one file at a time.
-            return files
-                .iter()
-                .map(|f| {
-                    let (mut k, cache) = self.file_key(global, f);
-                    if !keep_inputs {
-                        k.inputs = Inputs::new();
-                    }
-                    (k, cache)
-                })
-                .collect();
+            // Hermetic files are keyed in their own context: one file at a
+            // time, with their labelled inputs (built anyway, and kept so
+            // that the key after the run reuses them).
+            return files.iter().map(|f| self.file_key(global, f)).collect();
         }
         let shared = KeyShared {
             deps: &self.deps,
@@ -485,6 +479,10 @@ impl KeyShared<'_> {
     fn file_key(&self, builder: &mut KeyBuilder, global: &Key, file: &str) -> (Key, bool) {
         let rec = Recorded::from_map(self.deps.get(file));
         let (files, env, cache, settings) = self.rule_inputs(file);
+        if !self.keep_inputs {
+            let rules = (files.as_slice(), env.as_slice(), settings.as_str());
+            return (self.file_digest(builder, global, file, &rec, rules), cache);
+        }
         let mut k = builder.file_key(global, file, &rec, &files, &env);
         if !settings.is_empty() || rec.options {
             if !settings.is_empty() {
@@ -500,6 +498,31 @@ impl KeyShared<'_> {
             k.inputs = Inputs::new();
         }
         (k, cache)
+    }
+
+    /// The key of `file` without its labelled inputs (the same digest).
+    fn file_digest(
+        &self,
+        builder: &mut KeyBuilder,
+        global: &Key,
+        file: &str,
+        rec: &Recorded,
+        (files, env, settings): (&[String], &[String], &str),
+    ) -> Key {
+        let rule = (!settings.is_empty()).then(|| key::value_label(settings));
+        let mut extra: Vec<(&str, &str)> = Vec::new();
+        if let Some(r) = &rule {
+            extra.push(("rule", r));
+        }
+        if rec.options {
+            extra.push(("args:all", self.all_args));
+        }
+        let hex = builder.file_key_hex(global, file, rec, files, env, &extra);
+        crate::inputs::count::file_digest(file, &hex);
+        Key {
+            hex,
+            inputs: Inputs::new(),
+        }
     }
 
     fn file_keys(

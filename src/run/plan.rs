@@ -246,10 +246,20 @@ fn cached_node(r: &NodeResult) -> CachedNode {
         file: r.file.clone(),
         outcome: r.outcome.clone(),
         duration: r.duration,
-        location: serde_json::from_str(&r.location).unwrap_or(serde_json::Value::Null),
-        longrepr: serde_json::from_str(&r.longrepr).unwrap_or(serde_json::Value::Null),
+        location: json_or_null(&r.location),
+        longrepr: json_or_null(&r.longrepr),
         wasxfail: r.wasxfail.clone(),
-        output: serde_json::from_str(&r.output).unwrap_or(serde_json::Value::Null),
+        output: json_or_null(&r.output),
+    }
+}
+
+/// A stored JSON text decoded (null when it is not JSON). Most nodes of a
+/// passing suite store `null` or nothing beside their outcome: those cost
+/// no parse.
+fn json_or_null(text: &str) -> serde_json::Value {
+    match text {
+        "" | "null" => serde_json::Value::Null,
+        t => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
     }
 }
 
@@ -363,8 +373,12 @@ impl Plan {
             None => candidates.extend(plugin_collected(store, root, &scope.found, &scope.dirs)),
         }
         let files: Vec<&String> = candidates.iter().collect();
+        // Only `--why` reads the labelled inputs of the plan's keys: the
+        // others are digests, computed without building their maps (a run
+        // keys again, with inputs, what it stores).
+        let keep_inputs = matches!(inv.mode, crate::settings::Mode::Why(_));
         let keys = match earlier {
-            None => ctx.file_keys(&global, &files, true),
+            None => ctx.file_keys(&global, &files, keep_inputs),
             Some((before, changed)) => {
                 let map: HashMap<String, Key> = before
                     .files
