@@ -4,11 +4,14 @@ pytest's order (the bulk paths live in rpytest.replay)."""
 
 from __future__ import annotations
 
+import fnmatch
 import gc
+import os
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
+from _pytest.pathlib import fnmatch_ex
 from _pytest.reports import CollectReport, TestReport
 
 from rpytest.replay import (
@@ -73,6 +76,8 @@ class CachedResults:
         self._bulk: Optional[TerminalBulk] = None
         # Cached node IDs whose reports carry the stored durations (--durations marks them).
         self._cached_ids: Set[str] = set()
+        # `python_files` patterns when pytest's python plugin is on (else none).
+        self._python_files: Optional[Tuple[str, ...]] = None
 
     # ---- what the session replays -------------------------------------------
 
@@ -100,6 +105,50 @@ class CachedResults:
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_ignore_collect(self, collection_path: Any, config: pytest.Config) -> Any:
+        # The cheap way out for most cached files: pytest never makes their
+        # `Module` node. Only where the outcome is provably the one of
+        # pytest_collect_file below: every other plugin's and conftest's
+        # ignore verdict comes first (--ignore, collect_ignore, their hooks),
+        # pytest never asks this for a command-line argument, and pytest's
+        # own python plugin would collect the file (a `.py` file matching
+        # `python_files` always gives a Module, which the wrapper below would
+        # drop with whatever other collectors add).
+        ignored = yield
+        if ignored or not (self.skip_files or self.exclude_files) or collection_path.suffix != ".py":
+            return ignored
+        rel = self.owner.relpath(collection_path)
+        excluded = rel in self.exclude_files
+        if not excluded and rel not in self.skip_files:
+            return ignored
+        if not self._python_collects(collection_path, config):
+            return ignored
+        if not excluded:
+            if (config.option.maxfail or 0) > 0:
+                return ignored
+            self.dropped_files.add(rel)
+        return True
+
+    def _python_collects(self, path: Any, config: pytest.Config) -> bool:
+        """Whether pytest's python plugin collects `path` as a module of
+        tests (it does for every `.py` file matching `python_files`)."""
+        patterns = self._python_files
+        if patterns is None:
+            patterns = ()
+            if config.pluginmanager.get_plugin("python") is not None:
+                patterns = tuple(str(p) for p in config.getini("python_files") or ())
+            self._python_files = patterns
+        name = path.name
+        for p in patterns:
+            # A pattern without a separator matches the file name (as fnmatch_ex does, cheaper).
+            if p and "/" not in p and os.sep not in p:
+                if fnmatch.fnmatch(name, p):
+                    return True
+            elif fnmatch_ex(p, path):
+                return True
+        return False
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collect_file(self, file_path: Any, parent: Any) -> Any:
