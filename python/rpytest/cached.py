@@ -32,6 +32,26 @@ def entry_file(entry: _Entry) -> str:
     return str(f).strip("/")
 
 
+def untracked_parts(entries: List[_Entry]) -> None:
+    """Makes the lists of plain values in cached entries tuples, in place.
+    The entries live as long as the session, and the garbage collector's
+    full collections (pytest runs several as the session ends) stop visiting
+    a tuple or dict of plain values once they have seen it: thousands of
+    cached entries then cost those collections nothing."""
+    for e in entries:
+        loc = e.get("location")
+        if type(loc) is list:
+            e["location"] = tuple(loc)
+        lr = e.get("longrepr")
+        if type(lr) is list:
+            e["longrepr"] = tuple(lr)
+        out = e.get("output")
+        if type(out) is dict:
+            phases = out.get("phases")
+            if type(phases) is list:
+                out["phases"] = tuple(phases)
+
+
 class _DeselectedNode:
     """Stands for a node of a cached file that the selection left out (only
     its node ID is known; nothing of it was collected)."""
@@ -63,6 +83,7 @@ class CachedResults:
         }
         self.deselected_ids: List[str] = [str(n) for n in session_config.get("deselected") or ()]
         cached: List[_Entry] = [e for e in session_config.get("cached") or () if isinstance(e, dict) and e.get("nodeid")]
+        untracked_parts(cached)
         self.skip_replays = [e for e in cached if entry_file(e) in self.skip_files]
         self.cached_collected = {e["nodeid"]: e for e in cached if entry_file(e) not in self.skip_files}
         self.replay_before: Dict[str, List[_Entry]] = {}
