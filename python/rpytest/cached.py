@@ -10,6 +10,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+import _pytest
 import pytest
 from _pytest.pathlib import fnmatch_ex
 from _pytest.reports import CollectReport, TestReport
@@ -99,6 +100,8 @@ class CachedResults:
         self._cached_ids: Set[str] = set()
         # `python_files` patterns when pytest's python plugin is on (else none).
         self._python_files: Optional[Tuple[str, ...]] = None
+        # Directories that may hold only cached files (None: not worked out yet).
+        self._cached_dirs: Optional[Set[str]] = None
 
     # ---- what the session replays -------------------------------------------
 
@@ -138,7 +141,11 @@ class CachedResults:
         # `python_files` always gives a Module, which the wrapper below would
         # drop with whatever other collectors add).
         ignored = yield
-        if ignored or not (self.skip_files or self.exclude_files) or collection_path.suffix != ".py":
+        if ignored or not (self.skip_files or self.exclude_files):
+            return ignored
+        if collection_path.suffix != ".py":
+            if self._cached_directory(collection_path, config):
+                return True
             return ignored
         rel = self.owner.relpath(collection_path)
         excluded = rel in self.exclude_files
@@ -151,6 +158,85 @@ class CachedResults:
                 return ignored
             self.dropped_files.add(rel)
         return True
+
+    def _cached_directory(self, path: Any, config: pytest.Config) -> bool:
+        """Whether pytest, walking directory `path`, would collect nothing but
+        cached files and drop them: then the directory is not walked at all.
+        Only when that is certain: the directory holds no conftest.py, no
+        `__init__.py` and nothing but cached `.py` files matching
+        `python_files` (and `__pycache__`); pytest's own implementation of
+        pytest_ignore_collect ignores none of them and is the only one
+        besides rpytest's; and the hooks a directory node goes through
+        (pytest_collect_directory, the collect report hooks) are pytest's
+        and rpytest's own, so that no plugin misses the node."""
+        dirs = self._cached_dirs
+        if dirs is None:
+            dirs = self._cached_dirs = self._directories_to_skip(config)
+        if not dirs:
+            return False
+        rel = self.owner.relpath(path)
+        if rel not in dirs:
+            return False
+        from _pytest.main import pytest_ignore_collect as pytests_verdict
+
+        # pytest's verdict on a regular file is "ignored" only by
+        # collect_ignore(_glob) of the conftests above it or --ignore(-glob)
+        # (a file is no virtualenv and no directory); when none is set, it
+        # is asked for no file.
+        ask = True
+        try:
+            ask = bool(
+                config.getoption("ignore")
+                or config.getoption("ignore_glob")
+                or config._getconftest_pathlist("collect_ignore", path=path)
+                or config._getconftest_pathlist("collect_ignore_glob", path=path)
+            )
+        except (AttributeError, ValueError, TypeError):
+            pass
+        found: List[str] = []
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name == "__pycache__" and entry.is_dir():
+                        continue
+                    if name in ("conftest.py", "__init__.py") or not name.endswith(".py") or not entry.is_file():
+                        return False
+                    f = rel + "/" + name
+                    if f not in self.skip_files and f not in self.exclude_files:
+                        return False
+                    file_path = path / name
+                    if not self._python_collects(file_path, config):
+                        return False
+                    if ask and pytests_verdict(collection_path=file_path, config=config):
+                        return False
+                    found.append(f)
+        except OSError:
+            return False
+        self.dropped_files.update(f for f in found if f not in self.exclude_files)
+        return True
+
+    def _directories_to_skip(self, config: pytest.Config) -> Set[str]:
+        """The directories holding cached files, when the session's plugins
+        allow skipping a directory of them (see _cached_directory)."""
+        if (config.option.maxfail or 0) > 0:
+            return set()
+        import _pytest.main
+
+        def ours(plugin: Any) -> bool:
+            mod = plugin.__name__ if isinstance(plugin, type(_pytest)) else type(plugin).__module__
+            return str(mod).startswith(("_pytest.", "rpytest."))
+
+        hook = config.pluginmanager.hook
+        for impl in hook.pytest_ignore_collect.get_hookimpls():
+            if impl.plugin is not _pytest.main and impl.plugin is not self:
+                return set()
+        for name in ("pytest_collect_directory", "pytest_collectstart", "pytest_make_collect_report", "pytest_collectreport"):
+            caller = getattr(hook, name, None)
+            if caller is None or not all(ours(impl.plugin) for impl in caller.get_hookimpls()):
+                return set()
+        files = set(self.skip_files) | self.exclude_files
+        return {f.rsplit("/", 1)[0] for f in files if "/" in f}
 
     def _python_collects(self, path: Any, config: pytest.Config) -> bool:
         """Whether pytest's python plugin collects `path` as a module of

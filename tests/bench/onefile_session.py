@@ -18,6 +18,39 @@ from rpytest.plugin import RpytestPlugin
 from rpytest.protocol import EventWriter
 
 
+class Phases:
+    """Process CPU time at the session's phase boundaries."""
+
+    def __init__(self):
+        self.marks = [("start", time.process_time())]
+
+    def mark(self, name):
+        self.marks.append((name, time.process_time()))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session):
+        self.mark("configure")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session):
+        self.mark("collection")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session):
+        try:
+            return (yield)
+        finally:
+            self.mark("run and replay")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config):
+        self.mark("summary")
+
+    def show(self, end):
+        self.marks.append(("cleanup (gc)", end))
+        return ", ".join("%s %.3f" % (n, t - p) for (_, p), (n, t) in zip(self.marks, self.marks[1:]))
+
+
 def main():
     tree, run_file = os.path.abspath(sys.argv[1]), sys.argv[2]
     args = sys.argv[3:]
@@ -36,6 +69,7 @@ def main():
     os.chdir(tree)
     null = os.open(os.devnull, os.O_WRONLY)
     t0, c0 = time.perf_counter(), time.process_time()
+    phases = Phases()
     rp = RpytestPlugin({"rootdir": tree, "record": False, "skip_files": skip, "cached": cached}, EventWriter(null))
     out = open("/tmp/onefile_session.out", "w")
     saved = os.dup(1)
@@ -48,7 +82,7 @@ def main():
         prof.enable()
     try:
         rp.start()
-        pytest.main(["-p", "no:cacheprovider", *args], plugins=[rp])
+        pytest.main(["-p", "no:cacheprovider", *args], plugins=[rp, phases])
         rp.stop()
     finally:
         if prof is not None:
@@ -60,6 +94,7 @@ def main():
     with open("/tmp/onefile_session.out") as f:
         tail = f.read().strip().splitlines()[-1:]
     print("%d cached files: session %.3f s wall, %.3f s CPU; %s" % (len(skip), took, cpu, tail))
+    print("CPU seconds: " + phases.show(c0 + cpu))
 
 
 if __name__ == "__main__":
