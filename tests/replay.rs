@@ -460,3 +460,51 @@ fn ignored_cached_file_is_not_replayed() {
         );
     }
 }
+
+/// Directories holding nothing but cached files are not walked (tests/a,
+/// tests/a/deep); a package (tests/pkg) and a directory with another file
+/// (tests/b) are walked as before. Either way pytest's header count, the
+/// per-node outcomes and the closing counts are stock pytest's, with and
+/// without a selection.
+#[test]
+fn fully_cached_directories_report_what_pytest_reports() {
+    let pair = {
+        let mut pair = Pair::new("onefile_dirs");
+        pair.write_bytecode();
+        pair
+    };
+    let (py, fresh) = pair.check(&[]);
+    assert_eq!(collected_line(&fresh), collected_line(&py));
+    for n in 2..4 {
+        pair.write(
+            "tests/test_changed.py",
+            &format!("def test_changed():\n    assert {n}\n"),
+        );
+        for args in [
+            &[][..],
+            &["-v"][..],
+            &["-m", "not slow"][..],
+            &["-k", "one"][..],
+        ] {
+            let (py, rp) = pair.check(args);
+            assert_eq!(
+                collected_line(&rp),
+                collected_line(&py),
+                "{args:?}\n{}",
+                rp.transcript()
+            );
+            assert_eq!(
+                counts(&rp.stdout),
+                counts(&py.stdout),
+                "{args:?}\n{}",
+                rp.transcript()
+            );
+        }
+        let (_, rp) = pair.check(&[]);
+        assert!(cached_count(&rp) >= 15, "{}", rp.transcript());
+    }
+    // A file added to a cached directory is collected and runs.
+    pair.write("tests/a/test_new.py", "def test_new():\n    assert 0\n");
+    let (_, rp) = pair.check(&[]);
+    rp.assert_code(1);
+}
