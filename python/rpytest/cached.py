@@ -427,7 +427,7 @@ class CachedResults:
         # thousands of them are made.
         gc_was = gc.isenabled()
         gc.disable()
-        parts = owner.reporting_parts()
+        parts = owner.reporting_parts() + self._passive_reporters()
         self._bulk = TerminalBulk.make(self.config, parts)
         if self._bulk is None:
             self._calls = DirectCalls.make(self.config, parts)
@@ -446,6 +446,15 @@ class CachedResults:
             owner._resume(was_on)
             if owner.events and nodes:
                 owner.writer.emit({"type": "cached_results", "nodes": nodes})
+
+    def _passive_reporters(self) -> List[Any]:
+        """rpytest's plugins whose per-node reporting hooks do nothing with a
+        replayed report (ThirdParty acts on pytest-rerunfailures' "rerun"
+        reports only): they leave the bulk replay paths open."""
+        from rpytest.thirdparty import ThirdParty
+
+        assert self.config is not None
+        return [p for p in self.config.pluginmanager.get_plugins() if type(p) is ThirdParty]
 
     def _replay(self, entry: _Entry) -> Tuple[str, str, str, float]:
         assert self.config is not None

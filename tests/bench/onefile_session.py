@@ -5,7 +5,7 @@ usage: python tests/bench/onefile_session.py TREE RUN_FILE [--profile OUT] [pyte
 Runs a real pytest session with the rpytest plugin in TREE (a tree from
 tests/gen_tree.py): every `tests/**/test_*.py` file but RUN_FILE is handed
 to the plugin as cached (three passed tests each, as gen_tree.py writes
-them), as the CLI hands a plan's skipped files. Prints the session's wall
+them), as the CLI hands a plan's skipped files, with the plugins every session has. Prints the session's wall
 and CPU time. Events go to /dev/null, the terminal output to a file.
 """
 import os
@@ -16,6 +16,7 @@ import pytest
 
 from rpytest.plugin import RpytestPlugin
 from rpytest.protocol import EventWriter
+from rpytest.thirdparty import ThirdParty
 
 
 class Phases:
@@ -82,7 +83,7 @@ def main():
         prof.enable()
     try:
         rp.start()
-        pytest.main(["-p", "no:cacheprovider", *args], plugins=[rp, phases])
+        pytest.main(["-p", "no:cacheprovider", *args], plugins=[rp, ThirdParty(rp), phases])
         rp.stop()
     finally:
         if prof is not None:
