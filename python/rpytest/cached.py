@@ -177,6 +177,9 @@ class CachedResults:
         rel = self.owner.relpath(path)
         if rel not in dirs:
             return False
+        # Asked again for every directory: a conftest loaded since may hook in.
+        if not self._only_own_collection_hooks(config):
+            return False
         from _pytest.main import pytest_ignore_collect as pytests_verdict
 
         # pytest's verdict on a regular file is "ignored" only by
@@ -217,10 +220,16 @@ class CachedResults:
         return True
 
     def _directories_to_skip(self, config: pytest.Config) -> Set[str]:
-        """The directories holding cached files, when the session's plugins
-        allow skipping a directory of them (see _cached_directory)."""
+        """The directories holding cached files (none under -x/--maxfail)."""
         if (config.option.maxfail or 0) > 0:
             return set()
+        files = set(self.skip_files) | self.exclude_files
+        return {f.rsplit("/", 1)[0] for f in files if "/" in f}
+
+    def _only_own_collection_hooks(self, config: pytest.Config) -> bool:
+        """Whether pytest's and rpytest's plugins alone implement the hooks a
+        directory's walk goes through (see _cached_directory), conftests
+        loaded so far included."""
         import _pytest.main
 
         def ours(plugin: Any) -> bool:
@@ -230,13 +239,12 @@ class CachedResults:
         hook = config.pluginmanager.hook
         for impl in hook.pytest_ignore_collect.get_hookimpls():
             if impl.plugin is not _pytest.main and impl.plugin is not self:
-                return set()
+                return False
         for name in ("pytest_collect_directory", "pytest_collectstart", "pytest_make_collect_report", "pytest_collectreport"):
             caller = getattr(hook, name, None)
             if caller is None or not all(ours(impl.plugin) for impl in caller.get_hookimpls()):
-                return set()
-        files = set(self.skip_files) | self.exclude_files
-        return {f.rsplit("/", 1)[0] for f in files if "/" in f}
+                return False
+        return True
 
     def _python_collects(self, path: Any, config: pytest.Config) -> bool:
         """Whether pytest's python plugin collects `path` as a module of
