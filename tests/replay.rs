@@ -339,3 +339,172 @@ fn no_cacheprovider_leaves_no_pytest_cache() {
     assert!(!pair.pytest.root.join(".pytest_cache").exists());
     assert!(!pair.rpytest.root.join(".pytest_cache").exists());
 }
+
+/// The "collected N items / M deselected" header line.
+fn collected_line(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with("collected "))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// How many results the run's closing `rpytest:` line says were cached.
+fn cached_count(run: &Run) -> usize {
+    run.stdout
+        .lines()
+        .chain(run.stderr.lines())
+        .find_map(|l| {
+            l.strip_prefix("rpytest: ")?
+                .split(" cached")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Files of a fully cached directory are never collected, but pytest still
+/// visits the directory: its conftest's `pytest_collection_modifyitems`
+/// deselects and reorders the whole session's items and its
+/// `pytest_collect_file` collects a file beside the cached ones.
+#[test]
+fn conftest_of_a_fully_cached_directory_still_applies() {
+    let pair = {
+        let mut pair = Pair::new("onefile_conftest");
+        pair.write_bytecode();
+        pair
+    };
+    let (py, fresh) = pair.check(&[]);
+    assert_eq!(collected_line(&fresh), collected_line(&py));
+    assert!(
+        py.stdout.contains("5 passed, 2 deselected"),
+        "{}",
+        py.transcript()
+    );
+    for n in 2..4 {
+        pair.write(
+            "tests/test_changed.py",
+            &format!(
+                "def test_changed():\n    assert {n}\n\n\ndef test_changed_dropped():\n    assert 0\n"
+            ),
+        );
+        let (py, rp) = pair.check(&[]);
+        assert_eq!(
+            collected_line(&rp),
+            collected_line(&py),
+            "{}",
+            rp.transcript()
+        );
+        assert_eq!(
+            counts(&rp.stdout),
+            counts(&py.stdout),
+            "{}",
+            rp.transcript()
+        );
+        // test_cached.py's and test_other.py's results were served from the cache.
+        assert!(cached_count(&rp) >= 3, "{}", rp.transcript());
+        let (py, rp) = pair.check(&["-v"]);
+        assert_eq!(
+            collected_line(&rp),
+            collected_line(&py),
+            "{}",
+            rp.transcript()
+        );
+        assert_eq!(
+            counts(&rp.stdout),
+            counts(&py.stdout),
+            "{}",
+            rp.transcript()
+        );
+    }
+}
+
+/// A cached file that `--ignore` names is neither collected nor replayed:
+/// pytest's own ignore verdict comes before rpytest drops a cached file.
+#[test]
+fn ignored_cached_file_is_not_replayed() {
+    let pair = {
+        let mut pair = Pair::new("onefile_conftest");
+        pair.write_bytecode();
+        pair
+    };
+    pair.check(&[]);
+    pair.check(&[]);
+    pair.write(
+        "tests/test_changed.py",
+        "def test_changed():\n    assert 2\n\n\ndef test_changed_dropped():\n    assert 0\n",
+    );
+    for args in [
+        &["--ignore=tests/cached/test_other.py"][..],
+        &["--ignore-glob=*/test_oth*.py"][..],
+        &["--deselect", "tests/cached/test_other.py::test_other"][..],
+    ] {
+        let (py, rp) = pair.check(args);
+        assert!(
+            !rp.outcomes.keys().any(|k| k.contains("test_other")),
+            "{}",
+            rp.transcript()
+        );
+        assert_eq!(
+            collected_line(&rp),
+            collected_line(&py),
+            "{args:?}\n{}",
+            rp.transcript()
+        );
+        assert_eq!(
+            counts(&rp.stdout),
+            counts(&py.stdout),
+            "{args:?}\n{}",
+            rp.transcript()
+        );
+    }
+}
+
+/// Directories holding nothing but cached files are not walked (tests/a,
+/// tests/a/deep); a package (tests/pkg) and a directory with another file
+/// (tests/b) are walked as before. Either way pytest's header count, the
+/// per-node outcomes and the closing counts are stock pytest's, with and
+/// without a selection.
+#[test]
+fn fully_cached_directories_report_what_pytest_reports() {
+    let pair = {
+        let mut pair = Pair::new("onefile_dirs");
+        pair.write_bytecode();
+        pair
+    };
+    let (py, fresh) = pair.check(&[]);
+    assert_eq!(collected_line(&fresh), collected_line(&py));
+    for n in 2..4 {
+        pair.write(
+            "tests/test_changed.py",
+            &format!("def test_changed():\n    assert {n}\n"),
+        );
+        for args in [
+            &[][..],
+            &["-v"][..],
+            &["-m", "not slow"][..],
+            &["-k", "one"][..],
+        ] {
+            let (py, rp) = pair.check(args);
+            assert_eq!(
+                collected_line(&rp),
+                collected_line(&py),
+                "{args:?}\n{}",
+                rp.transcript()
+            );
+            assert_eq!(
+                counts(&rp.stdout),
+                counts(&py.stdout),
+                "{args:?}\n{}",
+                rp.transcript()
+            );
+        }
+        let (_, rp) = pair.check(&[]);
+        assert!(cached_count(&rp) >= 15, "{}", rp.transcript());
+    }
+    // A file added to a cached directory is collected and runs.
+    pair.write("tests/a/test_new.py", "def test_new():\n    assert 0\n");
+    let (_, rp) = pair.check(&[]);
+    rp.assert_code(1);
+}

@@ -4,11 +4,15 @@ pytest's order (the bulk paths live in rpytest.replay)."""
 
 from __future__ import annotations
 
+import fnmatch
 import gc
+import os
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+import _pytest
 import pytest
+from _pytest.pathlib import fnmatch_ex
 from _pytest.reports import CollectReport, TestReport
 
 from rpytest import protocol as msgs
@@ -28,6 +32,26 @@ def entry_file(entry: _Entry) -> str:
     """The rootdir-relative test file a cached entry belongs to."""
     f = entry.get("file") or str(entry["nodeid"]).split("::")[0]
     return str(f).strip("/")
+
+
+def untracked_parts(entries: List[_Entry]) -> None:
+    """Makes the lists of plain values in cached entries tuples, in place.
+    The entries live as long as the session, and the garbage collector's
+    full collections (pytest runs several as the session ends) stop visiting
+    a tuple or dict of plain values once they have seen it: thousands of
+    cached entries then cost those collections nothing."""
+    for e in entries:
+        loc = e.get("location")
+        if type(loc) is list:
+            e["location"] = tuple(loc)
+        lr = e.get("longrepr")
+        if type(lr) is list:
+            e["longrepr"] = tuple(lr)
+        out = e.get("output")
+        if type(out) is dict:
+            phases = out.get("phases")
+            if type(phases) is list:
+                out["phases"] = tuple(phases)
 
 
 class _DeselectedNode:
@@ -61,6 +85,7 @@ class CachedResults:
         }
         self.deselected_ids: List[str] = [str(n) for n in session_config.get("deselected") or ()]
         cached: List[_Entry] = [e for e in session_config.get("cached") or () if isinstance(e, dict) and e.get("nodeid")]
+        untracked_parts(cached)
         self.skip_replays = [e for e in cached if entry_file(e) in self.skip_files]
         self.cached_collected = {e["nodeid"]: e for e in cached if entry_file(e) not in self.skip_files}
         self.replay_before: Dict[str, List[_Entry]] = {}
@@ -74,6 +99,10 @@ class CachedResults:
         self._bulk: Optional[TerminalBulk] = None
         # Cached node IDs whose reports carry the stored durations (--durations marks them).
         self._cached_ids: Set[str] = set()
+        # `python_files` patterns when pytest's python plugin is on (else none).
+        self._python_files: Optional[Tuple[str, ...]] = None
+        # Directories that may hold only cached files (None: not worked out yet).
+        self._cached_dirs: Optional[Set[str]] = None
 
     # ---- what the session replays -------------------------------------------
 
@@ -101,6 +130,141 @@ class CachedResults:
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_ignore_collect(self, collection_path: Any, config: pytest.Config) -> Any:
+        # The cheap way out for most cached files: pytest never makes their
+        # `Module` node. Only where the outcome is provably the one of
+        # pytest_collect_file below: every other plugin's and conftest's
+        # ignore verdict comes first (--ignore, collect_ignore, their hooks),
+        # pytest never asks this for a command-line argument, and pytest's
+        # own python plugin would collect the file (a `.py` file matching
+        # `python_files` always gives a Module, which the wrapper below would
+        # drop with whatever other collectors add).
+        ignored = yield
+        if ignored or not (self.skip_files or self.exclude_files):
+            return ignored
+        if collection_path.suffix != ".py":
+            if self._cached_directory(collection_path, config):
+                return True
+            return ignored
+        rel = self.owner.relpath(collection_path)
+        excluded = rel in self.exclude_files
+        if not excluded and rel not in self.skip_files:
+            return ignored
+        if not self._python_collects(collection_path, config):
+            return ignored
+        if not excluded:
+            if (config.option.maxfail or 0) > 0:
+                return ignored
+            self.dropped_files.add(rel)
+        return True
+
+    def _cached_directory(self, path: Any, config: pytest.Config) -> bool:
+        """Whether pytest, walking directory `path`, would collect nothing but
+        cached files and drop them: then the directory is not walked at all.
+        Only when that is certain: the directory holds no conftest.py, no
+        `__init__.py` and nothing but cached `.py` files matching
+        `python_files` (and `__pycache__`); pytest's own implementation of
+        pytest_ignore_collect ignores none of them and is the only one
+        besides rpytest's; and the hooks a directory node goes through
+        (pytest_collect_directory, the collect report hooks) are pytest's
+        and rpytest's own, so that no plugin misses the node."""
+        dirs = self._cached_dirs
+        if dirs is None:
+            dirs = self._cached_dirs = self._directories_to_skip(config)
+        if not dirs:
+            return False
+        rel = self.owner.relpath(path)
+        if rel not in dirs:
+            return False
+        # Asked again for every directory: a conftest loaded since may hook in.
+        if not self._only_own_collection_hooks(config):
+            return False
+        from _pytest.main import pytest_ignore_collect as pytests_verdict
+
+        # pytest's verdict on a regular file is "ignored" only by
+        # collect_ignore(_glob) of the conftests above it or --ignore(-glob)
+        # (a file is no virtualenv and no directory); when none is set, it
+        # is asked for no file.
+        ask = True
+        try:
+            ask = bool(
+                config.getoption("ignore")
+                or config.getoption("ignore_glob")
+                or config._getconftest_pathlist("collect_ignore", path=path)
+                or config._getconftest_pathlist("collect_ignore_glob", path=path)
+            )
+        except (AttributeError, ValueError, TypeError):
+            pass
+        found: List[str] = []
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name == "__pycache__" and entry.is_dir():
+                        continue
+                    if name in ("conftest.py", "__init__.py") or not name.endswith(".py") or not entry.is_file():
+                        return False
+                    f = rel + "/" + name
+                    if f not in self.skip_files and f not in self.exclude_files:
+                        return False
+                    file_path = path / name
+                    if not self._python_collects(file_path, config):
+                        return False
+                    if ask and pytests_verdict(collection_path=file_path, config=config):
+                        return False
+                    found.append(f)
+        except OSError:
+            return False
+        self.dropped_files.update(f for f in found if f not in self.exclude_files)
+        return True
+
+    def _directories_to_skip(self, config: pytest.Config) -> Set[str]:
+        """The directories holding cached files (none under -x/--maxfail)."""
+        if (config.option.maxfail or 0) > 0:
+            return set()
+        files = set(self.skip_files) | self.exclude_files
+        return {f.rsplit("/", 1)[0] for f in files if "/" in f}
+
+    def _only_own_collection_hooks(self, config: pytest.Config) -> bool:
+        """Whether pytest's and rpytest's plugins alone implement the hooks a
+        directory's walk goes through (see _cached_directory), conftests
+        loaded so far included."""
+        import _pytest.main
+
+        def ours(plugin: Any) -> bool:
+            mod = plugin.__name__ if isinstance(plugin, type(_pytest)) else type(plugin).__module__
+            return str(mod).startswith(("_pytest.", "rpytest."))
+
+        hook = config.pluginmanager.hook
+        for impl in hook.pytest_ignore_collect.get_hookimpls():
+            if impl.plugin is not _pytest.main and impl.plugin is not self:
+                return False
+        for name in ("pytest_collect_directory", "pytest_collectstart", "pytest_make_collect_report", "pytest_collectreport"):
+            caller = getattr(hook, name, None)
+            if caller is None or not all(ours(impl.plugin) for impl in caller.get_hookimpls()):
+                return False
+        return True
+
+    def _python_collects(self, path: Any, config: pytest.Config) -> bool:
+        """Whether pytest's python plugin collects `path` as a module of
+        tests (it does for every `.py` file matching `python_files`)."""
+        patterns = self._python_files
+        if patterns is None:
+            patterns = ()
+            if config.pluginmanager.get_plugin("python") is not None:
+                patterns = tuple(str(p) for p in config.getini("python_files") or ())
+            self._python_files = patterns
+        name = path.name
+        for p in patterns:
+            # A pattern without a separator matches the file name (as fnmatch_ex does, cheaper).
+            if p and "/" not in p and os.sep not in p:
+                if fnmatch.fnmatch(name, p):
+                    return True
+            elif fnmatch_ex(p, path):
+                return True
+        return False
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collect_file(self, file_path: Any, parent: Any) -> Any:
@@ -272,7 +436,7 @@ class CachedResults:
         # thousands of them are made.
         gc_was = gc.isenabled()
         gc.disable()
-        parts = owner.reporting_parts()
+        parts = owner.reporting_parts() + self._passive_reporters()
         self._bulk = TerminalBulk.make(self.config, parts)
         if self._bulk is None:
             self._calls = DirectCalls.make(self.config, parts)
@@ -291,6 +455,15 @@ class CachedResults:
             owner._resume(was_on)
             if owner.events and nodes:
                 owner.writer.emit(msgs.cached_results(nodes))
+
+    def _passive_reporters(self) -> List[Any]:
+        """rpytest's plugins whose per-node reporting hooks do nothing with a
+        replayed report (ThirdParty acts on pytest-rerunfailures' "rerun"
+        reports only): they leave the bulk replay paths open."""
+        from rpytest.thirdparty import ThirdParty
+
+        assert self.config is not None
+        return [p for p in self.config.pluginmanager.get_plugins() if type(p) is ThirdParty]
 
     def _replay(self, entry: _Entry) -> Tuple[str, str, str, float]:
         assert self.config is not None
