@@ -208,7 +208,7 @@ class Recorder:
         self.env: Dict[Key, Set[str]] = {None: set()}
         # Variables each key set (os.environ[...] = ..., monkeypatch.setenv): its
         # later reads of them see its own value, not the caller's.
-        self.env_set: Dict[Key, Set[str]] = {None: set()}
+        self.env_set: Dict[Key, Set[str]] = {None: set(_SESSION_SET_ENV)}
         # Project code read PYTEST_XDIST_WORKER (-n: forks would share gw0's value).
         self.worker_id_read_by_project = False
         self.lists: Dict[Key, Set[str]] = {None: set()}
@@ -342,10 +342,10 @@ class Recorder:
         self.active = key
         if key is not None and key not in self.imports:
             for table in (
-                self.imports, self.reads, self.env, self.env_set, self.lists, self.wrote, self.requested, self.probes,
-                self.external,
+                self.imports, self.reads, self.env, self.lists, self.wrote, self.requested, self.probes, self.external,
             ):
                 table[key] = set()
+            self.env_set[key] = set(_SESSION_SET_ENV)
         return prev
 
     def data_key(self) -> Key:
@@ -1051,11 +1051,18 @@ def _compile_prologue(func: Any, statement: str, source_file: str) -> Any:
     return new
 
 
+# Variables pytest sets and deletes around every phase of every test (the
+# value names the running test): every key counts them as set by itself from
+# the start (Recorder.env_set), so their writes raise no event.
+_SESSION_SET_ENV = ("PYTEST_CURRENT_TEST",)
+
+
 def _environ_methods() -> List[Tuple[str, str]]:
+    env_set = 'if key not in %r: sys.audit("rpytest.env.set", key)' % (_SESSION_SET_ENV,)
     return [
         ("__getitem__", 'sys.audit("rpytest.env", key)'),
-        ("__setitem__", 'sys.audit("rpytest.env.set", key)'),
-        ("__delitem__", 'sys.audit("rpytest.env.set", key)'),
+        ("__setitem__", env_set),
+        ("__delitem__", env_set),
         ("__iter__", 'sys.audit("rpytest.env.all")'),
         ("__len__", 'sys.audit("rpytest.env.all")'),
         ("__repr__", 'sys.audit("rpytest.env.all")'),
