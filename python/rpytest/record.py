@@ -108,6 +108,7 @@ _MACHINERY = (
 # pytest code that runs on a test's behalf: pytester starts subprocesses with a copy
 # of the environment.
 _PYTESTER = os.path.join(_PYTEST_DIR, "pytester.py")
+_FAST_MACHINERY = (_PYTEST_PREFIX, _PLUGGY_PREFIX)
 
 # unittest.mock.patch.dict copies the dict it patches (and restores it): not a read.
 _MOCK = os.path.join(os.path.dirname(os.__file__), "unittest", "mock.py")
@@ -133,6 +134,28 @@ def _is_library_frame(fn: str) -> bool:
 
 
 _LIBRARY_FILES: Dict[str, bool] = {}
+
+# The standard library's modules whose functions most events pass through
+# (Path.stat, os.path.exists, os.environ): a frame with their globals is
+# library code, known without reading its `f_code` (an audit event of its
+# own). They were imported long before any session, so none of their
+# frames is a module body.
+import genericpath as _genericpath  # noqa: E402
+import pathlib as _pathlib  # noqa: E402
+import posixpath as _posixpath  # noqa: E402
+
+_PATHLIB_GLOBALS = vars(_pathlib)
+_OS_GLOBALS = vars(os)
+_GENERICPATH_GLOBALS = vars(_genericpath)
+_POSIXPATH_GLOBALS = vars(_posixpath)
+
+
+def _is_machinery_module(g: Dict[str, Any]) -> bool:
+    """Whether a frame with globals `g` runs pytest's or pluggy's code
+    (machinery, pytester aside), known from its module without reading
+    the frame's `f_code`."""
+    f = g.get("__file__")
+    return type(f) is str and f.startswith(_FAST_MACHINERY) and f != _PYTESTER
 
 
 def _importer_frame() -> Any:
@@ -392,6 +415,12 @@ class Recorder:
         top = frame
         simple = True
         while frame is not None:
+            g = frame.f_globals
+            if g is _PATHLIB_GLOBALS or g is _OS_GLOBALS or g is _GENERICPATH_GLOBALS or g is _POSIXPATH_GLOBALS:
+                frame = frame.f_back  # the library's path functions, told apart without reading f_code
+                continue
+            if _is_machinery_module(g):
+                return True, None
             code = frame.f_code
             fn = code.co_filename
             if _is_library_frame(fn) or (
