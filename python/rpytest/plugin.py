@@ -84,6 +84,7 @@ class RpytestPlugin:
         return rec is not None and rec.worker_id_read_by_project
 
     def stop(self) -> None:
+        self.stream.flush()  # a session that ended without pytest_sessionfinish
         if self.recorder is not None:
             self.recorder.enabled = False
         warm_file = self.cfg.get("warm_file")
@@ -180,3 +181,4 @@ class RpytestPlugin:
             for event in self.window.dependencies(self.stream.files):
                 self.emit(event)
         self.stream.finish(session)
+        self.stream.flush()

@@ -110,6 +110,7 @@ _MACHINERY = (
 # pytest code that runs on a test's behalf: pytester starts subprocesses with a copy
 # of the environment.
 _PYTESTER = os.path.join(_PYTEST_DIR, "pytester.py")
+_FAST_MACHINERY = (_PYTEST_PREFIX, _PLUGGY_PREFIX)
 
 # unittest.mock.patch.dict copies the dict it patches (and restores it): not a read.
 _MOCK = os.path.join(os.path.dirname(os.__file__), "unittest", "mock.py")
@@ -135,6 +136,28 @@ def _is_library_frame(fn: str) -> bool:
 
 
 _LIBRARY_FILES: Dict[str, bool] = {}
+
+# The standard library's modules whose functions most events pass through
+# (Path.stat, os.path.exists, os.environ): a frame with their globals is
+# library code, known without reading its `f_code` (an audit event of its
+# own). They were imported long before any session, so none of their
+# frames is a module body.
+import genericpath as _genericpath  # noqa: E402
+import pathlib as _pathlib  # noqa: E402
+import posixpath as _posixpath  # noqa: E402
+
+_PATHLIB_GLOBALS = vars(_pathlib)
+_OS_GLOBALS = vars(os)
+_GENERICPATH_GLOBALS = vars(_genericpath)
+_POSIXPATH_GLOBALS = vars(_posixpath)
+
+
+def _is_machinery_module(g: Dict[str, Any]) -> bool:
+    """Whether a frame with globals `g` runs pytest's or pluggy's code
+    (machinery, pytester aside), known from its module without reading
+    the frame's `f_code`."""
+    f = g.get("__file__")
+    return type(f) is str and f.startswith(_FAST_MACHINERY) and f != _PYTESTER
 
 
 def _importer_frame() -> Any:
@@ -210,7 +233,7 @@ class Recorder:
         self.env: Dict[Key, Set[str]] = {None: set()}
         # Variables each key set (os.environ[...] = ..., monkeypatch.setenv): its
         # later reads of them see its own value, not the caller's.
-        self.env_set: Dict[Key, Set[str]] = {None: set()}
+        self.env_set: Dict[Key, Set[str]] = {None: set(_SESSION_SET_ENV)}
         # Project code read PYTEST_XDIST_WORKER (-n: forks would share gw0's value).
         self.worker_id_read_by_project = False
         self.lists: Dict[Key, Set[str]] = {None: set()}
@@ -344,10 +367,10 @@ class Recorder:
         self.active = key
         if key is not None and key not in self.imports:
             for table in (
-                self.imports, self.reads, self.env, self.env_set, self.lists, self.wrote, self.requested, self.probes,
-                self.external,
+                self.imports, self.reads, self.env, self.lists, self.wrote, self.requested, self.probes, self.external,
             ):
                 table[key] = set()
+            self.env_set[key] = set(_SESSION_SET_ENV)
         return prev
 
     def data_key(self) -> Key:
@@ -394,6 +417,12 @@ class Recorder:
         top = frame
         simple = True
         while frame is not None:
+            g = frame.f_globals
+            if g is _PATHLIB_GLOBALS or g is _OS_GLOBALS or g is _GENERICPATH_GLOBALS or g is _POSIXPATH_GLOBALS:
+                frame = frame.f_back  # the library's path functions, told apart without reading f_code
+                continue
+            if _is_machinery_module(g):
+                return True, None
             code = frame.f_code
             fn = code.co_filename
             if _is_library_frame(fn) or (
@@ -1051,11 +1080,18 @@ def _compile_prologue(func: Any, statement: str, source_file: str) -> Any:
     return new
 
 
+# Variables pytest sets and deletes around every phase of every test (the
+# value names the running test): every key counts them as set by itself from
+# the start (Recorder.env_set), so their writes raise no event.
+_SESSION_SET_ENV = ("PYTEST_CURRENT_TEST",)
+
+
 def _environ_methods() -> List[Tuple[str, str]]:
+    env_set = 'if key not in %r: sys.audit("rpytest.env.set", key)' % (_SESSION_SET_ENV,)
     return [
         ("__getitem__", 'sys.audit("rpytest.env", key)'),
-        ("__setitem__", 'sys.audit("rpytest.env.set", key)'),
-        ("__delitem__", 'sys.audit("rpytest.env.set", key)'),
+        ("__setitem__", env_set),
+        ("__delitem__", env_set),
         ("__iter__", 'sys.audit("rpytest.env.all")'),
         ("__len__", 'sys.audit("rpytest.env.all")'),
         ("__repr__", 'sys.audit("rpytest.env.all")'),

@@ -24,6 +24,8 @@ class ResultStream:
         self.collected_sent = False
         self.results: Dict[str, Dict[str, Any]] = {}
         self.started = time.time()
+        # When the batch of results being held began (None: nothing held).
+        self._batch_since: Optional[float] = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -124,7 +126,7 @@ class ResultStream:
         st = self.results.pop(nodeid, None)
         if st is None or st["outcome"] is None:
             return  # replayed, or never ran (e.g. --setup-only)
-        self.owner.emit(
+        self._emit_result(
             msgs.result(
                 nodeid,
                 nodeid.split("::")[0],
@@ -136,6 +138,35 @@ class ResultStream:
                 node_output(st),
             )
         )
+
+    # Results leave in batches, one write per BATCH_SECONDS instead of one per
+    # test: fewer system calls here and fewer wake-ups of the CLI, which stores
+    # them only once the session has ended. Other events emitted meanwhile
+    # join the batch, so the order stays. A crash loses at most the last
+    # batch of the run's history (results are stored only after the
+    # session's end anyway). A distributed worker writes per test itself
+    # (rpytest.parallel): there the CLI follows every test.
+    BATCH_SECONDS = 0.25
+
+    def _emit_result(self, event: Dict[str, Any]) -> None:
+        owner = self.owner
+        if not owner.events:
+            return
+        if self._batch_since is None:
+            if owner.role is not None:
+                owner.emit(event)
+                return
+            owner.writer.hold()
+            self._batch_since = time.monotonic()
+        owner.writer.emit(event)
+        if time.monotonic() - self._batch_since >= self.BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the results held so far, and what joined them."""
+        if self._batch_since is not None:
+            self._batch_since = None
+            self.owner.writer.release()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:

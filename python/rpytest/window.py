@@ -5,7 +5,7 @@ that reads is no test's input)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Generator, List, Optional
 
 import pytest
 
@@ -24,12 +24,6 @@ class RecordingWindow:
 
     # ---- switching the active file ------------------------------------------
 
-    def activate(self, key: Optional[str]) -> Optional[str]:
-        return self.recorder.set_active(key)
-
-    def restore(self, prev: Optional[str]) -> None:
-        self.recorder.active = prev
-
     def pause(self) -> bool:
         """Stop recording; returns whether it was on."""
         rec = self.recorder
@@ -41,6 +35,27 @@ class RecordingWindow:
     def resume(self, was_on: bool) -> None:
         if was_on:
             self.recorder.enabled = True
+
+    # Both are the body of a hook wrapper (`return (yield from ...)`): the
+    # hooks inside run with the window switched, whatever they return or
+    # raise, and the window is put back after them.
+
+    def _crediting(self, key: Optional[str]) -> Generator[None, Any, Any]:
+        """Credit what the wrapped hooks read to `key` (None: every file)."""
+        rec = self.recorder
+        prev = rec.set_active(key)
+        try:
+            return (yield)
+        finally:
+            rec.active = prev
+
+    def _paused(self) -> Generator[None, Any, Any]:
+        """Record nothing while the wrapped hooks run."""
+        was_on = self.pause()
+        try:
+            return (yield)
+        finally:
+            self.resume(was_on)
 
     # ---- hooks ------------------------------------------------------------------
 
@@ -57,38 +72,22 @@ class RecordingWindow:
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
         if not isinstance(collector, pytest.File):
             return (yield)
-        prev = self.activate(self.relpath(collector.path))
-        try:
-            return (yield)
-        finally:
-            self.restore(prev)
+        return (yield from self._crediting(self.relpath(collector.path)))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
-        prev = self.activate(self.relpath(item.path))
-        try:
-            return (yield)
-        finally:
-            self.restore(prev)
+        return (yield from self._crediting(self.relpath(item.path)))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
         # A broader-scoped fixture's inputs affect every test that uses it: global.
         if getattr(fixturedef, "scope", "function") == "function":
             return (yield)
-        prev = self.activate(None)
-        try:
-            return (yield)
-        finally:
-            self.restore(prev)
+        return (yield from self._crediting(None))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
-        prev = self.activate(self.relpath(item.path))
-        try:
-            return (yield)
-        finally:
-            self.restore(prev)
+        return (yield from self._crediting(self.relpath(item.path)))
 
     # teardown stays global: it also finalizes broader-scoped fixtures.
 
@@ -96,27 +95,15 @@ class RecordingWindow:
     def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Any:
         # Failure reprs read source files (linecache) and CI/BUILD_NUMBER (truncation):
         # formatting a report is not what the test depends on.
-        was_on = self.pause()
-        try:
-            return (yield)
-        finally:
-            self.resume(was_on)
+        return (yield from self._paused())
 
     @pytest.hookimpl(wrapper=True)
     def pytest_exception_interact(self, node: Any, call: Any, report: Any) -> Any:
-        was_on = self.pause()
-        try:
-            return (yield)
-        finally:
-            self.resume(was_on)
+        return (yield from self._paused())
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: Any, config: Any) -> Any:
-        was_on = self.pause()
-        try:
-            return (yield)
-        finally:
-            self.resume(was_on)
+        return (yield from self._paused())
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
