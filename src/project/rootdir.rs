@@ -25,6 +25,8 @@ pub enum SetupError {
     Ini(#[from] IniError),
     #[error("Directory '{0}' not found. Check your '--rootdir' option.")]
     RootdirMissing(String),
+    #[error("Config file '{0}' not found. Check your '-c/--config-file' option.")]
+    ConfigMissing(String),
 }
 
 /// Makes `p` absolute against `cwd` and removes `.`/`..` lexically, like
@@ -133,6 +135,10 @@ pub fn determine_setup(
     let (mut rootdir, inipath, ini, ini_text);
     if let Some(f) = inifile {
         let p = absolutepath(Path::new(f), cwd);
+        // pytest 9's answer; pytest 8 ends in a traceback with exit 1.
+        if !p.exists() {
+            return Err(SetupError::ConfigMissing(p.display().to_string()));
+        }
         let text = read_config_text(&p)?;
         ini = parse_config(&p, &text)?.unwrap_or_default();
         ini_text = Some(text);
@@ -247,6 +253,20 @@ mod tests {
         let s = determine_setup(Some("cfg/my.ini"), &[], Some("."), &root).unwrap();
         assert_eq!(s.rootdir, root);
         assert!(determine_setup(None, &[], Some("nope"), &root).is_err());
+    }
+
+    #[test]
+    fn a_missing_config_file_is_named_as_pytest_names_it() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        let e = determine_setup(Some("missing.ini"), &[], None, &root).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Config file '{}' not found. Check your '-c/--config-file' option.",
+                root.join("missing.ini").display()
+            )
+        );
     }
 
     #[test]
