@@ -461,6 +461,7 @@ def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, An
                      daemon_pid: int, base_pythonpath: Optional[str]) -> None:
     """The speculative child, from its preparation on (never returns): the
     session of `spec` up to the pause, then the request's session."""
+    import copy
     import random
     import time
 
@@ -495,7 +496,10 @@ def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, An
         prepared.config.pluginmanager.register(pause, "rpytest-speculation")
         # Without the prepared config there is no pause: never run on.
         install(prepared, on_fresh=lambda: os._exit(0))
-        code = session.run_pytest(argv, spec.get("session") or {}, writer, argv0, None)
+        # The session may change its settings in place (replay makes the
+        # cached entries' lists tuples); the pause compares the request with
+        # `spec` as it came.
+        code = session.run_pytest(argv, copy.deepcopy(spec.get("session") or {}), writer, argv0, None)
     except KeyboardInterrupt:
         code = 2
     except SystemExit as exc:

@@ -313,6 +313,34 @@ def test_same_request_again_takes_the_speculative_child(project: Path, start_dae
         assert second.deps() == first.deps() and first.deps()
 
 
+def test_a_request_replaying_cached_results_takes_the_speculative_child(project: Path, start_daemon) -> None:
+    """A run that replays cached results beside one that runs (the everyday
+    rerun with a failing test): the session turns the cached entries' lists
+    into tuples, and the speculative child must still see its request as the
+    one it prepared for."""
+    write_project(project, PROJECT)
+    write_project(project, {"test_c.py": "def test_c1():\n    pass\n\ndef test_c2():\n    pass\n"})
+    d = start_daemon(project)
+    wait_prefork_ready(d)
+    env = clean_env()
+    first = d.run(["-rA", "test_c.py"], env=env, session={"record": False})
+    cached = [{k: m[k] for k in ("nodeid", "file", "outcome", "duration", "location", "longrepr", "wasxfail")}
+              for m in first.of("result")]
+    assert len(cached) == 2
+    session = {"record": False, "skip_files": ["test_c.py"], "cached": cached}
+    runs = []
+    for _ in range(2):
+        runs.append(d.run(["-rA"], env=env, session=session))
+        spec = wait_speculative_ready(d)
+    third = d.run(["-rA"], env=env, session=session)
+    assert third.one("started")["pid"] == spec["pid"], d.log()
+    assert "internal error" not in third.stderr, third.stderr
+    for r in runs + [third]:
+        assert r.exit_code == 1, r.stdout + r.stderr
+        assert set(r.replayed()) == {"test_c.py::test_c1", "test_c.py::test_c2"}
+    assert third.results() == runs[0].results()
+
+
 def test_request_unlike_the_speculated_one_takes_the_plain_child(project: Path, start_daemon) -> None:
     write_project(project, PROJECT)
     d = start_daemon(project)
