@@ -12,6 +12,10 @@ import pytest
 from rpytest import protocol as msgs
 from rpytest import record
 
+# The hook wrappers here sit on the call path of fixtures and tests: pytest
+# leaves their frames out of tracebacks, as it does its own and pluggy's.
+__tracebackhide__ = True
+
 
 class RecordingWindow:
     """Opens and closes the recorder's window around each phase; registered

@@ -531,3 +531,35 @@ def test_code_outside_the_project_is_keyed_or_flagged(project: Path, start_daemo
     assert deps["tests/test_by_path.py"]["outside"] is True
     assert deps["tests/test_plain.py"]["outside"] is False  # stdlib and installed packages are fine
     assert deps[None]["outside"] is False
+
+
+def test_a_fixture_error_shows_no_frame_of_the_recorder(project: Path, start_daemon) -> None:
+    """The recording window's hook wrappers wrap fixture setup and the test
+    phases; like pytest's and pluggy's own frames, theirs stay out of the
+    traceback the user reads."""
+    write_project(project, {
+        "conftest.py": """
+            import pytest
+
+            @pytest.fixture(autouse=True)
+            def boom():
+                raise RuntimeError("x")
+
+            @pytest.fixture(scope="module")
+            def wide():
+                raise RuntimeError("y")
+        """,
+        "test_a.py": """
+            def test_a():
+                pass
+
+            def test_b(wide):
+                pass
+        """,
+    })
+    d = start_daemon(project)
+    for tb in ("auto", "long"):
+        r = d.run(["-q", "-p", "no:cacheprovider", f"--tb={tb}"])
+        assert r.exit_code == 1, r.stdout
+        assert "RuntimeError" in r.stdout
+        assert "rpytest" not in r.stdout, r.stdout
