@@ -1385,3 +1385,46 @@ fn own_output_is_coloured_as_pytest_decides() {
     project.rpytest(&["-v"]).no_junit().run().assert_code(0);
     check(&coloured, &["-v"], &[], "ini addopts");
 }
+
+// ---------------------------------------------------------------------------
+// Items that no test file owns.
+
+/// An item a directory collector yields, or one a hook appends to the session
+/// (pytest-mypy's status item), has no file and so no key: it runs in every
+/// run, and a run is never answered without a session, which would drop it.
+#[test]
+fn items_no_test_file_owns_run_in_every_run() {
+    let status_conftest = "import pytest\n\n\
+        class Status(pytest.Item):\n    \
+            def runtest(self):\n        \
+                raise AssertionError('the session status fails')\n\n\
+        def pytest_collection_modifyitems(session, config, items):\n    \
+            items.append(Status.from_parent(session, name='status'))\n";
+    for (case, conftest) in [
+        ("directory collector", None),
+        ("session item", Some(status_conftest)),
+    ] {
+        let pair = Pair::new("unowned_items");
+        if let Some(text) = conftest {
+            pair.write("pytest.ini", "[pytest]\n");
+            pair.write("conftest.py", text);
+        }
+        for step in ["first run", "second run", "third run"] {
+            let (py, rp) = pair.check(&["-v"]);
+            py.assert_code(1);
+            assert_eq!(
+                reported(&rp),
+                reported(&py),
+                "{case}, {step}: an item vanished\n{}",
+                rp.transcript()
+            );
+        }
+        let plain = pair.rpytest.rpytest(&[]).no_junit().run();
+        assert_eq!(
+            plain.code,
+            1,
+            "{case}: the failure is hidden\n{}",
+            plain.transcript()
+        );
+    }
+}

@@ -56,9 +56,16 @@ class ResultStream:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> Any:
-        # Before any deselection: the complete item list of every collected file.
-        self.send_collected(items)
-        return (yield)
+        # The complete item list of every collected file, as before any
+        # deselection, plus the items the hooks added (a status item
+        # appended to the session belongs to no test file: the CLI then never
+        # answers a run alone, which would leave that item out).
+        before = list(items)
+        try:
+            return (yield)
+        finally:
+            seen = {id(i) for i in before}
+            self.send_collected(before + [i for i in items if id(i) not in seen])
 
     def send_collected(self, items: Iterable[pytest.Item]) -> None:
         if self.collected_sent:

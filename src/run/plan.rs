@@ -556,9 +556,14 @@ impl Plan {
         }
         // Files plugins collect are in the recorded collection but not in
         // discovery; every discovered test file must have been collected.
+        // An item no file owns (a directory collector's, or one a hook added
+        // to the session, pytest-mypy's status item) has no key and is never
+        // replayed: only a session runs it.
+        let root = &inv.setup.rootdir;
         let same_collection = keyed.recorded_collection.is_some_and(|files| {
             let a: BTreeSet<&String> = files.iter().collect();
             scope.found.test_files.iter().all(|f| a.contains(f))
+                && files.iter().all(|f| root.join(f).is_file())
         });
         self.fast_path = !inv.settings.refresh_cache
             && (self.whole_files || self.select_sig.is_some())
