@@ -134,9 +134,6 @@ class EnvReads:
         self._open: Any = None
 
     def __enter__(self) -> "EnvReads":
-        import builtins
-        import io
-
         names = self.names
         for env in (os.environ, getattr(os, "environb", None)):
             if env is None:
@@ -158,31 +155,15 @@ class EnvReads:
 
             self._saved.append((env, base))
             env.__class__ = Recording
-        real_open = self._open = io.open
-        files = self.files
-
-        def recording_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-            mode = args[0] if args else kwargs.get("mode", "r")
-            reading = isinstance(mode, str) and not set(mode) & set("wax+")
-            if reading and isinstance(file, (str, bytes, os.PathLike)):
-                try:
-                    files.add(os.path.abspath(os.fsdecode(file)))
-                except (TypeError, ValueError):
-                    pass
-            return real_open(file, *args, **kwargs)
-
-        builtins.open = io.open = recording_open
+        self._open = prefork.OpenReads(self.files).__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        import builtins
-        import io
-
         for env, base in self._saved:
             env.__class__ = base
         self._saved = []
         if self._open is not None:
-            builtins.open = io.open = self._open
+            self._open.__exit__()
             self._open = None
 
 

@@ -46,7 +46,7 @@ import signal
 import socket
 import struct
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 # Arguments and environment variables that change which plugins pytest
 # registers: a request with any of them always gets a plain session.
@@ -112,6 +112,44 @@ def refusal(argv: Sequence[Any], env: Dict[str, str], seen_env: Dict[str, Option
         if env.get(name) != value:
             return "%s differs from the daemon's" % name
     return None
+
+
+class OpenReads:
+    """Records the files Python code opens for reading (`open`, `io.open`,
+    and so `pathlib`'s reads) into `files`, as absolute paths, while entered.
+    Reads by C code are not seen."""
+
+    def __init__(self, files: Set[str]) -> None:
+        self.files = files
+        self._real: Any = None
+
+    def __enter__(self) -> "OpenReads":
+        import builtins
+        import io
+
+        real_open = self._real = io.open
+        files = self.files
+
+        def recording_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+            mode = args[0] if args else kwargs.get("mode", "r")
+            reading = isinstance(mode, str) and not set(mode) & set("wax+")
+            if reading and isinstance(file, (str, bytes, os.PathLike)):
+                try:
+                    files.add(os.path.abspath(os.fsdecode(file)))
+                except (TypeError, ValueError):
+                    pass
+            return real_open(file, *args, **kwargs)
+
+        builtins.open = io.open = recording_open
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import builtins
+        import io
+
+        if self._real is not None:
+            builtins.open = io.open = self._real
+            self._real = None
 
 
 def _cpu_seconds() -> float:
@@ -379,7 +417,7 @@ def racy(stats: Dict[str, List[int]], since_ns: int) -> Optional[str]:
 
 
 def _make_pause(sock: socket.socket, spec: Dict[str, Any], writer: Any, event_fd: int, info: Dict[str, Any],
-                before: Any, consulted: Dict[str, List[int]], started_ns: int) -> Any:
+                before: Any, consulted: Dict[str, List[int]], started_ns: int, reads: OpenReads) -> Any:
     """The plugin that stops the speculative session where the request is
     needed, and resumes it once the request arrived."""
     import pytest
@@ -403,8 +441,11 @@ def _make_pause(sock: socket.socket, spec: Dict[str, Any], writer: Any, event_fd
             # this session cannot be the user's.
             if any(os.fstat(fd).st_size for fd in (1, 2)):
                 os._exit(0)
+            # What the preparation read (a plugin's data file at import) is
+            # watched like the modules it imported.
+            reads.__exit__()
             added = sorted(set(sys.modules) - before)
-            files = [getattr(sys.modules.get(n), "__file__", None) for n in added]
+            files = [getattr(sys.modules.get(n), "__file__", None) for n in added] + sorted(reads.files)
             inipath = getattr(config, "inipath", None)
             if inipath is not None:
                 files.append(str(inipath))
@@ -492,7 +533,8 @@ def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, An
         event_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         writer = EventWriter(event_fd)
         writer.hold()  # nothing reaches the client before the hand-over
-        pause = _make_pause(sock, spec, writer, event_fd, info, before, consulted, started_ns)
+        reads = OpenReads(set()).__enter__()
+        pause = _make_pause(sock, spec, writer, event_fd, info, before, consulted, started_ns, reads)
         prepared.config.pluginmanager.register(pause, "rpytest-speculation")
         # Without the prepared config there is no pause: never run on.
         install(prepared, on_fresh=lambda: os._exit(0))

@@ -341,6 +341,40 @@ def test_a_request_replaying_cached_results_takes_the_speculative_child(project:
     assert third.results() == runs[0].results()
 
 
+def test_a_file_an_entry_point_plugin_read_at_import_is_watched(project: Path, tmp_path: Path, start_daemon) -> None:
+    """An entry-point plugin that reads a data file when it is imported: the
+    speculative child imported it before the edit, so the edit must send the
+    request elsewhere, where pytest imports the plugin again."""
+    plugins = tmp_path / "plugins"
+    write_project(plugins, {
+        "myplug.py": """
+            import os
+            import pytest
+
+            with open(os.path.join(os.path.dirname(__file__), "plug.cfg")) as f:
+                MODE = f.read().strip()
+
+            def pytest_collection_modifyitems(items):
+                if MODE == "strict":
+                    for item in items:
+                        item.add_marker(pytest.mark.xfail(strict=True, reason="myplug"))
+        """,
+        "plug.cfg": "normal\n",
+        "myplug-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: myplug\nVersion: 1.0\n",
+        "myplug-1.0.dist-info/entry_points.txt": "[pytest11]\nmyplug = myplug\n",
+    })
+    write_project(project, {"test_a.py": "def test_one():\n    pass\n"})
+    d = start_daemon(project)
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), str(plugins)]))
+    d.run(["-rA"], env=env, session={"record": False})
+    spec = wait_speculative_ready(d)
+    (plugins / "plug.cfg").write_text("strict\n")
+    r = d.run(["-rA"], env=env, session={"record": False})
+    assert r.one("started")["pid"] != spec["pid"], d.log()
+    assert_like_stock(project, r, ["-rA"], env)
+    assert r.exit_code == 1, r.stdout
+
+
 def test_request_unlike_the_speculated_one_takes_the_plain_child(project: Path, start_daemon) -> None:
     write_project(project, PROJECT)
     d = start_daemon(project)
