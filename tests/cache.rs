@@ -918,7 +918,20 @@ fn why_names_the_changed_file_and_never_passed_nodes() {
         "an unchanged node\n{}",
         run.transcript()
     );
+    // A whole file: its results are recorded per test.
+    let run = why("tests/test_helper.py");
+    assert!(
+        run.stdout.contains("served from the cache") && !run.stdout.contains("never passed"),
+        "an unchanged file\n{}",
+        run.transcript()
+    );
     pair.replace("pkg/helper.py", "return x * 2", "return x + x");
+    let run = why("tests/test_helper.py");
+    assert!(
+        run.stdout.contains("it runs") && run.stdout.contains("tests/test_helper.py::NAME"),
+        "a file that runs\n{}",
+        run.transcript()
+    );
     let run = why(helper);
     assert!(
         run.stdout.contains("pkg/helper.py"),

@@ -64,6 +64,17 @@ fn verdict<'p>(
             "inputs unchanged since its last pass; it is served from the cache".into(),
         ));
     }
+    if node == file {
+        // A whole file: its results are recorded per test.
+        let prefix = format!("{file}::");
+        let served = plan.skipped_files.iter().any(|f| f.file == file)
+            || plan.cached.iter().any(|c| c.nodeid.starts_with(&prefix));
+        return Err(Some(if served {
+            "inputs unchanged since its last run; its results are served from the cache".into()
+        } else {
+            format!("it runs; name one of its tests ({file}::NAME) to see which inputs changed")
+        }));
+    }
     let Some((_, old_key)) = store.node_key(node).ok().flatten() else {
         return Err(Some(
             "never passed (no reusable result is recorded for it)".into(),
