@@ -670,6 +670,15 @@ fn a_worker_leaving_with_its_own_exit_code_ends_the_run_as_under_xdist() {
     );
     assert_no_sessions_left(&project.root);
 }
+/// Both copies of `fixture` run with the venv that has pytest-xdist and the
+/// plugins, so stock `pytest -n` is pytest-xdist itself.
+fn xdist_pair(fixture: &str) -> Pair {
+    let py = xdist_plugins_venv();
+    let mut pair = Pair::new(fixture);
+    pair.pytest.set_python(py);
+    pair.rpytest.set_python(py);
+    pair
+}
 
 /// A venv of our own with the test interpreter's pytest, pytest-xdist,
 /// pytest-randomly and pytest-cov (pinned), and rpytest's Python package (by
@@ -746,10 +755,7 @@ fn coverage_total(run: &Run) -> String {
 
 #[test]
 fn pytest_randomly_and_pytest_cov_work_under_n_as_under_xdist() {
-    let py = xdist_plugins_venv();
-    let mut pair = Pair::new("parallel_xdist_plugins");
-    pair.pytest.set_python(py);
-    pair.rpytest.set_python(py);
+    let pair = xdist_pair("parallel_xdist_plugins");
     // The same seed: the same per-test draws (and so outcomes) in both runs.
     let args = [
         "-n",
@@ -863,10 +869,7 @@ fn xdist_lines(run: &Run) -> Vec<String> {
 /// under -q, and (deselection happens in the workers) no deselected count.
 #[test]
 fn the_workers_status_lines_are_pytest_xdists() {
-    let py = xdist_plugins_venv();
-    let mut pair = Pair::new("parallel_crash");
-    pair.pytest.set_python(py);
-    pair.rpytest.set_python(py);
+    let pair = xdist_pair("parallel_crash");
     let base = [
         "-n",
         "2",
@@ -929,10 +932,7 @@ fn the_workers_status_lines_are_pytest_xdists() {
 /// each worker's current test, says so, and exits 1.
 #[test]
 fn max_worker_restart_replaces_crashed_workers_then_stops_as_xdist() {
-    let py = xdist_plugins_venv();
-    let mut pair = Pair::new("parallel_restart");
-    pair.pytest.set_python(py);
-    pair.rpytest.set_python(py);
+    let pair = xdist_pair("parallel_restart");
     let base = ["-n", "1", "-p", "no:cacheprovider", "-p", "no:randomly"];
     for (limit, no_daemon) in [
         (None, false),
@@ -1016,10 +1016,7 @@ fn max_worker_restart_replaces_crashed_workers_then_stops_as_xdist() {
 /// saved. The coverage total is pytest-xdist's.
 #[test]
 fn coverage_of_workers_that_collect_for_themselves_is_kept() {
-    let py = xdist_plugins_venv();
-    let mut pair = Pair::new("parallel_xdist_plugins");
-    pair.pytest.set_python(py);
-    pair.rpytest.set_python(py);
+    let pair = xdist_pair("parallel_xdist_plugins");
     // The worker id read at import: every worker collects for itself.
     pair.write(
         "conftest.py",

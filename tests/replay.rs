@@ -339,6 +339,28 @@ fn no_cacheprovider_leaves_no_pytest_cache() {
     assert!(!pair.pytest.root.join(".pytest_cache").exists());
     assert!(!pair.rpytest.root.join(".pytest_cache").exists());
 }
+/// rpytest's "collected N items" header and closing counts are pytest's.
+fn assert_header_and_counts(py: &Run, rp: &Run, what: &str) {
+    assert_eq!(
+        collected_line(rp),
+        collected_line(py),
+        "{what}\n{}",
+        rp.transcript()
+    );
+    assert_eq!(
+        counts(&rp.stdout),
+        counts(&py.stdout),
+        "{what}\n{}",
+        rp.transcript()
+    );
+}
+
+/// A pair whose two copies write `.pyc` files, as on users' machines.
+fn bytecode_pair(fixture: &str) -> Pair {
+    let mut pair = Pair::new(fixture);
+    pair.write_bytecode();
+    pair
+}
 
 /// The "collected N items / M deselected" header line.
 fn collected_line(run: &Run) -> String {
@@ -370,11 +392,7 @@ fn cached_count(run: &Run) -> usize {
 /// `pytest_collect_file` collects a file beside the cached ones.
 #[test]
 fn conftest_of_a_fully_cached_directory_still_applies() {
-    let pair = {
-        let mut pair = Pair::new("onefile_conftest");
-        pair.write_bytecode();
-        pair
-    };
+    let pair = bytecode_pair("onefile_conftest");
     let (py, fresh) = pair.check(&[]);
     assert_eq!(collected_line(&fresh), collected_line(&py));
     assert!(
@@ -390,33 +408,11 @@ fn conftest_of_a_fully_cached_directory_still_applies() {
             ),
         );
         let (py, rp) = pair.check(&[]);
-        assert_eq!(
-            collected_line(&rp),
-            collected_line(&py),
-            "{}",
-            rp.transcript()
-        );
-        assert_eq!(
-            counts(&rp.stdout),
-            counts(&py.stdout),
-            "{}",
-            rp.transcript()
-        );
+        assert_header_and_counts(&py, &rp, "");
         // test_cached.py's and test_other.py's results were served from the cache.
         assert!(cached_count(&rp) >= 3, "{}", rp.transcript());
         let (py, rp) = pair.check(&["-v"]);
-        assert_eq!(
-            collected_line(&rp),
-            collected_line(&py),
-            "{}",
-            rp.transcript()
-        );
-        assert_eq!(
-            counts(&rp.stdout),
-            counts(&py.stdout),
-            "{}",
-            rp.transcript()
-        );
+        assert_header_and_counts(&py, &rp, "");
     }
 }
 
@@ -424,11 +420,7 @@ fn conftest_of_a_fully_cached_directory_still_applies() {
 /// pytest's own ignore verdict comes before rpytest drops a cached file.
 #[test]
 fn ignored_cached_file_is_not_replayed() {
-    let pair = {
-        let mut pair = Pair::new("onefile_conftest");
-        pair.write_bytecode();
-        pair
-    };
+    let pair = bytecode_pair("onefile_conftest");
     pair.check(&[]);
     pair.check(&[]);
     pair.write(
@@ -446,18 +438,7 @@ fn ignored_cached_file_is_not_replayed() {
             "{}",
             rp.transcript()
         );
-        assert_eq!(
-            collected_line(&rp),
-            collected_line(&py),
-            "{args:?}\n{}",
-            rp.transcript()
-        );
-        assert_eq!(
-            counts(&rp.stdout),
-            counts(&py.stdout),
-            "{args:?}\n{}",
-            rp.transcript()
-        );
+        assert_header_and_counts(&py, &rp, &format!("{args:?}"));
     }
 }
 
@@ -468,11 +449,7 @@ fn ignored_cached_file_is_not_replayed() {
 /// without a selection.
 #[test]
 fn fully_cached_directories_report_what_pytest_reports() {
-    let pair = {
-        let mut pair = Pair::new("onefile_dirs");
-        pair.write_bytecode();
-        pair
-    };
+    let pair = bytecode_pair("onefile_dirs");
     let (py, fresh) = pair.check(&[]);
     assert_eq!(collected_line(&fresh), collected_line(&py));
     for n in 2..4 {
@@ -487,18 +464,7 @@ fn fully_cached_directories_report_what_pytest_reports() {
             &["-k", "one"][..],
         ] {
             let (py, rp) = pair.check(args);
-            assert_eq!(
-                collected_line(&rp),
-                collected_line(&py),
-                "{args:?}\n{}",
-                rp.transcript()
-            );
-            assert_eq!(
-                counts(&rp.stdout),
-                counts(&py.stdout),
-                "{args:?}\n{}",
-                rp.transcript()
-            );
+            assert_header_and_counts(&py, &rp, &format!("{args:?}"));
         }
         let (_, rp) = pair.check(&[]);
         assert!(cached_count(&rp) >= 15, "{}", rp.transcript());

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -279,3 +278,18 @@ def run_session_process(project: Path, argv: List[str], session: Dict[str, Any],
     out, err = proc.communicate(timeout=TIMEOUT)
     messages = [json.loads(l) for l in raw.decode().splitlines() if l.strip()]
     return proc.returncode, messages, out.decode(), err.decode()
+
+
+def run_driver(tmp_path: Path, driver_text: str, cfg: Dict[str, Any], files: Dict[str, str]) -> Dict[str, Any]:
+    """Runs `driver_text` (a script that drives one in-process pytest session
+    and prints `RESULT <json>`) in a project made of `files`; returns the JSON."""
+    project = write_project(tmp_path / "p", files)
+    driver = tmp_path / "driver.py"
+    driver.write_text(driver_text)
+    proc = subprocess.run(
+        [sys.executable, str(driver), str(PYTHON_DIR), json.dumps(cfg)],
+        cwd=project, capture_output=True, text=True, env=clean_env(), timeout=120,
+    )
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    assert line, proc.stdout + proc.stderr
+    return json.loads(line[0][len("RESULT "):])

@@ -3,12 +3,9 @@ many writes its events take, and which audit events the recorder raises."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import PYTHON_DIR, clean_env, write_project
+from conftest import clean_env, run_driver, write_project
 
 # Runs pytest with the session plugin, its events on one end of a
 # SOCK_SEQPACKET pair (which keeps each write a message of its own), and
@@ -50,16 +47,7 @@ TESTS = 30
 
 
 def _run(tmp_path: Path, cfg: dict, files: dict) -> dict:
-    project = write_project(tmp_path / "p", files)
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
-    proc = subprocess.run(
-        [sys.executable, str(driver), str(PYTHON_DIR), json.dumps(cfg)],
-        cwd=project, capture_output=True, text=True, env=clean_env(), timeout=120,
-    )
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert line, proc.stdout + proc.stderr
-    return json.loads(line[0][len("RESULT "):])
+    return run_driver(tmp_path, DRIVER, cfg, files)
 
 
 PLAIN = {"test_many.py": "".join("def test_%d():\n    pass\n\n" % i for i in range(TESTS))}

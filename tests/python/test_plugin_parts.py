@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PYTHON_DIR, clean_env, write_project
+from conftest import PYTHON_DIR, clean_env, run_driver, write_project
 
 PARTS_DRIVER = r'''
 import json, os, sys
@@ -36,16 +36,7 @@ print("RESULT " + json.dumps({"code": int(code), "names": seen["names"]}))
 
 
 def _parts(tmp_path: Path, cfg: dict) -> dict:
-    project = write_project(tmp_path / "p", {"test_a.py": "def test_a():\n    pass\n"})
-    driver = tmp_path / "driver.py"
-    driver.write_text(PARTS_DRIVER)
-    proc = subprocess.run(
-        [sys.executable, str(driver), str(PYTHON_DIR), json.dumps(cfg)],
-        cwd=project, capture_output=True, text=True, env=clean_env(), timeout=120,
-    )
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert line, proc.stdout + proc.stderr
-    return json.loads(line[0][len("RESULT "):])
+    return run_driver(tmp_path, PARTS_DRIVER, cfg, {"test_a.py": "def test_a():\n    pass\n"})
 
 
 def test_registering_the_facade_registers_one_plugin_per_job(tmp_path: Path) -> None:
