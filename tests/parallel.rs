@@ -753,19 +753,22 @@ fn coverage_total(run: &Run) -> String {
         .unwrap_or_else(|| panic!("no coverage total\n{}", run.transcript()))
 }
 
+/// `-n 2` with pytest-randomly's seed fixed and pytest-cov's terminal report.
+const RANDOMLY_AND_COV: [&str; 7] = [
+    "-n",
+    "2",
+    "-p",
+    "no:cacheprovider",
+    "--randomly-seed=4242",
+    "--cov=pkg",
+    "--cov-report=term",
+];
+
 #[test]
 fn pytest_randomly_and_pytest_cov_work_under_n_as_under_xdist() {
     let pair = xdist_pair("parallel_xdist_plugins");
     // The same seed: the same per-test draws (and so outcomes) in both runs.
-    let args = [
-        "-n",
-        "2",
-        "-p",
-        "no:cacheprovider",
-        "--randomly-seed=4242",
-        "--cov=pkg",
-        "--cov-report=term",
-    ];
+    let args = RANDOMLY_AND_COV;
     let xdist = pair.pytest.pytest(&args).run();
     let rpytest = pair.rpytest.rpytest(&args).run();
     assert_same(&xdist, &rpytest);
@@ -1022,15 +1025,7 @@ fn coverage_of_workers_that_collect_for_themselves_is_kept() {
         "conftest.py",
         "import os\n\nIMPORT_WORKER = os.environ.get(\"PYTEST_XDIST_WORKER\")\n",
     );
-    let args = [
-        "-n",
-        "2",
-        "-p",
-        "no:cacheprovider",
-        "--randomly-seed=4242",
-        "--cov=pkg",
-        "--cov-report=term",
-    ];
+    let args = RANDOMLY_AND_COV;
     let xdist = pair.pytest.pytest(&args).run();
     for extra in [&["--no-cache", "--no-daemon"][..], &["--no-cache"][..]] {
         let rpytest = pair.rpytest.rpytest(&[&args[..], extra].concat()).run();
