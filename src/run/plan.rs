@@ -96,6 +96,9 @@ struct Keyed {
     global: Key,
     signature: String,
     recorded_collection: Option<Vec<String>>,
+    /// Whether everything the recorded collection names is a file (an item
+    /// no file owns names a directory or the session).
+    collection_only_files: bool,
     /// Every candidate file with its key and whether its results may be cached.
     files: Vec<(String, Key, bool)>,
 }
@@ -361,9 +364,16 @@ impl Plan {
         let signature = key::finish(signature_inputs.clone()).hex;
         let recorded_collection = store.collection(&signature);
         let mut candidates: BTreeSet<String> = scope.found.test_files.iter().cloned().collect();
+        let mut collection_only_files = true;
         match &recorded_collection {
             Some(files) => {
-                candidates.extend(files.iter().filter(|f| root.join(f).is_file()).cloned());
+                for f in files {
+                    if root.join(f).is_file() {
+                        candidates.insert(f.clone());
+                    } else {
+                        collection_only_files = false;
+                    }
+                }
             }
             // Not seen with this signature (a file was added, a collector
             // changed): what plugins collected last time are still candidates,
@@ -394,6 +404,7 @@ impl Plan {
             global,
             signature,
             recorded_collection,
+            collection_only_files,
             files: candidates
                 .into_iter()
                 .zip(keys)
@@ -559,12 +570,11 @@ impl Plan {
         // An item no file owns (a directory collector's, or one a hook added
         // to the session, pytest-mypy's status item) has no key and is never
         // replayed: only a session runs it.
-        let root = &inv.setup.rootdir;
-        let same_collection = keyed.recorded_collection.is_some_and(|files| {
-            let a: BTreeSet<&String> = files.iter().collect();
-            scope.found.test_files.iter().all(|f| a.contains(f))
-                && files.iter().all(|f| root.join(f).is_file())
-        });
+        let same_collection = keyed.collection_only_files
+            && keyed.recorded_collection.is_some_and(|files| {
+                let a: BTreeSet<&String> = files.iter().collect();
+                scope.found.test_files.iter().all(|f| a.contains(f))
+            });
         self.fast_path = !inv.settings.refresh_cache
             && (self.whole_files || self.select_sig.is_some())
             && all_full
