@@ -961,3 +961,14 @@ fn rpytest_own_variables_are_not_in_the_tests_environment() {
         py.assert_code(0);
     }
 }
+
+#[test]
+fn a_test_that_deletes_sys_getframe_matches_pytest() {
+    // attrs' suite deletes sys._getframe in a test; the recorder walks frames
+    // while it is gone, and pytest's own getoption runs with it gone.
+    let pair = Pair::new("sys_patched");
+    let (py, _) = pair.check(&["-rA"]);
+    py.assert_code(0);
+    let (_, cached) = pair.check(&["-rA"]);
+    cached.assert_stdout_contains("3 passed");
+}

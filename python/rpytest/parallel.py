@@ -47,6 +47,7 @@ _Message = Dict[str, Any]
 # as a label (pytest-cov names its data with it; its data files are named by
 # pid): forks may share gw0's.
 _ID_AS_LABEL = ("pytest_cov.",)
+_getframe = sys._getframe  # captured: a test may delete sys._getframe
 
 
 class _WorkerInput(dict):
@@ -64,7 +65,7 @@ class _WorkerInput(dict):
         elif key == "workercount":
             sys.audit("rpytest.env", "PYTEST_XDIST_WORKER_COUNT")
         if key == "workerid" and not self.id_read:
-            caller = str(sys._getframe(2).f_globals.get("__name__", ""))
+            caller = str(_getframe(2).f_globals.get("__name__", ""))
             if not caller.startswith(_ID_AS_LABEL):
                 self.id_read = True
 

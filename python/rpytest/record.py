@@ -83,7 +83,10 @@ _IMPORTLIB_DIR = os.path.dirname(importlib.__file__ or "") + os.sep
 
 _PYTEST_DIR = os.path.dirname(importlib.import_module("_pytest").__file__ or "")
 _PLUGGY_DIR = os.path.dirname(importlib.import_module("pluggy").__file__ or "")
-_HERE = sys._getframe(0).f_code.co_filename
+# Captured once: a test may delete `sys._getframe` (monkeypatch.delattr, to test a
+# fallback), and the recorder keeps walking frames while it is gone.
+_getframe = sys._getframe
+_HERE = _getframe(0).f_code.co_filename
 # This module's frames are told apart by their globals: reading a frame's
 # `f_code` raises an audit event of its own (object.__getattr__), which every
 # hop of a stack walk would send back through the audit hook.
@@ -163,7 +166,7 @@ def _is_machinery_module(g: Dict[str, Any]) -> bool:
 def _importer_frame() -> Any:
     """The frame that asked for the module being loaded: the first one outside
     this module, the import system and pytest's import helpers."""
-    frame: Any = sys._getframe(2)
+    frame: Any = _getframe(2)
     while frame is not None:
         if frame.f_globals is not _GLOBALS:
             fn = frame.f_code.co_filename
@@ -176,7 +179,7 @@ def _importer_frame() -> Any:
 def _first_outside_frame(skip: Any = None) -> Any:
     """The first frame outside this module and the standard library (and
     outside code object `skip`): the code whose call raised the event."""
-    frame: Any = sys._getframe(1)
+    frame: Any = _getframe(1)
     while frame is not None:
         if frame.f_globals is _GLOBALS:
             frame = frame.f_back
@@ -379,7 +382,7 @@ class Recorder:
         import (the module keeps what it read for every later importer)."""
         if self.active is None:
             return None
-        return self._data_key_from(sys._getframe(1))
+        return self._data_key_from(_getframe(1))
 
     def _data_key_from(self, frame: Any) -> Key:
         active = self.active
@@ -411,7 +414,7 @@ class Recorder:
         (code, instruction, frame and parent frame identity) so a loop reading
         the same variable does not walk the stack every time. A call site whose
         standard-library callees run a module body is never remembered."""
-        frame: Any = sys._getframe(1)
+        frame: Any = _getframe(1)
         while frame is not None and frame.f_globals is _GLOBALS:
             frame = frame.f_back
         top = frame
@@ -728,7 +731,7 @@ class Recorder:
         it), with no project code in between. Tests and fixtures run under
         other hooks (pytest_runtest_*, pytest_fixture_setup), and project code
         (a conftest.py's hook) always records."""
-        frame: Any = sys._getframe(2)
+        frame: Any = _getframe(2)
         while frame is not None:
             back = frame.f_back
             if frame.f_globals is _GLOBALS:
@@ -802,7 +805,7 @@ class Recorder:
         """Whether project code (a test module, a conftest.py, a first-party
         module) is on the stack: an installed plugin asking whether it runs
         in a worker (syrupy, pytest-benchmark) is not."""
-        frame: Any = sys._getframe(2)
+        frame: Any = _getframe(2)
         while frame is not None:
             if frame.f_globals is not _GLOBALS:
                 fn = frame.f_code.co_filename
@@ -1320,7 +1323,7 @@ def _option_targets(cls: Any, skip_pytest: bool) -> List[Tuple[Any, str, str]]:
     funcs = [getattr(cls, n, None) for n in ("getoption", "getvalue", "get_verbosity")]
     stmt = 'sys.audit("rpytest.option")'
     if skip_pytest:
-        stmt = 'if not (sys._getframe(1).f_globals.get("__file__") or "").startswith(%r): %s' % (_PYTEST_PREFIX, stmt)
+        stmt = 'if getattr(sys, "_getframe", None) is None or not (sys._getframe(1).f_globals.get("__file__") or "").startswith(%r): %s' % (_PYTEST_PREFIX, stmt)
     return [(f, stmt, source) for f in funcs if f is not None]
 
 
@@ -1383,7 +1386,7 @@ def _record_attribute_reads(target: Any, first_party: Dict[str, bool]) -> bool:
     def __getattribute__(self: Any, name: str) -> Any:
         rec = _RECORDER
         if rec is not None and rec.enabled and (name == "__dict__" or not name.startswith("__")):
-            caller = sys._getframe(1)
+            caller = _getframe(1)
             if skip_pytest and (caller.f_globals.get("__file__") or "").startswith(_PYTEST_PREFIX):
                 return base.__getattribute__(self, name)  # pytest's own read
             fn = caller.f_code.co_filename
@@ -1421,7 +1424,7 @@ def _on_option_event(rec: Recorder) -> None:
     # The prologue's frame is pytest's getoption (or get_verbosity, which calls
     # getoption); the code that called them decides. pytest's own helpers that
     # a test calls (the assertion rewriter sizing a repr) are pytest's reads.
-    frame: Any = sys._getframe(1)
+    frame: Any = _getframe(1)
     while frame is not None and (frame.f_globals is _GLOBALS or frame.f_code.co_filename == _PYTEST_CONFIG):
         frame = frame.f_back
     if frame is not None and rec.rel(frame.f_code.co_filename) is not None:
