@@ -198,6 +198,9 @@ fn snapshot_update_and_benchmarks_run_everything_and_say_so() {
 #[test]
 fn display_plugins_do_not_make_the_environment_an_input() {
     let mut p = plugin_project();
+    // pytest-benchmark's machine id copies the environment (platform's
+    // `dict(os.environ, LC_ALL="C")`): the copy reads every variable by name.
+    p.set_env("OPTIONS_UNRELATED", "1");
     p.rpytest(&[]).no_junit().run().assert_code(0);
     p.rpytest(&[]).no_junit().run().assert_code(0);
     let rules = p.rpytest_cmd(&["--show-rules"]);
@@ -211,6 +214,12 @@ fn display_plugins_do_not_make_the_environment_an_input() {
         "pytest-metadata / pytest-benchmark made the whole environment an input of every test\n{}",
         rules.stdout
     );
+    // A variable that was there when the results were recorded changes:
+    // only the test that iterates the environment depends on it.
+    p.set_env("OPTIONS_UNRELATED", "2");
+    let run = p.rpytest(&[]).no_junit().run();
+    run.assert_code(0);
+    assert_eq!(counts(&run), (2, 1), "{}", run.transcript());
     // A new variable: the test that iterates the environment runs (and
     // fails, as stock pytest would), the others stay cached.
     p.set_env("OPTIONS_FAIL", "1");

@@ -262,6 +262,7 @@ class Recorder:
         self._venv_tops: Dict[str, bool] = {}
         self._sites: Dict[Tuple[Any, ...], Tuple[bool, Key]] = {}
         self._env_iter_sites: Set[Tuple[int, int]] = set()
+        self._shown_env_frames: List[Any] = []
         excluded = []
         for p in {sys.prefix, sys.exec_prefix, getattr(sys, "base_prefix", sys.prefix)}:
             excluded.append(os.path.normpath(p).rstrip(os.sep) + os.sep)
@@ -716,13 +717,20 @@ class Recorder:
     def on_env_all(self) -> None:
         """The whole environment was read (iteration, len, copy, repr)."""
         machinery, k = self.site()
-        if not machinery and not self._by_plugin_session_hook():
+        if machinery:
+            return
+        shown = self._by_plugin_session_hook()
+        if not shown:
             self.env[k].add("*")
-            # The items a copy or dict() reads next come from this very
-            # instruction: they are part of this read, not reads by name.
-            frame = _first_outside_frame()
-            if frame is not None:
-                self._env_iter_sites.add((hash(frame), frame.f_lasti))
+        # The items a copy or dict() reads next come from this very
+        # instruction: they are part of this read, not reads by name.
+        frame = _first_outside_frame()
+        if frame is not None:
+            self._env_iter_sites.add((hash(frame), frame.f_lasti))
+            if shown:
+                # Kept alive so that no later frame can take its id while
+                # its site is exempt (see on_env).
+                self._shown_env_frames.append(frame)
 
     def _by_plugin_session_hook(self) -> bool:
         """Whether the event comes from an installed plugin's session-level hook
@@ -789,6 +797,8 @@ class Recorder:
         env = self.env[k]
         if name in env:
             return
+        if self._shown_env_frames and self._in_shown_env_copy():
+            return  # an item of a copy a display plugin's session hook made
         if "*" in env:
             if not is_cosmetic_env(name):
                 return  # covered by the whole-environment read
@@ -800,6 +810,14 @@ class Recorder:
         if name in self.env_set[k] and _raw_env(name) != self.original_env.get(_env_key(name)):
             return  # the value this key itself set (monkeypatch.setenv), not the caller's
         env.add(name)
+
+    def _in_shown_env_copy(self) -> bool:
+        frame = _first_outside_frame()
+        return (
+            frame is not None
+            and any(frame is f for f in self._shown_env_frames)
+            and (hash(frame), frame.f_lasti) in self._env_iter_sites
+        )
 
     def _project_on_stack(self) -> bool:
         """Whether project code (a test module, a conftest.py, a first-party
