@@ -481,3 +481,26 @@ fn usage_errors_exit_4() {
         );
     }
 }
+
+#[test]
+fn a_cached_run_that_served_nothing_is_said_so() {
+    let project = new_project("verify_uncached");
+    let (run, report) = verify(&project, &[]);
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout.trim_end().lines().last(),
+        Some("verified drop-in: 1 nodes, identical outcomes and exit code (fresh; the cached run served nothing from the cache)"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr
+            .contains("note: the cached run served no result from the cache"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        report["notes"].to_string().contains("served no result"),
+        "{report}"
+    );
+}

@@ -17,6 +17,7 @@ pub use result::{Report, RunReport, SCHEMA_VERSION};
 pub use runs::{Observed, Tool};
 
 use crate::exit::{self, Failure};
+use crate::outcome::Outcome;
 use crate::project::interpreter::InterpreterInfo;
 use crate::settings::{Invocation, Mode};
 use runs::Launcher;
@@ -136,6 +137,14 @@ struct Full {
 }
 
 impl Full {
+    /// Whether the cached run replayed nothing although the fresh run had
+    /// passes to store (every passing test's inputs changed in between).
+    fn cached_run_served_nothing(&self) -> bool {
+        self.cached.as_ref().is_some_and(|c| {
+            c.cached.is_empty() && self.fresh.nodes.values().any(|o| *o == Outcome::Passed)
+        })
+    }
+
     fn compared(&self) -> Vec<(Tool, &Observed)> {
         let mut compared = vec![(Tool::Pytest, &self.stock), (Tool::Fresh, &self.fresh)];
         if let Some(c) = &self.cached {
@@ -250,6 +259,11 @@ pub fn run(
         progress,
     };
     let full = full_runs(&mut r, &stock_args, args, cached_run);
+    if full.cached_run_served_nothing() {
+        let n = "the cached run served no result from the cache (`rpytest --why NODE` tells why a test ran again)".to_owned();
+        (r.progress)(Step::Note(&n));
+        notes.push(n);
+    }
     let mut ds = compare::find(&full.compared());
     let checks = recheck(&mut r, inv, &stock_args, &mut ds);
     compare::explain(&mut ds, rootdir);
@@ -283,6 +297,7 @@ fn assemble(
     let verdict = result::verdict(
         full.stock.nodes.len(),
         skipped_because.as_deref(),
+        full.cached_run_served_nothing(),
         &ds,
         &summary,
     );

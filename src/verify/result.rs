@@ -78,11 +78,13 @@ pub struct Report {
 pub fn verdict(
     nodes: usize,
     cached_run_skipped: Option<&str>,
+    cached_run_served_nothing: bool,
     ds: &[Disagreement],
     summary: &[(&str, usize)],
 ) -> String {
     if ds.is_empty() {
         return match cached_run_skipped {
+            None if cached_run_served_nothing => format!("verified drop-in: {nodes} nodes, identical outcomes and exit code (fresh; the cached run served nothing from the cache)"),
             None => format!("verified drop-in: {nodes} nodes, identical outcomes and exit code (fresh and cached)"),
             Some(why) => format!("verified drop-in: {nodes} nodes, identical outcomes and exit code (fresh only; cached run skipped: {why})"),
         };
