@@ -1441,3 +1441,22 @@ fn items_no_test_file_owns_run_in_every_run() {
         );
     }
 }
+
+#[test]
+fn a_run_with_workers_keeps_the_serial_results() {
+    // Under -n the session loads rpytest modules a serial run does not; they
+    // are the tool, not an input of the tests.
+    // A failing test makes every run start a session.
+    let project = Project::new("cache_lifecycle");
+    project.write(
+        "tests/test_zz_fails.py",
+        "def test_fails():\n    assert False\n",
+    );
+    project.rpytest(&[]).no_junit().run();
+    let serial = project.rpytest(&[]).no_junit().run();
+    let (cached, ran) = cache_counts(&serial);
+    assert!(cached > 0 && ran == 1, "{}", serial.transcript());
+    project.rpytest(&["-n", "2"]).no_junit().run();
+    let again = project.rpytest(&[]).no_junit().run();
+    assert_eq!(cache_counts(&again), (cached, 1), "{}", again.transcript());
+}

@@ -44,10 +44,13 @@ def imported_files(rootdir: str) -> List[Tuple[str, str]]:
     roots = tuple({os.path.normpath(rootdir).rstrip(os.sep) + os.sep, os.path.realpath(rootdir).rstrip(os.sep) + os.sep})
     seen = set()
     out: List[Tuple[str, str]] = []
+    own = _own_package_dir()
     for name, module in list(sys.modules.items()):
         f = getattr(module, "__file__", None) if module is not None else None
         if not isinstance(f, str) or not os.path.isabs(f) or name == "__main__":
             continue
+        if own is not None and (name == "rpytest" or name.startswith("rpytest.")):
+            continue  # the tool itself: keyed whole, below
         f = os.path.normpath(f)
         installed = _under(f, sites) or (os.sep + "site-packages" + os.sep) in f
         if not installed and (_under(f, roots) or _under(f, stdlib)):
@@ -56,7 +59,35 @@ def imported_files(rootdir: str) -> List[Tuple[str, str]]:
             continue
         seen.add(f)
         out.append(("%s:%s" % (name, os.path.basename(f)), f))
+    if own is not None:
+        out.extend(_own_package_files(own))
     out.sort()
+    return out
+
+
+def _own_package_dir() -> "str | None":
+    """rpytest's own package directory when it is outside the project (pip,
+    or a `.pth` to a checkout); None when the project is rpytest itself."""
+    import rpytest
+
+    f = getattr(rpytest, "__file__", None)
+    return os.path.dirname(os.path.abspath(f)) if isinstance(f, str) else None
+
+
+def _own_package_files(own: str) -> List[Tuple[str, str]]:
+    """Every module of rpytest's own package, whichever of them this session
+    imported: a run under `-n` imports modules a serial run does not, and the
+    set of keyed files must not change with that (it would re-run every test
+    once). An edit of any of them still changes the key."""
+    out = []
+    try:
+        names = sorted(os.listdir(own))
+    except OSError:
+        return out
+    for n in names:
+        if n.endswith(".py"):
+            mod = "rpytest" if n == "__init__.py" else "rpytest." + n[:-3]
+            out.append(("%s:%s" % (mod, n), os.path.join(own, n)))
     return out
 
 

@@ -204,6 +204,20 @@ def _find_spec_caller_is_machinery() -> bool:
     return fn.startswith(_MACHINERY) and fn != _PYTESTER
 
 
+def _requested_by_rpytest() -> bool:
+    """Whether the import being requested comes from rpytest's own package
+    (through the standard library and the import system's frames). pytest's
+    requests stay inputs: `pytest.importorskip("mod")` asks on a test's behalf."""
+    frame: Any = _getframe(1)
+    while frame is not None:
+        fn = frame.f_code.co_filename
+        if frame.f_globals is _GLOBALS or _is_library_frame(fn) or fn.startswith("<frozen importlib"):
+            frame = frame.f_back
+            continue
+        return fn.startswith(_RPYTEST_DIR)
+    return False
+
+
 def source_of_pyc(path: str) -> Optional[str]:
     """`pkg/__pycache__/mod.cpython-311[-pytest-8.4.2][.opt-1].pyc` -> `pkg/mod.py`
     (what the cached bytecode was compiled from), else None."""
@@ -557,6 +571,8 @@ class Recorder:
         if mod is None:
             if probe and _find_spec_caller_is_machinery():
                 return  # pytest and the import system looking for plugins and modules
+            if _requested_by_rpytest():
+                return  # rpytest's own modules asking whether pytest-xdist is installed
             self.requested[self.active].add(name)
             return
         f = getattr(mod, "__file__", None)
