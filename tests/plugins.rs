@@ -531,3 +531,17 @@ fn coverage_runs_after_the_daemon_restarts_with_its_warm_set() {
     assert_same(&expected, &run);
     assert_eq!(coverage_report(&run), coverage_report(&expected));
 }
+
+#[test]
+fn a_new_file_in_the_root_keeps_coverage_runs_cached() {
+    // pytest-cov lists the data file's directory (the root) to erase and
+    // combine `.coverage.*`: that listing is not an input of the tests.
+    let rp = project("cov");
+    rp.rpytest(&[]).run().assert_code(0);
+    let all = cached_count(&rp.rpytest(&[]).run());
+    assert!(all > 0);
+    rp.write("NOTES.txt", "a note\n");
+    let after = rp.rpytest(&[]).run();
+    after.assert_code(0);
+    assert_eq!(cached_count(&after), all, "{}", after.transcript());
+}

@@ -748,7 +748,7 @@ class Recorder:
                 # its site is exempt (see on_env).
                 self._shown_env_frames.append(frame)
 
-    def _by_plugin_session_hook(self) -> bool:
+    def _by_plugin_session_hook(self, plugins: Optional[Tuple[str, ...]] = None) -> bool:
         """Whether the event comes from an installed plugin's session-level hook
         (configure, session start and finish, report header, terminal summary:
         pytest-metadata and pytest-benchmark list the environment to display
@@ -771,7 +771,7 @@ class Recorder:
             if back is not None and back.f_code.co_filename.startswith(_PLUGGY_PREFIX):
                 return _is_session_hook(frame.f_code.co_name) and str(
                     frame.f_globals.get("__name__", "")
-                ).startswith(_DISPLAY_PLUGINS)
+                ).startswith(plugins or _DISPLAY_PLUGINS)
             frame = back
         return False
 
@@ -796,7 +796,9 @@ class Recorder:
         # Whoever called os.listdir, glob, pathlib, os.walk tells whether a test
         # or the machinery wanted the listing.
         machinery, k = self.site()
-        if not machinery:  # (the import system's and pytest's own directory scans are not inputs)
+        # (the import system's and pytest's own directory scans are not inputs,
+        # nor pytest-cov's search for its data files when a session starts or ends)
+        if not machinery and not self._by_plugin_session_hook(_DATA_FILE_PLUGINS):
             self.lists[k].add(r)
 
     def on_env(self, key: Any) -> None:
@@ -969,8 +971,12 @@ class Recorder:
 _SESSION_HOOKS = frozenset({
     "pytest_configure", "pytest_unconfigure", "pytest_sessionstart", "pytest_sessionfinish",
     "pytest_report_header", "pytest_report_collectionfinish", "pytest_terminal_summary",
-    "pytest_addoption", "pytest_plugin_registered", "pytest_metadata",
+    "pytest_addoption", "pytest_plugin_registered", "pytest_metadata", "pytest_load_initial_conftests",
 })
+
+# Installed plugins whose session-level hooks list directories only to manage
+# their own data files: pytest-cov erasing and combining `.coverage.*`.
+_DATA_FILE_PLUGINS = ("pytest_cov",)
 
 
 # Installed plugins known to list the environment only to display it (the
