@@ -972,3 +972,19 @@ fn a_test_that_deletes_sys_getframe_matches_pytest() {
     let (_, cached) = pair.check(&["-rA"]);
     cached.assert_stdout_contains("3 passed");
 }
+
+#[test]
+fn setup_show_on_a_cached_project_shows_every_fixture_as_pytest() {
+    let pair = Pair::new("conftest_hierarchy");
+    pair.check(&[]);
+    pair.check(&[]);
+    let (py, rp) = pair.check(&["--setup-show"]);
+    let setups = |r: &common::Run| r.stdout.lines().filter(|l| l.contains("SETUP")).count();
+    assert!(setups(&py) > 0, "{}", py.transcript());
+    assert_eq!(setups(&rp), setups(&py), "{}", rp.transcript());
+    assert!(
+        rp.stderr.contains("--setup-show needs every test to run"),
+        "{}",
+        rp.transcript()
+    );
+}

@@ -304,6 +304,10 @@ fn long_option(
         None => (a.to_owned(), None),
     };
     if let Some(opt) = lookup(&name) {
+        if opt.names[0] == "--setup-show" {
+            // Its SETUP/TEARDOWN lines come from running each test's fixtures.
+            r.run_all.push("--setup-show".to_owned());
+        }
         let value = match (opt.takes_value, inline) {
             (false, _) => None,
             (true, Some(v)) => Some(v),
