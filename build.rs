@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let native = manifest_dir.join("native");
     for p in ["native/src", "native/Cargo.toml", "native/Cargo.lock"] {
@@ -54,12 +55,19 @@ fn main() {
     // of the daemon's fingerprint.
     let mut h = std::collections::hash_map::DefaultHasher::new();
     h.write(&bytes);
-    println!("cargo:rustc-env=RPYTEST_NATIVE_HASH={:016x}{:08x}", h.finish(), bytes.len());
+    println!(
+        "cargo:rustc-env=RPYTEST_NATIVE_HASH={:016x}{:08x}",
+        h.finish(),
+        bytes.len()
+    );
 }
 
 fn build(native: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
     if !native.join("Cargo.toml").is_file() {
-        return Err(format!("{} is missing", native.join("Cargo.toml").display()));
+        return Err(format!(
+            "{} is missing",
+            native.join("Cargo.toml").display()
+        ));
     }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = env::var("TARGET").map_err(|e| e.to_string())?;
@@ -107,7 +115,9 @@ fn build(native: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
             cmd.env_remove(k);
         }
     }
-    let out = cmd.output().map_err(|e| format!("could not run cargo: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last: Vec<&str> = err.lines().rev().take(8).collect();

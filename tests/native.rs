@@ -27,7 +27,9 @@ fn sessions_record_through_the_native_hook_unless_turned_off() {
     run.assert_code(0);
     assert_eq!(hook_of(&run), "native", "the daemon's session");
     touch(&p, "tests/test_hook.py", 1);
-    let run = p.rpytest(&["-s", "--no-daemon", "tests/test_hook.py"]).run();
+    let run = p
+        .rpytest(&["-s", "--no-daemon", "tests/test_hook.py"])
+        .run();
     run.assert_code(0);
     assert_eq!(hook_of(&run), "native", "a --no-daemon session");
     // RPYTEST_NATIVE=0: the daemon is replaced (it is in its fingerprint).
@@ -52,8 +54,14 @@ fn the_native_module_path_is_not_in_the_tests_environment() {
         .assert_code(0);
 }
 
-/// The recorded dependencies (file, kind, name) and import edges of a project.
-fn recorded(p: &Project) -> (BTreeSet<(String, String, String)>, BTreeSet<(String, String)>) {
+/// Recorded dependencies (file, kind, name) and import edges (importer, imported).
+type Recorded = (
+    BTreeSet<(String, String, String)>,
+    BTreeSet<(String, String)>,
+);
+
+/// The recorded dependencies and import edges of a project.
+fn recorded(p: &Project) -> Recorded {
     let db = rusqlite::Connection::open(p.path(".rpytest/cache.db")).expect("open the cache");
     let deps = db
         .prepare("SELECT file, kind, name FROM deps")

@@ -95,7 +95,11 @@ unsafe fn py_bool(v: bool) -> *mut PyObject {
 
 // ---------------------------------------------------------------- audit hook
 
-unsafe extern "C" fn audit_hook(event: *const c_char, args: *mut PyObject, _: *mut c_void) -> c_int {
+unsafe extern "C" fn audit_hook(
+    event: *const c_char,
+    args: *mut PyObject,
+    _: *mut c_void,
+) -> c_int {
     let st = state();
     if st.callback.is_null() || event.is_null() || args.is_null() {
         return 0;
@@ -137,7 +141,13 @@ unsafe extern "C" fn audit_hook(event: *const c_char, args: *mut PyObject, _: *m
 unsafe extern "C" fn set_audit_hook(_m: *mut PyObject, args: *mut PyObject) -> *mut PyObject {
     let mut events: *mut PyObject = ptr::null_mut();
     let mut callback: *mut PyObject = ptr::null_mut();
-    if PyArg_ParseTuple(args, c"OO:set_audit_hook".as_ptr(), &mut events, &mut callback) == 0 {
+    if PyArg_ParseTuple(
+        args,
+        c"OO:set_audit_hook".as_ptr(),
+        &mut events,
+        &mut callback,
+    ) == 0
+    {
         return ptr::null_mut();
     }
     let st = state();
@@ -173,7 +183,8 @@ unsafe extern "C" fn set_audit_hook(_m: *mut PyObject, args: *mut PyObject) -> *
                 Py_DecRef(item);
                 break;
             }
-            let bytes: Box<[u8]> = std::slice::from_raw_parts(utf8 as *const u8, size as usize).into();
+            let bytes: Box<[u8]> =
+                std::slice::from_raw_parts(utf8 as *const u8, size as usize).into();
             Py_DecRef(encoded);
             if bytes.len() < 64 {
                 lengths |= 1u64 << bytes.len();
@@ -223,7 +234,12 @@ unsafe extern "C" fn audit_hook_added(_m: *mut PyObject, _a: *mut PyObject) -> *
 
 // ------------------------------------------------------------- call recorder
 
-unsafe extern "C" fn profile(_obj: *mut PyObject, frame: *mut c_void, what: c_int, _arg: *mut PyObject) -> c_int {
+unsafe extern "C" fn profile(
+    _obj: *mut PyObject,
+    frame: *mut c_void,
+    what: c_int,
+    _arg: *mut PyObject,
+) -> c_int {
     if what != PYTRACE_CALL || frame.is_null() {
         return 0;
     }
@@ -246,12 +262,18 @@ unsafe fn probe_ready(st: &mut State) -> bool {
     if !st.probe_code.is_null() {
         return true;
     }
-    let code = Py_CompileString(c"None".as_ptr(), c"<rpytest_native probe>".as_ptr(), Py_eval_input);
+    let code = Py_CompileString(
+        c"None".as_ptr(),
+        c"<rpytest_native probe>".as_ptr(),
+        Py_eval_input,
+    );
     if code.is_null() {
         return false;
     }
     let globals = PyDict_New();
-    if globals.is_null() || PyDict_SetItemString(globals, c"__builtins__".as_ptr(), PyEval_GetBuiltins()) != 0 {
+    if globals.is_null()
+        || PyDict_SetItemString(globals, c"__builtins__".as_ptr(), PyEval_GetBuiltins()) != 0
+    {
         Py_DecRef(code);
         if !globals.is_null() {
             Py_DecRef(globals);
