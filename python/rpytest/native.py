@@ -7,6 +7,26 @@ out of the environment at import (the tests never see it) and loads it.
 `MODULE` is the loaded module, or None: no path given, `RPYTEST_NATIVE=0`,
 not CPython, a free-threaded build, or any failure to load. Everything that
 uses it has a Python fallback that records the same inputs.
+
+The module's functions (all called with the GIL; none raises an audit event):
+
+* `set_audit_hook(events, callback) -> bool`: `callback(event, args)` is
+  called for each audit event named in `events`, with tracing paused (as
+  CPython calls a Python hook); its exceptions propagate into the audited
+  operation. The C hook is added once per process; later calls replace the
+  names and callback, `callback=None` stops. False when the interpreter
+  cannot pause tracing (CPython < 3.11): use `sys.addaudithook` then.
+* `audit_hook_added() -> bool`.
+* `calls_start() -> bool`: a C profile function on the calling thread keeps
+  each distinct code object entered (Python functions, resumed generators,
+  module and class bodies; not C functions), holding a reference to each.
+  `sys.getprofile()` stays None.
+* `calls_take() -> list`: the code objects entered since the last take, each
+  once, in no order; forgets them.
+* `calls_active() -> bool`: whether our profile function is still the
+  calling thread's (sys.setprofile, cProfile or a test may have replaced it).
+* `calls_stop() -> bool`: removes it if it is still the thread's (another
+  profiler in its place is left alone); says whether it was.
 """
 
 from __future__ import annotations
