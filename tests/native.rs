@@ -14,6 +14,14 @@ fn hook_of(run: &Run) -> String {
         .unwrap_or_else(|| panic!("no AUDIT_HOOK line in:\n{}", run.transcript()))
 }
 
+/// A copy of the fixture whose sessions load the native module, whatever
+/// `RPYTEST_NATIVE` the tests run with.
+fn native_project() -> Project {
+    let mut p = Project::new("native_inputs");
+    p.set_env("RPYTEST_NATIVE", "1");
+    p
+}
+
 /// Changes `rel` (a comment) so that its tests run again.
 fn touch(p: &Project, rel: &str, n: u32) {
     let text = p.read(rel);
@@ -22,7 +30,7 @@ fn touch(p: &Project, rel: &str, n: u32) {
 
 #[test]
 fn sessions_record_through_the_native_hook_unless_turned_off() {
-    let mut p = Project::new("native_inputs");
+    let mut p = native_project();
     let run = p.rpytest(&["-s", "tests/test_hook.py"]).run();
     run.assert_code(0);
     assert_eq!(hook_of(&run), "native", "the daemon's session");
@@ -42,7 +50,7 @@ fn sessions_record_through_the_native_hook_unless_turned_off() {
 
 #[test]
 fn the_native_module_path_is_not_in_the_tests_environment() {
-    let p = Project::new("native_inputs");
+    let p = native_project();
     p.write(
         "tests/test_env.py",
         "import os\n\ndef test_env():\n    assert not [k for k in os.environ if k.startswith('RPYTEST_NATIVE')]\n",
@@ -82,7 +90,7 @@ fn recorded(p: &Project) -> Recorded {
 
 #[test]
 fn native_and_python_hooks_record_the_same_inputs() {
-    let native = Project::new("native_inputs");
+    let native = native_project();
     let mut python = Project::new("native_inputs");
     python.set_env("RPYTEST_NATIVE", "0");
     let a = native.rpytest(&["-s", "tests"]).run();
