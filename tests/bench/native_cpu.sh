@@ -21,10 +21,10 @@ unset PYTHONDONTWRITEBYTECODE
 # machine stop idle daemons beyond RPYTEST_MAX_DAEMONS in theirs.
 export XDG_RUNTIME_DIR=${BENCH_RUNTIME_DIR:-/tmp/rpytest-native-bench}
 mkdir -p -m 700 "$XDG_RUNTIME_DIR"
-# warm both daemons (and the .pyc files)
-(cd "$DIR" && $PY -m pytest -q -p no:cacheprovider >/dev/null 2>&1 || true)
-(cd "$DIR" && "$BIN" --python "$PY" -q -p no:cacheprovider >/dev/null 2>&1 || true)
-(cd "$PYDIR" && RPYTEST_NATIVE=0 "$BIN" --python "$PY" -q -p no:cacheprovider >/dev/null 2>&1 || true)
+# warm both daemons (and the .pyc files), started under nice as every timed command is
+(cd "$DIR" && nice $PY -m pytest -q -p no:cacheprovider >/dev/null 2>&1 || true)
+(cd "$DIR" && nice "$BIN" --python "$PY" -q -p no:cacheprovider >/dev/null 2>&1 || true)
+(cd "$PYDIR" && RPYTEST_NATIVE=0 nice "$BIN" --python "$PY" -q -p no:cacheprovider >/dev/null 2>&1 || true)
 for r in $(seq "$ROUNDS"); do
   echo "pytest  $($CPU "$DIR" "true" "cd $DIR && $PY -m pytest -q -p no:cacheprovider")" >> "$OUT"
   echo "python  $($CPU "$PYDIR" "rm -rf $PYDIR/.rpytest" "cd $PYDIR && RPYTEST_NATIVE=0 $BIN --python $PY -q -p no:cacheprovider")" >> "$OUT"
