@@ -229,6 +229,7 @@ impl FreshSession {
         if control.is_some() {
             cmd.env("RPYTEST_CONTROL_FD", "4");
         }
+        crate::daemon::native::apply(&mut cmd);
         unsafe {
             cmd.pre_exec(move || {
                 if libc::dup2(ev, 3) < 0

@@ -4,7 +4,8 @@
 #      tests install pinned real plugins from PyPI into a venv of their own under target/; the output
 #      tests compare rpytest's own output with the insta snapshots in tests/snapshots/),
 #   2. the Python tests of the daemon and plugin under pytest 8.4.2,
-#   3. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel, remote, hermetic,
+#   3. the Python tests and the soundness matrix again with the Python audit hook (RPYTEST_NATIVE=0),
+#   4. the same Python tests and the drop-in, cache, soundness, faults, verify, parallel, remote, hermetic,
 #      replay, speed and output integration tests under the newest pytest 9, with pytest-xdist installed (rpytest's -n must not depend on it, nor be disturbed by it).
 # The plugin matrix (tests/plugins.rs, part of 1.) runs with .venv-plugins: pytest 8.4.2 and the pinned
 # third-party plugins of tests/plugin-matrix.txt, installed together (about a minute on a fresh machine).
@@ -63,8 +64,12 @@ RPYTEST_TEST_PYTHON="$ROOT/.venv/bin/python" RPYTEST_PLUGINS_PYTHON="$ROOT/.venv
 echo "== Python tests (pytest 8.4.2)"
 "$ROOT/.venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
+echo "== Python tests and the soundness matrix with the Python audit hook (RPYTEST_NATIVE=0, pytest 8.4.2)"
+RPYTEST_NATIVE=0 "$ROOT/.venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
+RPYTEST_NATIVE=0 RPYTEST_TEST_PYTHON="$ROOT/.venv/bin/python" cargo test --locked --test soundness -- --test-threads=2
+
 echo "== Python tests (pytest 9)"
 "$ROOT/.venv-pytest9/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
 echo "== drop-in, cache, soundness, faults, verify, parallel, remote, hermetic, replay and speed integration tests (pytest 9 + pytest-xdist)"
-RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test hermetic --test replay --test speed --test output -- --test-threads=2
+RPYTEST_TEST_PYTHON="$ROOT/.venv-pytest9/bin/python" cargo test --locked --test dropin --test cache --test soundness --test faults --test verify --test parallel --test remote --test hermetic --test replay --test speed --test output --test native -- --test-threads=2

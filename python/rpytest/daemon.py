@@ -36,6 +36,7 @@ import warnings
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from rpytest import __version__, prefork, shadow
+from rpytest import native  # noqa: F401 - takes its variable out of the environment first
 from rpytest.warm import _atomic_write, cold_path, read_names
 from rpytest import protocol as msgs
 from rpytest.protocol import PROTOCOL_VERSION, LineBuffer, decode, encode

@@ -30,6 +30,7 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+from rpytest import native
 from rpytest import protocol as msgs
 
 # Path components that never hold first-party inputs: version control internals
@@ -1272,11 +1273,15 @@ def _audit_handlers() -> Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]]:
 # audit hook for the life of the process).
 _AUDIT_HANDLERS: Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]] = {}
 _audit_hook_added = False
+# Which hook this process added: "native" (rpytest_native's C hook, which
+# calls `audit` only for the events named in the table), "python"
+# (sys.addaudithook: `audit` is called for every event), or None.
+AUDIT_HOOK: Optional[str] = None
 
 
 def install_audit_hook() -> None:
     """Opens, imports, listings, subprocesses, sqlite and input() reach the recorder."""
-    global _audit_hook_added
+    global _audit_hook_added, AUDIT_HOOK
     if "audit" in _UNDO:
         return
     _AUDIT_HANDLERS.update(_audit_handlers())
@@ -1296,7 +1301,28 @@ def install_audit_hook() -> None:
                 except Exception:
                     pass
 
-    sys.addaudithook(audit)
+    if not _add_native_audit_hook(audit):
+        sys.addaudithook(audit)
+        AUDIT_HOOK = "python"
+
+
+def _add_native_audit_hook(audit: Callable[[str, Tuple[Any, ...]], None]) -> bool:
+    """Hands `audit` to the native module's hook, which compares each event's
+    name with the table's in native code and calls `audit` only for those
+    (with tracing paused, as CPython calls a Python hook). The other events
+    of a session, dozens per test, then cost no Python call. False when
+    there is no native module or it cannot add its hook here."""
+    global AUDIT_HOOK
+    module = native.MODULE
+    if module is None:
+        return False
+    try:
+        added = bool(module.set_audit_hook(tuple(_audit_handlers()), audit))
+    except Exception:
+        return False
+    if added:
+        AUDIT_HOOK = "native"
+    return added
 
 
 def uninstall_audit_hook() -> None:

@@ -1,5 +1,6 @@
 //! Finding, starting, stopping and talking to the warm daemon.
 mod client;
+pub mod native;
 mod paths;
 mod spawn;
 mod unix;

@@ -52,7 +52,10 @@ pub fn fingerprint_with_env(
     // decides the file system and stdio encodings (`LANG`, `LC_ALL`, `LC_CTYPE`).
     let mut vars: Vec<(String, String)> = env
         .filter(|(k, _)| {
-            k.starts_with("PYTHON") || matches!(k.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE")
+            k.starts_with("PYTHON")
+                || matches!(k.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE")
+                // whether the daemon loads the native module
+                || k == super::native::SWITCH_VAR
         })
         .collect();
     vars.sort();
@@ -79,6 +82,7 @@ fn installation(python: &Path, info: &InterpreterInfo) -> Vec<u8> {
     let mut b: Vec<u8> = Vec::new();
     b.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     b.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    b.extend_from_slice(super::native::HASH.as_bytes());
     b.extend_from_slice(stamp(python).as_bytes());
     b.extend_from_slice(site_listing(&info.site_dirs).as_bytes());
     if let Some(dir) = &info.rpytest_dir {
@@ -279,6 +283,7 @@ fn start(spec: &DaemonSpec) -> Result<(), DaemonError> {
     if let Some(env) = &spec.env {
         cmd.env_clear().envs(env);
     }
+    super::native::apply(&mut cmd);
     unsafe {
         cmd.pre_exec(move || {
             // Its own session: no terminal signals, survives the CLI.

@@ -30,8 +30,29 @@ def clean_env(**extra: str) -> Dict[str, str]:
     env["PYTHONPATH"] = str(PYTHON_DIR)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.pop("COLUMNS", None)
+    _hand_native_module(env)
     env.update(extra)
     return env
+
+
+def native_module_path() -> Optional[str]:
+    """The native module cargo built last (`target/*/build/rpytest-*/out`),
+    as the rpytest binary would hand it to the daemon; None when none was built."""
+    found = [p for p in REPO.glob("target/*/build/rpytest-*/out/rpytest_native.so") if p.stat().st_size > 0]
+    if not found:
+        return None
+    return str(max(found, key=lambda p: p.stat().st_mtime))
+
+
+def _hand_native_module(env: Dict[str, str]) -> None:
+    """The daemons and sessions these tests start load the native module, as
+    under the binary, unless the tests run with RPYTEST_NATIVE=0 (then none
+    is handed, as the binary hands none)."""
+    if os.environ.get("RPYTEST_NATIVE", "").strip() == "0":
+        return
+    path = native_module_path()
+    if path:
+        env["RPYTEST_NATIVE_MODULE"] = path
 
 
 def write_project(root: Path, files: Dict[str, str]) -> Path:
