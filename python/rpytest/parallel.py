@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import warnings
+import zlib
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
@@ -335,6 +336,39 @@ def _warning_category(module: str, qualname: str) -> type:
     return type(qualname.rsplit(".", 1)[-1], (UserWarning,), {"__module__": module})
 
 
+class _OtherShares(set):  # type: ignore[type-arg]
+    """The files a collector of a partitioned `-n` run skips: those of the
+    other shares (the set's members), and each file no run has timed whose
+    path hashes to another share (src/parallel/partition.rs)."""
+
+    def __init__(self, others: Any, partition: Dict[str, Any]) -> None:
+        super().__init__(others)
+        self.index = int(partition.get("index") or 0)
+        self.count = max(1, int(partition.get("count") or 1))
+        self.mine = {str(f) for f in partition.get("files") or ()}
+
+    def __contains__(self, rel: object) -> bool:
+        if set.__contains__(self, rel):
+            return True
+        if not isinstance(rel, str) or rel in self.mine:
+            return False
+        return zlib.crc32(rel.encode("utf-8")) % self.count != self.index
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _collection_stops(session: pytest.Session) -> bool:
+    """Whether collection errors end the run before any test. As under
+    pytest-xdist, only once they reach `--maxfail` (`-x`): the tests that
+    were collected run, and the errors count as failures. `--collect-only`
+    keeps pytest's own rule (pytest-xdist stands aside there)."""
+    if session.shouldfail or session.shouldstop:
+        return True
+    config = session.config
+    return bool(config.option.collectonly and session.testsfailed and not config.option.continue_on_collection_errors)
+
+
 class WorkerPlugin:
     """Runs in a worker session next to RpytestPlugin."""
 
@@ -353,6 +387,11 @@ class WorkerPlugin:
         # Set: this session collects once and forks the workers (a Unix socket of the CLI's).
         self.fork_socket: Optional[str] = cfg.get("fork_socket") or None
         self.forks = False
+        partition = cfg.get("partition")
+        cache = getattr(rp, "cache", None)
+        if isinstance(partition, dict) and cache is not None:
+            # This collector collects only its share of the test files.
+            cache.exclude_files = _OtherShares(cache.exclude_files, partition)
 
     def emit(self, msg: _Message) -> None:
         self.writer.emit(msg)
@@ -413,6 +452,10 @@ class WorkerPlugin:
         (plugins fill it in their own `pytest_sessionfinish`), with the exit
         status and why the session stopped. The collector is no worker."""
         self.flush()  # a test that never ended (pytest.exit, Ctrl-C) left its events held
+        if not self.collection_sent and session.shouldfail and not session.config.option.collectonly:
+            # Collection errors reached --maxfail (-x): pytest stopped
+            # collecting; the controller still shows the errors and stops.
+            self._send_collection(session)
         output = getattr(session.config, "workeroutput", None)
         if isinstance(output, dict):
             output["exitstatus"] = int(exitstatus)
@@ -447,8 +490,8 @@ class WorkerPlugin:
     def _send_collection(self, session: pytest.Session) -> None:
         config = session.config
         tr = config.pluginmanager.get_plugin("terminalreporter")
-        items = [[item.nodeid, self.rp.relpath(item.path), _xdist_group(item)] for item in session.items]
-        stop = bool(session.testsfailed and not config.option.continue_on_collection_errors)
+        items = [[item.nodeid, self.rp.relpath(item.path), _xdist_group(item)] for item in getattr(session, "items", None) or ()]
+        stop = _collection_stops(session)
         # fork() with a thread running can deadlock the child (a lock held by
         # that thread stays held): then this session is an ordinary worker.
         # Code that read the worker id while collecting (a per-worker database
@@ -480,7 +523,7 @@ class WorkerPlugin:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         self._send_collection(session)
         config = session.config
-        if session.testsfailed and not config.option.continue_on_collection_errors:
+        if _collection_stops(session):
             raise session.Interrupted(
                 "%d error%s during collection" % (session.testsfailed, "s" if session.testsfailed != 1 else "")
             )
@@ -1102,7 +1145,11 @@ class ControllerPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         config = session.config
-        if session.testsfailed and not config.option.continue_on_collection_errors:
+        if session.shouldfail and not config.option.collectonly:
+            # Collection errors reached --maxfail (-x): pytest-xdist's end.
+            self._request_stop()
+            raise Interrupted(str(session.shouldfail))
+        if _collection_stops(session):
             self._request_stop()
             raise session.Interrupted(
                 "%d error%s during collection" % (session.testsfailed, "s" if session.testsfailed != 1 else "")

@@ -41,6 +41,13 @@ pub struct Options {
     /// more workers than this crashed, none is replaced and the run stops
     /// after each worker's current test.
     pub max_restart: usize,
+    /// The arguments allow each worker's collector to collect only its
+    /// share of the files (`src/parallel/partition.rs`): no unit of work can
+    /// span files (`--dist` load, worksteal, loadfile or loadscope), nothing
+    /// stops early (`-x`, `--maxfail`), pytest does not narrow or reorder
+    /// what it collects from the last run (`--lf`, `--ff`, `--nf`, `--sw`),
+    /// tests are run and no doctest collects non-test files.
+    pub partitionable: bool,
 }
 
 /// The last `--max-worker-restart` value of the command line.
@@ -58,6 +65,15 @@ fn max_worker_restart(args: &crate::project::args::PytestArgs) -> Result<Option<
             format!("argument --max-worker-restart: invalid value: '{v}' (a number of restarts)")
         }),
     }
+}
+
+/// See [`Options::partitionable`].
+fn partitionable(args: &crate::project::args::PytestArgs) -> bool {
+    let dist_ok = match args.dist.as_deref() {
+        None => true,
+        Some(d) => matches!(d, "load" | "worksteal" | "loadfile" | "loadscope"),
+    };
+    dist_ok && !args.stops_early && !args.narrows_collection && !args.no_run && !args.doctests
 }
 
 impl Options {
@@ -112,6 +128,7 @@ impl Options {
             dist,
             asked: workers,
             max_restart,
+            partitionable: partitionable(args),
         }))
     }
 
