@@ -378,10 +378,11 @@ fn collect_once_log(project: &Project) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Every test module was imported once, by a process that collected (one
+/// Every test module was imported once by each process that collected (one
 /// collector, or one per share of the files once a run recorded their
-/// durations), and no collector ran a test: the workers are their forks.
-/// Returns the `run` lines.
+/// durations: each imports every test module, as a pytest-xdist worker
+/// does, and makes the items of its share only), and no collector ran a
+/// test: the workers are their forks. Returns the `run` lines.
 fn assert_collected_once(log: &[Vec<String>], transcript: &str) -> Vec<Vec<String>> {
     let collectors: Vec<&String> = log
         .iter()
@@ -395,12 +396,13 @@ fn assert_collected_once(log: &[Vec<String>], transcript: &str) -> Vec<Vec<Strin
             .iter()
             .filter(|l| l[0] == "import" && l[1] == module)
             .collect();
+        let by: BTreeSet<&String> = imports.iter().map(|l| &l[2]).collect();
         assert_eq!(
             imports.len(),
-            1,
-            "{module} imported more than once: {log:?}"
+            collectors.len(),
+            "{module} imported more than once per collector: {log:?}"
         );
-        assert!(collectors.contains(&&imports[0][2]), "{log:?}");
+        assert_eq!(by, collectors.iter().copied().collect(), "{log:?}");
     }
     let runs: Vec<Vec<String>> = log.iter().filter(|l| l[0] == "run").cloned().collect();
     for r in &runs {
@@ -1089,18 +1091,20 @@ fn check_partitioned(pair: &Pair, args: &[&str], own: &[&str]) -> Vec<Vec<String
         .map(|l| &l[1])
         .collect();
     assert_eq!(collects.len(), 2, "{args:?}: {log:?}");
-    let mut imports: Vec<&String> = log
+    // Each collector imports every test module once (as each pytest-xdist
+    // worker does); the workers, its forks, import none.
+    let mut imports: Vec<(&String, &String)> = log
         .iter()
         .filter(|l| l[0] == "import")
-        .map(|l| &l[1])
+        .map(|l| (&l[1], &l[2]))
         .collect();
-    imports.sort();
     let before = imports.len();
+    imports.sort();
     imports.dedup();
-    assert_eq!(
-        before,
-        imports.len(),
-        "{args:?}: a module imported twice: {log:?}"
+    assert_eq!(before, imports.len(), "{args:?}: imported twice: {log:?}");
+    assert!(
+        imports.iter().all(|(_, pid)| collects.contains(pid)),
+        "{args:?}: {log:?}"
     );
     // A session fixture runs once per worker, in workers (forks), as under pytest-xdist.
     let sessions: Vec<&String> = log

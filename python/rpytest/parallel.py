@@ -336,26 +336,23 @@ def _warning_category(module: str, qualname: str) -> type:
     return type(qualname.rsplit(".", 1)[-1], (UserWarning,), {"__module__": module})
 
 
-class _OtherShares(set):  # type: ignore[type-arg]
-    """The files a collector of a partitioned `-n` run skips: those of the
-    other shares (the set's members), and each file no run has timed whose
-    path hashes to another share (src/parallel/partition.rs)."""
+class _Share:
+    """Which test files a collector of a partitioned `-n` run collects: its
+    own, and each file no run has timed whose path hashes to its share
+    (src/parallel/partition.rs)."""
 
-    def __init__(self, others: Any, partition: Dict[str, Any]) -> None:
-        super().__init__(others)
+    def __init__(self, partition: Dict[str, Any]) -> None:
         self.index = int(partition.get("index") or 0)
         self.count = max(1, int(partition.get("count") or 1))
         self.mine = {str(f) for f in partition.get("files") or ()}
+        self.others = {str(f) for f in partition.get("others") or ()}
 
-    def __contains__(self, rel: object) -> bool:
-        if set.__contains__(self, rel):
+    def collects(self, rel: str) -> bool:
+        if rel in self.mine:
             return True
-        if not isinstance(rel, str) or rel in self.mine:
+        if rel in self.others:
             return False
-        return zlib.crc32(rel.encode("utf-8")) % self.count != self.index
-
-    def __bool__(self) -> bool:
-        return True
+        return zlib.crc32(rel.encode("utf-8")) % self.count == self.index
 
 
 def _collection_stops(session: pytest.Session) -> bool:
@@ -388,10 +385,7 @@ class WorkerPlugin:
         self.fork_socket: Optional[str] = cfg.get("fork_socket") or None
         self.forks = False
         partition = cfg.get("partition")
-        cache = getattr(rp, "cache", None)
-        if isinstance(partition, dict) and cache is not None:
-            # This collector collects only its share of the test files.
-            cache.exclude_files = _OtherShares(cache.exclude_files, partition)
+        self.share: Optional[_Share] = _Share(partition) if isinstance(partition, dict) else None
 
     def emit(self, msg: _Message) -> None:
         self.writer.emit(msg)
@@ -474,6 +468,29 @@ class WorkerPlugin:
             assert self.config is not None
             data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
             self.collect_reports.append(data)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collect_file(self, file_path: Any, parent: Any) -> Any:
+        """A partitioned collection: another share's test module is imported
+        where pytest imports it, as every pytest-xdist worker imports every
+        test module (module-level side effects stay), and collects nothing
+        here. Files named on the command line are collected by every share
+        (the CLI runs their tests once)."""
+        result = yield
+        share = self.share
+        if not result or share is None or share.collects(self.rp.relpath(file_path)):
+            return result
+        if parent.session.isinitpath(file_path):
+            return result
+        for node in result:
+            if isinstance(node, pytest.Module):
+                try:
+                    node.obj
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:
+                    pass  # its share reports the error
+        return []
 
     def pytest_deselected(self, items: List[Any]) -> None:
         self.deselected.extend(str(i.nodeid) for i in items)

@@ -6,10 +6,13 @@
 //! each to the share with the least time so far. A file no run has timed
 //! goes to the share its path hashes to (CRC-32 of the rootdir-relative
 //! path, modulo N: `python/rpytest/parallel.py` decides it while
-//! collecting). Every collector runs the same command line and skips the
-//! others' files as a shard skips the files of other shards (`exclude_files`),
-//! so node IDs are pytest's. Work never moves between shares: the balance
-//! rests on the recorded durations.
+//! collecting). Every collector runs the same command line; another share's
+//! test module is imported where pytest would import it (so module-level
+//! side effects are those of a full collection, as in every pytest-xdist
+//! worker) but yields no items, so node IDs are pytest's and the costly part
+//! of a large collection (making the items: parametrization, fixtures'
+//! closures) is split. Work never moves between shares: the balance rests on
+//! the recorded durations.
 
 use crate::protocol::parallel::Partition;
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +35,7 @@ pub fn assign(durations: &HashMap<String, (String, f64)>, count: usize) -> Optio
             index,
             count,
             files: Vec::new(),
+            others: Vec::new(),
         })
         .collect();
     let mut load = vec![0.0f64; count];
@@ -251,6 +255,7 @@ fn merge(
     let mut deselected = Vec::new();
     let mut deselected_ids: HashSet<String> = HashSet::new();
     let mut replay = Vec::new();
+    let mut replay_ids: HashSet<String> = HashSet::new();
     let mut warnings = Vec::new();
     let mut warning_texts: HashSet<String> = HashSet::new();
     let mut numcollected = 0;
@@ -269,7 +274,13 @@ fn merge(
                 numcollected = numcollected.saturating_sub(1);
             }
         }
-        replay.extend(list_of(&c.replay));
+        // Cached files are dropped (and replayed) by every share: once each.
+        for r in list_of(&c.replay) {
+            let id = r.get("nodeid").and_then(|v| v.as_str()).unwrap_or("");
+            if replay_ids.insert(id.to_owned()) {
+                replay.push(r);
+            }
+        }
         for w in list_of(&c.warnings) {
             if warning_texts.insert(w.to_string()) {
                 warnings.push(w);

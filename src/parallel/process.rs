@@ -356,9 +356,9 @@ impl Workers<'_> {
         let id = self.next_id();
         let mut cfg = self.base.clone();
         if let Some(shares) = &self.shares {
-            cfg.exclude_files
-                .extend(super::partition::others(shares, part));
-            cfg.partition = shares.get(part).cloned();
+            let mut share = shares.get(part).cloned().unwrap_or_default();
+            share.others = super::partition::others(shares, part);
+            cfg.partition = Some(share);
         }
         cfg.role = Some("worker".into());
         cfg.worker_id = Some(id.clone());
