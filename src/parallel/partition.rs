@@ -62,34 +62,6 @@ pub fn others(shares: &[Partition], index: usize) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn timed(rows: &[(&str, &str, f64)]) -> HashMap<String, (String, f64)> {
-        rows.iter()
-            .map(|(n, f, s)| (n.to_string(), (f.to_string(), *s)))
-            .collect()
-    }
-
-    #[test]
-    fn files_go_longest_first_to_the_least_loaded_share() {
-        let d = timed(&[
-            ("a.py::t1", "a.py", 5.0),
-            ("a.py::t2", "a.py", 1.0),
-            ("b.py::t", "b.py", 4.0),
-            ("c.py::t", "c.py", 2.0),
-            ("d.py::t", "d.py", 1.0),
-        ]);
-        let s = assign(&d, 2).unwrap();
-        assert_eq!(s[0].files, vec!["a.py"]);
-        assert_eq!(s[1].files, vec!["b.py", "c.py", "d.py"]);
-        assert_eq!(others(&s, 0), vec!["b.py", "c.py", "d.py"]);
-        assert!(assign(&HashMap::new(), 2).is_none());
-        assert!(assign(&d, 1).is_none());
-    }
-}
-
 use super::dispatch::Dispatch;
 use super::process::worker_name;
 use super::schedule::{self, Item};
@@ -147,11 +119,12 @@ impl Dispatch<'_> {
         let merged = merge(&shares, &list, &twice);
         if std::env::var_os("RPYTEST_TRACE").is_some() {
             let sizes: Vec<String> = shares.iter().map(|s| s.1.items.len().to_string()).collect();
-            eprintln!(
-                "rpytest: trace: collection partitioned: {} items per share, after {:.2} s",
+            let line = format!(
+                "rpytest: trace: collection partitioned: {} items per share, after {:.2} s\n",
                 sizes.join(" + "),
                 self.begun.elapsed().as_secs_f64()
             );
+            (self.notices)(super::Notice::Stderr(line.into_bytes()));
         }
         let go = !merged.stop && !self.stopping;
         self.items = Some(list);
@@ -298,5 +271,33 @@ fn merge(
         deselected,
         replay: raw_list(replay),
         warnings: raw_list(warnings),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed(rows: &[(&str, &str, f64)]) -> HashMap<String, (String, f64)> {
+        rows.iter()
+            .map(|(n, f, s)| (n.to_string(), (f.to_string(), *s)))
+            .collect()
+    }
+
+    #[test]
+    fn files_go_longest_first_to_the_least_loaded_share() {
+        let d = timed(&[
+            ("a.py::t1", "a.py", 5.0),
+            ("a.py::t2", "a.py", 1.0),
+            ("b.py::t", "b.py", 4.0),
+            ("c.py::t", "c.py", 2.0),
+            ("d.py::t", "d.py", 1.0),
+        ]);
+        let s = assign(&d, 2).unwrap();
+        assert_eq!(s[0].files, vec!["a.py"]);
+        assert_eq!(s[1].files, vec!["b.py", "c.py", "d.py"]);
+        assert_eq!(others(&s, 0), vec!["b.py", "c.py", "d.py"]);
+        assert!(assign(&HashMap::new(), 2).is_none());
+        assert!(assign(&d, 1).is_none());
     }
 }
