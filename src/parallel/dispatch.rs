@@ -73,7 +73,9 @@ impl<'a> Dispatch<'a> {
     ) -> Result<Dispatch<'a>, DaemonError> {
         let forks = fork_socket.is_some();
         let shares = match forks && opts.partitionable && opts.dist != schedule::Dist::No {
-            true => super::partition::assign(durations, opts.workers),
+            true => {
+                super::partition::assign(&super::partition::timed(durations, base), opts.workers)
+            }
             false => None,
         };
         let parts = shares.as_ref().map_or(1, Vec::len);

@@ -53,6 +53,26 @@ pub fn assign(durations: &HashMap<String, (String, f64)>, count: usize) -> Optio
     Some(shares)
 }
 
+/// The durations of the files this session's collectors make items of: not
+/// another rule group's or shard's (`exclude_files`), not a cached file's
+/// (`skip_files`, replayed by every collector).
+pub fn timed(
+    durations: &HashMap<String, (String, f64)>,
+    base: &crate::protocol::SessionConfig,
+) -> HashMap<String, (String, f64)> {
+    let left_out: std::collections::HashSet<&str> = base
+        .exclude_files
+        .iter()
+        .chain(&base.skip_files)
+        .map(String::as_str)
+        .collect();
+    durations
+        .iter()
+        .filter(|(_, (file, _))| !left_out.contains(file.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Every file of the shares other than `index` (what its collector skips).
 pub fn others(shares: &[Partition], index: usize) -> Vec<String> {
     shares

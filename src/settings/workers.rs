@@ -46,7 +46,8 @@ pub struct Options {
     /// span files (`--dist` load, worksteal, loadfile or loadscope), nothing
     /// stops early (`-x`, `--maxfail`), pytest does not narrow or reorder
     /// what it collects from the last run (`--lf`, `--ff`, `--nf`, `--sw`),
-    /// tests are run and no doctest collects non-test files.
+    /// tests are run, no doctest collects non-test files, and no path on the
+    /// command line selects part of the suite.
     pub partitionable: bool,
 }
 
@@ -73,7 +74,14 @@ fn partitionable(args: &crate::project::args::PytestArgs) -> bool {
         None => true,
         Some(d) => matches!(d, "load" | "worksteal" | "loadfile" | "loadscope"),
     };
-    dist_ok && !args.stops_early && !args.narrows_collection && !args.no_run && !args.doctests
+    // Paths or node IDs on the command line select part of the suite: the
+    // shares, made from the whole suite's durations, could leave a share idle.
+    dist_ok
+        && args.positional.is_empty()
+        && !args.stops_early
+        && !args.narrows_collection
+        && !args.no_run
+        && !args.doctests
 }
 
 impl Options {
