@@ -73,6 +73,9 @@ pub struct SessionConfig {
     /// to this Unix socket of the CLI's (rpytest.parallel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork_socket: Option<String>,
+    /// `-n`: this collector collects only its share of the test files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<parallel::Partition>,
     /// Hermetic tests: the session enters this sandbox before collecting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxConfig>,

@@ -96,7 +96,6 @@ fn same_outcomes_on_other_fixture_projects() {
         ("unittest_case", vec![]),
         ("conftest_hierarchy", vec![]),
         ("select_expr", vec!["-k", "not slow"]),
-        ("collection_error", vec![]),
         ("cache_many", vec![]),
     ] {
         let pair = Pair::new(fixture);
@@ -379,29 +378,42 @@ fn collect_once_log(project: &Project) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// One process collected (imported every test module, ran
-/// `pytest_collection_finish`) and it ran no test: the workers are its forks.
-/// Returns the `run` lines.
+/// Every test module was imported once by each process that collected (one
+/// collector, or one per share of the files once a run recorded their
+/// durations: each imports every test module, as a pytest-xdist worker
+/// does, and makes the items of its share only), and no collector ran a
+/// test: the workers are their forks. Returns the `run` lines.
 fn assert_collected_once(log: &[Vec<String>], transcript: &str) -> Vec<Vec<String>> {
-    let collects: Vec<&Vec<String>> = log.iter().filter(|l| l[0] == "collect").collect();
-    assert_eq!(collects.len(), 1, "{log:?}\n{transcript}");
-    let collector = &collects[0][1];
+    let collectors: Vec<&String> = log
+        .iter()
+        .filter(|l| l[0] == "collect")
+        .map(|l| &l[1])
+        .collect();
+    assert!((1..=2).contains(&collectors.len()), "{log:?}\n{transcript}");
     for m in 1..=4 {
         let module = format!("test_mod_{m}");
         let imports: Vec<&Vec<String>> = log
             .iter()
             .filter(|l| l[0] == "import" && l[1] == module)
             .collect();
+        let by: BTreeSet<&String> = imports.iter().map(|l| &l[2]).collect();
         assert_eq!(
             imports.len(),
-            1,
-            "{module} imported more than once: {log:?}"
+            collectors.len(),
+            "{module} imported more than once per collector: {log:?}"
         );
-        assert_eq!(&imports[0][2], collector, "{log:?}");
+        assert_eq!(by, collectors.iter().copied().collect(), "{log:?}");
     }
     let runs: Vec<Vec<String>> = log.iter().filter(|l| l[0] == "run").cloned().collect();
     for r in &runs {
-        assert_ne!(&r[3], collector, "the collector ran a test: {log:?}");
+        assert!(
+            !collectors.contains(&&r[3]),
+            "a collector ran a test: {log:?}"
+        );
+        assert!(
+            collectors.contains(&&r[5]),
+            "a worker is no fork of a collector: {log:?}"
+        );
         assert_eq!(
             r[2], r[4],
             "workerinput and PYTEST_XDIST_WORKER differ: {log:?}"
@@ -1039,4 +1051,246 @@ fn coverage_of_workers_that_collect_for_themselves_is_kept() {
         );
     }
     assert_no_sessions_left(&pair.rpytest.root);
+}
+
+// ---------------------------------------------------------------------------
+// Partitioned collection: once a run recorded each file's duration, each of
+// the N collectors collects only its share of the files and forks its worker.
+
+/// The `parallel_partition` fixture's log lines, as words (and the log cleared).
+fn partition_log(project: &Project) -> Vec<Vec<String>> {
+    collect_once_log(project)
+}
+
+/// rpytest's run `args` (`--no-cache`) and pytest-xdist's: the same outcomes
+/// and exit code, with the collection partitioned. Returns rpytest's log.
+fn check_partitioned(pair: &Pair, args: &[&str], own: &[&str]) -> Vec<Vec<String>> {
+    let _ = partition_log(&pair.pytest);
+    let _ = partition_log(&pair.rpytest);
+    let mut with_n = vec!["-n", "2"];
+    with_n.extend_from_slice(args);
+    let xdist = pair.pytest.pytest(&with_n).run();
+    with_n.push("--no-cache");
+    with_n.extend_from_slice(own);
+    let rpytest = pair
+        .rpytest
+        .rpytest(&with_n)
+        .env("RPYTEST_TRACE", "1")
+        .run();
+    assert!(
+        rpytest.stderr.contains("collection partitioned"),
+        "{args:?}: {}",
+        rpytest.transcript()
+    );
+    assert_same(&xdist, &rpytest);
+    let log = partition_log(&pair.rpytest);
+    // Two collectors, each test module imported by one process only.
+    let collects: BTreeSet<&String> = log
+        .iter()
+        .filter(|l| l[0] == "collect")
+        .map(|l| &l[1])
+        .collect();
+    assert_eq!(collects.len(), 2, "{args:?}: {log:?}");
+    // Each collector imports every test module once (as each pytest-xdist
+    // worker does); the workers, its forks, import none.
+    let mut imports: Vec<(&String, &String)> = log
+        .iter()
+        .filter(|l| l[0] == "import")
+        .map(|l| (&l[1], &l[2]))
+        .collect();
+    let before = imports.len();
+    imports.sort();
+    imports.dedup();
+    assert_eq!(before, imports.len(), "{args:?}: imported twice: {log:?}");
+    assert!(
+        imports.iter().all(|(_, pid)| collects.contains(pid)),
+        "{args:?}: {log:?}"
+    );
+    // A session fixture runs once per worker, in workers (forks), as under pytest-xdist.
+    let sessions: Vec<&String> = log
+        .iter()
+        .filter(|l| l[0] == "session")
+        .map(|l| &l[1])
+        .collect();
+    let distinct: BTreeSet<&String> = sessions.iter().copied().collect();
+    assert_eq!(sessions.len(), distinct.len(), "{args:?}: {log:?}");
+    assert!(sessions.iter().all(|p| !collects.contains(p)), "{log:?}");
+    log
+}
+
+/// A first `-n 2` run of `pair`'s rpytest: it records the durations that the
+/// shares come from (it collects once).
+fn record_durations(pair: &Pair) {
+    let first = pair
+        .rpytest
+        .rpytest(&["-n", "2", "--no-cache", "-p", "no:randomly"])
+        .env("RPYTEST_TRACE", "1")
+        .run();
+    assert!(
+        !first.stderr.contains("collection partitioned"),
+        "{}",
+        first.transcript()
+    );
+    let _ = partition_log(&pair.rpytest);
+}
+
+#[test]
+fn partitioned_collection_gives_xdists_outcomes() {
+    require_fixture_plugin();
+    let pair = xdist_pair("parallel_partition");
+    record_durations(&pair);
+    let log = check_partitioned(&pair, &["-p", "no:randomly"], &[]);
+    // The longest file is a share of its own; every file is collected once.
+    let shares: BTreeSet<String> = log
+        .iter()
+        .filter(|l| l[0] == "collect")
+        .map(|l| l[2..].join(" "))
+        .collect();
+    let expected: BTreeSet<String> = ["test_a.py test_b.py test_c.py", "test_slow.py"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(shares, expected, "{log:?}");
+    for args in [
+        &[][..],                                  // pytest-randomly shuffles each worker's items
+        &["-p", "no:randomly", "-k", "slow"][..], // one share has nothing left to run
+        &["-p", "no:randomly", "-k", "not slow"][..],
+        &["-p", "no:randomly", "--dist", "loadfile"][..],
+    ] {
+        check_partitioned(&pair, args, &[]);
+    }
+    check_partitioned(&pair, &["-p", "no:randomly"], &["--no-daemon"]);
+}
+
+#[test]
+fn partitioned_collection_with_a_new_file_or_a_collection_error_gives_xdists_outcomes() {
+    require_fixture_plugin();
+    let pair = xdist_pair("parallel_partition");
+    record_durations(&pair);
+    // A file no run has timed: its share comes from its path.
+    pair.write(
+        "test_new.py",
+        "def test_new():\n    pass\n\n\ndef test_new_fails():\n    assert 0\n",
+    );
+    check_partitioned(&pair, &["-p", "no:randomly"], &[]);
+    // A collection error in one share: as under pytest-xdist, the other
+    // files' tests run and the error counts as a failure.
+    pair.write("test_b.py", "def broken(:\n    pass\n");
+    check_partitioned(&pair, &["-p", "no:randomly"], &[]);
+    check_partitioned(
+        &pair,
+        &["-p", "no:randomly", "--continue-on-collection-errors"],
+        &[],
+    );
+}
+
+#[test]
+fn arguments_that_need_the_whole_collection_collect_once() {
+    require_fixture_plugin();
+    let pair = xdist_pair("parallel_partition");
+    record_durations(&pair);
+    for args in [
+        &["-x"][..],
+        &["--maxfail", "2"][..],
+        &["--lf"][..],
+        &["--dist", "loadgroup"][..],
+    ] {
+        let mut with_n = vec!["-n", "2", "--no-cache", "-p", "no:randomly"];
+        with_n.extend_from_slice(args);
+        let run = pair
+            .rpytest
+            .rpytest(&with_n)
+            .env("RPYTEST_TRACE", "1")
+            .run();
+        assert!(
+            !run.stderr.contains("collection partitioned"),
+            "{args:?}: {}",
+            run.transcript()
+        );
+        let log = partition_log(&pair.rpytest);
+        let collects = log.iter().filter(|l| l[0] == "collect").count();
+        assert_eq!(collects, 1, "{args:?}: {log:?}");
+    }
+}
+
+#[test]
+fn a_crashed_worker_of_a_share_is_replaced_by_a_fork_of_its_own_collector() {
+    require_fixture_plugin();
+    let project = Project::new("parallel_collect_once");
+    project
+        .rpytest(&["-n", "2", "--no-cache"])
+        .run()
+        .assert_code(0);
+    let _ = collect_once_log(&project);
+    project.write("crash", "");
+    for no_daemon in [false, true] {
+        let mut args = vec!["-n", "2", "--no-cache"];
+        if no_daemon {
+            args.push("--no-daemon");
+        }
+        let run = project.rpytest(&args).env("RPYTEST_TRACE", "1").run();
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains("collection partitioned"),
+            "{}",
+            run.transcript()
+        );
+        assert_eq!(run.count(Outcome::Error), 1, "{}", run.transcript());
+        assert_eq!(run.count(Outcome::Passed), 13, "{}", run.transcript());
+        let log = collect_once_log(&project);
+        let runs = assert_collected_once(&log, &run.transcript());
+        let collects = log.iter().filter(|l| l[0] == "collect").count();
+        assert_eq!(collects, 2, "{log:?}");
+        let find = |name: &str| {
+            runs.iter()
+                .find(|r| r[1] == name)
+                .unwrap_or_else(|| panic!("{name} did not run: {runs:?}"))
+                .clone()
+        };
+        let crashed = find("test_crash.py::test_maybe_crash");
+        let after = find("test_crash.py::test_after_crash");
+        assert_ne!(after[3], crashed[3], "{runs:?}");
+        assert_eq!(
+            after[5], crashed[5],
+            "not a fork of the same collector: {runs:?}"
+        );
+        assert_eq!(after[2], "gw2", "{runs:?}");
+        assert_no_sessions_left(&project.root);
+    }
+}
+
+/// Collection errors under `-n`: the tests that were collected run and the
+/// errors count as failures (exit 1); `-x`/`--maxfail` reached by them stop
+/// the run with pytest-xdist's line (exit 2); as pytest-xdist does.
+#[test]
+fn collection_errors_end_the_run_as_under_xdist() {
+    require_fixture_plugin();
+    let pair = xdist_pair("collection_error");
+    for args in [
+        &[][..],
+        &["--continue-on-collection-errors"][..],
+        &["-x"][..],
+        &["--maxfail", "3"][..],
+    ] {
+        let mut with_n = vec!["-n", "2", "-p", "no:randomly"];
+        with_n.extend_from_slice(args);
+        let xdist = pair.pytest.pytest(&with_n).run();
+        with_n.push("--no-cache");
+        let rpytest = pair.rpytest.rpytest(&with_n).run();
+        assert_same(&xdist, &rpytest);
+        if args.is_empty() {
+            xdist.assert_code(1);
+            assert!(xdist.count(Outcome::Passed) > 0, "{}", xdist.transcript());
+        }
+        if args == ["-x"] {
+            xdist.assert_code(2);
+            assert!(
+                rpytest
+                    .stdout
+                    .contains("xdist.dsession.Interrupted: stopping after 1 failures"),
+                "{}",
+                rpytest.transcript()
+            );
+        }
+    }
 }

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import warnings
+import zlib
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
@@ -336,6 +337,36 @@ def _warning_category(module: str, qualname: str) -> type:
     return type(qualname.rsplit(".", 1)[-1], (UserWarning,), {"__module__": module})
 
 
+class _Share:
+    """Which test files a collector of a partitioned `-n` run collects: its
+    own, and each file no run has timed whose path hashes to its share
+    (src/parallel/partition.rs)."""
+
+    def __init__(self, partition: Dict[str, Any]) -> None:
+        self.index = int(partition.get("index") or 0)
+        self.count = max(1, int(partition.get("count") or 1))
+        self.mine = {str(f) for f in partition.get("files") or ()}
+        self.others = {str(f) for f in partition.get("others") or ()}
+
+    def collects(self, rel: str) -> bool:
+        if rel in self.mine:
+            return True
+        if rel in self.others:
+            return False
+        return zlib.crc32(rel.encode("utf-8")) % self.count == self.index
+
+
+def _collection_stops(session: pytest.Session) -> bool:
+    """Whether collection errors end the run before any test. As under
+    pytest-xdist, only once they reach `--maxfail` (`-x`): the tests that
+    were collected run, and the errors count as failures. `--collect-only`
+    keeps pytest's own rule (pytest-xdist stands aside there)."""
+    if session.shouldfail or session.shouldstop:
+        return True
+    config = session.config
+    return bool(config.option.collectonly and session.testsfailed and not config.option.continue_on_collection_errors)
+
+
 class WorkerPlugin:
     """Runs in a worker session next to RpytestPlugin."""
 
@@ -354,6 +385,8 @@ class WorkerPlugin:
         # Set: this session collects once and forks the workers (a Unix socket of the CLI's).
         self.fork_socket: Optional[str] = cfg.get("fork_socket") or None
         self.forks = False
+        partition = cfg.get("partition")
+        self.share: Optional[_Share] = _Share(partition) if isinstance(partition, dict) else None
 
     def emit(self, msg: _Message) -> None:
         self.writer.emit(msg)
@@ -414,6 +447,10 @@ class WorkerPlugin:
         (plugins fill it in their own `pytest_sessionfinish`), with the exit
         status and why the session stopped. The collector is no worker."""
         self.flush()  # a test that never ended (pytest.exit, Ctrl-C) left its events held
+        if not self.collection_sent and session.shouldfail and not session.config.option.collectonly:
+            # Collection errors reached --maxfail (-x): pytest stopped
+            # collecting; the controller still shows the errors and stops.
+            self._send_collection(session)
         output = getattr(session.config, "workeroutput", None)
         if isinstance(output, dict):
             output["exitstatus"] = int(exitstatus)
@@ -433,6 +470,29 @@ class WorkerPlugin:
             data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
             self.collect_reports.append(data)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collect_file(self, file_path: Any, parent: Any) -> Any:
+        """A partitioned collection: another share's test module is imported
+        where pytest imports it, as every pytest-xdist worker imports every
+        test module (module-level side effects stay), and collects nothing
+        here. Files named on the command line are collected by every share
+        (the CLI runs their tests once)."""
+        result = yield
+        share = self.share
+        if not result or share is None or share.collects(self.rp.relpath(file_path)):
+            return result
+        if parent.session.isinitpath(file_path):
+            return result
+        for node in result:
+            if isinstance(node, pytest.Module):
+                try:
+                    node.obj
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:
+                    pass  # its share reports the error
+        return []
+
     def pytest_deselected(self, items: List[Any]) -> None:
         self.deselected.extend(str(i.nodeid) for i in items)
 
@@ -448,8 +508,8 @@ class WorkerPlugin:
     def _send_collection(self, session: pytest.Session) -> None:
         config = session.config
         tr = config.pluginmanager.get_plugin("terminalreporter")
-        items = [[item.nodeid, self.rp.relpath(item.path), _xdist_group(item)] for item in session.items]
-        stop = bool(session.testsfailed and not config.option.continue_on_collection_errors)
+        items = [[item.nodeid, self.rp.relpath(item.path), _xdist_group(item)] for item in getattr(session, "items", None) or ()]
+        stop = _collection_stops(session)
         # fork() with a thread running can deadlock the child (a lock held by
         # that thread stays held): then this session is an ordinary worker.
         # Code that read the worker id while collecting (a per-worker database
@@ -481,7 +541,7 @@ class WorkerPlugin:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         self._send_collection(session)
         config = session.config
-        if session.testsfailed and not config.option.continue_on_collection_errors:
+        if _collection_stops(session):
             raise session.Interrupted(
                 "%d error%s during collection" % (session.testsfailed, "s" if session.testsfailed != 1 else "")
             )
@@ -1103,7 +1163,11 @@ class ControllerPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         config = session.config
-        if session.testsfailed and not config.option.continue_on_collection_errors:
+        if session.shouldfail and not config.option.collectonly:
+            # Collection errors reached --maxfail (-x): pytest-xdist's end.
+            self._request_stop()
+            raise Interrupted(str(session.shouldfail))
+        if _collection_stops(session):
             self._request_stop()
             raise session.Interrupted(
                 "%d error%s during collection" % (session.testsfailed, "s" if session.testsfailed != 1 else "")

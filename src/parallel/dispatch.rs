@@ -19,14 +19,23 @@ pub(super) struct Dispatch<'a> {
     /// The controller at 0, then the workers in start order.
     pub(super) procs: Vec<Proc>,
     pub(super) opts: &'a Options,
-    durations: &'a HashMap<String, (String, f64)>,
+    pub(super) durations: &'a HashMap<String, (String, f64)>,
     pub(super) notices: &'a mut dyn FnMut(Notice),
     /// What the cache records: every worker's results and dependencies, the
     /// first worker's collection, the controller's replays and finish.
     pub(super) events: Vec<Event>,
     /// The collection scheduled (the first worker's).
     pub(super) items: Option<Vec<Item>>,
-    pub(super) queue: VecDeque<Unit>,
+    /// The work queued for each share of the files (one share unless the
+    /// collection is partitioned).
+    pub(super) queues: Vec<VecDeque<Unit>>,
+    /// Where each share's items start in `items` (a worker's indexes are its
+    /// own collector's).
+    pub(super) offsets: Vec<usize>,
+    /// Partitioned collection: each share's collection, until all arrived.
+    pub(super) pending: Vec<Option<(usize, msg::Collection)>>,
+    /// Workers that asked for work before every share was collected.
+    pub(super) deferred: Vec<usize>,
     pub(super) stopping: bool,
     pub(super) crashes: usize,
     pub(super) done_sent: bool,
@@ -35,8 +44,8 @@ pub(super) struct Dispatch<'a> {
     pub(super) begun: std::time::Instant,
     /// `--no-daemon`: sessions share our process group and take Ctrl-C themselves.
     fresh: bool,
-    /// The collector's index once it reported that it forks the workers.
-    pub(super) collector: Option<usize>,
+    /// Each share's collector, once it reported that it forks its workers.
+    pub(super) collectors: Vec<Option<usize>>,
     /// When the collection arrived (RPYTEST_TRACE).
     pub(super) collected_after: Option<std::time::Duration>,
     /// Each worker's `workerinput` as the controller's plugins configured it
@@ -63,6 +72,13 @@ impl<'a> Dispatch<'a> {
         fork_socket: Option<String>,
     ) -> Result<Dispatch<'a>, DaemonError> {
         let forks = fork_socket.is_some();
+        let shares = match forks && opts.partitionable && opts.dist != schedule::Dist::No {
+            true => {
+                super::partition::assign(&super::partition::timed(durations, base), opts.workers)
+            }
+            false => None,
+        };
+        let parts = shares.as_ref().map_or(1, Vec::len);
         let workers = Workers {
             base,
             env,
@@ -72,6 +88,7 @@ impl<'a> Dispatch<'a> {
             devnull_in: File::open("/dev/null")?,
             devnull_out: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
             fork_socket,
+            shares,
         };
         Ok(Dispatch {
             launcher,
@@ -82,7 +99,10 @@ impl<'a> Dispatch<'a> {
             notices,
             events: Vec::new(),
             items: None,
-            queue: VecDeque::new(),
+            queues: vec![VecDeque::new(); parts],
+            offsets: vec![0; parts],
+            pending: (0..parts).map(|_| None).collect(),
+            deferred: Vec::new(),
             stopping: false,
             crashes: 0,
             done_sent: false,
@@ -90,7 +110,7 @@ impl<'a> Dispatch<'a> {
             collect_crash: None,
             begun: std::time::Instant::now(),
             fresh,
-            collector: None,
+            collectors: vec![None; parts],
             collected_after: None,
             inputs: HashMap::new(),
             awaiting: Vec::new(),
@@ -103,13 +123,20 @@ impl<'a> Dispatch<'a> {
     /// worker when none can fork.
     pub(super) fn start(&mut self) -> Result<(), DaemonError> {
         self.start_controller()?;
+        if self.parts() > 1 {
+            // One collector per share of the files, collecting at once.
+            for part in 0..self.parts() {
+                self.start_worker(part, true)?;
+            }
+            return Ok(());
+        }
         let first = if self.forks {
             1
         } else {
             self.opts.workers.max(1)
         };
         for _ in 0..first {
-            self.start_worker()?;
+            self.start_worker(0, false)?;
         }
         Ok(())
     }
@@ -198,7 +225,7 @@ impl<'a> Dispatch<'a> {
 
     pub(super) fn stop_workers(&mut self) {
         self.stopping = true;
-        self.queue.clear();
+        self.queues.iter_mut().for_each(VecDeque::clear);
         for p in self.procs.iter_mut().skip(1) {
             p.send(&ControlMsg::Stop);
         }
@@ -206,21 +233,24 @@ impl<'a> Dispatch<'a> {
 
     /// Asks the collector for one more worker (a fork of its collected
     /// session), once the controller configured that worker.
-    fn fork_worker(&mut self) {
-        let id = self.workers.next_id();
+    pub(super) fn fork_worker(&mut self, part: usize, id: Option<String>) {
+        let id = id.unwrap_or_else(|| self.workers.next_id());
         let idx = self.procs.len();
         self.procs.push(Proc {
             id,
             forked: true,
             collected: true,
+            part,
             ..Proc::default()
         });
         self.provide_input(idx);
     }
 
     /// Starts a worker session (it collects, or it is the collector).
-    fn start_worker(&mut self) -> Result<(), DaemonError> {
-        let started = self.workers.start(&mut self.launcher, &mut self.procs);
+    pub(super) fn start_worker(&mut self, part: usize, collector: bool) -> Result<(), DaemonError> {
+        let started = self
+            .workers
+            .start(&mut self.launcher, &mut self.procs, part, collector);
         self.daemon_notes();
         started?;
         self.provide_input(self.procs.len() - 1);
@@ -243,7 +273,7 @@ impl<'a> Dispatch<'a> {
             return;
         };
         if self.procs[idx].forked {
-            let Some(c) = self.live_collector() else {
+            let Some(c) = self.live_collector(self.procs[idx].part) else {
                 return;
             };
             let m = ControlMsg::Fork(msg::Fork {
@@ -258,9 +288,18 @@ impl<'a> Dispatch<'a> {
         }
     }
 
-    /// The collector, while it runs.
-    pub(super) fn live_collector(&self) -> Option<usize> {
-        self.collector.filter(|&c| !self.procs[c].ended)
+    /// The collector of share `part`, while it runs.
+    pub(super) fn live_collector(&self, part: usize) -> Option<usize> {
+        self.collectors
+            .get(part)
+            .copied()
+            .flatten()
+            .filter(|&c| !self.procs[c].ended)
+    }
+
+    /// How many shares the files are collected in (1: collected once).
+    pub(super) fn parts(&self) -> usize {
+        self.queues.len()
     }
 
     /// The controller configured nodes: their workers get their `workerinput`.
@@ -275,10 +314,10 @@ impl<'a> Dispatch<'a> {
 
     /// Starts a worker to take queued work: a fork of the collector while it
     /// is there, else a session that collects.
-    pub(super) fn add_worker(&mut self) -> Result<(), DaemonError> {
-        match self.live_collector() {
-            Some(_) => self.fork_worker(),
-            None => self.start_worker()?,
+    pub(super) fn add_worker(&mut self, part: usize) -> Result<(), DaemonError> {
+        match self.live_collector(part) {
+            Some(_) => self.fork_worker(part, None),
+            None => self.start_worker(part, false)?,
         }
         Ok(())
     }
@@ -388,12 +427,23 @@ impl<'a> Dispatch<'a> {
         }
     }
 
-    fn on_want(&mut self, idx: usize) {
+    pub(super) fn on_want(&mut self, idx: usize) {
+        if self.parts() > 1 && self.items.is_none() && !self.stopping {
+            // A collector that cannot fork runs its share itself: it asks
+            // before the other shares are collected.
+            self.deferred.push(idx);
+            return;
+        }
+        let part = self.procs[idx].part;
+        let sharing = match self.parts() {
+            1 => self.opts.workers,
+            _ => 1,
+        };
         let unit = if self.stopping || self.procs[idx].mismatch {
             None
         } else if let Some(u) = self.procs[idx].reserved.take() {
             Some(u)
-        } else if let Some(u) = schedule::take_batch(&mut self.queue, self.opts.workers) {
+        } else if let Some(u) = schedule::take_batch(&mut self.queues[part], sharing) {
             Some(u)
         } else {
             // Nothing queued: take the first unit kept for a worker that has
@@ -401,13 +451,16 @@ impl<'a> Dispatch<'a> {
             self.procs
                 .iter_mut()
                 .skip(1)
+                .filter(|p| p.part == part)
                 .find_map(|p| p.reserved.take())
         };
+        let offset = self.offsets[part];
         let p = &mut self.procs[idx];
         match unit {
             Some(u) => {
                 p.assigned.extend(u.indexes.iter().copied());
-                p.send(&ControlMsg::Run(msg::Run { indexes: u.indexes }));
+                let indexes = u.indexes.iter().map(|i| i - offset).collect();
+                p.send(&ControlMsg::Run(msg::Run { indexes }));
             }
             None => {
                 p.told_stop = true;
@@ -422,9 +475,14 @@ impl<'a> Dispatch<'a> {
     fn on_collection(&mut self, idx: usize, c: msg::Collection) -> Result<(), DaemonError> {
         self.procs[idx].collected = true;
         self.show_stderr(idx);
+        if self.parts() > 1 && self.items.is_none() {
+            return self.share_collected(idx, c);
+        }
         match &self.items {
             None => self.first_collection(idx, c),
-            Some(first) => {
+            Some(all) => {
+                let part = self.procs[idx].part;
+                let first = &all[self.offsets[part]..self.share_end(part)];
                 let same = first.len() == c.items.len()
                     && first.iter().zip(&c.items).all(|(a, b)| a.nodeid == b.0);
                 if !same {
@@ -455,11 +513,12 @@ impl<'a> Dispatch<'a> {
         } else if self.procs.len() - 1 < self.opts.workers.max(1) && go {
             // The first worker could not fork: the others collect themselves.
             for _ in self.procs.len() - 1..self.opts.workers.max(1) {
-                self.start_worker()?;
+                self.start_worker(0, false)?;
             }
         }
         if go {
-            self.queue = schedule::units(&list, self.durations, self.opts.dist, self.opts.workers);
+            self.queues[0] =
+                schedule::units(&list, self.durations, self.opts.dist, self.opts.workers);
             // Every worker's first unit is kept for it (longest first), so
             // a worker that collected first does not take a small suite whole.
             for p in self
@@ -468,7 +527,7 @@ impl<'a> Dispatch<'a> {
                 .skip(1)
                 .filter(|p| !p.ended && !p.collector)
             {
-                p.reserved = self.queue.pop_front();
+                p.reserved = self.queues[0].pop_front();
             }
         }
         self.items = Some(list);
@@ -481,11 +540,11 @@ impl<'a> Dispatch<'a> {
         let p = &mut self.procs[idx];
         p.collector = true;
         p.id = "collector".into();
-        self.collector = Some(idx);
+        self.collectors[0] = Some(idx);
         self.workers.next = 0;
         if go {
             for _ in 0..self.opts.workers.max(1) {
-                self.fork_worker();
+                self.fork_worker(0, None);
             }
         }
     }
@@ -494,10 +553,13 @@ impl<'a> Dispatch<'a> {
     fn mismatch(&mut self, idx: usize, c: &msg::Collection) {
         let p = &mut self.procs[idx];
         p.mismatch = true;
+        let part = p.part;
         if let Some(u) = p.reserved.take() {
-            self.queue.push_front(u);
+            self.queues[part].push_front(u);
         }
-        let first = self.items.as_deref().unwrap_or_default();
+        let end = self.share_end(part);
+        let all = self.items.as_deref().unwrap_or_default();
+        let first = all.get(self.offsets[part]..end).unwrap_or_default();
         let ours: HashSet<&str> = c.items.iter().map(|i| i.0.as_str()).collect();
         let missing: Vec<String> = first
             .iter()

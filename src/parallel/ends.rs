@@ -18,7 +18,8 @@ impl Dispatch<'_> {
             return Ok(());
         };
         p.eof = true;
-        let gone = self.live_collector().is_none();
+        let part = p.part;
+        let gone = self.live_collector(part).is_none();
         let p = &mut self.procs[idx];
         if p.exit.is_some() || gone {
             let ended = p.exit.take().unwrap_or(Ended::Lost);
@@ -76,10 +77,12 @@ impl Dispatch<'_> {
         if self.procs[idx].collector {
             return self.on_collector_end(idx, ended);
         }
+        let part = self.procs[idx].part;
         if let Some(u) = self.procs[idx].reserved.take() {
-            self.queue.push_front(u);
+            self.queues[part].push_front(u);
         }
         self.close(idx);
+        self.share_lost(idx);
         let p = &self.procs[idx];
         let crashed = !p.finished && !matches!(ended, Ended::Code(2 | 4));
         if crashed && self.controller_end.is_none() {
@@ -97,14 +100,14 @@ impl Dispatch<'_> {
             .procs
             .iter()
             .skip(1)
-            .any(|p| !p.ended && !p.mismatch && !p.told_stop && !p.collector);
+            .any(|p| !p.ended && !p.mismatch && !p.told_stop && !p.collector && p.part == part);
         if !self.stopping
-            && !self.queue.is_empty()
+            && !self.queues[part].is_empty()
             && !takers
             && self.items.is_some()
             && self.procs[idx].collected
         {
-            self.add_worker()?;
+            self.add_worker(part)?;
         }
         Ok(())
     }
@@ -123,10 +126,11 @@ impl Dispatch<'_> {
         }
         // Its `forked` messages all came before its end: a fork it never
         // reported was never made, and no socket will close for it.
+        let part = self.procs[idx].part;
         let drained: Vec<usize> = (0..self.procs.len())
             .filter(|&i| {
                 let w = &self.procs[i];
-                w.forked && !w.ended && (w.eof || w.pid.is_none())
+                w.forked && !w.ended && w.part == part && (w.eof || w.pid.is_none())
             })
             .collect();
         for i in drained {
@@ -171,7 +175,8 @@ impl Dispatch<'_> {
         }
         let rest: Vec<usize> = self.procs[idx].assigned.drain(..).collect();
         if !rest.is_empty() && !self.stopping {
-            self.queue.push_front(Unit {
+            let part = self.procs[idx].part;
+            self.queues[part].push_front(Unit {
                 indexes: rest,
                 weight: 0.0,
             });
@@ -199,8 +204,15 @@ impl Dispatch<'_> {
     /// Once every worker ended: what never ran is reported, then `done`.
     /// True when the run is over (the controller ended too).
     pub(super) fn finished(&mut self) -> bool {
-        if let Some(c) = self.collector {
-            let forks_done = self.procs.iter().skip(1).all(|p| p.ended || p.collector);
+        for part in 0..self.parts() {
+            let Some(c) = self.collectors[part] else {
+                continue;
+            };
+            let forks_done = self
+                .procs
+                .iter()
+                .skip(1)
+                .all(|p| p.ended || p.collector || p.part != part);
             if forks_done && !self.procs[c].ended && self.procs[c].control.is_some() {
                 // No worker left to replace: the collector ends its session.
                 self.procs[c].send(&ControlMsg::Stop);
@@ -227,7 +239,7 @@ impl Dispatch<'_> {
             return;
         };
         let why = why.unwrap_or_else(|| "every worker ended".into());
-        for unit in self.queue.drain(..) {
+        for unit in self.queues.iter_mut().flat_map(|q| q.drain(..)) {
             for i in unit.indexes {
                 let crash = ControlMsg::Crash(msg::Crash {
                     worker: "gw?".into(),
@@ -259,7 +271,7 @@ impl Dispatch<'_> {
             .collect();
         (self.notices)(Notice::Trace(Trace {
             collected_after: self.collected_after.map(|t| t.as_secs_f64()),
-            forked: self.collector.is_some(),
+            forked: self.collectors.iter().any(Option::is_some),
             workers,
         }));
     }

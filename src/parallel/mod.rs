@@ -30,6 +30,7 @@
 
 mod dispatch;
 mod ends;
+pub mod partition;
 mod process;
 pub mod schedule;
 pub mod shard;

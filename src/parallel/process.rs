@@ -61,6 +61,8 @@ pub(super) struct Proc {
     pub(super) forked: bool,
     pub(super) eof: bool,
     pub(super) exit: Option<Ended>,
+    /// Partitioned collection: the share of the files its collector collected.
+    pub(super) part: usize,
 }
 
 /// A control pipe written by a thread of its own, so the dispatcher never
@@ -330,6 +332,8 @@ pub(super) struct Workers<'a> {
     pub(super) devnull_out: File,
     /// Given to the first worker started: it collects once and forks the others.
     pub(super) fork_socket: Option<String>,
+    /// Partitioned collection: each share's files (see `partition`).
+    pub(super) shares: Option<Vec<crate::protocol::parallel::Partition>>,
 }
 
 impl Workers<'_> {
@@ -340,19 +344,32 @@ impl Workers<'_> {
         id
     }
 
+    /// Starts a worker session; under partitioned collection it collects
+    /// share `part` (and, with `collector`, forks that share's worker).
     pub(super) fn start(
         &mut self,
         launcher: &mut Launcher,
         procs: &mut Vec<Proc>,
+        part: usize,
+        collector: bool,
     ) -> Result<(), DaemonError> {
         let id = self.next_id();
         let mut cfg = self.base.clone();
+        if let Some(shares) = &self.shares {
+            let mut share = shares.get(part).cloned().unwrap_or_default();
+            share.others = super::partition::others(shares, part);
+            cfg.partition = Some(share);
+        }
         cfg.role = Some("worker".into());
         cfg.worker_id = Some(id.clone());
         cfg.worker_count = Some(self.count);
         cfg.testrun_uid = Some(self.uid.clone());
         cfg.xdist_compat = true;
-        cfg.fork_socket = self.fork_socket.take();
+        cfg.fork_socket = match (&self.shares, collector) {
+            (None, _) => self.fork_socket.take(),
+            (Some(_), true) => self.fork_socket.clone(),
+            (Some(_), false) => None,
+        };
         if id != "gw0" {
             cfg.warm_file = None;
         }
@@ -383,6 +400,7 @@ impl Workers<'_> {
             id,
             pid,
             control: Some(control),
+            part,
             ..Proc::default()
         });
         Ok(())

@@ -401,3 +401,16 @@ mod tests {
         assert!(ControlMsg::parse(r#"{"type":"from_the_future"}"#).is_err());
     }
 }
+
+/// The share of the test files one collector of a `-n` run collects
+/// (`src/parallel/partition.rs`): `files` are its own, `others` the other
+/// shares'; any other file (one no run has timed) is its own when the CRC-32
+/// of its rootdir-relative path, modulo `count`, is `index`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Partition {
+    pub index: usize,
+    pub count: usize,
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub others: Vec<String>,
+}

@@ -41,6 +41,14 @@ pub struct Options {
     /// more workers than this crashed, none is replaced and the run stops
     /// after each worker's current test.
     pub max_restart: usize,
+    /// The arguments allow each worker's collector to collect only its
+    /// share of the files (`src/parallel/partition.rs`): no unit of work can
+    /// span files (`--dist` load, worksteal, loadfile or loadscope), nothing
+    /// stops early (`-x`, `--maxfail`), pytest does not narrow or reorder
+    /// what it collects from the last run (`--lf`, `--ff`, `--nf`, `--sw`),
+    /// tests are run, no doctest collects non-test files, and no path on the
+    /// command line selects part of the suite.
+    pub partitionable: bool,
 }
 
 /// The last `--max-worker-restart` value of the command line.
@@ -58,6 +66,22 @@ fn max_worker_restart(args: &crate::project::args::PytestArgs) -> Result<Option<
             format!("argument --max-worker-restart: invalid value: '{v}' (a number of restarts)")
         }),
     }
+}
+
+/// See [`Options::partitionable`].
+fn partitionable(args: &crate::project::args::PytestArgs) -> bool {
+    let dist_ok = match args.dist.as_deref() {
+        None => true,
+        Some(d) => matches!(d, "load" | "worksteal" | "loadfile" | "loadscope"),
+    };
+    // Paths or node IDs on the command line select part of the suite: the
+    // shares, made from the whole suite's durations, could leave a share idle.
+    dist_ok
+        && args.positional.is_empty()
+        && !args.stops_early
+        && !args.narrows_collection
+        && !args.no_run
+        && !args.doctests
 }
 
 impl Options {
@@ -112,6 +136,7 @@ impl Options {
             dist,
             asked: workers,
             max_restart,
+            partitionable: partitionable(args),
         }))
     }
 

@@ -4,13 +4,13 @@
 # corpus rows the suites built by ../shared/corpus/setup.sh into $CORPUS (default /work/corpus)
 # with rpytest installed into each suite's venv (.venv/bin/pip install <this repo>).
 #
-# usage: tests/bench/run.sh OUTDIR [section ...]   sections: warm cache scale parallel remote fork (default: all)
+# usage: tests/bench/run.sh OUTDIR [section ...]   sections: warm cache scale parallel remote fork bound (default: all)
 # Every command runs with PYTHONDONTWRITEBYTECODE unset, as on users' machines.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=$(mkdir -p "$1" && cd "$1" && pwd); shift
-SECTIONS=${*:-warm cache scale parallel remote fork}
+SECTIONS=${*:-warm cache scale parallel remote fork bound}
 CORPUS=${CORPUS:-/work/corpus}
 PY=$ROOT/.venv/bin/python
 RP=$ROOT/.venv/bin/rpytest
@@ -156,5 +156,15 @@ if [[ " $SECTIONS " == *" fork "* ]]; then
   [[ -d $t ]] || "$PY" tests/gen_tree.py "$t" 10000
   fork_bench "$t" "${PYX:-$CORPUS/structlog/.venv/bin/python}" 3 tree10000
   unset PYTHONPATH
+fi
+if [[ " $SECTIONS " == *" bound "* ]]; then
+  # The 2-core bound for -n 2 (serial pytest split into --collect-only and the rest) beside
+  # pytest-xdist -n 2 and rpytest -n 2 with partitioned collection (BENCHMARK.md section 22).
+  for s in structlog click attrs; do
+    [[ -d $CORPUS/$s ]] || continue
+    d=$OUT/bound-$s; rm -rf "$d"; mkdir -p "$d"
+    (cd "$CORPUS/$s" && tar --exclude=./.venv --exclude=.pytest_cache --exclude=__pycache__ -cf - .) | (cd "$d" && tar xf -)
+    PYTHONPATH=$ROOT/python tests/bench/bound.sh "$OUT" "$s" "$d" "$CORPUS/$s/.venv/bin/python" 3 "$RP"
+  done
 fi
 echo "results in $OUT"
