@@ -372,108 +372,95 @@ impl Store {
         pairs: &[(&str, &str)],
         selection: Option<&str>,
     ) -> rusqlite::Result<HashMap<String, Lookup>> {
+        // One read transaction: every row comes from one state of the store,
+        // whatever another run writes meanwhile. Point queries by primary key,
+        // in key order (the pairs come sorted by file): no temporary table.
         let tx = self.conn.transaction()?;
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS wanted (file TEXT NOT NULL, key TEXT NOT NULL);
-             DELETE FROM temp.wanted;",
-        )?;
+        let mut out: HashMap<String, Lookup> = HashMap::with_capacity(pairs.len());
         {
-            let mut ins = tx.prepare("INSERT INTO temp.wanted(file, key) VALUES (?1, ?2)")?;
-            for (f, k) in pairs {
-                ins.execute(params![f, k])?;
-            }
-        }
-        let mut out: HashMap<String, Lookup> = HashMap::new();
-        {
-            let mut q = tx.prepare(
-                "SELECT c.file, c.outcome, c.nodes, c.detail, c.key,
+            let mut entry_q = tx.prepare(
+                "SELECT c.outcome, c.nodes, c.detail,
                         c.at < (SELECT max(g.at) FROM file_cache g WHERE g.file = c.file)
-                 FROM file_cache c
-                 JOIN temp.wanted w ON c.file = w.file AND c.key = w.key",
+                 FROM file_cache c WHERE c.file = ?1 AND c.key = ?2",
             )?;
-            let rows = q.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, crate::outcome::Outcome>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, bool>(5)?,
-                ))
-            })?;
-            for row in rows {
-                let (file, outcome, nodes, detail, key, stale) = row?;
-                if stale {
-                    self.stale.insert((file.clone(), key));
-                }
-                let entry = FileEntry {
-                    outcome,
-                    nodes: serde_json::from_str(&nodes).unwrap_or_default(),
-                    inputs: String::new(),
-                    detail,
+            let mut nodes_q = tx.prepare(
+                "SELECT n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail,
+                        n.origin = 'local', n.origin, o.output
+                 FROM node_cache n
+                 LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid
+                 WHERE n.file = ?1 AND n.key = ?2",
+            )?;
+            let mut sel_q = match selection {
+                Some(_) => Some(tx.prepare(
+                    "SELECT nodes FROM selections WHERE file = ?1 AND key = ?2 AND sig = ?3",
+                )?),
+                None => None,
+            };
+            for &(file, key) in pairs {
+                let mut rows = entry_q.query(params![file, key])?;
+                let Some(row) = rows.next()? else {
+                    continue;
                 };
+                let outcome: crate::outcome::Outcome = row.get(0)?;
+                let nodes: Vec<String> = match row.get_ref(1)? {
+                    rusqlite::types::ValueRef::Text(t) => {
+                        serde_json::from_slice(t).unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
+                let detail: String = row.get(2)?;
+                let stale: bool = row.get(3)?;
+                drop(rows);
+                let mut results = Vec::with_capacity(nodes.len());
+                let mut trusted = true;
+                let mut rows = nodes_q.query(params![file, key])?;
+                while let Some(r) = rows.next()? {
+                    // A file with one result this run may not trust runs whole.
+                    let local: bool = r.get(6)?;
+                    if !local && !self.remote_trust.allows(r.get_ref(7)?.as_str()?) {
+                        trusted = false;
+                        break;
+                    }
+                    results.push(NodeResult {
+                        file: file.to_owned(),
+                        nodeid: r.get(0)?,
+                        outcome: r.get(1)?,
+                        duration: r.get(2)?,
+                        location: r.get(3)?,
+                        longrepr: r.get(4)?,
+                        wasxfail: r.get(5)?,
+                        output: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                    });
+                }
+                drop(rows);
+                if !trusted {
+                    continue;
+                }
+                let selected = match (&mut sel_q, selection) {
+                    (Some(q), Some(sig)) => q
+                        .query_row(params![file, key, sig], |r| r.get::<_, String>(0))
+                        .optional()?
+                        .and_then(|nodes| serde_json::from_str(&nodes).ok()),
+                    _ => None,
+                };
+                if stale {
+                    self.stale.insert((file.to_owned(), key.to_owned()));
+                }
                 out.insert(
-                    file,
+                    file.to_owned(),
                     Lookup {
-                        entry,
-                        results: Vec::new(),
-                        selected: None,
+                        entry: FileEntry {
+                            outcome,
+                            nodes,
+                            inputs: String::new(),
+                            detail,
+                        },
+                        results,
+                        selected,
                     },
                 );
             }
-            let mut q = tx.prepare(
-                "SELECT n.file, n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail, n.origin,
-                        o.output
-                 FROM node_cache n JOIN temp.wanted w ON n.file = w.file AND n.key = w.key
-                 LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid",
-            )?;
-            let rows = q.query_map([], |r| {
-                Ok((
-                    NodeResult {
-                        file: r.get(0)?,
-                        nodeid: r.get(1)?,
-                        outcome: r.get(2)?,
-                        duration: r.get(3)?,
-                        location: r.get(4)?,
-                        longrepr: r.get(5)?,
-                        wasxfail: r.get(6)?,
-                        output: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                    },
-                    r.get::<_, String>(7)?,
-                ))
-            })?;
-            // A file with one result this run may not trust runs whole.
-            let mut untrusted = Vec::new();
-            for row in rows {
-                let (r, origin) = row?;
-                if !self.remote_trust.allows(&origin) {
-                    untrusted.push(r.file);
-                    continue;
-                }
-                if let Some(slot) = out.get_mut(&r.file) {
-                    slot.results.push(r);
-                }
-            }
-            for f in untrusted {
-                out.remove(&f);
-            }
-            if let Some(sig) = selection {
-                let mut q = tx.prepare(
-                    "SELECT s.file, s.nodes FROM selections s
-                     JOIN temp.wanted w ON s.file = w.file AND s.key = w.key WHERE s.sig = ?1",
-                )?;
-                let rows = q.query_map([sig], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                for row in rows {
-                    let (file, nodes) = row?;
-                    if let Some(slot) = out.get_mut(&file) {
-                        slot.selected = serde_json::from_str(&nodes).ok();
-                    }
-                }
-            }
         }
-        tx.execute_batch("DELETE FROM temp.wanted;")?;
         tx.commit()?;
         Ok(out)
     }
