@@ -648,8 +648,8 @@ impl Plan {
             .flatten()
             .filter(|v| v.is_array());
         let passed = entry.outcome == Outcome::Passed;
-        let full = module_skip.is_some()
-            || (passed && entry.nodes.iter().all(|n| by_id.contains(n)));
+        let full =
+            module_skip.is_some() || (passed && entry.nodes.iter().all(|n| by_id.contains(n)));
         // Under -k/-m/--deselect: the nodes this very selection kept from
         // this very file content last time, when all of them are cached.
         let selected_full = self.select_sig.is_some()
