@@ -118,13 +118,89 @@ pub struct CachedNode {
     pub file: String,
     pub outcome: crate::outcome::Outcome,
     pub duration: f64,
-    pub location: serde_json::Value,
-    pub longrepr: serde_json::Value,
+    pub location: StoredJson,
+    pub longrepr: StoredJson,
     pub wasxfail: Option<String>,
     /// What the run kept beside the outcome (per-phase durations, report
     /// sections, warnings; docs/protocol.md): replayed with it.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub output: serde_json::Value,
+    #[serde(default, skip_serializing_if = "StoredJson::is_null")]
+    pub output: StoredJson,
+}
+
+/// A JSON value as the store holds it: its text, checked to be JSON but
+/// not decoded. A replayed node's location, report and output travel to
+/// the session as they were stored, and are decoded only where the CLI
+/// reads them (a `-v` reason, a warning): 30,000 replayed nodes cost no
+/// parse and no re-encoding.
+#[derive(Debug, Clone, Default)]
+pub struct StoredJson(Option<Box<serde_json::value::RawValue>>);
+
+impl StoredJson {
+    /// The stored text as a value: `null` when it is empty, `null` or not JSON.
+    pub fn from_text(text: &str) -> StoredJson {
+        match text {
+            "" | "null" => StoredJson(None),
+            t => StoredJson(serde_json::value::RawValue::from_string(t.to_owned()).ok()),
+        }
+    }
+
+    /// Like `from_text`, taking the text over (no copy).
+    pub fn from_string(text: String) -> StoredJson {
+        match text.as_str() {
+            "" | "null" => StoredJson(None),
+            _ => StoredJson(serde_json::value::RawValue::from_string(text).ok()),
+        }
+    }
+
+    /// A decoded value, encoded.
+    pub fn from_value(v: &serde_json::Value) -> StoredJson {
+        match v {
+            serde_json::Value::Null => StoredJson(None),
+            v => StoredJson::from_text(&v.to_string()),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The JSON text (`null` for null).
+    pub fn text(&self) -> &str {
+        self.0.as_deref().map_or("null", |r| r.get())
+    }
+
+    /// The decoded value.
+    pub fn value(&self) -> serde_json::Value {
+        match &self.0 {
+            None => serde_json::Value::Null,
+            Some(r) => serde_json::from_str(r.get()).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+impl PartialEq for StoredJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl Serialize for StoredJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            None => s.serialize_unit(),
+            Some(r) => r.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Ok(match raw.get() {
+            "null" => StoredJson(None),
+            _ => StoredJson(Some(raw)),
+        })
+    }
 }
 
 /// The daemon's answer to `ping`.

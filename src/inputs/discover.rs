@@ -12,6 +12,7 @@
 //! conftest files is Python and is not seen here.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The ini/command-line settings that drive discovery.
@@ -321,35 +322,99 @@ impl Walk<'_> {
         }
     }
 
+    /// Walks `dir` as pytest does: depth first, entries sorted by name,
+    /// symlinks followed. The directory's own entry types say what each
+    /// entry is: only symlinks are stat-ed (to follow them), and every
+    /// directory once (its device and inode end a symlink loop).
     fn walk_dir(&mut self, dir: &Path) {
         self.add_conftest_in(dir);
-        let mut it = walkdir::WalkDir::new(dir)
-            .follow_links(true)
-            .min_depth(1)
-            .sort_by_file_name()
-            .into_iter();
-        loop {
-            let entry = match it.next() {
-                None => break,
-                Some(Ok(e)) => e,
-                Some(Err(_)) => continue, // unreadable entry or symlink loop
+        // Outside the root nothing can be named root-relative: nothing to find.
+        let Some(rel) = rel_of(self.root, dir) else {
+            return;
+        };
+        let mut ancestors = Vec::new();
+        if let Ok(m) = std::fs::metadata(dir) {
+            ancestors.push((m.dev(), m.ino()));
+        }
+        self.walk_in(dir, &rel, &mut ancestors);
+    }
+
+    fn walk_in(&mut self, dir: &Path, rel: &str, ancestors: &mut Vec<(u64, u64)>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<(std::ffi::OsString, std::fs::FileType)> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| Some((e.file_name(), e.file_type().ok()?)))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, ft) in entries {
+            let path = dir.join(&name);
+            let name = name.to_string_lossy();
+            let child = match rel {
+                "" => name.into_owned(),
+                _ => format!("{rel}/{name}"),
             };
-            let path = entry.path().to_path_buf();
-            if entry.file_type().is_dir() {
+            // A symlink is what it points to; a broken one is skipped.
+            let (is_dir, is_file, target) = if ft.is_symlink() {
+                match std::fs::metadata(&path) {
+                    Ok(m) => (m.is_dir(), m.is_file(), Some((m.dev(), m.ino()))),
+                    Err(_) => continue,
+                }
+            } else {
+                (ft.is_dir(), ft.is_file(), None)
+            };
+            if is_dir {
                 if !self.initial_with_parents.contains(&path) && self.ignored(&path, true) {
-                    it.skip_current_dir();
                     continue;
                 }
-                self.list(&path, true);
+                let id = match target {
+                    Some(id) => id,
+                    None => match std::fs::metadata(&path) {
+                        Ok(m) => (m.dev(), m.ino()),
+                        Err(_) => continue,
+                    },
+                };
+                // A symlink back to a directory being walked: a loop, skipped.
+                if target.is_some() && ancestors.contains(&id) {
+                    continue;
+                }
+                self.list_rel(&child, true);
                 self.add_conftest_in(&path);
-            } else if entry.file_type().is_file() {
+                ancestors.push(id);
+                self.walk_in(&path, &child, ancestors);
+                ancestors.pop();
+            } else if is_file {
                 if !self.initial.contains(&path) && self.ignored(&path, false) {
                     continue;
                 }
-                self.list(&path, false);
-                self.consider_file(&path);
+                self.list_rel(&child, false);
+                self.consider_file_rel(&path, child);
             }
         }
+    }
+
+    /// Adds a visited root-relative path to the listing (see `list`).
+    fn list_rel(&mut self, rel: &str, is_dir: bool) {
+        if rel == ".rpytest" || rel.starts_with(".rpytest/") {
+            return;
+        }
+        self.listing.update(rel.as_bytes());
+        self.listing
+            .update(if is_dir { &b"/\n"[..] } else { &b"\n"[..] });
+    }
+
+    /// `consider_file` for a file whose root-relative path is known.
+    fn consider_file_rel(&mut self, path: &Path, rel: String) {
+        let is_py = path.extension().is_some_and(|e| e == "py");
+        if !is_py {
+            return;
+        }
+        let explicit = self.initial.contains(path);
+        if !explicit && !self.opts.python_files.iter().any(|p| fnmatch_ex(p, path)) {
+            return;
+        }
+        self.tests.insert(rel);
     }
 }
 
@@ -593,5 +658,81 @@ mod tests {
         std::os::unix::fs::symlink(root, root.join("real/loop")).unwrap();
         let got = discover(root, &[], &DiscoverOptions::default());
         assert_eq!(got, ["link/test_r.py", "real/test_r.py"]);
+    }
+}
+
+#[cfg(test)]
+mod walk_order {
+    use super::*;
+    use std::fs;
+
+    /// The listing as a `walkdir` walk that follows symlinks gives it (the
+    /// walk this module used before it read entry types itself).
+    fn walkdir_listing(root: &Path) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(b"/\n");
+        let it = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .min_depth(1)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                let n = e.file_name().to_string_lossy();
+                !(e.file_type().is_dir() && (n == "__pycache__" || n.starts_with('.')))
+            });
+        for e in it.flatten() {
+            let rel = rel_of(root, e.path()).unwrap();
+            if e.file_type().is_dir() {
+                h.update(rel.as_bytes());
+                h.update(b"/\n");
+            } else if e.file_type().is_file() {
+                h.update(rel.as_bytes());
+                h.update(b"\n");
+            }
+        }
+        h.finalize().to_hex()[..16].to_owned()
+    }
+
+    /// Entry types read from the directory walk the same names in the same
+    /// order as stat-ing every entry: symlinked files and directories
+    /// followed, a broken symlink and a loop skipped, names sorted by bytes.
+    #[test]
+    fn the_walk_visits_what_a_following_walk_visits_in_its_order() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        for f in [
+            "a.py",
+            "a-b/test_x.py",
+            "a/test_y.py",
+            "a/b/c/test_z.py",
+            "a/b/data.txt",
+            "B/test_upper.py",
+            "pkg/conftest.py",
+            "pkg/__init__.py",
+            "pkg/test_p.py",
+        ] {
+            let p = root.join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, "").unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("a/b"), root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(root.join("a.py"), root.join("test_link.py")).unwrap();
+        std::os::unix::fs::symlink(root.join("nowhere"), root.join("test_broken.py")).unwrap();
+        std::os::unix::fs::symlink(&root, root.join("a/b/loop")).unwrap();
+        let found = discover_all(&root, &[], &DiscoverOptions::default());
+        assert_eq!(found.listing, walkdir_listing(&root));
+        assert_eq!(
+            found.test_files,
+            [
+                "B/test_upper.py",
+                "a-b/test_x.py",
+                "a/b/c/test_z.py",
+                "a/test_y.py",
+                "linked/c/test_z.py",
+                "pkg/test_p.py",
+                "test_link.py"
+            ]
+        );
+        assert_eq!(found.conftests, ["pkg/conftest.py"]);
     }
 }

@@ -25,7 +25,7 @@ use crate::inputs::Resolver;
 use crate::outcome::Outcome;
 use crate::project::args::path_of_arg;
 use crate::project::interpreter::InterpreterInfo;
-use crate::protocol::{CachedNode, SkippedFile};
+use crate::protocol::{CachedNode, SkippedFile, StoredJson};
 use crate::report::Trace;
 use crate::rules::Rule;
 use crate::settings::Invocation;
@@ -243,26 +243,73 @@ fn selected(nodeid: &str, sel: &Option<Vec<String>>) -> bool {
     })
 }
 
-fn cached_node(r: &NodeResult) -> CachedNode {
+/// A stored result as the session replays it (its strings move, its JSON
+/// texts stay undecoded).
+fn cached_node(r: NodeResult) -> CachedNode {
     CachedNode {
-        nodeid: r.nodeid.clone(),
-        file: r.file.clone(),
-        outcome: r.outcome.clone(),
+        nodeid: r.nodeid,
+        file: r.file,
+        outcome: r.outcome,
         duration: r.duration,
-        location: json_or_null(&r.location),
-        longrepr: json_or_null(&r.longrepr),
-        wasxfail: r.wasxfail.clone(),
-        output: json_or_null(&r.output),
+        location: StoredJson::from_string(r.location),
+        longrepr: StoredJson::from_string(r.longrepr),
+        wasxfail: r.wasxfail,
+        output: StoredJson::from_string(r.output),
     }
 }
 
-/// A stored JSON text decoded (null when it is not JSON). Most nodes of a
-/// passing suite store `null` or nothing beside their outcome: those cost
-/// no parse.
-fn json_or_null(text: &str) -> serde_json::Value {
-    match text {
-        "" | "null" => serde_json::Value::Null,
-        t => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
+/// A file's reusable results by node ID, each taken at most once.
+struct Reusable {
+    index: HashMap<String, usize>,
+    results: Vec<Option<NodeResult>>,
+}
+
+impl Reusable {
+    fn of(results: Vec<NodeResult>) -> Reusable {
+        let results: Vec<Option<NodeResult>> = results
+            .into_iter()
+            .filter(|r| r.outcome.reusable())
+            .map(Some)
+            .collect();
+        let index = results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (r.nodeid.clone(), i)))
+            .collect();
+        Reusable { index, results }
+    }
+
+    fn contains(&self, nodeid: &str) -> bool {
+        self.index.contains_key(nodeid)
+    }
+
+    /// The results of `nodes`, in their order, replayable: each moves out
+    /// at its last use (a node ID named twice is replayed twice).
+    fn take<'n>(&mut self, nodes: impl Iterator<Item = &'n String> + Clone) -> Vec<CachedNode> {
+        let mut uses = vec![0u32; self.results.len()];
+        for n in nodes.clone() {
+            if let Some(&i) = self.index.get(n.as_str()) {
+                uses[i] += 1;
+            }
+        }
+        let mut out = Vec::new();
+        for n in nodes {
+            let Some(&i) = self.index.get(n.as_str()) else {
+                continue;
+            };
+            uses[i] = uses[i].saturating_sub(1);
+            let r = match uses[i] {
+                0 => self.results[i].take(),
+                _ => self.results[i].clone(),
+            };
+            out.extend(r.map(cached_node));
+        }
+        out
+    }
+
+    /// Every result not taken yet, replayable.
+    fn rest(self) -> impl Iterator<Item = CachedNode> {
+        self.results.into_iter().flatten().map(cached_node)
     }
 }
 
@@ -593,11 +640,7 @@ impl Plan {
             results,
             selected: kept_by_selection,
         } = lookup;
-        let by_id: HashMap<&str, &NodeResult> = results
-            .iter()
-            .filter(|r| r.outcome.reusable())
-            .map(|r| (r.nodeid.as_str(), r))
-            .collect();
+        let mut by_id = Reusable::of(results);
         // A file whose import skipped (module-level `pytest.skip`) is as
         // reusable as a skipped test: its collect report is replayed.
         let module_skip = (entry.outcome == Outcome::Skipped && entry.nodes.is_empty())
@@ -605,32 +648,31 @@ impl Plan {
             .flatten()
             .filter(|v| v.is_array());
         let passed = entry.outcome == Outcome::Passed;
-        let full = module_skip.is_some()
-            || (passed && entry.nodes.iter().all(|n| by_id.contains_key(n.as_str())));
+        let full =
+            module_skip.is_some() || (passed && entry.nodes.iter().all(|n| by_id.contains(n)));
         // Under -k/-m/--deselect: the nodes this very selection kept from
         // this very file content last time, when all of them are cached.
         let selected_full = self.select_sig.is_some()
             && passed
             && kept_by_selection
                 .as_ref()
-                .is_some_and(|k| k.iter().all(|n| by_id.contains_key(n.as_str())));
+                .is_some_and(|k| k.iter().all(|n| by_id.contains(n)));
         if selected_full && unique {
             let kept: Vec<String> = kept_by_selection.unwrap_or_default();
-            self.cached
-                .extend(kept.iter().map(|n| cached_node(by_id[n.as_str()])));
+            self.cached.extend(by_id.take(kept.iter()));
             let kept: HashSet<&String> = kept.iter().collect();
             self.deselected
                 .extend(entry.nodes.iter().filter(|n| !kept.contains(n)).cloned());
             self.skip_files.push(file);
             true
         } else if full && self.whole_files && unique {
-            self.skip_whole(file, &entry, &by_id, module_skip);
+            self.skip_whole(file, &entry, by_id, module_skip);
             true
         } else {
             // Under a selection this file's key has not seen, only pytest
             // knows what `-k`/`-m`/`--deselect` keep (or that the
             // expression is invalid): never answer without a session.
-            self.cached.extend(by_id.values().map(|r| cached_node(r)));
+            self.cached.extend(by_id.rest());
             full && self.select_sig.is_none()
         }
     }
@@ -641,7 +683,7 @@ impl Plan {
         &mut self,
         file: String,
         entry: &FileEntry,
-        by_id: &HashMap<&str, &NodeResult>,
+        mut by_id: Reusable,
         module_skip: Option<serde_json::Value>,
     ) {
         // A file pytest was not going to visit replays nothing: the plugin
@@ -654,11 +696,8 @@ impl Plan {
             (false, Some((_, s))) => s.clone(),
             _ => None,
         };
-        for n in &entry.nodes {
-            if selected(n, &sel) {
-                self.cached.push(cached_node(by_id[n.as_str()]));
-            }
-        }
+        let chosen = entry.nodes.iter().filter(|n| selected(n, &sel));
+        self.cached.extend(by_id.take(chosen));
         if let Some(longrepr) = module_skip {
             self.skipped_files.push(SkippedFile {
                 file: file.clone(),

@@ -637,13 +637,13 @@ fn cached_to_result(c: &CachedNode) -> NodeResult {
         file: c.file.clone(),
         outcome: c.outcome.clone(),
         duration: c.duration,
-        location: c.location.to_string(),
-        longrepr: c.longrepr.to_string(),
+        location: c.location.text().to_owned(),
+        longrepr: c.longrepr.text().to_owned(),
         wasxfail: c.wasxfail.clone(),
         output: if c.output.is_null() {
             String::new()
         } else {
-            c.output.to_string()
+            c.output.text().to_owned()
         },
     }
 }

@@ -372,108 +372,121 @@ impl Store {
         pairs: &[(&str, &str)],
         selection: Option<&str>,
     ) -> rusqlite::Result<HashMap<String, Lookup>> {
+        // One read transaction: every row comes from one state of the store,
+        // whatever another run writes meanwhile. Point queries by primary key,
+        // in key order (the pairs come sorted by file): no temporary table.
         let tx = self.conn.transaction()?;
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS wanted (file TEXT NOT NULL, key TEXT NOT NULL);
-             DELETE FROM temp.wanted;",
-        )?;
+        let mut out: HashMap<String, Lookup> = HashMap::with_capacity(pairs.len());
         {
-            let mut ins = tx.prepare("INSERT INTO temp.wanted(file, key) VALUES (?1, ?2)")?;
-            for (f, k) in pairs {
-                ins.execute(params![f, k])?;
-            }
-        }
-        let mut out: HashMap<String, Lookup> = HashMap::new();
-        {
-            let mut q = tx.prepare(
-                "SELECT c.file, c.outcome, c.nodes, c.detail, c.key,
+            let mut entry_q = tx.prepare(
+                "SELECT c.outcome, c.nodes, c.detail,
                         c.at < (SELECT max(g.at) FROM file_cache g WHERE g.file = c.file)
-                 FROM file_cache c
-                 JOIN temp.wanted w ON c.file = w.file AND c.key = w.key",
+                 FROM file_cache c WHERE c.file = ?1 AND c.key = ?2",
             )?;
-            let rows = q.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, crate::outcome::Outcome>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, bool>(5)?,
-                ))
-            })?;
-            for row in rows {
-                let (file, outcome, nodes, detail, key, stale) = row?;
-                if stale {
-                    self.stale.insert((file.clone(), key));
-                }
-                let entry = FileEntry {
-                    outcome,
-                    nodes: serde_json::from_str(&nodes).unwrap_or_default(),
-                    inputs: String::new(),
-                    detail,
+            let mut nodes_q = tx.prepare(
+                "SELECT n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail,
+                        n.origin = 'local', n.origin, o.output
+                 FROM node_cache n
+                 LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid
+                 WHERE n.file = ?1 AND n.key = ?2",
+            )?;
+            // One row per file and key (`file_results`); the node rows
+            // are read only for an entry that has none.
+            let mut results_q =
+                tx.prepare("SELECT results FROM file_results WHERE file = ?1 AND key = ?2")?;
+            let mut sel_q = match selection {
+                Some(_) => Some(tx.prepare(
+                    "SELECT nodes FROM selections WHERE file = ?1 AND key = ?2 AND sig = ?3",
+                )?),
+                None => None,
+            };
+            for &(file, key) in pairs {
+                let mut rows = entry_q.query(params![file, key])?;
+                let Some(row) = rows.next()? else {
+                    continue;
                 };
+                let outcome: crate::outcome::Outcome = row.get(0)?;
+                let nodes: Vec<String> = match row.get_ref(1)? {
+                    rusqlite::types::ValueRef::Text(t) => {
+                        serde_json::from_slice(t).unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
+                let detail: String = row.get(2)?;
+                let stale: bool = row.get(3)?;
+                drop(rows);
+                let mut results = Vec::with_capacity(nodes.len());
+                let mut trusted = true;
+                let packed = results_q
+                    .query_row(params![file, key], |r| {
+                        Ok(match r.get_ref(0)? {
+                            rusqlite::types::ValueRef::Blob(b) => unpack_results(file, b),
+                            _ => None,
+                        })
+                    })
+                    .optional()?
+                    .flatten();
+                if let Some(packed) = packed {
+                    for (r, origin) in packed {
+                        if !self.remote_trust.allows(&origin) {
+                            trusted = false;
+                            break;
+                        }
+                        results.push(r);
+                    }
+                    if !trusted {
+                        continue;
+                    }
+                } else {
+                    let mut rows = nodes_q.query(params![file, key])?;
+                    while let Some(r) = rows.next()? {
+                        // A file with one result this run may not trust runs whole.
+                        let local: bool = r.get(6)?;
+                        if !local && !self.remote_trust.allows(r.get_ref(7)?.as_str()?) {
+                            trusted = false;
+                            break;
+                        }
+                        results.push(NodeResult {
+                            file: file.to_owned(),
+                            nodeid: r.get(0)?,
+                            outcome: r.get(1)?,
+                            duration: r.get(2)?,
+                            location: r.get(3)?,
+                            longrepr: r.get(4)?,
+                            wasxfail: r.get(5)?,
+                            output: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                        });
+                    }
+                    drop(rows);
+                    if !trusted {
+                        continue;
+                    }
+                }
+                let selected = match (&mut sel_q, selection) {
+                    (Some(q), Some(sig)) => q
+                        .query_row(params![file, key, sig], |r| r.get::<_, String>(0))
+                        .optional()?
+                        .and_then(|nodes| serde_json::from_str(&nodes).ok()),
+                    _ => None,
+                };
+                if stale {
+                    self.stale.insert((file.to_owned(), key.to_owned()));
+                }
                 out.insert(
-                    file,
+                    file.to_owned(),
                     Lookup {
-                        entry,
-                        results: Vec::new(),
-                        selected: None,
+                        entry: FileEntry {
+                            outcome,
+                            nodes,
+                            inputs: String::new(),
+                            detail,
+                        },
+                        results,
+                        selected,
                     },
                 );
             }
-            let mut q = tx.prepare(
-                "SELECT n.file, n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail, n.origin,
-                        o.output
-                 FROM node_cache n JOIN temp.wanted w ON n.file = w.file AND n.key = w.key
-                 LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid",
-            )?;
-            let rows = q.query_map([], |r| {
-                Ok((
-                    NodeResult {
-                        file: r.get(0)?,
-                        nodeid: r.get(1)?,
-                        outcome: r.get(2)?,
-                        duration: r.get(3)?,
-                        location: r.get(4)?,
-                        longrepr: r.get(5)?,
-                        wasxfail: r.get(6)?,
-                        output: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                    },
-                    r.get::<_, String>(7)?,
-                ))
-            })?;
-            // A file with one result this run may not trust runs whole.
-            let mut untrusted = Vec::new();
-            for row in rows {
-                let (r, origin) = row?;
-                if !self.remote_trust.allows(&origin) {
-                    untrusted.push(r.file);
-                    continue;
-                }
-                if let Some(slot) = out.get_mut(&r.file) {
-                    slot.results.push(r);
-                }
-            }
-            for f in untrusted {
-                out.remove(&f);
-            }
-            if let Some(sig) = selection {
-                let mut q = tx.prepare(
-                    "SELECT s.file, s.nodes FROM selections s
-                     JOIN temp.wanted w ON s.file = w.file AND s.key = w.key WHERE s.sig = ?1",
-                )?;
-                let rows = q.query_map([sig], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                for row in rows {
-                    let (file, nodes) = row?;
-                    if let Some(slot) = out.get_mut(&file) {
-                        slot.selected = serde_json::from_str(&nodes).ok();
-                    }
-                }
-            }
         }
-        tx.execute_batch("DELETE FROM temp.wanted;")?;
         tx.commit()?;
         Ok(out)
     }
@@ -567,6 +580,9 @@ impl Store {
                  SELECT file, key FROM file_cache f WHERE
                  (SELECT count(*) FROM file_cache g WHERE g.file=f.file AND g.at > f.at) >= 3);
              DELETE FROM node_output WHERE (file, key) IN (
+                 SELECT file, key FROM file_cache f WHERE
+                 (SELECT count(*) FROM file_cache g WHERE g.file=f.file AND g.at > f.at) >= 3);
+             DELETE FROM file_results WHERE (file, key) IN (
                  SELECT file, key FROM file_cache f WHERE
                  (SELECT count(*) FROM file_cache g WHERE g.file=f.file AND g.at > f.at) >= 3);
              DELETE FROM file_cache WHERE
@@ -740,7 +756,7 @@ impl Store {
     /// Deletes every cached result and recorded input (history stays).
     pub fn clear(&mut self) -> rusqlite::Result<()> {
         self.conn.execute_batch(
-            "BEGIN; DELETE FROM file_cache; DELETE FROM node_cache; DELETE FROM node_output; DELETE FROM deps;
+            "BEGIN; DELETE FROM file_cache; DELETE FROM node_cache; DELETE FROM node_output; DELETE FROM file_results; DELETE FROM deps;
              DELETE FROM edges; DELETE FROM stat_cache; DELETE FROM collections;
              DELETE FROM globals; DELETE FROM parse_cache; DELETE FROM selections;
              DELETE FROM coverage; COMMIT;",
@@ -803,5 +819,250 @@ fn insert_entries(
             origin.as_str()
         ])?;
     }
+    let touched: std::collections::BTreeSet<(&str, &str)> = reusable
+        .iter()
+        .map(|(key, r)| (r.file.as_str(), key.as_str()))
+        .collect();
+    pack_results(tx, &touched)
+}
+
+/// A node's stored result as `file_results` packs it: node ID, outcome,
+/// duration (its bits: exact), location, report, xfail reason, origin and
+/// output, the JSON texts as they are stored.
+type Packed = (
+    String,
+    String,
+    u64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+);
+
+/// Rewrites the `file_results` row of each `(file, key)` from its node rows,
+/// in the transaction that changed them: the row is always what the node
+/// rows say (none when they are gone).
+fn pack_results(
+    tx: &rusqlite::Transaction,
+    pairs: &std::collections::BTreeSet<(&str, &str)>,
+) -> rusqlite::Result<()> {
+    let mut q = tx.prepare(
+        "SELECT n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail, n.origin, o.output
+         FROM node_cache n
+         LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid
+         WHERE n.file = ?1 AND n.key = ?2",
+    )?;
+    let mut put =
+        tx.prepare("INSERT OR REPLACE INTO file_results(file, key, results) VALUES (?1, ?2, ?3)")?;
+    let mut del = tx.prepare("DELETE FROM file_results WHERE file = ?1 AND key = ?2")?;
+    for (file, key) in pairs {
+        let rows: Vec<Packed> = q
+            .query_map(params![file, key], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, f64>(2)?.to_bits(),
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if rows.is_empty() {
+            del.execute(params![file, key])?;
+            continue;
+        }
+        let blob = serde_json::to_vec(&rows).unwrap_or_default();
+        put.execute(params![file, key, blob])?;
+    }
     Ok(())
+}
+
+/// The node results of `file` packed in a `file_results` row, each with its
+/// origin (`None`: not a row this rpytest wrote; the node rows are read).
+fn unpack_results(file: &str, blob: &[u8]) -> Option<Vec<(NodeResult, String)>> {
+    let rows: Vec<Packed> = serde_json::from_slice(blob).ok()?;
+    Some(
+        rows.into_iter()
+            .map(
+                |(nodeid, outcome, duration, location, longrepr, wasxfail, origin, output)| {
+                    (
+                        NodeResult {
+                            nodeid,
+                            file: file.to_owned(),
+                            outcome: crate::outcome::Outcome::from(outcome),
+                            duration: f64::from_bits(duration),
+                            location,
+                            longrepr,
+                            wasxfail,
+                            output,
+                        },
+                        origin,
+                    )
+                },
+            )
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod file_results {
+    use super::*;
+
+    fn node(file: &str, name: &str, outcome: &str, duration: f64) -> NodeResult {
+        NodeResult {
+            nodeid: format!("{file}::{name}"),
+            file: file.into(),
+            outcome: outcome.into(),
+            duration,
+            location: format!("[\"{file}\",1,\"{name}\"]"),
+            longrepr: "null".into(),
+            wasxfail: None,
+            output: String::new(),
+        }
+    }
+
+    fn entry(nodes: &[&NodeResult]) -> FileEntry {
+        FileEntry {
+            outcome: "passed".into(),
+            nodes: nodes.iter().map(|n| n.nodeid.clone()).collect(),
+            inputs: "{}".into(),
+            detail: "null".into(),
+        }
+    }
+
+    fn run() -> RunRecord {
+        RunRecord {
+            started: 0.0,
+            finished: 0.0,
+            argv: String::new(),
+            exit_code: 0,
+            ran: 0,
+            cached: 0,
+        }
+    }
+
+    /// What a lookup gives for `(file, key)`: each node's outcome, duration
+    /// bits and output, sorted by node ID.
+    fn looked_up(store: &mut Store, file: &str, key: &str) -> Vec<(String, String, u64, String)> {
+        let found = store.lookup_many(&[(file, key)], None).unwrap();
+        let mut v: Vec<_> = found
+            .get(file)
+            .map(|l| {
+                l.results
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.nodeid.clone(),
+                            r.outcome.as_str().to_owned(),
+                            r.duration.to_bits(),
+                            r.output.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The same lookup through the node rows alone (no packed row).
+    fn from_node_rows(
+        store: &mut Store,
+        file: &str,
+        key: &str,
+    ) -> Vec<(String, String, u64, String)> {
+        store.conn.execute("DELETE FROM file_results", []).unwrap();
+        looked_up(store, file, key)
+    }
+
+    /// The packed row is rewritten with the node rows, in their transaction:
+    /// a later run that stores one node again (another duration, an
+    /// output) and adds one is what the next lookup reads, exactly as the
+    /// node rows say; eviction and clearing remove it with them.
+    #[test]
+    fn the_packed_row_is_what_the_node_rows_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path());
+        let a = node("t.py", "a", "passed", 0.1 + 0.2);
+        let b = node("t.py", "b", "skipped", 1e-7);
+        store
+            .record_run(
+                &run(),
+                &[],
+                &[("t.py".into(), "k1".into(), entry(&[&a, &b]))],
+                &[("k1".into(), a.clone()), ("k1".into(), b.clone())],
+            )
+            .unwrap();
+        let packed: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM file_results", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(packed, 1);
+        let first = looked_up(&mut store, "t.py", "k1");
+        assert_eq!(first[0].2, (0.1f64 + 0.2).to_bits(), "durations are exact");
+        let mut a2 = a.clone();
+        a2.duration = 2.5;
+        a2.output = "{\"phases\":[1,2,3]}".into();
+        let c = node("t.py", "c", "xfailed", 0.0);
+        store
+            .record_run(
+                &run(),
+                &[],
+                &[("t.py".into(), "k1".into(), entry(&[&a2, &b, &c]))],
+                &[("k1".into(), a2.clone()), ("k1".into(), c.clone())],
+            )
+            .unwrap();
+        let second = looked_up(&mut store, "t.py", "k1");
+        assert_eq!(second.len(), 3);
+        assert_eq!(second[0].2, 2.5f64.to_bits());
+        assert_eq!(second[0].3, "{\"phases\":[1,2,3]}");
+        assert_eq!(second, from_node_rows(&mut store, "t.py", "k1"));
+        store.clear().unwrap();
+        let left: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM file_results", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    /// Keys pushed out of a file's three most recent lose their packed row
+    /// with their node rows.
+    #[test]
+    fn eviction_removes_packed_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path());
+        let a = node("t.py", "a", "passed", 0.5);
+        for (i, k) in ["k1", "k2", "k3", "k4"].into_iter().enumerate() {
+            store
+                .record_run(
+                    &run(),
+                    &[],
+                    &[("t.py".into(), k.into(), entry(&[&a]))],
+                    &[(k.into(), a.clone())],
+                )
+                .unwrap();
+            // Stored in this order (the clock may not tell them apart).
+            store
+                .conn
+                .execute(
+                    "UPDATE file_cache SET at = ?1 WHERE key = ?2",
+                    params![i as f64, k],
+                )
+                .unwrap();
+        }
+        let keys: Vec<String> = store
+            .conn
+            .prepare("SELECT key FROM file_results ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(keys, ["k2", "k3", "k4"]);
+        assert!(looked_up(&mut store, "t.py", "k1").is_empty());
+    }
 }

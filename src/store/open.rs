@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Bumped on any change to the tables below.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS node_cache (
 CREATE TABLE IF NOT EXISTS node_output (
     file TEXT NOT NULL, key TEXT NOT NULL, nodeid TEXT NOT NULL, output TEXT NOT NULL,
     PRIMARY KEY (file, key, nodeid));
+CREATE TABLE IF NOT EXISTS file_results (
+    file TEXT NOT NULL, key TEXT NOT NULL, results BLOB NOT NULL,
+    PRIMARY KEY (file, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ino INTEGER NOT NULL, recorded_ns INTEGER NOT NULL, digest BLOB NOT NULL);
