@@ -719,6 +719,37 @@ fn future_schema_database_is_set_aside_and_its_rows_are_not_reused() {
 }
 
 #[test]
+fn an_older_schema_database_is_replaced_without_a_copy() {
+    let pair = Pair::new("cache_store");
+    warm_store(&pair);
+    python_sql(
+        &rpytest_db(&pair.rpytest),
+        "UPDATE meta SET value='1' WHERE key='schema_version';",
+    );
+    let (_, rp) = pair.check(&["-v"]);
+    assert_warns(
+        &rp,
+        &[
+            "cache.db",
+            "written by an older rpytest (schema 1)",
+            "started a new cache",
+        ],
+        "older schema",
+    );
+    assert_all_ran(&rp, "older schema");
+    // An upgrade leaves no copy of a database no rpytest of this version reads.
+    let left: Vec<String> = std::fs::read_dir(pair.rpytest.path(".rpytest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("broken"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let (_, rp) = pair.check(&["-v"]);
+    assert!(!rp.stderr.contains("warning"), "{}", rp.transcript());
+    assert_ran(&rp, &[], "rebuilt after the older version");
+}
+
+#[test]
 fn unwritable_rpytest_dir_warns_and_runs_everything_correctly() {
     let pair = Pair::new("cache_store");
     // A regular file where `.rpytest/` should be: the directory cannot be

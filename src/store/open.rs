@@ -83,6 +83,9 @@ enum OpenError {
     /// Another process holds a lock: try again.
     #[error("{0}")]
     Busy(String),
+    /// Written by an older rpytest: its results cannot be read; replace it.
+    #[error("was written by an older rpytest (schema {0})")]
+    Older(String),
 }
 
 /// After this long waiting for another process's lock, say what is waited on.
@@ -171,6 +174,33 @@ impl Store {
                 import_origin: Default::default(),
                 stale: Default::default(),
             },
+            Err(e @ OpenError::Older(_)) => {
+                // Nothing in it can be read by this rpytest: no copy is kept.
+                for ext in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(dir.join(format!("cache.db{ext}")));
+                }
+                warnings.push(StoreWarning(format!(
+                    "{} {e}; started a new cache (every test runs once)",
+                    path.display()
+                )));
+                match Self::open_file(&path) {
+                    Ok(conn) => Store {
+                        conn,
+                        path: Some(path),
+                        warnings,
+                        remote_trust: Default::default(),
+                        import_origin: Default::default(),
+                        stale: Default::default(),
+                    },
+                    Err(e) => {
+                        warnings.push(StoreWarning(format!(
+                            "cannot use {}: {e}; results of this run will not be cached",
+                            path.display()
+                        )));
+                        Store::memory(warnings)
+                    }
+                }
+            }
             Err(OpenError::Unusable(reason) | OpenError::Busy(reason)) => {
                 // Busy beyond the timeout, read-only, out of space: the file may be
                 // fine and in use by another run; never move it aside for that.
@@ -350,9 +380,13 @@ impl Store {
             .map_err(broken)?;
         match version {
             Some(v) if v == SCHEMA_VERSION.to_string() => Ok(()),
-            Some(v) => Err(OpenError::Broken(format!(
-                "has schema version {v}, this rpytest uses {SCHEMA_VERSION}"
-            ))),
+            Some(v) => Err(match v.parse::<i64>() {
+                Ok(n) if n < SCHEMA_VERSION => OpenError::Older(v),
+                Ok(_) => OpenError::Broken(format!(
+                    "was written by a newer rpytest (schema {v}, this one reads {SCHEMA_VERSION})"
+                )),
+                Err(_) => OpenError::Broken(format!("has schema version {v:?}")),
+            }),
             None => {
                 let tables: i64 = conn
                     .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
