@@ -692,6 +692,13 @@ fn xdist_pair(fixture: &str) -> Pair {
     pair
 }
 
+/// An xdist pair whose rpytest partitions the collection (`RPYTEST_PARTITION=1`).
+fn partition_pair(fixture: &str) -> Pair {
+    let mut pair = xdist_pair(fixture);
+    pair.rpytest.set_env("RPYTEST_PARTITION", "1");
+    pair
+}
+
 /// A venv of our own with the test interpreter's pytest, pytest-xdist,
 /// pytest-randomly and pytest-cov (pinned), and rpytest's Python package (by
 /// a `.pth` file). Built once under cargo's target tmpdir.
@@ -1137,7 +1144,7 @@ fn record_durations(pair: &Pair) {
 #[test]
 fn partitioned_collection_gives_xdists_outcomes() {
     require_fixture_plugin();
-    let pair = xdist_pair("parallel_partition");
+    let pair = partition_pair("parallel_partition");
     record_durations(&pair);
     let log = check_partitioned(&pair, &["-p", "no:randomly"], &[]);
     // The longest file is a share of its own; every file is collected once.
@@ -1165,7 +1172,7 @@ fn partitioned_collection_gives_xdists_outcomes() {
 #[test]
 fn partitioned_collection_with_a_new_file_or_a_collection_error_gives_xdists_outcomes() {
     require_fixture_plugin();
-    let pair = xdist_pair("parallel_partition");
+    let pair = partition_pair("parallel_partition");
     record_durations(&pair);
     // A file no run has timed: its share comes from its path.
     pair.write(
@@ -1187,7 +1194,7 @@ fn partitioned_collection_with_a_new_file_or_a_collection_error_gives_xdists_out
 #[test]
 fn arguments_that_need_the_whole_collection_collect_once() {
     require_fixture_plugin();
-    let pair = xdist_pair("parallel_partition");
+    let pair = partition_pair("parallel_partition");
     record_durations(&pair);
     for args in [
         &["-x"][..],
@@ -1216,7 +1223,8 @@ fn arguments_that_need_the_whole_collection_collect_once() {
 #[test]
 fn a_crashed_worker_of_a_share_is_replaced_by_a_fork_of_its_own_collector() {
     require_fixture_plugin();
-    let project = Project::new("parallel_collect_once");
+    let mut project = Project::new("parallel_collect_once");
+    project.set_env("RPYTEST_PARTITION", "1");
     project
         .rpytest(&["-n", "2", "--no-cache"])
         .run()
@@ -1292,5 +1300,23 @@ fn collection_errors_end_the_run_as_under_xdist() {
                 rpytest.transcript()
             );
         }
+    }
+}
+
+#[test]
+fn a_hook_that_selects_from_the_whole_collection_sees_all_of_it() {
+    // Every run after the first has recorded durations; without
+    // RPYTEST_PARTITION the collection is never split, so the conftest's
+    // hook selects from every item, as in each pytest-xdist worker.
+    let pair = xdist_pair("parallel_modifyitems");
+    let args = ["-n", "2", "-p", "no:randomly", "-rA"];
+    let xdist = pair.pytest.pytest(&args).run();
+    xdist.assert_code(1);
+    for _ in 0..2 {
+        let rpytest = pair
+            .rpytest
+            .rpytest(&[&args[..], &["--no-cache"]].concat())
+            .run();
+        assert_same(&xdist, &rpytest);
     }
 }
