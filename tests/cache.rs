@@ -227,11 +227,15 @@ fn deleted_dependency_runs_its_dependents_and_errors_like_pytest() {
         ],
         "pkg/lazy.py deleted",
     );
-    // Still failing on the next run: a failure is never reused.
+    // Still failing on the next run: a failure is never reused, and its
+    // file runs whole.
     let (_, rp) = pair.check(&["-v"]);
     assert_ran(
         &rp,
-        &["tests/test_lazy.py::test_lazy"],
+        &[
+            "tests/test_lazy.py::test_lazy",
+            "tests/test_lazy.py::test_lazy_neighbour",
+        ],
         "pkg/lazy.py still deleted",
     );
     pair.write("pkg/lazy.py", &lazy);
@@ -317,7 +321,8 @@ fn added_test_file_runs_alone_and_removed_file_vanishes() {
     );
     let plain = pair.rpytest.rpytest(&[]).no_junit().run();
     plain.assert_code(1);
-    assert_eq!(cache_counts(&plain), (7, 1), "{}", plain.transcript());
+    // The file with a failure runs whole.
+    assert_eq!(cache_counts(&plain), (6, 2), "{}", plain.transcript());
 
     pair.remove("tests/test_added.py");
     let (py, rp) = pair.check(&["-v"]);
@@ -665,8 +670,9 @@ fn corrupt_database_is_set_aside_with_a_warning_and_never_trusted() {
             "{what}: still warning after the rebuild\n{}",
             rp.transcript()
         );
+        // (A file with a failure runs whole.)
         let expect: &[&str] = if edit.1 == "== 3" {
-            &["tests/test_b.py::test_b_one"]
+            &["tests/test_b.py::test_b_one", "tests/test_b.py::test_b_two"]
         } else {
             &[]
         };
@@ -1039,7 +1045,22 @@ const PARTIAL_SELECTIONS: &[&[&str]] = &[
     &["-v"],
 ];
 
-fn check_selections(pair: &Pair, selections: &[&[&str]], fresh_file: Option<&str>) {
+/// Files with a test that failed in the full run: they run whole wherever
+/// one of their tests runs (their tests share the module's state).
+fn failing_files(full: &Run) -> BTreeSet<String> {
+    full.verbose_statuses()
+        .into_iter()
+        .filter(|(_, s)| s == "FAILED" || s == "ERROR")
+        .map(|(n, _)| n.split("::").next().unwrap_or("").to_owned())
+        .collect()
+}
+
+fn check_selections(
+    pair: &Pair,
+    selections: &[&[&str]],
+    fresh_file: Option<&str>,
+    failing: &BTreeSet<String>,
+) {
     for args in selections {
         let (py, rp) = pair.check(args);
         assert_eq!(
@@ -1049,11 +1070,13 @@ fn check_selections(pair: &Pair, selections: &[&[&str]], fresh_file: Option<&str
             py.transcript(),
             rp.transcript()
         );
-        // Every selected pass of an unchanged file is replayed, never run.
+        // Every selected pass of an unchanged file without failures is
+        // replayed, never run.
         let wrongly_ran: Vec<String> = rp
             .verbose_statuses()
             .into_iter()
             .filter(|(n, s)| s == "PASSED" && fresh_file.map(|f| !n.starts_with(f)).unwrap_or(true))
+            .filter(|(n, _)| !failing.contains(n.split("::").next().unwrap_or("")))
             .map(|(n, _)| n)
             .collect();
         assert!(
@@ -1068,7 +1091,8 @@ fn selection_over_cached_and_run_tests(selections: &[&[&str]]) {
     let pair = Pair::new("cache_select");
     let (py, _) = pair.check(&["-v"]);
     py.assert_code(1);
-    check_selections(&pair, selections, None);
+    let failing = failing_files(&py);
+    check_selections(&pair, selections, None, &failing);
     // One file changes: its tests run where selected, the others are replayed.
     pair.replace("tests/test_sel_b.py", "assert \"beta\"", "assert \"beta!\"");
     let (_, rp) = pair.check(&["-v", "-k", "beta or gamma"]);
@@ -1083,7 +1107,7 @@ fn selection_over_cached_and_run_tests(selections: &[&[&str]]) {
         "assert \"beta!\"",
         "assert \"beta?\"",
     );
-    check_selections(&pair, selections, Some("tests/test_sel_b.py"));
+    check_selections(&pair, selections, Some("tests/test_sel_b.py"), &failing);
 }
 
 #[test]
@@ -1490,4 +1514,17 @@ fn a_run_with_workers_keeps_the_serial_results() {
     project.rpytest(&["-n", "2"]).no_junit().run();
     let again = project.rpytest(&[]).no_junit().run();
     assert_eq!(cache_counts(&again), (cached, 1), "{}", again.transcript());
+}
+
+#[test]
+fn nodes_a_hook_deselects_leave_their_file_cached() {
+    // The deselected nodes never get a result; the file's other tests ran
+    // together under the same key, so they are replayed.
+    let pair = Pair::new("cache_hook_deselect");
+    pair.check(&["-v"]);
+    for step in ["second run", "third run"] {
+        let (py, rp) = pair.check(&["-v"]);
+        py.assert_code(0);
+        assert_ran(&rp, &[], step);
+    }
 }

@@ -53,6 +53,10 @@ pub struct Plan {
     pub deselected: Vec<String>,
     /// Set when -k/-m/--deselect select tests and nothing else is unknown.
     pub(super) select_sig: Option<String>,
+    /// What the nodes kept by a run are stored and looked up under:
+    /// `select_sig`, or a fixed signature for a run that selects nothing
+    /// (then hooks alone deselect, `pytest_collection_modifyitems`).
+    pub(super) kept_sig: Option<String>,
     /// Node-ID arguments per file (see `selections`).
     pub(super) sels: HashMap<String, Option<Vec<String>>>,
     /// What the collection signature is made of (its `global` entry is the
@@ -188,6 +192,24 @@ fn scope_with_dirs(inv: &Invocation) -> (Discovered, bool, Vec<String>) {
 /// Node-ID arguments narrow what pytest collects of a file, and what a
 /// selection kept of the whole file says nothing about that part: pytest
 /// applies the selection then.
+fn kept_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
+    let a = &inv.args;
+    if a.stops_early {
+        // `-x`/`--maxfail` can stop a run in the middle of a file (under
+        // `-n`, another worker's failure): what ran is not what is kept.
+        return None;
+    }
+    selection_signature(inv, all_exist).or_else(|| {
+        (!a.selects
+            && a.understood()
+            && !a.narrows_collection
+            && !a.doctests
+            && !a.positional.iter().any(|p| p.contains("::"))
+            && all_exist)
+            .then(|| key::value_label("\0no selection"))
+    })
+}
+
 fn selection_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
     let a = &inv.args;
     (a.selects
@@ -388,6 +410,7 @@ impl Plan {
             info: Some(info.clone()),
             session_conftests: session_wide_conftests(&inv.setup.rootdir, &scope.found.conftests),
             select_sig: selection_signature(inv, scope.all_exist),
+            kept_sig: kept_signature(inv, scope.all_exist),
             test_files: Some(scope.found.test_files.clone()),
             sels: selections(inv),
             ..Plan::default()
@@ -473,7 +496,7 @@ impl Plan {
         }
         let pairs = cacheable_pairs(keyed);
         store
-            .lookup_many(&pairs, self.select_sig.as_deref())
+            .lookup_many(&pairs, self.kept_sig.as_deref())
             .unwrap_or_else(|e| {
                 self.notices
                     .push(format!("cache lookup failed, running everything: {e}"));
@@ -559,7 +582,7 @@ impl Plan {
             .iter()
             .map(|e| (e.file.as_str(), e.key.as_str()))
             .collect();
-        if let Ok(more) = store.lookup_many(&again, self.select_sig.as_deref()) {
+        if let Ok(more) = store.lookup_many(&again, self.kept_sig.as_deref()) {
             found.extend(more);
         }
     }
@@ -652,11 +675,10 @@ impl Plan {
             module_skip.is_some() || (passed && entry.nodes.iter().all(|n| by_id.contains(n)));
         // Under -k/-m/--deselect: the nodes this very selection kept from
         // this very file content last time, when all of them are cached.
-        let selected_full = self.select_sig.is_some()
-            && passed
-            && kept_by_selection
-                .as_ref()
-                .is_some_and(|k| k.iter().all(|n| by_id.contains(n)));
+        let kept_reusable = kept_by_selection
+            .as_ref()
+            .is_some_and(|k| !k.is_empty() && k.iter().all(|n| by_id.contains(n)));
+        let selected_full = self.select_sig.is_some() && passed && kept_reusable;
         if selected_full && unique {
             let kept: Vec<String> = kept_by_selection.unwrap_or_default();
             self.cached.extend(by_id.take(kept.iter()));
@@ -672,7 +694,16 @@ impl Plan {
             // Under a selection this file's key has not seen, only pytest
             // knows what `-k`/`-m`/`--deselect` keep (or that the
             // expression is invalid): never answer without a session.
-            self.cached.extend(by_id.rest());
+            // A file with a test to run (a failure, an error, a test the
+            // cache does not hold) runs whole: its tests share the module's
+            // state, and a test run after replayed ones would not see what
+            // they leave behind. Replayed are only results of a run of the
+            // same file content and selection in which every node this
+            // selection keeps ran (a hook's deselected nodes, which have no
+            // result, are deselected again).
+            if full || kept_reusable {
+                self.cached.extend(by_id.rest());
+            }
             full && self.select_sig.is_none()
         }
     }

@@ -167,7 +167,7 @@ impl Plan {
                 .push(format!("could not record the run: {e}"));
         }
         super::coverage::record(store, &stored.coverage_rows);
-        if let (Some(sig), false) = (&self.select_sig, stored.selection_rows.is_empty()) {
+        if let (Some(sig), false) = (&self.kept_sig, stored.selection_rows.is_empty()) {
             if let Err(e) = store.record_selections(sig, &stored.selection_rows) {
                 summary
                     .notices
@@ -322,7 +322,7 @@ impl Plan {
         stored: &mut Stored,
     ) {
         let file = &c.file;
-        if !partial && self.select_sig.is_some() {
+        if !partial && self.kept_sig.is_some() {
             // What the selection kept of this file: what ran or was replayed.
             let kept: Vec<String> = c
                 .nodes

@@ -630,3 +630,21 @@ fn options_read_by_the_session_key_every_test() {
     let (_, rp) = pair.check(&["-v"]);
     assert_eq!(ran(&rp), set(&[]), "back to -v\n{}", rp.transcript());
 }
+
+#[test]
+fn a_file_with_a_failure_runs_whole_so_its_tests_see_each_others_state() {
+    // test_two fails only because test_one ran before it in the same module.
+    // Replaying test_one and running test_two alone made it pass, and that
+    // pass was then cached.
+    let mut pair = Pair::new("same_file_state");
+    pair.write_bytecode();
+    for step in 0..3 {
+        let (py, rp) = pair.check(&["-v"]);
+        py.assert_code(1);
+        assert!(
+            replayed(&rp).is_empty(),
+            "run {step}: a test of a file that runs was replayed\n{}",
+            rp.transcript()
+        );
+    }
+}
