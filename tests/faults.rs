@@ -867,15 +867,15 @@ fn damage_below_the_root_is_found_after_the_error_and_healed() {
     project
         .rpytest_cmd(&["--result-cache", "clear"])
         .assert_code(0);
-    // Rows that fill the first leaves of node_cache, so that the next run's
-    // results land on a later leaf the open-time probe does not read.
+    // Rows that fill the first leaves of file_results (what a lookup reads),
+    // so that the next run's results land on a later leaf the open-time
+    // probe does not read.
     let script = r#"
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 c.executemany(
-    "INSERT INTO node_cache(file, key, nodeid, outcome, duration, location, longrepr, wasxfail, at)"
-    " VALUES ('pad.py', 'k', ?, 'passed', 0.0, 'null', ?, NULL, 0)",
-    [("pad.py::t%d" % i, "x" * 1000) for i in range(400)],
+    "INSERT INTO file_results(file, key, results) VALUES (?, 'k', ?)",
+    [("pad%03d.py" % i, b"x" * 1000) for i in range(400)],
 )
 c.commit()
 "#;
@@ -893,7 +893,7 @@ c = sqlite3.connect(path)
 c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 page = c.execute("PRAGMA page_size").fetchone()[0]
 leaves = c.execute(
-    "SELECT pageno FROM dbstat WHERE name = 'node_cache' AND pagetype = 'leaf' ORDER BY path"
+    "SELECT pageno FROM dbstat WHERE name = 'file_results' AND pagetype = 'leaf' ORDER BY path"
 ).fetchall()
 assert len(leaves) > 2, leaves
 c.close()
