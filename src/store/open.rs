@@ -183,23 +183,7 @@ impl Store {
                     "{} {e}; started a new cache (every test runs once)",
                     path.display()
                 )));
-                match Self::open_file(&path) {
-                    Ok(conn) => Store {
-                        conn,
-                        path: Some(path),
-                        warnings,
-                        remote_trust: Default::default(),
-                        import_origin: Default::default(),
-                        stale: Default::default(),
-                    },
-                    Err(e) => {
-                        warnings.push(StoreWarning(format!(
-                            "cannot use {}: {e}; results of this run will not be cached",
-                            path.display()
-                        )));
-                        Store::memory(warnings)
-                    }
-                }
+                Self::start_new(path, warnings)
             }
             Err(OpenError::Unusable(reason) | OpenError::Busy(reason)) => {
                 // Busy beyond the timeout, read-only, out of space: the file may be
@@ -221,23 +205,29 @@ impl Store {
                         None => "starting a new cache".to_owned(),
                     }
                 )));
-                match Self::open_file(&path) {
-                    Ok(conn) => Store {
-                        conn,
-                        path: Some(path),
-                        warnings,
-                        remote_trust: Default::default(),
-                        import_origin: Default::default(),
-                        stale: Default::default(),
-                    },
-                    Err(e) => {
-                        warnings.push(StoreWarning(format!(
-                            "cannot use {}: {e}; results of this run will not be cached",
-                            path.display()
-                        )));
-                        Store::memory(warnings)
-                    }
-                }
+                Self::start_new(path, warnings)
+            }
+        }
+    }
+
+    /// Opens the new database that replaces one moved aside or removed; an
+    /// in-memory store (nothing cached this run) when that fails too.
+    fn start_new(path: std::path::PathBuf, mut warnings: Vec<StoreWarning>) -> Store {
+        match Self::open_file(&path) {
+            Ok(conn) => Store {
+                conn,
+                path: Some(path),
+                warnings,
+                remote_trust: Default::default(),
+                import_origin: Default::default(),
+                stale: Default::default(),
+            },
+            Err(e) => {
+                warnings.push(StoreWarning(format!(
+                    "cannot use {}: {e}; results of this run will not be cached",
+                    path.display()
+                )));
+                Store::memory(warnings)
             }
         }
     }
