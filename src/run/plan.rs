@@ -282,9 +282,14 @@ fn cached_node(r: NodeResult) -> CachedNode {
 
 /// A file's reusable results by node ID, each taken at most once.
 struct Reusable {
-    index: HashMap<String, usize>,
+    /// Node ID to position; only for files with many results (a few
+    /// results are found faster by comparing their IDs).
+    index: Option<HashMap<String, usize>>,
     results: Vec<Option<NodeResult>>,
 }
+
+/// Files with more results than this index them by node ID.
+const INDEXED_ABOVE: usize = 16;
 
 impl Reusable {
     fn of(results: Vec<NodeResult>) -> Reusable {
@@ -293,16 +298,30 @@ impl Reusable {
             .filter(|r| r.outcome.reusable())
             .map(Some)
             .collect();
-        let index = results
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.as_ref().map(|r| (r.nodeid.clone(), i)))
-            .collect();
+        let index = (results.len() > INDEXED_ABOVE).then(|| {
+            results
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.as_ref().map(|r| (r.nodeid.clone(), i)))
+                .collect()
+        });
         Reusable { index, results }
     }
 
+    /// Where the result of `nodeid` is (the last one, when a node ID was
+    /// stored twice), taken or not.
+    fn position(&self, nodeid: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(nodeid).copied(),
+            None => self
+                .results
+                .iter()
+                .rposition(|r| r.as_ref().is_some_and(|r| r.nodeid == nodeid)),
+        }
+    }
+
     fn contains(&self, nodeid: &str) -> bool {
-        self.index.contains_key(nodeid)
+        self.position(nodeid).is_some()
     }
 
     /// The results of `nodes`, in their order, replayable: each moves out
@@ -310,13 +329,13 @@ impl Reusable {
     fn take<'n>(&mut self, nodes: impl Iterator<Item = &'n String> + Clone) -> Vec<CachedNode> {
         let mut uses = vec![0u32; self.results.len()];
         for n in nodes.clone() {
-            if let Some(&i) = self.index.get(n.as_str()) {
+            if let Some(i) = self.position(n) {
                 uses[i] += 1;
             }
         }
         let mut out = Vec::new();
         for n in nodes {
-            let Some(&i) = self.index.get(n.as_str()) else {
+            let Some(i) = self.position(n) else {
                 continue;
             };
             uses[i] = uses[i].saturating_sub(1);

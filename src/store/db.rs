@@ -373,95 +373,35 @@ impl Store {
         selection: Option<&str>,
     ) -> rusqlite::Result<HashMap<String, Lookup>> {
         // One read transaction: every row comes from one state of the store,
-        // whatever another run writes meanwhile. Point queries by primary key,
-        // in key order (the pairs come sorted by file): no temporary table.
+        // whatever another run writes meanwhile.
         let tx = self.conn.transaction()?;
         let mut out: HashMap<String, Lookup> = HashMap::with_capacity(pairs.len());
         {
-            let mut entry_q = tx.prepare(
-                "SELECT c.outcome, c.nodes, c.detail,
-                        c.at < (SELECT max(g.at) FROM file_cache g WHERE g.file = c.file)
-                 FROM file_cache c WHERE c.file = ?1 AND c.key = ?2",
-            )?;
-            let mut nodes_q = tx.prepare(
-                "SELECT n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail,
-                        n.origin = 'local', n.origin, o.output
-                 FROM node_cache n
-                 LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid
-                 WHERE n.file = ?1 AND n.key = ?2",
-            )?;
-            // One row per file and key (`file_results`); the node rows
-            // are read only for an entry that has none.
-            let mut results_q =
-                tx.prepare("SELECT results FROM file_results WHERE file = ?1 AND key = ?2")?;
+            let rows = match scan_pays(&tx, pairs.len())? {
+                true => scan_entries(&tx, pairs)?,
+                false => point_entries(&tx, pairs)?,
+            };
+            let mut nodes_q = tx.prepare(NODE_ROWS)?;
             let mut sel_q = match selection {
                 Some(_) => Some(tx.prepare(
                     "SELECT nodes FROM selections WHERE file = ?1 AND key = ?2 AND sig = ?3",
                 )?),
                 None => None,
             };
-            for &(file, key) in pairs {
-                let mut rows = entry_q.query(params![file, key])?;
-                let Some(row) = rows.next()? else {
+            for (&(file, key), row) in pairs.iter().zip(rows) {
+                let Some(row) = row else { continue };
+                // The node rows are read only for an entry that has no
+                // (readable) packed row.
+                let packed = match row.packed {
+                    Some(packed) => packed,
+                    None => node_rows(&mut nodes_q, file, key)?,
+                };
+                // A file with one result this run may not trust runs whole.
+                if !packed.iter().all(|p| self.remote_trust.allows(&p.6)) {
                     continue;
-                };
-                let outcome: crate::outcome::Outcome = row.get(0)?;
-                let nodes: Vec<String> = match row.get_ref(1)? {
-                    rusqlite::types::ValueRef::Text(t) => {
-                        serde_json::from_slice(t).unwrap_or_default()
-                    }
-                    _ => Vec::new(),
-                };
-                let detail: String = row.get(2)?;
-                let stale: bool = row.get(3)?;
-                drop(rows);
-                let mut results = Vec::with_capacity(nodes.len());
-                let mut trusted = true;
-                let packed = results_q
-                    .query_row(params![file, key], |r| {
-                        Ok(match r.get_ref(0)? {
-                            rusqlite::types::ValueRef::Blob(b) => unpack_results(file, b),
-                            _ => None,
-                        })
-                    })
-                    .optional()?
-                    .flatten();
-                if let Some(packed) = packed {
-                    for (r, origin) in packed {
-                        if !self.remote_trust.allows(&origin) {
-                            trusted = false;
-                            break;
-                        }
-                        results.push(r);
-                    }
-                    if !trusted {
-                        continue;
-                    }
-                } else {
-                    let mut rows = nodes_q.query(params![file, key])?;
-                    while let Some(r) = rows.next()? {
-                        // A file with one result this run may not trust runs whole.
-                        let local: bool = r.get(6)?;
-                        if !local && !self.remote_trust.allows(r.get_ref(7)?.as_str()?) {
-                            trusted = false;
-                            break;
-                        }
-                        results.push(NodeResult {
-                            file: file.to_owned(),
-                            nodeid: r.get(0)?,
-                            outcome: r.get(1)?,
-                            duration: r.get(2)?,
-                            location: r.get(3)?,
-                            longrepr: r.get(4)?,
-                            wasxfail: r.get(5)?,
-                            output: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                        });
-                    }
-                    drop(rows);
-                    if !trusted {
-                        continue;
-                    }
                 }
+                let results: Vec<NodeResult> =
+                    packed.into_iter().map(|p| unpacked(file, p)).collect();
                 let selected = match (&mut sel_q, selection) {
                     (Some(q), Some(sig)) => q
                         .query_row(params![file, key, sig], |r| r.get::<_, String>(0))
@@ -469,17 +409,17 @@ impl Store {
                         .and_then(|nodes| serde_json::from_str(&nodes).ok()),
                     _ => None,
                 };
-                if stale {
+                if row.stale {
                     self.stale.insert((file.to_owned(), key.to_owned()));
                 }
                 out.insert(
                     file.to_owned(),
                     Lookup {
                         entry: FileEntry {
-                            outcome,
-                            nodes,
+                            outcome: row.outcome,
+                            nodes: row.nodes,
                             inputs: String::new(),
-                            detail,
+                            detail: row.detail,
                         },
                         results,
                         selected,
@@ -840,6 +780,209 @@ type Packed = (
     String,
 );
 
+/// A `file_cache` entry as a lookup reads it, with its packed results
+/// (`None`: no packed row, or one this build cannot read).
+struct EntryRow {
+    outcome: crate::outcome::Outcome,
+    nodes: Vec<String>,
+    detail: String,
+    /// A newer key of the same file was stored or used after this one.
+    stale: bool,
+    packed: Option<Vec<Packed>>,
+}
+
+/// Below this many pairs a lookup is point queries whatever the store holds.
+const SCAN_FROM: usize = 256;
+
+/// Whether reading every entry of the store once costs less than a point
+/// query per pair: when the pairs are many and at least a quarter of the
+/// entries (`max(rowid)` bounds their number from above, at the cost of one
+/// index step).
+fn scan_pays(tx: &rusqlite::Transaction, pairs: usize) -> rusqlite::Result<bool> {
+    if pairs < SCAN_FROM {
+        return Ok(false);
+    }
+    let rows: i64 = tx.query_row("SELECT coalesce(max(rowid), 0) FROM file_cache", [], |r| {
+        r.get(0)
+    })?;
+    Ok(rows <= 4 * pairs as i64)
+}
+
+fn packed_of(v: rusqlite::types::ValueRef) -> Option<Vec<Packed>> {
+    match v {
+        rusqlite::types::ValueRef::Blob(b) => unpack(b),
+        _ => None,
+    }
+}
+
+type RawJson = Box<serde_json::value::RawValue>;
+
+/// The embedded form of a packed row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Embedded {
+    raw: Vec<PackedRaw>,
+}
+
+/// A packed result whose JSON texts (location, report, output) are embedded
+/// as JSON rather than as strings holding JSON: read back without
+/// unescaping, as exactly the text stored.
+type PackedRaw = (
+    String,
+    String,
+    u64,
+    RawJson,
+    RawJson,
+    Option<String>,
+    String,
+    RawJson,
+);
+
+/// The packed row's text: `{"raw": [...]}` when every JSON text is one
+/// embeddable exactly (valid JSON without surrounding whitespace), else
+/// the array of [`Packed`] (which an earlier build wrote too; one that
+/// reads only arrays falls back to the node rows on the other form).
+fn pack(rows: Vec<Packed>) -> Vec<u8> {
+    fn raw(text: &str) -> Option<RawJson> {
+        match text.trim() == text {
+            true => serde_json::value::RawValue::from_string(text.to_owned()).ok(),
+            false => None,
+        }
+    }
+    let embedded: Option<Vec<PackedRaw>> = rows
+        .iter()
+        .map(|p| Some((p.0.clone(), p.1.clone(), p.2, raw(&p.3)?, raw(&p.4)?, p.5.clone(), p.6.clone(), raw(&p.7)?)))
+        .collect();
+    match embedded {
+        Some(raw) => serde_json::to_vec(&Embedded { raw }),
+        None => serde_json::to_vec(&rows),
+    }
+    .unwrap_or_default()
+}
+
+/// The results of a packed row, either form (`None`: not a row this
+/// build reads; the node rows are read instead).
+fn unpack(blob: &[u8]) -> Option<Vec<Packed>> {
+    if blob.first() != Some(&b'{') {
+        return serde_json::from_slice(blob).ok();
+    }
+    let e: Embedded = serde_json::from_slice(blob).ok()?;
+    let text = |r: RawJson| Box::<str>::from(r).into_string();
+    Some(
+        e.raw
+            .into_iter()
+            .map(|(n, o, d, l, r, w, g, out)| (n, o, d, text(l), text(r), w, g, text(out)))
+            .collect(),
+    )
+}
+
+fn entry_fields(
+    row: &rusqlite::Row,
+    at: usize,
+) -> rusqlite::Result<(crate::outcome::Outcome, Vec<String>, String)> {
+    let nodes = match row.get_ref(at + 1)? {
+        rusqlite::types::ValueRef::Text(t) => serde_json::from_slice(t).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    Ok((row.get(at)?, nodes, row.get(at + 2)?))
+}
+
+/// The entries of `pairs`, in their order, by a point query each.
+fn point_entries(
+    tx: &rusqlite::Transaction,
+    pairs: &[(&str, &str)],
+) -> rusqlite::Result<Vec<Option<EntryRow>>> {
+    let mut q = tx.prepare(
+        "SELECT c.outcome, c.nodes, c.detail,
+                c.at < (SELECT max(g.at) FROM file_cache g WHERE g.file = c.file),
+                r.results
+         FROM file_cache c
+         LEFT JOIN file_results r ON r.file = c.file AND r.key = c.key
+         WHERE c.file = ?1 AND c.key = ?2",
+    )?;
+    let mut out = Vec::with_capacity(pairs.len());
+    for &(file, key) in pairs {
+        let mut rows = q.query(params![file, key])?;
+        out.push(match rows.next()? {
+            Some(row) => {
+                let (outcome, nodes, detail) = entry_fields(row, 0)?;
+                Some(EntryRow {
+                    outcome,
+                    nodes,
+                    detail,
+                    stale: row.get(3)?,
+                    packed: packed_of(row.get_ref(4)?),
+                })
+            }
+            None => None,
+        });
+    }
+    Ok(out)
+}
+
+/// The entries of `pairs`, in their order, by reading `file_cache` and
+/// `file_results` through once: what the point queries give, for a
+/// fraction of their cost when most of the store is asked for.
+fn scan_entries(
+    tx: &rusqlite::Transaction,
+    pairs: &[(&str, &str)],
+) -> rusqlite::Result<Vec<Option<EntryRow>>> {
+    // Per asked file: the newest `at` of any of its keys, and its asked
+    // keys with their positions.
+    let mut files: HashMap<&str, (f64, Vec<(&str, usize)>)> = HashMap::new();
+    for (i, &(file, key)) in pairs.iter().enumerate() {
+        let e = files.entry(file).or_insert((f64::NEG_INFINITY, Vec::new()));
+        e.1.push((key, i));
+    }
+    let position = |files: &HashMap<&str, (f64, Vec<(&str, usize)>)>, file: &str, key: &str| {
+        let keys = &files.get(file)?.1;
+        keys.iter().find(|(k, _)| *k == key).map(|&(_, i)| i)
+    };
+    let mut out: Vec<Option<EntryRow>> = (0..pairs.len()).map(|_| None).collect();
+    let mut ats = vec![0f64; pairs.len()];
+    let mut q = tx.prepare("SELECT file, key, at, outcome, nodes, detail FROM file_cache")?;
+    let mut rows = q.query([])?;
+    while let Some(row) = rows.next()? {
+        let file = row.get_ref(0)?.as_str()?;
+        let Some(newest) = files.get_mut(file).map(|e| &mut e.0) else {
+            continue;
+        };
+        let at: f64 = row.get(2)?;
+        if at > *newest {
+            *newest = at;
+        }
+        let Some(i) = position(&files, file, row.get_ref(1)?.as_str()?) else {
+            continue;
+        };
+        let (outcome, nodes, detail) = entry_fields(row, 3)?;
+        ats[i] = at;
+        out[i] = Some(EntryRow {
+            outcome,
+            nodes,
+            detail,
+            stale: false,
+            packed: None,
+        });
+    }
+    drop(rows);
+    let mut q = tx.prepare("SELECT file, key, results FROM file_results")?;
+    let mut rows = q.query([])?;
+    while let Some(row) = rows.next()? {
+        let file = row.get_ref(0)?.as_str()?;
+        let Some(i) = position(&files, file, row.get_ref(1)?.as_str()?) else {
+            continue;
+        };
+        if let Some(entry) = &mut out[i] {
+            entry.packed = packed_of(row.get_ref(2)?);
+        }
+    }
+    for (i, &(file, _)) in pairs.iter().enumerate() {
+        if let (Some(entry), Some((newest, _))) = (&mut out[i], files.get(file)) {
+            entry.stale = ats[i] < *newest;
+        }
+    }
+    Ok(out)
+}
+
 /// Rewrites the `file_results` row of each `(file, key)` from its node rows,
 /// in the transaction that changed them: the row is always what the node
 /// rows say (none when they are gone).
@@ -847,65 +990,60 @@ fn pack_results(
     tx: &rusqlite::Transaction,
     pairs: &std::collections::BTreeSet<(&str, &str)>,
 ) -> rusqlite::Result<()> {
-    let mut q = tx.prepare(
-        "SELECT n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail, n.origin, o.output
-         FROM node_cache n
-         LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid
-         WHERE n.file = ?1 AND n.key = ?2",
-    )?;
+    let mut q = tx.prepare(NODE_ROWS)?;
     let mut put =
         tx.prepare("INSERT OR REPLACE INTO file_results(file, key, results) VALUES (?1, ?2, ?3)")?;
     let mut del = tx.prepare("DELETE FROM file_results WHERE file = ?1 AND key = ?2")?;
     for (file, key) in pairs {
-        let rows: Vec<Packed> = q
-            .query_map(params![file, key], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get::<_, f64>(2)?.to_bits(),
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                ))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let rows = node_rows(&mut q, file, key)?;
         if rows.is_empty() {
             del.execute(params![file, key])?;
             continue;
         }
-        let blob = serde_json::to_vec(&rows).unwrap_or_default();
-        put.execute(params![file, key, blob])?;
+        put.execute(params![file, key, pack(rows)])?;
     }
     Ok(())
 }
 
-/// The node results of `file` packed in a `file_results` row, each with its
-/// origin (`None`: not a row this rpytest wrote; the node rows are read).
-fn unpack_results(file: &str, blob: &[u8]) -> Option<Vec<(NodeResult, String)>> {
-    let rows: Vec<Packed> = serde_json::from_slice(blob).ok()?;
-    Some(
-        rows.into_iter()
-            .map(
-                |(nodeid, outcome, duration, location, longrepr, wasxfail, origin, output)| {
-                    (
-                        NodeResult {
-                            nodeid,
-                            file: file.to_owned(),
-                            outcome: crate::outcome::Outcome::from(outcome),
-                            duration: f64::from_bits(duration),
-                            location,
-                            longrepr,
-                            wasxfail,
-                            output,
-                        },
-                        origin,
-                    )
-                },
-            )
-            .collect(),
-    )
+/// The node rows of one `(file, key)`, with their outputs, in the fields
+/// of a packed result.
+const NODE_ROWS: &str =
+    "SELECT n.nodeid, n.outcome, n.duration, n.location, n.longrepr, n.wasxfail, n.origin, o.output
+     FROM node_cache n
+     LEFT JOIN node_output o ON o.file = n.file AND o.key = n.key AND o.nodeid = n.nodeid
+     WHERE n.file = ?1 AND n.key = ?2";
+
+/// Reads [`NODE_ROWS`] of `(file, key)` with the prepared `q`.
+fn node_rows(q: &mut rusqlite::Statement, file: &str, key: &str) -> rusqlite::Result<Vec<Packed>> {
+    q.query_map(params![file, key], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get::<_, f64>(2)?.to_bits(),
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        ))
+    })?
+    .collect()
+}
+
+/// A packed result of `file` as a node result (its origin is dropped: the
+/// lookup has checked it).
+fn unpacked(file: &str, p: Packed) -> NodeResult {
+    let (nodeid, outcome, duration, location, longrepr, wasxfail, _origin, output) = p;
+    NodeResult {
+        nodeid,
+        file: file.to_owned(),
+        outcome: crate::outcome::Outcome::from(outcome),
+        duration: f64::from_bits(duration),
+        location,
+        longrepr,
+        wasxfail,
+        output,
+    }
 }
 
 #[cfg(test)]
