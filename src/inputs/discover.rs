@@ -265,15 +265,9 @@ impl Walk<'_> {
     /// Adds a visited path to the listing. rpytest's own directory is left
     /// out: its database files come and go while no collector looks at them.
     fn list(&mut self, path: &Path, is_dir: bool) {
-        let Some(rel) = rel_of(self.root, path) else {
-            return;
-        };
-        if rel == ".rpytest" || rel.starts_with(".rpytest/") {
-            return;
+        if let Some(rel) = rel_of(self.root, path) {
+            self.list_rel(&rel, is_dir);
         }
-        self.listing.update(rel.as_bytes());
-        self.listing
-            .update(if is_dir { &b"/\n"[..] } else { &b"\n"[..] });
     }
 
     /// `pytest_ignore_collect` for a path met while walking.
@@ -309,16 +303,8 @@ impl Walk<'_> {
     }
 
     fn consider_file(&mut self, path: &Path) {
-        let is_py = path.extension().is_some_and(|e| e == "py");
-        if !is_py {
-            return;
-        }
-        let explicit = self.initial.contains(path);
-        if !explicit && !self.opts.python_files.iter().any(|p| fnmatch_ex(p, path)) {
-            return;
-        }
         if let Some(rel) = rel_of(self.root, path) {
-            self.tests.insert(rel);
+            self.consider_file_rel(path, rel);
         }
     }
 
@@ -327,16 +313,31 @@ impl Walk<'_> {
     /// entry is: only symlinks are stat-ed (to follow them), and every
     /// directory once (its device and inode end a symlink loop).
     fn walk_dir(&mut self, dir: &Path) {
-        self.add_conftest_in(dir);
-        // Outside the root nothing can be named root-relative: nothing to find.
+        // Outside the root nothing can be named root-relative: nothing to find
+        // (not even its conftest.py).
         let Some(rel) = rel_of(self.root, dir) else {
             return;
         };
         let mut ancestors = Vec::new();
-        if let Ok(m) = std::fs::metadata(dir) {
-            ancestors.push((m.dev(), m.ino()));
+        let id = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
+        self.enter(dir, &rel, id, &mut ancestors);
+    }
+
+    /// Visits directory `dir` (root-relative `rel`, device and inode `id`
+    /// when known) below `ancestors`: its conftest.py, then its entries.
+    fn enter(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        id: Option<(u64, u64)>,
+        ancestors: &mut Vec<(u64, u64)>,
+    ) {
+        self.add_conftest_in(dir);
+        ancestors.extend(id);
+        self.walk_in(dir, rel, ancestors);
+        if id.is_some() {
+            ancestors.pop();
         }
-        self.walk_in(dir, &rel, &mut ancestors);
     }
 
     fn walk_in(&mut self, dir: &Path, rel: &str, ancestors: &mut Vec<(u64, u64)>) {
@@ -380,10 +381,7 @@ impl Walk<'_> {
                     continue;
                 }
                 self.list_rel(&child, true);
-                self.add_conftest_in(&path);
-                ancestors.push(id);
-                self.walk_in(&path, &child, ancestors);
-                ancestors.pop();
+                self.enter(&path, &child, Some(id), ancestors);
             } else if is_file {
                 if !self.initial.contains(&path) && self.ignored(&path, false) {
                     continue;

@@ -782,6 +782,7 @@ type Packed = (
 
 /// A `file_cache` entry as a lookup reads it, with its packed results
 /// (`None`: no packed row, or one this build cannot read).
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct EntryRow {
     outcome: crate::outcome::Outcome,
     nodes: Vec<String>,
@@ -1202,5 +1203,97 @@ mod file_results {
             .unwrap();
         assert_eq!(keys, ["k2", "k3", "k4"]);
         assert!(looked_up(&mut store, "t.py", "k1").is_empty());
+    }
+    fn packed(nodeid: &str, location: &str, output: &str) -> Packed {
+        (
+            nodeid.into(),
+            "passed".into(),
+            0.25f64.to_bits(),
+            location.into(),
+            "null".into(),
+            None,
+            "local".into(),
+            output.into(),
+        )
+    }
+
+    /// Packed rows give back each JSON text exactly as stored: embedded
+    /// when every text can be (inner whitespace, escapes and key order
+    /// kept), else in the array form, which an earlier build's rows use too.
+    #[test]
+    fn packed_texts_come_back_exactly() {
+        let embeddable = vec![
+            packed("t.py::a", "[\"t.py\", 1, \"a\\u00e9\"]", "{\"z\": 1, \"a\": [1.50]}"),
+            packed("t.py::b", "[\"t.py\",2,\"b\"]", "null"),
+        ];
+        let blob = pack(embeddable.clone());
+        assert_eq!(blob.first(), Some(&b'{'), "the embedded form");
+        assert_eq!(unpack(&blob), Some(embeddable.clone()));
+        for odd in ["", " {\"a\":1}", "not json", "{\"a\":1}\n"] {
+            let mut rows = embeddable.clone();
+            rows.push(packed("t.py::c", "[\"t.py\",3,\"c\"]", odd));
+            let blob = pack(rows.clone());
+            assert_eq!(blob.first(), Some(&b'['), "the array form for {odd:?}");
+            assert_eq!(unpack(&blob), Some(rows));
+        }
+        let earlier = serde_json::to_vec(&embeddable).unwrap();
+        assert_eq!(unpack(&earlier), Some(embeddable));
+        assert_eq!(unpack(b"{\"other\": 1}"), None);
+    }
+
+    /// A lookup of most of the store reads it through once; it finds what a
+    /// point query per pair finds: the asked key of each file (not another
+    /// key of it), whether a newer key of the file exists, the packed row
+    /// or none, and nothing for a key or file not stored.
+    #[test]
+    fn a_scan_finds_what_point_queries_find() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path());
+        let files: Vec<String> = (0..SCAN_FROM + 20).map(|i| format!("d/t{i}.py")).collect();
+        for (i, f) in files.iter().enumerate() {
+            let mut a = node(f, "a", "passed", i as f64);
+            a.output = format!("{{\"phases\": [{i}]}}");
+            let keys: &[&str] = if i % 3 == 0 { &["old", "new"] } else { &["new"] };
+            for k in keys {
+                store
+                    .record_run(
+                        &run(),
+                        &[],
+                        &[(f.clone(), (*k).into(), entry(&[&a]))],
+                        &[((*k).into(), a.clone())],
+                    )
+                    .unwrap();
+            }
+            // Every third file's asked key was used before its newest one.
+            store
+                .conn
+                .execute(
+                    "UPDATE file_cache SET at = CASE key WHEN 'old' THEN 1.0 ELSE 2.0 END WHERE file = ?1",
+                    params![f],
+                )
+                .unwrap();
+        }
+        store
+            .conn
+            .execute("DELETE FROM file_results WHERE file = 'd/t1.py'", [])
+            .unwrap();
+        let mut pairs: Vec<(&str, &str)> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.as_str(), if i % 3 == 0 { "old" } else { "new" }))
+            .collect();
+        pairs.push(("d/t2.py", "absent"));
+        pairs.push(("d/none.py", "new"));
+        let tx = store.conn.transaction().unwrap();
+        assert!(scan_pays(&tx, pairs.len()).unwrap());
+        let scanned = scan_entries(&tx, &pairs).unwrap();
+        let pointed = point_entries(&tx, &pairs).unwrap();
+        assert_eq!(scanned, pointed);
+        assert!(scanned[0].as_ref().unwrap().stale);
+        assert!(!scanned[2].as_ref().unwrap().stale);
+        assert!(scanned[1].as_ref().unwrap().packed.is_none());
+        assert!(scanned[2].as_ref().unwrap().packed.is_some());
+        assert!(scanned[pairs.len() - 1].is_none() && scanned[pairs.len() - 2].is_none());
+        assert!(!scan_pays(&tx, SCAN_FROM - 1).unwrap());
     }
 }
