@@ -851,7 +851,18 @@ fn pack(rows: Vec<Packed>) -> Vec<u8> {
     }
     let embedded: Option<Vec<PackedRaw>> = rows
         .iter()
-        .map(|p| Some((p.0.clone(), p.1.clone(), p.2, raw(&p.3)?, raw(&p.4)?, p.5.clone(), p.6.clone(), raw(&p.7)?)))
+        .map(|p| {
+            Some((
+                p.0.clone(),
+                p.1.clone(),
+                p.2,
+                raw(&p.3)?,
+                raw(&p.4)?,
+                p.5.clone(),
+                p.6.clone(),
+                raw(&p.7)?,
+            ))
+        })
         .collect();
     match embedded {
         Some(raw) => serde_json::to_vec(&Embedded { raw }),
@@ -1223,7 +1234,11 @@ mod file_results {
     #[test]
     fn packed_texts_come_back_exactly() {
         let embeddable = vec![
-            packed("t.py::a", "[\"t.py\", 1, \"a\\u00e9\"]", "{\"z\": 1, \"a\": [1.50]}"),
+            packed(
+                "t.py::a",
+                "[\"t.py\", 1, \"a\\u00e9\"]",
+                "{\"z\": 1, \"a\": [1.50]}",
+            ),
             packed("t.py::b", "[\"t.py\",2,\"b\"]", "null"),
         ];
         let blob = pack(embeddable.clone());
@@ -1253,7 +1268,11 @@ mod file_results {
         for (i, f) in files.iter().enumerate() {
             let mut a = node(f, "a", "passed", i as f64);
             a.output = format!("{{\"phases\": [{i}]}}");
-            let keys: &[&str] = if i % 3 == 0 { &["old", "new"] } else { &["new"] };
+            let keys: &[&str] = if i % 3 == 0 {
+                &["old", "new"]
+            } else {
+                &["new"]
+            };
             for k in keys {
                 store
                     .record_run(
