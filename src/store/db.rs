@@ -931,6 +931,10 @@ fn point_entries(
     Ok(out)
 }
 
+/// Per asked file: the newest `at` of its keys, and its asked keys with
+/// their positions among the pairs.
+type AskedFiles<'a> = HashMap<&'a str, (f64, Vec<(&'a str, usize)>)>;
+
 /// The entries of `pairs`, in their order, by reading `file_cache` and
 /// `file_results` through once: what the point queries give, for a
 /// fraction of their cost when most of the store is asked for.
@@ -938,14 +942,12 @@ fn scan_entries(
     tx: &rusqlite::Transaction,
     pairs: &[(&str, &str)],
 ) -> rusqlite::Result<Vec<Option<EntryRow>>> {
-    // Per asked file: the newest `at` of any of its keys, and its asked
-    // keys with their positions.
-    let mut files: HashMap<&str, (f64, Vec<(&str, usize)>)> = HashMap::new();
+    let mut files: AskedFiles = HashMap::new();
     for (i, &(file, key)) in pairs.iter().enumerate() {
         let e = files.entry(file).or_insert((f64::NEG_INFINITY, Vec::new()));
         e.1.push((key, i));
     }
-    let position = |files: &HashMap<&str, (f64, Vec<(&str, usize)>)>, file: &str, key: &str| {
+    let position = |files: &AskedFiles, file: &str, key: &str| {
         let keys = &files.get(file)?.1;
         keys.iter().find(|(k, _)| *k == key).map(|&(_, i)| i)
     };
