@@ -844,3 +844,66 @@ impl Scope {
         }
     }
 }
+
+#[cfg(test)]
+mod reusable {
+    use super::*;
+
+    fn result(name: &str, outcome: &str, duration: f64) -> NodeResult {
+        NodeResult {
+            nodeid: format!("t.py::{name}"),
+            file: "t.py".into(),
+            outcome: outcome.into(),
+            duration,
+            location: "null".into(),
+            longrepr: "null".into(),
+            wasxfail: None,
+            output: String::new(),
+        }
+    }
+
+    /// What `take` then `rest` give, as (node ID, duration) pairs.
+    fn replayed(mut r: Reusable, nodes: &[&str]) -> Vec<(String, f64)> {
+        let nodes: Vec<String> = nodes.iter().map(|n| format!("t.py::{n}")).collect();
+        let taken = r.take(nodes.iter());
+        taken
+            .into_iter()
+            .chain(r.rest())
+            .map(|c| (c.nodeid, c.duration))
+            .collect()
+    }
+
+    /// A file with few results finds them by comparing node IDs, one with
+    /// many through an index: both replay the same results, a node ID named
+    /// twice twice, a node ID stored twice by its last result, nothing for
+    /// an unknown or failed node, and what was not taken afterwards.
+    #[test]
+    fn few_and_many_results_replay_alike() {
+        let mut few = vec![
+            result("a", "passed", 1.0),
+            result("b", "skipped", 2.0),
+            result("a", "passed", 3.0),
+            result("f", "failed", 4.0),
+            result("c", "xfailed", 5.0),
+        ];
+        let asked = ["a", "b", "a", "x", "f"];
+        let linear = Reusable::of(few.clone());
+        assert!(linear.index.is_none());
+        let expected = vec![
+            ("t.py::a".to_owned(), 3.0),
+            ("t.py::b".to_owned(), 2.0),
+            ("t.py::a".to_owned(), 3.0),
+            ("t.py::a".to_owned(), 1.0),
+            ("t.py::c".to_owned(), 5.0),
+        ];
+        assert_eq!(replayed(linear, &asked), expected);
+        for i in 0..INDEXED_ABOVE {
+            few.push(result(&format!("z{i}"), "passed", 0.5));
+        }
+        let indexed = Reusable::of(few);
+        assert!(indexed.index.is_some());
+        let mut got = replayed(indexed, &asked);
+        got.retain(|(n, _)| !n.starts_with("t.py::z"));
+        assert_eq!(got, expected);
+    }
+}
