@@ -176,6 +176,13 @@ impl<'a> Dispatch<'a> {
         }
     }
 
+    /// Hands the controller the messages held for it.
+    pub(super) fn flush_controller(&mut self) {
+        if let Some(c) = self.procs.first_mut() {
+            c.flush();
+        }
+    }
+
     /// What the run produced, once it is over.
     pub(super) fn outcome(self) -> Outcome {
         Outcome {

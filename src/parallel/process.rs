@@ -36,6 +36,10 @@ pub(super) struct Proc {
     pub(super) control: Option<File>,
     /// Set for the controller: its control pipe's writer thread.
     pub(super) writer: Option<Sender<String>>,
+    /// The controller's messages not yet handed to its writer thread: sent
+    /// as one write once the dispatcher has handled what is queued (one
+    /// wake-up of the thread and of the controller per batch, not per event).
+    pub(super) unsent: String,
     pub(super) ended: bool,
     pub(super) finished: bool,
     pub(super) collected: bool,
@@ -64,6 +68,9 @@ pub(super) struct Proc {
     /// Partitioned collection: the share of the files its collector collected.
     pub(super) part: usize,
 }
+
+/// Held messages of the controller are handed to its writer past this size.
+const UNSENT_LIMIT: usize = 1 << 16;
 
 /// A control pipe written by a thread of its own, so the dispatcher never
 /// waits on a slow reader (the controller renders every report; a worker's
@@ -94,9 +101,10 @@ impl Proc {
         }
         let mut line = m.to_line();
         line.push('\n');
-        if let Some(w) = &self.writer {
-            if w.send(line).is_err() {
-                self.writer = None;
+        if self.writer.is_some() {
+            self.unsent.push_str(&line);
+            if self.unsent.len() >= UNSENT_LIMIT {
+                self.flush();
             }
             return;
         }
@@ -107,8 +115,22 @@ impl Proc {
         }
     }
 
+    /// Hands the held messages to the writer thread.
+    pub(super) fn flush(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.unsent);
+        if let Some(w) = &self.writer {
+            if w.send(batch).is_err() {
+                self.writer = None;
+            }
+        }
+    }
+
     /// Closes the control pipe (the session reads EOF).
     pub(super) fn close(&mut self) {
+        self.flush();
         self.control = None;
         self.writer = None;
     }
