@@ -195,6 +195,11 @@ impl<'a> Dispatch<'a> {
     pub(super) fn on_msg(&mut self, m: Msg) -> Result<(), DaemonError> {
         match m {
             Msg::Stderr(idx, bytes) => self.on_stderr(idx, bytes),
+            Msg::Lines(idx, ms) => {
+                for m in ms {
+                    self.on_msg(Msg::Line(idx, m))?;
+                }
+            }
             Msg::Line(0, m) => self.on_controller_msg(m),
             Msg::Line(idx, m) => self.on_worker_msg(idx, m)?,
             Msg::Ended(0, ended) => self.on_controller_end(ended),

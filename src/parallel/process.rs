@@ -21,6 +21,8 @@ use std::sync::mpsc::Sender;
 pub(super) enum Msg {
     /// A session's message (read, and parsed, on its reader thread).
     Line(usize, WorkerMsg),
+    /// Several messages of a session, read at once, in order.
+    Lines(usize, Vec<WorkerMsg>),
     Stderr(usize, Vec<u8>),
     Ended(usize, Ended),
     /// A forked worker connected: its socket, to write its control messages to.
@@ -303,19 +305,47 @@ impl Launcher<'_> {
 
 /// Hands session `idx`'s messages to the dispatcher until EOF (`Some(None)`)
 /// or the daemon's `exit` line (`Some(Some(end))`); `None`: the dispatcher is gone.
-/// A line that is no message is skipped.
-fn read_messages(idx: usize, reader: impl BufRead, tx: &Sender<Msg>) -> Option<Option<Ended>> {
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        let Ok(m) = WorkerMsg::parse(&line) else {
-            continue;
-        };
-        if let WorkerMsg::Event(Event::Exit { code, signal }) = m {
-            return Some(Some(Ended::from_exit(code, signal)));
+/// A line that is no message is skipped. The lines of one read leave as one
+/// batch (a worker writes a test's events at once: one hand-over, not one per line).
+fn read_messages(
+    idx: usize,
+    mut reader: BufReader<impl Read>,
+    tx: &Sender<Msg>,
+) -> Option<Option<Ended>> {
+    let mut batch = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
-        tx.send(Msg::Line(idx, m)).ok()?;
+        let text = line.strip_suffix('\n').unwrap_or(&line);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if let Ok(m) = WorkerMsg::parse(text) {
+            if let WorkerMsg::Event(Event::Exit { code, signal }) = m {
+                send_batch(idx, &mut batch, tx)?;
+                return Some(Some(Ended::from_exit(code, signal)));
+            }
+            batch.push(m);
+        }
+        if reader.buffer().is_empty() || batch.len() >= BATCH_LIMIT {
+            send_batch(idx, &mut batch, tx)?;
+        }
     }
+    send_batch(idx, &mut batch, tx)?;
     Some(None)
+}
+
+/// Most messages handed over in one batch.
+const BATCH_LIMIT: usize = 256;
+
+fn send_batch(idx: usize, batch: &mut Vec<WorkerMsg>, tx: &Sender<Msg>) -> Option<()> {
+    match batch.len() {
+        0 => Some(()),
+        1 => tx.send(Msg::Line(idx, batch.pop()?)).ok(),
+        _ => tx.send(Msg::Lines(idx, std::mem::take(batch))).ok(),
+    }
 }
 
 fn read_daemon(idx: usize, reader: BufReader<std::os::unix::net::UnixStream>, tx: Sender<Msg>) {
