@@ -176,6 +176,13 @@ impl<'a> Dispatch<'a> {
         }
     }
 
+    /// Hands the controller the messages held for it.
+    pub(super) fn flush_controller(&mut self) {
+        if let Some(c) = self.procs.first_mut() {
+            c.flush();
+        }
+    }
+
     /// What the run produced, once it is over.
     pub(super) fn outcome(self) -> Outcome {
         Outcome {
@@ -188,6 +195,11 @@ impl<'a> Dispatch<'a> {
     pub(super) fn on_msg(&mut self, m: Msg) -> Result<(), DaemonError> {
         match m {
             Msg::Stderr(idx, bytes) => self.on_stderr(idx, bytes),
+            Msg::Lines(idx, ms) => {
+                for m in ms {
+                    self.on_msg(Msg::Line(idx, m))?;
+                }
+            }
             Msg::Line(0, m) => self.on_controller_msg(m),
             Msg::Line(idx, m) => self.on_worker_msg(idx, m)?,
             Msg::Ended(0, ended) => self.on_controller_end(ended),

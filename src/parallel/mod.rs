@@ -92,10 +92,19 @@ pub fn run(
     )?;
     d.start()?;
     drop(tx);
-    while let Ok(msg) = rx.recv() {
+    'run: while let Ok(msg) = rx.recv() {
         d.on_msg(msg)?;
+        // What is already queued is handled before the controller is written
+        // to: its messages leave in one batch.
+        while !d.finished() {
+            match rx.try_recv() {
+                Ok(more) => d.on_msg(more)?,
+                Err(_) => break,
+            }
+        }
+        d.flush_controller();
         if d.finished() {
-            break;
+            break 'run;
         }
     }
     daemon::stop_forwarding();

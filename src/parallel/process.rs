@@ -21,6 +21,8 @@ use std::sync::mpsc::Sender;
 pub(super) enum Msg {
     /// A session's message (read, and parsed, on its reader thread).
     Line(usize, WorkerMsg),
+    /// Several messages of a session, read at once, in order.
+    Lines(usize, Vec<WorkerMsg>),
     Stderr(usize, Vec<u8>),
     Ended(usize, Ended),
     /// A forked worker connected: its socket, to write its control messages to.
@@ -36,6 +38,10 @@ pub(super) struct Proc {
     pub(super) control: Option<File>,
     /// Set for the controller: its control pipe's writer thread.
     pub(super) writer: Option<Sender<String>>,
+    /// The controller's messages not yet handed to its writer thread: sent
+    /// as one write once the dispatcher has handled what is queued (one
+    /// wake-up of the thread and of the controller per batch, not per event).
+    pub(super) unsent: String,
     pub(super) ended: bool,
     pub(super) finished: bool,
     pub(super) collected: bool,
@@ -64,6 +70,9 @@ pub(super) struct Proc {
     /// Partitioned collection: the share of the files its collector collected.
     pub(super) part: usize,
 }
+
+/// Held messages of the controller are handed to its writer past this size.
+const UNSENT_LIMIT: usize = 1 << 16;
 
 /// A control pipe written by a thread of its own, so the dispatcher never
 /// waits on a slow reader (the controller renders every report; a worker's
@@ -94,9 +103,10 @@ impl Proc {
         }
         let mut line = m.to_line();
         line.push('\n');
-        if let Some(w) = &self.writer {
-            if w.send(line).is_err() {
-                self.writer = None;
+        if self.writer.is_some() {
+            self.unsent.push_str(&line);
+            if self.unsent.len() >= UNSENT_LIMIT {
+                self.flush();
             }
             return;
         }
@@ -107,8 +117,22 @@ impl Proc {
         }
     }
 
+    /// Hands the held messages to the writer thread.
+    pub(super) fn flush(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.unsent);
+        if let Some(w) = &self.writer {
+            if w.send(batch).is_err() {
+                self.writer = None;
+            }
+        }
+    }
+
     /// Closes the control pipe (the session reads EOF).
     pub(super) fn close(&mut self) {
+        self.flush();
         self.control = None;
         self.writer = None;
     }
@@ -281,19 +305,47 @@ impl Launcher<'_> {
 
 /// Hands session `idx`'s messages to the dispatcher until EOF (`Some(None)`)
 /// or the daemon's `exit` line (`Some(Some(end))`); `None`: the dispatcher is gone.
-/// A line that is no message is skipped.
-fn read_messages(idx: usize, reader: impl BufRead, tx: &Sender<Msg>) -> Option<Option<Ended>> {
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        let Ok(m) = WorkerMsg::parse(&line) else {
-            continue;
-        };
-        if let WorkerMsg::Event(Event::Exit { code, signal }) = m {
-            return Some(Some(Ended::from_exit(code, signal)));
+/// A line that is no message is skipped. The lines of one read leave as one
+/// batch (a worker writes a test's events at once: one hand-over, not one per line).
+fn read_messages(
+    idx: usize,
+    mut reader: BufReader<impl Read>,
+    tx: &Sender<Msg>,
+) -> Option<Option<Ended>> {
+    let mut batch = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
-        tx.send(Msg::Line(idx, m)).ok()?;
+        let text = line.strip_suffix('\n').unwrap_or(&line);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if let Ok(m) = WorkerMsg::parse(text) {
+            if let WorkerMsg::Event(Event::Exit { code, signal }) = m {
+                send_batch(idx, &mut batch, tx)?;
+                return Some(Some(Ended::from_exit(code, signal)));
+            }
+            batch.push(m);
+        }
+        if reader.buffer().is_empty() || batch.len() >= BATCH_LIMIT {
+            send_batch(idx, &mut batch, tx)?;
+        }
     }
+    send_batch(idx, &mut batch, tx)?;
     Some(None)
+}
+
+/// Most messages handed over in one batch.
+const BATCH_LIMIT: usize = 256;
+
+fn send_batch(idx: usize, batch: &mut Vec<WorkerMsg>, tx: &Sender<Msg>) -> Option<()> {
+    match batch.len() {
+        0 => Some(()),
+        1 => tx.send(Msg::Line(idx, batch.pop()?)).ok(),
+        _ => tx.send(Msg::Lines(idx, std::mem::take(batch))).ok(),
+    }
 }
 
 fn read_daemon(idx: usize, reader: BufReader<std::os::unix::net::UnixStream>, tx: Sender<Msg>) {
