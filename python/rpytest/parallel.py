@@ -722,7 +722,29 @@ class WorkerPlugin:
         rp_cfg = getattr(self.rp, "cfg", None)
         if isinstance(rp_cfg, dict) and wid == "gw0":
             rp_cfg["warm_file"] = warm_file
+        self._own_capture_files()
         self.emit(msgs.started(os.getpid()))
+
+    def _own_capture_files(self) -> None:
+        """pytest's global capture writes fds 1 and 2 into temporary files
+        the collector opened; every fork shares their open file descriptions
+        (one offset, one content), so a worker read the other's output as
+        its test's. Each worker starts its own, in the state it found, as
+        each pytest-xdist worker has its own. (Not popped: what the collector
+        captured is the collector's.)"""
+        capman = self.config.pluginmanager.getplugin("capturemanager") if self.config is not None else None
+        shared = getattr(capman, "_global_capturing", None)
+        if capman is None or shared is None:
+            return
+        suspended = getattr(shared, "_state", None) == "suspended"
+        try:
+            shared.stop_capturing()
+        except Exception:
+            return
+        capman._global_capturing = None
+        capman.start_global_capturing()
+        if suspended:
+            capman.suspend_global_capture()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
