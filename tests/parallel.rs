@@ -1365,7 +1365,10 @@ def test_{me}():
             .map(|rest| rest.split("\n___").next().unwrap_or(rest))
             .and_then(|s| s.split("short test summary").next())
             .unwrap_or_default();
-        let printed: Vec<&str> = section.lines().filter(|l| l.starts_with("printed by ")).collect();
+        let printed: Vec<&str> = section
+            .lines()
+            .filter(|l| l.starts_with("printed by "))
+            .collect();
         assert_eq!(
             printed,
             vec![format!("printed by test_{me}").as_str()],
@@ -1373,4 +1376,24 @@ def test_{me}():
             run.transcript()
         );
     }
+}
+
+/// A conftest that keeps the session's pid at import (to tell fork children
+/// apart, as filelock's does) sees its own process in every pytest-xdist
+/// worker; forks of one collector would not: then every worker collects.
+#[test]
+fn a_pid_kept_at_import_makes_every_worker_collect() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "conftest.py",
+        "import os\nimport pytest\n\nSESSION_PID = os.getpid()\n\n@pytest.fixture(autouse=True)\ndef _in_session_process():\n    assert os.getpid() == SESSION_PID, \"running in a fork child\"\n",
+    );
+    for n in 1..=4 {
+        pair.write(
+            &format!("test_{n}.py"),
+            &format!("def test_{n}():\n    pass\n"),
+        );
+    }
+    let (_, rp) = check_parallel(&pair, &[]);
+    rp.assert_code(0);
 }

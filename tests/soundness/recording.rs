@@ -862,7 +862,10 @@ def test_symlink_to_a_directory(tmp_path):
     warm_all(&pair, &["-v"]);
     for (rel, node) in [
         ("fixtures/one.txt", "test_links.py::test_symlink_to_a_file"),
-        ("fixtures/proj/setup.cfg", "test_links.py::test_symlink_to_a_directory"),
+        (
+            "fixtures/proj/setup.cfg",
+            "test_links.py::test_symlink_to_a_directory",
+        ),
     ] {
         pair.write(rel, "bad");
         let (py, _) = pair.check(&["-v"]);
