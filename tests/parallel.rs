@@ -1320,3 +1320,80 @@ fn a_hook_that_selects_from_the_whole_collection_sees_all_of_it() {
         assert_same(&xdist, &rpytest);
     }
 }
+
+/// Each worker captures its tests' output in files of its own: failing
+/// tests that print while both workers run show each its own output under
+/// "Captured stdout call" (forks of the collector shared its capture files,
+/// so one test's section held another's output, or nothing).
+#[test]
+fn each_worker_captures_its_own_tests_output() {
+    let project = Project::new("soundness");
+    let names = ["a", "b", "c", "d", "e", "f"];
+    // Each test prints, then waits (up to a deadline) until the other
+    // worker has printed too, so that both print while both run.
+    for me in names {
+        project.write(
+            &format!("test_{me}.py"),
+            &format!(
+                r#"import os, time
+
+def test_{me}():
+    print("printed by test_{me}")
+    worker = os.environ["PYTEST_XDIST_WORKER"]
+    open(worker + ".printed", "w").close()
+    other = "gw1" if worker == "gw0" else "gw0"
+    deadline = time.monotonic() + 30
+    while not os.path.exists(other + ".printed") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert False
+"#
+            ),
+        );
+    }
+    let run = project.rpytest(&["-n", "2", "--no-cache", "-v"]).run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("[gw0]") && run.stdout.contains("[gw1]"),
+        "both workers must run tests\n{}",
+        run.transcript()
+    );
+    let failures = run.stdout.split("= FAILURES =").nth(1).unwrap_or_default();
+    for me in names {
+        let section = failures
+            .split(&format!(" test_{me} _"))
+            .nth(1)
+            .map(|rest| rest.split("\n___").next().unwrap_or(rest))
+            .and_then(|s| s.split("short test summary").next())
+            .unwrap_or_default();
+        let printed: Vec<&str> = section
+            .lines()
+            .filter(|l| l.starts_with("printed by "))
+            .collect();
+        assert_eq!(
+            printed,
+            vec![format!("printed by test_{me}").as_str()],
+            "test_{me}'s section must hold its own output only\n{}",
+            run.transcript()
+        );
+    }
+}
+
+/// A conftest that keeps the session's pid at import (to tell fork children
+/// apart, as filelock's does) sees its own process in every pytest-xdist
+/// worker; forks of one collector would not: then every worker collects.
+#[test]
+fn a_pid_kept_at_import_makes_every_worker_collect() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "conftest.py",
+        "import os\nimport pytest\n\nSESSION_PID = os.getpid()\n\n@pytest.fixture(autouse=True)\ndef _in_session_process():\n    assert os.getpid() == SESSION_PID, \"running in a fork child\"\n",
+    );
+    for n in 1..=4 {
+        pair.write(
+            &format!("test_{n}.py"),
+            &format!("def test_{n}():\n    pass\n"),
+        );
+    }
+    let (_, rp) = check_parallel(&pair, &[]);
+    rp.assert_code(0);
+}

@@ -356,6 +356,49 @@ class _Share:
         return zlib.crc32(rel.encode("utf-8")) % self.count == self.index
 
 
+class _PidWatch:
+    """Whether code other than the interpreter's, installed packages' and
+    rpytest's called `os.getpid()` while this session collected (a conftest
+    keeping the session's pid at import to tell fork children apart, as
+    filelock's does): a worker forked from it would see another pid, where
+    each pytest-xdist worker imported the code itself. Then every worker
+    collects. A module that bound `getpid` while watched keeps a wrapper that
+    only passes the call on once the watch stopped."""
+
+    def __init__(self) -> None:
+        self.read = False
+        self.active = True
+        skip = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(msgs.__file__))}
+        try:
+            import site
+
+            skip.update(site.getsitepackages())
+        except Exception:
+            pass
+        skipped = tuple(os.path.realpath(p).rstrip(os.sep) + os.sep for p in skip) + tuple(
+            os.path.normpath(p).rstrip(os.sep) + os.sep for p in skip
+        )
+        real = self._real = os.getpid
+        watch = self
+
+        def getpid() -> int:
+            if watch.active and not watch.read:
+                fn = sys._getframe(1).f_code.co_filename
+                if not fn.startswith(skipped) and not fn.startswith("<"):
+                    watch.read = True
+            return real()
+
+        self._wrapper = getpid
+        os.getpid = getpid
+
+    def stop(self) -> bool:
+        """Stops watching; whether such code read the pid."""
+        self.active = False
+        if os.getpid is self._wrapper:
+            os.getpid = self._real
+        return self.read
+
+
 def _collection_stops(session: pytest.Session) -> bool:
     """Whether collection errors end the run before any test. As under
     pytest-xdist, only once they reach `--maxfail` (`-x`): the tests that
@@ -385,6 +428,7 @@ class WorkerPlugin:
         # Set: this session collects once and forks the workers (a Unix socket of the CLI's).
         self.fork_socket: Optional[str] = cfg.get("fork_socket") or None
         self.forks = False
+        self._pid_watch: Optional[_PidWatch] = _PidWatch() if self.fork_socket else None
         partition = cfg.get("partition")
         self.share: Optional[_Share] = _Share(partition) if isinstance(partition, dict) else None
 
@@ -517,9 +561,10 @@ class WorkerPlugin:
         id_read = self.rp.worker_id_was_read() or getattr(config, "workerinput", None) is not None and getattr(
             config.workerinput, "id_read", False
         )
+        pid_read = self._pid_watch is not None and self._pid_watch.stop()
         self.forks = bool(
             self.fork_socket and hasattr(os, "fork") and not stop and not config.option.collectonly
-            and threading.active_count() == 1 and not id_read
+            and threading.active_count() == 1 and not id_read and not pid_read
         )
         self.emit(
             msgs.collection(
@@ -722,7 +767,29 @@ class WorkerPlugin:
         rp_cfg = getattr(self.rp, "cfg", None)
         if isinstance(rp_cfg, dict) and wid == "gw0":
             rp_cfg["warm_file"] = warm_file
+        self._own_capture_files()
         self.emit(msgs.started(os.getpid()))
+
+    def _own_capture_files(self) -> None:
+        """pytest's global capture writes fds 1 and 2 into temporary files
+        the collector opened; every fork shares their open file descriptions
+        (one offset, one content), so a worker read the other's output as
+        its test's. Each worker starts its own, in the state it found, as
+        each pytest-xdist worker has its own. (Not popped: what the collector
+        captured is the collector's.)"""
+        capman = self.config.pluginmanager.getplugin("capturemanager") if self.config is not None else None
+        shared = getattr(capman, "_global_capturing", None)
+        if capman is None or shared is None:
+            return
+        suspended = getattr(shared, "_state", None) == "suspended"
+        try:
+            shared.stop_capturing()
+        except Exception:
+            return
+        capman._global_capturing = None
+        capman.start_global_capturing()
+        if suspended:
+            capman.suspend_global_capture()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:

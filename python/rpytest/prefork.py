@@ -130,7 +130,12 @@ class OpenReads:
         real_open = self._real = io.open
         files = self.files
 
+        # A module imported while this is entered keeps `recording_open` as its
+        # `open` for good (tokenize binds it at import): after the exit it only
+        # passes calls on. (record.py treats its frame as the caller's.)
         def recording_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+            if self._real is None:
+                return real_open(file, *args, **kwargs)
             mode = args[0] if args else kwargs.get("mode", "r")
             reading = isinstance(mode, str) and not set(mode) & set("wax+")
             if reading and isinstance(file, (str, bytes, os.PathLike)):

@@ -95,6 +95,7 @@ _GLOBALS = globals()
 _PLUGGY_PREFIX = _PLUGGY_DIR + os.sep
 _PYTEST_PREFIX = _PYTEST_DIR + os.sep
 _RPYTEST_DIR = os.path.dirname(_HERE) + os.sep
+_PREFORK_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prefork.py")
 
 # Code whose directory listings, environment reads and subprocesses are
 # machinery, not a test's input.
@@ -130,11 +131,16 @@ def _is_import_frame(filename: str) -> bool:
 
 def _is_library_frame(fn: str) -> bool:
     """Code of the standard library (glob, pathlib, os.walk, subprocess, "<frozen
-    os>"...), which acts for its caller: the first frame beyond it decides."""
+    os>"...), which acts for its caller: the first frame beyond it decides.
+    So does the pre-forked child's `open` wrapper: a module imported while a
+    session was being prepared keeps it as its `open` (tokenize, and so
+    linecache, binds `open` at import), and a read through it is its caller's."""
     v = _LIBRARY_FILES.get(fn)
     if v is None:
-        v = _LIBRARY_FILES[fn] = (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE)) or (
-            fn.startswith("<frozen ") and not fn.startswith(_MACHINERY)
+        v = _LIBRARY_FILES[fn] = (
+            (fn.startswith(_STDLIB) and not fn.startswith(_STDLIB_SITE))
+            or (fn.startswith("<frozen ") and not fn.startswith(_MACHINERY))
+            or fn == _PREFORK_FILE
         )
     return v
 
@@ -481,8 +487,14 @@ class Recorder:
             if path == 0 and _LIVE_STDIN:
                 self.on_stdin()  # open(0) under -s: the process's stdin
             return  # fdopen
-        if path is None or flags & _DIRECTORY:
-            return  # a directory (listings are not tracked here)
+        if path is None:
+            return
+        if flags & _DIRECTORY or (mode is None and self._is_project_dir(path)):
+            # os.open of a directory: its descriptor can open anything below
+            # it (`dir_fd=`, os.fwalk), where the path an event names is
+            # relative to a directory it does not name.
+            self._on_dir_descriptor(path)
+            return
         if isinstance(mode, str):
             writes = "w" in mode or "a" in mode or "x" in mode or "+" in mode
             # r+ and a+ read what was there; w+ and x+ start empty.
@@ -504,6 +516,10 @@ class Recorder:
         elif p.endswith(".py") and reads and not writes:
             module = True  # a module loaded from source, or source read as text: either way an input
         r = self._rel_abs(p)
+        if r is None and reads and not writes and not module and p not in self.written_outside:
+            # A link outside the project (a symlink to a project file or
+            # directory in tmp_path) reads the project's file.
+            r = self._linked_project_path(p)
         if r is None:
             if module:
                 if p not in self.written_outside and self._is_outside_code(p):
@@ -528,6 +544,61 @@ class Recorder:
         if writes:
             self.written.add(r)
             self.wrote[k].add(r)
+
+    def _linked_project_path(self, p: str) -> Optional[str]:
+        """The rootdir-relative path of the project file that `p`, a path
+        outside the project, reaches through a symbolic link, else None.
+        Installed code is not looked at (its links are the installer's)."""
+        if p.startswith(self.installed_prefixes):
+            return None
+        try:
+            real = os.path.realpath(p)
+        except (OSError, ValueError):
+            return None
+        return None if real == p else self._rel_abs(real)
+
+    def _is_project_dir(self, path: Any) -> bool:
+        p = self.absolute(path)
+        if p is None:
+            return False
+        if self._rel_abs(p) is None and p + os.sep not in self.prefixes and self._linked_project_path(p) is None:
+            return False
+        try:
+            return os.path.isdir(p)
+        except (OSError, ValueError):
+            return False
+
+    def _on_dir_descriptor(self, path: Any) -> None:
+        """A descriptor of a project directory was opened: every file and
+        listing below it is an input (what is opened through the descriptor
+        is named relative to it, and that directory is not in the event). A
+        tree too large to name makes the key volatile (never stored)."""
+        p = self.absolute(path)
+        if p is None:
+            return
+        real = os.path.realpath(p)
+        if self._rel_abs(real) is None and real + os.sep not in self.prefixes:
+            return
+        machinery, k = self.site()
+        if machinery:
+            return
+        budget = 5000
+        for top, dirs, files in os.walk(real):
+            rel_top = "" if top + os.sep in self.prefixes else self._rel_abs(top)
+            if rel_top is None:
+                dirs[:] = []
+                continue
+            self.lists[k].add(rel_top)
+            for name in files:
+                rel = self._rel_abs(os.path.join(top, name))
+                if rel is not None and rel not in self.wrote[k] and not rel.endswith(".py"):
+                    self.reads[k].add(rel)
+                elif rel is not None and rel.endswith(".py"):
+                    self._on_module(rel)
+            budget -= len(files) + len(dirs)
+            if budget < 0:
+                self.volatile.add(k)
+                return
 
     def _module_body_edge(self, rel: str) -> None:
         """A read made by a first-party module's body (`DATA = json.load(...)` at
@@ -720,6 +791,10 @@ class Recorder:
             return
         r = self.rel(text)
         if r is None:
+            p = self.absolute(text)
+            if p is not None and p not in self.written_outside:
+                r = self._linked_project_path(p)
+        if r is None:
             # Outside the project: a tool looked up on PATH, a flag file in $HOME.
             p = self.absolute(text)
             if p is not None and self._is_watchable_outside(p) and p not in self.written_outside:
@@ -790,6 +865,8 @@ class Recorder:
             r: Optional[str] = ""
         else:
             r = self._rel_abs(p)
+            if r is None and p not in self.written_outside:
+                r = self._linked_project_path(p)
             if r is None:
                 if not self._is_watchable_outside(p + os.sep) or p in self.written_outside:
                     return

@@ -208,17 +208,13 @@ pub fn start_run(
     session: &SessionConfig,
     fds: &[i32],
 ) -> Result<BufReader<UnixStream>, DaemonError> {
-    let umask = unsafe {
-        let m = libc::umask(0o022);
-        libc::umask(m);
-        m
-    };
+    let umask = super::unix::process_umask();
     let req = Request::Run {
         protocol: PROTOCOL_VERSION,
         argv,
         cwd,
         env,
-        umask: umask as u32,
+        umask,
         session,
     };
     let mut line = serde_json::to_vec(&req).map_err(|e| DaemonError::Protocol(e.to_string()))?;

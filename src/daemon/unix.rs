@@ -7,6 +7,17 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// Sends `data` with `fds` attached as SCM_RIGHTS ancillary data.
+/// The process's file-mode creation mask (read by setting it and putting it
+/// back: there is no call that only reads it).
+pub fn process_umask() -> u32 {
+    // SAFETY: umask only swaps the mask; the original is restored at once.
+    unsafe {
+        let m = libc::umask(0o022);
+        libc::umask(m);
+        m as u32
+    }
+}
+
 pub fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
     let fd_bytes = std::mem::size_of_val(fds);
     let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;

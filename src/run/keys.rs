@@ -138,6 +138,12 @@ impl KeyContext {
         // Tests resolve relative paths (`open("data.txt")`) against the
         // invocation directory: the same rootdir run from `tests/` reads other files.
         inputs.insert("cwd".into(), invocation_dir(root, &inv.cwd));
+        // The mode of every file a test creates (`0o644` under `umask 022`,
+        // `0o600` under `077`), where no recorder sees it being read.
+        inputs.insert(
+            "umask".into(),
+            format!("{:04o}", crate::daemon::process_umask()),
+        );
         let mut args = inv.args.key_args.clone();
         if !inv.args.understood() {
             // Unknown options make positional arguments ambiguous: key them all.
@@ -166,9 +172,10 @@ impl KeyContext {
         }
         // The interpreter reads every `PYTHON*` variable in C at startup, where no
         // recorder sees it (`PYTHONINTMAXSTRDIGITS`, `PYTHONDONTWRITEBYTECODE`...):
-        // each one set is an input of every test, by name and value.
+        // each one set is an input of every test, by name and value. So is every
+        // `LC_*` category: `locale.setlocale(LC_ALL, "")` reads them in C too.
         for name in self.builder.env.keys() {
-            if name.starts_with("PYTHON") {
+            if name.starts_with("PYTHON") || name.starts_with("LC_") {
                 inputs.insert(
                     format!("env:{name}"),
                     key::env_value(name, &self.builder.env),

@@ -42,6 +42,8 @@ pub struct Project {
     /// `XDG_RUNTIME_DIR` for this project's daemon (short, for the socket path).
     runtime: TempDir,
     env: Vec<(String, String)>,
+    /// The file-mode creation mask both tools start with (None: the harness's).
+    umask: Option<u32>,
     counter: AtomicU32,
     /// Set once rpytest ran here, so only then does `drop` stop a daemon.
     pub(super) used_rpytest: AtomicBool,
@@ -83,6 +85,7 @@ impl Project {
             used_rpytest: AtomicBool::new(false),
             python: None,
             bytecode: false,
+            umask: None,
             _dir: dir,
         }
     }
@@ -113,6 +116,11 @@ impl Project {
     /// Removes a variable set with `set_env`.
     pub fn unset_env(&mut self, key: &str) {
         self.env.retain(|(k, _)| k != key);
+    }
+
+    /// Starts every later invocation with the file-mode creation mask `mask`.
+    pub fn set_umask(&mut self, mask: u32) {
+        self.umask = Some(mask);
     }
 
     /// Absolute path of `rel` inside the project.
@@ -204,6 +212,16 @@ impl Project {
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
+        if let Some(mask) = self.umask {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: umask is async-signal-safe and touches no memory.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
         cmd
     }
 }
@@ -293,6 +311,11 @@ impl Pair {
     pub fn unset_env(&mut self, key: &str) {
         self.pytest.unset_env(key);
         self.rpytest.unset_env(key);
+    }
+
+    pub fn set_umask(&mut self, mask: u32) {
+        self.pytest.set_umask(mask);
+        self.rpytest.set_umask(mask);
     }
 
     /// Both copies write `.pyc` files, as on users' machines.

@@ -406,6 +406,45 @@ fn interpreter_variables_enter_the_key() {
     check_no_daemon(&pair, &["-v"]).0.assert_code(0);
 }
 
+/// The file-mode creation mask decides the mode of every file a test
+/// creates, and no recorder sees it read: it is an input of every test.
+#[test]
+fn the_umask_enters_the_key() {
+    let mut pair = pair_with(&[(
+        "test_mode.py",
+        "import os, stat\n\ndef test_new_file_mode(tmp_path):\n    p = tmp_path / \"f\"\n    p.write_text(\"x\")\n    assert stat.S_IMODE(os.stat(p).st_mode) == 0o644\n",
+    )]);
+    pair.set_umask(0o022);
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    pair.set_umask(0o077);
+    pair.check(&["-v"]).0.assert_code(1);
+    pair.set_umask(0o022);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "back to 022\n{}", rp.transcript());
+}
+
+/// Every `LC_*` variable set is an input of every test: `setlocale(LC_ALL,
+/// "")` reads them in C, where no recorder sees it.
+#[test]
+fn locale_categories_enter_the_key() {
+    let mut pair = pair_with(&[(
+        "test_locale.py",
+        "import locale\n\ndef test_user_locale():\n    locale.setlocale(locale.LC_ALL, \"\")\n",
+    )]);
+    // (An empty LC_ALL is no override: each category's own variable counts.)
+    pair.set_env("LC_ALL", "");
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    for name in ["LC_COLLATE", "LC_MESSAGES", "LC_MONETARY"] {
+        pair.set_env(name, "xx_XX.UTF-8");
+        pair.check(&["-v"]).0.assert_code(1);
+        pair.unset_env(name);
+    }
+}
+
 /// Over-run: old keys are evicted by last use, not by insertion. A file's
 /// key in use stays while keys used once come and go.
 #[test]

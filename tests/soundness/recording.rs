@@ -835,3 +835,80 @@ fn an_input_deleted_during_the_run_keeps_the_result_out_of_the_cache() {
     let (py, _) = pair.check(&["-v", "-k", "not test_0"]);
     assert_fails(&py, "test_a.py::test_a");
 }
+
+/// A test that exposes project files inside tmp_path (a symlink to a file,
+/// a symlink to a directory) and reads them there reads the project's
+/// files: the links' names are outside the project. (A hard link is never
+/// cached: making it changes the project file's ctime during the run.)
+#[test]
+fn reads_through_links_outside_the_project_are_reads_of_the_project_files() {
+    let pair = pair();
+    pair.write("fixtures/one.txt", "ok");
+    pair.write("fixtures/proj/setup.cfg", "ok");
+    pair.write(
+        "test_links.py",
+        r#"import os, pathlib
+HERE = pathlib.Path(__file__).parent
+
+def test_symlink_to_a_file(tmp_path):
+    os.symlink(HERE / "fixtures" / "one.txt", tmp_path / "one.txt")
+    assert (tmp_path / "one.txt").read_text() == "ok"
+
+def test_symlink_to_a_directory(tmp_path):
+    os.symlink(HERE / "fixtures" / "proj", tmp_path / "proj")
+    assert (tmp_path / "proj" / "setup.cfg").read_text() == "ok"
+"#,
+    );
+    warm_all(&pair, &["-v"]);
+    for (rel, node) in [
+        ("fixtures/one.txt", "test_links.py::test_symlink_to_a_file"),
+        (
+            "fixtures/proj/setup.cfg",
+            "test_links.py::test_symlink_to_a_directory",
+        ),
+    ] {
+        pair.write(rel, "bad");
+        let (py, _) = pair.check(&["-v"]);
+        assert_fails(&py, node);
+        pair.write(rel, "ok");
+        warm_all(&pair, &["-v"]);
+    }
+}
+
+/// Files opened relative to a directory descriptor (`dir_fd=`) and read by
+/// linecache (whose `open` may be bound while a session is being prepared)
+/// are inputs.
+#[test]
+fn reads_by_directory_descriptor_and_by_linecache_are_inputs() {
+    let pair = pair();
+    pair.write("data/x.txt", "ok");
+    pair.write("data/y.txt", "ok");
+    pair.write(
+        "test_fd.py",
+        r#"import linecache, os
+
+def test_dir_fd():
+    d = os.open("data", os.O_RDONLY)
+    try:
+        fd = os.open("x.txt", os.O_RDONLY, dir_fd=d)
+        assert os.read(fd, 10) == b"ok"
+        os.close(fd)
+    finally:
+        os.close(d)
+
+def test_linecache():
+    assert linecache.getline("data/y.txt", 1).strip() == "ok"
+"#,
+    );
+    warm_all(&pair, &["-v"]);
+    for (rel, node) in [
+        ("data/x.txt", "test_fd.py::test_dir_fd"),
+        ("data/y.txt", "test_fd.py::test_linecache"),
+    ] {
+        pair.write(rel, "bad");
+        let (py, _) = pair.check(&["-v"]);
+        assert_fails(&py, node);
+        pair.write(rel, "ok");
+        warm_all(&pair, &["-v"]);
+    }
+}
