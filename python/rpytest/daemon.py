@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from rpytest import __version__, prefork, shadow
 from rpytest import native  # noqa: F401 - takes its variable out of the environment first
+from rpytest import warm
 from rpytest.warm import _atomic_write, cold_path, read_names
 from rpytest import protocol as msgs
 from rpytest.protocol import PROTOCOL_VERSION, LineBuffer, decode, encode
@@ -1062,6 +1063,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.close(args.ready_fd)
         except OSError as exc:
             log("could not signal readiness on fd %d: %s" % (args.ready_fd, exc))
+    warm.prime(daemon.rootdir)  # after readiness: not on the first run's path
     daemon.spawn_prefork()
     try:
         return daemon.run()
