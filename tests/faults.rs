@@ -1024,3 +1024,38 @@ fn a_kill_after_the_results_are_written_loses_nothing() {
         "{check:?}"
     );
 }
+
+/// Closing the store leaves its WAL (no checkpoint, no fsync per run), and a
+/// new process forgets what of it was folded in already: a WAL left past
+/// SQLite's automatic checkpoint (1,000 pages) would be checkpointed whole,
+/// with its fsyncs, by every later run. A run that leaves it large folds it
+/// in and empties it, and the next runs write the WAL only.
+#[test]
+fn a_large_wal_is_folded_in_once_and_later_runs_leave_the_database_alone() {
+    let project = Project::new("cache_store");
+    project.write(
+        "tests/test_many.py",
+        "import pytest\n\n@pytest.mark.parametrize('i', range(4000))\ndef test_p(i):\n    assert i >= 0\n",
+    );
+    let first = project.rpytest(&["--no-daemon", "-q"]).no_junit().run();
+    first.assert_code(0);
+    let wal = project.path(".rpytest/cache.db-wal");
+    let len = fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(len < 2 << 20, "the WAL was left at {len} bytes");
+    let db = project.path(".rpytest/cache.db");
+    let before = fs::metadata(&db).unwrap().modified().unwrap();
+    for _ in 0..2 {
+        let again = project.rpytest(&["--no-daemon", "-q"]).no_junit().run();
+        again.assert_code(0);
+        assert!(
+            again.stderr.contains(" cached, 0 run"),
+            "{}",
+            again.transcript()
+        );
+    }
+    assert_eq!(
+        fs::metadata(&db).unwrap().modified().unwrap(),
+        before,
+        "a later run checkpointed the WAL into the database"
+    );
+}
