@@ -923,3 +923,139 @@ with open(path, "r+b") as f:
     quiet.assert_code(0);
     assert!(!quiet.stderr.contains("warning"), "{}", quiet.transcript());
 }
+
+// ---------------------------------------------------------------------------
+// 10. A kill right after the store's write.
+
+/// A pipe whose buffer is full: a blocking write to its write end waits until
+/// the read end (kept here, never read) is read. Returns (read, write).
+fn full_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (r, w) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) };
+    let chunk = [b'x'; 4096];
+    while unsafe { libc::write(fds[1], chunk.as_ptr().cast(), chunk.len()) } > 0 {}
+    let mut one = true;
+    while one {
+        one = unsafe { libc::write(fds[1], chunk.as_ptr().cast(), 1) } > 0;
+    }
+    // The writer gets a blocking descriptor (the flag is the open file's).
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, 0) };
+    (r, w)
+}
+
+/// The store keeps its write-ahead log across runs (closing does not fold
+/// it into the database, and commits are not synced): a run killed right
+/// after it wrote its results, before it exits, loses none of them and
+/// leaves an intact store. The run is held there by its stderr, a full pipe:
+/// the cache's summary line comes after the store's write.
+#[test]
+fn a_kill_after_the_results_are_written_loses_nothing() {
+    let project = Project::new("cache_store");
+    project.write("tests/test_a.py", "def test_a():\n    assert 1\n");
+    project.write("tests/test_b.py", "def test_b():\n    assert 1\n");
+    let py = project.python().to_str().unwrap().to_owned();
+    // Every run in the same environment (the keys include it).
+    let rpytest = || {
+        let mut cmd = Command::new(common::rpytest_bin());
+        cmd.args(["--python", &py, "--no-daemon", "-q"])
+            .current_dir(&project.root)
+            .env("XDG_RUNTIME_DIR", project.out_path(""))
+            .env_remove("PYTEST_ADDOPTS")
+            .env_remove("PYTHONDONTWRITEBYTECODE")
+            .stdout(Stdio::null());
+        cmd
+    };
+    let first = rpytest().stderr(Stdio::piped()).output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    // test_b runs again (a new key), test_a is cached: a summary line on stderr.
+    project.write("tests/test_b.py", "def test_b():\n    assert 2\n");
+    let (_read, write) = full_pipe();
+    let mut guard = Guard(rpytest().stderr(Stdio::from(write)).spawn().unwrap());
+    let pid = guard.0.id();
+    // Blocked in write(2, ...): the summary line, after the store's write.
+    wait_until(
+        "the run blocked on its stderr",
+        Duration::from_secs(120),
+        || {
+            assert!(
+                guard.0.try_wait().unwrap().is_none(),
+                "the run ended without writing to stderr"
+            );
+            fs::read_to_string(format!("/proc/{pid}/syscall"))
+                .map(|s| {
+                    let mut f = s.split_whitespace();
+                    f.next() == Some(libc::SYS_write.to_string().as_str())
+                        && f.next() == Some("0x2")
+                })
+                .unwrap_or(false)
+        },
+    );
+    signal(pid, libc::SIGKILL);
+    let status = guard.0.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    // The next run sees both results: nothing ran, nothing was lost.
+    let next = rpytest().stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(next.status.success(), "{next:?}");
+    assert!(stderr.contains(" cached, 0 run"), "{stderr}");
+    assert!(!stderr.contains("damaged"), "{stderr}");
+    let check = Command::new(project.python())
+        .args([
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
+        ])
+        .arg(project.path(".rpytest/cache.db"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "ok",
+        "{check:?}"
+    );
+}
+
+/// Closing the store leaves its WAL (no checkpoint, no fsync per run), and a
+/// new process forgets what of it was folded in already: a WAL left past
+/// SQLite's automatic checkpoint (1,000 pages) would be checkpointed whole,
+/// with its fsyncs, by every later run. A run that leaves it large folds it
+/// in and empties it, and the next runs write the WAL only.
+#[test]
+fn a_large_wal_is_folded_in_once_and_later_runs_leave_the_database_alone() {
+    let project = Project::new("cache_store");
+    project.write(
+        "tests/test_many.py",
+        "import pytest\n\n@pytest.mark.parametrize('i', range(4000))\ndef test_p(i):\n    assert i >= 0\n",
+    );
+    let first = project.rpytest(&["--no-daemon", "-q"]).no_junit().run();
+    first.assert_code(0);
+    let wal = project.path(".rpytest/cache.db-wal");
+    let len = fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(len < 2 << 20, "the WAL was left at {len} bytes");
+    let db = project.path(".rpytest/cache.db");
+    let before = fs::metadata(&db).unwrap().modified().unwrap();
+    for _ in 0..2 {
+        let again = project.rpytest(&["--no-daemon", "-q"]).no_junit().run();
+        again.assert_code(0);
+        assert!(
+            again.stderr.contains(" cached, 0 run"),
+            "{}",
+            again.transcript()
+        );
+    }
+    assert_eq!(
+        fs::metadata(&db).unwrap().modified().unwrap(),
+        before,
+        "a later run checkpointed the WAL into the database"
+    );
+}

@@ -195,9 +195,7 @@ unsafe extern "C" fn set_audit_hook(_m: *mut PyObject, args: *mut PyObject) -> *
         }
         Py_DecRef(iter);
         if !PyErr_Occurred().is_null() {
-            for (_, o) in names {
-                Py_DecRef(o);
-            }
+            release_names(names);
             return ptr::null_mut();
         }
     }
@@ -212,9 +210,7 @@ unsafe extern "C" fn set_audit_hook(_m: *mut PyObject, args: *mut PyObject) -> *
     if !old_callback.is_null() {
         Py_DecRef(old_callback);
     }
-    for (_, o) in old_names {
-        Py_DecRef(o);
-    }
+    release_names(old_names);
     if !st.hook_added {
         if PySys_AddAuditHook(Some(audit_hook), ptr::null_mut()) != 0 {
             // A hook refused it (sys.addaudithook's event raised): nothing is
@@ -225,6 +221,13 @@ unsafe extern "C" fn set_audit_hook(_m: *mut PyObject, args: *mut PyObject) -> *
         state().hook_added = true;
     }
     py_bool(true)
+}
+
+/// Drops the references an event-name list holds.
+unsafe fn release_names(names: Vec<(Box<[u8]>, *mut PyObject)>) {
+    for (_, o) in names {
+        Py_DecRef(o);
+    }
 }
 
 /// `audit_hook_added() -> bool`: whether this process has the C hook.
@@ -311,7 +314,13 @@ unsafe extern "C" fn calls_start(_m: *mut PyObject, _a: *mut PyObject) -> *mut P
     if !probe_ready(state()) {
         return ptr::null_mut();
     }
-    PyEval_SetProfile(Some(profile), ptr::null_mut());
+    set_profile(Some(profile))
+}
+
+/// Installs `func` (None: removes) as the calling thread's profile function:
+/// True, or NULL with the exception set.
+unsafe fn set_profile(func: Option<ProfileFunc>) -> *mut PyObject {
+    PyEval_SetProfile(func, ptr::null_mut());
     if !PyErr_Occurred().is_null() {
         return ptr::null_mut();
     }
@@ -323,13 +332,7 @@ unsafe extern "C" fn calls_start(_m: *mut PyObject, _a: *mut PyObject) -> *mut P
 /// cProfile's or a test's, is left alone); says whether it was.
 unsafe extern "C" fn calls_stop(_m: *mut PyObject, _a: *mut PyObject) -> *mut PyObject {
     match active() {
-        Ok(true) => {
-            PyEval_SetProfile(None, ptr::null_mut());
-            if !PyErr_Occurred().is_null() {
-                return ptr::null_mut();
-            }
-            py_bool(true)
-        }
+        Ok(true) => set_profile(None),
         Ok(false) => py_bool(false),
         Err(()) => ptr::null_mut(),
     }

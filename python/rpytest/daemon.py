@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from rpytest import __version__, prefork, shadow
 from rpytest import native  # noqa: F401 - takes its variable out of the environment first
+from rpytest import warm
 from rpytest.warm import _atomic_write, cold_path, read_names
 from rpytest import protocol as msgs
 from rpytest.protocol import PROTOCOL_VERSION, LineBuffer, decode, encode
@@ -306,6 +307,10 @@ class Daemon:
         self.spec_sessions = 0
         self.spec_misses = 0
         self.spec_failed: Optional[Dict[str, Any]] = None  # a request its speculation died on
+        # Sessions of pre-forked children by pid, until they tell that they
+        # ended (their socket stays open for it), and the pids that did.
+        self.running: Dict[int, Preforked] = {}
+        self.ended: Set[int] = set()
         # A request waiting for a pre-forked child to become ready.
         self.pending: Optional[Tuple[Conn, Dict[str, Any], List[int], float, Preforked]] = None
 
@@ -677,7 +682,7 @@ class Daemon:
     def _close_daemon_fds(self, keep: Optional[Conn]) -> None:
         """In a forked child: close the daemon's sockets, pipes and selector
         (all but `keep`'s connection)."""
-        for p in (self.prefork, self.spec):
+        for p in [self.prefork, self.spec] + list(self.running.values()):
             if p is not None:
                 try:
                     p.sock.close()
@@ -767,7 +772,7 @@ class Daemon:
     def spawn_idle(self) -> None:
         """With no session running: the speculative child for the last request
         first (the next request is most likely the same), then the plain one."""
-        if self.children:
+        if any(pid not in self.ended for pid in self.children):
             return
         spec = self.last_request
         if spec is not None and spec != self.spec_failed and self.spec is None:
@@ -782,6 +787,9 @@ class Daemon:
             return
         except OSError:
             data = b""
+        if p.taken:
+            self.on_session_notice(p, data)
+            return
         if not data:
             log("pre-forked child %d went away before use" % p.pid)
             self.child_lost(p)
@@ -804,6 +812,44 @@ class Daemon:
                 self.serve_pending(None)
             elif p is self.spec:
                 self.spawn_idle()
+
+    def on_session_notice(self, p: Preforked, data: bytes) -> None:
+        """From a pre-forked child running a session: its end notice, or EOF."""
+        p.buf += data
+        while b"\n" in p.buf:
+            line, p.buf = p.buf.split(b"\n", 1)
+            try:
+                code = int(json.loads(line)["code"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            self.session_ended(p.pid, code)
+        if not data or p.pid in self.ended:
+            self.close_running(p.pid)
+
+    def close_running(self, pid: int) -> None:
+        p = self.running.pop(pid, None)
+        if p is None:
+            return
+        try:
+            self.sel.unregister(p.sock)
+        except (KeyError, ValueError):
+            pass
+        p.sock.close()
+
+    def session_ended(self, pid: int, code: int) -> None:
+        """A session child said its session ended with `code` (atexit handlers
+        run, output flushed; only `os._exit` is left): the client hears it now,
+        not once the process is gone, and the next children prepare."""
+        conn = self.children.get(pid)
+        if conn is None or pid in self.ended:
+            return
+        self.ended.add(pid)
+        log("session pid %d ended (code %d)" % (pid, code))
+        if not conn.done:
+            self.send(conn, msgs.session_exit(code=code & 0xFF))
+            self.drop(conn)
+        self.last_used = time.monotonic()
+        self.spawn_idle()
 
     def child_lost(self, p: Preforked) -> None:
         """`p` ended before it was used."""
@@ -834,13 +880,16 @@ class Daemon:
             pass
         p.sock.close()
 
-    def kill_prefork(self, p: Optional["Preforked"] = None) -> None:
-        """Stop and reap a pre-forked child (the daemon stops, idles out, or it is unusable)."""
+    def kill_prefork(self, p: Optional["Preforked"] = None, wait: bool = True) -> None:
+        """Stop and reap a pre-forked child (the daemon stops, idles out, or it is unusable).
+        With `wait` False (a request is waiting) it is reaped later, by `reap`."""
         p = self.prefork if p is None else p
         if p is None:
             return
         self.forget_prefork(p)
         _kill(p.pid, signal.SIGKILL)
+        if not wait:
+            return
         try:
             os.waitpid(p.pid, 0)
         except ChildProcessError:
@@ -858,7 +907,7 @@ class Daemon:
         spec = self.spec
         if speculable and req != self.last_request:
             if spec is not None:
-                self.kill_prefork(spec)  # it speculated on another request
+                self.kill_prefork(spec, wait=False)  # it speculated on another request
                 self.spec_misses += 1
                 spec = None
             self.last_request = req
@@ -926,7 +975,7 @@ class Daemon:
             self.prefork_last_fallback = why
             log("%s: %s" % ("not the speculative session" if p.request is not None else "plain session", why))
             if stale or p.request is not None:
-                self.kill_prefork(p)  # a new one (forked after this session) reads the new file
+                self.kill_prefork(p, wait=False)  # a new one (forked after this session) reads the new file
             return False
         try:
             prefork.send_request(p.sock, req, list(stdio) + [conn.sock.fileno()])
@@ -940,10 +989,6 @@ class Daemon:
             self.prefork = None
         if self.spec is p:
             self.spec = None
-        try:
-            self.sel.unregister(p.sock)
-        except (KeyError, ValueError):
-            pass
         for fd in stdio:
             os.close(fd)
         self.prefork_pids.discard(p.pid)
@@ -959,7 +1004,11 @@ class Daemon:
             p.sock.send(b"g")  # lets the child start writing events
         except OSError:
             pass
-        p.sock.close()
+        # The socket stays registered: the child says on it when its session
+        # ended (`session_ended`), before its process is gone.
+        p.taken = True
+        p.buf = b""  # what is left of its ready line
+        self.running[p.pid] = p
         log("session %d started (pid %d, %s)" % (self.sessions, p.pid, "speculative" if p.request is not None else "pre-forked"))
         return True
 
@@ -981,6 +1030,8 @@ class Daemon:
                         self.child_lost(p)
                 continue
             conn = self.children.pop(pid, None)
+            self.close_running(pid)
+            self.ended.discard(pid)
             if conn is None:
                 continue
             if os.WIFSIGNALED(status):
@@ -1011,6 +1062,7 @@ class Preforked:
         self.sock = sock
         self.request = request
         self.buf = b""
+        self.taken = False  # it runs a session (its end notice comes on `sock`)
         self.ready: Optional[Dict[str, Optional[str]]] = None
         # Files of the modules it imported (and files and directories it
         # consulted) while preparing, with their stat.
@@ -1062,6 +1114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.close(args.ready_fd)
         except OSError as exc:
             log("could not signal readiness on fd %d: %s" % (args.ready_fd, exc))
+    warm.prime(daemon.rootdir)  # after readiness: not on the first run's path
     daemon.spawn_prefork()
     try:
         return daemon.run()

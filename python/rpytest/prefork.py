@@ -330,7 +330,7 @@ def child_main(
         install(prepared)
         go_fd = os.dup(sock.fileno())
         sock.close()
-        session.child_main(req, fds, event_fd, go_fd, daemon_pid, base_pythonpath)
+        session.child_main(req, fds, event_fd, go_fd, daemon_pid, base_pythonpath, done_fd=go_fd)
     except BaseException:
         import traceback
 
@@ -489,7 +489,6 @@ def _make_pause(sock: socket.socket, spec: Dict[str, Any], writer: Any, event_fd
                 if not go:
                     os._exit(0)
                 break
-            sock.close()
             self.taken = True
             writer.release()
 
@@ -515,6 +514,7 @@ def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, An
     from rpytest.protocol import EventWriter
 
     started_ns = time.time_ns()
+    me = os.getpid()
     before = set(sys.modules)
     env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
     cwd = str(spec["cwd"])
@@ -564,4 +564,6 @@ def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, An
         if pause is None or not pause.taken:
             os._exit(0)
         session._end_like_python()
+        if os.getpid() == me:
+            session.tell_ended(sock.fileno(), code)
         os._exit(code)

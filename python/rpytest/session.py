@@ -355,8 +355,12 @@ def child_main(
     go_fd: int,
     daemon_pid: int,
     base_pythonpath: Optional[str],
+    done_fd: Optional[int] = None,
 ) -> None:
-    """Body of a forked session child. Never returns: always ends with os._exit."""
+    """Body of a forked session child. Never returns: always ends with os._exit.
+    `done_fd` (a pre-forked child's socket to the daemon, which may also be
+    `go_fd`) hears when the session ended (`tell_ended`)."""
+    me = os.getpid()  # a test that forks and returns through here is not the session
     code = 3
     stage = "setting up the session process"
     try:
@@ -369,7 +373,8 @@ def child_main(
                 break
             except InterruptedError:
                 continue
-        os.close(go_fd)
+        if go_fd != done_fd:
+            os.close(go_fd)
         random.seed()
         env = {str(k): str(v) for k, v in (request.get("env") or {}).items()}
         control_fd: Optional[int] = None
@@ -412,7 +417,23 @@ def child_main(
             code = 3
     finally:
         _end_like_python()
+        if os.getpid() == me:
+            tell_ended(done_fd, code)
         os._exit(code)
+
+
+def tell_ended(done_fd: Optional[int], code: int) -> None:
+    """Tell the daemon that the session ended with `code`: what the process
+    does once its atexit handlers ran and its output is flushed, with only
+    `os._exit` left. The daemon then answers the client at once instead of
+    after the process is gone (tearing down a forked interpreter, the
+    SIGCHLD, the reap), and prepares the next child."""
+    if done_fd is None:
+        return
+    try:
+        os.write(done_fd, b'{"code": %d}\n' % int(code))
+    except (OSError, ValueError, TypeError):
+        pass
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 MAX_WARM = 400
 
@@ -18,7 +18,39 @@ ALWAYS_EXCLUDED = frozenset({"__main__", "rpytest", "pytest", "_pytest", "pluggy
 NEVER_WARM = frozenset({"coverage"})
 
 
+# The site directories, computed once in the daemon (`prime`) for every
+# session it forks; `sysconfig` takes ~6 ms to answer in a fresh child.
+_SITE_DIRS: Optional[List[str]] = None
+
+
+def prime(rootdir: Optional[str] = None) -> None:
+    """In the daemon, before any session is forked: compute the site
+    directories once, and how each module already loaded counts for the
+    warm set of `rootdir`. What that imports (`sysconfig` and its data module) is
+    dropped again, so sessions see the modules they saw before. The answer
+    is the same in every session: `site` fixed the user site directory when
+    the interpreter started, and the rest comes from `sys.prefix`."""
+    global _SITE_DIRS, _KNOWN_ROOT
+    before = set(sys.modules)
+    _SITE_DIRS = _compute_site_dirs()
+    for name in set(sys.modules) - before:
+        sys.modules.pop(name, None)
+    if rootdir is not None:
+        sites, roots = tuple(_SITE_DIRS), _roots(rootdir)
+        _KNOWN.clear()
+        for name, mod in list(sys.modules.items()):
+            if mod is not None:
+                _KNOWN[name] = (mod, _classify(mod, sites, roots))
+        _KNOWN_ROOT = rootdir
+
+
 def _site_dirs() -> List[str]:
+    if _SITE_DIRS is not None:
+        return list(_SITE_DIRS)
+    return _compute_site_dirs()
+
+
+def _compute_site_dirs() -> List[str]:
     import site
     import sysconfig
 
@@ -39,30 +71,48 @@ def _site_dirs() -> List[str]:
     return sorted(os.path.normpath(d).rstrip(os.sep) + os.sep for d in dirs if d)
 
 
+def _classify(mod: object, sites: Tuple[str, ...], roots: Tuple[str, ...]) -> Optional[bool]:
+    """True: rewritten by pytest; False: a third-party module; None: neither."""
+    loader = getattr(mod, "__loader__", None)
+    if type(loader).__name__ == "AssertionRewritingHook":
+        return True
+    f = getattr(mod, "__file__", None)
+    if not isinstance(f, str):
+        return None
+    f = os.path.normpath(f)
+    in_site = f.startswith(sites) or (os.sep + "site-packages" + os.sep) in f
+    if not in_site:
+        return None
+    if f.startswith(roots) and not (os.sep + "site-packages" + os.sep) in f:
+        return None
+    return False
+
+
+# What `prime` found for the daemon's own modules (name -> (module, class)),
+# for the daemon's rootdir: a session classifies only what it imported itself.
+_KNOWN: Dict[str, Tuple[object, Optional[bool]]] = {}
+_KNOWN_ROOT: Optional[str] = None
+
+
+def _roots(rootdir: str) -> Tuple[str, ...]:
+    return tuple({os.path.normpath(rootdir).rstrip(os.sep) + os.sep, os.path.realpath(rootdir).rstrip(os.sep) + os.sep})
+
+
 def candidates(rootdir: str) -> List[str]:
     """Top-level names of imported third-party modules that are safe to preload (cheap part)."""
     sites = tuple(_site_dirs())
-    roots = tuple({os.path.normpath(rootdir).rstrip(os.sep) + os.sep, os.path.realpath(rootdir).rstrip(os.sep) + os.sep})
+    roots = _roots(rootdir)
+    known = _KNOWN if rootdir == _KNOWN_ROOT else {}
     rewritten: Set[str] = set()
     tops: Set[str] = set()
     for name, mod in list(sys.modules.items()):
         if mod is None:
             continue
-        top = name.partition(".")[0]
-        loader = getattr(mod, "__loader__", None)
-        if type(loader).__name__ == "AssertionRewritingHook":
-            rewritten.add(top)
+        seen = known.get(name)
+        kind = seen[1] if seen is not None and seen[0] is mod else _classify(mod, sites, roots)
+        if kind is None:
             continue
-        f = getattr(mod, "__file__", None)
-        if not isinstance(f, str):
-            continue
-        f = os.path.normpath(f)
-        in_site = f.startswith(sites) or (os.sep + "site-packages" + os.sep) in f
-        if not in_site:
-            continue
-        if f.startswith(roots) and not (os.sep + "site-packages" + os.sep) in f:
-            continue
-        tops.add(top)
+        (rewritten if kind else tops).add(name.partition(".")[0])
     return sorted(t for t in tops - rewritten - ALWAYS_EXCLUDED - NEVER_WARM if t.isidentifier())
 
 

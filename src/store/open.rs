@@ -396,6 +396,36 @@ impl Store {
     }
 }
 
+/// The WAL's size past which the last run to close folds it into the
+/// database and empties it (below SQLite's automatic checkpoint at 1,000
+/// pages, ~4 MB: see `Drop for Store`).
+const WAL_FOLD_BYTES: u64 = 2 << 20;
+
+impl Drop for Store {
+    /// Closing does not checkpoint (no fsyncs at the end of every run), so
+    /// the WAL grows by each run's writes (~25 KB for a one-test project).
+    /// Left alone it would reach SQLite's automatic checkpoint, and since a
+    /// new process rebuilds the WAL's index from the file and with it
+    /// forgets what was already folded, every run from then on would
+    /// checkpoint the whole log again, with its fsyncs. So once the WAL
+    /// passes `WAL_FOLD_BYTES` the run folds it in and truncates it
+    /// (`wal_checkpoint(TRUNCATE)`: a few fsyncs once every ~80 such runs);
+    /// when another process is reading or writing it is left for a later
+    /// run (no waiting at exit). A kill in the middle loses nothing: the
+    /// WAL is only truncated once the database holds all of it.
+    fn drop(&mut self) {
+        let Some(path) = &self.path else { return };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() >= WAL_FOLD_BYTES);
+        if big && self.conn.busy_timeout(Duration::ZERO).is_ok() {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+}
+
 /// `PRAGMA quick_check`'s first finding, as a suffix for a message.
 fn quick_check(conn: &Connection) -> String {
     match conn.query_row("PRAGMA quick_check(1)", [], |r| r.get::<_, String>(0)) {

@@ -438,3 +438,52 @@ def test_requests_arriving_while_the_child_prepares_are_all_served(project: Path
     results = [d.finish_run(h) for h in handles]
     assert [r.exit_code for r in results] == [0, 0, 0, 0], d.log()
     assert len({r.one("started")["pid"] for r in results}) == 4
+
+
+ENDING = {
+    "conftest.py": """
+        import atexit
+        import sys
+
+        atexit.register(lambda: print("atexit handler ran"))
+    """,
+    "test_a.py": """
+        import os
+
+        def test_forks_a_child_that_goes_on_through_pytest():
+            pid = os.fork()
+            if pid == 0:
+                os.environ["IN_FORKED_CHILD"] = "1"
+                return  # this process runs the rest of the session too, then ends
+            os.waitpid(pid, 0)
+
+        def test_fails_only_in_the_forked_child():
+            assert "IN_FORKED_CHILD" not in os.environ
+    """,
+}
+
+
+def test_a_preforked_session_tells_its_end_before_its_process_is_gone(project: Path, start_daemon) -> None:
+    """The client hears `exit` when the session said it ended (atexit
+    handlers run, output flushed), not after the process is reaped; a
+    process the tests forked that ends through the same code is not the
+    session (its exit code is not the client's)."""
+    write_project(project, ENDING)
+    d = start_daemon(project)
+    wait_prefork_ready(d)
+    env = clean_env()
+    first = d.run(["-q"], env=env, session={"record": False})
+    spec = wait_speculative_ready(d)
+    second = d.run(["-q"], env=env, session={"record": False})
+    assert second.one("started")["pid"] == spec["pid"], d.log()
+    code, out = stock(project, ["-q"], env)
+    assert code == 0 and "atexit handler ran" in out, out
+    for r in (first, second):
+        pid = r.one("started")["pid"]
+        assert r.exit_code == code, (r.stdout, r.stderr, d.log())
+        assert r.stdout.count("atexit handler ran") == out.count("atexit handler ran"), r.stdout
+        assert wait_for(lambda: "session pid %d finished" % pid in d.log())
+        log = d.log()
+        told = "session pid %d ended (code 0)" % pid
+        assert told in log, log
+        assert log.index(told) < log.index("session pid %d finished" % pid), log
