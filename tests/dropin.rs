@@ -988,3 +988,24 @@ fn setup_show_on_a_cached_project_shows_every_fixture_as_pytest() {
         rp.transcript()
     );
 }
+
+/// A file a test leaves open (a log a conftest opened at import) is flushed
+/// when the session ends, as CPython's teardown flushes it under pytest:
+/// the next command reads what the tests wrote.
+#[test]
+fn a_file_left_open_is_flushed_when_the_session_ends() {
+    let project = Project::new("soundness");
+    project.write(
+        "test_left_open.py",
+        "KEEP = []\n\ndef test_x():\n    f = open(\"buf.txt\", \"w\")\n    f.write(\"buffered\\n\")\n    KEEP.append(f)\n",
+    );
+    for args in [&["--no-cache"][..], &["--no-cache", "-n", "2"][..]] {
+        let _ = fs::remove_file(project.path("buf.txt"));
+        project.rpytest(args).run().assert_code(0);
+        assert_eq!(
+            project.read("buf.txt"),
+            "buffered\n",
+            "after rpytest {args:?}"
+        );
+    }
+}

@@ -39,6 +39,9 @@ from rpytest import protocol as msgs
 EXCLUDED_PARTS = frozenset(
     {".hg", ".svn", ".rpytest", ".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache"}
 )
+# Directories a walk for a directory descriptor does not enter: version
+# control's and tools' own (a test that fsyncs the root reads none of them).
+_UNWALKED = EXCLUDED_PARTS | {".git", ".tox", ".nox"}
 
 # Variables left out of the whole-environment digest (`env:*`): a test that
 # iterates os.environ depends on every variable, but these change from shell to
@@ -489,7 +492,7 @@ class Recorder:
             return  # fdopen
         if path is None:
             return
-        if flags & _DIRECTORY or (mode is None and self._is_project_dir(path)):
+        if flags & _DIRECTORY or (mode is None and self._is_watched_dir(path)):
             # os.open of a directory: its descriptor can open anything below
             # it (`dir_fd=`, os.fwalk), where the path an event names is
             # relative to a directory it does not name.
@@ -516,20 +519,25 @@ class Recorder:
         elif p.endswith(".py") and reads and not writes:
             module = True  # a module loaded from source, or source read as text: either way an input
         r = self._rel_abs(p)
-        if r is None and reads and not writes and not module and p not in self.written_outside:
-            # A link outside the project (a symlink to a project file or
-            # directory in tmp_path) reads the project's file.
-            r = self._linked_project_path(p)
         if r is None:
             if module:
                 if p not in self.written_outside and self._is_outside_code(p):
                     self.outside.setdefault(self.active, set()).add(p)
             elif writes:
                 self.written_outside.add(p)
-            elif reads and p not in self.written_outside and self._is_external_input(p):
-                machinery, k = self.site()
-                if not machinery:
-                    self.external[k].add(p)
+            elif reads and p not in self.written_outside:
+                # A link outside the project (a fixture directory linked into
+                # tmp_path) reads the project's file; a link that stays (not
+                # temporary) is an input itself too: it can be pointed elsewhere.
+                linked = self._linked_project_path(p)
+                external = self._is_external_input(p)
+                if linked is not None or external:
+                    machinery, k = self.site(resources=True)
+                    if not machinery:
+                        if linked is not None and linked not in self.wrote[k]:
+                            self.reads[k].add(linked)
+                        if external:
+                            self.external[k].add(p)
             return
         if module:
             self._on_module(r)
@@ -557,11 +565,12 @@ class Recorder:
             return None
         return None if real == p else self._rel_abs(real)
 
-    def _is_project_dir(self, path: Any) -> bool:
+    def _is_watched_dir(self, path: Any) -> bool:
+        """Whether `path` is a directory that is not installed code's (whose
+        descriptor can reach project files: the project's, or one holding a
+        link into it)."""
         p = self.absolute(path)
-        if p is None:
-            return False
-        if self._rel_abs(p) is None and p + os.sep not in self.prefixes and self._linked_project_path(p) is None:
+        if p is None or p.startswith(self.installed_prefixes):
             return False
         try:
             return os.path.isdir(p)
@@ -569,36 +578,56 @@ class Recorder:
             return False
 
     def _on_dir_descriptor(self, path: Any) -> None:
-        """A descriptor of a project directory was opened: every file and
-        listing below it is an input (what is opened through the descriptor
-        is named relative to it, and that directory is not in the event). A
-        tree too large to name makes the key volatile (never stored)."""
+        """A descriptor of a directory was opened: every project file and
+        listing reachable below it (through links too) is an input, since
+        what is opened through the descriptor is named relative to it and
+        that directory is not in the event. A tree too large to name makes
+        the key volatile (never stored)."""
         p = self.absolute(path)
-        if p is None:
-            return
-        real = os.path.realpath(p)
-        if self._rel_abs(real) is None and real + os.sep not in self.prefixes:
+        if p is None or p.startswith(self.installed_prefixes):
             return
         machinery, k = self.site()
         if machinery:
             return
         budget = 5000
-        for top, dirs, files in os.walk(real):
-            rel_top = "" if top + os.sep in self.prefixes else self._rel_abs(top)
-            if rel_top is None:
-                dirs[:] = []
-                continue
-            self.lists[k].add(rel_top)
+        seen: Set[str] = set()
+        for top, dirs, files in os.walk(p, followlinks=True):
+            real_top = os.path.realpath(top)
+            seen.add(real_top)
+            dirs[:] = [
+                d for d in dirs if d not in _UNWALKED and os.path.realpath(os.path.join(top, d)) not in seen
+            ]
+            rel_top = "" if real_top + os.sep in self.prefixes else self._rel_abs(real_top)
+            if rel_top is not None:
+                self.lists[k].add(rel_top)
             for name in files:
-                rel = self._rel_abs(os.path.join(top, name))
-                if rel is not None and rel not in self.wrote[k] and not rel.endswith(".py"):
-                    self.reads[k].add(rel)
-                elif rel is not None and rel.endswith(".py"):
+                rel = self._rel_abs(os.path.realpath(os.path.join(top, name)))
+                if rel is None:
+                    continue
+                if rel.endswith(".py"):
                     self._on_module(rel)
+                elif rel not in self.wrote[k]:
+                    self.reads[k].add(rel)
             budget -= len(files) + len(dirs)
             if budget < 0:
                 self.volatile.add(k)
                 return
+
+    def on_link(self, args: Tuple[Any, ...]) -> None:
+        """os.link(src, dst): what is read through a hard link of a project
+        file is that file (reads name only the link)."""
+        src = args[0] if args else None
+        if src is None or isinstance(src, int):
+            return
+        p = self.absolute(src)
+        if p is None:
+            return
+        r = self._rel_abs(p) or self._linked_project_path(p)
+        if r is None:
+            return
+        machinery, k = self.site()
+        if not machinery and r not in self.wrote[k]:
+            self.reads[k].add(r)
 
     def _module_body_edge(self, rel: str) -> None:
         """A read made by a first-party module's body (`DATA = json.load(...)` at
@@ -791,15 +820,20 @@ class Recorder:
             return
         r = self.rel(text)
         if r is None:
+            # Outside the project: a tool looked up on PATH, a flag file in
+            # $HOME; through a link, the project file it reaches too.
             p = self.absolute(text)
-            if p is not None and p not in self.written_outside:
-                r = self._linked_project_path(p)
-        if r is None:
-            # Outside the project: a tool looked up on PATH, a flag file in $HOME.
-            p = self.absolute(text)
-            if p is not None and self._is_watchable_outside(p) and p not in self.written_outside:
-                machinery, k = self.site()
-                if not machinery:
+            if p is None or p in self.written_outside:
+                return
+            linked = self._linked_project_path(p)
+            external = self._is_watchable_outside(p)
+            if linked is None and not external:
+                return
+            machinery, k = self.site()
+            if not machinery:
+                if linked is not None and linked not in self.wrote[k]:
+                    self.probes[k].add(linked)
+                if external:
                     self.external[k].add(p)
             return
         machinery, k = self.site()
@@ -861,23 +895,30 @@ class Recorder:
         p = self.absolute(path)
         if p is None:
             return
+        names: List[str] = []
         if p + os.sep in self.prefixes:
-            r: Optional[str] = ""
+            names.append("")
         else:
             r = self._rel_abs(p)
-            if r is None and p not in self.written_outside:
-                r = self._linked_project_path(p)
-            if r is None:
-                if not self._is_watchable_outside(p + os.sep) or p in self.written_outside:
-                    return
-                r = p  # outside the project: named by absolute path
+            if r is not None:
+                names.append(r)
+            elif p not in self.written_outside:
+                # Through a link into the project: the project directory's
+                # names; a link that stays is an input itself (by absolute path).
+                linked = self._linked_project_path(p)
+                if linked is not None:
+                    names.append(linked)
+                if self._is_watchable_outside(p + os.sep):
+                    names.append(p)
+        if not names:
+            return
         # Whoever called os.listdir, glob, pathlib, os.walk tells whether a test
         # or the machinery wanted the listing.
         machinery, k = self.site()
         # (the import system's and pytest's own directory scans are not inputs,
         # nor pytest-cov's search for its data files when a session starts or ends)
         if not machinery and not self._by_plugin_session_hook(_DATA_FILE_PLUGINS):
-            self.lists[k].add(r)
+            self.lists[k].update(names)
 
     def on_env(self, key: Any) -> None:
         """A variable read by name (os.environ[...], .get, `in`, os.getenv)."""
@@ -1331,6 +1372,7 @@ def _audit_handlers() -> Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]]:
         # (under -s); a test's own stdin (click's CliRunner) is the test's.
         "builtins.input": lambda rec, args: rec.on_stdin() if _LIVE_STDIN and sys.stdin is _LIVE_STDIN[0] else None,
         "rpytest.option": lambda rec, args: _on_option_event(rec),
+        "os.link": lambda rec, args: rec.on_link(args),
         "os.listdir": lambda rec, args: rec.on_list(args[0] if args else None),
         "os.scandir": lambda rec, args: rec.on_list(args[0] if args else None),
         "sqlite3.connect": lambda rec, args: rec.on_sqlite(args[0]),

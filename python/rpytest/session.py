@@ -289,7 +289,31 @@ def _end_like_python() -> None:
         atexit._run_exitfuncs()
     except BaseException:
         pass
+    _flush_open_files()
     _flush_std()
+
+
+def _flush_open_files() -> None:
+    """CPython's teardown frees the modules' objects, and a file a test left
+    open is flushed as it is freed (a log a conftest opened at import and
+    never closed). `os._exit` frees nothing: flush the buffered files this
+    session opened (the daemon's own objects were frozen before the fork
+    and are not listed)."""
+    import gc
+    import io
+
+    kinds = (io.BufferedWriter, io.BufferedRandom, io.TextIOWrapper)
+    try:
+        objects = gc.get_objects()
+    except Exception:
+        return
+    for obj in objects:
+        if isinstance(obj, kinds):
+            try:
+                if not obj.closed and obj.writable():
+                    obj.flush()
+            except Exception:
+                pass
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

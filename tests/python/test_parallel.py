@@ -192,11 +192,12 @@ def test_collector_forks_workers_that_run_by_index_without_collecting(project: P
     listener.settimeout(TIMEOUT)
     cfg = {"rootdir": str(project), "record": False, "events": True, "role": "worker", "worker_id": "gw0",
            "worker_count": 4, "testrun_uid": "u1", "xdist_compat": True, "fork_socket": path}
+    # (The pid from /proc/self: os.getpid() called while collecting makes every worker collect.)
     (project / "conftest.py").write_text(
         "import os\n"
         "def pytest_collection_finish(session):\n"
         "    with open(os.path.join(str(session.config.rootpath), 'collected.log'), 'a') as f:\n"
-        "        f.write('%d\\n' % os.getpid())\n"
+        "        f.write('%d\\n' % int(os.readlink('/proc/self')))\n"
     )
     collector = Session(project, cfg, clean_env(PYTEST_XDIST_WORKER="gw0"), subprocess.DEVNULL)
     collector.send(workerinput("gw0", 4))

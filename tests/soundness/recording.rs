@@ -838,8 +838,9 @@ fn an_input_deleted_during_the_run_keeps_the_result_out_of_the_cache() {
 
 /// A test that exposes project files inside tmp_path (a symlink to a file,
 /// a symlink to a directory) and reads them there reads the project's
-/// files: the links' names are outside the project. (A hard link is never
-/// cached: making it changes the project file's ctime during the run.)
+/// files: the links' names are outside the project; so do reads through a
+/// descriptor of a temporary directory holding such a link (`dir_fd=`), and
+/// reads of a hard link to a project file.
 #[test]
 fn reads_through_links_outside_the_project_are_reads_of_the_project_files() {
     let pair = pair();
@@ -857,6 +858,23 @@ def test_symlink_to_a_file(tmp_path):
 def test_symlink_to_a_directory(tmp_path):
     os.symlink(HERE / "fixtures" / "proj", tmp_path / "proj")
     assert (tmp_path / "proj" / "setup.cfg").read_text() == "ok"
+"#,
+    );
+    // (In a file of its own: a file with a test to run runs whole.)
+    pair.write(
+        "test_dir_fd_link.py",
+        r#"import os, pathlib
+HERE = pathlib.Path(__file__).parent
+
+def test_dir_fd_through_a_link(tmp_path):
+    os.symlink(HERE / "fixtures" / "proj", tmp_path / "proj")
+    d = os.open(tmp_path, os.O_RDONLY)
+    try:
+        f = os.open("proj/setup.cfg", os.O_RDONLY, dir_fd=d)
+        assert os.read(f, 10) == b"ok"
+        os.close(f)
+    finally:
+        os.close(d)
 "#,
     );
     warm_all(&pair, &["-v"]);
@@ -911,4 +929,42 @@ def test_linecache():
         pair.write(rel, "ok");
         warm_all(&pair, &["-v"]);
     }
+}
+
+#[test]
+fn a_hard_link_to_a_project_file_reads_the_file() {
+    let pair = pair();
+    pair.write("pkg/data.txt", "ok");
+    pair.write(
+        "tests/test_hl.py",
+        "import os, pathlib\nHERE = pathlib.Path(__file__).resolve().parent.parent\n\ndef test_x(tmp_path):\n    h = tmp_path / \"h\"\n    os.link(HERE / \"pkg\" / \"data.txt\", h)\n    assert h.read_text() == \"ok\"\n",
+    );
+    pair.check(&["-v"]);
+    pair.check(&["-v"]);
+    pair.write("pkg/data.txt", "no");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "tests/test_hl.py::test_x");
+}
+
+/// A link outside the project (not temporary) that leads into it is an input
+/// itself: pointing it at another project file, or removing it, is seen.
+#[test]
+fn a_lasting_link_outside_the_project_is_an_input_itself() {
+    let outside = outside_dir("rpytest-link-");
+    let link = outside.path().join("cfg");
+    let pair = pair();
+    pair.write("conf/a.txt", "ok");
+    pair.write("conf/b.txt", "no");
+    std::os::unix::fs::symlink(pair.rpytest.path("conf/a.txt"), &link).expect("symlink");
+    let test = format!(
+        "def test_x():\n    with open({:?}) as f:\n        assert f.read() == \"ok\"\n",
+        link.display().to_string()
+    );
+    pair.write("test_link.py", &test);
+    let node = "test_link.py::test_x";
+    warm(&pair, &["-v"], node);
+    fs::remove_file(&link).expect("unlink");
+    std::os::unix::fs::symlink(pair.rpytest.path("conf/b.txt"), &link).expect("symlink");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, node);
 }
