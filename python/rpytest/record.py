@@ -602,12 +602,8 @@ class Recorder:
                 self.lists[k].add(rel_top)
             for name in files:
                 rel = self._rel_abs(os.path.realpath(os.path.join(top, name)))
-                if rel is None:
-                    continue
-                if rel.endswith(".py"):
-                    self._on_module(rel)
-                elif rel not in self.wrote[k]:
-                    self.reads[k].add(rel)
+                if rel is not None:
+                    self._read_by(k, rel)
             budget -= len(files) + len(dirs)
             if budget < 0:
                 self.volatile.add(k)
@@ -801,12 +797,16 @@ class Recorder:
             if p is None or not os.path.isfile(p):
                 continue
             r = self._rel_abs(p)
-            if r is None:
-                continue
-            if r.endswith(".py"):
-                self._on_module(r)
-            elif r not in self.wrote[k]:
-                self.reads[k].add(r)
+            if r is not None:
+                self._read_by(k, r)
+
+    def _read_by(self, k: Key, rel: str) -> None:
+        """Project file `rel` was read for key `k`: a module is code (an
+        import of the active key), anything else data (unless `k` wrote it)."""
+        if rel.endswith(".py"):
+            self._on_module(rel)
+        elif rel not in self.wrote[k]:
+            self.reads[k].add(rel)
 
     def on_probe(self, path: Any) -> None:
         """An existence or metadata check (os.path.exists/isfile/isdir/getsize...,

@@ -877,20 +877,20 @@ def test_dir_fd_through_a_link(tmp_path):
         os.close(d)
 "#,
     );
-    warm_all(&pair, &["-v"]);
-    for (rel, node) in [
-        ("fixtures/one.txt", "test_links.py::test_symlink_to_a_file"),
-        (
-            "fixtures/proj/setup.cfg",
-            "test_links.py::test_symlink_to_a_directory",
-        ),
-    ] {
-        pair.write(rel, "bad");
-        let (py, _) = pair.check(&["-v"]);
-        assert_fails(&py, node);
-        pair.write(rel, "ok");
-        warm_all(&pair, &["-v"]);
-    }
+    each_change_fails(
+        &pair,
+        &[
+            ("fixtures/one.txt", "test_links.py::test_symlink_to_a_file"),
+            (
+                "fixtures/proj/setup.cfg",
+                "test_links.py::test_symlink_to_a_directory",
+            ),
+            (
+                "fixtures/proj/setup.cfg",
+                "test_dir_fd_link.py::test_dir_fd_through_a_link",
+            ),
+        ],
+    );
 }
 
 /// Files opened relative to a directory descriptor (`dir_fd=`) and read by
@@ -918,16 +918,26 @@ def test_linecache():
     assert linecache.getline("data/y.txt", 1).strip() == "ok"
 "#,
     );
-    warm_all(&pair, &["-v"]);
-    for (rel, node) in [
-        ("data/x.txt", "test_fd.py::test_dir_fd"),
-        ("data/y.txt", "test_fd.py::test_linecache"),
-    ] {
+    each_change_fails(
+        &pair,
+        &[
+            ("data/x.txt", "test_fd.py::test_dir_fd"),
+            ("data/y.txt", "test_fd.py::test_linecache"),
+        ],
+    );
+}
+
+/// With everything cached, each `(file, node)` in turn: `file` changed from
+/// "ok" to "bad" makes `node` fail under both tools; put back, everything is
+/// cached again.
+fn each_change_fails(pair: &Pair, changes: &[(&str, &str)]) {
+    warm_all(pair, &["-v"]);
+    for (rel, node) in changes {
         pair.write(rel, "bad");
         let (py, _) = pair.check(&["-v"]);
         assert_fails(&py, node);
         pair.write(rel, "ok");
-        warm_all(&pair, &["-v"]);
+        warm_all(pair, &["-v"]);
     }
 }
 
