@@ -293,27 +293,45 @@ def _end_like_python() -> None:
     _flush_std()
 
 
+# The modules the process had when the session began: the files their globals
+# hold are the daemon's, not the session's.
+_MODULES_BEFORE: "frozenset[str]" = frozenset()
+
+
 def _flush_open_files() -> None:
-    """CPython's teardown frees the modules' objects, and a file a test left
-    open is flushed as it is freed (a log a conftest opened at import and
-    never closed). `os._exit` frees nothing: flush the buffered files this
-    session opened (the daemon's own objects were frozen before the fork
-    and are not listed)."""
-    import gc
+    """CPython's teardown clears the modules, and a file a test left open in
+    one (`LOG = open(...)` in a conftest, a list a test module keeps) is
+    flushed as it is freed. `os._exit` frees nothing: flush the buffered
+    files the globals of the session's modules hold, and those in their
+    lists, tuples, sets and dicts (one level), without walking the heap."""
     import io
 
     kinds = (io.BufferedWriter, io.BufferedRandom, io.TextIOWrapper)
-    try:
-        objects = gc.get_objects()
-    except Exception:
-        return
-    for obj in objects:
+
+    def flush(obj: Any) -> None:
         if isinstance(obj, kinds):
             try:
                 if not obj.closed and obj.writable():
                     obj.flush()
             except Exception:
                 pass
+
+    for name, module in list(sys.modules.items()):
+        if name in _MODULES_BEFORE:
+            continue
+        values = getattr(module, "__dict__", None)
+        if not isinstance(values, dict):
+            continue
+        for value in list(values.values()):
+            t = type(value)
+            if t is list or t is tuple or t is set:
+                for item in list(value):
+                    flush(item)
+            elif t is dict:
+                for item in list(value.values()):
+                    flush(item)
+            else:
+                flush(value)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -385,6 +403,8 @@ def child_main(
     `done_fd` (a pre-forked child's socket to the daemon, which may also be
     `go_fd`) hears when the session ended (`tell_ended`)."""
     me = os.getpid()  # a test that forks and returns through here is not the session
+    global _MODULES_BEFORE
+    _MODULES_BEFORE = frozenset(sys.modules)
     code = 3
     stage = "setting up the session process"
     try:
