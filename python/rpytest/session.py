@@ -289,7 +289,10 @@ def _end_like_python() -> None:
         atexit._run_exitfuncs()
     except BaseException:
         pass
-    _flush_open_files()
+    try:
+        _flush_open_files()
+    except BaseException:
+        pass
     _flush_std()
 
 
@@ -306,32 +309,37 @@ def _flush_open_files() -> None:
     lists, tuples, sets and dicts (one level), without walking the heap."""
     import io
 
-    kinds = (io.BufferedWriter, io.BufferedRandom, io.TextIOWrapper)
+    # Exact types: isinstance would ask a lazy proxy for its `__class__`
+    # (Django's settings import the settings module then).
+    kinds = {io.BufferedWriter, io.BufferedRandom, io.TextIOWrapper}
 
     def flush(obj: Any) -> None:
-        if isinstance(obj, kinds):
+        if type(obj) in kinds:
             try:
                 if not obj.closed and obj.writable():
                     obj.flush()
             except Exception:
                 pass
 
+    import types
+
     for name, module in list(sys.modules.items()):
-        if name in _MODULES_BEFORE:
+        if name in _MODULES_BEFORE or not issubclass(type(module), types.ModuleType):
             continue
-        values = getattr(module, "__dict__", None)
-        if not isinstance(values, dict):
+        try:
+            values = types.ModuleType.__dict__["__dict__"].__get__(module)
+            for value in list(values.values()):
+                t = type(value)
+                if t is list or t is tuple or t is set:
+                    for item in list(value):
+                        flush(item)
+                elif t is dict:
+                    for item in list(value.values()):
+                        flush(item)
+                else:
+                    flush(value)
+        except Exception:
             continue
-        for value in list(values.values()):
-            t = type(value)
-            if t is list or t is tuple or t is set:
-                for item in list(value):
-                    flush(item)
-            elif t is dict:
-                for item in list(value.values()):
-                    flush(item)
-            else:
-                flush(value)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
