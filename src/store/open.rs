@@ -166,14 +166,7 @@ impl Store {
             opened = Self::open_file(&path);
         }
         match opened {
-            Ok(conn) => Store {
-                conn,
-                path: Some(path),
-                warnings,
-                remote_trust: Default::default(),
-                import_origin: Default::default(),
-                stale: Default::default(),
-            },
+            Ok(conn) => Self::with(conn, Some(path), warnings),
             Err(e @ OpenError::Older(_)) => {
                 // Nothing in it can be read by this rpytest: no copy is kept.
                 for ext in ["", "-wal", "-shm"] {
@@ -214,14 +207,7 @@ impl Store {
     /// in-memory store (nothing cached this run) when that fails too.
     fn start_new(path: std::path::PathBuf, mut warnings: Vec<StoreWarning>) -> Store {
         match Self::open_file(&path) {
-            Ok(conn) => Store {
-                conn,
-                path: Some(path),
-                warnings,
-                remote_trust: Default::default(),
-                import_origin: Default::default(),
-                stale: Default::default(),
-            },
+            Ok(conn) => Self::with(conn, Some(path), warnings),
             Err(e) => {
                 warnings.push(StoreWarning(format!(
                     "cannot use {}: {e}; results of this run will not be cached",
@@ -235,9 +221,18 @@ impl Store {
     fn memory(warnings: Vec<StoreWarning>) -> Store {
         let conn = Connection::open_in_memory().expect("in-memory SQLite");
         conn.execute_batch(SCHEMA).expect("schema in memory");
+        Self::with(conn, None, warnings)
+    }
+
+    /// A store on `conn` (a file at `path`, or memory) with nothing read yet.
+    fn with(
+        conn: Connection,
+        path: Option<std::path::PathBuf>,
+        warnings: Vec<StoreWarning>,
+    ) -> Store {
         Store {
             conn,
-            path: None,
+            path,
             warnings,
             remote_trust: Default::default(),
             import_origin: Default::default(),
