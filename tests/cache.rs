@@ -962,7 +962,21 @@ fn why_names_the_changed_file_and_never_passed_nodes() {
         "an unchanged file\n{}",
         run.transcript()
     );
+    // A directory: which of its test files are served and which run.
+    let run = why("tests");
+    assert!(
+        run.stdout.contains("a directory; of its 3 test files, 2 served from the cache and 1 runs: tests/test_fail.py (")
+            && !run.stdout.contains("tests/test_helper.py"),
+        "an unchanged directory with a failing file\n{}",
+        run.transcript()
+    );
     pair.replace("pkg/helper.py", "return x * 2", "return x + x");
+    let run = why("tests/");
+    assert!(
+        run.stdout.contains("tests/test_helper.py") && !run.stdout.contains("tests/test_plain.py"),
+        "a directory names the files that run, and only those\n{}",
+        run.transcript()
+    );
     let run = why("tests/test_helper.py");
     assert!(
         run.stdout.contains("it runs") && run.stdout.contains("tests/test_helper.py::NAME"),

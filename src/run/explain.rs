@@ -64,6 +64,10 @@ fn verdict<'p>(
             "inputs unchanged since its last pass; it is served from the cache".into(),
         ));
     }
+    let dir = file.trim_end_matches('/');
+    if node == file && !dir.is_empty() && inv.setup.rootdir.join(dir).is_dir() {
+        return Err(Some(directory_verdict(plan, dir)));
+    }
     if node == file {
         // A whole file: its results are recorded per test.
         let prefix = format!("{file}::");
@@ -103,6 +107,48 @@ fn verdict<'p>(
         )));
     }
     Ok((old_key, planned))
+}
+
+/// `--why DIR`: which of the directory's test files the run serves from
+/// the cache and which it runs (a file's inputs are asked per test).
+fn directory_verdict(plan: &Plan, dir: &str) -> String {
+    let prefix = format!("{dir}/");
+    let mut files: Vec<&str> = plan
+        .pre_keys
+        .keys()
+        .map(String::as_str)
+        .filter(|f| f.starts_with(&prefix))
+        .collect();
+    files.sort_unstable();
+    if files.is_empty() {
+        return "a directory holding no test file rpytest keys for these arguments".into();
+    }
+    let served = |f: &str| {
+        let nodes = format!("{f}::");
+        plan.skipped_files.iter().any(|s| s.file == f)
+            || plan.cached.iter().any(|c| c.nodeid.starts_with(&nodes))
+    };
+    let runs: Vec<&str> = files.iter().copied().filter(|f| !served(f)).collect();
+    let total = files.len();
+    if runs.is_empty() {
+        return format!(
+            "a directory; its {total} test {} served from the cache",
+            if total == 1 { "file is" } else { "files are" }
+        );
+    }
+    let files_word = |n: usize| if n == 1 { "file" } else { "files" };
+    const SHOWN: usize = 10;
+    let mut names = runs[..runs.len().min(SHOWN)].join(", ");
+    if runs.len() > SHOWN {
+        names.push_str(&format!(" and {} more", runs.len() - SHOWN));
+    }
+    format!(
+        "a directory; of its {total} test {}, {} served from the cache and {} {}: {names} (name one of their tests, FILE::NAME, to see which inputs changed)",
+        files_word(total),
+        total - runs.len(),
+        runs.len(),
+        if runs.len() == 1 { "runs" } else { "run" }
+    )
 }
 
 /// The inputs that changed since the node's last pass, its key's and (when
