@@ -239,6 +239,9 @@ def run_pytest(
         from rpytest.installed import InstalledReport
 
         plugins.append(InstalledReport(writer, str(session_config.get("rootdir") or os.getcwd())))
+    from rpytest import bytecode
+
+    bytecode.install(session_config.get("rootdir") or os.getcwd())
     # Warm modules a fresh `pytest` would not have yet: importable again only
     # where the session's own sys.path leads to the same file.
     shadow.hide_non_baseline()

@@ -689,3 +689,55 @@ fn a_file_with_a_failure_runs_whole_so_its_tests_see_each_others_state() {
         );
     }
 }
+
+/// A module, and a test module, edited with their size kept and their
+/// mtime given back (`touch -d`, `cp -p`; or two edits within the second
+/// they were compiled in): CPython and pytest's rewriter trust the old
+/// `.pyc` (same mtime second, same size) and stock pytest runs the old code.
+/// A session compiles such a source again (its inode changed after the
+/// `.pyc` was written), so the changed code runs, and no result of the old
+/// code is stored under the new source's key — which a run without the
+/// `.pyc` (a fresh clone) would replay as a pass.
+#[test]
+fn a_stale_pyc_of_a_changed_source_is_not_run() {
+    let pair = pair_with(&[
+        ("mod.py", "def f():\n    return 2\n"),
+        (
+            "test_mod.py",
+            "from mod import f\n\ndef test_f():\n    assert f() == 2\n",
+        ),
+        ("test_self.py", "def test_self():\n    assert 1 == 1\n"),
+    ]);
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    set_mtime(&pair, "mod.py", old);
+    set_mtime(&pair, "test_self.py", old);
+    let rp = &pair.rpytest;
+    rp.rpytest_cmd(&["-q"]).assert_code(0);
+    assert!(
+        rp.path("__pycache__").is_dir(),
+        "the first run wrote no bytecode"
+    );
+    pair.write("mod.py", "def f():\n    return 3\n");
+    pair.write("test_self.py", "def test_self():\n    assert 1 == 2\n");
+    set_mtime(&pair, "mod.py", old);
+    set_mtime(&pair, "test_self.py", old);
+    let run = rp.rpytest_cmd(&["-v"]);
+    run.assert_code(1);
+    let statuses: BTreeSet<(String, String)> = run.verbose_statuses().into_iter().collect();
+    for node in ["test_mod.py::test_f", "test_self.py::test_self"] {
+        assert!(
+            statuses.contains(&(node.to_string(), "FAILED".to_string())),
+            "{node} ran its old bytecode\n{}",
+            run.transcript()
+        );
+    }
+    // Without the bytecode, as in a fresh clone: still the same failures.
+    fs::remove_dir_all(rp.path("__pycache__")).expect("remove __pycache__");
+    let run = rp.rpytest_cmd(&["-v"]);
+    run.assert_code(1);
+    assert!(
+        replayed(&run).is_empty(),
+        "a result of the old code was stored\n{}",
+        run.transcript()
+    );
+}
