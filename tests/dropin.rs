@@ -1009,3 +1009,54 @@ fn a_file_left_open_is_flushed_when_the_session_ends() {
         );
     }
 }
+
+/// The subtest lines and the summary's counts of a `-v` run.
+fn subtests_shown(run: &Run) -> Vec<String> {
+    let mut lines: Vec<String> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("SUBPASSED") || l.contains("SUBSKIPPED"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    if let Some(summary) = run.stdout.lines().rev().find(|l| l.contains(" in ")) {
+        lines.push(summary.split(" in ").next().unwrap_or("").to_owned());
+    }
+    lines
+}
+
+/// pytest 9's own `subtests`: a cached test's subtests are replayed with it
+/// (their `SUBPASSED`/`SUBSKIPPED` lines, the summary's `N subtests passed`),
+/// as stock pytest shows them. Under pytest 8 the fixture does not exist:
+/// both error alike.
+#[test]
+fn builtin_subtests_of_a_cached_test_are_shown_as_pytest_shows_them() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "test_sub.py",
+        "import pytest\n\n\ndef test_cases(subtests):\n    for i in range(3):\n        with subtests.test(msg=\"case\", i=i):\n            if i == 2:\n                pytest.skip(\"not this one\")\n            assert i < 2\n\n\ndef test_plain():\n    pass\n",
+    );
+    let (py, _) = pair.check(&["-v"]);
+    if !py.stdout.contains("pytest-9.") {
+        py.assert_code(1);
+        assert!(
+            py.stdout.contains("fixture 'subtests' not found"),
+            "{}",
+            py.transcript()
+        );
+        return;
+    }
+    py.assert_code(0);
+    let (_, cached) = pair.check(&["-v"]);
+    assert!(
+        cached.stderr.contains("2 cached"),
+        "the second run was not served from the cache\n{}",
+        cached.transcript()
+    );
+    let want = subtests_shown(&py);
+    assert!(
+        want.iter().any(|l| l.contains("2 subtests passed")),
+        "{}",
+        py.transcript()
+    );
+    assert_eq!(subtests_shown(&cached), want, "{}", cached.transcript());
+}

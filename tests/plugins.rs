@@ -207,6 +207,41 @@ fn pytest_timeout_fails_the_slow_test() {
     });
 }
 
+/// The subtests' lines of a `-v` run (without worker names and progress
+/// columns, sorted: workers interleave) and the summary's counts.
+fn subtest_lines(run: &Run) -> String {
+    let mut lines: Vec<String> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("SUBPASS") || l.contains("SUBSKIP") || l.contains("SUBFAIL"))
+        .map(|l| {
+            l.split_whitespace()
+                .filter(|w| !(w.starts_with("[gw") || w.ends_with("%]") || *w == "["))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    lines.sort();
+    lines.push(summary_counts(run));
+    lines.join("\n")
+}
+
+#[test]
+fn pytest_subtests_are_shown_for_cached_tests() {
+    // A cached test's subtests are replayed with it: their lines and the
+    // summary's "N subtests passed" (pytest 9's own `subtests` goes the same
+    // way: the plugin serializes its reports, rpytest stores and replays them).
+    cell("subtests", &["-v"], 0, 3, |_, r| {
+        let shown = subtest_lines(r);
+        assert!(
+            shown.contains("4 subtests passed") && shown.contains("SUBSKIP"),
+            "no subtests in the output\n{}",
+            r.transcript()
+        );
+        shown
+    });
+}
+
 #[test]
 fn pytest_rerunfailures_counts_reruns() {
     // The file with the flaky test reruns on every run (its reruns are part of

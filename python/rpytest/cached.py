@@ -54,6 +54,25 @@ def untracked_parts(entries: List[_Entry]) -> None:
                 out["phases"] = tuple(phases)
 
 
+def _as_it_ran(report: Any, data: Dict[str, Any]) -> None:
+    """A skip's location is a tuple again (JSON kept a list). A subtest's context holds its values as text (`repr` of each, taken
+    when the test ran); rebuilding the report would `repr` that text again
+    (`i='0'` for `i=0`, as pytest-xdist shows it). The replay shows them as
+    the run did."""
+    if isinstance(report.longrepr, (list, tuple)) and len(report.longrepr) == 3:
+        # A skip's (path, line, reason): a tuple, as pytest made it (JSON kept a list).
+        path, line, reason = report.longrepr
+        report.longrepr = (str(path), line, str(reason))
+    stored = data.get("_subtest.context")
+    context = getattr(report, "context", None)
+    if not isinstance(stored, dict) or context is None or not isinstance(stored.get("kwargs"), dict):
+        return
+    try:
+        object.__setattr__(context, "kwargs", dict(stored["kwargs"]))
+    except Exception:
+        pass
+
+
 class _DeselectedNode:
     """Stands for a node of a cached file that the selection left out (only
     its node ID is known; nothing of it was collected)."""
@@ -465,6 +484,25 @@ class CachedResults:
         assert self.config is not None
         return [p for p in self.config.pluginmanager.get_plugins() if type(p) is ThirdParty]
 
+    def _subtest_reports(self, output: Optional[Dict[str, Any]]) -> List[Any]:
+        """The stored subtest reports of a test, rebuilt by their plugin."""
+        stored = (output or {}).get("subtests")
+        if not stored:
+            return []
+        assert self.config is not None
+        config = self.config
+        reports = []
+        for data in stored:
+            rep = config.hook.pytest_report_from_serializable(config=config, data=dict(data))
+            if rep is None:
+                continue
+            _as_it_ran(rep, data)
+            # Not `rpytest_cached`: the subtest plugin's letters and words
+            # stay; the result stream knows it by this mark.
+            rep.rpytest_replayed = True
+            reports.append(rep)
+        return reports
+
     def _replay(self, entry: _Entry) -> Tuple[str, str, str, float]:
         assert self.config is not None
         hook = self.config.hook
@@ -513,14 +551,19 @@ class CachedResults:
             reports = [report("call", "passed", None, duration)]
         else:
             reports = [report("setup", "passed"), report("call", "passed", None, duration), report("teardown", "passed")]
+        subtests = self._subtest_reports(output)
+        if subtests:
+            # A test's subtests report before its call report, as they ran.
+            at = next(i for i, r in enumerate(reports) if r.when != "setup")
+            reports[at:at] = subtests
         self._cached_ids.add(nodeid)
         self.replaying = True
         calls = self._calls
         bulk = self._bulk
         try:
-            if bulk is not None and bulk.node(nodeid, location, reports):
+            if bulk is not None and not subtests and bulk.node(nodeid, location, reports):
                 pass
-            elif calls is not None:
+            elif calls is not None and not subtests:
                 calls.logstart(nodeid, location)
                 for rep in reports:
                     calls.logreport(rep)

@@ -4,6 +4,7 @@ the session."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -11,6 +12,12 @@ import pytest
 
 from rpytest import protocol as msgs
 from rpytest.replay import _PHASES, node_output, store_warning
+
+
+def _is_subtest(report: Any) -> bool:
+    """A subtest's report: pytest 9's `SubtestReport`, pytest-subtests'
+    `SubTestReport`."""
+    return type(report).__name__.lower() == "subtestreport"
 
 
 class ResultStream:
@@ -84,20 +91,24 @@ class ResultStream:
     # ---- results ----------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if getattr(report, "rpytest_cached", False) or self.owner.role == "controller":
+        if getattr(report, "rpytest_cached", False) or getattr(report, "rpytest_replayed", False) or self.owner.role == "controller":
             return  # a controller's reports come from workers, which report results themselves
         st = self.results.get(report.nodeid)
         if st is None:
-            st = self.results[report.nodeid] = {
-                "outcome": None,
-                "duration": 0.0,
-                "location": list(report.location),
-                "longrepr": None,
-                "wasxfail": None,
-                "phases": [0.0, 0.0, 0.0],
-                "sections": [],
-                "skip_when": None,
-            }
+            st = self.results[report.nodeid] = self._new_result(report)
+        if not report.failed and _is_subtest(report):
+            # A subtest's report (pytest 9's `subtests`, pytest-subtests) is
+            # kept whole, as its plugin serializes it, and replayed before
+            # the test's call report. A failed one counts as a failure of
+            # the test (below): the test is never served from the cache.
+            data = self._serialized(report)
+            if data is not None:
+                st.setdefault("subtests", []).append(data)
+                return
+            recorder = self.owner.recorder  # one the session cannot replay: never stored
+            if recorder is not None:
+                recorder.volatile.add(report.nodeid.split("::", 1)[0])
+            return
         duration = float(getattr(report, "duration", 0.0) or 0.0)
         st["duration"] += duration
         phase = _PHASES.get(report.when)
@@ -128,6 +139,28 @@ class ResultStream:
                 st["wasxfail"] = str(wasxfail)
             else:
                 st["outcome"] = "passed"
+
+    @staticmethod
+    def _new_result(report: pytest.TestReport) -> Dict[str, Any]:
+        return {
+            "outcome": None,
+            "duration": 0.0,
+            "location": list(report.location),
+            "longrepr": None,
+            "wasxfail": None,
+            "phases": [0.0, 0.0, 0.0],
+            "sections": [],
+            "skip_when": None,
+        }
+
+    def _serialized(self, report: pytest.TestReport) -> Optional[Dict[str, Any]]:
+        config = self.owner.cache.config
+        try:
+            data = config.hook.pytest_report_to_serializable(config=config, report=report)
+            json.dumps(data)
+        except Exception:
+            return None
+        return data if isinstance(data, dict) else None
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Tuple[str, Optional[int], str]) -> None:
         st = self.results.pop(nodeid, None)

@@ -107,6 +107,15 @@ fn printable(plan: &Plan, inv: &Invocation) -> bool {
     {
         return false;
     }
+    // Subtests (pytest 9's `subtests`, pytest-subtests) have their own
+    // letters, lines and counts: their plugin's hooks print them.
+    if plan
+        .cached
+        .iter()
+        .any(|c| c.output.text().contains("\"subtests\""))
+    {
+        return false;
+    }
     // -qq leaves out pytest's closing count line, and what it keeps differs
     // by warnings: a session prints it.
     if inv.args.verbosity < -1 {
