@@ -164,6 +164,16 @@ def apply_environment(cwd: str, env: Dict[str, str], umask: Optional[int]) -> No
 
     if hasattr(time, "tzset"):
         time.tzset()
+    forget_tempdir()
+
+
+def forget_tempdir() -> None:
+    """The directory of temporary files, which `tempfile` computes once per
+    process from TMPDIR, TEMP and TMP when first asked: asked again in the
+    session, from the client's variables, as in a fresh process."""
+    tempfile = sys.modules.get("tempfile")
+    if tempfile is not None:
+        tempfile.tempdir = None
 
 
 def enter_sandbox(cfg: Dict[str, Any], writer: EventWriter) -> Any:
@@ -246,6 +256,7 @@ def run_pytest(
     # where the session's own sys.path leads to the same file.
     shadow.hide_non_baseline()
     plugin.start()
+    forget_tempdir()
     # What the `pytest` command does around main() (console_main): a reader that
     # went away, during the session or at the final flush, is exit 1 with stdout
     # pointed at /dev/null for the interpreter's own final flush; anything else

@@ -54,11 +54,17 @@ pub fn fingerprint_with_env(
         .filter(|(k, _)| {
             k.starts_with("PYTHON")
                 || matches!(k.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE")
+                // what `site` computed the user's site directory from
+                || k == "HOME"
                 // whether the daemon loads the native module
                 || k == super::native::SWITCH_VAR
         })
         .collect();
     vars.sort();
+    // What sessions inherit from the daemon's process and cannot take back
+    // per request: resource limits and the CPUs it may run on.
+    h.update(super::unix::process_limits().as_bytes());
+    h.update(b"\0");
     for (k, v) in vars {
         h.update(k.as_bytes());
         h.update(b"=");

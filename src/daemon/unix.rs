@@ -6,7 +6,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-/// Sends `data` with `fds` attached as SCM_RIGHTS ancillary data.
 /// The process's file-mode creation mask (read by setting it and putting it
 /// back: there is no call that only reads it).
 pub fn process_umask() -> u32 {
@@ -18,6 +17,67 @@ pub fn process_umask() -> u32 {
     }
 }
 
+/// The process's resource limits (soft/hard) and the CPUs it may run on, as
+/// one line: what a test meets when it opens many files, forks, recurses
+/// deeply or asks `os.sched_getaffinity`. Sessions inherit them from the
+/// daemon, which inherits them from the command that started it.
+pub fn process_limits() -> String {
+    let mut out = String::new();
+    #[cfg(target_os = "linux")]
+    {
+        let limits = [
+            ("AS", libc::RLIMIT_AS),
+            ("CORE", libc::RLIMIT_CORE),
+            ("CPU", libc::RLIMIT_CPU),
+            ("DATA", libc::RLIMIT_DATA),
+            ("FSIZE", libc::RLIMIT_FSIZE),
+            ("MEMLOCK", libc::RLIMIT_MEMLOCK),
+            ("MSGQUEUE", libc::RLIMIT_MSGQUEUE),
+            ("NICE", libc::RLIMIT_NICE),
+            ("NOFILE", libc::RLIMIT_NOFILE),
+            ("NPROC", libc::RLIMIT_NPROC),
+            ("RSS", libc::RLIMIT_RSS),
+            ("RTPRIO", libc::RLIMIT_RTPRIO),
+            ("RTTIME", libc::RLIMIT_RTTIME),
+            ("SIGPENDING", libc::RLIMIT_SIGPENDING),
+            ("STACK", libc::RLIMIT_STACK),
+        ];
+        let show = |v: libc::rlim_t| {
+            if v == libc::RLIM_INFINITY {
+                "inf".to_owned()
+            } else {
+                v.to_string()
+            }
+        };
+        for (name, which) in limits {
+            let mut l = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes one rlimit struct we own.
+            if unsafe { libc::getrlimit(which, &mut l) } == 0 {
+                out.push_str(&format!(
+                    "{name}={}/{} ",
+                    show(l.rlim_cur),
+                    show(l.rlim_max)
+                ));
+            }
+        }
+        // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills it.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if unsafe { libc::sched_getaffinity(0, size, &mut set) } == 0 {
+            let cpus: Vec<String> = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+                .map(|c| c.to_string())
+                .collect();
+            out.push_str(&format!("cpus={}", cpus.join(",")));
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+/// Sends `data` with `fds` attached as SCM_RIGHTS ancillary data.
 pub fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
     let fd_bytes = std::mem::size_of_val(fds);
     let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;

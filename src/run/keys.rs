@@ -53,6 +53,12 @@ pub(super) struct Changed {
     edge_sources: HashSet<String>,
 }
 
+/// Variables every Python process reads before any test, where no
+/// recorder sees them: the directory of temporary files (`tempfile`, and
+/// pytest's `tmp_path` base), and HOME (`site` computes the user's site
+/// directory from it at start-up).
+const STARTUP_ENV: &[&str] = &["TMPDIR", "TEMP", "TMP", "PYTEST_DEBUG_TEMPROOT", "HOME"];
+
 impl Changed {
     /// Whether a key made of `inputs` may differ now.
     fn touches(&self, inputs: &Inputs) -> bool {
@@ -144,6 +150,10 @@ impl KeyContext {
             "umask".into(),
             format!("{:04o}", crate::daemon::process_umask()),
         );
+        // Resource limits and the CPUs the process may run on (`ulimit -n`,
+        // `taskset`): a test that opens many files or counts usable CPUs
+        // meets them where no recorder sees a read.
+        inputs.insert("limits".into(), crate::daemon::process_limits());
         let mut args = inv.args.key_args.clone();
         if !inv.args.understood() {
             // Unknown options make positional arguments ambiguous: key them all.
@@ -174,6 +184,13 @@ impl KeyContext {
         // recorder sees it (`PYTHONINTMAXSTRDIGITS`, `PYTHONDONTWRITEBYTECODE`...):
         // each one set is an input of every test, by name and value. So is every
         // `LC_*` category: `locale.setlocale(LC_ALL, "")` reads them in C too.
+        // Read once per process before any test (`STARTUP_ENV`).
+        for name in STARTUP_ENV {
+            inputs.insert(
+                format!("env:{name}"),
+                key::env_value(name, &self.builder.env),
+            );
+        }
         for name in self.builder.env.keys() {
             if name.starts_with("PYTHON") || name.starts_with("LC_") {
                 inputs.insert(

@@ -44,6 +44,7 @@ pub struct Project {
     env: Vec<(String, String)>,
     /// The file-mode creation mask both tools start with (None: the harness's).
     umask: Option<u32>,
+    nofile: Option<u64>,
     counter: AtomicU32,
     /// Set once rpytest ran here, so only then does `drop` stop a daemon.
     pub(super) used_rpytest: AtomicBool,
@@ -86,6 +87,7 @@ impl Project {
             python: None,
             bytecode: false,
             umask: None,
+            nofile: None,
             _dir: dir,
         }
     }
@@ -121,6 +123,12 @@ impl Project {
     /// Starts every later invocation with the file-mode creation mask `mask`.
     pub fn set_umask(&mut self, mask: u32) {
         self.umask = Some(mask);
+    }
+
+    /// Starts every later invocation with at most `n` open files (`ulimit
+    /// -Sn n`; `None`: the test's own limit).
+    pub fn set_nofile(&mut self, n: Option<u64>) {
+        self.nofile = n;
     }
 
     /// Absolute path of `rel` inside the project.
@@ -222,6 +230,23 @@ impl Project {
                 });
             }
         }
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: getrlimit/setrlimit are async-signal-safe and touch only
+            // the struct on this stack.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut l = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+                    l.rlim_cur = n as libc::rlim_t;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+                    Ok(())
+                });
+            }
+        }
         cmd
     }
 }
@@ -316,6 +341,11 @@ impl Pair {
     pub fn set_umask(&mut self, mask: u32) {
         self.pytest.set_umask(mask);
         self.rpytest.set_umask(mask);
+    }
+
+    pub fn set_nofile(&mut self, n: Option<u64>) {
+        self.pytest.set_nofile(n);
+        self.rpytest.set_nofile(n);
     }
 
     /// Both copies write `.pyc` files, as on users' machines.

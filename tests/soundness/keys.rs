@@ -425,6 +425,66 @@ fn the_umask_enters_the_key() {
     assert_eq!(ran(&rp), set(&[]), "back to 022\n{}", rp.transcript());
 }
 
+/// The limit on open files (and every other resource limit) decides what a
+/// test may open, and no recorder sees it read: it is an input of every
+/// test, and the warm daemon's sessions run with the command's limits, not
+/// with those of the command that started the daemon.
+#[test]
+fn resource_limits_enter_the_key_and_reach_the_session() {
+    let mut pair = pair_with(&[(
+        "test_files.py",
+        "import tempfile\n\ndef test_open_300_files():\n    with tempfile.TemporaryDirectory() as d:\n        files = [open(f\"{d}/{i}\", \"w\") for i in range(300)]\n        for f in files:\n            f.close()\n",
+    )]);
+    pair.set_nofile(Some(1024));
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    pair.set_nofile(Some(256));
+    pair.check(&["-v"]).0.assert_code(1);
+    // The daemon's session, every test run: the limit of this command.
+    let no_cache = pair.rpytest.rpytest(&["--no-cache"]).run();
+    no_cache.assert_code(1);
+    pair.set_nofile(Some(1024));
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "back to 1024\n{}", rp.transcript());
+}
+
+/// Where temporary files go (TMPDIR, pytest's PYTEST_DEBUG_TEMPROOT for
+/// `tmp_path`) and HOME (the user's site directory, computed by `site` at
+/// start-up) are read before any test: inputs of every test.
+#[test]
+fn the_temporary_directory_and_home_enter_the_key() {
+    let mut pair = pair_with(&[
+        (
+            "test_tmp.py",
+            "import tempfile\n\ndef test_short_tempdir():\n    assert len(tempfile.gettempdir()) < 60\n\ndef test_short_tmp_path(tmp_path):\n    assert len(str(tmp_path)) < 120\n",
+        ),
+        (
+            "test_home.py",
+            "import site\n\ndef test_user_site():\n    assert \"rpytest-other-home\" not in site.getusersitepackages()\n",
+        ),
+    ]);
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    let long = pair.rpytest.out_path(&"t".repeat(90));
+    fs::create_dir_all(&long).expect("a long temporary directory");
+    let long = long.to_string_lossy().into_owned();
+    for var in ["TMPDIR", "PYTEST_DEBUG_TEMPROOT"] {
+        pair.set_env(var, &long);
+        let (py, _) = pair.check(&["-v"]);
+        py.assert_code(1);
+        pair.unset_env(var);
+    }
+    let home = pair.rpytest.out_path("rpytest-other-home");
+    fs::create_dir_all(&home).expect("another HOME");
+    pair.set_env("HOME", &home.to_string_lossy());
+    let (py, _) = pair.check(&["-v"]);
+    py.assert_code(1);
+    let no_cache = pair.rpytest.rpytest(&["--no-cache"]).run();
+    no_cache.assert_code(1);
+}
+
 /// Every `LC_*` variable set is an input of every test: `setlocale(LC_ALL,
 /// "")` reads them in C, where no recorder sees it.
 #[test]
