@@ -139,6 +139,40 @@ pub fn run(
     session: &SessionConfig,
     mut on_event: impl FnMut(&Event),
 ) -> Result<Ended, DaemonError> {
+    let on_event = |e: &Event| match e {
+        Event::CachedReplayed { ranges } => on_event(&replayed_nodes(session, ranges)),
+        _ => on_event(e),
+    };
+    run_raw(target, session, on_event)
+}
+
+/// The replayed nodes a `CachedReplayed` event names by their positions in
+/// the session's `cached` list, as the `CachedResults` event that lists them
+/// (positions outside the list name nothing).
+fn replayed_nodes(session: &SessionConfig, ranges: &[(usize, usize)]) -> Event {
+    let cached = &session.cached;
+    let mut nodes = Vec::with_capacity(ranges.iter().map(|(s, e)| e.saturating_sub(*s)).sum());
+    for &(start, end) in ranges {
+        let end = end.min(cached.len());
+        if start < end {
+            nodes.extend(cached[start..end].iter().map(|c| {
+                (
+                    c.nodeid.clone(),
+                    c.file.clone(),
+                    c.outcome.clone(),
+                    c.duration,
+                )
+            }));
+        }
+    }
+    Event::CachedResults { nodes }
+}
+
+fn run_raw(
+    target: &Target,
+    session: &SessionConfig,
+    mut on_event: impl FnMut(&Event),
+) -> Result<Ended, DaemonError> {
     match target.daemon_spec() {
         Some(spec) => {
             let conn = daemon::ensure_daemon(&spec)?;

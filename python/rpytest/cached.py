@@ -84,8 +84,17 @@ class CachedResults:
             if isinstance(e, dict) and e.get("file")
         }
         self.deselected_ids: List[str] = [str(n) for n in session_config.get("deselected") or ()]
-        cached: List[_Entry] = [e for e in session_config.get("cached") or () if isinstance(e, dict) and e.get("nodeid")]
+        sent = session_config.get("cached") or ()
+        cached: List[_Entry] = [e for e in sent if isinstance(e, dict) and e.get("nodeid")]
         untracked_parts(cached)
+        # The CLI reads replayed nodes back as positions in the list it sent
+        # (docs/protocol.md, `cached_replayed`): entry's id -> its position.
+        self._positions: Optional[Dict[int, int]] = None
+        if session_config.get("replay_indices") and isinstance(sent, list):
+            self._positions = {id(e): i for i, e in enumerate(sent)}
+        # The replayed reports the terminal reporter keeps are let go as
+        # the session's cleanups begin (_release_replayed).
+        self._release_registered = False
         self.skip_replays = [e for e in cached if entry_file(e) in self.skip_files]
         self.cached_collected = {e["nodeid"]: e for e in cached if entry_file(e) not in self.skip_files}
         self.replay_before: Dict[str, List[_Entry]] = {}
@@ -432,6 +441,10 @@ class CachedResults:
         owner = self.owner
         was_on = owner._pause()
         nodes: List[Tuple[str, str, str, float]] = []
+        positions = self._positions
+        if not self._release_registered:
+            self._release_registered = True
+            self.config.add_cleanup(self._release_replayed)
         # Replayed reports are no cyclic garbage: no collection pauses while
         # thousands of them are made.
         gc_was = gc.isenabled()
@@ -454,7 +467,44 @@ class CachedResults:
                 gc.enable()
             owner._resume(was_on)
             if owner.events and nodes:
-                owner.writer.emit(msgs.cached_results(nodes))
+                ranges = self._ranges(entries[: len(nodes)]) if positions is not None else None
+                if ranges is not None:
+                    owner.writer.emit(msgs.cached_replayed(ranges))
+                else:
+                    owner.writer.emit(msgs.cached_results(nodes))
+
+    def _ranges(self, entries: List[_Entry]) -> Optional[List[List[int]]]:
+        """The replayed entries as runs of their positions in the list the
+        CLI sent ([start, end) each); None if one is not from that list."""
+        positions = self._positions
+        assert positions is not None
+        ranges: List[List[int]] = []
+        last: Optional[List[int]] = None
+        for e in entries:
+            i = positions.get(id(e))
+            if i is None:
+                return None
+            if last is not None and last[1] == i:
+                last[1] = i + 1
+            else:
+                last = [i, i + 1]
+                ranges.append(last)
+        return ranges
+
+    def _release_replayed(self) -> None:
+        """The first of the session's cleanups (registered last, run first),
+        after every hook and the terminal summary: the terminal reporter lets
+        go of the replayed reports. Nothing reads them any more; pytest's
+        closing garbage collections (five full ones in pytest 8.4) then do
+        not visit tens of thousands of live reports that cannot be garbage."""
+        assert self.config is not None
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        stats = getattr(tr, "stats", None)
+        if not isinstance(stats, dict):
+            return
+        for reports in stats.values():
+            if type(reports) is list:
+                reports[:] = [r for r in reports if not getattr(r, "rpytest_cached", False)]
 
     def _passive_reporters(self) -> List[Any]:
         """rpytest's plugins whose per-node reporting hooks do nothing with a
