@@ -306,3 +306,52 @@ impl FreshSession {
         Ok((child, self.events))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CachedNode, StoredJson};
+
+    fn node(id: &str, outcome: &str, duration: f64) -> CachedNode {
+        CachedNode {
+            nodeid: id.into(),
+            file: id.split("::").next().unwrap().into(),
+            outcome: outcome.into(),
+            duration,
+            location: StoredJson::default(),
+            longrepr: StoredJson::default(),
+            wasxfail: None,
+            output: StoredJson::default(),
+        }
+    }
+
+    #[test]
+    fn replayed_positions_name_the_nodes_sent() {
+        let session = SessionConfig {
+            cached: vec![
+                node("t/a.py::x", "passed", 0.5),
+                node("t/a.py::y", "skipped", 0.0),
+                node("t/b.py::z", "xfailed", 1.5),
+            ],
+            ..SessionConfig::default()
+        };
+        // In the order replayed; empty and out-of-range runs name nothing.
+        let Event::CachedResults { nodes } =
+            replayed_nodes(&session, &[(2, 3), (0, 2), (1, 1), (3, 9)])
+        else {
+            panic!("not CachedResults");
+        };
+        let got: Vec<(&str, &str, &str, f64)> = nodes
+            .iter()
+            .map(|(n, f, o, d)| (n.as_str(), f.as_str(), o.as_str(), *d))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("t/b.py::z", "t/b.py", "xfailed", 1.5),
+                ("t/a.py::x", "t/a.py", "passed", 0.5),
+                ("t/a.py::y", "t/a.py", "skipped", 0.0),
+            ]
+        );
+    }
+}

@@ -112,6 +112,8 @@ class CachedResults:
         self._python_files: Optional[Tuple[str, ...]] = None
         # Directories that may hold only cached files (None: not worked out yet).
         self._cached_dirs: Optional[Set[str]] = None
+        # A matcher of file names for `python_files` (see _python_files_by_name).
+        self._by_name: Optional[Tuple[Any]] = None
 
     # ---- what the session replays -------------------------------------------
 
@@ -207,6 +209,7 @@ class CachedResults:
         except (AttributeError, ValueError, TypeError):
             pass
         found: List[str] = []
+        names: List[str] = []
         try:
             with os.scandir(path) as entries:
                 for entry in entries:
@@ -218,14 +221,19 @@ class CachedResults:
                     f = rel + "/" + name
                     if f not in self.skip_files and f not in self.exclude_files:
                         return False
-                    file_path = path / name
-                    if not self._python_collects(file_path, config):
-                        return False
-                    if ask and pytests_verdict(collection_path=file_path, config=config):
-                        return False
+                    names.append(name)
                     found.append(f)
         except OSError:
             return False
+        by_name = self._python_files_by_name(config)
+        for name in names:
+            if by_name is not None:
+                if by_name(os.path.normcase(name)) is None:
+                    return False
+            elif not self._python_collects(path / name, config):
+                return False
+            if ask and pytests_verdict(collection_path=path / name, config=config):
+                return False
         self.dropped_files.update(f for f in found if f not in self.exclude_files)
         return True
 
@@ -255,6 +263,22 @@ class CachedResults:
             if caller is None or not all(ours(impl.plugin) for impl in caller.get_hookimpls()):
                 return False
         return True
+
+    def _python_files_by_name(self, config: pytest.Config) -> Optional[Any]:
+        """One matcher of file names standing for _python_collects when every
+        `python_files` pattern matches a bare file name (none names a
+        directory); None otherwise."""
+        if self._by_name is None:
+            self._python_collects(config.rootpath, config)  # works out the patterns
+            patterns = self._python_files or ()
+            if patterns and all(p and "/" not in p and os.sep not in p for p in patterns):
+                import re
+
+                rx = "|".join("(?:%s)" % fnmatch.translate(os.path.normcase(p)) for p in patterns)
+                self._by_name = (re.compile(rx).match,)
+            else:
+                self._by_name = (None,)
+        return self._by_name[0]
 
     def _python_collects(self, path: Any, config: pytest.Config) -> bool:
         """Whether pytest's python plugin collects `path` as a module of
@@ -478,6 +502,15 @@ class CachedResults:
         CLI sent ([start, end) each); None if one is not from that list."""
         positions = self._positions
         assert positions is not None
+        try:
+            found = list(map(positions.__getitem__, map(id, entries)))
+        except KeyError:
+            return None
+        if not found:
+            return []
+        first = found[0]
+        if found == list(range(first, first + len(found))):
+            return [[first, first + len(found)]]  # the usual case: one run
         ranges: List[List[int]] = []
         last: Optional[List[int]] = None
         for e in entries:
