@@ -95,8 +95,14 @@ class CachedResults:
         # The replayed reports the terminal reporter keeps are let go as
         # the session's cleanups begin (_release_replayed).
         self._release_registered = False
-        self.skip_replays = [e for e in cached if entry_file(e) in self.skip_files]
-        self.cached_collected = {e["nodeid"]: e for e in cached if entry_file(e) not in self.skip_files}
+        self.skip_replays: List[_Entry] = []
+        self.cached_collected: Dict[str, _Entry] = {}
+        skip_files = self.skip_files
+        for e in cached:
+            if entry_file(e) in skip_files:
+                self.skip_replays.append(e)
+            else:
+                self.cached_collected[e["nodeid"]] = e
         self.replay_before: Dict[str, List[_Entry]] = {}
         self.replay_tail: List[_Entry] = []
         self.replayed = 0
