@@ -54,6 +54,18 @@ def untracked_parts(entries: List[_Entry]) -> None:
                 out["phases"] = tuple(phases)
 
 
+def _closing_collections_in_cleanup() -> bool:
+    """Whether pytest runs its closing garbage collections (pytest 8.4: five
+    full ones) among the session's cleanups, where letting go of replayed
+    reports first spares them; pytest 9 runs one in its pytest_unconfigure,
+    before any cleanup."""
+    try:
+        import _pytest.unraisableexception as unraisable
+    except ImportError:
+        return False
+    return hasattr(unraisable, "gc_collect_harder") and not hasattr(unraisable, "pytest_unconfigure")
+
+
 class _DeselectedNode:
     """Stands for a node of a cached file that the selection left out (only
     its node ID is known; nothing of it was collected)."""
@@ -474,7 +486,8 @@ class CachedResults:
         positions = self._positions
         if not self._release_registered:
             self._release_registered = True
-            self.config.add_cleanup(self._release_replayed)
+            if _closing_collections_in_cleanup():
+                self.config.add_cleanup(self._release_replayed)
         # Replayed reports are no cyclic garbage: no collection pauses while
         # thousands of them are made.
         gc_was = gc.isenabled()
