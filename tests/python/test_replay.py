@@ -193,3 +193,29 @@ def test_replayed_nodes_go_back_as_positions_in_the_list_sent(project: Path) -> 
     ran = [m["nodeid"] for m in messages if m["type"] == "result" and not m.get("cached")]
     assert ran == ["test_a.py::test_2"]
     assert "5 passed" in out
+
+
+def test_a_plugins_unconfigure_sees_the_replayed_reports(project: Path) -> None:
+    """The terminal reporter lets go of replayed reports only after every
+    plugin's pytest_unconfigure: one that reads its stats there counts the
+    replayed tests as it counts the ones that ran."""
+    write_project(project, {
+        "conftest.py": """
+            def pytest_unconfigure(config):
+                tr = config.pluginmanager.get_plugin("terminalreporter")
+                passed = tr.stats.get("passed", [])
+                cached = sum(1 for r in passed if getattr(r, "rpytest_cached", False))
+                with open("seen.txt", "w") as f:
+                    f.write("%d %d" % (len(passed), cached))
+        """,
+        "test_a.py": "def test_1():\n    pass\n",
+        "test_b.py": "def test_b1():\n    pass\ndef test_b2():\n    pass\n",
+    })
+    cached = [{"nodeid": "test_b.py::%s" % n, "file": "test_b.py", "outcome": "passed", "duration": 0.1,
+               "location": ["test_b.py", 0, n], "longrepr": None, "wasxfail": None} for n in ("test_b1", "test_b2")]
+    session = {"rootdir": str(project), "skip_files": ["test_b.py"], "cached": cached, "record": True,
+               "events": True, "replay_indices": True}
+    code, messages, out, err = run_session_process(project, ["-q", "-p", "no:cacheprovider"], session)
+    assert code == 0, out + err
+    assert "3 passed" in out
+    assert (project / "seen.txt").read_text() == "3 2"
