@@ -17,7 +17,7 @@
 //! and the replay list. Recording a finished run is in `record.rs`, with the
 //! same key context.
 
-use super::keys::{rel_to, search_roots, session_wide_conftests, Changed, KeyContext};
+use super::keys::{rel_to, search_roots, session_wide_conftests, Changed, KeyContext, Loaded};
 use crate::exit::Failure;
 use crate::inputs::discover::{discover_all, initial_paths, DiscoverOptions, Discovered};
 use crate::inputs::key::{self, Inputs, Key};
@@ -368,14 +368,24 @@ impl Plan {
             return Ok(Plan::default());
         }
         let mut trace = Trace::new();
-        let scope = Scope::of(inv);
-        trace.mark("discovery");
+        // The store's caches are read while discovery walks the tree.
+        let (scope, loaded) = std::thread::scope(|s| {
+            // Moved to the thread (a connection is used by one at a time).
+            let store: &mut Store = &mut *store;
+            let loading = s.spawn(move || Loaded::from(store));
+            let scope = Scope::of(inv);
+            let loaded = loading
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (scope, loaded)
+        });
+        trace.mark("discovery, and the stat, parse and dependency caches");
         let mut scanned = scope.found.test_files.clone();
         scanned.extend(scope.found.conftests.iter().cloned());
         let roots = search_roots(inv, store, &scanned);
         trace.mark("search roots");
-        let mut ctx = KeyContext::new(inv, store, rules.to_vec(), roots);
-        trace.mark("stat, parse and dependency caches");
+        let mut ctx = KeyContext::of_loaded(inv, loaded, rules.to_vec(), roots);
+        trace.mark("key context");
         let mut plan = Plan::begin(inv, info, rules, &scope);
         let conftests = plan.session_conftests.clone();
         let (static_global, global) = ctx.global_keys(inv, info, &conftests, remote.is_some());
