@@ -393,24 +393,20 @@ impl Store {
                 (Some(_), None) => Some(tx.prepare(SELECTION_ROW)?),
                 _ => None,
             };
-            // Packed rows become node results on every core.
-            let trust = &self.remote_trust;
-            let rows = par_map(pairs.iter().zip(rows).collect(), |(&(file, _), row)| {
-                row.map(|mut row| {
-                    let results = row.packed.take().map(|p| trusted(trust, file, p));
-                    (row, results)
-                })
-            });
             for (i, (&(file, key), row)) in pairs.iter().zip(rows).enumerate() {
-                let Some((row, results)) = row else { continue };
+                let Some(row) = row else { continue };
                 // The node rows are read only for an entry that has no
                 // (readable) packed row.
-                let results = match results {
-                    Some(results) => results,
-                    None => trusted(trust, file, node_rows(&mut nodes_q, file, key)?),
+                let packed = match row.packed {
+                    Some(packed) => packed,
+                    None => node_rows(&mut nodes_q, file, key)?,
                 };
                 // A file with one result this run may not trust runs whole.
-                let Some(results) = results else { continue };
+                if !packed.iter().all(|p| self.remote_trust.allows(&p.6)) {
+                    continue;
+                }
+                let results: Vec<NodeResult> =
+                    packed.into_iter().map(|p| unpacked(file, p)).collect();
                 let selected = match (&mut kept, &mut sel_q, selection) {
                     (Some(kept), _, _) => kept[i].take(),
                     (None, Some(q), Some(sig)) => q
@@ -1149,15 +1145,6 @@ fn node_rows(q: &mut rusqlite::Statement, file: &str, key: &str) -> rusqlite::Re
         ))
     })?
     .collect()
-}
-
-/// The packed results of `file` as node results; `None` when this run may
-/// not trust one of them.
-fn trusted(trust: &RemoteTrust, file: &str, packed: Vec<Packed>) -> Option<Vec<NodeResult>> {
-    packed
-        .iter()
-        .all(|p| trust.allows(&p.6))
-        .then(|| packed.into_iter().map(|p| unpacked(file, p)).collect())
 }
 
 /// A packed result of `file` as a node result (its origin is dropped: the
