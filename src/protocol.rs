@@ -83,6 +83,10 @@ pub struct SessionConfig {
     /// the command line has one the CLI does not know.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub describe_options: bool,
+    /// Replayed nodes come back as positions in `cached` (`CachedReplayed`)
+    /// instead of their node IDs, files, outcomes and durations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay_indices: bool,
     /// Stored coverage data of cached files: file → coverage signature → data
     /// (`python/rpytest/coverage.py`). Present when the run measures coverage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,6 +299,12 @@ pub enum Event {
     /// duration)` each.
     CachedResults {
         nodes: Vec<(String, String, crate::outcome::Outcome, f64)>,
+    },
+    /// Results replayed from the cache, as `[start, end)` runs of positions
+    /// in the session config's `cached` list (sent when the config asks for
+    /// it, `replay_indices`); `session::run` hands them on as `CachedResults`.
+    CachedReplayed {
+        ranges: Vec<(usize, usize)>,
     },
     Deps {
         file: Option<String>,

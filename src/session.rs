@@ -139,6 +139,40 @@ pub fn run(
     session: &SessionConfig,
     mut on_event: impl FnMut(&Event),
 ) -> Result<Ended, DaemonError> {
+    let on_event = |e: &Event| match e {
+        Event::CachedReplayed { ranges } => on_event(&replayed_nodes(session, ranges)),
+        _ => on_event(e),
+    };
+    run_raw(target, session, on_event)
+}
+
+/// The replayed nodes a `CachedReplayed` event names by their positions in
+/// the session's `cached` list, as the `CachedResults` event that lists them
+/// (positions outside the list name nothing).
+fn replayed_nodes(session: &SessionConfig, ranges: &[(usize, usize)]) -> Event {
+    let cached = &session.cached;
+    let mut nodes = Vec::with_capacity(ranges.iter().map(|(s, e)| e.saturating_sub(*s)).sum());
+    for &(start, end) in ranges {
+        let end = end.min(cached.len());
+        if start < end {
+            nodes.extend(cached[start..end].iter().map(|c| {
+                (
+                    c.nodeid.clone(),
+                    c.file.clone(),
+                    c.outcome.clone(),
+                    c.duration,
+                )
+            }));
+        }
+    }
+    Event::CachedResults { nodes }
+}
+
+fn run_raw(
+    target: &Target,
+    session: &SessionConfig,
+    mut on_event: impl FnMut(&Event),
+) -> Result<Ended, DaemonError> {
     match target.daemon_spec() {
         Some(spec) => {
             let conn = daemon::ensure_daemon(&spec)?;
@@ -270,5 +304,54 @@ impl FreshSession {
             let _ = w.write_all(&config);
         });
         Ok((child, self.events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CachedNode, StoredJson};
+
+    fn node(id: &str, outcome: &str, duration: f64) -> CachedNode {
+        CachedNode {
+            nodeid: id.into(),
+            file: id.split("::").next().unwrap().into(),
+            outcome: outcome.into(),
+            duration,
+            location: StoredJson::default(),
+            longrepr: StoredJson::default(),
+            wasxfail: None,
+            output: StoredJson::default(),
+        }
+    }
+
+    #[test]
+    fn replayed_positions_name_the_nodes_sent() {
+        let session = SessionConfig {
+            cached: vec![
+                node("t/a.py::x", "passed", 0.5),
+                node("t/a.py::y", "skipped", 0.0),
+                node("t/b.py::z", "xfailed", 1.5),
+            ],
+            ..SessionConfig::default()
+        };
+        // In the order replayed; empty and out-of-range runs name nothing.
+        let Event::CachedResults { nodes } =
+            replayed_nodes(&session, &[(2, 3), (0, 2), (1, 1), (3, 9)])
+        else {
+            panic!("not CachedResults");
+        };
+        let got: Vec<(&str, &str, &str, f64)> = nodes
+            .iter()
+            .map(|(n, f, o, d)| (n.as_str(), f.as_str(), o.as_str(), *d))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("t/b.py::z", "t/b.py", "xfailed", 1.5),
+                ("t/a.py::x", "t/a.py", "passed", 0.5),
+                ("t/a.py::y", "t/a.py", "skipped", 0.0),
+            ]
+        );
     }
 }

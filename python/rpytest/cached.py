@@ -73,6 +73,18 @@ def _as_it_ran(report: Any, data: Dict[str, Any]) -> None:
         pass
 
 
+def _closing_collections_in_cleanup() -> bool:
+    """Whether pytest runs its closing garbage collections (pytest 8.4: five
+    full ones) among the session's cleanups, where letting go of replayed
+    reports first spares them; pytest 9 runs one in its pytest_unconfigure,
+    before any cleanup."""
+    try:
+        import _pytest.unraisableexception as unraisable
+    except ImportError:
+        return False
+    return hasattr(unraisable, "gc_collect_harder") and not hasattr(unraisable, "pytest_unconfigure")
+
+
 class _DeselectedNode:
     """Stands for a node of a cached file that the selection left out (only
     its node ID is known; nothing of it was collected)."""
@@ -103,10 +115,25 @@ class CachedResults:
             if isinstance(e, dict) and e.get("file")
         }
         self.deselected_ids: List[str] = [str(n) for n in session_config.get("deselected") or ()]
-        cached: List[_Entry] = [e for e in session_config.get("cached") or () if isinstance(e, dict) and e.get("nodeid")]
+        sent = session_config.get("cached") or ()
+        cached: List[_Entry] = [e for e in sent if isinstance(e, dict) and e.get("nodeid")]
         untracked_parts(cached)
-        self.skip_replays = [e for e in cached if entry_file(e) in self.skip_files]
-        self.cached_collected = {e["nodeid"]: e for e in cached if entry_file(e) not in self.skip_files}
+        # The CLI reads replayed nodes back as positions in the list it sent
+        # (docs/protocol.md, `cached_replayed`): entry's id -> its position.
+        self._positions: Optional[Dict[int, int]] = None
+        if session_config.get("replay_indices") and isinstance(sent, list):
+            self._positions = {id(e): i for i, e in enumerate(sent)}
+        # The replayed reports the terminal reporter keeps are let go as
+        # the session's cleanups begin (_release_replayed).
+        self._release_registered = False
+        self.skip_replays: List[_Entry] = []
+        self.cached_collected: Dict[str, _Entry] = {}
+        skip_files = self.skip_files
+        for e in cached:
+            if entry_file(e) in skip_files:
+                self.skip_replays.append(e)
+            else:
+                self.cached_collected[e["nodeid"]] = e
         self.replay_before: Dict[str, List[_Entry]] = {}
         self.replay_tail: List[_Entry] = []
         self.replayed = 0
@@ -122,6 +149,8 @@ class CachedResults:
         self._python_files: Optional[Tuple[str, ...]] = None
         # Directories that may hold only cached files (None: not worked out yet).
         self._cached_dirs: Optional[Set[str]] = None
+        # A matcher of file names for `python_files` (see _python_files_by_name).
+        self._by_name: Optional[Tuple[Any]] = None
 
     # ---- what the session replays -------------------------------------------
 
@@ -217,6 +246,7 @@ class CachedResults:
         except (AttributeError, ValueError, TypeError):
             pass
         found: List[str] = []
+        names: List[str] = []
         try:
             with os.scandir(path) as entries:
                 for entry in entries:
@@ -228,14 +258,19 @@ class CachedResults:
                     f = rel + "/" + name
                     if f not in self.skip_files and f not in self.exclude_files:
                         return False
-                    file_path = path / name
-                    if not self._python_collects(file_path, config):
-                        return False
-                    if ask and pytests_verdict(collection_path=file_path, config=config):
-                        return False
+                    names.append(name)
                     found.append(f)
         except OSError:
             return False
+        by_name = self._python_files_by_name(config)
+        for name in names:
+            if by_name is not None:
+                if by_name(os.path.normcase(name)) is None:
+                    return False
+            elif not self._python_collects(path / name, config):
+                return False
+            if ask and pytests_verdict(collection_path=path / name, config=config):
+                return False
         self.dropped_files.update(f for f in found if f not in self.exclude_files)
         return True
 
@@ -265,6 +300,22 @@ class CachedResults:
             if caller is None or not all(ours(impl.plugin) for impl in caller.get_hookimpls()):
                 return False
         return True
+
+    def _python_files_by_name(self, config: pytest.Config) -> Optional[Any]:
+        """One matcher of file names standing for _python_collects when every
+        `python_files` pattern matches a bare file name (none names a
+        directory); None otherwise."""
+        if self._by_name is None:
+            self._python_collects(config.rootpath, config)  # works out the patterns
+            patterns = self._python_files or ()
+            if patterns and all(p and "/" not in p and os.sep not in p for p in patterns):
+                import re
+
+                rx = "|".join("(?:%s)" % fnmatch.translate(os.path.normcase(p)) for p in patterns)
+                self._by_name = (re.compile(rx).match,)
+            else:
+                self._by_name = (None,)
+        return self._by_name[0]
 
     def _python_collects(self, path: Any, config: pytest.Config) -> bool:
         """Whether pytest's python plugin collects `path` as a module of
@@ -451,6 +502,11 @@ class CachedResults:
         owner = self.owner
         was_on = owner._pause()
         nodes: List[Tuple[str, str, str, float]] = []
+        positions = self._positions
+        if not self._release_registered:
+            self._release_registered = True
+            if _closing_collections_in_cleanup():
+                self.config.add_cleanup(self._release_replayed)
         # Replayed reports are no cyclic garbage: no collection pauses while
         # thousands of them are made.
         gc_was = gc.isenabled()
@@ -473,7 +529,53 @@ class CachedResults:
                 gc.enable()
             owner._resume(was_on)
             if owner.events and nodes:
-                owner.writer.emit(msgs.cached_results(nodes))
+                ranges = self._ranges(entries[: len(nodes)]) if positions is not None else None
+                if ranges is not None:
+                    owner.writer.emit(msgs.cached_replayed(ranges))
+                else:
+                    owner.writer.emit(msgs.cached_results(nodes))
+
+    def _ranges(self, entries: List[_Entry]) -> Optional[List[List[int]]]:
+        """The replayed entries as runs of their positions in the list the
+        CLI sent ([start, end) each); None if one is not from that list."""
+        positions = self._positions
+        assert positions is not None
+        try:
+            found = list(map(positions.__getitem__, map(id, entries)))
+        except KeyError:
+            return None
+        if not found:
+            return []
+        first = found[0]
+        if found == list(range(first, first + len(found))):
+            return [[first, first + len(found)]]  # the usual case: one run
+        ranges: List[List[int]] = []
+        last: Optional[List[int]] = None
+        for e in entries:
+            i = positions.get(id(e))
+            if i is None:
+                return None
+            if last is not None and last[1] == i:
+                last[1] = i + 1
+            else:
+                last = [i, i + 1]
+                ranges.append(last)
+        return ranges
+
+    def _release_replayed(self) -> None:
+        """The first of the session's cleanups (registered last, run first),
+        after every hook and the terminal summary: the terminal reporter lets
+        go of the replayed reports. Nothing reads them any more; pytest's
+        closing garbage collections (five full ones in pytest 8.4) then do
+        not visit tens of thousands of live reports that cannot be garbage."""
+        assert self.config is not None
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        stats = getattr(tr, "stats", None)
+        if not isinstance(stats, dict):
+            return
+        for reports in stats.values():
+            if type(reports) is list:
+                reports[:] = [r for r in reports if not getattr(r, "rpytest_cached", False)]
 
     def _passive_reporters(self) -> List[Any]:
         """rpytest's plugins whose per-node reporting hooks do nothing with a

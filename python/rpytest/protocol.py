@@ -482,6 +482,13 @@ class CachedResults(TypedDict):
     nodes: List[Any]  # [nodeid, file, outcome, duration] per replayed node
 
 
+class CachedReplayed(TypedDict):
+    type: Literal["cached_replayed"]
+    # [start, end) runs of indices into the session config's `cached` list,
+    # in the order the nodes were replayed.
+    ranges: List[List[int]]
+
+
 class _DepsPaths(TypedDict, total=False):
     paths: List[str]  # the session's own event (file None): sys.path entries inside the project
 
@@ -602,6 +609,10 @@ def cached_results(nodes: List[Any]) -> CachedResults:
     return {"type": "cached_results", "nodes": nodes}
 
 
+def cached_replayed(ranges: List[List[int]]) -> CachedReplayed:
+    return {"type": "cached_replayed", "ranges": ranges}
+
+
 def deps(file: Optional[str], imports: List[str], reads: List[str], env: List[str], lists: List[str],
          spawns: bool, outside: bool, volatile: bool, options: bool, generated: List[str],
          paths: Optional[List[str]] = None) -> Deps:
@@ -665,7 +676,7 @@ def error(message: str) -> Error:
 # The TypedDict of each session event and daemon reply, by `type`.
 SESSION_EVENTS: Dict[str, Any] = {
     "started": Started, "collected": Collected, "result": Result, "node_warning": NodeWarning,
-    "cached_results": CachedResults, "deps": Deps, "edges": Edges, "sandbox": Sandbox,
+    "cached_results": CachedResults, "cached_replayed": CachedReplayed, "deps": Deps, "edges": Edges, "sandbox": Sandbox,
     "installed": Installed, "finish": Finish, "coverage": Coverage, "options": Options,
     "exit": Exit,
 }

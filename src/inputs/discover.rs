@@ -73,6 +73,37 @@ pub struct Discovered {
 
 /// Python's `fnmatch.fnmatch` on POSIX (case-sensitive; `*` also matches `/`).
 pub fn fnmatch(name: &str, pattern: &str) -> bool {
+    match pattern.contains(['?', '[']) {
+        // Literals and stars only (`test_*.py`, `*_test.py`): matched
+        // without parsing the pattern into characters.
+        false => star_match(name, pattern),
+        true => fnmatch_any(name, pattern),
+    }
+}
+
+/// [`fnmatch`] of a pattern without `?` or `[`: its first literal part
+/// starts the name, its last ends it, and each one between is found, in
+/// order, in what is left (the leftmost find leaves the most room).
+fn star_match(name: &str, pattern: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return name == pattern;
+    };
+    let (middle, last) = rest.rsplit_once('*').unwrap_or(("", rest));
+    if name.len() < first.len() + last.len() || !name.starts_with(first) || !name.ends_with(last) {
+        return false;
+    }
+    let mut left = &name[first.len()..name.len() - last.len()];
+    for part in middle.split('*').filter(|p| !p.is_empty()) {
+        match left.find(part) {
+            Some(i) => left = &left[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// [`fnmatch`] of any pattern.
+fn fnmatch_any(name: &str, pattern: &str) -> bool {
     #[derive(Debug)]
     enum P {
         Lit(char),
@@ -484,6 +515,58 @@ mod tests {
             fs::write(p, "").unwrap();
         }
         dir
+    }
+
+    #[test]
+    /// Patterns of literals and stars match as the general matcher
+    /// matches them.
+    fn stars_match_as_the_general_matcher() {
+        let patterns = [
+            "",
+            "*",
+            "**",
+            "test_*.py",
+            "*_test.py",
+            "*.py",
+            "test*",
+            "a*b*c",
+            "*b*c",
+            "a**c",
+            "*a*",
+            "ab*ba",
+            "x",
+            "é*ü",
+            "*/x",
+            "t*t*t",
+        ];
+        let names = [
+            "",
+            "a",
+            "abc",
+            "aXbXc",
+            "abba",
+            "aba",
+            "ab",
+            "test_a.py",
+            "test_.py",
+            "a_test.py",
+            "_test.py",
+            "test.py",
+            "tt",
+            "ttt",
+            "tttt",
+            "éü",
+            "éxü",
+            "x",
+            "y/x",
+            "/x",
+            "acbc",
+        ];
+        for p in patterns {
+            for n in names {
+                assert_eq!(fnmatch(n, p), fnmatch_any(n, p), "{n:?} against {p:?}");
+            }
+        }
     }
 
     #[test]

@@ -84,20 +84,28 @@ impl KeyContext {
         rules: Vec<Rule>,
         roots: Vec<String>,
     ) -> KeyContext {
+        KeyContext::of_loaded(inv, Loaded::from(store), rules, roots)
+    }
+
+    /// The context of what [`Loaded::from`] read from the store.
+    pub(super) fn of_loaded(
+        inv: &Invocation,
+        loaded: Loaded,
+        rules: Vec<Rule>,
+        roots: Vec<String>,
+    ) -> KeyContext {
         let root = inv.setup.rootdir.clone();
-        let stat = store.load_stat_cache().unwrap_or_default();
-        let hasher = FileHasher::new(root.clone(), stat);
+        let hasher = FileHasher::new(root.clone(), loaded.stat);
         let resolver = Resolver::new(root, roots.clone());
-        let graph = ImportGraph::new(resolver, hasher, store.load_parse_cache());
+        let graph = ImportGraph::new(resolver, hasher, loaded.parse);
         let mut env: HashMap<String, String> = std::env::vars().collect();
         as_the_run_sets_them(&mut env, inv.args.numprocesses.as_deref());
-        let edges = Arc::new(store.edges().unwrap_or_default());
         KeyContext {
-            builder: KeyBuilder::new(graph, edges, env),
-            deps: store.deps().unwrap_or_default(),
+            builder: KeyBuilder::new(graph, Arc::new(loaded.edges), env),
+            deps: loaded.deps,
             rules,
             all_args: key::value_label(&inv.args.all_args.join("\0")),
-            installed: store.installed_files(),
+            installed: loaded.installed,
             all_hermetic: inv.hermetic,
             hermetic: None,
             roots,
@@ -468,6 +476,29 @@ impl KeyContext {
         let _ = store.save_parse_cache(self.builder.graph.new_parse_entries());
         if let Some(h) = self.hermetic.as_mut() {
             h.0.save(store);
+        }
+    }
+}
+
+/// What a [`KeyContext`] reads from the store: the stat and parse caches,
+/// the recorded import edges and dependencies, the installed files (read
+/// before the context is made, e.g. while discovery walks the tree).
+pub(super) struct Loaded {
+    stat: HashMap<String, crate::inputs::hash::StatEntry>,
+    parse: HashMap<crate::inputs::hash::Digest, Vec<crate::inputs::ImportRef>>,
+    edges: HashMap<String, Vec<String>>,
+    deps: Deps,
+    installed: InstalledFiles,
+}
+
+impl Loaded {
+    pub(super) fn from(store: &Store) -> Loaded {
+        Loaded {
+            stat: store.load_stat_cache().unwrap_or_default(),
+            parse: store.load_parse_cache(),
+            edges: store.edges().unwrap_or_default(),
+            deps: store.deps().unwrap_or_default(),
+            installed: store.installed_files(),
         }
     }
 }

@@ -356,6 +356,7 @@ impl<'a> Sessions<'a> {
             timeouts: groups::timeouts(&inv.rules, mine),
             describe_options: !inv.args.understood(),
             coverage: coverage::stored(inv, plan, &ready.store),
+            replay_indices: true,
             ..SessionConfig::default()
         };
         Sessions {

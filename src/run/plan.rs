@@ -17,7 +17,7 @@
 //! and the replay list. Recording a finished run is in `record.rs`, with the
 //! same key context.
 
-use super::keys::{rel_to, search_roots, session_wide_conftests, Changed, KeyContext};
+use super::keys::{rel_to, search_roots, session_wide_conftests, Changed, KeyContext, Loaded};
 use crate::exit::Failure;
 use crate::inputs::discover::{discover_all, initial_paths, DiscoverOptions, Discovered};
 use crate::inputs::key::{self, Inputs, Key};
@@ -326,7 +326,7 @@ impl Reusable {
 
     /// The results of `nodes`, in their order, replayable: each moves out
     /// at its last use (a node ID named twice is replayed twice).
-    fn take<'n>(&mut self, nodes: impl Iterator<Item = &'n String> + Clone) -> Vec<CachedNode> {
+    fn take<'n>(&mut self, nodes: impl Iterator<Item = &'n String> + Clone) -> Vec<NodeResult> {
         let mut uses = vec![0u32; self.results.len()];
         for n in nodes.clone() {
             if let Some(i) = self.position(n) {
@@ -343,14 +343,14 @@ impl Reusable {
                 0 => self.results[i].take(),
                 _ => self.results[i].clone(),
             };
-            out.extend(r.map(cached_node));
+            out.extend(r);
         }
         out
     }
 
-    /// Every result not taken yet, replayable.
-    fn rest(self) -> impl Iterator<Item = CachedNode> {
-        self.results.into_iter().flatten().map(cached_node)
+    /// Every result not taken yet.
+    fn rest(self) -> impl Iterator<Item = NodeResult> {
+        self.results.into_iter().flatten()
     }
 }
 
@@ -368,14 +368,24 @@ impl Plan {
             return Ok(Plan::default());
         }
         let mut trace = Trace::new();
-        let scope = Scope::of(inv);
-        trace.mark("discovery");
+        // The store's caches are read while discovery walks the tree.
+        let (scope, loaded) = std::thread::scope(|s| {
+            // Moved to the thread (a connection is used by one at a time).
+            let store: &mut Store = &mut *store;
+            let loading = s.spawn(move || Loaded::from(store));
+            let scope = Scope::of(inv);
+            let loaded = loading
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (scope, loaded)
+        });
+        trace.mark("discovery, and the stat, parse and dependency caches");
         let mut scanned = scope.found.test_files.clone();
         scanned.extend(scope.found.conftests.iter().cloned());
         let roots = search_roots(inv, store, &scanned);
         trace.mark("search roots");
-        let mut ctx = KeyContext::new(inv, store, rules.to_vec(), roots);
-        trace.mark("stat, parse and dependency caches");
+        let mut ctx = KeyContext::of_loaded(inv, loaded, rules.to_vec(), roots);
+        trace.mark("key context");
         let mut plan = Plan::begin(inv, info, rules, &scope);
         let conftests = plan.session_conftests.clone();
         let (static_global, global) = ctx.global_keys(inv, info, &conftests, remote.is_some());
@@ -646,14 +656,22 @@ impl Plan {
             .map(|(f, _)| f.to_string())
             .collect();
         let mut all_full = true;
+        // The replayed results, in order, made replayable (their JSON texts
+        // checked) at the end on every core.
+        let mut replayed = Vec::new();
         for (file, k, _) in keyed.files {
             let entry = found.remove(&file);
             self.pre_keys.insert(file.clone(), k);
             all_full &= match entry {
-                Some(entry) => self.replay_file(file.clone(), entry, unique.contains(&file)),
+                Some(entry) => {
+                    let unique = unique.contains(&file);
+                    self.replay_file(file.clone(), entry, unique, &mut replayed)
+                }
                 None => false,
             };
         }
+        self.cached
+            .extend(crate::store::par_map(replayed, cached_node));
         // Files plugins collect are in the recorded collection but not in
         // discovery; every discovered test file must have been collected.
         // An item no file owns (a directory collector's, or one a hook added
@@ -676,7 +694,13 @@ impl Plan {
     /// Replays what the cache holds for `file`: the whole file is skipped
     /// when it may be, else its reusable nodes are replayed where pytest
     /// runs them. Returns whether the file was fully served.
-    fn replay_file(&mut self, file: String, lookup: Lookup, unique: bool) -> bool {
+    fn replay_file(
+        &mut self,
+        file: String,
+        lookup: Lookup,
+        unique: bool,
+        replayed: &mut Vec<NodeResult>,
+    ) -> bool {
         let Lookup {
             entry,
             results,
@@ -700,14 +724,14 @@ impl Plan {
         let selected_full = self.select_sig.is_some() && passed && kept_reusable;
         if selected_full && unique {
             let kept: Vec<String> = kept_by_selection.unwrap_or_default();
-            self.cached.extend(by_id.take(kept.iter()));
+            replayed.extend(by_id.take(kept.iter()));
             let kept: HashSet<&String> = kept.iter().collect();
             self.deselected
                 .extend(entry.nodes.iter().filter(|n| !kept.contains(n)).cloned());
             self.skip_files.push(file);
             true
         } else if full && self.whole_files && unique {
-            self.skip_whole(file, &entry, by_id, module_skip);
+            self.skip_whole(file, &entry, by_id, module_skip, replayed);
             true
         } else {
             // Under a selection this file's key has not seen, only pytest
@@ -721,7 +745,7 @@ impl Plan {
             // selection keeps ran (a hook's deselected nodes, which have no
             // result, are deselected again).
             if full || kept_reusable {
-                self.cached.extend(by_id.rest());
+                replayed.extend(by_id.rest());
             }
             full && self.select_sig.is_none()
         }
@@ -735,6 +759,7 @@ impl Plan {
         entry: &FileEntry,
         mut by_id: Reusable,
         module_skip: Option<serde_json::Value>,
+        replayed: &mut Vec<NodeResult>,
     ) {
         // A file pytest was not going to visit replays nothing: the plugin
         // replays a skipped file's nodes only when pytest collected it.
@@ -747,7 +772,7 @@ impl Plan {
             _ => None,
         };
         let chosen = entry.nodes.iter().filter(|n| selected(n, &sel));
-        self.cached.extend(by_id.take(chosen));
+        replayed.extend(by_id.take(chosen));
         if let Some(longrepr) = module_skip {
             self.skipped_files.push(SkippedFile {
                 file: file.clone(),

@@ -377,18 +377,23 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut out: HashMap<String, Lookup> = HashMap::with_capacity(pairs.len());
         {
-            let rows = match scan_pays(&tx, pairs.len())? {
+            let scan = scan_pays(&tx, pairs.len())?;
+            let rows = match scan {
                 true => scan_entries(&tx, pairs)?,
                 false => point_entries(&tx, pairs)?,
             };
-            let mut nodes_q = tx.prepare(NODE_ROWS)?;
-            let mut sel_q = match selection {
-                Some(_) => Some(tx.prepare(
-                    "SELECT nodes FROM selections WHERE file = ?1 AND key = ?2 AND sig = ?3",
-                )?),
-                None => None,
+            // What the selection kept: read through once with the entries
+            // scanned, else a point query per entry found.
+            let mut kept = match (scan, selection) {
+                (true, Some(sig)) => Some(scan_selections(&tx, pairs, sig)?),
+                _ => None,
             };
-            for (&(file, key), row) in pairs.iter().zip(rows) {
+            let mut nodes_q = tx.prepare(NODE_ROWS)?;
+            let mut sel_q = match (selection, &kept) {
+                (Some(_), None) => Some(tx.prepare(SELECTION_ROW)?),
+                _ => None,
+            };
+            for (i, (&(file, key), row)) in pairs.iter().zip(rows).enumerate() {
                 let Some(row) = row else { continue };
                 // The node rows are read only for an entry that has no
                 // (readable) packed row.
@@ -402,8 +407,9 @@ impl Store {
                 }
                 let results: Vec<NodeResult> =
                     packed.into_iter().map(|p| unpacked(file, p)).collect();
-                let selected = match (&mut sel_q, selection) {
-                    (Some(q), Some(sig)) => q
+                let selected = match (&mut kept, &mut sel_q, selection) {
+                    (Some(kept), _, _) => kept[i].take(),
+                    (None, Some(q), Some(sig)) => q
                         .query_row(params![file, key, sig], |r| r.get::<_, String>(0))
                         .optional()?
                         .and_then(|nodes| serde_json::from_str(&nodes).ok()),
@@ -951,7 +957,9 @@ fn scan_entries(
         let keys = &files.get(file)?.1;
         keys.iter().find(|(k, _)| *k == key).map(|&(_, i)| i)
     };
-    let mut out: Vec<Option<EntryRow>> = (0..pairs.len()).map(|_| None).collect();
+    // The rows' texts are copied out as they are read and decoded after
+    // the scan, on every core (decoding is most of a lookup's work).
+    let mut raw: Vec<Option<RawEntry>> = (0..pairs.len()).map(|_| None).collect();
     let mut ats = vec![0f64; pairs.len()];
     let mut q = tx.prepare("SELECT file, key, at, outcome, nodes, detail FROM file_cache")?;
     let mut rows = q.query([])?;
@@ -967,13 +975,14 @@ fn scan_entries(
         let Some(i) = position(&files, file, row.get_ref(1)?.as_str()?) else {
             continue;
         };
-        let (outcome, nodes, detail) = entry_fields(row, 3)?;
         ats[i] = at;
-        out[i] = Some(EntryRow {
-            outcome,
-            nodes,
-            detail,
-            stale: false,
+        raw[i] = Some(RawEntry {
+            outcome: row.get(3)?,
+            nodes: match row.get_ref(4)? {
+                rusqlite::types::ValueRef::Text(t) => Some(t.to_vec()),
+                _ => None,
+            },
+            detail: row.get(5)?,
             packed: None,
         });
     }
@@ -985,16 +994,110 @@ fn scan_entries(
         let Some(i) = position(&files, file, row.get_ref(1)?.as_str()?) else {
             continue;
         };
-        if let Some(entry) = &mut out[i] {
-            entry.packed = packed_of(row.get_ref(2)?);
+        if let Some(entry) = &mut raw[i] {
+            entry.packed = match row.get_ref(2)? {
+                rusqlite::types::ValueRef::Blob(b) => Some(b.to_vec()),
+                _ => None,
+            };
         }
     }
+    let mut out = par_map(raw, |r| r.map(RawEntry::decoded));
     for (i, &(file, _)) in pairs.iter().enumerate() {
         if let (Some(entry), Some((newest, _))) = (&mut out[i], files.get(file)) {
             entry.stale = ats[i] < *newest;
         }
     }
     Ok(out)
+}
+
+/// The nodes a selection kept of one `(file, key)`.
+const SELECTION_ROW: &str =
+    "SELECT nodes FROM selections WHERE file = ?1 AND key = ?2 AND sig = ?3";
+
+/// What the selection `sig` kept of each of `pairs`, in their order, by
+/// reading `selections` through once: what a [`SELECTION_ROW`] query per
+/// pair gives (`None`: nothing stored, or not a list of node IDs).
+fn scan_selections(
+    tx: &rusqlite::Transaction,
+    pairs: &[(&str, &str)],
+    sig: &str,
+) -> rusqlite::Result<Vec<Option<Vec<String>>>> {
+    let mut at: HashMap<(&str, &str), Vec<usize>> = HashMap::with_capacity(pairs.len());
+    for (i, &pair) in pairs.iter().enumerate() {
+        at.entry(pair).or_default().push(i);
+    }
+    let mut raw: Vec<Option<String>> = (0..pairs.len()).map(|_| None).collect();
+    let mut q = tx.prepare("SELECT file, key, nodes FROM selections WHERE sig = ?1")?;
+    let mut rows = q.query([sig])?;
+    while let Some(row) = rows.next()? {
+        let pair = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+        for &i in at.get(&pair).into_iter().flatten() {
+            raw[i] = Some(row.get(2)?);
+        }
+    }
+    Ok(par_map(raw, |nodes| {
+        nodes.and_then(|n| serde_json::from_str(&n).ok())
+    }))
+}
+
+/// A `file_cache` entry and its packed row as a scan copies them out,
+/// not decoded yet.
+struct RawEntry {
+    outcome: crate::outcome::Outcome,
+    nodes: Option<Vec<u8>>,
+    detail: String,
+    packed: Option<Vec<u8>>,
+}
+
+impl RawEntry {
+    /// The entry as [`entry_fields`] and [`packed_of`] read it from the row.
+    fn decoded(self) -> EntryRow {
+        EntryRow {
+            outcome: self.outcome,
+            nodes: self
+                .nodes
+                .and_then(|t| serde_json::from_slice(&t).ok())
+                .unwrap_or_default(),
+            detail: self.detail,
+            stale: false,
+            packed: self.packed.and_then(|b| unpack(&b)),
+        }
+    }
+}
+
+/// `f` over `items`, in their order, on up to four threads (the items in
+/// contiguous chunks); on one thread below a few hundred items.
+pub(crate) fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if threads < 2 || items.len() < 256 {
+        return items.into_iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut it = items.into_iter();
+    loop {
+        let chunk: Vec<T> = it.by_ref().take(per).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut chunks = chunks.into_iter();
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.into_iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        let mut out: Vec<U> = first.into_iter().map(f).collect();
+        for h in handles {
+            out.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        out
+    })
 }
 
 /// Rewrites the `file_results` row of each `(file, key)` from its node rows,
@@ -1305,11 +1408,43 @@ mod file_results {
             .collect();
         pairs.push(("d/t2.py", "absent"));
         pairs.push(("d/none.py", "new"));
+        // What selections kept: under the asked sig for every other file
+        // (its asked key, or another), under another sig for every file.
+        let kept = |sig: &str, i: usize| vec![format!("{sig}::{i}")];
+        let mut s1 = Vec::new();
+        let mut s2 = Vec::new();
+        for (i, (f, k)) in pairs.iter().enumerate().take(files.len()) {
+            let other = if *k == "new" { "old" } else { "new" };
+            match i % 4 {
+                0 => s1.push((f.to_string(), k.to_string(), kept("s1", i))),
+                2 => s1.push((f.to_string(), other.to_string(), kept("s1", i))),
+                _ => {}
+            }
+            s2.push((f.to_string(), k.to_string(), kept("s2", i)));
+        }
+        store.record_selections("s1", &s1).unwrap();
+        store.record_selections("s2", &s2).unwrap();
         let tx = store.conn.transaction().unwrap();
         assert!(scan_pays(&tx, pairs.len()).unwrap());
         let scanned = scan_entries(&tx, &pairs).unwrap();
         let pointed = point_entries(&tx, &pairs).unwrap();
         assert_eq!(scanned, pointed);
+        let kept_scanned = scan_selections(&tx, &pairs, "s1").unwrap();
+        let mut q = tx.prepare(SELECTION_ROW).unwrap();
+        let kept_pointed: Vec<Option<Vec<String>>> = pairs
+            .iter()
+            .map(|(f, k)| {
+                q.query_row(params![f, k, "s1"], |r| r.get::<_, String>(0))
+                    .optional()
+                    .unwrap()
+                    .and_then(|n| serde_json::from_str(&n).ok())
+            })
+            .collect();
+        drop(q);
+        assert_eq!(kept_scanned, kept_pointed);
+        assert_eq!(kept_scanned[0], Some(kept("s1", 0)));
+        assert_eq!(kept_scanned[1], None);
+        assert_eq!(kept_scanned[2], None);
         assert!(scanned[0].as_ref().unwrap().stale);
         assert!(!scanned[2].as_ref().unwrap().stale);
         assert!(scanned[1].as_ref().unwrap().packed.is_none());

@@ -162,3 +162,60 @@ def test_session_fallback_hides_its_variables(project: Path) -> None:
     code, messages, out, err = run_session_process(project, ["-q"], {"rootdir": str(project)}, env=env)
     assert code == 0, out + err
     assert messages[-1]["type"] == "finish"
+
+
+def test_replayed_nodes_go_back_as_positions_in_the_list_sent(project: Path) -> None:
+    """Asked for (`replay_indices`), replayed nodes come back as runs of their
+    positions in the session config's `cached` list, in replay order: a
+    dropped file's nodes before the run, a collected file's around the test
+    that runs between them; an entry the CLI did not send never is one."""
+    write_project(project, {
+        "test_a.py": "def test_1():\n    pass\ndef test_2():\n    pass\ndef test_3():\n    pass\n",
+        "test_b.py": "def test_b1():\n    pass\ndef test_b2():\n    pass\n",
+    })
+
+    def entry(nodeid: str) -> dict:
+        f = nodeid.split("::")[0]
+        return {"nodeid": nodeid, "file": f, "outcome": "passed", "duration": 0.1,
+                "location": [f, 0, nodeid.split("::")[1]], "longrepr": None, "wasxfail": None}
+
+    # test_a.py is named on the command line: collected, its cached nodes
+    # replayed around test_2, which runs; test_b.py is dropped.
+    cached = [entry("test_a.py::test_3"), "not an entry", entry("test_b.py::test_b1"),
+              entry("test_b.py::test_b2"), entry("test_a.py::test_1")]
+    session = {"rootdir": str(project), "skip_files": ["test_b.py"], "cached": cached, "record": True,
+               "events": True, "replay_indices": True}
+    code, messages, out, err = run_session_process(project, ["-q", "-p", "no:cacheprovider", "test_a.py", "."], session)
+    assert code == 0, out + err
+    assert not [m for m in messages if m["type"] == "cached_results"]
+    ranges = [r for m in messages if m["type"] == "cached_replayed" for r in m["ranges"]]
+    assert ranges == [[2, 4], [4, 5], [0, 1]], messages
+    ran = [m["nodeid"] for m in messages if m["type"] == "result" and not m.get("cached")]
+    assert ran == ["test_a.py::test_2"]
+    assert "5 passed" in out
+
+
+def test_a_plugins_unconfigure_sees_the_replayed_reports(project: Path) -> None:
+    """The terminal reporter lets go of replayed reports only after every
+    plugin's pytest_unconfigure: one that reads its stats there counts the
+    replayed tests as it counts the ones that ran."""
+    write_project(project, {
+        "conftest.py": """
+            def pytest_unconfigure(config):
+                tr = config.pluginmanager.get_plugin("terminalreporter")
+                passed = tr.stats.get("passed", [])
+                cached = sum(1 for r in passed if getattr(r, "rpytest_cached", False))
+                with open("seen.txt", "w") as f:
+                    f.write("%d %d" % (len(passed), cached))
+        """,
+        "test_a.py": "def test_1():\n    pass\n",
+        "test_b.py": "def test_b1():\n    pass\ndef test_b2():\n    pass\n",
+    })
+    cached = [{"nodeid": "test_b.py::%s" % n, "file": "test_b.py", "outcome": "passed", "duration": 0.1,
+               "location": ["test_b.py", 0, n], "longrepr": None, "wasxfail": None} for n in ("test_b1", "test_b2")]
+    session = {"rootdir": str(project), "skip_files": ["test_b.py"], "cached": cached, "record": True,
+               "events": True, "replay_indices": True}
+    code, messages, out, err = run_session_process(project, ["-q", "-p", "no:cacheprovider"], session)
+    assert code == 0, out + err
+    assert "3 passed" in out
+    assert (project / "seen.txt").read_text() == "3 2"
