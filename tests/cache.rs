@@ -1542,3 +1542,26 @@ fn nodes_a_hook_deselects_leave_their_file_cached() {
         assert_ran(&rp, &[], step);
     }
 }
+
+/// Two items with one node ID (a conftest collector can make them): results
+/// are kept by node ID, so a cached replay gave both the second's outcome
+/// ("2 skipped" where pytest says "1 passed, 1 skipped"). Such a file is
+/// never stored: it runs every time, as pytest runs it.
+#[test]
+fn items_sharing_a_node_id_are_never_replayed() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "conftest.py",
+        "import pytest\n\n\nclass CaseItem(pytest.Item):\n    def __init__(self, *, skip, **kw):\n        super().__init__(**kw)\n        self._skip = skip\n\n    def runtest(self):\n        if self._skip:\n            pytest.skip(\"the second one skips\")\n\n\nclass CaseFile(pytest.File):\n    def collect(self):\n        yield CaseItem.from_parent(self, name=\"dup\", skip=False)\n        yield CaseItem.from_parent(self, name=\"dup\", skip=True)\n\n\ndef pytest_collect_file(file_path, parent):\n    if file_path.suffix == \".case\":\n        return CaseFile.from_parent(parent, path=file_path)\n",
+    );
+    pair.write("a.case", "x\n");
+    pair.write("test_plain.py", "def test_plain():\n    pass\n");
+    let (py, _) = pair.check(&["-rA"]);
+    py.assert_code(0);
+    let (_, again) = pair.check(&["-rA"]);
+    assert!(
+        again.stdout.contains("2 passed, 1 skipped"),
+        "{}",
+        again.transcript()
+    );
+}

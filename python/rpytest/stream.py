@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
 
@@ -80,8 +80,18 @@ class ResultStream:
         self.collected_sent = True
         relpath = self.owner.relpath
         nodes: Dict[str, List[str]] = {f: [] for f in self.files}
+        seen: Set[str] = set()
         for item in items:
-            nodes.setdefault(relpath(item.path), []).append(item.nodeid)
+            rel = relpath(item.path)
+            nodes.setdefault(rel, []).append(item.nodeid)
+            if item.nodeid in seen:
+                # Two items with one node ID (a custom collector can make
+                # them): results are kept by node ID, so the file's would
+                # come back as one. Never stored: the file always runs.
+                recorder = self.owner.recorder
+                if recorder is not None:
+                    recorder.volatile.add(rel)
+            seen.add(item.nodeid)
         files = [
             msgs.collected_file(f, self.files.get(f, "passed"), n, self.file_skips.get(f))
             for f, n in nodes.items()
