@@ -958,7 +958,7 @@ fn why_names_the_changed_file_and_never_passed_nodes() {
     // A whole file: its results are recorded per test.
     let run = why("tests/test_helper.py");
     assert!(
-        run.stdout.contains("served from the cache") && !run.stdout.contains("never passed"),
+        run.stdout.contains("served from the cache") && !run.stdout.contains("no reusable result"),
         "an unchanged file\n{}",
         run.transcript()
     );
@@ -996,7 +996,7 @@ fn why_names_the_changed_file_and_never_passed_nodes() {
     );
     let run = why("tests/test_fail.py::test_fail");
     assert!(
-        run.stdout.contains("never passed"),
+        run.stdout.contains("did not pass"),
         "a failing node\n{}",
         run.transcript()
     );

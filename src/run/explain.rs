@@ -80,9 +80,15 @@ fn verdict<'p>(
         }));
     }
     let Some((_, old_key)) = store.node_key(node).ok().flatten() else {
-        return Err(Some(
-            "never passed (no reusable result is recorded for it)".into(),
-        ));
+        let ran = store
+            .durations()
+            .map(|d| d.contains_key(node))
+            .unwrap_or(false);
+        return Err(Some(if ran {
+            "it runs: no reusable result is recorded for it (its runs here did not pass, or their results are never stored: its file read something the same session wrote, read stdin, or has two tests with one node ID)".into()
+        } else {
+            "it runs: it never ran here (no result is recorded for it)".into()
+        }));
     };
     let Some(planned) = plan.pre_keys.get(file) else {
         return Err(Some(format!(
