@@ -692,11 +692,9 @@ fn xdist_pair(fixture: &str) -> Pair {
     pair
 }
 
-/// An xdist pair whose rpytest partitions the collection (`RPYTEST_PARTITION=1`).
+/// An xdist pair for the partitioned collection (rpytest's default).
 fn partition_pair(fixture: &str) -> Pair {
-    let mut pair = xdist_pair(fixture);
-    pair.rpytest.set_env("RPYTEST_PARTITION", "1");
-    pair
+    xdist_pair(fixture)
 }
 
 /// A venv of our own with the test interpreter's pytest, pytest-xdist,
@@ -1126,7 +1124,7 @@ fn check_partitioned(pair: &Pair, args: &[&str], own: &[&str]) -> Vec<Vec<String
 }
 
 /// A first `-n 2` run of `pair`'s rpytest: it records the durations that the
-/// shares come from (it collects once).
+/// shares come from (itself partitioned by the paths' CRC).
 fn record_durations(pair: &Pair) {
     let first = pair
         .rpytest
@@ -1134,11 +1132,28 @@ fn record_durations(pair: &Pair) {
         .env("RPYTEST_TRACE", "1")
         .run();
     assert!(
-        !first.stderr.contains("collection partitioned"),
+        first.stderr.contains("collection partitioned"),
         "{}",
         first.transcript()
     );
     let _ = partition_log(&pair.rpytest);
+}
+
+/// A first run, with no recorded durations, is partitioned too (each file
+/// goes to the share its path hashes to), with pytest-xdist's outcomes.
+#[test]
+fn a_first_run_without_durations_is_partitioned() {
+    require_fixture_plugin();
+    let pair = partition_pair("parallel_partition");
+    let log = check_partitioned(&pair, &["-p", "no:randomly"], &[]);
+    let files: Vec<String> = log
+        .iter()
+        .filter(|l| l[0] == "collect")
+        .flat_map(|l| l[2..].to_vec())
+        .collect();
+    let distinct: BTreeSet<&String> = files.iter().collect();
+    assert_eq!(files.len(), 4, "every file in one share: {log:?}");
+    assert_eq!(distinct.len(), 4, "{log:?}");
 }
 
 #[test]
@@ -1223,8 +1238,7 @@ fn arguments_that_need_the_whole_collection_collect_once() {
 #[test]
 fn a_crashed_worker_of_a_share_is_replaced_by_a_fork_of_its_own_collector() {
     require_fixture_plugin();
-    let mut project = Project::new("parallel_collect_once");
-    project.set_env("RPYTEST_PARTITION", "1");
+    let project = Project::new("parallel_collect_once");
     project
         .rpytest(&["-n", "2", "--no-cache"])
         .run()
@@ -1305,9 +1319,9 @@ fn collection_errors_end_the_run_as_under_xdist() {
 
 #[test]
 fn a_hook_that_selects_from_the_whole_collection_sees_all_of_it() {
-    // Every run after the first has recorded durations; without
-    // RPYTEST_PARTITION the collection is never split, so the conftest's
-    // hook selects from every item, as in each pytest-xdist worker.
+    // The conftest's hook selects every other item: the collection is not
+    // split (first run, then with recorded durations), so it selects from
+    // every item, as in each pytest-xdist worker.
     let pair = xdist_pair("parallel_modifyitems");
     let args = ["-n", "2", "-p", "no:randomly", "-rA"];
     let xdist = pair.pytest.pytest(&args).run();
@@ -1316,9 +1330,118 @@ fn a_hook_that_selects_from_the_whole_collection_sees_all_of_it() {
         let rpytest = pair
             .rpytest
             .rpytest(&[&args[..], &["--no-cache"]].concat())
+            .env("RPYTEST_TRACE", "1")
             .run();
         assert_same(&xdist, &rpytest);
+        assert!(
+            rpytest
+                .stderr
+                .contains("collection not partitioned: pytest_collection_modifyitems"),
+            "{}",
+            rpytest.transcript()
+        );
     }
+}
+
+/// A conftest hook that sees the whole collection (each kind: the collection
+/// itself, modifyitems, collection_finish, deselected), in a conftest loaded
+/// before collecting or in a subdirectory's (loaded while collecting): the
+/// suite is collected once, and the outcomes are pytest-xdist's (each hook
+/// sees every item). A share would show it half of them.
+#[test]
+fn whole_list_collection_hooks_of_a_conftest_collect_once_as_under_xdist() {
+    require_fixture_plugin();
+    // (hook, conftest, extra arguments): the conftest stores what it saw on
+    // the config; test_check.py asserts it saw the whole collection.
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "pytest_collection_modifyitems",
+            "def pytest_collection_modifyitems(config, items):\n    config.seen = len(items)\n",
+            &[],
+        ),
+        (
+            "pytest_collection_finish",
+            "def pytest_collection_finish(session):\n    session.config.seen = len(session.items)\n",
+            &[],
+        ),
+        (
+            "pytest_deselected",
+            "def pytest_deselected(items):\n    if items:\n        c = items[0].config\n        c.seen = getattr(c, 'seen', 0) + len(items)\n",
+            &["-k", "not test_b"],
+        ),
+        (
+            "pytest_collection",
+            "import pytest\n\n\n@pytest.hookimpl(wrapper=True)\ndef pytest_collection(session):\n    result = yield\n    session.config.seen = len(session.items)\n    return result\n",
+            &[],
+        ),
+    ];
+    for (hook, conftest, extra) in cases {
+        for dir in ["tests", "tests/deep"] {
+            let pair = xdist_pair("parallel_modifyitems");
+            pair.remove("tests/conftest.py");
+            pair.write(&format!("{dir}/conftest.py"), conftest);
+            // 20 tests in 7 files, and this one: 21 items (7 test_b deselected by -k).
+            let expected = if extra.is_empty() { 21 } else { 7 };
+            pair.write(
+                &format!("{dir}/test_check.py"),
+                &format!("def test_check(request):\n    assert getattr(request.config, 'seen', None) == {expected}\n"),
+            );
+            let mut args = vec!["-n", "2", "-p", "no:randomly"];
+            args.extend_from_slice(extra);
+            let xdist = pair.pytest.pytest(&args).run();
+            args.push("--no-cache");
+            let rpytest = pair.rpytest.rpytest(&args).env("RPYTEST_TRACE", "1").run();
+            assert_same(&xdist, &rpytest);
+            if !(hook == "pytest_collection" && dir == "tests/deep") {
+                // (A subdirectory's pytest_collection registers too late to run.)
+                assert!(
+                    !xdist.stdout.contains("test_check.py::test_check"),
+                    "{}",
+                    xdist.transcript()
+                );
+            }
+            assert!(
+                rpytest
+                    .stderr
+                    .contains(&format!("collection not partitioned: {hook} in ")),
+                "{hook} in {dir}: {}",
+                rpytest.transcript()
+            );
+            assert_no_sessions_left(&pair.rpytest.root);
+        }
+    }
+}
+
+/// A parametrize ID made from the pid: pytest-xdist's workers collect
+/// different tests, and it stops with "Different tests were collected"
+/// (exit 1, no test run); so does rpytest (every worker collects).
+#[test]
+fn a_test_id_made_from_the_pid_ends_the_run_as_under_xdist() {
+    require_fixture_plugin();
+    let pair = xdist_pair("parallel_modifyitems");
+    pair.remove("tests/conftest.py");
+    pair.write(
+        "tests/test_pid.py",
+        "import os\n\nimport pytest\n\n\n@pytest.mark.parametrize('pid', [os.getpid()])\ndef test_pid(pid):\n    pass\n",
+    );
+    let args = ["-n", "2", "-p", "no:randomly"];
+    let xdist = pair.pytest.pytest(&args).run();
+    xdist.assert_code(1);
+    let rpytest = pair
+        .rpytest
+        .rpytest(&[&args[..], &["--no-cache"]].concat())
+        .run();
+    assert_same(&xdist, &rpytest);
+    for run in [&xdist, &rpytest] {
+        assert!(
+            run.stdout
+                .contains("Different tests were collected between gw0 and gw1")
+                && run.count(Outcome::Passed) == 0,
+            "{}",
+            run.transcript()
+        );
+    }
+    assert_no_sessions_left(&pair.rpytest.root);
 }
 
 /// Each worker captures its tests' output in files of its own: failing

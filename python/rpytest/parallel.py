@@ -356,6 +356,53 @@ class _Share:
         return zlib.crc32(rel.encode("utf-8")) % self.count == self.index
 
 
+# The collection hooks whose implementations see the whole item list, or
+# run once for the whole collection: a collector that makes the items of its
+# share of the files only gives them that share. Per-item hooks
+# (`pytest_itemcollected`, `pytest_generate_tests`, ...) see what they would
+# see in a full collection.
+_WHOLE_LIST_HOOKS = (
+    "pytest_collection",
+    "pytest_collection_modifyitems",
+    "pytest_collection_finish",
+    "pytest_deselected",
+)
+
+# Modules whose implementations of those hooks give each share what the whole
+# list would give it: pytest's own (`-k`/`-m`/`--deselect` deselect item by
+# item; fixtures' reordering and the terminal only order or count), rpytest's,
+# pytest-randomly (a permutation sorted by per-module and per-class keys: a
+# share's order is the whole order restricted to it, the seed is the
+# controller's), hypothesis (marks each item on its own) and time-machine
+# (adds its fixture to each marked item on its own).
+_PER_SHARE_MODULES = ("_pytest", "pytest", "rpytest", "pytest_randomly", "_hypothesis_pytestplugin", "time_machine")
+
+
+def _hookimpl_module(impl: Any) -> Tuple[str, str]:
+    """(module name, file) of a hookimpl's function."""
+    fn = impl.function
+    code = getattr(fn, "__code__", None)
+    return str(getattr(fn, "__module__", "") or ""), str(getattr(code, "co_filename", "") or "")
+
+
+def _unpartitionable_hook(config: Any) -> Optional[str]:
+    """The first implementation of a whole-list collection hook that is
+    neither pytest's, rpytest's nor a plugin known to act item by item (a
+    conftest's, an unknown plugin's): then the suite is collected once."""
+    hook = config.pluginmanager.hook
+    for name in _WHOLE_LIST_HOOKS:
+        caller = getattr(hook, name, None)
+        if caller is None:
+            continue
+        for impl in caller.get_hookimpls():
+            module, filename = _hookimpl_module(impl)
+            top = module.split(".", 1)[0]
+            if top in _PER_SHARE_MODULES and os.path.basename(filename) != "conftest.py":
+                continue
+            return "%s in %s" % (name, filename or module or impl.plugin_name)
+    return None
+
+
 class _PidWatch:
     """Whether code other than the interpreter's, installed packages' and
     rpytest's called `os.getpid()` while this session collected (a conftest
@@ -431,6 +478,9 @@ class WorkerPlugin:
         self._pid_watch: Optional[_PidWatch] = _PidWatch() if self.fork_socket else None
         partition = cfg.get("partition")
         self.share: Optional[_Share] = _Share(partition) if isinstance(partition, dict) else None
+        # A collector of share 0 that found the collection unpartitionable
+        # before collecting (why): it collects every file, once, for every worker.
+        self.whole: Optional[str] = None
 
     def emit(self, msg: _Message) -> None:
         self.writer.emit(msg)
@@ -537,6 +587,54 @@ class WorkerPlugin:
                     pass  # its share reports the error
         return []
 
+    def _unpartitionable(self, config: Any) -> Optional[str]:
+        """Why this collection must not be split (see `_WHOLE_LIST_HOOKS`),
+        or project code read the pid or the worker id while collecting
+        (every worker then collects the whole suite, and pytest-xdist's
+        check that they collected the same tests applies)."""
+        reason = _unpartitionable_hook(config)
+        if reason is None and self._pid_watch is not None and self._pid_watch.read:
+            reason = "os.getpid() read while collecting"
+        if reason is None and (
+            self.rp.worker_id_was_read() or getattr(getattr(config, "workerinput", None), "id_read", False)
+        ):
+            reason = "the worker id read while collecting"
+        return reason
+
+    def _abandon(self, reason: str, early: bool) -> None:
+        """This share's collection is of no use: the CLI collects once."""
+        self.emit({"type": "unpartitionable", "reason": reason, "early": early})  # type: ignore[arg-type,typeddict-item]
+        self.flush()
+        self.share = None
+        raise pytest.exit.Exception("collected once instead: " + reason, returncode=0)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """A partitioned collection checks, before collecting, the hooks that
+        the plugins and the initial conftests implement: share 0's collector
+        then collects every file (once, for every worker), the others end."""
+        share = self.share
+        if share is None:
+            return
+        reason = self._unpartitionable(session.config)
+        if reason is None:
+            return
+        if share.index == 0:
+            self.share = None
+            self.whole = reason
+            return
+        self._abandon(reason, True)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, session: Any, config: Any, items: List[Any]) -> Any:
+        """Conftests of subdirectories register while the files are
+        collected: checked again before any whole-list hook sees a share."""
+        if self.share is not None:
+            reason = self._unpartitionable(config)
+            if reason is not None:
+                self._abandon(reason, False)
+        return (yield)
+
     def pytest_deselected(self, items: List[Any]) -> None:
         self.deselected.extend(str(i.nodeid) for i in items)
 
@@ -566,19 +664,20 @@ class WorkerPlugin:
             self.fork_socket and hasattr(os, "fork") and not stop and not config.option.collectonly
             and threading.active_count() == 1 and not id_read and not pid_read
         )
-        self.emit(
-            msgs.collection(
-                worker=self.worker_id,
-                items=items,
-                numcollected=int(getattr(tr, "_numcollected", len(items))),
-                stop=stop,
-                fork=self.forks,
-                reports=self.collect_reports,
-                deselected=self.deselected,
-                replay=self.rp.pending_replays(),
-                warnings=self.early_warnings,
-            )
+        collection = msgs.collection(
+            worker=self.worker_id,
+            items=items,
+            numcollected=int(getattr(tr, "_numcollected", len(items))),
+            stop=stop,
+            fork=self.forks,
+            reports=self.collect_reports,
+            deselected=self.deselected,
+            replay=self.rp.pending_replays(),
+            warnings=self.early_warnings,
         )
+        if self.whole:
+            collection["whole"] = self.whole  # type: ignore[typeddict-unknown-key]
+        self.emit(collection)
         self.collection_sent = True
         self.early_warnings = []
 
@@ -1177,6 +1276,7 @@ class ControllerPlugin:
             report = _from_json(config, data)
             if report is not None:
                 config.hook.pytest_collectreport(report=report)
+        self._different_collections(config, msg)
         for w in msg.get("warnings") or ():
             self._warning(w)
         self.replay = [e for e in msg.get("replay") or () if isinstance(e, dict)]
@@ -1204,6 +1304,26 @@ class ControllerPlugin:
             if config.option.verbose > 0:
                 tr.write_line("scheduling tests via %s" % _SCHEDULERS.get(str(config.option.dist), "LoadScheduling"))
         return True
+
+    def _different_collections(self, config: Any, msg: _Message) -> None:
+        """Workers that collected other tests than the first (a test ID made
+        from the pid): pytest-xdist's collection error per such worker, and
+        no test runs (the CLI schedules none)."""
+        import difflib
+
+        from _pytest.reports import CollectReport
+
+        first = [str(i[0]) for i in msg.get("items") or ()]
+        for d in msg.get("different") or ():
+            theirs = [str(n) for n in d.get("items") or ()]
+            diff = difflib.unified_diff(first, theirs, fromfile=str(d.get("first")), tofile=str(d.get("worker")))
+            text = (
+                "Different tests were collected between %s and %s. The difference is:\n%s\n"
+                "To see why this happens see 'Known limitations' in documentation for pytest-xdist"
+                % (d.get("first"), d.get("worker"), "\n".join(diff))
+            )
+            text = "\n".join(line.rstrip() for line in text.split("\n"))
+            config.hook.pytest_collectreport(report=CollectReport(str(d.get("worker")), "failed", text, []))
 
     def _request_stop(self) -> None:
         if not self.stop_sent:

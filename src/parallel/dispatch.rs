@@ -57,6 +57,12 @@ pub(super) struct Dispatch<'a> {
     requested: HashSet<String>,
     /// With a fork socket, the first worker collects and forks the others.
     forks: bool,
+    /// Workers that collect for themselves: their collections, held until
+    /// every one is in (nothing runs before they are compared, as under
+    /// pytest-xdist).
+    pub(super) held: Vec<(usize, msg::Collection)>,
+    /// The partitioned collection was given up for a collect-once one.
+    pub(super) collected_once_instead: bool,
 }
 
 impl<'a> Dispatch<'a> {
@@ -116,6 +122,8 @@ impl<'a> Dispatch<'a> {
             awaiting: Vec::new(),
             requested: HashSet::new(),
             forks,
+            held: Vec::new(),
+            collected_once_instead: false,
         })
     }
 
@@ -212,6 +220,9 @@ impl<'a> Dispatch<'a> {
 
     fn on_stderr(&mut self, idx: usize, bytes: Vec<u8>) {
         let p = &mut self.procs[idx];
+        if p.abandoned {
+            return;
+        }
         if p.collected {
             (self.notices)(Notice::Stderr(bytes));
         } else {
@@ -318,7 +329,7 @@ impl<'a> Dispatch<'a> {
     fn on_nodes(&mut self, nodes: msg::Nodes) {
         self.inputs.extend(nodes.nodes);
         for idx in std::mem::take(&mut self.awaiting) {
-            if !self.procs[idx].ended {
+            if !self.procs[idx].ended && !self.procs[idx].abandoned {
                 self.provide_input(idx);
             }
         }
@@ -354,7 +365,11 @@ impl<'a> Dispatch<'a> {
     }
 
     fn on_worker_msg(&mut self, idx: usize, m: WorkerMsg) -> Result<(), DaemonError> {
+        if self.procs[idx].abandoned {
+            return Ok(());
+        }
         match m {
+            WorkerMsg::Unpartitionable(u) => self.on_unpartitionable(idx, u)?,
             WorkerMsg::Forked(f) => {
                 if let Some(p) = self.procs.get_mut(f.idx).filter(|p| p.pid.is_none()) {
                     p.pid = Some(f.pid);
@@ -440,7 +455,8 @@ impl<'a> Dispatch<'a> {
     }
 
     pub(super) fn on_want(&mut self, idx: usize) {
-        if self.parts() > 1 && self.items.is_none() && !self.stopping {
+        let held = !self.held.is_empty();
+        if (self.parts() > 1 || held) && self.items.is_none() && !self.stopping {
             // A collector that cannot fork runs its share itself: it asks
             // before the other shares are collected.
             self.deferred.push(idx);
@@ -488,6 +504,10 @@ impl<'a> Dispatch<'a> {
         self.procs[idx].collected = true;
         self.show_stderr(idx);
         if self.parts() > 1 && self.items.is_none() {
+            if let Some(why) = c.whole.clone() {
+                self.collect_once_instead(Some(idx), &why)?;
+                return self.first_collection(idx, c);
+            }
             return self.share_collected(idx, c);
         }
         match &self.items {
@@ -506,6 +526,71 @@ impl<'a> Dispatch<'a> {
     }
 
     fn first_collection(&mut self, idx: usize, c: msg::Collection) -> Result<(), DaemonError> {
+        if !c.fork && self.opts.workers > 1 && !c.stop {
+            // Every worker collects for itself: as pytest-xdist, nothing
+            // runs until every collection is in and they agree.
+            if self.held.is_empty() {
+                self.start_collecting_workers()?;
+            }
+            self.held.push((idx, c));
+            return self.release_held();
+        }
+        self.schedule_collection(idx, c)
+    }
+
+    /// Starts the workers that collect for themselves, next to the first.
+    fn start_collecting_workers(&mut self) -> Result<(), DaemonError> {
+        let live = self.procs.iter().skip(1).filter(|p| !p.abandoned).count();
+        for _ in live..self.opts.workers.max(1) {
+            self.start_worker(0, false)?;
+        }
+        Ok(())
+    }
+
+    /// Once every worker that collects for itself collected (or ended): the
+    /// first collection is scheduled, or, when another worker collected
+    /// other tests, pytest-xdist's collection error for each and no test.
+    pub(super) fn release_held(&mut self) -> Result<(), DaemonError> {
+        if self.held.is_empty() || self.items.is_some() {
+            return Ok(());
+        }
+        let waiting = self
+            .procs
+            .iter()
+            .skip(1)
+            .any(|p| !p.abandoned && !p.collector && !p.forked && !p.collected && !p.ended);
+        if waiting {
+            return Ok(());
+        }
+        let mut held = std::mem::take(&mut self.held);
+        let (first_idx, mut first) = held.remove(0);
+        let first_id = self.procs[first_idx].id.clone();
+        for (idx, c) in &held {
+            let same = first.items.len() == c.items.len()
+                && first.items.iter().zip(&c.items).all(|(a, b)| a.0 == b.0);
+            if !same {
+                self.procs[*idx].mismatch = true;
+                first.different.push(msg::Different {
+                    first: first_id.clone(),
+                    worker: self.procs[*idx].id.clone(),
+                    items: c.items.iter().map(|i| i.0.clone()).collect(),
+                });
+            }
+        }
+        if !first.different.is_empty() {
+            self.procs[first_idx].mismatch = true;
+            self.stopping = true;
+        }
+        self.schedule_collection(first_idx, first)?;
+        for w in std::mem::take(&mut self.deferred) {
+            if !self.procs[w].ended {
+                self.on_want(w);
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule_collection(&mut self, idx: usize, c: msg::Collection) -> Result<(), DaemonError> {
         if let Some(e) = self.procs[idx].collected_event.take() {
             self.events.push(e);
         }
@@ -522,11 +607,9 @@ impl<'a> Dispatch<'a> {
         let go = !c.stop && !self.stopping;
         if c.fork {
             self.become_collector(idx, go);
-        } else if self.procs.len() - 1 < self.opts.workers.max(1) && go {
+        } else if go {
             // The first worker could not fork: the others collect themselves.
-            for _ in self.procs.len() - 1..self.opts.workers.max(1) {
-                self.start_worker(0, false)?;
-            }
+            self.start_collecting_workers()?;
         }
         if go {
             self.queues[0] =
@@ -537,7 +620,7 @@ impl<'a> Dispatch<'a> {
                 .procs
                 .iter_mut()
                 .skip(1)
-                .filter(|p| !p.ended && !p.collector)
+                .filter(|p| !p.ended && !p.collector && !p.abandoned && !p.mismatch)
             {
                 p.reserved = self.queues[0].pop_front();
             }

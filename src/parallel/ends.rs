@@ -74,6 +74,10 @@ impl Dispatch<'_> {
     }
 
     pub(super) fn on_worker_end(&mut self, idx: usize, ended: Ended) -> Result<(), DaemonError> {
+        if self.procs[idx].abandoned {
+            self.close(idx);
+            return Ok(());
+        }
         if self.procs[idx].collector {
             return self.on_collector_end(idx, ended);
         }
@@ -83,6 +87,7 @@ impl Dispatch<'_> {
         }
         self.close(idx);
         self.share_lost(idx);
+        self.release_held()?;
         let p = &self.procs[idx];
         let crashed = !p.finished && !matches!(ended, Ended::Code(2 | 4));
         if crashed && self.controller_end.is_none() {

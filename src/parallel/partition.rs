@@ -4,9 +4,17 @@
 //!
 //! The shares come from the durations of earlier runs: files longest first,
 //! each to the share with the least time so far. A file no run has timed
-//! goes to the share its path hashes to (CRC-32 of the rootdir-relative
-//! path, modulo N: `python/rpytest/parallel.py` decides it while
-//! collecting). Every collector runs the same command line; another share's
+//! (every file, on a first run) goes to the share its path hashes to
+//! (CRC-32 of the rootdir-relative path, modulo N: `python/rpytest/parallel.py`
+//! decides it while collecting).
+//!
+//! Partitioning is the default; the suite is collected once instead when a
+//! collector finds that a share's collection would not be what the whole
+//! collection gives it: an implementation of a hook that sees the whole item
+//! list (`pytest_collection`, `pytest_collection_modifyitems`,
+//! `pytest_collection_finish`, `pytest_deselected`) from a conftest or from a
+//! plugin not known to act item by item, or project code that read the pid
+//! or the worker id while collecting ([`Dispatch::on_unpartitionable`]). Every collector runs the same command line; another share's
 //! test module is imported where pytest would import it (so module-level
 //! side effects are those of a full collection, as in every pytest-xdist
 //! worker) but yields no items, so node IDs are pytest's and the costly part
@@ -18,9 +26,10 @@ use crate::protocol::parallel::Partition;
 use std::collections::{BTreeMap, HashMap};
 
 /// The files of each of `count` shares, from `durations` (node ID -> (file,
-/// seconds)). `None` when nothing was timed: the suite is collected once.
+/// seconds)). With nothing timed every share is empty: each file goes to the
+/// share its path hashes to (a first run is partitioned too).
 pub fn assign(durations: &HashMap<String, (String, f64)>, count: usize) -> Option<Vec<Partition>> {
-    if count < 2 || durations.is_empty() {
+    if count < 2 {
         return None;
     }
     let mut per_file: BTreeMap<&str, f64> = BTreeMap::new();
@@ -91,6 +100,69 @@ use crate::protocol::{ControlMsg, Event};
 use std::collections::HashSet;
 
 impl Dispatch<'_> {
+    /// A collector found that the collection cannot be split. Found before
+    /// collecting, every collector finds it: share 0's collects the whole
+    /// suite, the others end. Found later (a subdirectory's conftest, the
+    /// pid read while collecting): every collector is given up and one
+    /// session collects the suite once.
+    pub(super) fn on_unpartitionable(
+        &mut self,
+        idx: usize,
+        u: msg::Unpartitionable,
+    ) -> Result<(), DaemonError> {
+        self.procs[idx].abandoned = true;
+        if self.parts() < 2 || self.items.is_some() {
+            return Ok(());
+        }
+        if u.early && self.procs[idx].part != 0 {
+            return Ok(());
+        }
+        self.collect_once_instead(None, &u.reason)?;
+        self.start_worker(0, false)
+    }
+
+    /// Gives up the partitioned collection: every collector but `keep` is
+    /// abandoned (told to stop; it ends by itself), and the run has one
+    /// share, collected by `keep` or, without it, by a session started next.
+    pub(super) fn collect_once_instead(
+        &mut self,
+        keep: Option<usize>,
+        reason: &str,
+    ) -> Result<(), DaemonError> {
+        for i in 1..self.procs.len() {
+            let p = &mut self.procs[i];
+            if Some(i) != keep && !p.abandoned && !p.ended {
+                p.abandoned = true;
+                p.send(&ControlMsg::Stop);
+            }
+        }
+        self.queues = vec![VecDeque::new()];
+        self.offsets = vec![0];
+        self.pending = vec![None];
+        self.collectors = vec![None];
+        self.deferred.clear();
+        self.workers.shares = None;
+        self.workers.next = match keep {
+            Some(k) => {
+                self.procs[k].part = 0;
+                self.procs[k].id = worker_name(0);
+                // It has the fork socket: workers started next collect themselves.
+                self.workers.fork_socket = None;
+                1
+            }
+            None => 0,
+        };
+        self.collected_once_instead = true;
+        if std::env::var_os("RPYTEST_TRACE").is_some() {
+            let line = format!(
+                "rpytest: trace: collection not partitioned: {reason}; collected once, after {:.2} s\n",
+                self.begun.elapsed().as_secs_f64()
+            );
+            (self.notices)(super::Notice::Stderr(line.into_bytes()));
+        }
+        Ok(())
+    }
+
     /// Where share `part`'s items end in the merged list.
     pub(super) fn share_end(&self, part: usize) -> usize {
         let len = self.items.as_ref().map_or(0, Vec::len);
@@ -291,6 +363,8 @@ fn merge(
         deselected,
         replay: raw_list(replay),
         warnings: raw_list(warnings),
+        whole: None,
+        different: Vec::new(),
     }
 }
 
@@ -319,7 +393,9 @@ mod tests {
         assert_eq!(s[0].files, vec!["a.py", "d.py"]);
         assert_eq!(s[1].files, vec!["b.py", "c.py"]);
         assert_eq!(others(&s, 0), vec!["b.py", "c.py"]);
-        assert!(assign(&HashMap::new(), 2).is_none());
+        // Nothing timed: empty shares (each file goes by the CRC of its path).
+        let untimed = assign(&HashMap::new(), 2).unwrap();
+        assert!(untimed.iter().all(|p| p.files.is_empty()));
         assert!(assign(&d, 1).is_none());
     }
 }

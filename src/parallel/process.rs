@@ -69,6 +69,9 @@ pub(super) struct Proc {
     pub(super) exit: Option<Ended>,
     /// Partitioned collection: the share of the files its collector collected.
     pub(super) part: usize,
+    /// A collector of a partitioned collection that was given up (the suite
+    /// is collected once instead): its messages and its end are ignored.
+    pub(super) abandoned: bool,
 }
 
 /// Held messages of the controller are handed to its writer past this size.

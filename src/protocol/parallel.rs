@@ -30,6 +30,7 @@ pub enum WorkerMsg {
     Forked(Forked),
     WorkerExit(WorkerExit),
     Collection(Collection),
+    Unpartitionable(Unpartitionable),
     /// The worker needs work.
     Want,
     Ready(Ready),
@@ -128,6 +129,37 @@ pub struct Collection {
     pub replay: Raw,
     /// Warnings raised while collecting.
     pub warnings: Raw,
+    /// A partitioned run's first collector found the collection cannot be
+    /// split before collecting: it collected every file, for every worker.
+    /// (Why: the reason it found.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole: Option<String>,
+    /// To the controller: workers whose collection differs from this one
+    /// (pytest-xdist's "Different tests were collected"; nothing runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub different: Vec<Different>,
+}
+
+/// A worker that collected other tests than the first worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Different {
+    /// The worker whose collection is compared against.
+    pub first: String,
+    pub worker: String,
+    /// Its node IDs, in its order.
+    pub items: Vec<String>,
+}
+
+/// A collector of a partitioned run: its collection cannot be split (a
+/// whole-list collection hook of a conftest or an unknown plugin, or the pid
+/// read while collecting). It ends without collecting.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Unpartitionable {
+    pub reason: String,
+    /// Found before collecting (every collector finds it; share 0's
+    /// collector then collects the whole suite).
+    #[serde(default)]
+    pub early: bool,
 }
 
 /// Which worker sent a forwarded message (set by the CLI, absent from the worker).
@@ -268,6 +300,7 @@ impl WorkerMsg {
             "forked" => WorkerMsg::Forked(from_str(line)?),
             "worker_exit" => WorkerMsg::WorkerExit(from_str(line)?),
             "collection" => WorkerMsg::Collection(from_str(line)?),
+            "unpartitionable" => WorkerMsg::Unpartitionable(from_str(line)?),
             "want" => WorkerMsg::Want,
             "ready" => WorkerMsg::Ready(from_str(line)?),
             "logstart" => WorkerMsg::Logstart(from_str(line)?),

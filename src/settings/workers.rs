@@ -47,7 +47,9 @@ pub struct Options {
     /// stops early (`-x`, `--maxfail`), pytest does not narrow or reorder
     /// what it collects from the last run (`--lf`, `--ff`, `--nf`, `--sw`),
     /// tests are run, no doctest collects non-test files, and no path on the
-    /// command line selects part of the suite. Only with `RPYTEST_PARTITION=1`.
+    /// command line selects part of the suite. `RPYTEST_PARTITION=0` turns it
+    /// off. The collectors still fall back to collecting once when the
+    /// suite's hooks need the whole collection (`src/parallel/partition.rs`).
     pub partitionable: bool,
 }
 
@@ -76,12 +78,8 @@ fn partitionable(args: &crate::project::args::PytestArgs) -> bool {
     };
     // Paths or node IDs on the command line select part of the suite: the
     // shares, made from the whole suite's durations, could leave a share idle.
-    // Opt-in: a conftest's or plugin's `pytest_collection_modifyitems` that
-    // selects from the whole list (every other item, the first N) sees only
-    // its collector's share, where pytest-xdist's workers see everything.
-    let asked = std::env::var("RPYTEST_PARTITION").is_ok_and(|v| v == "1");
-    asked
-        && dist_ok
+    let off = std::env::var("RPYTEST_PARTITION").is_ok_and(|v| v == "0");
+    !off && dist_ok
         && args.positional.is_empty()
         && !args.stops_early
         && !args.narrows_collection
