@@ -1520,3 +1520,25 @@ fn a_pid_kept_at_import_makes_every_worker_collect() {
     let (_, rp) = check_parallel(&pair, &[]);
     rp.assert_code(0);
 }
+
+/// A parametrize value taken while collecting (`sys.stdout`, which pytest's
+/// capture has replaced by then) is still `sys.stdout` in the test, as in a
+/// pytest-xdist worker, which collected it itself. structlog's pickling
+/// tests do this. Each worker has capture files of its own under the same
+/// objects.
+#[test]
+fn a_capture_stream_taken_while_collecting_is_the_tests_own() {
+    // Collected once (RPYTEST_PARTITION=0) and partitioned.
+    for partition in ["0", "1"] {
+        let mut pair = xdist_pair("soundness");
+        for name in ["a", "b", "c", "d"] {
+            pair.write(
+                &format!("test_{name}.py"),
+                "import sys\n\nimport pytest\n\n\n@pytest.mark.parametrize(\"stream\", [sys.stdout, sys.stderr])\ndef test_stream(stream):\n    print(\"to\", stream)\n    assert stream is sys.stdout or stream is sys.stderr\n",
+            );
+        }
+        pair.set_env("RPYTEST_PARTITION", partition);
+        let (py, _) = pair.check(&["-n", "2"]);
+        py.assert_code(0);
+    }
+}

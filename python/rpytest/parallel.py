@@ -457,6 +457,31 @@ def _collection_stops(session: pytest.Session) -> bool:
     return bool(config.option.collectonly and session.testsfailed and not config.option.continue_on_collection_errors)
 
 
+
+def _own_fd_capture_files(capturing: Any) -> bool:
+    """Puts a file of this process's own behind each of the global capture's
+    fd 1 and fd 2 temporary files (same descriptor numbers, same Python
+    objects), and points fds 1 and 2 at them where capture is on. False when
+    the capture is not pytest's fd capture as known (nothing changed)."""
+    import tempfile
+
+    caps = [c for c in (getattr(capturing, "out", None), getattr(capturing, "err", None)) if c is not None]
+    for cap in caps:
+        if getattr(cap, "targetfd", None) not in (1, 2):
+            continue  # sys capture: its buffers are in memory, copied by the fork
+        tmp = getattr(cap, "tmpfile", None)
+        if tmp is None or not hasattr(tmp, "fileno") or getattr(cap, "_state", None) not in ("started", "suspended"):
+            return False
+    for cap in caps:
+        if getattr(cap, "targetfd", None) not in (1, 2):
+            continue
+        old = cap.tmpfile.fileno()
+        with tempfile.TemporaryFile(buffering=0) as fresh:
+            os.dup2(fresh.fileno(), old)
+        if cap._state == "started":
+            os.dup2(old, cap.targetfd)
+    return True
+
 class WorkerPlugin:
     """Runs in a worker session next to RpytestPlugin."""
 
@@ -873,13 +898,19 @@ class WorkerPlugin:
         """pytest's global capture writes fds 1 and 2 into temporary files
         the collector opened; every fork shares their open file descriptions
         (one offset, one content), so a worker read the other's output as
-        its test's. Each worker starts its own, in the state it found, as
-        each pytest-xdist worker has its own. (Not popped: what the collector
-        captured is the collector's.)"""
+        its test's. Each worker gives the same capture objects files of its
+        own: `sys.stdout` stays the object it was while the collector
+        collected (a parametrize value `sys.stdout` is still `sys.stdout` in
+        the test, as in a pytest-xdist worker, which collects itself). What
+        the collector captured stays the collector's."""
         capman = self.config.pluginmanager.getplugin("capturemanager") if self.config is not None else None
         shared = getattr(capman, "_global_capturing", None)
         if capman is None or shared is None:
             return
+        if _own_fd_capture_files(shared):
+            return
+        # An unknown capture layout: new capture objects (files of their own,
+        # in the state found).
         suspended = getattr(shared, "_state", None) == "suspended"
         try:
             shared.stop_capturing()
