@@ -1542,3 +1542,29 @@ fn a_capture_stream_taken_while_collecting_is_the_tests_own() {
         py.assert_code(0);
     }
 }
+
+/// What escapes a worker after its session ended (a plugin's
+/// `pytest_unconfigure` raising, here a warning under `filterwarnings =
+/// error`) is not shown, as pytest-xdist's controller shows nothing of it;
+/// the controller's own is, as under xdist (exit 1).
+#[test]
+fn a_workers_unconfigure_error_is_not_shown() {
+    let pair = xdist_pair("soundness");
+    pair.write("pytest.ini", "[pytest]\nfilterwarnings = error\n");
+    pair.write(
+        "conftest.py",
+        "import os, warnings\n\n\ndef pytest_unconfigure(config):\n    warnings.warn(UserWarning(\"unconfigure in %s\" % os.environ.get(\"PYTEST_XDIST_WORKER\", \"the controller\")))\n",
+    );
+    pair.write("test_a.py", "def test_a():\n    pass\n");
+    pair.write("test_b.py", "def test_b():\n    pass\n");
+    let (py, rp) = pair.check(&["-n", "2"]);
+    py.assert_code(1);
+    for run in [&py, &rp] {
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            all.contains("unconfigure in the controller") && !all.contains("unconfigure in gw"),
+            "{}",
+            run.transcript()
+        );
+    }
+}

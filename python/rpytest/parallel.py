@@ -458,6 +458,12 @@ def _collection_stops(session: pytest.Session) -> bool:
 
 
 
+# A worker's (or collector's) session has ended: what escapes it later (a
+# plugin's pytest_unconfigure raising) is no test's, and pytest-xdist's
+# controller shows nothing of it (session.child_main).
+WORKER_FINISHED = False
+
+
 def _own_fd_capture_files(capturing: Any) -> bool:
     """Puts a file of this process's own behind each of the global capture's
     fd 1 and fd 2 temporary files (same descriptor numbers, same Python
@@ -576,6 +582,8 @@ class WorkerPlugin:
             output["shouldfail"] = session.shouldfail
             output["shouldstop"] = session.shouldstop
         yield
+        global WORKER_FINISHED
+        WORKER_FINISHED = True
         if isinstance(output, dict) and not self.forks:
             self.emit(msgs.workerfinished(pack(output)))
 

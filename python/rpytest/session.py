@@ -473,7 +473,10 @@ def child_main(
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException as exc:
         own = getattr(exc, "_rpytest_pytest_own", False)
-        if stage == "running pytest" and (own or not _raised_by_rpytest(exc)):
+        parallel = sys.modules.get("rpytest.parallel")
+        if stage == "running pytest" and getattr(parallel, "WORKER_FINISHED", False):
+            code = 1  # after a worker's session: not shown, as under pytest-xdist
+        elif stage == "running pytest" and (own or not _raised_by_rpytest(exc)):
             # pytest's own crash (a --junitxml path too long, a closed stdout):
             # report it as the `pytest` process would, uncaught: exit 1.
             _uncaught_like_python(exc)
