@@ -1565,3 +1565,74 @@ fn items_sharing_a_node_id_are_never_replayed() {
         again.transcript()
     );
 }
+
+/// The warnings summary of a stock pytest run: from its header to the count.
+fn warnings_summary(run: &Run, project: &Project) -> String {
+    let root = project.root.display().to_string();
+    let text = run.stdout.replace(&root, "ROOT");
+    let from = text.find("warnings summary").unwrap_or(text.len());
+    text[from..]
+        .lines()
+        .map(|l| l.split(" in ").next().unwrap_or(l).trim_end().to_owned())
+        .filter(|l| !l.is_empty() && !l.contains("generated xml file"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Warnings raised while a test file is collected (a module-level warning,
+/// a deprecated helper it imports) are replayed with the file's cached
+/// tests, once each, as pytest shows them.
+#[test]
+fn collection_warnings_of_a_cached_file_are_shown() {
+    let pair = Pair::new("soundness");
+    pair.write("tests/__init__.py", "");
+    pair.write(
+        "tests/helper.py",
+        "import warnings\nwarnings.warn(DeprecationWarning(\"helper is deprecated\"))\n\n\ndef helper():\n    return 1\n",
+    );
+    pair.write(
+        "tests/test_a.py",
+        "from .helper import helper\n\n\ndef test_a():\n    assert helper() == 1\n",
+    );
+    pair.write(
+        "tests/test_b.py",
+        "import warnings\nwarnings.warn(UserWarning(\"module-level warning\"))\n\n\ndef test_b():\n    pass\n",
+    );
+    pair.write(
+        "tests/test_c.py",
+        "from .helper import helper\n\n\ndef test_c():\n    assert helper() == 1\n",
+    );
+    let (py, _) = pair.check(&[]);
+    let want = warnings_summary(&py, &pair.pytest);
+    assert!(want.contains("3 passed, 2 warnings"), "{}", py.transcript());
+    // Fully cached (a session prints it), then with test_c.py running: its
+    // import of the helper raises the warning again, shown once.
+    let (_, cached) = pair.check(&[]);
+    assert!(
+        cached.stderr.contains("3 cached"),
+        "{}",
+        cached.transcript()
+    );
+    assert_eq!(
+        warnings_summary(&cached, &pair.rpytest),
+        want,
+        "{}",
+        cached.transcript()
+    );
+    pair.write(
+        "tests/test_c.py",
+        "from .helper import helper\n\n\ndef test_c():\n    assert helper() + 0 == 1\n",
+    );
+    let (py, partly) = pair.check(&[]);
+    assert!(
+        partly.stderr.contains("2 cached"),
+        "{}",
+        partly.transcript()
+    );
+    assert!(
+        partly.stdout.contains("3 passed, 2 warnings")
+            && py.stdout.contains("3 passed, 2 warnings"),
+        "{}",
+        partly.transcript()
+    );
+}

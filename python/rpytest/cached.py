@@ -16,6 +16,7 @@ from _pytest.pathlib import fnmatch_ex
 from _pytest.reports import CollectReport, TestReport
 
 from rpytest import protocol as msgs
+from rpytest.stream import collect_warning_key
 from rpytest.replay import (
     _DURATION_LINE,
     _PHASES,
@@ -679,11 +680,25 @@ class CachedResults:
                 hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
                 if bulk is not None:
                     bulk.after_hooks()
-            for stored in (output or {}).get("warnings") or ():
+            stored_warnings = (output or {}).get("warnings") or ()
+            # The file's collection warnings first, as pytest shows them
+            # before its tests' (each once: another file's collection in this
+            # session may have raised it already).
+            for stored in sorted(stored_warnings, key=lambda w: not w.get("at_collection")):
+                collected = bool(stored.get("at_collection"))
+                warning = replayed_warning(stored, self.owner.rootdir)
+                if collected:
+                    seen = self.owner.stream.live_collect_warnings
+                    key = collect_warning_key(warning)
+                    if key in seen:
+                        continue
+                    seen.add(key)
                 hook.pytest_warning_recorded.call_historic(
                     kwargs=dict(
-                        warning_message=replayed_warning(stored, self.owner.rootdir),
-                        when="runtest", nodeid=nodeid, location=None,
+                        warning_message=warning,
+                        when="collect" if collected else "runtest",
+                        nodeid="" if collected else nodeid,
+                        location=None,
                     )
                 )
         finally:

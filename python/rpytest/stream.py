@@ -5,6 +5,7 @@ the session."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
@@ -12,6 +13,20 @@ import pytest
 
 from rpytest import protocol as msgs
 from rpytest.replay import _PHASES, node_output, store_warning
+
+
+def _warning_log() -> Optional[List[Any]]:
+    """The list pytest's `catch_warnings(record=True)` around the collection
+    appends each warning to (None when warnings are not being recorded so)."""
+    import warnings
+
+    log = getattr(getattr(warnings, "_showwarnmsg_impl", None), "__self__", None)
+    return log if type(log) is list else None
+
+
+def collect_warning_key(wm: Any) -> Tuple[str, str, str, int]:
+    """What tells one collection warning from another in the summary."""
+    return (getattr(wm.category, "__name__", ""), str(wm.message), os.path.abspath(str(wm.filename)), int(wm.lineno or 0))
 
 
 def _is_subtest(report: Any) -> bool:
@@ -33,6 +48,12 @@ class ResultStream:
         self.started = time.time()
         # When the batch of results being held began (None: nothing held).
         self._batch_since: Optional[float] = None
+        # Warnings raised while a test file was collected (its import: a
+        # module-level warning, a deprecated helper it imports), by file:
+        # stored with the file's first test and replayed with it.
+        self.collect_warnings: Dict[str, List[Any]] = {}
+        # What the warnings summary shows of this session's own collection.
+        self.live_collect_warnings: Set[Tuple[str, str, str, int]] = set()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -51,9 +72,13 @@ class ResultStream:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        log = _warning_log() if isinstance(collector, pytest.File) else None
+        seen = len(log) if log is not None else 0
         report = yield
         if isinstance(collector, pytest.File):
             rel = self.owner.relpath(collector.path)
+            if log is not None and len(log) > seen:
+                self.collect_warnings.setdefault(rel, []).extend(log[seen:])
             if rel not in self.files or report.outcome != "passed":
                 self.files[rel] = report.outcome
             if report.outcome == "skipped" and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
@@ -97,6 +122,28 @@ class ResultStream:
             for f, n in nodes.items()
         ]
         self.owner.emit(msgs.collected(files))
+        self._send_collect_warnings(nodes)
+
+    def _send_collect_warnings(self, nodes: Dict[str, List[str]]) -> None:
+        """Each file's collection warnings, as warnings of its first test
+        (marked `at_collection`): a replay of the file shows them again."""
+        owner = self.owner
+        if not self.collect_warnings or owner.role == "controller":
+            return
+        was_on = owner._pause()
+        try:
+            for rel, recorded in self.collect_warnings.items():
+                if not nodes.get(rel):
+                    continue
+                for wm in recorded:
+                    try:
+                        stored = store_warning(wm, owner._prefixes)
+                    except Exception:
+                        continue
+                    stored["at_collection"] = True
+                    owner.emit(msgs.node_warning(nodes[rel][0], stored))
+        finally:
+            owner._resume(was_on)
 
     # ---- results ----------------------------------------------------------------
 
@@ -225,6 +272,8 @@ class ResultStream:
         # (and linecache warm for the terminal reporter after this), that
         # read is no test's input.
         owner = self.owner
+        if when == "collect" and not owner.replaying():
+            self.live_collect_warnings.add(collect_warning_key(warning_message))
         if owner.replaying() or when != "runtest" or not nodeid or owner.role == "controller":
             return
         was_on = owner._pause()

@@ -108,12 +108,14 @@ fn printable(plan: &Plan, inv: &Invocation) -> bool {
         return false;
     }
     // Subtests (pytest 9's `subtests`, pytest-subtests) have their own
-    // letters, lines and counts: their plugin's hooks print them.
-    if plan
-        .cached
-        .iter()
-        .any(|c| c.output.text().contains("\"subtests\""))
-    {
+    // letters, lines and counts: their plugin's hooks print them. A session
+    // prints them.
+    // So do a file's collection warnings (`at_collection`): pytest lists
+    // them first, once, unless another file's collection raised them too.
+    if plan.cached.iter().any(|c| {
+        let text = c.output.text();
+        text.contains("\"subtests\"") || text.contains("\"at_collection\"")
+    }) {
         return false;
     }
     // -qq leaves out pytest's closing count line, and what it keeps differs
