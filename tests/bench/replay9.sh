@@ -10,20 +10,19 @@ R=${R:-/work/wt-replay/target/release/rpytest}; PR=${PR:-/work/wt-replay/.venv/b
 OUT=${OUT:-/work/wt-replay/tests/bench/results}
 E="env -u PYTHONDONTWRITEBYTECODE"
 cd "$C"
-uptime
-nice hyperfine -N --style basic --warmup 1 --runs ${RUNS:-5} --export-json $OUT/replay9-tree10k.json \
-  --prepare 'sh -c "echo \"# t\" >> tree-main/tests/d3/test_f1500.py"' -n main \
-    "$E bash -c 'cd tree-main && $M --python $PM -p no:cacheprovider -q'" \
-  --prepare 'sh -c "echo \"# t\" >> tree-replay/tests/d3/test_f1500.py"' -n replay \
-    "$E bash -c 'cd tree-replay && $R --python $PR -p no:cacheprovider -q'" \
-  --prepare true -n stock-file \
-    "$E bash -c 'cd tree-stock && $PM -m pytest -q -p no:cacheprovider tests/d3/test_f1500.py'"
-uptime
-nice hyperfine -N --style basic --warmup 1 --runs ${RUNS:-5} --export-json $OUT/replay9-click.json \
-  --prepare 'sh -c "echo \"# t\" >> click-main/tests/test_compat.py"' -n main \
-    "$E bash -c 'cd click-main && $M --python .venv/bin/python -p no:cacheprovider -q'" \
-  --prepare 'sh -c "echo \"# t\" >> click-replay/tests/test_compat.py"' -n replay \
-    "$E bash -c 'cd click-replay && $R --python .venv/bin/python -p no:cacheprovider -q'" \
-  --prepare true -n stock-file \
-    "$E bash -c 'cd click-main && .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_compat.py'"
+# one_file JSON MAIN_COPY REPLAY_COPY STOCK_COPY FILE MAIN_PY REPLAY_PY: the three commands of one
+# hyperfine run, FILE touched in each rpytest copy before every run.
+one_file() {
+  local json=$1 cm=$2 cr=$3 cs=$4 file=$5 pm=$6 pr=$7
+  uptime
+  nice hyperfine -N --style basic --warmup 1 --runs ${RUNS:-5} --export-json $OUT/$json \
+    --prepare "sh -c \"echo '# t' >> $cm/$file\"" -n main \
+      "$E bash -c 'cd $cm && $M --python $pm -p no:cacheprovider -q'" \
+    --prepare "sh -c \"echo '# t' >> $cr/$file\"" -n replay \
+      "$E bash -c 'cd $cr && $R --python $pr -p no:cacheprovider -q'" \
+    --prepare true -n stock-file \
+      "$E bash -c 'cd $cs && $pm -m pytest -q -p no:cacheprovider $file'"
+}
+one_file replay9-tree10k.json tree-main tree-replay tree-stock tests/d3/test_f1500.py "$PM" "$PR"
+one_file replay9-click.json click-main click-replay click-main tests/test_compat.py .venv/bin/python .venv/bin/python
 uptime
