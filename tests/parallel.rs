@@ -692,9 +692,11 @@ fn xdist_pair(fixture: &str) -> Pair {
     pair
 }
 
-/// An xdist pair for the partitioned collection (rpytest's default).
+/// An xdist pair for the partitioned collection (`RPYTEST_PARTITION=1`).
 fn partition_pair(fixture: &str) -> Pair {
-    xdist_pair(fixture)
+    let mut pair = xdist_pair(fixture);
+    pair.set_env("RPYTEST_PARTITION", "1");
+    pair
 }
 
 /// A venv of our own with the test interpreter's pytest, pytest-xdist,
@@ -1250,7 +1252,11 @@ fn a_crashed_worker_of_a_share_is_replaced_by_a_fork_of_its_own_collector() {
         if no_daemon {
             args.push("--no-daemon");
         }
-        let run = project.rpytest(&args).env("RPYTEST_TRACE", "1").run();
+        let run = project
+            .rpytest(&args)
+            .env("RPYTEST_TRACE", "1")
+            .env("RPYTEST_PARTITION", "1")
+            .run();
         run.assert_code(1);
         assert!(
             run.stderr.contains("collection partitioned"),
@@ -1322,7 +1328,7 @@ fn a_hook_that_selects_from_the_whole_collection_sees_all_of_it() {
     // The conftest's hook selects every other item: the collection is not
     // split (first run, then with recorded durations), so it selects from
     // every item, as in each pytest-xdist worker.
-    let pair = xdist_pair("parallel_modifyitems");
+    let pair = partition_pair("parallel_modifyitems");
     let args = ["-n", "2", "-p", "no:randomly", "-rA"];
     let xdist = pair.pytest.pytest(&args).run();
     xdist.assert_code(1);
@@ -1377,7 +1383,7 @@ fn whole_list_collection_hooks_of_a_conftest_collect_once_as_under_xdist() {
     ];
     for (hook, conftest, extra) in cases {
         for dir in ["tests", "tests/deep"] {
-            let pair = xdist_pair("parallel_modifyitems");
+            let pair = partition_pair("parallel_modifyitems");
             pair.remove("tests/conftest.py");
             pair.write(&format!("{dir}/conftest.py"), conftest);
             // 20 tests in 7 files, and this one: 21 items (7 test_b deselected by -k).

@@ -785,6 +785,7 @@ class Recorder:
                 continue
             if after_m:
                 self.requested[self.active].add(text)
+                self.reads[k].update(self._run_module_files(text, base))
                 after_m = False
                 continue
             if text == "-m":
@@ -999,6 +1000,28 @@ class Recorder:
         if rel in self._written_dirs:
             return False
         return not os.path.isdir(self.prefixes[0] + rel.replace("/", os.sep))
+
+    def _run_module_files(self, name: str, cwd: Optional[str]) -> List[str]:
+        """The project files `python -m name` in a subprocess runs or looks
+        for, whether this session imported them or not: each package's
+        `__init__.py` on the way, then `name.py`, `name/__init__.py` and
+        `name/__main__.py`, in its working directory and each `sys.path`
+        location inside the project."""
+        parts = [p for p in name.split(".") if p]
+        if not parts:
+            return []
+        locations = [cwd or os.getcwd()] + [p or os.getcwd() for p in sys.path if isinstance(p, str)]
+        out: List[str] = []
+        for d in locations:
+            root = self.absolute(d) or d
+            candidates = [os.path.join(root, *parts[:i], "__init__.py") for i in range(1, len(parts))]
+            full = os.path.join(root, *parts)
+            candidates += [full + ".py", os.path.join(full, "__init__.py"), os.path.join(full, "__main__.py")]
+            for c in candidates:
+                r = self._rel_abs(os.path.normpath(c))
+                if r is not None and r not in out:
+                    out.append(r)
+        return out
 
     def missing_candidates(self, name: str) -> List[str]:
         """First-party paths that would have been loaded for module `name`, had

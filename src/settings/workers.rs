@@ -47,8 +47,8 @@ pub struct Options {
     /// stops early (`-x`, `--maxfail`), pytest does not narrow or reorder
     /// what it collects from the last run (`--lf`, `--ff`, `--nf`, `--sw`),
     /// tests are run, no doctest collects non-test files, and no path on the
-    /// command line selects part of the suite. `RPYTEST_PARTITION=0` turns it
-    /// off. The collectors still fall back to collecting once when the
+    /// command line selects part of the suite, and `RPYTEST_PARTITION=1` asks
+    /// for it (see `partitionable`). The collectors still fall back to collecting once when the
     /// suite's hooks need the whole collection (`src/parallel/partition.rs`).
     pub partitionable: bool,
 }
@@ -78,8 +78,12 @@ fn partitionable(args: &crate::project::args::PytestArgs) -> bool {
     };
     // Paths or node IDs on the command line select part of the suite: the
     // shares, made from the whole suite's durations, could leave a share idle.
-    let off = std::env::var("RPYTEST_PARTITION").is_ok_and(|v| v == "0");
-    !off && dist_ok
+    // Opt-in (`RPYTEST_PARTITION=1`): a share's collector imports the other
+    // shares' test modules before its own (an import-order dependent suite,
+    // pytest-randomly's per-module seeds), a worker's `session.items` holds
+    // its share only, and those imports are recorded as inputs of every test.
+    let on = std::env::var("RPYTEST_PARTITION").is_ok_and(|v| v == "1");
+    on && dist_ok
         && args.positional.is_empty()
         && !args.stops_early
         && !args.narrows_collection

@@ -978,3 +978,28 @@ fn a_lasting_link_outside_the_project_is_an_input_itself() {
     let (py, _) = pair.check(&["-v"]);
     assert_fails(&py, node);
 }
+
+/// `python -m pkg.tool` and `python -m pkg` (its `__main__.py`) in a
+/// subprocess: the modules run are inputs, whether or not the session itself
+/// imported their package.
+#[test]
+fn modules_a_subprocess_runs_with_dash_m_are_inputs() {
+    let pair = pair();
+    pair.write("pkg/__init__.py", "");
+    pair.write("pkg/tool.py", "raise SystemExit(0)\n");
+    pair.write("pkg/__main__.py", "raise SystemExit(0)\n");
+    pair.write(
+        "test_tool.py",
+        "import subprocess, sys\n\n\ndef test_submodule():\n    assert subprocess.run([sys.executable, \"-m\", \"pkg.tool\"]).returncode == 0\n\n\ndef test_package_main():\n    assert subprocess.run([sys.executable, \"-m\", \"pkg\"]).returncode == 0\n",
+    );
+    warm_all(&pair, &["-v"]);
+    for (module, node) in [
+        ("pkg/tool.py", "test_tool.py::test_submodule"),
+        ("pkg/__main__.py", "test_tool.py::test_package_main"),
+    ] {
+        pair.write(module, "raise SystemExit(1)  # broken\n");
+        let (py, _) = pair.check(&["-v"]);
+        assert_fails(&py, node);
+        pair.write(module, "raise SystemExit(0)\n");
+    }
+}
