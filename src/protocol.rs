@@ -31,6 +31,8 @@ pub enum Request<'a> {
         cwd: &'a str,
         env: &'a BTreeMap<String, String>,
         umask: u32,
+        /// Signals the client ignores (kept ignored across exec: `nohup`).
+        ignored_signals: &'a [i32],
         session: &'a SessionConfig,
     },
 }

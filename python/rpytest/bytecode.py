@@ -51,10 +51,14 @@ def _prefixes() -> Tuple[str, ...]:
 def untrusted(source: Any, pyc: Any, root: Tuple[str, ...], installed: Tuple[str, ...]) -> bool:
     """Whether the `.pyc` at `pyc` may hold an earlier version of `source`."""
     path = os.fspath(source)
-    if not path.startswith(root) or path.startswith(installed):
+    if path.startswith(installed) or "site-packages" in path or "dist-packages" in path:
         return False
-    if "site-packages" in path or "dist-packages" in path:
-        return False
+    if not path.startswith(root):
+        # Reached through a symbolic link (a sys.path entry under a linked
+        # directory): the project's file all the same.
+        path = os.path.realpath(path)
+        if not path.startswith(root) or path.startswith(installed):
+            return False
     try:
         changed = os.stat(path).st_ctime_ns
         written = os.stat(os.fspath(pyc)).st_mtime_ns

@@ -57,15 +57,17 @@ def install_main_module(argv0: str) -> None:
     sys.modules["__main__"] = main
 
 
-def reset_signals() -> None:
-    """Signal state of a fresh CPython process (SIGPIPE/SIGXFSZ ignored as CPython does)."""
+def reset_signals(ignored: Sequence[int] = ()) -> None:
+    """Signal state of a fresh CPython process started by the client
+    (SIGPIPE/SIGXFSZ ignored as CPython does; the signals the client ignores,
+    e.g. SIGHUP under `nohup`, stay ignored across exec as they would)."""
     try:
         signal.set_wakeup_fd(-1)
     except ValueError:
         pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_IGN if int(sig) in ignored and sig != signal.SIGCHLD else signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -430,7 +432,7 @@ def child_main(
     code = 3
     stage = "setting up the session process"
     try:
-        reset_signals()
+        reset_signals([int(x) for x in request.get("ignored_signals") or ()])
         set_parent_death_signal(daemon_pid)
         # The daemon writes "started" before we may write events on the shared connection.
         while True:

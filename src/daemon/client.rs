@@ -209,12 +209,14 @@ pub fn start_run(
     fds: &[i32],
 ) -> Result<BufReader<UnixStream>, DaemonError> {
     let umask = super::unix::process_umask();
+    let ignored_signals = super::unix::ignored_signals();
     let req = Request::Run {
         protocol: PROTOCOL_VERSION,
         argv,
         cwd,
         env,
         umask,
+        ignored_signals: &ignored_signals,
         session,
     };
     let mut line = serde_json::to_vec(&req).map_err(|e| DaemonError::Protocol(e.to_string()))?;

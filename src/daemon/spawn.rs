@@ -56,6 +56,8 @@ pub fn fingerprint_with_env(
                 || matches!(k.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE")
                 // what `site` computed the user's site directory from
                 || k == "HOME"
+                // read by the dynamic loader once, at start-up
+                || k.starts_with("LD_")
                 // whether the daemon loads the native module
                 || k == super::native::SWITCH_VAR
         })

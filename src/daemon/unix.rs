@@ -17,9 +17,10 @@ pub fn process_umask() -> u32 {
     }
 }
 
-/// The process's resource limits (soft/hard) and the CPUs it may run on, as
-/// one line: what a test meets when it opens many files, forks, recurses
-/// deeply or asks `os.sched_getaffinity`. Sessions inherit them from the
+/// The process's resource limits (soft/hard), niceness, ignored signals
+/// and the CPUs it may run on, as one line: what a test meets when it opens
+/// many files, forks, recurses deeply, asks `os.nice(0)` or
+/// `os.sched_getaffinity`, or sends itself SIGHUP. Sessions inherit them from the
 /// daemon, which inherits them from the command that started it.
 pub fn process_limits() -> String {
     let mut out = String::new();
@@ -63,6 +64,14 @@ pub fn process_limits() -> String {
                 ));
             }
         }
+        // The scheduling priority (`nice`) and the signals ignored (`nohup`
+        // ignores SIGHUP): kept across fork and exec, read by tests that
+        // check them or signal themselves.
+        // SAFETY: getpriority reads this process's niceness (errno aside).
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        out.push_str(&format!("nice={nice} "));
+        let ignored: Vec<String> = ignored_signals().iter().map(|s| s.to_string()).collect();
+        out.push_str(&format!("ignored={} ", ignored.join(",")));
         // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills it.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::cpu_set_t>();
@@ -75,6 +84,27 @@ pub fn process_limits() -> String {
         }
     }
     out.trim_end().to_owned()
+}
+
+/// The signals this process ignores (SIG_IGN), which a process it starts
+/// inherits across exec (`nohup` ignores SIGHUP). SIGPIPE is left out: the
+/// Rust runtime ignores it in every rpytest process, and CPython ignores it
+/// in every Python one.
+pub fn ignored_signals() -> Vec<i32> {
+    let mut ignored = Vec::new();
+    for sig in 1..32 {
+        if sig == libc::SIGPIPE {
+            continue;
+        }
+        // SAFETY: a null new action only reads the current one into `old`.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } == 0
+            && old.sa_sigaction == libc::SIG_IGN
+        {
+            ignored.push(sig);
+        }
+    }
+    ignored
 }
 
 /// Sends `data` with `fds` attached as SCM_RIGHTS ancillary data.

@@ -200,7 +200,8 @@ impl KeyContext {
             );
         }
         for name in self.builder.env.keys() {
-            if name.starts_with("PYTHON") || name.starts_with("LC_") {
+            // `LD_*`: the dynamic loader's (LD_LIBRARY_PATH, LD_PRELOAD).
+            if name.starts_with("PYTHON") || name.starts_with("LC_") || name.starts_with("LD_") {
                 inputs.insert(
                     format!("env:{name}"),
                     key::env_value(name, &self.builder.env),

@@ -45,6 +45,8 @@ pub struct Project {
     /// The file-mode creation mask both tools start with (None: the harness's).
     umask: Option<u32>,
     nofile: Option<u64>,
+    nice: i32,
+    ignore_sighup: bool,
     counter: AtomicU32,
     /// Set once rpytest ran here, so only then does `drop` stop a daemon.
     pub(super) used_rpytest: AtomicBool,
@@ -88,6 +90,8 @@ impl Project {
             bytecode: false,
             umask: None,
             nofile: None,
+            nice: 0,
+            ignore_sighup: false,
             _dir: dir,
         }
     }
@@ -129,6 +133,13 @@ impl Project {
     /// -Sn n`; `None`: the test's own limit).
     pub fn set_nofile(&mut self, n: Option<u64>) {
         self.nofile = n;
+    }
+
+    /// Starts every later invocation `nice`r by `by` than the test, and with
+    /// SIGHUP ignored or not (as `nohup` starts a command).
+    pub fn set_process(&mut self, by: i32, ignore_sighup: bool) {
+        self.nice = by;
+        self.ignore_sighup = ignore_sighup;
     }
 
     /// Absolute path of `rel` inside the project.
@@ -226,6 +237,22 @@ impl Project {
             unsafe {
                 cmd.pre_exec(move || {
                     libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
+        if self.nice != 0 || self.ignore_sighup {
+            use std::os::unix::process::CommandExt;
+            let (by, ignore) = (self.nice, self.ignore_sighup);
+            // SAFETY: nice and signal are async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if by != 0 {
+                        libc::nice(by);
+                    }
+                    if ignore {
+                        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                    }
                     Ok(())
                 });
             }
@@ -346,6 +373,11 @@ impl Pair {
     pub fn set_nofile(&mut self, n: Option<u64>) {
         self.pytest.set_nofile(n);
         self.rpytest.set_nofile(n);
+    }
+
+    pub fn set_process(&mut self, by: i32, ignore_sighup: bool) {
+        self.pytest.set_process(by, ignore_sighup);
+        self.rpytest.set_process(by, ignore_sighup);
     }
 
     /// Both copies write `.pyc` files, as on users' machines.

@@ -449,6 +449,56 @@ fn resource_limits_enter_the_key_and_reach_the_session() {
     assert_eq!(ran(&rp), set(&[]), "back to 1024\n{}", rp.transcript());
 }
 
+/// The niceness and the signals ignored (`nice`, `nohup`) are kept across
+/// exec: inputs of every test, and the session has the command's, not the
+/// daemon's. So is LD_LIBRARY_PATH, which the dynamic loader reads once.
+#[test]
+fn niceness_ignored_signals_and_the_loader_path_enter_the_key_and_reach_the_session() {
+    let mut pair = pair_with(&[
+        (
+            "test_process.py",
+            "import os, signal\n\nBASE = int(os.environ.get(\"BASE_NICE\", \"0\"))\n\ndef test_priority():\n    assert os.getpriority(os.PRIO_PROCESS, 0) == BASE\n\ndef test_sighup():\n    assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL\n",
+        ),
+        (
+            "test_loader.py",
+            "import ctypes, os\n\ndef test_load():\n    ctypes.CDLL(\"librpytestfake.so.1\")\n",
+        ),
+    ]);
+    // A real shared library under a name only LD_LIBRARY_PATH finds.
+    let zlib = [
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib64/libz.so.1",
+        "/usr/lib/libz.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).is_file())
+    .expect("a libz.so.1 to copy");
+    for project in [&pair.pytest, &pair.rpytest] {
+        fs::create_dir_all(project.path("lib")).expect("lib dir");
+        fs::copy(zlib, project.path("lib/librpytestfake.so.1")).expect("copy a library");
+    }
+    let base = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    pair.set_env("BASE_NICE", &base.to_string());
+    for project in [&mut pair.pytest, &mut pair.rpytest] {
+        let lib = project.path("lib").to_string_lossy().into_owned();
+        project.set_env("LD_LIBRARY_PATH", &lib);
+    }
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    pair.set_process(3, false);
+    pair.check(&["-v"]).0.assert_code(1);
+    pair.rpytest.rpytest(&["--no-cache"]).run().assert_code(1);
+    pair.set_process(0, true);
+    pair.check(&["-v"]).0.assert_code(1);
+    pair.rpytest.rpytest(&["--no-cache"]).run().assert_code(1);
+    pair.set_process(0, false);
+    pair.unset_env("LD_LIBRARY_PATH");
+    pair.check(&["-v"]).0.assert_code(1);
+    pair.rpytest.rpytest(&["--no-cache"]).run().assert_code(1);
+}
+
 /// Where temporary files go (TMPDIR, pytest's PYTEST_DEBUG_TEMPROOT for
 /// `tmp_path`) and HOME (the user's site directory, computed by `site` at
 /// start-up) are read before any test: inputs of every test.
@@ -800,4 +850,34 @@ fn a_stale_pyc_of_a_changed_source_is_not_run() {
         "a result of the old code was stored\n{}",
         run.transcript()
     );
+}
+
+/// The same, for a module found through a link to the project (`sys.path`
+/// naming the project by another path): still the project's file.
+#[test]
+fn a_stale_pyc_reached_through_a_link_is_not_run() {
+    let mut pair = pair_with(&[
+        ("src/pkg/__init__.py", ""),
+        ("src/pkg/mod.py", "def f():\n    return 1\n"),
+        (
+            "test_mod.py",
+            "from pkg.mod import f\n\ndef test_f():\n    assert f() == 1\n",
+        ),
+    ]);
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    set_mtime(&pair, "src/pkg/mod.py", old);
+    let link = pair.rpytest.out_path("project-link");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&pair.rpytest.root, &link).expect("a link to the project");
+    pair.rpytest
+        .set_env("PYTHONPATH", &link.join("src").to_string_lossy());
+    let rp = &pair.rpytest;
+    rp.rpytest_cmd(&["-q"]).assert_code(0);
+    assert!(
+        rp.path("src/pkg/__pycache__").is_dir(),
+        "no bytecode written"
+    );
+    pair.write("src/pkg/mod.py", "def f():\n    return 2\n");
+    set_mtime(&pair, "src/pkg/mod.py", old);
+    pair.rpytest.rpytest_cmd(&["-q"]).assert_code(1);
 }
