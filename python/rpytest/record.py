@@ -791,6 +791,11 @@ class Recorder:
             if text == "-m":
                 after_m = True
                 continue
+            if text.startswith("-m") and len(text) > 2 and text[2] != "-":
+                # `-mpkg.tool`: CPython takes the module joined to the option.
+                self.requested[self.active].add(text[2:])
+                self.reads[k].update(self._run_module_files(text[2:], base))
+                continue
             if not text or text.startswith("-"):
                 continue
             path = text if os.path.isabs(text) or base is None else os.path.join(base, text)

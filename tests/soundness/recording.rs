@@ -988,14 +988,16 @@ fn modules_a_subprocess_runs_with_dash_m_are_inputs() {
     pair.write("pkg/__init__.py", "");
     pair.write("pkg/tool.py", "raise SystemExit(0)\n");
     pair.write("pkg/__main__.py", "raise SystemExit(0)\n");
+    pair.write("pkg/other.py", "raise SystemExit(0)\n");
     pair.write(
         "test_tool.py",
-        "import subprocess, sys\n\n\ndef test_submodule():\n    assert subprocess.run([sys.executable, \"-m\", \"pkg.tool\"]).returncode == 0\n\n\ndef test_package_main():\n    assert subprocess.run([sys.executable, \"-m\", \"pkg\"]).returncode == 0\n",
+        "import subprocess, sys\n\n\ndef test_submodule():\n    assert subprocess.run([sys.executable, \"-m\", \"pkg.tool\"]).returncode == 0\n\n\ndef test_package_main():\n    assert subprocess.run([sys.executable, \"-m\", \"pkg\"]).returncode == 0\n\n\ndef test_joined():\n    assert subprocess.run([sys.executable, \"-mpkg.other\"]).returncode == 0\n",
     );
     warm_all(&pair, &["-v"]);
     for (module, node) in [
         ("pkg/tool.py", "test_tool.py::test_submodule"),
         ("pkg/__main__.py", "test_tool.py::test_package_main"),
+        ("pkg/other.py", "test_tool.py::test_joined"),
     ] {
         pair.write(module, "raise SystemExit(1)  # broken\n");
         let (py, _) = pair.check(&["-v"]);
