@@ -166,13 +166,13 @@ def apply_environment(cwd: str, env: Dict[str, str], umask: Optional[int]) -> No
 
     if hasattr(time, "tzset"):
         time.tzset()
-    forget_tempdir()
 
 
 def forget_tempdir() -> None:
     """The directory of temporary files, which `tempfile` computes once per
-    process from TMPDIR, TEMP and TMP when first asked: asked again in the
-    session, from the client's variables, as in a fresh process."""
+    process from TMPDIR, TEMP and TMP when first asked (the daemon's
+    process, rpytest's own start-up): asked again in the session, from the
+    client's variables, as in a fresh process."""
     tempfile = sys.modules.get("tempfile")
     if tempfile is not None:
         tempfile.tempdir = None
@@ -211,6 +211,7 @@ def run_pytest(
     from rpytest.plugin import RpytestPlugin
 
     sys.argv = [argv0] + list(argv)
+    rootdir = session_config.get("rootdir") or os.getcwd()
     plugin = RpytestPlugin(session_config, writer)
     plugins: List[Any] = [plugin]
     if session_config.get("xdist_compat"):
@@ -250,10 +251,10 @@ def run_pytest(
     if session_config.get("record") and session_config.get("events", True):
         from rpytest.installed import InstalledReport
 
-        plugins.append(InstalledReport(writer, str(session_config.get("rootdir") or os.getcwd())))
+        plugins.append(InstalledReport(writer, str(rootdir)))
     from rpytest import bytecode
 
-    bytecode.install(session_config.get("rootdir") or os.getcwd())
+    bytecode.install(rootdir)
     # Warm modules a fresh `pytest` would not have yet: importable again only
     # where the session's own sys.path leads to the same file.
     shadow.hide_non_baseline()
