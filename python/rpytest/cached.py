@@ -21,6 +21,7 @@ from rpytest.replay import (
     _DURATION_LINE,
     _PHASES,
     DirectCalls,
+    ReportMaker,
     TerminalBulk,
     replayed_warning,
     sections_of,
@@ -152,6 +153,7 @@ class CachedResults:
         self._cached_dirs: Optional[Set[str]] = None
         # A matcher of file names for `python_files` (see _python_files_by_name).
         self._by_name: Optional[Tuple[Any]] = None
+        self._make: Optional[ReportMaker] = None
 
     # ---- what the session replays -------------------------------------------
 
@@ -167,8 +169,18 @@ class CachedResults:
         self.skipped_files.pop(rel, None)
         self.deselected_ids = [n for n in self.deselected_ids if n.split("::", 1)[0] != rel]
 
+    def _dropped_replays(self) -> List[_Entry]:
+        """The cached entries of the files whose collection was dropped, in
+        their order. Every entry of `skip_replays` is of a file in
+        `skip_files`: when all of those were dropped (the usual case), that
+        is the whole list."""
+        if self.skip_files <= self.dropped_files:
+            return list(self.skip_replays)
+        dropped = self.dropped_files
+        return [e for e in self.skip_replays if entry_file(e) in dropped]
+
     def pending_replays(self) -> List[_Entry]:
-        out = [e for e in self.skip_replays if entry_file(e) in self.dropped_files]
+        out = self._dropped_replays()
         for entries in self.replay_before.values():
             out.extend(entries)
         out.extend(self.replay_tail)
@@ -416,7 +428,7 @@ class CachedResults:
         items: the "collected N items" header counts them (with the ones the
         selection leaves out), and pytest's own cache (`cache/nodeids`)
         lists the selected ones, as a session that collected them would."""
-        dropped = [str(e["nodeid"]) for e in self.skip_replays if entry_file(e) in self.dropped_files]
+        dropped = [str(e["nodeid"]) for e in self._dropped_replays()]
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and isinstance(getattr(reporter, "_numcollected", None), int):
             reporter._numcollected += len(dropped) + deselected
@@ -435,7 +447,7 @@ class CachedResults:
         if replay:
             pending = sum(len(v) for v in self.replay_before.values()) + len(self.replay_tail)
             # Progress percentages and the exit status (no 5 when something was replayed) use this.
-            skipped = [e for e in self.skip_replays if entry_file(e) in self.dropped_files]
+            skipped = self._dropped_replays()
             session.testscollected += len(skipped) + pending
             self.replay_many(skipped)
         result = yield
@@ -514,11 +526,15 @@ class CachedResults:
         gc.disable()
         parts = owner.reporting_parts() + self._passive_reporters()
         self._bulk = TerminalBulk.make(self.config, parts)
+        if self._make is None:
+            self._make = ReportMaker(TestReport)
         if self._bulk is None:
             self._calls = DirectCalls.make(self.config, parts)
+        plain = self._replay_plain if self._bulk is not None and self._bulk.lean and not self._bulk.verbose else None
         try:
             for entry in entries:
-                nodes.append(self._replay(entry))
+                got = plain(entry) if plain is not None else None
+                nodes.append(got if got is not None else self._replay(entry))
         finally:
             if self._bulk is not None:
                 self._bulk.close()
@@ -606,30 +622,76 @@ class CachedResults:
             reports.append(rep)
         return reports
 
+    def _replay_plain(self, entry: _Entry) -> Optional[Tuple[str, str, str, float]]:
+        """The common case of `_replay` under the terminal reporter's bulk
+        path (default layout, lean): a passed node whose stored output is
+        its phases' durations alone (no sections, warnings or subtests).
+        The same call report `_replay` makes, made and reported with less
+        work per node; None (nothing reported) for anything else."""
+        output = entry.get("output")
+        phases = None
+        if output:
+            if len(output) != 1:
+                return None
+            phases = output.get("phases")
+            if phases is None:
+                return None
+        outcome = entry.get("outcome")
+        if outcome is not None and outcome != "passed":
+            return None
+        nodeid = entry["nodeid"]
+        location = entry.get("location")
+        if type(nodeid) is not str or type(location) is not tuple or len(location) != 3:
+            return None
+        line = location[1]
+        if type(location[0]) is not str or type(location[2]) is not str or (line is not None and type(line) is not int):
+            return None
+        bulk = self._bulk
+        make = self._make
+        if bulk is None or make is None:
+            return None
+        name = nodeid.rsplit("::", 1)[-1]
+        duration = float(entry.get("duration") or 0.0)
+        dur = float(phases[1]) if phases is not None else duration
+        rep = make(nodeid, location, {name.split("[")[0]: 1, name: 1}, "passed", None, "call", [], dur, time.time())
+        # (`_cached_ids` serves --durations only, which the lean layout excludes.)
+        self.replaying = True
+        try:
+            if not bulk.node(nodeid, location, [rep]):
+                return None  # nothing reported: `_replay` takes it through the hooks
+        finally:
+            self.replaying = False
+        self.replayed += 1
+        file = entry.get("file")
+        return (nodeid, file if type(file) is str and file and file[0] != "/" and file[-1] != "/" else entry_file(entry), "passed", duration)
+
     def _replay(self, entry: _Entry) -> Tuple[str, str, str, float]:
         assert self.config is not None
         hook = self.config.hook
         nodeid = str(entry["nodeid"])
         file = entry_file(entry)
-        loc = entry.get("location") or [file, None, nodeid.split("::", 1)[-1]]
-        location = (str(loc[0]), None if loc[1] is None else int(loc[1]), str(loc[2]))
-        keywords = {nodeid.split("::")[-1].split("[")[0]: 1, nodeid.split("::")[-1]: 1}
+        name = nodeid.rsplit("::", 1)[-1]
+        loc = entry.get("location")
+        if type(loc) is tuple and len(loc) == 3 and type(loc[0]) is str and type(loc[1]) in (int, type(None)) and type(loc[2]) is str:
+            location = loc  # as the CLI sent it (untracked_parts made it a tuple)
+        else:
+            loc = loc or [file, None, nodeid.split("::", 1)[-1]]
+            location = (str(loc[0]), None if loc[1] is None else int(loc[1]), str(loc[2]))
+        keywords = {name.split("[")[0]: 1, name: 1}
         outcome = entry.get("outcome")
         duration = float(entry.get("duration") or 0.0)
         output = entry.get("output") or None
-        phases = (output or {}).get("phases") or None
+        phases = output.get("phases") if output else None
         now = time.time()
+        make = self._make
+        if make is None:
+            make = self._make = ReportMaker(TestReport)
 
         def report(when: str, out: str, longrepr: Any = None, dur: float = 0.0, **extra: Any) -> TestReport:
             phase = _PHASES[when]
             if phases is not None:
                 dur = float(phases[phase])
-            return TestReport(
-                nodeid, location, keywords, out, longrepr, when,  # type: ignore[arg-type]
-                # JUnit XML marks the test case as served from the cache.
-                sections=sections_of(output, phase), duration=dur, start=now, stop=now + dur,
-                user_properties=[("rpytest_cached", "true")], rpytest_cached=True, **extra,
-            )
+            return make(nodeid, location, keywords, out, longrepr, when, sections_of(output, phase), dur, now, extra)
 
         # Passed setup and teardown reports only enter the terminal reporter's
         # stats under "" (read by --durations and -rP's teardown sections):

@@ -378,6 +378,8 @@ class TerminalBulk:
     def node(self, nodeid: str, location: Any, reports: List[Any]) -> bool:
         """Reports one replayed node; False when it must go through the hooks
         (nothing of it was reported then)."""
+        if len(reports) == 1 and not self.verbose:
+            return self._one(nodeid, location, reports[0])
         statuses = [self._status(rep) for rep in reports]
         if any((st[1] or st[3]) and st[2] is None for st in statuses):
             return False
@@ -400,6 +402,38 @@ class TerminalBulk:
                 self.buf.append(letter)
             self.width += 1
             if self.show_progress and len(self.progress) != self.session.testscollected:
+                if self.width + len(" [100%]") + 1 >= tr._screen_width:
+                    self._flush()
+                    color, _ = tr._get_main_color()
+                    self.tw.write(tr._get_progress_information_message() + "\n", **{color: True})
+                    self.width = 0
+        tr._tests_ran = True
+        if self.lastfailed is not None:
+            self.lastfailed.pop(nodeid, None)
+        self.last = (nodeid, location)
+        return True
+
+    def _one(self, nodeid: str, location: Any, rep: Any) -> bool:
+        """`node` for a node of one report in the default layout."""
+        category, letter, markup, word = self._status(rep)
+        if (letter or word) and markup is None:
+            return False
+        tr = self.tr
+        if self.showfspath:
+            fsid = nodeid.split("::", 1)[0]
+            if fsid != self.fsid:
+                self._new_file(fsid)
+        tr._add_stats(category, [rep])
+        if letter:
+            progress = self.progress
+            progress.add(nodeid)
+            if self.markup:
+                self._flush()
+                self.tw.write(letter, **markup)
+            else:
+                self.buf.append(letter)
+            self.width += 1
+            if self.show_progress and len(progress) != self.session.testscollected:
                 if self.width + len(" [100%]") + 1 >= tr._screen_width:
                     self._flush()
                     color, _ = tr._get_main_color()
@@ -437,3 +471,68 @@ class TerminalBulk:
             kw = {"nodeid": nodeid, "location": location}
             for f, names in self.logging_calls:
                 f(*[kw.get(n) for n in names])
+
+
+class ReportMaker:
+    """Makes the TestReports of replayed nodes. pytest's constructor copies
+    its arguments into the report's attributes; where this process's
+    TestReport is pytest's own class with that constructor, a report is made
+    by filling its attribute dictionary directly (the same attributes, values
+    and order: checked once against the constructor before use), which costs
+    a fraction of the call. Anything else (a constructor that does more, such
+    as pytest 9's parsed node IDs) goes through the constructor."""
+
+    def __init__(self, cls: Any) -> None:
+        self.cls = cls
+        self.direct = self._direct_matches(cls)
+
+    @staticmethod
+    def _fill(cls: Any, nodeid: str, location: Any, keywords: Any, outcome: str, longrepr: Any, when: str,
+              sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]]) -> Any:
+        rep = cls.__new__(cls)
+        d = rep.__dict__
+        d["nodeid"] = nodeid
+        d["location"] = location
+        d["keywords"] = keywords
+        d["outcome"] = outcome
+        d["longrepr"] = longrepr
+        d["when"] = when
+        # JUnit XML marks the test case as served from the cache.
+        d["user_properties"] = [("rpytest_cached", "true")]
+        d["sections"] = sections
+        d["duration"] = duration
+        d["start"] = start
+        d["stop"] = start + duration
+        d["rpytest_cached"] = True
+        if extra:
+            d.update(extra)
+        return rep
+
+    def _construct(self, nodeid: str, location: Any, keywords: Any, outcome: str, longrepr: Any, when: str,
+                   sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]]) -> Any:
+        return self.cls(
+            nodeid, location, keywords, outcome, longrepr, when,
+            sections=sections, duration=duration, start=start, stop=start + duration,
+            user_properties=[("rpytest_cached", "true")], rpytest_cached=True, **(extra or {}),
+        )
+
+    def _direct_matches(self, cls: Any) -> bool:
+        init = getattr(cls, "__init__", None)
+        if getattr(init, "__module__", None) != "_pytest.reports" or getattr(init, "__qualname__", None) != "TestReport.__init__":
+            return False
+        if type(cls).__new__ is not type.__new__ or cls.__new__ is not object.__new__:
+            return False
+        args = ("a.py::t[1]", ("a.py", 2, "t[1]"), {"t": 1, "t[1]": 1}, "skipped", ("a.py", 3, "r"), "call",
+                [("Captured stdout call", "x")], 0.25, 10.0, {"wasxfail": "w"})
+        try:
+            made = self._construct(*args)
+            filled = self._fill(cls, *args)
+        except Exception:
+            return False
+        return type(made) is type(filled) and list(made.__dict__.items()) == list(filled.__dict__.items())
+
+    def __call__(self, nodeid: str, location: Any, keywords: Any, outcome: str, longrepr: Any, when: str,
+                 sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]] = None) -> Any:
+        if self.direct:
+            return self._fill(self.cls, nodeid, location, keywords, outcome, longrepr, when, sections, duration, start, extra)
+        return self._construct(nodeid, location, keywords, outcome, longrepr, when, sections, duration, start, extra)
