@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import gc
+import operator
 import os
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -123,6 +124,7 @@ class CachedResults:
         # The CLI reads replayed nodes back as positions in the list it sent
         # (docs/protocol.md, `cached_replayed`): entry's id -> its position.
         self._positions: Optional[Dict[int, int]] = None
+        self._sent: List[Any] = sent if isinstance(sent, list) else []
         if session_config.get("replay_indices") and isinstance(sent, list):
             self._positions = {id(e): i for i, e in enumerate(sent)}
         # The replayed reports the terminal reporter keeps are let go as
@@ -428,13 +430,13 @@ class CachedResults:
         items: the "collected N items" header counts them (with the ones the
         selection leaves out), and pytest's own cache (`cache/nodeids`)
         lists the selected ones, as a session that collected them would."""
-        dropped = [str(e["nodeid"]) for e in self._dropped_replays()]
+        dropped = self._dropped_replays()
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and isinstance(getattr(reporter, "_numcollected", None), int):
             reporter._numcollected += len(dropped) + deselected
         nf = config.pluginmanager.get_plugin("nfplugin")
         if nf is not None and isinstance(getattr(nf, "cached_nodeids", None), set) and not config.option.collectonly:
-            nf.cached_nodeids.update(dropped)
+            nf.cached_nodeids.update(str(e["nodeid"]) for e in dropped)
 
     # ---- running ----------------------------------------------------------
 
@@ -557,15 +559,13 @@ class CachedResults:
         CLI sent ([start, end) each); None if one is not from that list."""
         positions = self._positions
         assert positions is not None
-        try:
-            found = list(map(positions.__getitem__, map(id, entries)))
-        except KeyError:
-            return None
-        if not found:
+        if not entries:
             return []
-        first = found[0]
-        if found == list(range(first, first + len(found))):
-            return [[first, first + len(found)]]  # the usual case: one run
+        first = positions.get(id(entries[0]))
+        sent = self._sent
+        n = len(entries)
+        if first is not None and first + n <= len(sent) and all(map(operator.is_, entries, sent[first : first + n])):
+            return [[first, first + n]]  # the usual case: one run
         ranges: List[List[int]] = []
         last: Optional[List[int]] = None
         for e in entries:

@@ -94,6 +94,11 @@ MAX_REQUEST = 64 * 1024 * 1024
 SEND_TIMEOUT = 10.0
 # How long a request waits for a pre-forked child that is still preparing.
 PENDING_TIMEOUT = 2.0
+# A run request longer than this (the cached entries of thousands of test
+# files) gets a plain session: a pre-forked child would have it encoded again
+# by the daemon and decoded once more, which costs more than the start-up it
+# saves; a plain session's fork shares the daemon's decoded copy.
+PREFORK_MAX_REQUEST = 1 << 20
 
 
 def log(msg: str) -> None:
@@ -254,6 +259,7 @@ class Conn:
         self.child: Optional[int] = None
         self.done = False
         self.pinged = False
+        self.line_size = 0  # bytes of the last request line
 
     def close_fds(self) -> None:
         for fd in self.fds:
@@ -299,6 +305,8 @@ class Daemon:
         self.prefork_failures = 0  # consecutive deaths before use
         self.prefork_fallbacks = 0
         self.prefork_last_fallback = ""
+        # The `-p no:NAME` arguments the next plain pre-forked child prepares for.
+        self.prefork_excluded: List[str] = []
         self.prepared_cpu: Dict[int, float] = {}  # pre-forked sessions: CPU spent before their request
         # The speculative child (rpytest.prefork.speculative_main): prepared
         # further, for `last_request` only.
@@ -584,6 +592,7 @@ class Daemon:
             return  # nothing more is expected while a session runs
         try:
             for line in conn.buf.feed(data):
+                conn.line_size = len(line)
                 self.handle(conn, decode(line))
                 if conn.done or conn.child is not None:
                     break
@@ -754,7 +763,7 @@ class Daemon:
                     pass
                 ours.close()
                 self._close_daemon_fds(None)
-                prefork.child_main(theirs, EnvReads, daemon_pid, self.base_pythonpath, speculate)
+                prefork.child_main(theirs, EnvReads, daemon_pid, self.base_pythonpath, speculate, self.prefork_excluded)
             finally:
                 os._exit(3)
         theirs.close()
@@ -802,6 +811,7 @@ class Daemon:
                 p.files = {str(k): list(v) for k, v in (info.get("files") or {}).items()}
                 p.cpu = float(info.get("cpu") or 0.0)
                 p.ready = {str(k): v for k, v in (info.get("env") or {}).items()}
+                p.excluded = [str(n) for n in info.get("excluded") or ()]
             except (ValueError, AttributeError):
                 log("pre-forked child %d sent a bad ready line" % p.pid)
                 self.kill_prefork(p)
@@ -903,6 +913,12 @@ class Daemon:
         (nothing done) means: fork a plain session."""
         if not self.prefork_on:
             return False
+        if conn.line_size > PREFORK_MAX_REQUEST:
+            self.note_exclusions(req)
+            self.prefork_fallbacks += 1
+            self.prefork_last_fallback = "a request of %d bytes" % conn.line_size
+            log("plain session: a request of %d bytes" % conn.line_size)
+            return False
         speculable = prefork.unspeculable(req, len(stdio)) is None
         spec = self.spec
         if speculable and req != self.last_request:
@@ -912,13 +928,14 @@ class Daemon:
                 spec = None
             self.last_request = req
         env = {str(k): str(v) for k, v in (req.get("env") or {}).items()}
+        self.note_exclusions(req)
         for p in (spec, self.prefork):
             if p is None or (p is spec and req != p.request):
                 continue
             if p.ready is None:
                 if self.pending is not None:
                     continue  # one request waits at a time; this one does not
-                if p is not spec and ((req.get("session") or {}).get("sandbox") or prefork.refusal(list(req.get("argv") or []), env, {})):
+                if p is not spec and ((req.get("session") or {}).get("sandbox") or prefork.refusal(list(req.get("argv") or []), env, {}, self.prefork_excluded)):
                     break  # it would not be taken: no reason to wait
                 # Still preparing (a run right after the last one): what it
                 # does a plain session would do too, so waiting costs less.
@@ -933,6 +950,16 @@ class Daemon:
         self.prefork_fallbacks += 1
         self.prefork_last_fallback = "no pre-forked child"
         return False
+
+    def note_exclusions(self, req: Dict[str, Any]) -> None:
+        """The next plain pre-forked child prepares for the `-p no:NAME`
+        arguments of the last run request (`-p no:cacheprovider` on every
+        run then finds a child prepared for it); a request with other
+        plugin arguments leaves them as they were."""
+        argv = req.get("argv")
+        found = prefork.exclusions(list(argv)) if isinstance(argv, list) else None
+        if found is not None:
+            self.prefork_excluded = found
 
     def serve_pending(self, why: Optional[str]) -> None:
         """The waiting request: to its child once ready, else (`why`) a plain session."""
@@ -966,7 +993,7 @@ class Daemon:
         elif p.request is not None and req != p.request:
             why = "the request is not the one it speculated on"
         else:
-            why = prefork.refusal(list(req.get("argv") or []), env, p.ready)
+            why = prefork.refusal(list(req.get("argv") or []), env, p.ready, p.excluded)
         stale = prefork.changed_files(p.files) if why is None else []
         if stale:
             why = "a file the pre-forked child read changed (%s)" % stale[0]
@@ -974,8 +1001,10 @@ class Daemon:
             self.prefork_fallbacks += 1
             self.prefork_last_fallback = why
             log("%s: %s" % ("not the speculative session" if p.request is not None else "plain session", why))
-            if stale or p.request is not None:
-                self.kill_prefork(p, wait=False)  # a new one (forked after this session) reads the new file
+            if stale or p.request is not None or p.excluded != self.prefork_excluded:
+                # A new one (forked after this session) reads the new file, or
+                # prepares for the request's `-p no:NAME` arguments.
+                self.kill_prefork(p, wait=False)
             return False
         try:
             prefork.send_request(p.sock, req, list(stdio) + [conn.sock.fileno()])
@@ -1068,6 +1097,7 @@ class Preforked:
         # consulted) while preparing, with their stat.
         self.files: Dict[str, List[int]] = {}
         self.cpu = 0.0  # CPU seconds the preparation took (before any request)
+        self.excluded: List[str] = []  # the `-p no:NAME` arguments it prepared for
 
 
 def _recv_fds(sock: socket.socket):

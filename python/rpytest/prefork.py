@@ -86,15 +86,37 @@ def plugin_args(args: Sequence[Any]) -> List[str]:
     return found
 
 
-def refusal(argv: Sequence[Any], env: Dict[str, str], seen_env: Dict[str, Optional[str]]) -> Optional[str]:
+def exclusions(args: Sequence[Any]) -> Optional[List[str]]:
+    """The `-p no:NAME` arguments of `args` as pytest's `get_config` reads
+    them (`no:NAME`, in order), when every plugin argument is one of those;
+    None when there is another (`-p NAME`, `--disable-plugin-autoload`)."""
+    found: List[str] = []
+    for arg in plugin_args(args):
+        if arg.startswith("-p "):
+            name = arg[3:].strip()
+        elif arg.startswith("-p"):
+            name = arg[2:].strip()
+        else:
+            return None
+        if not name.startswith("no:"):
+            return None
+        found.append(name)
+    return found
+
+
+def refusal(
+    argv: Sequence[Any], env: Dict[str, str], seen_env: Dict[str, Optional[str]], excluded: Sequence[str] = ()
+) -> Optional[str]:
     """Why a request with `argv` and `env` must not use a child prepared while
-    the environment had `seen_env` (the variables the preparation read); None
-    when it may."""
+    the environment had `seen_env` (the variables the preparation read) and
+    with the `-p no:NAME` arguments `excluded`; None when it may."""
     if not enabled(env):
         return "%s=%s" % (SWITCH, env.get(SWITCH))
     found = plugin_args(argv)
-    if found:
+    if found and exclusions(argv) != list(excluded):
         return "plugin arguments %s" % " ".join(found)
+    if not found and excluded:
+        return "no plugin arguments (prepared with %s)" % " ".join(excluded)
     addopts = env.get("PYTEST_ADDOPTS")
     if addopts:
         try:
@@ -192,9 +214,11 @@ class Prepared:
     """What the child made before the request: the `Config` of `get_config`
     and the keyword arguments it was made for (pytest 9 passes `prog`)."""
 
-    def __init__(self, config: Any, kwargs: Dict[str, Any]) -> None:
+    def __init__(self, config: Any, kwargs: Dict[str, Any], excluded: Sequence[str] = ()) -> None:
         self.config = config
         self.kwargs = kwargs
+        # The `-p no:NAME` arguments it was made with (`get_config` reads only those).
+        self.excluded = list(excluded)
         self.used = False
 
 
@@ -219,9 +243,11 @@ def _get_config_kwargs() -> Dict[str, Any]:
 SESSION_MODULES = ("rpytest.coverage", "rpytest.thirdparty")
 
 
-def prepare() -> Prepared:
+def prepare(excluded: Sequence[str] = ()) -> Prepared:
     """Import what every session imports before pytest starts, and build what
-    `get_config` builds for arguments without `-p`."""
+    `get_config` builds for arguments whose only plugin arguments are the
+    `-p no:NAME` ones in `excluded` (none: arguments without `-p`). When
+    pytest refuses those (an essential plugin), what it builds without."""
     import importlib
 
     from _pytest import config as pytest_config
@@ -229,6 +255,14 @@ def prepare() -> Prepared:
     for name in SESSION_MODULES:
         importlib.import_module(name)
     kwargs = _get_config_kwargs()
+    if excluded:
+        args: List[str] = []
+        for name in excluded:
+            args += ["-p", name]
+        try:
+            return Prepared(pytest_config.get_config(args, None, **kwargs), kwargs, excluded)
+        except Exception:
+            pass
     config = pytest_config.get_config(None, None, **kwargs)
     return Prepared(config, kwargs)
 
@@ -246,7 +280,8 @@ def install(prepared: Prepared, on_fresh: Optional[Callable[[], None]] = None) -
 
     def get_config(args: Any = None, plugins: Any = None, **kwargs: Any) -> Any:
         pytest_config.get_config = original  # one use: later sessions (pytester) build their own
-        if prepared.used or kwargs != prepared.kwargs or (args is not None and plugin_args(list(args))):
+        asked = exclusions(list(args)) if args is not None else []
+        if prepared.used or kwargs != prepared.kwargs or asked != prepared.excluded:
             if on_fresh is not None:
                 on_fresh()
             return original(args, plugins, **kwargs)
@@ -298,10 +333,12 @@ def child_main(
     daemon_pid: int,
     base_pythonpath: Optional[str],
     speculate: Optional[Dict[str, Any]] = None,
+    excluded: Sequence[str] = (),
 ) -> None:
     """Body of the pre-forked child (never returns). `env_reads` makes the
     daemon's recorder of environment reads; `speculate` is the request to
-    speculate on (None: the plain pre-forked child)."""
+    speculate on (None: the plain pre-forked child); `excluded` the
+    `-p no:NAME` arguments the plain child prepares for."""
     from rpytest import session
 
     try:
@@ -310,14 +347,14 @@ def child_main(
         session.set_parent_death_signal(daemon_pid)
         before = set(sys.modules)
         with env_reads() as reads:
-            prepared = prepare()
+            prepared = prepare(() if speculate is not None else excluded)
         seen: Dict[str, Optional[str]] = {n: os.environ.get(n) for n in sorted(reads.names) if n != "*"}
         if "*" in reads.names:
             seen["*"] = None
         added = sorted(set(sys.modules) - before)
         files = [getattr(sys.modules.get(n), "__file__", None) for n in added] + sorted(reads.files)
         info = {"type": "ready", "env": seen, "modules": added, "files": file_stats(files),
-                "cpu": _cpu_seconds()}
+                "cpu": _cpu_seconds(), "excluded": prepared.excluded}
         if speculate is not None:
             speculative_main(sock, prepared, info, speculate, daemon_pid, base_pythonpath)
         sock.sendall((json.dumps(info) + "\n").encode("utf-8"))
@@ -325,6 +362,13 @@ def child_main(
             req, fds = receive_request(sock)
         except (EOFError, OSError, ValueError):
             os._exit(0)  # stopped, or the daemon is gone
+        # The request (tens of thousands of cached entries) was decoded
+        # here, after the fork: like the daemon's heap in a plain session,
+        # it is kept out of the session's garbage collections. No project
+        # code has run in this process yet.
+        import gc
+
+        gc.freeze()
         # The last descriptor is the client connection (the event channel).
         event_fd = fds.pop()
         install(prepared)

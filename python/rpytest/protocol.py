@@ -78,17 +78,22 @@ class LineBuffer:
     def __init__(self, limit: int = MAX_LINE) -> None:
         self._buf = bytearray()
         self._limit = limit
+        # Bytes at the start of the buffer already known to hold no newline
+        # (a long line arrives in many pieces: each is searched once).
+        self._scanned = 0
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         self._buf += data
         while True:
-            nl = self._buf.find(b"\n")
+            nl = self._buf.find(b"\n", self._scanned)
             if nl < 0:
+                self._scanned = len(self._buf)
                 if len(self._buf) > self._limit:
                     raise ValueError("message line too long")
                 return
             line = bytes(self._buf[:nl])
             del self._buf[: nl + 1]
+            self._scanned = 0
             yield line
 
 

@@ -162,13 +162,51 @@ def test_fallback_is_a_plain_session_like_pytest(project: Path, start_daemon, ar
     info = prefork_info(d)
     assert info["sessions"] == 0 and info["fallbacks"] == 1
     assert why in info["last_fallback"], info
-    # the pre-forked child is kept for the next plain request
-    assert info["pid"] == pid
     assert_like_stock(project, r, ["-rA"] + argv, env)
     if "localplug" in str(argv) + str(extra):
         assert "localplug loaded" in r.stdout
+    if "no:" in why and not extra:
+        # The next child prepares for the request's `-p no:NAME` (see
+        # test_the_last_requests_plugin_exclusions_are_prepared_for).
+        return
+    # the pre-forked child is kept for the next plain request
+    assert info["pid"] == pid
     plain = d.run(["-rA"], env=clean_env(), session={"record": False})
     assert plain.one("started")["pid"] == pid
+
+
+@pytest.mark.parametrize("form", [["-p", "no:rpytest_fixture_plugin"], ["-pno:rpytest_fixture_plugin"]], ids=["-p no:", "-pno:"])
+def test_the_last_requests_plugin_exclusions_are_prepared_for(project: Path, start_daemon, form) -> None:
+    """`-p no:NAME` on every run (`-p no:cacheprovider`): the first such
+    request gets a plain session, the pre-forked child made after it prepares
+    for the same exclusions and takes the next one (with pytest's output), a
+    request without them or with others gets a plain session again."""
+    write_project(project, PROJECT)
+    d = start_daemon(project)
+    first = wait_prefork_ready(d)["pid"]
+    env = clean_env()
+    argv = ["-rA"] + form
+    r = d.run(argv, env=env, session={"record": False})
+    assert r.one("started")["pid"] != first
+    assert_like_stock(project, r, argv, env)
+
+    def new_child_ready() -> bool:
+        info = prefork_info(d)
+        return info["pid"] not in (None, first) and info["ready"]
+
+    assert wait_for(new_child_ready), d.log()
+    second = prefork_info(d)["pid"]
+    r = d.run(argv, env=env, session={"record": False})
+    assert r.one("started")["pid"] == second, d.log()
+    assert_like_stock(project, r, argv, env)
+    info = prefork_info(d)
+    assert info["sessions"] == 1 and info["fallbacks"] == 1, info
+
+    third = wait_prefork_ready(d)["pid"]
+    plain = d.run(["-rA"], env=env, session={"record": False})
+    assert plain.one("started")["pid"] != third, "a child prepared without the plugin took a request with it"
+    assert_like_stock(project, plain, ["-rA"], env)
+    assert "no plugin arguments" in prefork_info(d)["last_fallback"]
 
 
 def test_changed_environment_read_by_the_preparation_falls_back(project: Path, start_daemon) -> None:
@@ -487,3 +525,48 @@ def test_a_preforked_session_tells_its_end_before_its_process_is_gone(project: P
         told = "session pid %d ended (code 0)" % pid
         assert told in log, log
         assert log.index(told) < log.index("session pid %d finished" % pid), log
+
+
+UNRAISABLE = {
+    "test_leak.py": (
+        "import gc\n"
+        "# Only pytest's closing collections find the cycles (no automatic\n"
+        "# collection mid-run, whose timing depends on allocation counts).\n"
+        "gc.disable()\n"
+        "class Boom:\n"
+        "    def __del__(self):\n"
+        "        raise RuntimeError('boom in __del__')\n"
+        "def test_cycle_with_raising_finalizer():\n"
+        "    a = Boom()\n"
+        "    a.me = a\n"
+        "    del a\n"
+        "def test_unclosed_file_in_a_cycle(tmp_path):\n"
+        "    p = tmp_path / 'f.txt'\n"
+        "    p.write_text('x')\n"
+        "    holder = [open(p)]\n"
+        "    holder.append(holder)\n"
+        "    del holder\n"
+    ),
+}
+
+
+def test_preforked_session_collects_the_tests_garbage_like_pytest(project: Path, start_daemon) -> None:
+    """The pre-forked child freezes what it holds before the session (the
+    request it decoded): objects the tests make are still collected by
+    pytest's closing collections, and their finalizers' errors and
+    ResourceWarnings reach pytest's unraisable-exception plugin as under
+    stock pytest."""
+    write_project(project, UNRAISABLE)
+    d = start_daemon(project)
+    pid = wait_prefork_ready(d)["pid"]
+    env = clean_env()
+    argv = ["-rA", "-W", "default"]
+    r = d.run(argv, env=env, session={"record": False})
+    assert r.one("started")["pid"] == pid, d.log()
+    code, out = stock(project, argv, env, None)
+    assert "boom in __del__" in out and "ResourceWarning" in out, out
+    both = r.stdout + r.stderr  # stock's stderr is in `out`
+    for text in ("PytestUnraisableExceptionWarning", "boom in __del__", "ResourceWarning", "warnings summary"):
+        assert both.count(text) == out.count(text), (text, r.stdout, r.stderr, out)
+    assert summary(r.stdout) == summary(out), (r.stdout, out)
+    assert r.exit_code == code
