@@ -1,12 +1,14 @@
 """CPU cost of a pytest session in which all but a few test files are cached.
 
-usage: python tests/bench/onefile_session.py TREE RUN_FILE [--profile OUT] [pytest args...]
+usage: python tests/bench/onefile_session.py TREE RUN_FILE [--freeze] [--profile OUT] [pytest args...]
 
 Runs a real pytest session with the rpytest plugin in TREE (a tree from
 tests/gen_tree.py): every `tests/**/test_*.py` file but RUN_FILE is handed
 to the plugin as cached (three passed tests each, as gen_tree.py writes
 them), as the CLI hands a plan's skipped files, with the plugins every session has. Prints the session's wall
 and CPU time. Events go to /dev/null, the terminal output to a file.
+`--freeze`: `gc.freeze()` after the cached entries are made, as the daemon
+freezes its heap (the decoded request) before it forks a session.
 """
 import os
 import sys
@@ -56,6 +58,9 @@ def main():
     tree, run_file = os.path.abspath(sys.argv[1]), sys.argv[2]
     args = sys.argv[3:]
     profile = None
+    freeze = args[:1] == ["--freeze"]
+    if freeze:
+        args = args[1:]
     if args[:1] == ["--profile"]:
         profile, args = args[1], args[2:]
     files = []
@@ -68,6 +73,10 @@ def main():
         for f in skip for i in range(3)
     ]
     os.chdir(tree)
+    if freeze:
+        import gc
+
+        gc.freeze()
     null = os.open(os.devnull, os.O_WRONLY)
     t0, c0 = time.perf_counter(), time.process_time()
     phases = Phases()
