@@ -570,3 +570,22 @@ def test_preforked_session_collects_the_tests_garbage_like_pytest(project: Path,
         assert both.count(text) == out.count(text), (text, r.stdout, r.stderr, out)
     assert summary(r.stdout) == summary(out), (r.stdout, out)
     assert r.exit_code == code
+
+
+def test_a_request_over_a_megabyte_gets_a_plain_session(project: Path, start_daemon) -> None:
+    """The cached results of thousands of files make a request of megabytes:
+    handing it to the pre-forked child would have the daemon encode it again
+    and the child decode it once more; a plain fork shares the daemon's copy."""
+    write_project(project, PROJECT)
+    d = start_daemon(project)
+    pid = wait_prefork_ready(d)["pid"]
+    env = clean_env()
+    # Session settings no session reads, as bulky as 5,000 files' cached results.
+    r = d.run(["-rA"], env=env, session={"record": False, "padding": ["x" * 200] * 6000})
+    assert r.one("started")["pid"] != pid
+    assert_like_stock(project, r, ["-rA"], env)
+    info = prefork_info(d)
+    assert "a request of" in info["last_fallback"], info
+    assert info["pid"] == pid and info["sessions"] == 0
+    small = d.run(["-rA"], env=env, session={"record": False})
+    assert small.one("started")["pid"] == pid
