@@ -1208,6 +1208,91 @@ fn partitioned_collection_with_a_new_file_or_a_collection_error_gives_xdists_out
     );
 }
 
+/// The test modules each process imported, in order, by process (the
+/// fixture's `import MODULE PID` lines).
+fn imports_by_process(log: &[Vec<String>]) -> BTreeMap<String, Vec<String>> {
+    let mut by_pid: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in log.iter().filter(|l| l[0] == "import") {
+        by_pid.entry(l[2].clone()).or_default().push(l[1].clone());
+    }
+    by_pid
+}
+
+/// A partitioned collector imports the other shares' test modules where
+/// pytest imports them, in the collection's order (as each pytest-xdist
+/// worker does): module-level side effects happen in the same order. Here the
+/// shares are {test_a, test_b, test_c} and {test_slow}: the first share's
+/// collector must not import test_slow before its own modules.
+#[test]
+fn partitioned_collectors_import_every_test_module_in_pytests_order() {
+    require_fixture_plugin();
+    let pair = partition_pair("parallel_partition");
+    record_durations(&pair);
+    let _ = partition_log(&pair.pytest);
+    pair.pytest.pytest(&["-n", "2", "-p", "no:randomly"]).run();
+    let xdist = imports_by_process(&partition_log(&pair.pytest));
+    let log = check_partitioned(&pair, &["-p", "no:randomly"], &[]);
+    let order: Vec<String> = ["test_a", "test_b", "test_c", "test_slow"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(xdist.len(), 2, "{xdist:?}");
+    assert!(xdist.values().all(|o| *o == order), "{xdist:?}");
+    let ours = imports_by_process(&log);
+    assert_eq!(ours.len(), 2, "{log:?}");
+    assert!(ours.values().all(|o| *o == order), "{log:?}");
+}
+
+/// The other shares' test modules a partitioned collector imports are not
+/// inputs of its own tests: after a partitioned run, one edited test file
+/// runs that file's tests again, as after a serial run, not the whole suite.
+#[test]
+fn a_partitioned_run_records_each_test_modules_imports_against_its_own_tests() {
+    require_fixture_plugin();
+    let mut project = Project::new("parallel_partition");
+    project.set_env("RPYTEST_PARTITION", "1");
+    project.write("conftest.py", "");
+    for f in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        let _ = fs::remove_file(project.path(&format!("test_{f}.py")));
+        project.write(
+            &format!("test_{f}.py"),
+            &format!("def test_{f}():\n    pass\n"),
+        );
+    }
+    let _ = fs::remove_file(project.path("test_slow.py"));
+    // After a first run (serial or partitioned), test_c.py is edited: the
+    // next run's cached count.
+    let cached_after_edit = |args: &[&str]| -> String {
+        let _ = fs::remove_dir_all(project.path(".rpytest"));
+        project.write("test_c.py", "def test_c():\n    pass\n");
+        let first = project.rpytest(args).env("RPYTEST_TRACE", "1").run();
+        first.assert_code(0);
+        if args.contains(&"-n") {
+            assert!(
+                first.stderr.contains("collection partitioned"),
+                "{}",
+                first.transcript()
+            );
+        }
+        project.write("test_c.py", "def test_c():\n    pass\n# edited\n");
+        let again = project.rpytest(args).env("RPYTEST_TRACE", "1").run();
+        again.assert_code(0);
+        again
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("rpytest:") && l.contains(" cached,"))
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| panic!("nothing cached: {}", again.transcript()))
+    };
+    let serial = cached_after_edit(&[]);
+    assert!(serial.starts_with("rpytest: 7 cached, 1 run"), "{serial}");
+    let partitioned = cached_after_edit(&["-n", "2"]);
+    assert!(
+        partitioned.starts_with("rpytest: 7 cached, 1 run"),
+        "{partitioned}"
+    );
+}
+
 #[test]
 fn arguments_that_need_the_whole_collection_collect_once() {
     require_fixture_plugin();

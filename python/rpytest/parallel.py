@@ -378,6 +378,39 @@ _WHOLE_LIST_HOOKS = (
 _PER_SHARE_MODULES = ("_pytest", "pytest", "rpytest", "pytest_randomly", "_hypothesis_pytestplugin", "time_machine")
 
 
+class _OtherShare(pytest.Collector):
+    """Another share's test module in a partitioned collection: collecting it
+    imports the module (where and when pytest would) and makes no item. Not a
+    `pytest.File`: this share's session does not list the file as collected
+    (its own share does, with its tests). What the import reads is credited
+    to the module's file, as a whole collection credits it, not to every test."""
+
+    module: Any = None
+    credit: Any = None
+
+    def collect(self) -> List[Any]:
+        credit = self.credit
+        prev = credit[0].set_active(credit[1]) if credit is not None else None
+        try:
+            self.module.obj
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            pass  # its own share reports the error or skip
+        finally:
+            if credit is not None:
+                credit[0].active = prev
+        return []
+
+
+def _import_only(module: Any, credit: Any) -> Any:
+    """Stands for `module` (see `_OtherShare`); `credit`: (recorder, file) or None."""
+    node = _OtherShare.from_parent(module.parent, name=module.name, nodeid=module.nodeid)
+    node.module = module
+    node.credit = credit
+    return node
+
+
 def _hookimpl_module(impl: Any) -> Tuple[str, str]:
     """(module name, file) of a hookimpl's function."""
     fn = impl.function
@@ -599,26 +632,22 @@ class WorkerPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collect_file(self, file_path: Any, parent: Any) -> Any:
-        """A partitioned collection: another share's test module is imported
-        where pytest imports it, as every pytest-xdist worker imports every
-        test module (module-level side effects stay), and collects nothing
-        here. Files named on the command line are collected by every share
-        (the CLI runs their tests once)."""
+        """A partitioned collection: another share's test module stays in the
+        tree, but collecting it only imports it and makes no item. So it is
+        imported where and when pytest imports it (in the collection's order,
+        credited to its own file as a whole collection credits it), as every
+        pytest-xdist worker imports every test module: module-level side
+        effects and the order they happen in stay. Files named on the command
+        line are collected by every share (the CLI runs their tests once)."""
         result = yield
         share = self.share
         if not result or share is None or share.collects(self.rp.relpath(file_path)):
             return result
         if parent.session.isinitpath(file_path):
             return result
-        for node in result:
-            if isinstance(node, pytest.Module):
-                try:
-                    node.obj
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except BaseException:
-                    pass  # its share reports the error
-        return []
+        recorder = getattr(self.rp, "recorder", None)
+        credit = (recorder, self.rp.relpath(file_path)) if recorder is not None else None
+        return [_import_only(node, credit) if isinstance(node, pytest.Module) else node for node in result]
 
     def _unpartitionable(self, config: Any) -> Optional[str]:
         """Why this collection must not be split (see `_WHOLE_LIST_HOOKS`),
@@ -972,6 +1001,17 @@ def _from_json(config: pytest.Config, data: Any) -> Any:
     if isinstance(getattr(report, "user_properties", None), list):
         report.user_properties = [tuple(p) for p in report.user_properties]
     return report
+
+
+def _freeze_replayed() -> None:
+    """The controller after the last report: pytest ends a session with five
+    full garbage collections (for the unraisable exceptions of the tests'
+    garbage), each walking every report the terminal keeps for its summary.
+    No test runs in the controller: one collection here (a plugin's garbage
+    is still finalized, and its unraisable exceptions still reported), then
+    what survives is moved out of the collector's sight."""
+    gc.collect()
+    gc.freeze()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -1436,6 +1476,7 @@ class ControllerPlugin:
                 self._node_message(msg)
             if session.shouldfail or session.shouldstop or self.shouldstop:
                 self._request_stop()
+        _freeze_replayed()
         self._flush_restart_line()
         if session.shouldfail and not self.shouldstop:
             self.shouldstop = session.shouldfail  # failures replayed from the cache count too

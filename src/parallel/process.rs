@@ -332,7 +332,16 @@ fn read_messages(
             }
             batch.push(m);
         }
-        if reader.buffer().is_empty() || batch.len() >= BATCH_LIMIT {
+        if reader.buffer().is_empty() {
+            send_batch(idx, &mut batch, tx)?;
+            // Let the session's next events gather in the socket first: a
+            // worker of fast tests writes twice per test, and a reader blocked
+            // on the socket is woken (and wakes the dispatcher and the
+            // controller) for each write. Reading at most every COALESCE
+            // hands over several tests' events at once; the writes stay in the
+            // kernel's buffer meanwhile, so a worker that dies loses none.
+            std::thread::sleep(COALESCE);
+        } else if batch.len() >= BATCH_LIMIT {
             send_batch(idx, &mut batch, tx)?;
         }
     }
@@ -342,6 +351,11 @@ fn read_messages(
 
 /// Most messages handed over in one batch.
 const BATCH_LIMIT: usize = 256;
+
+/// How long a session's reader waits, after handing over what it read,
+/// before it reads again (see `read_messages`). Short against anything a
+/// person sees; long against a fast test (well under a millisecond).
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
 
 fn send_batch(idx: usize, batch: &mut Vec<WorkerMsg>, tx: &Sender<Msg>) -> Option<()> {
     match batch.len() {
