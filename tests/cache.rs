@@ -1636,3 +1636,51 @@ fn collection_warnings_of_a_cached_file_are_shown() {
         partly.transcript()
     );
 }
+
+/// `--why` takes every form pytest takes for a path: `./x`, `.`, `dir/`,
+/// an absolute path, each with or without `::NAME`.
+#[test]
+fn why_takes_paths_as_pytest_does() {
+    let pair = Pair::new("cache_commands");
+    pair.check(&[]);
+    pair.check(&[]);
+    let why = |arg: &str| {
+        let run = pair.rpytest.rpytest_cmd(&["--why", arg]);
+        run.assert_code(0);
+        run
+    };
+    let abs = pair.rpytest.path("tests/test_helper.py");
+    let abs = abs.to_string_lossy();
+    for arg in [
+        "./tests/test_helper.py",
+        abs.as_ref(),
+        "tests/../tests/test_helper.py",
+    ] {
+        let run = why(arg);
+        assert!(
+            run.stdout.contains("its results are served from the cache"),
+            "{arg}: an unchanged file\n{}",
+            run.transcript()
+        );
+    }
+    let node = format!("{abs}::test_helper");
+    for arg in ["./tests/test_helper.py::test_helper", node.as_str()] {
+        let run = why(arg);
+        assert!(
+            run.stdout.contains("it is served from the cache"),
+            "{arg}: an unchanged node\n{}",
+            run.transcript()
+        );
+    }
+    let root = pair.rpytest.path("");
+    let root = root.to_string_lossy();
+    for arg in [".", "./", "./tests", root.as_ref()] {
+        let run = why(arg);
+        assert!(
+            run.stdout.contains("a directory; of its")
+                && run.stdout.contains("served from the cache"),
+            "{arg}: a directory\n{}",
+            run.transcript()
+        );
+    }
+}

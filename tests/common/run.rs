@@ -383,7 +383,10 @@ impl Running {
                 None if Instant::now() >= self.deadline => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    panic!("{:?} {:?} did not finish in time (hang?)", self.tool, self.args);
+                    panic!(
+                        "{:?} {:?} did not finish in time (hang?)",
+                        self.tool, self.args
+                    );
                 }
                 None => thread::sleep(Duration::from_millis(10)),
             }
