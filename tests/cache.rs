@@ -1684,3 +1684,45 @@ fn why_takes_paths_as_pytest_does() {
         );
     }
 }
+
+/// A helper that warns when imported (`stacklevel=2`: the warning names its
+/// importer) and two test files importing it, one cached and one running:
+/// pytest shows the warning once (the module body runs once), so does rpytest.
+#[test]
+fn a_helper_warning_at_import_is_counted_once_when_its_first_importer_is_replayed() {
+    let mut pair = Pair::new("soundness");
+    pair.write_bytecode();
+    pair.write(
+        "conftest.py",
+        "import os, sys\nsys.path.insert(0, os.path.dirname(__file__))\n",
+    );
+    pair.write(
+        "oldhelp.py",
+        "import warnings\nwarnings.warn(\"oldhelp is deprecated\", DeprecationWarning, stacklevel=2)\n",
+    );
+    pair.write("test_a.py", "import oldhelp\n\ndef test_1():\n    pass\n");
+    pair.write("test_b.py", "import oldhelp\n\ndef test_2():\n    pass\n");
+    pair.check(&[]);
+    pair.write(
+        "test_b.py",
+        "import oldhelp\n\ndef test_2():\n    pass\n# edited\n",
+    );
+    let (py, rp) = pair.check(&[]);
+    let last = |out: &str| {
+        out.lines()
+            .rev()
+            .find(|l| l.contains(" passed"))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        last(&py.stdout).contains(" 2 passed, 1 warning "),
+        "stock\n{}",
+        py.transcript()
+    );
+    assert!(
+        last(&rp.stdout).contains(" 2 passed, 1 warning ") && rp.stderr.contains("1 cached, 1 run"),
+        "rpytest counts the helper's warning once\n{}",
+        rp.transcript()
+    );
+}
