@@ -826,6 +826,8 @@ class Recorder:
             except (TypeError, ValueError):
                 texts.append("")
         found = False
+        # `PYTHONPATH=src python ...` in a shell command or under `env`.
+        inline = [t[len("PYTHONPATH=") :] for t in texts if t.startswith("PYTHONPATH=")]
         for i, t in enumerate(texts):
             if _is_python_command(t):
                 found = True
@@ -856,8 +858,10 @@ class Recorder:
             pythonpath = mapping.get("PYTHONPATH") or mapping.get(b"PYTHONPATH")
         except Exception:
             pythonpath = None
-        if pythonpath:
-            for entry in os.fsdecode(pythonpath).split(os.pathsep):
+        for value in [os.fsdecode(pythonpath)] if pythonpath else []:
+            inline.append(value)
+        for value in inline:
+            for entry in value.split(os.pathsep):
                 dirs.append(entry if os.path.isabs(entry) else os.path.join(here, entry or "."))
         dirs.extend(self._site_project_dirs())
         for d in dirs:

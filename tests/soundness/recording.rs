@@ -1009,7 +1009,8 @@ fn modules_a_subprocess_runs_with_dash_m_are_inputs() {
 /// A Python subprocess imports what its own search path reaches: a module
 /// found through the `PYTHONPATH` passed in `env=` (a src layout run with
 /// `python -m`), and a module imported by `python -c` from its working
-/// directory, are inputs though the command line names neither file.
+/// directory, or through `PYTHONPATH=dir python` in a shell command, are
+/// inputs though the command line names none of those files.
 #[test]
 fn modules_a_python_subprocess_reaches_through_its_search_path_are_inputs() {
     let pair = pair();
@@ -1038,8 +1039,15 @@ def test_dash_c():
 
 def test_script_dir():
     assert subprocess.run([sys.executable, "tools/run.py"], cwd=HERE, env={"PATH": ""}).returncode == 0
+
+
+def test_shell_inline(tmp_path):
+    lib = os.path.join(HERE, "lib")
+    command = f"PYTHONPATH={lib} {sys.executable} -m shelled"
+    assert subprocess.run(command, shell=True, cwd=tmp_path).returncode == 0
 "#,
     );
+    pair.write("lib/shelled.py", "raise SystemExit(0)\n");
     warm_all(&pair, &["-v"]);
     for (module, broken, fixed, node) in [
         (
@@ -1059,6 +1067,12 @@ def test_script_dir():
             "raise SystemExit(1)\n",
             "X = 0\n",
             "test_sub.py::test_script_dir",
+        ),
+        (
+            "lib/shelled.py",
+            "raise SystemExit(1)\n",
+            "raise SystemExit(0)\n",
+            "test_sub.py::test_shell_inline",
         ),
     ] {
         pair.write(module, broken);
