@@ -266,22 +266,26 @@ impl Project {
                 });
             }
         }
-        if self.signals.0 || !self.signals.1.is_empty() {
+        // Always: SIGINT as asked (not as the test harness got it: a
+        // background job of a script starts with it ignored) and exactly the
+        // mask asked for.
+        {
             use std::os::unix::process::CommandExt;
             let (ignore, blocked) = self.signals.clone();
             // SAFETY: signal, sigemptyset, sigaddset and sigprocmask are
             // async-signal-safe and touch only this closure's data.
             unsafe {
                 cmd.pre_exec(move || {
-                    if ignore {
-                        libc::signal(libc::SIGINT, libc::SIG_IGN);
-                    }
+                    libc::signal(
+                        libc::SIGINT,
+                        if ignore { libc::SIG_IGN } else { libc::SIG_DFL },
+                    );
                     let mut set: libc::sigset_t = std::mem::zeroed();
                     libc::sigemptyset(&mut set);
                     for &sig in &blocked {
                         libc::sigaddset(&mut set, sig);
                     }
-                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                     Ok(())
                 });
             }
