@@ -1,6 +1,6 @@
 //! The `rpytest` binary: parse the command line, resolve it into an
 //! invocation, execute it. Everything lives in the library.
-use rpytest::{cli, report, run, session, settings};
+use rpytest::{cli, daemon, report, run, session, settings};
 
 /// Runs before `main` (and before Rust's runtime replaces a closed stdout
 /// with /dev/null): whether the user closed stdout (`rpytest >&-`).
@@ -17,6 +17,8 @@ extern "C" fn note_stdout_at_start() {
 static NOTE_STDOUT_AT_START: extern "C" fn() = note_stdout_at_start;
 
 fn main() -> std::process::ExitCode {
+    // The signals the command was started ignoring, before any handler of ours.
+    daemon::ignored_signals();
     let code = cli::parse(&cli::argv())
         .and_then(settings::resolve)
         .map(run::execute)
@@ -24,5 +26,6 @@ fn main() -> std::process::ExitCode {
             report::error(&failure.message);
             failure.code
         });
+    daemon::end_like_session(code);
     std::process::ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -33,6 +33,8 @@ pub enum Request<'a> {
         umask: u32,
         /// Signals the client ignores (kept ignored across exec: `nohup`).
         ignored_signals: &'a [i32],
+        /// Signals the client blocks (its mask, inherited across exec).
+        blocked_signals: &'a [i32],
         session: &'a SessionConfig,
     },
 }

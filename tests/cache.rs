@@ -1636,3 +1636,93 @@ fn collection_warnings_of_a_cached_file_are_shown() {
         partly.transcript()
     );
 }
+
+/// `--why` takes every form pytest takes for a path: `./x`, `.`, `dir/`,
+/// an absolute path, each with or without `::NAME`.
+#[test]
+fn why_takes_paths_as_pytest_does() {
+    let pair = Pair::new("cache_commands");
+    pair.check(&[]);
+    pair.check(&[]);
+    let why = |arg: &str| {
+        let run = pair.rpytest.rpytest_cmd(&["--why", arg]);
+        run.assert_code(0);
+        run
+    };
+    let abs = pair.rpytest.path("tests/test_helper.py");
+    let abs = abs.to_string_lossy();
+    for arg in [
+        "./tests/test_helper.py",
+        abs.as_ref(),
+        "tests/../tests/test_helper.py",
+    ] {
+        let run = why(arg);
+        assert!(
+            run.stdout.contains("its results are served from the cache"),
+            "{arg}: an unchanged file\n{}",
+            run.transcript()
+        );
+    }
+    let node = format!("{abs}::test_helper");
+    for arg in ["./tests/test_helper.py::test_helper", node.as_str()] {
+        let run = why(arg);
+        assert!(
+            run.stdout.contains("it is served from the cache"),
+            "{arg}: an unchanged node\n{}",
+            run.transcript()
+        );
+    }
+    let root = pair.rpytest.path("");
+    let root = root.to_string_lossy();
+    for arg in [".", "./", "./tests", root.as_ref()] {
+        let run = why(arg);
+        assert!(
+            run.stdout.contains("a directory; of its")
+                && run.stdout.contains("served from the cache"),
+            "{arg}: a directory\n{}",
+            run.transcript()
+        );
+    }
+}
+
+/// A helper that warns when imported (`stacklevel=2`: the warning names its
+/// importer) and two test files importing it, one cached and one running:
+/// pytest shows the warning once (the module body runs once), so does rpytest.
+#[test]
+fn a_helper_warning_at_import_is_counted_once_when_its_first_importer_is_replayed() {
+    let mut pair = Pair::new("soundness");
+    pair.write_bytecode();
+    pair.write(
+        "conftest.py",
+        "import os, sys\nsys.path.insert(0, os.path.dirname(__file__))\n",
+    );
+    pair.write(
+        "oldhelp.py",
+        "import warnings\nwarnings.warn(\"oldhelp is deprecated\", DeprecationWarning, stacklevel=2)\n",
+    );
+    pair.write("test_a.py", "import oldhelp\n\ndef test_1():\n    pass\n");
+    pair.write("test_b.py", "import oldhelp\n\ndef test_2():\n    pass\n");
+    pair.check(&[]);
+    pair.write(
+        "test_b.py",
+        "import oldhelp\n\ndef test_2():\n    pass\n# edited\n",
+    );
+    let (py, rp) = pair.check(&[]);
+    let last = |out: &str| {
+        out.lines()
+            .rev()
+            .find(|l| l.contains(" passed"))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        last(&py.stdout).contains(" 2 passed, 1 warning "),
+        "stock\n{}",
+        py.transcript()
+    );
+    assert!(
+        last(&rp.stdout).contains(" 2 passed, 1 warning ") && rp.stderr.contains("1 cached, 1 run"),
+        "rpytest counts the helper's warning once\n{}",
+        rp.transcript()
+    );
+}

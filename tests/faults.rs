@@ -1059,3 +1059,49 @@ fn a_large_wal_is_folded_in_once_and_later_runs_leave_the_database_alone() {
         "a later run checkpointed the WAL into the database"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 12. A session's process group and its death by a signal are the stock command's.
+
+/// A test that signals its own process group (with a handler installed)
+/// passes as under pytest: the forked session has a group of its own, so the
+/// signal reaches neither the daemon nor the CLI.
+#[test]
+fn a_test_signalling_its_own_process_group_passes_and_the_daemon_lives() {
+    let project = Project::new("soundness");
+    project.write(
+        "test_group.py",
+        "import os, signal\n\ndef test_killpg():\n    got = []\n    signal.signal(signal.SIGUSR1, lambda *a: got.append(1))\n    os.killpg(os.getpgrp(), signal.SIGUSR1)\n    signal.signal(signal.SIGUSR1, signal.SIG_DFL)\n    assert got\n\ndef test_group_of_its_own():\n    assert os.getpgrp() == os.getpid()\n",
+    );
+    // Stock pytest in a group of its own, as a shell starts a command (in the
+    // test harness's group, the signal would reach the harness).
+    use std::os::unix::process::CommandExt;
+    let stock = Command::new(project.python())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(project.path(""))
+        .process_group(0)
+        .output()
+        .expect("run stock pytest");
+    assert_eq!(stock.status.code(), Some(0), "stock pytest: {stock:?}");
+    project.rpytest(&["--no-cache"]).run().assert_code(0);
+    let daemon = project.daemon_pid().expect("a daemon after the run");
+    assert!(process_alive(daemon), "the daemon died");
+    project.rpytest(&["--no-cache"]).run().assert_code(0);
+}
+
+/// A session killed by a signal ends the CLI by the same signal, as the stock
+/// command dies by it (a parent sees death by SIGTERM, a shell 143).
+#[test]
+fn a_session_killed_by_a_signal_kills_the_cli_by_the_same_signal() {
+    let project = Project::new("soundness");
+    project.write(
+        "test_term.py",
+        "import os, signal\n\ndef test_term():\n    os.kill(os.getpid(), signal.SIGTERM)\n",
+    );
+    let (stock, err) = project.pytest(&[]).spawn().wait_for_signal();
+    assert_eq!(stock, Some(libc::SIGTERM), "stock pytest: {err}");
+    for args in [&["--no-cache"][..], &["--no-cache", "--no-daemon"][..]] {
+        let (sig, err) = project.rpytest(args).spawn().wait_for_signal();
+        assert_eq!(sig, Some(libc::SIGTERM), "rpytest {args:?}: {err}");
+    }
+}

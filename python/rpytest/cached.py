@@ -18,6 +18,7 @@ from _pytest.reports import CollectReport, TestReport
 
 from rpytest import protocol as msgs
 from rpytest.stream import collect_warning_key
+from rpytest.warnonce import raised_live_by_same_import
 from rpytest.replay import (
     _DURATION_LINE,
     _PHASES,
@@ -752,7 +753,7 @@ class CachedResults:
                 if collected:
                     seen = self.owner.stream.live_collect_warnings
                     key = collect_warning_key(warning)
-                    if key in seen:
+                    if key in seen or raised_live_by_same_import(warning, seen):
                         continue
                     seen.add(key)
                 hook.pytest_warning_recorded.call_historic(

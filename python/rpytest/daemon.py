@@ -106,6 +106,17 @@ def log(msg: str) -> None:
     sys.stderr.flush()
 
 
+def _own_process_group() -> None:
+    """In a forked session child: a process group of its own, as the stock
+    command has when a shell starts it (a test that signals its own group,
+    `os.killpg(os.getpgrp(), sig)`, reaches the session and what it started,
+    never the daemon or the other sessions)."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+
+
 def _thread_count() -> int:
     import threading
 
@@ -679,6 +690,7 @@ class Daemon:
 
         os.close(go_w)
         daemon_pid = os.getppid()
+        _own_process_group()
         try:
             signal.set_wakeup_fd(-1)
         except ValueError:
@@ -757,6 +769,7 @@ class Daemon:
         if pid == 0:  # pre-forked child: never returns
             try:
                 daemon_pid = os.getppid()
+                _own_process_group()
                 try:
                     signal.set_wakeup_fd(-1)
                 except ValueError:

@@ -567,7 +567,10 @@ def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, An
     pause = None
     code = 3
     try:
-        session.reset_signals([int(x) for x in spec.get("ignored_signals") or ()])
+        session.reset_signals(
+            [int(x) for x in spec.get("ignored_signals") or ()],
+            [int(x) for x in spec.get("blocked_signals") or ()],
+        )
         random.seed()
         argv0 = spec.get("argv0") or env.pop("RPYTEST_ARGV0", None) or session.default_argv0()
         env.pop("RPYTEST_ARGV0", None)

@@ -287,6 +287,9 @@ class Recorder:
         self._sites: Dict[Tuple[Any, ...], Tuple[bool, Key]] = {}
         self._env_iter_sites: Set[Tuple[int, int]] = set()
         self._shown_env_frames: List[Any] = []
+        # (key, directory) pairs whose modules a Python subprocess reaches.
+        self._spawn_walked: Set[Tuple[Key, str]] = set()
+        self._site_dirs: Optional[List[str]] = None
         excluded = []
         for p in {sys.prefix, sys.exec_prefix, getattr(sys, "base_prefix", sys.prefix)}:
             excluded.append(os.path.normpath(p).rstrip(os.sep) + os.sep)
@@ -743,7 +746,7 @@ class Recorder:
             return
         self.reads[k].add(r)
 
-    def on_spawn(self, inherits_env: bool, argv: Any = None, cwd: Any = None) -> None:
+    def on_spawn(self, inherits_env: bool, argv: Any = None, cwd: Any = None, env: Any = None) -> None:
         """A subprocess (subprocess.Popen, os.system, os.exec*, os.posix_spawn, os.fork).
         Its own reads are invisible; the project files and modules its command line
         names (`python script.py`, `python -m pkg.tool`, `cat data.txt`) are inputs."""
@@ -777,6 +780,7 @@ class Recorder:
                 except ValueError:
                     words.extend(os.fsdecode(w).split())
         base = self.absolute(cwd) if cwd is not None else None
+        self._python_search_path(k, words, base, None if inherits_env else env)
         after_m = False
         for w in words:
             try:
@@ -805,6 +809,146 @@ class Recorder:
             r = self._rel_abs(p)
             if r is not None:
                 self._read_by(k, r)
+
+    def _python_search_path(self, k: Key, words: List[Any], base: Optional[str], env: Any) -> None:
+        """A Python subprocess imports whatever its own search path reaches:
+        the script's directory (the working directory for `-c`, `-m`, stdin),
+        its environment's PYTHONPATH and the directories the interpreter's
+        `.pth` files add (editable installs). Every project module below a
+        project directory on that path is an input of `k` (a module it did
+        not import yet, `python -c "import pkg.mod"`, included), and so is
+        each directory listing there (a module added later). A tree too large
+        to name makes the key volatile (never stored)."""
+        texts: List[str] = []
+        for w in words:
+            try:
+                texts.append(os.fsdecode(os.fspath(w)))
+            except (TypeError, ValueError):
+                texts.append("")
+        found = False
+        # `PYTHONPATH=src python ...` in a shell command or under `env`.
+        inline = [t[len("PYTHONPATH=") :] for t in texts if t.startswith("PYTHONPATH=")]
+        for i, t in enumerate(texts):
+            if _is_python_command(t):
+                found = True
+                texts = texts[i + 1 :]
+                break
+        if not found:
+            return
+        here = base or os.getcwd()
+        first = here
+        skip = False
+        for t in texts:
+            if skip:
+                skip = False
+                continue
+            if t in ("-c", "-m", "-") or t.startswith(("-c", "-m")) and len(t) > 2:
+                break
+            if t in ("-W", "-X", "--check-hash-based-pycs"):
+                skip = True
+                continue
+            if t.startswith("-"):
+                continue
+            script = t if os.path.isabs(t) else os.path.join(here, t)
+            first = os.path.dirname(os.path.realpath(script))
+            break
+        dirs = [first]
+        mapping: Any = env if env is not None else os.environ
+        try:
+            pythonpath = mapping.get("PYTHONPATH") or mapping.get(b"PYTHONPATH")
+        except Exception:
+            pythonpath = None
+        for value in [os.fsdecode(pythonpath)] if pythonpath else []:
+            inline.append(value)
+        for value in inline:
+            for entry in value.split(os.pathsep):
+                dirs.append(entry if os.path.isabs(entry) else os.path.join(here, entry or "."))
+        dirs.extend(self._site_project_dirs())
+        for d in dirs:
+            real = os.path.realpath(d)
+            if (k, real) in self._spawn_walked or k in self.volatile:
+                continue
+            self._spawn_walked.add((k, real))
+            if not self._walk_modules(k, real):
+                self.volatile.add(k)
+                return
+
+    def _walk_modules(self, k: Key, top_dir: str) -> bool:
+        """Every project `.py` file and directory listing below `top_dir`
+        becomes an input of `k`; False when the tree is too large to name."""
+        inside = top_dir + os.sep in self.prefixes or self._rel_abs(top_dir) is not None
+        if not inside:
+            above = [pre for pre in self.prefixes if pre.startswith(top_dir.rstrip(os.sep) + os.sep)]
+            if not above:
+                return True  # neither the project's nor above it
+            # A directory above the project reaches its modules by longer names.
+            top_dir = above[0].rstrip(os.sep)
+        budget = 5000
+        seen: Set[str] = set()
+        for top, dirs, files in os.walk(top_dir, followlinks=True):
+            real_top = os.path.realpath(top)
+            seen.add(real_top)
+            dirs[:] = [
+                d
+                for d in dirs
+                if d not in _UNWALKED
+                and not d.startswith(".")
+                and os.path.realpath(os.path.join(top, d)) not in seen
+            ]
+            rel_top = "" if real_top + os.sep in self.prefixes else self._rel_abs(real_top)
+            if rel_top is None:
+                continue
+            if rel_top not in self.wrote[k]:
+                self.lists[k].add(rel_top)
+            for name in files:
+                if name.endswith((".py", ".pth")):
+                    rel = self._rel_abs(os.path.realpath(os.path.join(top, name)))
+                    if rel is not None and rel not in self.wrote[k]:
+                        self.reads[k].add(rel)
+            budget -= len(files) + len(dirs)
+            if budget < 0:
+                return False
+        return True
+
+    def _site_project_dirs(self) -> List[str]:
+        """Project directories the interpreter's `.pth` files put on every
+        Python's search path (editable installs, by path or by finder)."""
+        if self._site_dirs is not None:
+            return self._site_dirs
+        out: List[str] = []
+        try:
+            import site
+
+            sites = [*site.getsitepackages(), site.getusersitepackages()]
+        except Exception:
+            sites = []
+        for sd in sites:
+            try:
+                names = os.listdir(sd)
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(sd, name)
+                try:
+                    if name.endswith(".pth"):
+                        with open(path, encoding="utf-8", errors="replace") as f:
+                            for line in f:
+                                line = line.strip()
+                                if line and not line.startswith(("#", "import ", "import\t")):
+                                    out.append(os.path.join(sd, line))
+                    elif name.startswith("__editable__") and name.endswith(".py"):
+                        with open(path, encoding="utf-8", errors="replace") as f:
+                            text = f.read()
+                        import re
+
+                        for m in re.finditer(r"'(/[^'\n]+)'|\"(/[^\"\n]+)\"", text):
+                            lit = m.group(1) or m.group(2)
+                            out.append(os.path.dirname(lit) if lit.endswith(".py") else lit)
+                except OSError:
+                    continue
+        self._site_dirs = [d for d in out if self._rel_abs(os.path.realpath(d)) is not None
+                           or os.path.realpath(d) + os.sep in self.prefixes]
+        return self._site_dirs
 
     def _read_by(self, k: Key, rel: str) -> None:
         """Project file `rel` was read for key `k`: a module is code (an
@@ -1134,6 +1278,16 @@ _DATA_FILE_PLUGINS = ("pytest_cov",)
 _DISPLAY_PLUGINS = ("pytest_metadata", "pytest_benchmark", "pytest_html")
 
 
+def _is_python_command(word: str) -> bool:
+    """Whether a command-line word starts a Python interpreter."""
+    if not word or word.startswith("-"):
+        return False
+    if word == sys.executable:
+        return True
+    name = os.path.basename(word)
+    return name.startswith(("python", "pypy")) and not name.endswith((".py", ".txt", ".cfg"))
+
+
 def _is_session_hook(name: str) -> bool:
     return name in _SESSION_HOOKS or name.startswith(("pytest_html_", "pytest_benchmark_"))
 
@@ -1407,10 +1561,10 @@ def _audit_handlers() -> Dict[str, Callable[[Recorder, Tuple[Any, ...]], None]]:
         "rpytest.find_spec": lambda rec, args: rec.on_import_request(args[0], args[1], probe=True),
         "rpytest.probe": lambda rec, args: rec.on_probe(args[0]),
         # (executable, args, cwd, env): env None inherits the whole environment
-        "subprocess.Popen": lambda rec, args: rec.on_spawn(args[3] is None, args[1], args[2]),
+        "subprocess.Popen": lambda rec, args: rec.on_spawn(args[3] is None, args[1], args[2], args[3]),
         "os.system": lambda rec, args: rec.on_spawn(True, args[0]),
-        "os.exec": lambda rec, args: rec.on_spawn(args[2] is None, args[1]),  # (path, args, env)
-        "os.posix_spawn": lambda rec, args: rec.on_spawn(False, args[1]),  # env is a mapping: iterated
+        "os.exec": lambda rec, args: rec.on_spawn(args[2] is None, args[1], None, args[2]),  # (path, args, env)
+        "os.posix_spawn": lambda rec, args: rec.on_spawn(False, args[1], None, args[2]),  # env is iterated
         "os.fork": lambda rec, args: rec.on_spawn(False),
         "os.forkpty": lambda rec, args: rec.on_spawn(False),
     }

@@ -57,22 +57,27 @@ def install_main_module(argv0: str) -> None:
     sys.modules["__main__"] = main
 
 
-def reset_signals(ignored: Sequence[int] = ()) -> None:
+def reset_signals(ignored: Sequence[int] = (), blocked: Sequence[int] = ()) -> None:
     """Signal state of a fresh CPython process started by the client
     (SIGPIPE/SIGXFSZ ignored as CPython does; the signals the client ignores,
-    e.g. SIGHUP under `nohup`, stay ignored across exec as they would)."""
+    e.g. SIGHUP under `nohup`, SIGINT under `trap '' INT` or in a script's
+    background job, stay ignored across exec as they would: CPython installs
+    its KeyboardInterrupt handler only where SIGINT is not ignored; the
+    client's signal mask is inherited across exec too)."""
     try:
         signal.set_wakeup_fd(-1)
     except ValueError:
         pass
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    int_ignored = int(signal.SIGINT) in ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN if int_ignored else signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN if int(sig) in ignored and sig != signal.SIGCHLD else signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        valid = signal.valid_signals()
+        signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in blocked if s in valid])
 
 
 def set_parent_death_signal(expected_ppid: int) -> None:
@@ -433,7 +438,10 @@ def child_main(
     code = 3
     stage = "setting up the session process"
     try:
-        reset_signals([int(x) for x in request.get("ignored_signals") or ()])
+        reset_signals(
+            [int(x) for x in request.get("ignored_signals") or ()],
+            [int(x) for x in request.get("blocked_signals") or ()],
+        )
         set_parent_death_signal(daemon_pid)
         # The daemon writes "started" before we may write events on the shared connection.
         while True:

@@ -210,6 +210,7 @@ pub fn start_run(
 ) -> Result<BufReader<UnixStream>, DaemonError> {
     let umask = super::unix::process_umask();
     let ignored_signals = super::unix::ignored_signals();
+    let blocked_signals = super::unix::blocked_signals();
     let req = Request::Run {
         protocol: PROTOCOL_VERSION,
         argv,
@@ -217,6 +218,7 @@ pub fn start_run(
         env,
         umask,
         ignored_signals: &ignored_signals,
+        blocked_signals: &blocked_signals,
         session,
     };
     let mut line = serde_json::to_vec(&req).map_err(|e| DaemonError::Protocol(e.to_string()))?;

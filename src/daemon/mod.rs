@@ -12,6 +12,6 @@ pub use client::{
 pub use paths::DaemonPaths;
 pub use spawn::{ensure_daemon, fingerprint, fingerprint_with_env, site_listing, tail, DaemonSpec};
 pub use unix::{
-    add_forwarding, children_share_our_group, die_with_parent, process_limits, process_umask,
-    remove_forwarding, stop_forwarding,
+    add_forwarding, children_share_our_group, die_with_parent, end_like_session, ignored_signals,
+    note_session_signal, process_limits, process_umask, remove_forwarding, stop_forwarding,
 };

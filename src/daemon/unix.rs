@@ -17,8 +17,8 @@ pub fn process_umask() -> u32 {
     }
 }
 
-/// The process's resource limits (soft/hard), niceness, ignored signals
-/// and the CPUs it may run on, as one line: what a test meets when it opens
+/// The process's resource limits (soft/hard), niceness, ignored and blocked
+/// signals and the CPUs it may run on, as one line: what a test meets when it opens
 /// many files, forks, recurses deeply, asks `os.nice(0)` or
 /// `os.sched_getaffinity`, or sends itself SIGHUP. Sessions inherit them from the
 /// daemon, which inherits them from the command that started it.
@@ -82,6 +82,12 @@ pub fn process_limits() -> String {
                 .collect();
             out.push_str(&format!("cpus={}", cpus.join(",")));
         }
+        // The signal mask (signals blocked by the caller, kept across exec):
+        // named only when not empty, so the usual line stays what it was.
+        let blocked: Vec<String> = blocked_signals().iter().map(|s| s.to_string()).collect();
+        if !blocked.is_empty() {
+            out.push_str(&format!(" blocked={}", blocked.join(",")));
+        }
     }
     out.trim_end().to_owned()
 }
@@ -90,7 +96,32 @@ pub fn process_limits() -> String {
 /// inherits across exec (`nohup` ignores SIGHUP). SIGPIPE is left out: the
 /// Rust runtime ignores it in every rpytest process, and CPython ignores it
 /// in every Python one.
+///
+/// Read once, at the first call, before rpytest installs handlers of its own
+/// (the forwarding handlers replace SIGINT's SIG_IGN under `trap '' INT`).
 pub fn ignored_signals() -> Vec<i32> {
+    static IGNORED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+    IGNORED.get_or_init(read_ignored_signals).clone()
+}
+
+/// The signals this process blocks (its signal mask, which a process it
+/// starts inherits across exec).
+pub fn blocked_signals() -> Vec<i32> {
+    let mut blocked = Vec::new();
+    // SAFETY: a null new mask only reads the current one into `old`.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old) } != 0 {
+        return blocked;
+    }
+    for sig in 1..65 {
+        if unsafe { libc::sigismember(&old, sig) } == 1 {
+            blocked.push(sig);
+        }
+    }
+    blocked
+}
+
+fn read_ignored_signals() -> Vec<i32> {
     let mut ignored = Vec::new();
     for sig in 1..32 {
         if sig == libc::SIGPIPE {
@@ -184,7 +215,13 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
 }
 
 fn install_forwarding() {
+    let ignored = ignored_signals();
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // A signal the command was started ignoring (`trap '' INT`, a
+        // background job of a script) stays ignored, as in pytest's process.
+        if ignored.contains(&sig) {
+            continue;
+        }
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = forward
@@ -231,7 +268,11 @@ pub fn stop_forwarding() {
         slot.store(0, Ordering::SeqCst);
     }
     SHARED_GROUP.store(false, Ordering::SeqCst);
+    let ignored = ignored_signals();
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        if ignored.contains(&sig) {
+            continue;
+        }
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
 }
@@ -265,4 +306,46 @@ pub fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
         unsafe { libc::_exit(143) };
     }
     Ok(())
+}
+
+/// The signal that killed the run's pytest session, if one did.
+static SESSION_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The session was killed by `sig`: the CLI ends the same way (see `end_like_session`).
+pub fn note_session_signal(sig: i32) {
+    SESSION_SIGNAL.store(sig, Ordering::SeqCst);
+}
+
+/// When the run's exit code is the one a session killed by a signal gives
+/// (128 + N), the CLI dies by that signal too, as the stock command would:
+/// a shell shows 128 + N, a parent process sees death by signal N. Signals
+/// whose default action dumps core keep the exit code (no core file of
+/// rpytest's own). Returns when there is nothing to do.
+pub fn end_like_session(code: i32) {
+    let sig = SESSION_SIGNAL.load(Ordering::SeqCst);
+    let terminating = [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGKILL,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGPIPE,
+        libc::SIGALRM,
+        libc::SIGTERM,
+    ];
+    if sig <= 0 || code != 128 + sig || !terminating.contains(&sig) {
+        return;
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: plain signal-state calls on our own process.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
 }

@@ -21,15 +21,17 @@ pub fn why(
     info: &InterpreterInfo,
     node: &str,
 ) -> Result<i32, Failure> {
+    let shown = node;
+    let node = &rootdir_node(inv, node);
     let file = node.split("::").next().unwrap_or(node).to_owned();
     let rules = &inv.rules;
     for line in super::hermetic::sandbox_report(store, rules, inv.hermetic, &file) {
-        report::out(&format!("{node}: {line}"));
+        report::out(&format!("{shown}: {line}"));
     }
     let plan = Plan::make(inv, store, info, rules, None)?;
     let lines = match verdict(inv, store, &plan, node, &file) {
         Err(verdict) => verdict
-            .map(|v| vec![format!("{node}: {v}")])
+            .map(|v| vec![format!("{shown}: {v}")])
             .unwrap_or_default(),
         Ok((old_key, now_key)) => changed_inputs(store, &plan, node, &file, &old_key, now_key),
     };
@@ -65,7 +67,7 @@ fn verdict<'p>(
         ));
     }
     let dir = file.trim_end_matches('/');
-    if node == file && !dir.is_empty() && inv.setup.rootdir.join(dir).is_dir() {
+    if node == file && (dir.is_empty() || inv.setup.rootdir.join(dir).is_dir()) {
         return Err(Some(directory_verdict(plan, dir)));
     }
     if node == file {
@@ -115,10 +117,66 @@ fn verdict<'p>(
     Ok((old_key, planned))
 }
 
+/// The node ID pytest would give `arg` (a node ID or a path, as pytest takes
+/// them on its command line: `./x`, `.`, `dir/`, an absolute path, a path from
+/// a subdirectory): its path part made rootdir-relative, `::` and the rest
+/// kept. The rootdir itself is "". A path outside the rootdir stays as given.
+fn rootdir_node(inv: &Invocation, arg: &str) -> String {
+    let (path, rest) = match arg.find("::") {
+        Some(i) => (&arg[..i], &arg[i..]),
+        None => (arg, ""),
+    };
+    if path.is_empty() {
+        return arg.to_owned();
+    }
+    let given = std::path::Path::new(path);
+    let absolute = if given.is_absolute() {
+        given.to_path_buf()
+    } else {
+        inv.cwd.join(given)
+    };
+    let lexical = |p: &std::path::Path| {
+        let mut out = std::path::PathBuf::new();
+        for c in p.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other.as_os_str()),
+            }
+        }
+        out
+    };
+    let root = &inv.setup.rootdir;
+    let found = lexical(&absolute)
+        .strip_prefix(lexical(root))
+        .map(|r| r.to_path_buf())
+        .ok()
+        .or_else(|| {
+            let real = absolute.canonicalize().ok()?;
+            let real_root = root.canonicalize().ok()?;
+            real.strip_prefix(real_root).map(|r| r.to_path_buf()).ok()
+        });
+    let Some(rel) = found else {
+        return arg.to_owned();
+    };
+    let rel: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    format!("{}{rest}", rel.join("/"))
+}
+
 /// `--why DIR`: which of the directory's test files the run serves from
 /// the cache and which it runs (a file's inputs are asked per test).
 fn directory_verdict(plan: &Plan, dir: &str) -> String {
-    let prefix = format!("{dir}/");
+    // The rootdir itself ("") holds every file.
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
     let mut files: Vec<&str> = plan
         .pre_keys
         .keys()

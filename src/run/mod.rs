@@ -410,6 +410,7 @@ impl<'a> Sessions<'a> {
             Ended::Code(c) => c,
             Ended::Signal(s) => {
                 report::error(&format!("the pytest session was killed by signal {s}"));
+                crate::daemon::note_session_signal(s);
                 128 + s
             }
             Ended::Lost => {

@@ -47,6 +47,8 @@ pub struct Project {
     nofile: Option<u64>,
     nice: i32,
     ignore_sighup: bool,
+    /// SIGINT ignored and the signals blocked when the command starts.
+    signals: (bool, Vec<i32>),
     counter: AtomicU32,
     /// Set once rpytest ran here, so only then does `drop` stop a daemon.
     pub(super) used_rpytest: AtomicBool,
@@ -92,6 +94,7 @@ impl Project {
             nofile: None,
             nice: 0,
             ignore_sighup: false,
+            signals: (false, Vec::new()),
             _dir: dir,
         }
     }
@@ -140,6 +143,12 @@ impl Project {
     pub fn set_process(&mut self, by: i32, ignore_sighup: bool) {
         self.nice = by;
         self.ignore_sighup = ignore_sighup;
+    }
+
+    /// Starts every later invocation with SIGINT ignored or not (`trap ''
+    /// INT`, a script's background job) and with `blocked` in its signal mask.
+    pub fn set_signals(&mut self, ignore_sigint: bool, blocked: &[i32]) {
+        self.signals = (ignore_sigint, blocked.to_vec());
     }
 
     /// Absolute path of `rel` inside the project.
@@ -253,6 +262,30 @@ impl Project {
                     if ignore {
                         libc::signal(libc::SIGHUP, libc::SIG_IGN);
                     }
+                    Ok(())
+                });
+            }
+        }
+        // Always: SIGINT as asked (not as the test harness got it: a
+        // background job of a script starts with it ignored) and exactly the
+        // mask asked for.
+        {
+            use std::os::unix::process::CommandExt;
+            let (ignore, blocked) = self.signals.clone();
+            // SAFETY: signal, sigemptyset, sigaddset and sigprocmask are
+            // async-signal-safe and touch only this closure's data.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::signal(
+                        libc::SIGINT,
+                        if ignore { libc::SIG_IGN } else { libc::SIG_DFL },
+                    );
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    for &sig in &blocked {
+                        libc::sigaddset(&mut set, sig);
+                    }
+                    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                     Ok(())
                 });
             }
@@ -373,6 +406,11 @@ impl Pair {
     pub fn set_nofile(&mut self, n: Option<u64>) {
         self.pytest.set_nofile(n);
         self.rpytest.set_nofile(n);
+    }
+
+    pub fn set_signals(&mut self, ignore_sigint: bool, blocked: &[i32]) {
+        self.pytest.set_signals(ignore_sigint, blocked);
+        self.rpytest.set_signals(ignore_sigint, blocked);
     }
 
     pub fn set_process(&mut self, by: i32, ignore_sighup: bool) {

@@ -373,6 +373,28 @@ impl Running {
         }
     }
 
+    /// Waits for the process (panics after the run's timeout) and returns the
+    /// signal that killed it, if one did, with its stderr.
+    pub fn wait_for_signal(mut self) -> (Option<i32>, String) {
+        use std::os::unix::process::ExitStatusExt;
+        let status = loop {
+            match self.child.try_wait().expect("wait for child") {
+                Some(status) => break status,
+                None if Instant::now() >= self.deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!(
+                        "{:?} {:?} did not finish in time (hang?)",
+                        self.tool, self.args
+                    );
+                }
+                None => thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        let stderr = fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        (status.signal(), format!("{status}\n{stderr}"))
+    }
+
     /// Waits for the process; kills it and panics if it outlives its timeout.
     pub fn wait(mut self) -> Run {
         let status = loop {

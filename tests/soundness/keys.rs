@@ -881,3 +881,27 @@ fn a_stale_pyc_reached_through_a_link_is_not_run() {
     set_mtime(&pair, "src/pkg/mod.py", old);
     pair.rpytest.rpytest_cmd(&["-q"]).assert_code(1);
 }
+
+/// SIGINT ignored by the command (`trap '' INT`, a script's background job)
+/// stays ignored in the session, as CPython keeps it, and the signals the
+/// command blocks stay blocked (the mask is kept across exec): both enter the
+/// key, and the session has the command's state, not the daemon's.
+#[test]
+fn an_ignored_sigint_and_blocked_signals_reach_the_session() {
+    let mut pair = pair_with(&[(
+        "test_signals.py",
+        "import signal\n\ndef test_sigint():\n    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n\ndef test_mask():\n    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()\n",
+    )]);
+    pair.check(&["-v"]).0.assert_code(0);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "warm run\n{}", rp.transcript());
+    pair.set_signals(true, &[]);
+    pair.check(&["-v"]).0.assert_code(1);
+    pair.rpytest.rpytest(&["--no-cache"]).run().assert_code(1);
+    pair.set_signals(false, &[libc::SIGUSR1, libc::SIGTERM]);
+    pair.check(&["-v"]).0.assert_code(1);
+    pair.rpytest.rpytest(&["--no-cache"]).run().assert_code(1);
+    pair.set_signals(false, &[]);
+    let (_, rp) = pair.check(&["-v"]);
+    assert_eq!(ran(&rp), set(&[]), "back as it was\n{}", rp.transcript());
+}

@@ -1005,3 +1005,79 @@ fn modules_a_subprocess_runs_with_dash_m_are_inputs() {
         pair.write(module, "raise SystemExit(0)\n");
     }
 }
+
+/// A Python subprocess imports what its own search path reaches: a module
+/// found through the `PYTHONPATH` passed in `env=` (a src layout run with
+/// `python -m`), and a module imported by `python -c` from its working
+/// directory, or through `PYTHONPATH=dir python` in a shell command, are
+/// inputs though the command line names none of those files.
+#[test]
+fn modules_a_python_subprocess_reaches_through_its_search_path_are_inputs() {
+    let pair = pair();
+    pair.write("src/spkg/__init__.py", "");
+    pair.write("src/spkg/tool.py", "raise SystemExit(0)\n");
+    pair.write("pkg/__init__.py", "");
+    pair.write("pkg/mod.py", "X = 0\n");
+    pair.write("tools/run.py", "import helper\n");
+    pair.write("tools/helper.py", "X = 0\n");
+    pair.write(
+        "test_sub.py",
+        r#"import os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_env_pythonpath():
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.path.join(HERE, "src")}
+    assert subprocess.run([sys.executable, "-m", "spkg.tool"], cwd=HERE, env=env).returncode == 0
+
+
+def test_dash_c():
+    code = "import pkg.mod, sys; sys.exit(pkg.mod.X)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=HERE).returncode == 0
+
+
+def test_script_dir():
+    assert subprocess.run([sys.executable, "tools/run.py"], cwd=HERE, env={"PATH": ""}).returncode == 0
+
+
+def test_shell_inline(tmp_path):
+    lib = os.path.join(HERE, "lib")
+    command = f"PYTHONPATH={lib} {sys.executable} -m shelled"
+    assert subprocess.run(command, shell=True, cwd=tmp_path).returncode == 0
+"#,
+    );
+    pair.write("lib/shelled.py", "raise SystemExit(0)\n");
+    warm_all(&pair, &["-v"]);
+    for (module, broken, fixed, node) in [
+        (
+            "src/spkg/tool.py",
+            "raise SystemExit(1)\n",
+            "raise SystemExit(0)\n",
+            "test_sub.py::test_env_pythonpath",
+        ),
+        (
+            "pkg/mod.py",
+            "X = 1\n",
+            "X = 0\n",
+            "test_sub.py::test_dash_c",
+        ),
+        (
+            "tools/helper.py",
+            "raise SystemExit(1)\n",
+            "X = 0\n",
+            "test_sub.py::test_script_dir",
+        ),
+        (
+            "lib/shelled.py",
+            "raise SystemExit(1)\n",
+            "raise SystemExit(0)\n",
+            "test_sub.py::test_shell_inline",
+        ),
+    ] {
+        pair.write(module, broken);
+        let (py, _) = pair.check(&["-v"]);
+        assert_fails(&py, node);
+        pair.write(module, fixed);
+    }
+}
