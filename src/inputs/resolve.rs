@@ -299,9 +299,13 @@ pub fn default_search_roots(
         roots.push("src".to_owned());
     }
     roots.extend(pythonpath.iter().map(|p| p.trim_matches('/').to_owned()));
+    // A file's basedir depends only on its directory: one walk up per directory.
     let mut basedirs = BTreeSet::new();
+    let mut dirs: crate::inputs::fasthash::FastSet<&str> = Default::default();
     for f in files {
-        basedirs.insert(probe.basedir_of(f));
+        if dirs.insert(parent(f)) {
+            basedirs.insert(probe.basedir_of(f));
+        }
     }
     roots.extend(basedirs);
     let mut seen = BTreeSet::new();
