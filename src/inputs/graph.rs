@@ -6,6 +6,7 @@
 //! redone every run because it depends on the directory layout, which is
 //! cheap thanks to the resolver's listing cache.
 
+use crate::inputs::fasthash::FastMap;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -55,9 +56,9 @@ pub struct ImportGraph<S> {
     /// The persisted parse cache, shared with forks (read-only).
     base_parse: Arc<HashMap<Digest, Arc<Vec<ImportRef>>>>,
     /// What this graph parsed.
-    parse_cache: HashMap<Digest, Arc<Vec<ImportRef>>>,
+    parse_cache: FastMap<Digest, Arc<Vec<ImportRef>>>,
     new_digests: Vec<Digest>,
-    ids: HashMap<String, u32>,
+    ids: FastMap<String, u32>,
     paths: Vec<String>,
     edges: Vec<Option<Arc<[u32]>>>,
     stamp: Vec<u32>,
@@ -103,9 +104,9 @@ impl<S: SourceFiles> ImportGraph<S> {
                     .map(|(k, v)| (k, Arc::new(v)))
                     .collect(),
             ),
-            parse_cache: HashMap::new(),
+            parse_cache: FastMap::default(),
             new_digests: Vec::new(),
-            ids: HashMap::new(),
+            ids: FastMap::default(),
             paths: Vec::new(),
             edges: Vec::new(),
             stamp: Vec::new(),
@@ -276,9 +277,9 @@ impl ImportGraph<FileHasher> {
             resolver: Arc::clone(&self.resolver),
             source: self.source.fork(),
             base_parse: Arc::clone(&self.base_parse),
-            parse_cache: HashMap::new(),
+            parse_cache: FastMap::default(),
             new_digests: Vec::new(),
-            ids: HashMap::new(),
+            ids: FastMap::default(),
             paths: Vec::new(),
             edges: Vec::new(),
             stamp: Vec::new(),
@@ -333,7 +334,7 @@ mod tests {
         );
         ImportGraph::new(
             resolver,
-            FileHasher::new(root.to_path_buf(), HashMap::new()),
+            FileHasher::new(root.to_path_buf(), Default::default()),
             HashMap::new(),
         )
     }
@@ -435,7 +436,7 @@ mod tests {
         let resolver = Resolver::new(d.path().to_path_buf(), vec![String::new()]);
         let mut g = ImportGraph::new(
             resolver,
-            FileHasher::new(d.path().to_path_buf(), HashMap::new()),
+            FileHasher::new(d.path().to_path_buf(), Default::default()),
             poisoned,
         );
         let c = g.closure(&["a/test_x.py".to_string()], &HashMap::new());

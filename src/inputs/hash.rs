@@ -8,7 +8,7 @@
 //! tools that preserve times) cannot restore it. Within one [`FileHasher`]
 //! every file is read at most once.
 
-use std::collections::{HashMap, HashSet};
+use crate::inputs::fasthash::{FastMap, FastSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -101,15 +101,18 @@ impl StatEntry {
 ///
 /// [`fork`]: FileHasher::fork
 /// [`absorb`]: FileHasher::absorb
+/// The stat cache in memory: root-relative path → entry.
+pub type StatMap = FastMap<String, StatEntry>;
+
 #[derive(Debug)]
 pub struct FileHasher {
     root: PathBuf,
-    base: Arc<HashMap<String, StatEntry>>,
+    base: Arc<StatMap>,
     /// New or updated entries of this run (a subset of `changed` or not yet persisted).
-    entries: HashMap<String, StatEntry>,
-    changed: HashSet<String>,
-    removed: HashSet<String>,
-    memo: HashMap<String, Option<Digest>>,
+    entries: StatMap,
+    changed: FastSet<String>,
+    removed: FastSet<String>,
+    memo: FastMap<String, Option<Digest>>,
 }
 
 fn now_ns() -> i64 {
@@ -138,14 +141,14 @@ fn is_missing(e: &io::Error) -> bool {
 
 impl FileHasher {
     /// A hasher over `root` starting from a persisted stat cache.
-    pub fn new(root: PathBuf, entries: HashMap<String, StatEntry>) -> Self {
+    pub fn new(root: PathBuf, entries: StatMap) -> Self {
         FileHasher {
             root,
             base: Arc::new(entries),
-            entries: HashMap::new(),
-            changed: HashSet::new(),
-            removed: HashSet::new(),
-            memo: HashMap::new(),
+            entries: StatMap::default(),
+            changed: FastSet::default(),
+            removed: FastSet::default(),
+            memo: FastMap::default(),
         }
     }
 
@@ -154,10 +157,10 @@ impl FileHasher {
         FileHasher {
             root: self.root.clone(),
             base: Arc::clone(&self.base),
-            entries: HashMap::new(),
-            changed: HashSet::new(),
-            removed: HashSet::new(),
-            memo: HashMap::new(),
+            entries: StatMap::default(),
+            changed: FastSet::default(),
+            removed: FastSet::default(),
+            memo: FastMap::default(),
         }
     }
 
@@ -288,7 +291,7 @@ impl FileHasher {
     }
 
     /// The whole stat cache after this run.
-    pub fn into_entries(self) -> HashMap<String, StatEntry> {
+    pub fn into_entries(self) -> StatMap {
         let mut all = Arc::try_unwrap(self.base).unwrap_or_else(|b| (*b).clone());
         for rel in &self.removed {
             all.remove(rel);
@@ -325,7 +328,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("pkg")).unwrap();
         fs::write(dir.path().join("pkg/a.py"), b"x = 1\n").unwrap();
-        let mut h = FileHasher::new(dir.path().to_path_buf(), HashMap::new());
+        let mut h = FileHasher::new(dir.path().to_path_buf(), StatMap::default());
         assert_eq!(
             h.digest("pkg/a.py").unwrap(),
             Some(digest_bytes(b"x = 1\n"))
@@ -343,7 +346,7 @@ mod tests {
         let p = dir.path().join("a.py");
         fs::write(&p, b"one").unwrap();
         set_mtime(&p, 100);
-        let mut h = FileHasher::new(dir.path().to_path_buf(), HashMap::new());
+        let mut h = FileHasher::new(dir.path().to_path_buf(), StatMap::default());
         h.digest("a.py").unwrap();
         let mut entries = h.into_entries();
         // Poison the cached digest: a hit must return it, proving no re-read.
@@ -362,7 +365,7 @@ mod tests {
         let p = dir.path().join("a.py");
         fs::write(&p, b"one").unwrap();
         set_mtime(&p, 100);
-        let mut h = FileHasher::new(dir.path().to_path_buf(), HashMap::new());
+        let mut h = FileHasher::new(dir.path().to_path_buf(), StatMap::default());
         h.digest("a.py").unwrap();
         let entries = h.into_entries();
         fs::write(&p, b"two!").unwrap();
@@ -379,7 +382,7 @@ mod tests {
         fs::write(&p, b"one").unwrap();
         set_mtime(&p, 100);
         let old_mtime = fs::metadata(&p).unwrap().modified().unwrap();
-        let mut h = FileHasher::new(dir.path().to_path_buf(), HashMap::new());
+        let mut h = FileHasher::new(dir.path().to_path_buf(), StatMap::default());
         h.digest("a.txt").unwrap();
         let mut entries = h.into_entries();
         // As if the entry had been recorded long after the file's last change
@@ -406,7 +409,7 @@ mod tests {
         let p = dir.path().join("a.py");
         fs::write(&p, b"one").unwrap();
         // mtime is "now": the entry recorded now is racy.
-        let mut h = FileHasher::new(dir.path().to_path_buf(), HashMap::new());
+        let mut h = FileHasher::new(dir.path().to_path_buf(), StatMap::default());
         h.digest("a.py").unwrap();
         let mut entries = h.into_entries();
         entries.get_mut("a.py").unwrap().digest = [7u8; 32];
@@ -420,7 +423,7 @@ mod tests {
         let p = dir.path().join("a.py");
         fs::write(&p, b"one").unwrap();
         set_mtime(&p, 100);
-        let mut h = FileHasher::new(dir.path().to_path_buf(), HashMap::new());
+        let mut h = FileHasher::new(dir.path().to_path_buf(), StatMap::default());
         let d1 = h.digest("a.py").unwrap();
         fs::write(&p, b"changed during the run").unwrap();
         assert_eq!(h.digest("a.py").unwrap(), d1);

@@ -9,6 +9,7 @@ use super::conftest_chain;
 use super::graph::ImportGraph;
 use super::hash::{digest_bytes, hex, FileHasher, HashError};
 use super::resolve::Resolver;
+use crate::inputs::fasthash::FastMap;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -176,13 +177,13 @@ pub struct KeyBuilder {
     /// Recorded import edges (file → files it loaded at run time).
     pub edges: Arc<HashMap<String, Vec<String>>>,
     pub env: HashMap<String, String>,
-    labels: HashMap<String, String>,
-    closures: HashMap<String, Arc<Vec<String>>>,
-    chains: HashMap<String, Arc<Vec<String>>>,
-    globs: HashMap<String, Arc<Vec<String>>>,
+    labels: FastMap<String, String>,
+    closures: FastMap<String, Arc<Vec<String>>>,
+    chains: FastMap<String, Arc<Vec<String>>>,
+    globs: FastMap<String, Arc<Vec<String>>>,
     /// The `file:` entries of a closure (see `closure_of`), for keys made
     /// without their labelled map.
-    closure_entries: HashMap<String, Arc<Vec<Entry>>>,
+    closure_entries: FastMap<String, Arc<Vec<Entry>>>,
 }
 
 /// One labelled input (`file:app/x.py` → its digest label), shared.
@@ -199,11 +200,11 @@ impl KeyBuilder {
             graph,
             edges,
             env,
-            labels: HashMap::new(),
-            closures: HashMap::new(),
-            chains: HashMap::new(),
-            globs: HashMap::new(),
-            closure_entries: HashMap::new(),
+            labels: FastMap::default(),
+            closures: FastMap::default(),
+            chains: FastMap::default(),
+            globs: FastMap::default(),
+            closure_entries: FastMap::default(),
         }
     }
 
@@ -215,10 +216,10 @@ impl KeyBuilder {
             edges: Arc::clone(&self.edges),
             env: self.env.clone(),
             labels: self.labels.clone(),
-            closures: HashMap::new(),
-            chains: HashMap::new(),
-            globs: HashMap::new(),
-            closure_entries: HashMap::new(),
+            closures: FastMap::default(),
+            chains: FastMap::default(),
+            globs: FastMap::default(),
+            closure_entries: FastMap::default(),
         }
     }
 
@@ -575,7 +576,7 @@ mod tests {
     }
 
     fn builder_over(root: &Path, edges: &HashMap<String, Vec<String>>) -> KeyBuilder {
-        let hasher = FileHasher::new(root.to_path_buf(), HashMap::new());
+        let hasher = FileHasher::new(root.to_path_buf(), Default::default());
         let resolver = crate::inputs::Resolver::new(root.to_path_buf(), vec![String::new()]);
         KeyBuilder::new(
             ImportGraph::new(resolver, hasher, HashMap::new()),

@@ -2,6 +2,7 @@
 pub mod conftest;
 pub mod count;
 pub mod discover;
+pub mod fasthash;
 pub mod graph;
 pub mod hash;
 pub mod imports;

@@ -8,7 +8,8 @@
 //! input costs a cache miss, a missing one a wrong cached result. Directory
 //! listings are cached, so resolving many imports touches each directory once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::inputs::fasthash::FastMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -92,12 +93,12 @@ fn parent(rel: &str) -> &str {
 pub struct Resolver {
     root: PathBuf,
     search_roots: Vec<String>,
-    listings: Mutex<HashMap<String, Arc<Listing>>>,
+    listings: Mutex<FastMap<String, Arc<Listing>>>,
     /// Top-level name → the search roots that have it (fast rejection of
     /// stdlib and third-party imports; no walk of roots that lack the name).
-    top_names: OnceLock<HashMap<String, Vec<String>>>,
+    top_names: OnceLock<FastMap<String, Vec<String>>>,
     /// Absolute imports do not depend on the importer: memoized per run.
-    absolute: Mutex<HashMap<String, Arc<[String]>>>,
+    absolute: Mutex<FastMap<String, Arc<[String]>>>,
 }
 
 impl Resolver {
@@ -114,9 +115,9 @@ impl Resolver {
         Resolver {
             root,
             search_roots,
-            listings: Mutex::new(HashMap::new()),
+            listings: Mutex::new(FastMap::default()),
             top_names: OnceLock::new(),
-            absolute: Mutex::new(HashMap::new()),
+            absolute: Mutex::new(FastMap::default()),
         }
     }
 
@@ -140,9 +141,9 @@ impl Resolver {
         l
     }
 
-    fn top_names(&self) -> &HashMap<String, Vec<String>> {
+    fn top_names(&self) -> &FastMap<String, Vec<String>> {
         self.top_names.get_or_init(|| {
-            let mut names: HashMap<String, Vec<String>> = HashMap::new();
+            let mut names: FastMap<String, Vec<String>> = FastMap::default();
             for sr in &self.search_roots {
                 let l = self.listing(sr);
                 for name in l.modules.keys().chain(l.dirs.iter()) {
@@ -298,9 +299,13 @@ pub fn default_search_roots(
         roots.push("src".to_owned());
     }
     roots.extend(pythonpath.iter().map(|p| p.trim_matches('/').to_owned()));
+    // A file's basedir depends only on its directory: one walk up per directory.
     let mut basedirs = BTreeSet::new();
+    let mut dirs: crate::inputs::fasthash::FastSet<&str> = Default::default();
     for f in files {
-        basedirs.insert(probe.basedir_of(f));
+        if dirs.insert(parent(f)) {
+            basedirs.insert(probe.basedir_of(f));
+        }
     }
     roots.extend(basedirs);
     let mut seen = BTreeSet::new();

@@ -485,7 +485,7 @@ impl KeyContext {
 /// the recorded import edges and dependencies, the installed files (read
 /// before the context is made, e.g. while discovery walks the tree).
 pub(super) struct Loaded {
-    stat: HashMap<String, crate::inputs::hash::StatEntry>,
+    stat: crate::inputs::hash::StatMap,
     parse: HashMap<crate::inputs::hash::Digest, Vec<crate::inputs::ImportRef>>,
     edges: HashMap<String, Vec<String>>,
     deps: Deps,
@@ -812,7 +812,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         let digest_of = |rel: &str| {
-            let mut h = FileHasher::new(root.clone(), HashMap::new());
+            let mut h = FileHasher::new(root.clone(), Default::default());
             crate::inputs::hex(&h.digest(rel).unwrap().unwrap())[..16].to_owned()
         };
         let pyproject = "[project]\nname = 'x'\n[tool.pytest.ini_options]\naddopts = '-q'\n";

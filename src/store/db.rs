@@ -4,6 +4,7 @@
 //! Every run's writes happen in one transaction, so a crash or a kill leaves
 //! either all of a run's rows or none.
 
+use crate::inputs::fasthash::{map_with_capacity, FastMap};
 use crate::inputs::hash::{Digest, StatEntry};
 use crate::inputs::ImportRef;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -144,7 +145,7 @@ impl Store {
     }
 
     /// The stat cache, for the hasher.
-    pub fn load_stat_cache(&self) -> rusqlite::Result<HashMap<String, StatEntry>> {
+    pub fn load_stat_cache(&self) -> rusqlite::Result<crate::inputs::hash::StatMap> {
         self.ensure_stat_ctime();
         let mut stmt = self.conn.prepare(
             "SELECT path, size, mtime_ns, ino, recorded_ns, digest, ctime_ns FROM stat_cache",
@@ -606,6 +607,20 @@ impl Store {
 
     /// Stores the labelled inputs of a global key.
     pub fn set_global_inputs(&self, key: &str, inputs: &str) -> rusqlite::Result<()> {
+        // The same inputs already stored as the newest global row: writing
+        // them again would change nothing a reader sees (the newest-first
+        // order included), so a no-change run leaves the page alone.
+        let same: Option<bool> = self
+            .conn
+            .query_row(
+                "SELECT inputs = ?2 AND at >= (SELECT max(at) FROM globals) FROM globals WHERE key = ?1",
+                params![key, inputs],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if same == Some(true) {
+            return Ok(());
+        }
         self.conn.execute(
             "INSERT OR REPLACE INTO globals(key, inputs, at) VALUES (?1, ?2, ?3)",
             params![key, inputs, now()],
@@ -939,7 +954,7 @@ fn point_entries(
 
 /// Per asked file: the newest `at` of its keys, and its asked keys with
 /// their positions among the pairs.
-type AskedFiles<'a> = HashMap<&'a str, (f64, Vec<(&'a str, usize)>)>;
+type AskedFiles<'a> = FastMap<&'a str, (f64, Vec<(&'a str, usize)>)>;
 
 /// The entries of `pairs`, in their order, by reading `file_cache` and
 /// `file_results` through once: what the point queries give, for a
@@ -948,7 +963,7 @@ fn scan_entries(
     tx: &rusqlite::Transaction,
     pairs: &[(&str, &str)],
 ) -> rusqlite::Result<Vec<Option<EntryRow>>> {
-    let mut files: AskedFiles = HashMap::new();
+    let mut files: AskedFiles = FastMap::default();
     for (i, &(file, key)) in pairs.iter().enumerate() {
         let e = files.entry(file).or_insert((f64::NEG_INFINITY, Vec::new()));
         e.1.push((key, i));
@@ -1022,7 +1037,7 @@ fn scan_selections(
     pairs: &[(&str, &str)],
     sig: &str,
 ) -> rusqlite::Result<Vec<Option<Vec<String>>>> {
-    let mut at: HashMap<(&str, &str), Vec<usize>> = HashMap::with_capacity(pairs.len());
+    let mut at: FastMap<(&str, &str), Vec<usize>> = map_with_capacity(pairs.len());
     for (i, &pair) in pairs.iter().enumerate() {
         at.entry(pair).or_default().push(i);
     }
@@ -1359,6 +1374,50 @@ mod file_results {
         let earlier = serde_json::to_vec(&embeddable).unwrap();
         assert_eq!(unpack(&earlier), Some(embeddable));
         assert_eq!(unpack(b"{\"other\": 1}"), None);
+    }
+
+    /// The global inputs are rewritten only when they differ from the newest
+    /// row: the same inputs again leave the row (and its time) alone, other
+    /// inputs or an older key used again are written, so the newest-first
+    /// lookup by prefix answers as if every run wrote.
+    #[test]
+    fn global_inputs_are_written_only_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path());
+        let at_of = |k: &str| -> i64 {
+            store
+                .conn
+                .query_row("SELECT at FROM globals WHERE key = ?1", [k], |r| {
+                    r.get::<_, f64>(0).map(|v| (v * 1e6) as i64)
+                })
+                .unwrap()
+        };
+        store.set_global_inputs("aaaa1", "{\"x\": 1}").unwrap();
+        store
+            .conn
+            .execute("UPDATE globals SET at = 1.0 WHERE key = 'aaaa1'", [])
+            .unwrap();
+        store.set_global_inputs("aaaa1", "{\"x\": 1}").unwrap();
+        assert_eq!(at_of("aaaa1"), 1_000_000, "same inputs: no write");
+        store.set_global_inputs("aaaa1", "{\"x\": 2}").unwrap();
+        assert_eq!(
+            store.global_inputs_by_prefix("aaaa").as_deref(),
+            Some("{\"x\": 2}"),
+            "other inputs: written"
+        );
+        store.set_global_inputs("aaaa2", "{\"y\": 1}").unwrap();
+        store
+            .conn
+            .execute("UPDATE globals SET at = 1.0 WHERE key = 'aaaa1'", [])
+            .unwrap();
+        // aaaa1 is used again but is not the newest row: it is written, so
+        // the prefix finds it first, as it did when every run wrote.
+        store.set_global_inputs("aaaa1", "{\"x\": 2}").unwrap();
+        assert_eq!(
+            store.global_inputs_by_prefix("aaaa").as_deref(),
+            Some("{\"x\": 2}")
+        );
+        assert!(at_of("aaaa1") > 1_000_000);
     }
 
     /// A lookup of most of the store reads it through once; it finds what a
