@@ -1105,3 +1105,65 @@ fn a_session_killed_by_a_signal_kills_the_cli_by_the_same_signal() {
         assert_eq!(sig, Some(libc::SIGTERM), "rpytest {args:?}: {err}");
     }
 }
+
+/// A signal that ends the command reaches the processes its tests started,
+/// as in the stock command's process group (`timeout`, Ctrl-C): stock pytest
+/// in a group of its own gets SIGTERM with its test's child. rpytest's
+/// session is not in the CLI's group, so the CLI hands the signal to the
+/// session's whole group; no child is left running.
+#[test]
+fn a_signal_that_ends_the_command_reaches_the_tests_child_processes() {
+    let project = Project::new("soundness");
+    project.write(
+        "test_child.py",
+        "import os, subprocess, sys, time\n\ndef test_child():\n    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n    with open(os.environ['CHILD_PID_FILE'] + '.tmp', 'w') as f:\n        f.write(str(child.pid))\n    os.rename(os.environ['CHILD_PID_FILE'] + '.tmp', os.environ['CHILD_PID_FILE'])\n    time.sleep(300)\n",
+    );
+    let pid_file = project.out_path("child.pid");
+    let child_of = |pid_file: &Path| -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(text) = fs::read_to_string(pid_file) {
+                let _ = fs::remove_file(pid_file);
+                return text.trim().parse().expect("a pid");
+            }
+            assert!(Instant::now() < deadline, "the test never started its child");
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let gone = |pid: u32| -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while process_alive(pid) {
+            if Instant::now() >= deadline {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        true
+    };
+    use std::os::unix::process::CommandExt;
+    let mut stock = Command::new(project.python())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(project.path(""))
+        .env("CHILD_PID_FILE", &pid_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start stock pytest");
+    let child = child_of(&pid_file);
+    unsafe { libc::kill(-(stock.id() as i32), libc::SIGTERM) };
+    let _ = stock.wait();
+    assert!(gone(child), "stock pytest left its test's child running");
+    for args in [&["--no-cache"][..], &["--no-cache", "-n", "2"][..]] {
+        let cli = project
+            .rpytest(args)
+            .env("CHILD_PID_FILE", pid_file.to_str().unwrap())
+            .spawn();
+        let child = child_of(&pid_file);
+        unsafe { libc::kill(cli.pid() as i32, libc::SIGTERM) };
+        let (sig, err) = cli.wait_for_signal();
+        assert_eq!(sig, Some(libc::SIGTERM), "rpytest {args:?}: {err}");
+        assert!(gone(child), "rpytest {args:?} left its test's child running");
+    }
+}

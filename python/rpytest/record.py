@@ -864,6 +864,11 @@ class Recorder:
             for entry in value.split(os.pathsep):
                 dirs.append(entry if os.path.isabs(entry) else os.path.join(here, entry or "."))
         dirs.extend(self._site_project_dirs())
+        # The subprocess may also extend its own search path (`sys.path.insert`
+        # in `-c`, a script adding a sibling directory, `runpy`/`importlib` by
+        # path, a `-` program from stdin): any project module can be reached,
+        # so the project's whole tree is walked, whatever the path found above.
+        dirs.extend(p.rstrip(os.sep) for p in self.prefixes)
         for d in dirs:
             real = os.path.realpath(d)
             if (k, real) in self._spawn_walked or k in self.volatile:
@@ -905,7 +910,8 @@ class Recorder:
                     rel = self._rel_abs(os.path.realpath(os.path.join(top, name)))
                     if rel is not None and rel not in self.wrote[k]:
                         self.reads[k].add(rel)
-            budget -= len(files) + len(dirs)
+            # Modules and directories count, not data files beside them.
+            budget -= len(dirs) + sum(1 for name in files if name.endswith((".py", ".pth")))
             if budget < 0:
                 return False
         return True

@@ -208,8 +208,17 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     for slot in &FORWARD_TO {
         let pid = slot.load(Ordering::SeqCst);
         if pid > 0 {
+            // A session forked by the daemon leads a process group of its
+            // own: the signal goes to that group, so the test's own child
+            // processes get it as they would in the stock command's group
+            // (Ctrl-C, `timeout`). A child in the CLI's group (`--no-daemon`)
+            // has no group of its own: it gets the signal alone.
             // kill(2) is async-signal-safe.
-            unsafe { libc::kill(pid, sig) };
+            unsafe {
+                if libc::kill(-pid, sig) != 0 {
+                    libc::kill(pid, sig);
+                }
+            }
         }
     }
 }

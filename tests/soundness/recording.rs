@@ -1048,6 +1048,19 @@ def test_shell_inline(tmp_path):
 "#,
     );
     pair.write("lib/shelled.py", "raise SystemExit(0)\n");
+    pair.write("far/away.py", "X = 0\n");
+    pair.write(
+        "test_sub_path.py",
+        r#"import os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_path_extended_at_run_time(tmp_path):
+    code = f"import sys; sys.path.insert(0, {os.path.join(HERE, 'far')!r}); import away; sys.exit(away.X)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=tmp_path).returncode == 0
+"#,
+    );
     warm_all(&pair, &["-v"]);
     for (module, broken, fixed, node) in [
         (
@@ -1073,6 +1086,12 @@ def test_shell_inline(tmp_path):
             "raise SystemExit(1)\n",
             "raise SystemExit(0)\n",
             "test_sub.py::test_shell_inline",
+        ),
+        (
+            "far/away.py",
+            "X = 1\n",
+            "X = 0\n",
+            "test_sub_path.py::test_path_extended_at_run_time",
         ),
     ] {
         pair.write(module, broken);
