@@ -1126,7 +1126,10 @@ fn a_signal_that_ends_the_command_reaches_the_tests_child_processes() {
                 let _ = fs::remove_file(pid_file);
                 return text.trim().parse().expect("a pid");
             }
-            assert!(Instant::now() < deadline, "the test never started its child");
+            assert!(
+                Instant::now() < deadline,
+                "the test never started its child"
+            );
             thread::sleep(Duration::from_millis(20));
         }
     };
@@ -1164,6 +1167,9 @@ fn a_signal_that_ends_the_command_reaches_the_tests_child_processes() {
         unsafe { libc::kill(cli.pid() as i32, libc::SIGTERM) };
         let (sig, err) = cli.wait_for_signal();
         assert_eq!(sig, Some(libc::SIGTERM), "rpytest {args:?}: {err}");
-        assert!(gone(child), "rpytest {args:?} left its test's child running");
+        assert!(
+            gone(child),
+            "rpytest {args:?} left its test's child running"
+        );
     }
 }
