@@ -829,7 +829,7 @@ class Recorder:
         # `PYTHONPATH=src python ...` in a shell command or under `env`.
         inline = [t[len("PYTHONPATH=") :] for t in texts if t.startswith("PYTHONPATH=")]
         for i, t in enumerate(texts):
-            if _is_python_command(t):
+            if _is_python_command(t) and _at_command_position(texts, i):
                 found = True
                 texts = texts[i + 1 :]
                 break
@@ -1282,6 +1282,33 @@ _DATA_FILE_PLUGINS = ("pytest_cov",)
 # fixture returning `APP_*` variables gathered in pytest_configure): its
 # listing stays an input of every test.
 _DISPLAY_PLUGINS = ("pytest_metadata", "pytest_benchmark", "pytest_html")
+
+
+# Words after which the next word is the command a shell or a wrapper runs.
+_COMMAND_PREFIXES = frozenset(
+    ("env", "exec", "nice", "nohup", "sudo", "command", "time", "stdbuf", "setsid", "&&", "||", ";", "|", "(")
+)
+
+
+def _at_command_position(words: List[str], i: int) -> bool:
+    """Whether `words[i]` is a command a process runs, not an argument of one
+    (`file -b /usr/bin/python3`, which `platform.architecture()` runs, names
+    Python without running it): the first word, the first word of a shell
+    string (`sh -c "..."`, whose words follow the command line's), or a word
+    after an environment assignment or a wrapper (`env PYTHONPATH=x python`,
+    `nice python`, `a && python`)."""
+    if i == 0:
+        return True
+    before = words[i - 1]
+    if before in _COMMAND_PREFIXES or before.endswith(";"):
+        return True
+    if "=" in before and not before.startswith("-"):
+        return True
+    for w in words:
+        parts = w.split()
+        if len(parts) > 1 and parts[0] == words[i]:
+            return True
+    return False
 
 
 def _is_python_command(word: str) -> bool:

@@ -1100,3 +1100,29 @@ def test_path_extended_at_run_time(tmp_path):
         pair.write(module, fixed);
     }
 }
+
+/// A subprocess that only names Python as an argument (`file -b
+/// sys.executable`, which `platform.architecture()` runs; a plugin calls it
+/// while the session configures) runs no Python: it does not make the
+/// project's modules inputs of every test, so editing one test file runs
+/// that file alone.
+#[test]
+fn a_command_naming_python_as_an_argument_is_not_a_python_subprocess() {
+    let pair = pair();
+    pair.write(
+        "conftest.py",
+        "import subprocess, sys\n\ndef pytest_configure(config):\n    subprocess.run(['echo', '-n', sys.executable], stdout=subprocess.DEVNULL)\n",
+    );
+    pair.write("test_one.py", "def test_one():\n    pass\n");
+    pair.write("test_two.py", "def test_two():\n    pass\n");
+    warm_all(&pair, &["-v"]);
+    pair.write("test_two.py", "def test_two():\n    assert True\n");
+    let (_, rp) = pair.check(&["-v"]);
+    let ran: Vec<String> = rp
+        .verbose_statuses()
+        .into_iter()
+        .filter(|(_, s)| s != "CACHED")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(ran, vec!["test_two.py::test_two".to_string()], "{}", rp.transcript());
+}
