@@ -1284,23 +1284,30 @@ _DATA_FILE_PLUGINS = ("pytest_cov",)
 _DISPLAY_PLUGINS = ("pytest_metadata", "pytest_benchmark", "pytest_html")
 
 
-# Words after which the next word is the command a shell or a wrapper runs.
-_COMMAND_PREFIXES = frozenset(
-    ("env", "exec", "nice", "nohup", "sudo", "command", "time", "stdbuf", "setsid", "&&", "||", ";", "|", "(")
+# Commands that run the command given in their arguments (a wrapper, a
+# shell): after one of them, a word naming Python may be the command run.
+_WRAPPERS = frozenset(
+    (
+        "env", "exec", "nice", "nohup", "sudo", "command", "time", "stdbuf", "setsid",
+        "timeout", "taskset", "ionice", "chrt", "flock", "xargs", "strace", "valgrind",
+        "sh", "bash", "dash", "zsh", "ksh", "fish", "busybox", "unbuffer", "catchsegv",
+    )
 )
+_SEPARATORS = frozenset(("&&", "||", ";", "|", "(", "&"))
 
 
 def _at_command_position(words: List[str], i: int) -> bool:
-    """Whether `words[i]` is a command a process runs, not an argument of one
-    (`file -b /usr/bin/python3`, which `platform.architecture()` runs, names
-    Python without running it): the first word, the first word of a shell
-    string (`sh -c "..."`, whose words follow the command line's), or a word
-    after an environment assignment or a wrapper (`env PYTHONPATH=x python`,
-    `nice python`, `a && python`)."""
-    if i == 0:
+    """Whether `words[i]` may be a command a process runs, not an argument of
+    another command (`file -b /usr/bin/python3`, which `platform.architecture()`
+    runs, names Python without running it). When unsure it says yes (a module
+    too many is an input, never one too few): the first word; any word when
+    the command is a wrapper or a shell (`/usr/bin/env python3`, `timeout 5
+    python`, `sh -c "..."`); the first word of a shell string (its words follow
+    the command line's); a word after a separator or an environment assignment."""
+    if i == 0 or os.path.basename(words[0]) in _WRAPPERS:
         return True
     before = words[i - 1]
-    if before in _COMMAND_PREFIXES or before.endswith(";"):
+    if before in _SEPARATORS or before.endswith(";") or os.path.basename(before) in _WRAPPERS:
         return True
     if "=" in before and not before.startswith("-"):
         return True

@@ -1048,6 +1048,22 @@ def test_shell_inline(tmp_path):
 "#,
     );
     pair.write("lib/shelled.py", "raise SystemExit(0)\n");
+    pair.write("lib/viaenv.py", "X = 0\n");
+    // Its own file: the key is the file's, and test_sub.py's other tests walk the project anyway.
+    pair.write(
+        "test_sub_env.py",
+        r#"import os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_through_env(tmp_path):
+    code = "import sys; sys.path.insert(0, %r); import viaenv; sys.exit(viaenv.X)" % os.path.join(HERE, "lib")
+    env = {"PATH": os.path.dirname(sys.executable)}
+    argv = ["/usr/bin/env", os.path.basename(sys.executable), "-c", code]
+    assert subprocess.run(argv, cwd=tmp_path, env=env).returncode == 0
+"#,
+    );
     pair.write("far/away.py", "X = 0\n");
     pair.write(
         "test_sub_path.py",
@@ -1086,6 +1102,12 @@ def test_path_extended_at_run_time(tmp_path):
             "raise SystemExit(1)\n",
             "raise SystemExit(0)\n",
             "test_sub.py::test_shell_inline",
+        ),
+        (
+            "lib/viaenv.py",
+            "X = 1\n",
+            "X = 0\n",
+            "test_sub_env.py::test_through_env",
         ),
         (
             "far/away.py",
