@@ -272,6 +272,7 @@ impl Project {
         {
             use std::os::unix::process::CommandExt;
             let (ignore, blocked) = self.signals.clone();
+            let ignore_sighup = self.ignore_sighup;
             // SAFETY: signal, sigemptyset, sigaddset and sigprocmask are
             // async-signal-safe and touch only this closure's data.
             unsafe {
@@ -279,6 +280,16 @@ impl Project {
                     libc::signal(
                         libc::SIGINT,
                         if ignore { libc::SIG_IGN } else { libc::SIG_DFL },
+                    );
+                    // SIGHUP as asked too (`set_process`), not as inherited
+                    // (the harness itself started under `nohup`).
+                    libc::signal(
+                        libc::SIGHUP,
+                        if ignore_sighup {
+                            libc::SIG_IGN
+                        } else {
+                            libc::SIG_DFL
+                        },
                     );
                     let mut set: libc::sigset_t = std::mem::zeroed();
                     libc::sigemptyset(&mut set);

@@ -1146,5 +1146,10 @@ fn a_command_naming_python_as_an_argument_is_not_a_python_subprocess() {
         .filter(|(_, s)| s != "CACHED")
         .map(|(n, _)| n)
         .collect();
-    assert_eq!(ran, vec!["test_two.py::test_two".to_string()], "{}", rp.transcript());
+    assert_eq!(
+        ran,
+        vec!["test_two.py::test_two".to_string()],
+        "{}",
+        rp.transcript()
+    );
 }
