@@ -373,47 +373,46 @@ impl Running {
         }
     }
 
-    /// Waits for the process (panics after the run's timeout) and returns the
-    /// signal that killed it, if one did, with its stderr.
-    pub fn wait_for_signal(mut self) -> (Option<i32>, String) {
-        use std::os::unix::process::ExitStatusExt;
-        let status = loop {
+    /// Waits for the process's exit status; kills it and panics if it outlives
+    /// its timeout (with the output so far when `show_output`).
+    fn wait_status(&mut self, show_output: bool) -> std::process::ExitStatus {
+        loop {
             match self.child.try_wait().expect("wait for child") {
-                Some(status) => break status,
+                Some(status) => return status,
                 None if Instant::now() >= self.deadline => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
+                    let output = if show_output {
+                        format!(
+                            "\n--- stdout so far:\n{}\n--- stderr so far:\n{}",
+                            fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+                            fs::read_to_string(&self.stderr_path).unwrap_or_default()
+                        )
+                    } else {
+                        String::new()
+                    };
                     panic!(
-                        "{:?} {:?} did not finish in time (hang?)",
+                        "{:?} {:?} did not finish in time (hang?){output}",
                         self.tool, self.args
                     );
                 }
                 None => thread::sleep(Duration::from_millis(10)),
             }
-        };
+        }
+    }
+
+    /// Waits for the process (panics after the run's timeout) and returns the
+    /// signal that killed it, if one did, with its stderr.
+    pub fn wait_for_signal(mut self) -> (Option<i32>, String) {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.wait_status(false);
         let stderr = fs::read_to_string(&self.stderr_path).unwrap_or_default();
         (status.signal(), format!("{status}\n{stderr}"))
     }
 
     /// Waits for the process; kills it and panics if it outlives its timeout.
     pub fn wait(mut self) -> Run {
-        let status = loop {
-            match self.child.try_wait().expect("wait for child") {
-                Some(status) => break status,
-                None if Instant::now() >= self.deadline => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!(
-                        "{:?} {:?} did not finish in time (hang?)\n--- stdout so far:\n{}\n--- stderr so far:\n{}",
-                        self.tool,
-                        self.args,
-                        fs::read_to_string(&self.stdout_path).unwrap_or_default(),
-                        fs::read_to_string(&self.stderr_path).unwrap_or_default()
-                    );
-                }
-                None => thread::sleep(Duration::from_millis(10)),
-            }
-        };
+        let status = self.wait_status(true);
         let stdout =
             String::from_utf8_lossy(&fs::read(&self.stdout_path).unwrap_or_default()).into_owned();
         let stderr =
