@@ -782,7 +782,7 @@ class Recorder:
         base = self.absolute(cwd) if cwd is not None else None
         self._python_search_path(k, words, base, None if inherits_env else env)
         after_m = False
-        for w in words:
+        for i, w in enumerate(words):
             try:
                 text = os.fsdecode(os.fspath(w))
             except (TypeError, ValueError):
@@ -809,6 +809,11 @@ class Recorder:
             r = self._rel_abs(p)
             if r is not None:
                 self._read_by(k, r)
+            elif i > 0 and not _is_python_command(text) and self._is_external_input(p):
+                # A script or data file outside the project (`python
+                # ~/tools/check.py`, `cat /etc/app.conf`): keyed by its absolute
+                # path. The command itself is left out (a program's binary).
+                self.external[k].add(p)
 
     def _python_search_path(self, k: Key, words: List[Any], base: Optional[str], env: Any) -> None:
         """A Python subprocess imports whatever its own search path reaches:
@@ -881,11 +886,15 @@ class Recorder:
     def _walk_modules(self, k: Key, top_dir: str) -> bool:
         """Every project `.py` file and directory listing below `top_dir`
         becomes an input of `k`; False when the tree is too large to name."""
-        inside = top_dir + os.sep in self.prefixes or self._rel_abs(top_dir) is not None
+        inside = self._in_project(top_dir)
         if not inside:
             above = [pre for pre in self.prefixes if pre.startswith(top_dir.rstrip(os.sep) + os.sep)]
             if not above:
-                return True  # neither the project's nor above it
+                # Neither the project's nor above it: installed code (keyed by
+                # the installed packages), a temporary directory (the test's
+                # own scratch, tmp_path), a directory that is not there, or
+                # code elsewhere that no key can bound.
+                return not self._unbounded_outside(top_dir)
             # A directory above the project reaches its modules by longer names.
             top_dir = above[0].rstrip(os.sep)
         budget = 5000
@@ -893,21 +902,37 @@ class Recorder:
         for top, dirs, files in os.walk(top_dir, followlinks=True):
             real_top = os.path.realpath(top)
             seen.add(real_top)
-            dirs[:] = [
-                d
-                for d in dirs
-                if d not in _UNWALKED
-                and not d.startswith(".")
-                and os.path.realpath(os.path.join(top, d)) not in seen
-            ]
             rel_top = "" if real_top + os.sep in self.prefixes else self._rel_abs(real_top)
             if rel_top is None:
+                dirs[:] = []  # a virtualenv's or a cache's: not the project's code
                 continue
+            # Hidden directories too (`.tools/`, `.ci/`): a subprocess imports
+            # from them as from any other. Version control's and tools' own
+            # trees are not walked, nor virtualenvs.
+            kept = []
+            for d in dirs:
+                if d in _UNWALKED:
+                    continue
+                path = os.path.join(top, d)
+                real = os.path.realpath(path)
+                if real in seen:
+                    continue
+                if not self._in_project(real):
+                    if real.startswith(self.installed_prefixes):
+                        continue
+                    return False  # a link out of the project: code no key names
+                if self._is_venv(real):
+                    continue
+                kept.append(d)
+            dirs[:] = kept
             if rel_top not in self.wrote[k]:
                 self.lists[k].add(rel_top)
             for name in files:
                 if name.endswith((".py", ".pth")):
-                    rel = self._rel_abs(os.path.realpath(os.path.join(top, name)))
+                    real = os.path.realpath(os.path.join(top, name))
+                    rel = self._rel_abs(real)
+                    if rel is None and not self._in_project(real) and not real.startswith(self.installed_prefixes):
+                        return False  # a module linked from outside the project
                     if rel is not None and rel not in self.wrote[k]:
                         self.reads[k].add(rel)
             # Modules and directories count, not data files beside them.
@@ -915,6 +940,21 @@ class Recorder:
             if budget < 0:
                 return False
         return True
+
+    def _in_project(self, real: str) -> bool:
+        """Whether the real path `real` is the project root or below it."""
+        return real + os.sep in self.prefixes or real.startswith(self.prefixes)
+
+    def _unbounded_outside(self, real: str) -> bool:
+        """Whether a directory outside the project on a Python subprocess's
+        search path may hold code that no key can name: not installed code,
+        not a temporary directory (a test's tmp_path, whose files the session
+        writes), and there."""
+        if real.startswith(self.installed_prefixes) or real.startswith(self.volatile_prefixes):
+            return False
+        if (real + os.sep).startswith(self.installed_prefixes) or (real + os.sep).startswith(self.volatile_prefixes):
+            return False
+        return os.path.isdir(real)
 
     def _site_project_dirs(self) -> List[str]:
         """Project directories the interpreter's `.pth` files put on every

@@ -1153,3 +1153,105 @@ fn a_command_naming_python_as_an_argument_is_not_a_python_subprocess() {
         rp.transcript()
     );
 }
+
+/// Modules under hidden directories (`.tools/`, `.ci/`) that a Python
+/// subprocess imports are inputs like any other: through a `sys.path.insert`
+/// of its own, and with `-m` on a package found through a hidden directory
+/// on its `PYTHONPATH` while it runs elsewhere.
+#[test]
+fn modules_a_python_subprocess_imports_from_hidden_directories_are_inputs() {
+    let pair = pair();
+    pair.write(".tools/helper.py", "X = 0\n");
+    pair.write(".ci/cpkg/__init__.py", "");
+    pair.write(".ci/cpkg/__main__.py", "raise SystemExit(0)\n");
+    pair.write(
+        "test_hidden.py",
+        r#"import os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_inserted(tmp_path):
+    code = "import sys; sys.path.insert(0, %r); import helper; sys.exit(helper.X)" % os.path.join(HERE, ".tools")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+"#,
+    );
+    pair.write(
+        "test_hidden_m.py",
+        r#"import os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_dash_m(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, ".ci"))
+    subprocess.run([sys.executable, "-m", "cpkg"], check=True, cwd=tmp_path, env=env)
+"#,
+    );
+    warm_all(&pair, &["-v"]);
+    for (module, broken, fixed, node) in [
+        (".tools/helper.py", "X = 1  # broken\n", "X = 0\n", "test_hidden.py::test_inserted"),
+        (
+            ".ci/cpkg/__main__.py",
+            "raise SystemExit(1)  # broken\n",
+            "raise SystemExit(0)\n",
+            "test_hidden_m.py::test_dash_m",
+        ),
+    ] {
+        pair.write(module, broken);
+        let (py, _) = pair.check(&["-v"]);
+        assert_fails(&py, node);
+        pair.write(module, fixed);
+    }
+}
+
+/// A Python subprocess that can import code no key names (a directory linked
+/// from the project to a place outside it) runs every time: a change there
+/// fails it as in stock pytest.
+#[test]
+fn a_python_subprocess_reaching_a_link_out_of_the_project_runs_every_time() {
+    let pair = pair();
+    let outside = outside_dir("linked");
+    fs::write(outside.path().join("extmod.py"), "X = 0\n").unwrap();
+    for project in [&pair.pytest, &pair.rpytest] {
+        std::os::unix::fs::symlink(outside.path(), project.path("ext")).unwrap();
+    }
+    pair.write(
+        "test_linked.py",
+        r#"import os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_linked(tmp_path):
+    code = "import sys; sys.path.insert(0, %r); import extmod; sys.exit(extmod.X)" % os.path.join(HERE, "ext")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+"#,
+    );
+    pair.check(&["-v"]);
+    pair.check(&["-v"]);
+    fs::write(outside.path().join("extmod.py"), "X = 1  # broken\n").unwrap();
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_linked.py::test_linked");
+}
+
+/// A file outside the project that a subprocess's command line names (`cat
+/// ~/conf.txt`) is an input, by its absolute path, as a file the test opens.
+#[test]
+fn a_file_outside_the_project_a_subprocess_command_names_is_an_input() {
+    let pair = pair();
+    let outside = outside_dir("named");
+    let conf = outside.path().join("conf.txt");
+    fs::write(&conf, "ok").unwrap();
+    pair.write(
+        "test_named.py",
+        &format!(
+            "import subprocess\n\n\ndef test_named():\n    out = subprocess.run(['cat', {:?}], capture_output=True, text=True).stdout\n    assert out == 'ok'\n",
+            conf.to_str().unwrap()
+        ),
+    );
+    warm(&pair, &["-v"], "test_named.py::test_named");
+    fs::write(&conf, "changed").unwrap();
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_named.py::test_named");
+}
