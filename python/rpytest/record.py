@@ -1127,6 +1127,16 @@ class Recorder:
             return  # pytest's own lookups (terminal width, CI for truncation, monkeypatch's undo)
         if name == "PYTEST_XDIST_WORKER" and not self.worker_id_read_by_project:
             self.worker_id_read_by_project = self._project_on_stack()
+        if k is None and self.active is not None:
+            reader = self._imported_module_body()
+            if reader is not None:
+                # A first-party module's body read it while a test file was
+                # active (a lazy import inside a test, an import of the test
+                # module): the module keeps what it read, so the variable is an
+                # input of every key whose closure reaches the module (its
+                # importers, directly or through other modules), not of every test.
+                self.edges.add((reader, ENV_EDGE + name))
+                return
         env = self.env[k]
         if name in env:
             return
@@ -1143,6 +1153,25 @@ class Recorder:
         if name in self.env_set[k] and _raw_env(name) != self.original_env.get(_env_key(name)):
             return  # the value this key itself set (monkeypatch.setenv), not the caller's
         env.add(name)
+
+    def _imported_module_body(self) -> Optional[str]:
+        """The rootdir-relative path of the first-party module (not a
+        conftest.py, not `__main__`) whose body runs under an import on the
+        current stack, innermost first; None when the body running is not one."""
+        frame: Any = _getframe(2)
+        while frame is not None:
+            code = frame.f_code
+            if frame.f_globals is not _GLOBALS and code.co_name == "<module>":
+                back = frame.f_back
+                if back is not None and _is_import_frame(back.f_code.co_filename):
+                    if frame.f_globals.get("__name__") == "__main__":
+                        return None
+                    rel = self.rel(code.co_filename)
+                    if rel is None or rel == self.active or rel.rsplit("/", 1)[-1] == "conftest.py":
+                        return None
+                    return rel
+            frame = frame.f_back
+        return None
 
     def _in_shown_env_copy(self) -> bool:
         frame = _first_outside_frame()
@@ -1303,6 +1332,10 @@ class Recorder:
         self._is_input("")  # fills _written_dirs
         return self._written_dirs or set()
 
+
+# Target of a recorded edge that stands for an environment variable a module's
+# body read while it was imported (the CLI's inputs::key::ENV_EDGE).
+ENV_EDGE = "?env:"
 
 # Hooks that run once per session, around the tests rather than for them.
 _SESSION_HOOKS = frozenset({

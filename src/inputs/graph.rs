@@ -167,7 +167,7 @@ impl<S: SourceFiles> ImportGraph<S> {
         }
         let rel = self.paths[id as usize].clone();
         let mut set = BTreeSet::new();
-        {
+        if !rel.starts_with(super::key::ENV_EDGE) {
             let refs = self.imports_of(&rel);
             for imp in refs.iter() {
                 set.extend(self.resolver.resolve(&rel, imp));

@@ -168,6 +168,14 @@ pub fn env_value(name: &str, env: &HashMap<String, String>) -> String {
     }
 }
 
+/// Target of a recorded edge that stands for an environment variable, not a
+/// file: a first-party module whose body read `NAME` while it was imported
+/// records the edge `module → ?env:NAME`, so the variable is an input of
+/// every key whose closure reaches the module (its importers, directly or
+/// through other modules), not of every test. (`?` starts no path the
+/// recorder names.)
+pub const ENV_EDGE: &str = "?env:";
+
 /// Builds keys over one run's view of the tree.
 ///
 /// Many test files share conftest chains and imported modules, so chains,
@@ -296,11 +304,24 @@ impl KeyBuilder {
 
     fn add_files(&mut self, inputs: &mut Inputs, files: &[String]) {
         for f in files {
+            if let Some(name) = f.strip_prefix(ENV_EDGE) {
+                inputs.insert(format!("env:{name}"), env_value(name, &self.env));
+                continue;
+            }
             if let std::collections::btree_map::Entry::Vacant(slot) =
                 inputs.entry(format!("file:{f}"))
             {
                 slot.insert(self.file_label(f));
             }
+        }
+    }
+
+    /// The labelled input a closure member stands for: a file, or an
+    /// environment variable a module read while it was imported.
+    fn closure_entry(&mut self, f: &str) -> Entry {
+        match f.strip_prefix(ENV_EDGE) {
+            Some(name) => Arc::new((format!("env:{name}"), env_value(name, &self.env))),
+            None => Arc::new((format!("file:{f}"), self.file_label(f))),
         }
     }
 
@@ -390,10 +411,7 @@ impl KeyBuilder {
             return Arc::clone(e);
         }
         let c = self.closure_of(start);
-        let entries: Vec<Entry> = c
-            .iter()
-            .map(|f| Arc::new((format!("file:{f}"), self.file_label(f))))
-            .collect();
+        let entries: Vec<Entry> = c.iter().map(|f| self.closure_entry(f)).collect();
         let e = Arc::new(entries);
         self.closure_entries
             .insert(start.to_owned(), Arc::clone(&e));

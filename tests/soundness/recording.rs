@@ -1190,7 +1190,12 @@ def test_dash_m(tmp_path):
     );
     warm_all(&pair, &["-v"]);
     for (module, broken, fixed, node) in [
-        (".tools/helper.py", "X = 1  # broken\n", "X = 0\n", "test_hidden.py::test_inserted"),
+        (
+            ".tools/helper.py",
+            "X = 1  # broken\n",
+            "X = 0\n",
+            "test_hidden.py::test_inserted",
+        ),
         (
             ".ci/cpkg/__main__.py",
             "raise SystemExit(1)  # broken\n",
@@ -1254,4 +1259,56 @@ fn a_file_outside_the_project_a_subprocess_command_names_is_an_input() {
     fs::write(&conf, "changed").unwrap();
     let (py, _) = pair.check(&["-v"]);
     assert_fails(&py, "test_named.py::test_named");
+}
+
+/// A variable a first-party module reads in its body while a test imports
+/// it (lazily, inside the test; or at the top of the test module) is an
+/// input of the tests whose modules reach it (imported, directly or through
+/// other modules), and only of them: changing it fails those tests as in
+/// stock pytest and serves an unrelated test from the cache.
+#[test]
+fn a_variable_read_at_a_lazy_first_party_import_is_an_input_of_its_importers_only() {
+    let mut pair = pair();
+    pair.set_env("REC_MODE", "a");
+    pair.write("pkg/__init__.py", "");
+    pair.write(
+        "pkg/cfg.py",
+        "import os\n\nMODE = os.environ[\"REC_MODE\"]\n",
+    );
+    pair.write(
+        "pkg/user.py",
+        "def get():\n    from pkg import cfg\n    return cfg.MODE\n",
+    );
+    pair.write("pkg/outer.py", "from pkg import cfg\n\nMODE = cfg.MODE\n");
+    pair.write(
+        "test_lazy.py",
+        "from pkg.user import get\n\n\ndef test_lazy():\n    assert get() == \"a\"\n",
+    );
+    pair.write(
+        "test_top.py",
+        "import pkg.cfg\n\n\ndef test_top():\n    assert pkg.cfg.MODE == \"a\"\n",
+    );
+    pair.write(
+        "test_through.py",
+        "def test_through():\n    from pkg import outer\n    assert outer.MODE == \"a\"\n",
+    );
+    pair.write("test_other.py", "def test_other():\n    pass\n");
+    warm_all(&pair, &["-v"]);
+    pair.set_env("REC_MODE", "b");
+    let (py, rp) = pair.check(&["-v"]);
+    for node in [
+        "test_lazy.py::test_lazy",
+        "test_top.py::test_top",
+        "test_through.py::test_through",
+    ] {
+        assert_fails(&py, node);
+    }
+    assert_eq!(
+        rp.verbose_statuses()
+            .get("test_other.py::test_other")
+            .map(String::as_str),
+        Some("CACHED"),
+        "{}",
+        rp.transcript()
+    );
 }
