@@ -232,6 +232,12 @@ fn is_venv(path: &Path) -> bool {
 }
 
 /// Lexically normalized absolute path (like `os.path.abspath`, no symlink resolution).
+/// `path` with `.` and `..` components folded, as `os.path.abspath` does
+/// for an absolute path (links are not resolved).
+pub fn absolute_path(path: &Path) -> PathBuf {
+    normalize(path)
+}
+
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {

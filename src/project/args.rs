@@ -56,8 +56,10 @@ const OPTIONS: &[Opt] = &[
     o(&["--sw-skip", "--stepwise-skip"], false, Select),
     o(&["--sw-reset", "--stepwise-reset"], false, Select),
     o(&["--lfnf", "--last-failed-no-failures"], true, Select),
-    o(&["--ignore"], true, Select),
-    o(&["--ignore-glob"], true, Select),
+    // Which paths pytest collects: discovery models them (the files it
+    // finds are the ones pytest collects), and they enter the key.
+    o(&["--ignore"], true, Outcome),
+    o(&["--ignore-glob"], true, Outcome),
     o(&["--pyargs"], false, Select),
     o(&["--keep-duplicates"], false, Select),
     o(&["-x", "--exitfirst"], false, Control),
@@ -221,6 +223,10 @@ pub struct PytestArgs {
     /// Options after which a plugin needs every test to run (a benchmark
     /// run, a snapshot update), each as `--option (plugin)`.
     pub run_all: Vec<String>,
+    /// `--ignore` values, as typed (relative to the invocation directory).
+    pub ignore: Vec<String>,
+    /// `--ignore-glob` values, as typed (relative to the invocation directory).
+    pub ignore_glob: Vec<String>,
 }
 
 impl PytestArgs {
@@ -423,6 +429,8 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         "-p" => r.plugins.extend(value.clone()),
         "-x" | "--maxfail" => r.stops_early = true,
         "--doctest-modules" | "--doctest-glob" => r.doctests = true,
+        "--ignore" => r.ignore.extend(value.clone()),
+        "--ignore-glob" => r.ignore_glob.extend(value.clone()),
         "-n" => r.numprocesses = value.clone(),
         "--dist" => r.dist = value.clone(),
         "-d" => r.dist = Some("load".into()),

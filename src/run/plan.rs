@@ -119,6 +119,16 @@ fn discover_options(inv: &Invocation) -> DiscoverOptions {
     if let Some(v) = ini.get("testpaths") {
         o.testpaths = v.as_args();
     }
+    // pytest makes both absolute against the invocation directory
+    // (`absolutepath`: joined and normalized, links not resolved).
+    o.ignore = inv.args.ignore.iter().map(|p| inv.cwd.join(p)).collect();
+    o.ignore_glob = inv
+        .args
+        .ignore_glob
+        .iter()
+        .map(|g| crate::inputs::discover::absolute_path(&inv.cwd.join(g)))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     o
 }
 
@@ -203,7 +213,6 @@ fn kept_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
         (!a.selects
             && a.understood()
             && !a.narrows_collection
-            && !a.doctests
             && !a.positional.iter().any(|p| p.contains("::"))
             && all_exist)
             .then(|| key::value_label("\0no selection"))
@@ -216,7 +225,6 @@ fn selection_signature(inv: &Invocation, all_exist: bool) -> Option<String> {
         && !a.selects_impurely
         && a.understood()
         && !a.narrows_collection
-        && !a.doctests
         && !a.positional.iter().any(|p| p.contains("::"))
         && all_exist)
         .then(|| key::value_label(&a.select_args.join("\0")))

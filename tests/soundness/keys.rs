@@ -905,3 +905,55 @@ fn an_ignored_sigint_and_blocked_signals_reach_the_session() {
     let (_, rp) = pair.check(&["-v"]);
     assert_eq!(ran(&rp), set(&[]), "back as it was\n{}", rp.transcript());
 }
+
+/// `--doctest-modules` with `--ignore`, `--ignore-glob` and `--deselect`:
+/// rpytest collects what stock pytest does (ignored files stay ignored, a
+/// doctest module included), serves every node from the cache on the second
+/// run, and a broken doctest still fails.
+#[test]
+fn doctests_under_ignore_and_deselect_are_cached_and_still_fail_when_broken() {
+    let mut pair = Pair::new("soundness");
+    pair.write_bytecode();
+    pair.write(
+        "pkg/mathlib.py",
+        "def one():\n    \"\"\"\n    >>> one()\n    1\n    \"\"\"\n    return 1\n",
+    );
+    pair.write("pkg/__init__.py", "");
+    pair.write("skipped/broken.py", "import not_installed_anywhere\n");
+    pair.write("globbed/also.py", "import not_installed_anywhere\n");
+    pair.write(
+        "test_plain.py",
+        "def test_kept():\n    pass\n\n\ndef test_dropped():\n    pass\n",
+    );
+    let args = [
+        "-v",
+        "--doctest-modules",
+        "--ignore=skipped",
+        "--ignore-glob=glob*",
+        "--deselect=test_plain.py::test_dropped",
+    ];
+    pair.check(&args);
+    let (py, rp) = pair.check(&args);
+    assert_eq!(py.verbose_statuses().len(), 2, "{}", py.transcript());
+    for node in [
+        "pkg/mathlib.py::pkg.mathlib.one",
+        "test_plain.py::test_kept",
+    ] {
+        assert_eq!(
+            rp.verbose_statuses().get(node).map(String::as_str),
+            Some("CACHED"),
+            "{}",
+            rp.transcript()
+        );
+    }
+    pair.replace("pkg/mathlib.py", "return 1", "return 2");
+    let (py, _) = pair.check(&args);
+    assert_eq!(
+        py.verbose_statuses()
+            .get("pkg/mathlib.py::pkg.mathlib.one")
+            .map(String::as_str),
+        Some("FAILED"),
+        "{}",
+        py.transcript()
+    );
+}
