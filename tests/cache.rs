@@ -1685,6 +1685,43 @@ fn why_takes_paths_as_pytest_does() {
     }
 }
 
+/// `--why` about a path the command line alone does not collect (outside
+/// testpaths, or a parent directory of them: `tests/..`) answers for the run
+/// that names it (`rpytest why`, `rpytest tests/..`), not "it runs".
+#[test]
+fn why_about_a_path_outside_the_default_scope_answers_for_the_run_naming_it() {
+    let pair = Pair::new("cache_commands");
+    for args in [&["why"][..], &["tests/.."][..]] {
+        pair.check(args);
+        pair.check(args);
+    }
+    let why = |arg: &str| {
+        let run = pair.rpytest.rpytest_cmd(&["--why", arg]);
+        run.assert_code(0);
+        run
+    };
+    let run = why("why/test_why_dir.py");
+    assert!(
+        run.stdout.contains("its results are served from the cache"),
+        "{}",
+        run.transcript()
+    );
+    let run = why("why/test_why_dir.py::test_in_why_dir");
+    assert!(
+        run.stdout.contains("it is served from the cache"),
+        "{}",
+        run.transcript()
+    );
+    // tests/ (three files, test_fail.py failing) and why/.
+    let run = why("tests/..");
+    assert!(
+        run.stdout
+            .contains("a directory; of its 4 test files, 3 served from the cache"),
+        "{}",
+        run.transcript()
+    );
+}
+
 /// A helper that warns when imported (`stacklevel=2`: the warning names its
 /// importer) and two test files importing it, one cached and one running:
 /// pytest shows the warning once (the module body runs once), so does rpytest.

@@ -15,8 +15,13 @@ use crate::store::Store;
 /// reusable result. The answer is the run's own plan (`Plan::make` with the
 /// same arguments), never a second opinion: `--why` cannot claim a test is
 /// cached when the run executes it.
+///
+/// A command line without path arguments collects the invocation directory
+/// (or testpaths): asked about a path outside it (`--why ..` from a
+/// subdirectory, `--why ../test_x.py`), the answer is the plan of that
+/// path given as the argument (`rpytest ..`), which is what would run it.
 pub fn why(
-    inv: &Invocation,
+    inv: &mut Invocation,
     store: &mut Store,
     info: &InterpreterInfo,
     node: &str,
@@ -24,6 +29,19 @@ pub fn why(
     let shown = node;
     let node = &rootdir_node(inv, node);
     let file = node.split("::").next().unwrap_or(node).to_owned();
+    let under_root = !file.starts_with('/')
+        && !file.split('/').any(|c| c == "..")
+        && inv.setup.rootdir.join(&file).exists();
+    if inv.args.positional.is_empty() && under_root {
+        let inside = super::plan::scope_dirs(inv)
+            .iter()
+            .any(|d| d.is_empty() || file == *d || file.starts_with(&format!("{d}/")));
+        if !inside {
+            let path = shown.split("::").next().unwrap_or(shown);
+            inv.args.positional = vec![path.to_owned()];
+        }
+    }
+    let inv: &Invocation = inv;
     let rules = &inv.rules;
     for line in super::hermetic::sandbox_report(store, rules, inv.hermetic, &file) {
         report::out(&format!("{shown}: {line}"));

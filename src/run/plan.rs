@@ -137,6 +137,12 @@ pub fn test_files(inv: &Invocation) -> Vec<String> {
     scope(inv).0.test_files
 }
 
+/// The rootdir-relative paths this command line's walk starts from (`""`:
+/// all): its path arguments, else testpaths or the invocation directory.
+pub(super) fn scope_dirs(inv: &Invocation) -> Vec<String> {
+    scope_with_dirs(inv).2
+}
+
 pub(super) fn scope(inv: &Invocation) -> (Discovered, bool) {
     let (found, all_exist, _) = scope_with_dirs(inv);
     (found, all_exist)
