@@ -1157,20 +1157,45 @@ class Recorder:
     def _imported_module_body(self) -> Optional[str]:
         """The rootdir-relative path of the first-party module (not a
         conftest.py, not `__main__`) whose body runs under an import on the
-        current stack, innermost first; None when the body running is not one."""
+        current stack, innermost first, when first-party code asked for it
+        (directly or through other first-party module bodies): its static
+        closure then reaches the module. None otherwise (a module imported
+        by an installed package's code, such as a settings module a
+        framework loads lazily: no importer's closure names it)."""
         frame: Any = _getframe(2)
+        found: Optional[str] = None
         while frame is not None:
             code = frame.f_code
-            if frame.f_globals is not _GLOBALS and code.co_name == "<module>":
-                back = frame.f_back
-                if back is not None and _is_import_frame(back.f_code.co_filename):
-                    if frame.f_globals.get("__name__") == "__main__":
-                        return None
-                    rel = self.rel(code.co_filename)
-                    if rel is None or rel == self.active or rel.rsplit("/", 1)[-1] == "conftest.py":
-                        return None
-                    return rel
-            frame = frame.f_back
+            fn = code.co_filename
+            if frame.f_globals is _GLOBALS or _is_import_frame(fn) or fn.startswith(_IMPORTLIB_DIR):
+                frame = frame.f_back
+                continue
+            back = frame.f_back
+            body = code.co_name == "<module>" and back is not None and _is_import_frame(back.f_code.co_filename)
+            if found is None:
+                if not body:
+                    frame = back
+                    continue  # the stack above the module body (os.environ's own frames)
+                if frame.f_globals.get("__name__") == "__main__":
+                    return None
+                rel = self.rel(fn)
+                if rel is None or rel == self.active or rel.rsplit("/", 1)[-1] == "conftest.py":
+                    return None
+                found = rel
+                frame = back
+                continue
+            if _is_library_frame(fn):
+                frame = back
+                continue
+            # The code that asked: a first-party module body under import
+            # (its own importer is checked next), else the caller itself.
+            rel = self.rel(fn)
+            if rel is None:
+                return None
+            if body and frame.f_globals.get("__name__") != "__main__" and rel != self.active:
+                frame = back
+                continue
+            return found
         return None
 
     def _in_shown_env_copy(self) -> bool:

@@ -1312,3 +1312,30 @@ fn a_variable_read_at_a_lazy_first_party_import_is_an_input_of_its_importers_onl
         rp.transcript()
     );
 }
+
+/// A first-party module that installed code imports (here pytest's
+/// `importorskip`; a framework loading a settings module lazily) is reached
+/// by tests through that code, not through their imports: a variable its
+/// body reads stays an input of every test.
+#[test]
+fn a_variable_read_by_a_module_installed_code_imports_stays_an_input_of_every_test() {
+    let mut pair = pair();
+    pair.set_env("REC_SETTING", "a");
+    pair.write("pkg/__init__.py", "");
+    pair.write(
+        "pkg/settings.py",
+        "import os\n\nMODE = os.environ[\"REC_SETTING\"]\n",
+    );
+    pair.write(
+        "test_a_loads.py",
+        "import pytest\n\n\ndef test_loads():\n    assert pytest.importorskip(\"pkg.settings\").MODE == \"a\"\n",
+    );
+    pair.write(
+        "test_b_reaches.py",
+        "import sys\n\n\ndef test_reaches():\n    assert sys.modules[\"pkg.settings\"].MODE == \"a\"\n",
+    );
+    warm_all(&pair, &["-v"]);
+    pair.set_env("REC_SETTING", "b");
+    let (py, _) = pair.check(&["-v"]);
+    assert_fails(&py, "test_b_reaches.py::test_reaches");
+}
