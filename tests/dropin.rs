@@ -251,6 +251,61 @@ fn a_fully_cached_run_still_runs_the_conftests_session_hooks() {
     );
 }
 
+/// A failure raised before the test's own frame runs (an `async def` test
+/// with no async plugin; an error in a conftest fixture) shows pytest's
+/// report: no frame of rpytest's hook wrappers, and no "All traceback entries
+/// are hidden" line that stock pytest does not print.
+#[test]
+fn failures_outside_the_test_frame_are_reported_as_pytest_reports_them() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "conftest.py",
+        "import pytest\n\n@pytest.fixture\ndef broken():\n    raise RuntimeError('fixture broke')\n",
+    );
+    pair.write(
+        "test_outside.py",
+        "async def test_async():\n    pass\n\ndef test_fixture(broken):\n    pass\n",
+    );
+    for tb in ["--tb=auto", "--tb=short", "--tb=native", "--tb=long"] {
+        let args = ["-q", "-W", "ignore", "-p", "no:cacheprovider", tb];
+        let py = pair.pytest.pytest(&args).no_junit().run();
+        let rp = pair.rpytest.rpytest_cmd(&args);
+        py.assert_code(1);
+        rp.assert_code(1);
+        let body = |r: &common::Run| -> Vec<String> {
+            r.stdout
+                .lines()
+                .filter(|l| {
+                    !l.contains(" in ") && !l.contains("/pytest/") && !l.contains("/rpytest/")
+                })
+                .map(|l| l.replace(pair.rpytest.path("").to_str().unwrap(), "ROOT"))
+                .map(|l| l.replace(pair.pytest.path("").to_str().unwrap(), "ROOT"))
+                .collect()
+        };
+        // A native traceback lists every frame, pluggy's for each plugin's
+        // wrapper among them: rpytest's plugins add some.
+        if tb != "--tb=native" {
+            assert_eq!(
+                body(&rp),
+                body(&py),
+                "{tb}\n{}\n{}",
+                py.transcript(),
+                rp.transcript()
+            );
+        }
+        assert!(
+            !rp.stdout.contains("window.py"),
+            "{tb}: {}",
+            rp.transcript()
+        );
+        assert!(
+            !rp.stdout.contains("All traceback entries are hidden"),
+            "{tb}: {}",
+            rp.transcript()
+        );
+    }
+}
+
 #[test]
 fn failing_assert_shows_rewritten_explanation() {
     let (py, rp) = check("assert_rewrite", &[]);
