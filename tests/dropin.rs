@@ -191,6 +191,121 @@ fn dash_s_shows_prints() {
     }
 }
 
+/// A second `-s` run (or `--capture=no`, `--capture=tee-sys`,
+/// `-p no:capture`) prints what the tests print, as pytest does: a stored
+/// result holds nothing of it, so every test runs again.
+#[test]
+fn a_second_run_without_capture_still_shows_what_the_tests_print() {
+    for args in [
+        &["-s", "-q"][..],
+        &["--capture=no", "-q"][..],
+        &["--capture=tee-sys", "-q"][..],
+        &["-p", "no:capture", "-q"][..],
+    ] {
+        let pair = Pair::new("capture");
+        pair.check(args);
+        let (py, rp) = pair.check(args);
+        py.assert_stdout_contains("CAPTURE-IN-TEST");
+        rp.assert_stdout_contains("CAPTURE-IN-TEST");
+        assert!(
+            rp.stderr.contains("needs every test to run"),
+            "{args:?}: {}",
+            rp.transcript()
+        );
+    }
+}
+
+/// A conftest's session hooks run on a fully cached run, as under pytest:
+/// its `pytest_terminal_summary` line is printed, its `pytest_sessionfinish`
+/// writes its report, its `pytest_runtest_logreport` sees every report.
+#[test]
+fn a_fully_cached_run_still_runs_the_conftests_session_hooks() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "conftest.py",
+        "SEEN = []\n\n\
+         def pytest_runtest_logreport(report):\n    if report.when == 'call':\n        SEEN.append(report.nodeid)\n\n\
+         def pytest_terminal_summary(terminalreporter):\n    terminalreporter.write_line(f'custom: seen={len(SEEN)}')\n\n\
+         def pytest_sessionfinish(session):\n    with open('report.txt', 'w') as f:\n        f.write(str(len(SEEN)))\n",
+    );
+    pair.write(
+        "test_one.py",
+        "def test_a():\n    pass\n\ndef test_b():\n    pass\n",
+    );
+    pair.rpytest.rpytest_cmd(&["-q"]).assert_code(0);
+    pair.rpytest.remove("report.txt");
+    // Without --junitxml (the harness's default), which a session writes.
+    let py = pair.pytest.pytest(&["-q"]).run();
+    let rp = pair.rpytest.rpytest_cmd(&["-q"]);
+    py.assert_stdout_contains("custom: seen=2");
+    rp.assert_stdout_contains("custom: seen=2");
+    rp.assert_stdout_contains("2 passed");
+    assert!(rp.stderr.contains("2 cached"), "{}", rp.transcript());
+    assert_eq!(
+        std::fs::read_to_string(pair.rpytest.path("report.txt"))
+            .ok()
+            .as_deref(),
+        Some("2"),
+        "{}",
+        rp.transcript()
+    );
+}
+
+/// A failure raised before the test's own frame runs (an `async def` test
+/// with no async plugin; an error in a conftest fixture) shows pytest's
+/// report: no frame of rpytest's hook wrappers, and no "All traceback entries
+/// are hidden" line that stock pytest does not print.
+#[test]
+fn failures_outside_the_test_frame_are_reported_as_pytest_reports_them() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "conftest.py",
+        "import pytest\n\n@pytest.fixture\ndef broken():\n    raise RuntimeError('fixture broke')\n",
+    );
+    pair.write(
+        "test_outside.py",
+        "async def test_async():\n    pass\n\ndef test_fixture(broken):\n    pass\n",
+    );
+    for tb in ["--tb=auto", "--tb=short", "--tb=native", "--tb=long"] {
+        let args = ["-q", "-W", "ignore", "-p", "no:cacheprovider", tb];
+        let py = pair.pytest.pytest(&args).no_junit().run();
+        let rp = pair.rpytest.rpytest_cmd(&args);
+        py.assert_code(1);
+        rp.assert_code(1);
+        let body = |r: &common::Run| -> Vec<String> {
+            r.stdout
+                .lines()
+                .filter(|l| {
+                    !l.contains(" in ") && !l.contains("/pytest/") && !l.contains("/rpytest/")
+                })
+                .map(|l| l.replace(pair.rpytest.path("").to_str().unwrap(), "ROOT"))
+                .map(|l| l.replace(pair.pytest.path("").to_str().unwrap(), "ROOT"))
+                .collect()
+        };
+        // A native traceback lists every frame, pluggy's for each plugin's
+        // wrapper among them: rpytest's plugins add some.
+        if tb != "--tb=native" {
+            assert_eq!(
+                body(&rp),
+                body(&py),
+                "{tb}\n{}\n{}",
+                py.transcript(),
+                rp.transcript()
+            );
+        }
+        assert!(
+            !rp.stdout.contains("window.py"),
+            "{tb}: {}",
+            rp.transcript()
+        );
+        assert!(
+            !rp.stdout.contains("All traceback entries are hidden"),
+            "{tb}: {}",
+            rp.transcript()
+        );
+    }
+}
+
 #[test]
 fn failing_assert_shows_rewritten_explanation() {
     let (py, rp) = check("assert_rewrite", &[]);

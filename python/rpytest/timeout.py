@@ -19,7 +19,8 @@ class TestTimeout:
         self.timeouts = timeouts  # rootdir-relative file -> seconds
         self.relpath = relpath
 
-    @pytest.hookimpl(wrapper=True)
+    # Old-style: an exception does not pass through its frame (see window.py).
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
         limit = self.timeouts.get(self.relpath(item.path))
         timed = bool(limit) and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()

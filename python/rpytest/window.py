@@ -14,6 +14,11 @@ from rpytest import record
 
 # The hook wrappers here sit on the call path of fixtures and tests: pytest
 # leaves their frames out of tracebacks, as it does its own and pluggy's.
+# Those around a test's setup and call are old-style wrappers
+# (`hookwrapper=True`), which an exception does not pass through: a frame of
+# theirs in the traceback, even hidden, changes what pytest prints when the
+# test's own frame is not there (an `async def` test without a plugin gained
+# "All traceback entries are hidden").
 __tracebackhide__ = True
 
 
@@ -78,18 +83,18 @@ class RecordingWindow:
             return (yield)
         return (yield from self._crediting(self.relpath(collector.path)))
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         return (yield from self._crediting(self.relpath(item.path)))
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
         # A broader-scoped fixture's inputs affect every test that uses it: global.
         if getattr(fixturedef, "scope", "function") == "function":
             return (yield)
         return (yield from self._crediting(None))
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
         return (yield from self._crediting(self.relpath(item.path)))
 

@@ -219,6 +219,9 @@ pub struct PytestArgs {
     /// last one): a run answered without Python honours it only when it
     /// shows nothing that run cannot print (see `run::alone`).
     pub reportchars: Option<String>,
+    /// pytest's capture method as the last of `-s` / `--capture` sets it
+    /// (`-s` is `--capture=no`).
+    pub capture: Option<String>,
 
     /// Options after which a plugin needs every test to run (a benchmark
     /// run, a snapshot update), each as `--option (plugin)`.
@@ -439,6 +442,8 @@ fn apply(r: &mut PytestArgs, opt: &Opt, canonical: &str, value: Option<String>) 
         "--junitxml" => r.junitxml = value.clone(),
         "--color" => r.color = value.clone(),
         "-r" => r.reportchars = value.clone(),
+        "-s" => r.capture = Some("no".into()),
+        "--capture" => r.capture = value.clone(),
         "--lf" | "--ff" | "--nf" | "--sw" | "--sw-skip" | "--sw-reset" | "--lfnf" => {
             r.narrows_collection = true
         }
@@ -758,7 +763,33 @@ fn note_run_all(r: &mut PytestArgs, name: &str) {
 }
 
 /// Drops the benchmark options from `run_all` when no benchmark is measured.
+///
+/// Also adds the capture options under which tests write straight to the
+/// terminal (`-s`, `--capture=no`, `--capture=tee-sys`, `-p no:capture`): a
+/// stored result holds nothing of what a test printed there, so replaying
+/// it would silently drop that output. Every test runs, as pytest runs it.
 fn settle_run_all(r: &mut PytestArgs) {
+    let live_output = match r.capture.as_deref() {
+        Some(m @ ("no" | "tee-sys")) => {
+            Some(if m == "no" && r.all_args.iter().any(|a| a == "-s") {
+                "-s".to_owned()
+            } else {
+                format!("--capture={m}")
+            })
+        }
+        _ => None,
+    }
+    .or_else(|| {
+        r.plugins
+            .iter()
+            .any(|p| p == "no:capture" || p == "no:_pytest.capture")
+            .then(|| "-p no:capture".to_owned())
+    });
+    if let Some(option) = live_output {
+        r.run_all.push(format!(
+            "{option} (the tests' output goes to the terminal as they run)"
+        ));
+    }
     let given = |names: &[&str]| {
         r.key_args
             .iter()

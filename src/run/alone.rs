@@ -92,8 +92,111 @@ fn pytest_cache_dir(inv: &Invocation) -> Result<Option<PathBuf>, ()> {
     Ok(Some(path))
 }
 
+/// Hooks a session runs even when every test is cached, whose effects the
+/// CLI cannot reproduce: a conftest printing in `pytest_terminal_summary`,
+/// writing a report in `pytest_sessionfinish`, counting reports in
+/// `pytest_runtest_logreport`, changing the letters in
+/// `pytest_report_teststatus`. `pytest_configure` (registering markers) and
+/// `pytest_report_header` (no header is printed without Python) are not
+/// among them.
+const SESSION_EFFECT_HOOKS: &[&str] = &[
+    "pytest_sessionstart",
+    "pytest_sessionfinish",
+    "pytest_unconfigure",
+    "pytest_terminal_summary",
+    "pytest_runtest_logreport",
+    "pytest_report_teststatus",
+    "pytest_runtest_logstart",
+    "pytest_runtest_logfinish",
+    "pytest_runtest_protocol",
+    "pytest_runtestloop",
+    "pytest_warning_recorded",
+    "pytest_collection_finish",
+    "pytest_report_collectionfinish",
+    "pytest_collectreport",
+    "pytest_deselected",
+];
+
+/// The first `file: hook` among the session-wide conftests (and the
+/// first-party modules their `pytest_plugins` name) that defines one of
+/// `SESSION_EFFECT_HOOKS`, as a function or a method of a plugin class. An
+/// unreadable file counts as one.
+fn session_effect_hook(plan: &Plan, root: &Path) -> Option<String> {
+    let mut files: Vec<PathBuf> = plan
+        .session_conftests
+        .iter()
+        .map(|c| root.join(c))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(path) = files.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let shown = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Some(format!("{shown}: unreadable"));
+        };
+        if let Some(hook) = defined_effect_hook(&text) {
+            return Some(format!("{shown}: {hook}"));
+        }
+        if text.contains("pytest_plugins") {
+            files.extend(plugin_modules(&text, root));
+        }
+    }
+    None
+}
+
+/// The first of `SESSION_EFFECT_HOOKS` that `text` defines (`def name(`,
+/// also `async def`, at any indentation).
+fn defined_effect_hook(text: &str) -> Option<&'static str> {
+    text.lines().find_map(|line| {
+        let rest = line.trim_start();
+        let rest = rest.strip_prefix("async ").unwrap_or(rest);
+        let name = rest.strip_prefix("def ")?.trim_start();
+        let name = &name[..name.find(['(', ' ']).unwrap_or(name.len())];
+        SESSION_EFFECT_HOOKS.iter().copied().find(|h| *h == name)
+    })
+}
+
+/// The files of the dotted module names quoted in `text` that exist under
+/// `root` or `root/src` (`"tests.plugins.report"` → `tests/plugins/report.py`
+/// or its package's `__init__.py`). Installed plugins are not looked for:
+/// they are the installed environment's, like those loaded by entry point.
+fn plugin_modules(text: &str, root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (i, piece) in text.split(['"', '\'']).enumerate() {
+        let dotted = i % 2 == 1
+            && !piece.is_empty()
+            && piece
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+        if !dotted {
+            continue;
+        }
+        let rel: PathBuf = piece.split('.').collect();
+        for base in [root.to_path_buf(), root.join("src")] {
+            for candidate in [
+                base.join(&rel).with_extension("py"),
+                base.join(&rel).join("__init__.py"),
+            ] {
+                if candidate.is_file() {
+                    out.push(candidate);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Whether the plan's answer can be printed as pytest would print it.
 fn printable(plan: &Plan, inv: &Invocation) -> bool {
+    if session_effect_hook(plan, &inv.setup.rootdir).is_some() {
+        return false;
+    }
     let disable_warnings = has_arg(inv, "--disable-warnings");
     let opts = report_opts(
         inv.args.reportchars.as_deref().unwrap_or("fE"),
