@@ -474,3 +474,34 @@ fn fully_cached_directories_report_what_pytest_reports() {
     let (_, rp) = pair.check(&[]);
     rp.assert_code(1);
 }
+
+/// A warning whose stored text is whole (a relative path, as
+/// `request.node.warn` gives, or a file outside the project) is printed as
+/// pytest prints it by a fully cached run answered without Python (was:
+/// its path twice, `tests/x.pytests/x.py:2`).
+#[test]
+fn fully_cached_warning_outside_rootdir_form_shows_its_path_once() {
+    let pair = pair();
+    pair.write(
+        "tests/test_nodewarn.py",
+        "import warnings\n\ndef test_node_warn(request):\n    request.node.warn(UserWarning(\"node warn\"))\n\n\
+         def test_elsewhere():\n    warnings.warn_explicit(\"far\", UserWarning, \"/nonexistent/far.py\", 3)\n",
+    );
+    let (py, _) = pair.check(&[]);
+    pair.check(&[]);
+    let want = section(&normalized(&py, &pair, true), "warnings summary");
+    assert!(
+        want.iter().any(|l| l.contains("tests/test_nodewarn.py:3: UserWarning: node warn")),
+        "{}",
+        py.transcript()
+    );
+    let alone = pair.rpytest.rpytest(&[]).no_junit().run();
+    alone.assert_code(0);
+    assert!(answered_alone(&alone), "{}", alone.transcript());
+    assert_eq!(
+        section(&normalized(&alone, &pair, false), "warnings summary"),
+        want,
+        "{}",
+        alone.transcript()
+    );
+}
