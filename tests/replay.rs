@@ -678,3 +678,42 @@ fn fully_cached_warning_outside_rootdir_form_shows_its_path_once() {
         alone.transcript()
     );
 }
+
+/// `record_testsuite_property` and `record_xml_attribute` write to the
+/// JUnit writer, not into the test's reports (and only under
+/// `--junitxml`): a test using them always runs, so a later `--junitxml`
+/// holds what they write.
+#[test]
+fn tests_writing_to_the_junit_writer_directly_always_run() {
+    let pair = pair();
+    pair.write(
+        "tests/test_suite_prop.py",
+        "def test_suite_prop(record_testsuite_property):\n    record_testsuite_property(\"build\", \"7\")\n",
+    );
+    pair.check(&["-v"]);
+    touch(&pair, 2);
+    let xml = pair.rpytest.out_path("suite.xml");
+    let arg = format!("--junitxml={}", xml.display());
+    let rp = pair.rpytest.rpytest(&["-v", &arg]).no_junit().run();
+    rp.assert_code(0);
+    let statuses = rp.verbose_statuses();
+    assert_eq!(
+        statuses
+            .get("tests/test_suite_prop.py::test_suite_prop")
+            .map(String::as_str),
+        Some("PASSED"),
+        "{}",
+        rp.transcript()
+    );
+    assert_eq!(
+        statuses.get("tests/test_other.py::test_env").map(String::as_str),
+        Some("CACHED"),
+        "{}",
+        rp.transcript()
+    );
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        text.contains(r#"<property name="build" value="7" />"#),
+        "{text}"
+    );
+}
