@@ -576,6 +576,20 @@ fn report_attributes_keywords_and_properties_survive_the_cache() {
     }
 }
 
+/// Asserts that a `-v` run ran `nodeid` and served a test of an unchanged
+/// file from the cache.
+fn ran_beside_cached(rp: &Run, nodeid: &str) {
+    let statuses = rp.verbose_statuses();
+    let status = |n: &str| statuses.get(n).map(String::as_str);
+    assert_eq!(status(nodeid), Some("PASSED"), "{}", rp.transcript());
+    assert_eq!(
+        status("tests/test_other.py::test_env"),
+        Some("CACHED"),
+        "{}",
+        rp.transcript()
+    );
+}
+
 /// An attribute JSON cannot keep as it is (a tuple comes back a list) is
 /// never replayed without it: the test's file runs every time, its
 /// neighbours are served from the cache.
@@ -587,19 +601,7 @@ fn report_attribute_that_cannot_be_stored_keeps_its_file_running() {
     pair.check(&["-v"]);
     touch(&pair, 2);
     let (py, rp) = pair.check(&["-v"]);
-    let statuses = rp.verbose_statuses();
-    assert_eq!(
-        statuses.get("tests/test_tuple.py::test_tuple_attr").map(String::as_str),
-        Some("PASSED"),
-        "{}",
-        rp.transcript()
-    );
-    assert_eq!(
-        statuses.get("tests/test_other.py::test_env").map(String::as_str),
-        Some("CACHED"),
-        "{}",
-        rp.transcript()
-    );
+    ran_beside_cached(&rp, "tests/test_tuple.py::test_tuple_attr");
     assert_eq!(report_lines(&rp), report_lines(&py), "{}", rp.transcript());
 }
 
@@ -696,21 +698,7 @@ fn tests_writing_to_the_junit_writer_directly_always_run() {
     let arg = format!("--junitxml={}", xml.display());
     let rp = pair.rpytest.rpytest(&["-v", &arg]).no_junit().run();
     rp.assert_code(0);
-    let statuses = rp.verbose_statuses();
-    assert_eq!(
-        statuses
-            .get("tests/test_suite_prop.py::test_suite_prop")
-            .map(String::as_str),
-        Some("PASSED"),
-        "{}",
-        rp.transcript()
-    );
-    assert_eq!(
-        statuses.get("tests/test_other.py::test_env").map(String::as_str),
-        Some("CACHED"),
-        "{}",
-        rp.transcript()
-    );
+    ran_beside_cached(&rp, "tests/test_suite_prop.py::test_suite_prop");
     let text = std::fs::read_to_string(&xml).unwrap();
     assert!(
         text.contains(r#"<property name="build" value="7" />"#),

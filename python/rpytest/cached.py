@@ -655,10 +655,19 @@ class CachedResults:
         make = self._make
         if bulk is None or make is None:
             return None
-        name = nodeid.rsplit("::", 1)[-1]
+        prefix, _, name = nodeid.rpartition("::")
+        # The keywords as self._keywords makes them, with less work per node.
+        parents = self._keywords.parents.get(prefix) or self._keywords.of_parents(prefix)
+        if plus:
+            keywords = {name: 1}
+            for k in plus:
+                keywords[str(k)] = 1
+            keywords.update(parents)
+        else:
+            keywords = {name: 1, **parents}
         duration = float(entry.get("duration") or 0.0)
         dur = float(phases[1]) if phases is not None else duration
-        rep = make(nodeid, location, self._keywords(nodeid, name, plus), "passed", None, "call", [], dur, time.time())
+        rep = make(nodeid, location, keywords, "passed", None, "call", [], dur, time.time())
         # (`_cached_ids` serves --durations only, which the lean layout excludes.)
         self.replaying = True
         try:

@@ -160,12 +160,20 @@ class Keywords:
         self.rootname = rootname
         self.parents: Dict[str, Dict[str, int]] = {}
 
-    def __call__(self, nodeid: str, name: str, plus: Any = None, minus: Any = None) -> Dict[str, int]:
-        prefix = nodeid[: -len(name) - 2] if len(nodeid) > len(name) + 2 else ""
+    def of_parents(self, prefix: str) -> Dict[str, int]:
+        """The keywords the parents of a test whose node ID starts with
+        `prefix` (then "::" and its name) give it."""
         parents = self.parents.get(prefix)
         if parents is None:
             names = parent_keywords(prefix, self.rootname) if prefix else [self.rootname, ""]
             parents = self.parents[prefix] = dict.fromkeys(names, 1)
+        return parents
+
+    def __call__(self, nodeid: str, name: str, plus: Any = None, minus: Any = None) -> Dict[str, int]:
+        prefix = nodeid[: -len(name) - 2] if len(nodeid) > len(name) + 2 else ""
+        parents = self.parents.get(prefix) or self.of_parents(prefix)
+        if not plus and not minus:
+            return {name: 1, **parents}
         kw = {name: 1}
         if plus:
             for k in plus:
@@ -515,44 +523,29 @@ class TerminalBulk:
             return False
         if self.verbose:
             return self._verbose_node(nodeid, location, reports, statuses)
-        tr = self.tr
-        if self.showfspath:
-            fsid = nodeid.split("::")[0]
-            if fsid != self.fsid:
-                self._new_file(fsid)
-        for rep, (category, letter, markup, _) in zip(reports, statuses):
-            tr._add_stats(category, [rep])
-            if not letter:
-                continue
-            self.progress.add(nodeid)
-            if self.markup:
-                self._flush()
-                self.tw.write(letter, **markup)
-            else:
-                self.buf.append(letter)
-            self.width += 1
-            if self.show_progress and len(self.progress) != self.session.testscollected:
-                if self.width + len(" [100%]") + 1 >= tr._screen_width:
-                    self._flush()
-                    color, _ = tr._get_main_color()
-                    self.tw.write(tr._get_progress_information_message() + "\n", **{color: True})
-                    self.width = 0
-        tr._tests_ran = True
-        if self.lastfailed is not None:
-            self.lastfailed.pop(nodeid, None)
-        self.last = (nodeid, location)
+        for rep, status in zip(reports, statuses):
+            self._default_report(nodeid, location, rep, status)
         return True
 
     def _one(self, nodeid: str, location: Any, rep: Any) -> bool:
-        """`node` for a node of one report in the default layout."""
-        category, letter, markup, word = self._status(rep)
-        if (letter or word) and markup is None:
+        """`node` for a node of one report in the default layout (the usual
+        replayed node: its call report alone)."""
+        status = self._status(rep)
+        if (status[1] or status[3]) and status[2] is None:
             return False
+        self._default_report(nodeid, location, rep, status)
+        return True
+
+    def _default_report(self, nodeid: str, location: Any, rep: Any, status: Tuple[str, str, Any, str]) -> None:
+        """One report of a node in the default layout: the file's name when
+        the node is in another file, its letter if it has one, and the
+        progress column when the line is full."""
         tr = self.tr
         if self.showfspath:
             fsid = nodeid.split("::", 1)[0]
             if fsid != self.fsid:
                 self._new_file(fsid)
+        category, letter, markup, _ = status
         tr._add_stats(category, [rep])
         if letter:
             progress = self.progress
@@ -573,7 +566,6 @@ class TerminalBulk:
         if self.lastfailed is not None:
             self.lastfailed.pop(nodeid, None)
         self.last = (nodeid, location)
-        return True
 
     def before_hooks(self) -> None:
         """A node is about to go through the hooks: the terminal reporter
