@@ -616,8 +616,16 @@ fn junit_properties_of_replayed_tests_are_the_tests_own() {
     let ours_xml = xml(&pair.rpytest, "ours.xml");
     let stock_arg = format!("--junitxml={}", stock_xml.display());
     let ours_arg = format!("--junitxml={}", ours_xml.display());
-    pair.pytest.pytest(&["-q", &stock_arg]).no_junit().run().assert_code(0);
-    pair.rpytest.rpytest(&["-q", &ours_arg]).no_junit().run().assert_code(0);
+    pair.pytest
+        .pytest(&["-q", &stock_arg])
+        .no_junit()
+        .run()
+        .assert_code(0);
+    pair.rpytest
+        .rpytest(&["-q", &ours_arg])
+        .no_junit()
+        .run()
+        .assert_code(0);
     let cached = pair.rpytest.rpytest(&["-q", &ours_arg]).no_junit().run();
     cached.assert_code(0);
     let properties = |path: &std::path::Path| -> Vec<String> {
@@ -644,7 +652,8 @@ fn junit_properties_of_replayed_tests_are_the_tests_own() {
         })
         .collect();
     assert!(
-        want.iter().any(|l| l.contains(r#"name="label" value="v2""#)),
+        want.iter()
+            .any(|l| l.contains(r#"name="label" value="v2""#)),
         "{want:?}"
     );
     assert_eq!(properties(&ours_xml), want, "{}", cached.transcript());
@@ -666,7 +675,8 @@ fn fully_cached_warning_outside_rootdir_form_shows_its_path_once() {
     pair.check(&[]);
     let want = section(&normalized(&py, &pair, true), "warnings summary");
     assert!(
-        want.iter().any(|l| l.contains("tests/test_nodewarn.py:3: UserWarning: node warn")),
+        want.iter()
+            .any(|l| l.contains("tests/test_nodewarn.py:3: UserWarning: node warn")),
         "{}",
         py.transcript()
     );
