@@ -474,3 +474,244 @@ fn fully_cached_directories_report_what_pytest_reports() {
     let (_, rp) = pair.check(&[]);
     rp.assert_code(1);
 }
+
+/// A conftest that puts its own attribute on every test report (a
+/// `pytest_runtest_makereport` wrapper, as reporting plugins do) and reads
+/// it back in other hooks, and prints each report's attribute, keywords and
+/// `user_properties` in the terminal summary (the rootdir's name masked:
+/// pytest's keywords hold it).
+const REPORT_ATTRS_CONFTEST: &str = r#"
+import pytest
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if item.name.startswith("test_tuple"):
+        rep.my_attr = ("tuple", rep.when)
+    else:
+        rep.my_attr = {"when": rep.when, "name": item.name, "n": [1, 2.5, None, True]}
+
+def pytest_runtest_logreport(report):
+    assert report.my_attr[1 if isinstance(report.my_attr, tuple) else "when"] == report.when
+
+def pytest_report_teststatus(report, config):
+    report.my_attr
+
+def pytest_terminal_summary(terminalreporter, config):
+    root = config.rootpath.name
+    lines = set()
+    for reports in terminalreporter.stats.values():
+        for r in reports:
+            if getattr(r, "when", None) is None:
+                continue
+            kw = sorted("<root>" if k == root else k for k in r.keywords)
+            props = [p for p in r.user_properties if p[0] != "rpytest_cached"]
+            lines.add("report: %s %s %r %s %r" % (r.nodeid, r.when, r.my_attr, kw, props))
+    for line in sorted(lines):
+        terminalreporter.write_line(line)
+"#;
+
+const REPORT_ATTRS_TESTS: &str = r#"
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+@pytest.mark.parametrize("x", [1, 2])
+def test_props(x, record_property):
+    record_property("x", x)
+    record_property("label", "v%d" % x)
+
+@pytest.mark.xfail(reason="known")
+def test_marked_xfail():
+    assert 0
+
+class TestKlass:
+    def test_in_class(self):
+        pass
+"#;
+
+fn report_lines(run: &Run) -> Vec<&str> {
+    run.stdout
+        .lines()
+        .filter(|l| l.starts_with("report: "))
+        .collect()
+}
+
+/// Attributes a conftest sets on reports, the keywords and the
+/// `record_property` pairs of a replayed report are the live run's: hooks
+/// reading them do not fail (was: INTERNALERROR, the attribute missing),
+/// with and without `-n`.
+#[test]
+fn report_attributes_keywords_and_properties_survive_the_cache() {
+    let pair = pair();
+    pair.write("conftest.py", REPORT_ATTRS_CONFTEST);
+    pair.write("tests/test_attrs.py", REPORT_ATTRS_TESTS);
+    let (py, fresh) = pair.check(&["-q"]);
+    py.assert_code(0);
+    let want = report_lines(&py);
+    assert!(
+        want.iter().any(|l| l.contains("test_props[1] teardown")
+            && l.contains("'x', 1), ('label', 'v1')")
+            && l.contains("'parametrize'")),
+        "{}",
+        py.transcript()
+    );
+    assert_eq!(report_lines(&fresh), want, "fresh\n{}", fresh.transcript());
+    for (n, args) in [(2, vec!["-q"]), (3, vec!["-q", "-n", "2"])] {
+        touch(&pair, n);
+        let (py, rp) = pair.check(&args);
+        rp.assert_code(0);
+        assert!(
+            rp.stderr.contains("cached") || rp.stdout.contains("cached"),
+            "{}",
+            rp.transcript()
+        );
+        assert_eq!(
+            report_lines(&rp),
+            report_lines(&py),
+            "{args:?} replayed\n{}",
+            rp.transcript()
+        );
+    }
+}
+
+/// Asserts that a `-v` run ran `nodeid` and served a test of an unchanged
+/// file from the cache.
+fn ran_beside_cached(rp: &Run, nodeid: &str) {
+    let statuses = rp.verbose_statuses();
+    let status = |n: &str| statuses.get(n).map(String::as_str);
+    assert_eq!(status(nodeid), Some("PASSED"), "{}", rp.transcript());
+    assert_eq!(
+        status("tests/test_other.py::test_env"),
+        Some("CACHED"),
+        "{}",
+        rp.transcript()
+    );
+}
+
+/// An attribute JSON cannot keep as it is (a tuple comes back a list) is
+/// never replayed without it: the test's file runs every time, its
+/// neighbours are served from the cache.
+#[test]
+fn report_attribute_that_cannot_be_stored_keeps_its_file_running() {
+    let pair = pair();
+    pair.write("conftest.py", REPORT_ATTRS_CONFTEST);
+    pair.write("tests/test_tuple.py", "def test_tuple_attr():\n    pass\n");
+    pair.check(&["-v"]);
+    touch(&pair, 2);
+    let (py, rp) = pair.check(&["-v"]);
+    ran_beside_cached(&rp, "tests/test_tuple.py::test_tuple_attr");
+    assert_eq!(report_lines(&rp), report_lines(&py), "{}", rp.transcript());
+}
+
+/// `--junitxml` of a run replaying `record_property` tests: each test
+/// case's properties are stock pytest's, then the `rpytest_cached` mark.
+#[test]
+fn junit_properties_of_replayed_tests_are_the_tests_own() {
+    let pair = pair();
+    pair.write("tests/test_attrs.py", REPORT_ATTRS_TESTS);
+    let xml = |p: &common::Project, name: &str| p.out_path(name);
+    let stock_xml = xml(&pair.pytest, "stock.xml");
+    let ours_xml = xml(&pair.rpytest, "ours.xml");
+    let stock_arg = format!("--junitxml={}", stock_xml.display());
+    let ours_arg = format!("--junitxml={}", ours_xml.display());
+    pair.pytest
+        .pytest(&["-q", &stock_arg])
+        .no_junit()
+        .run()
+        .assert_code(0);
+    pair.rpytest
+        .rpytest(&["-q", &ours_arg])
+        .no_junit()
+        .run()
+        .assert_code(0);
+    let cached = pair.rpytest.rpytest(&["-q", &ours_arg]).no_junit().run();
+    cached.assert_code(0);
+    let properties = |path: &std::path::Path| -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.split("<testcase ")
+            .skip(1)
+            .map(|case| {
+                let name = case.split('"').nth(3).unwrap_or("").to_owned();
+                let props: Vec<&str> = case
+                    .split("<property ")
+                    .skip(1)
+                    .map(|p| p.split("/>").next().unwrap_or("").trim())
+                    .collect();
+                format!("{name}: {}", props.join(" | "))
+            })
+            .collect()
+    };
+    let mark = r#"name="rpytest_cached" value="true""#;
+    let want: Vec<String> = properties(&stock_xml)
+        .into_iter()
+        .map(|l| match l.ends_with(": ") {
+            true => format!("{l}{mark}"),
+            false => format!("{l} | {mark}"),
+        })
+        .collect();
+    assert!(
+        want.iter()
+            .any(|l| l.contains(r#"name="label" value="v2""#)),
+        "{want:?}"
+    );
+    assert_eq!(properties(&ours_xml), want, "{}", cached.transcript());
+}
+
+/// A warning whose stored text is whole (a relative path, as
+/// `request.node.warn` gives, or a file outside the project) is printed as
+/// pytest prints it by a fully cached run answered without Python (was:
+/// its path twice, `tests/x.pytests/x.py:2`).
+#[test]
+fn fully_cached_warning_outside_rootdir_form_shows_its_path_once() {
+    let pair = pair();
+    pair.write(
+        "tests/test_nodewarn.py",
+        "import warnings\n\ndef test_node_warn(request):\n    request.node.warn(UserWarning(\"node warn\"))\n\n\
+         def test_elsewhere():\n    warnings.warn_explicit(\"far\", UserWarning, \"/nonexistent/far.py\", 3)\n",
+    );
+    let (py, _) = pair.check(&[]);
+    pair.check(&[]);
+    let want = section(&normalized(&py, &pair, true), "warnings summary");
+    assert!(
+        want.iter()
+            .any(|l| l.contains("tests/test_nodewarn.py:3: UserWarning: node warn")),
+        "{}",
+        py.transcript()
+    );
+    let alone = pair.rpytest.rpytest(&[]).no_junit().run();
+    alone.assert_code(0);
+    assert!(answered_alone(&alone), "{}", alone.transcript());
+    assert_eq!(
+        section(&normalized(&alone, &pair, false), "warnings summary"),
+        want,
+        "{}",
+        alone.transcript()
+    );
+}
+
+/// `record_testsuite_property` and `record_xml_attribute` write to the
+/// JUnit writer, not into the test's reports (and only under
+/// `--junitxml`): a test using them always runs, so a later `--junitxml`
+/// holds what they write.
+#[test]
+fn tests_writing_to_the_junit_writer_directly_always_run() {
+    let pair = pair();
+    pair.write(
+        "tests/test_suite_prop.py",
+        "def test_suite_prop(record_testsuite_property):\n    record_testsuite_property(\"build\", \"7\")\n",
+    );
+    pair.check(&["-v"]);
+    touch(&pair, 2);
+    let xml = pair.rpytest.out_path("suite.xml");
+    let arg = format!("--junitxml={}", xml.display());
+    let rp = pair.rpytest.rpytest(&["-v", &arg]).no_junit().run();
+    rp.assert_code(0);
+    ran_beside_cached(&rp, "tests/test_suite_prop.py::test_suite_prop");
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        text.contains(r#"<property name="build" value="7" />"#),
+        "{text}"
+    );
+}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import gc
+import json
 import operator
 import os
 import time
@@ -22,7 +23,9 @@ from rpytest.warnonce import raised_live_by_same_import
 from rpytest.replay import (
     _DURATION_LINE,
     _PHASES,
+    CACHED_PROPERTY,
     DirectCalls,
+    Keywords,
     ReportMaker,
     TerminalBulk,
     replayed_warning,
@@ -157,6 +160,7 @@ class CachedResults:
         # A matcher of file names for `python_files` (see _python_files_by_name).
         self._by_name: Optional[Tuple[Any]] = None
         self._make: Optional[ReportMaker] = None
+        self._keywords = Keywords(os.path.basename(owner.rootdir))
 
     # ---- what the session replays -------------------------------------------
 
@@ -631,11 +635,11 @@ class CachedResults:
         work per node; None (nothing reported) for anything else."""
         output = entry.get("output")
         phases = None
+        plus = None
         if output:
-            if len(output) != 1:
-                return None
             phases = output.get("phases")
-            if phases is None:
+            plus = output.get("kw")
+            if phases is None or len(output) != (1 if plus is None else 2):
                 return None
         outcome = entry.get("outcome")
         if outcome is not None and outcome != "passed":
@@ -651,10 +655,19 @@ class CachedResults:
         make = self._make
         if bulk is None or make is None:
             return None
-        name = nodeid.rsplit("::", 1)[-1]
+        prefix, _, name = nodeid.rpartition("::")
+        # The keywords as self._keywords makes them, with less work per node.
+        parents = self._keywords.parents.get(prefix) or self._keywords.of_parents(prefix)
+        if plus:
+            keywords = {name: 1}
+            for k in plus:
+                keywords[str(k)] = 1
+            keywords.update(parents)
+        else:
+            keywords = {name: 1, **parents}
         duration = float(entry.get("duration") or 0.0)
         dur = float(phases[1]) if phases is not None else duration
-        rep = make(nodeid, location, {name.split("[")[0]: 1, name: 1}, "passed", None, "call", [], dur, time.time())
+        rep = make(nodeid, location, keywords, "passed", None, "call", [], dur, time.time())
         # (`_cached_ids` serves --durations only, which the lean layout excludes.)
         self.replaying = True
         try:
@@ -678,11 +691,17 @@ class CachedResults:
         else:
             loc = loc or [file, None, nodeid.split("::", 1)[-1]]
             location = (str(loc[0]), None if loc[1] is None else int(loc[1]), str(loc[2]))
-        keywords = {name.split("[")[0]: 1, name: 1}
         outcome = entry.get("outcome")
         duration = float(entry.get("duration") or 0.0)
         output = entry.get("output") or None
         phases = output.get("phases") if output else None
+        keywords = self._keywords(nodeid, name, output.get("kw"), output.get("kw_not")) if output else self._keywords(nodeid, name)
+        # The test's `record_property` pairs per phase, and the attributes
+        # plugins set on its reports (JSON text: rpytest.replay.node_output).
+        stored_props = output.get("props") if output else None
+        props_by_phase = json.loads(stored_props) if stored_props else None
+        stored_attrs = output.get("attrs") if output else None
+        attrs = json.loads(stored_attrs) if stored_attrs else {}
         now = time.time()
         make = self._make
         if make is None:
@@ -692,7 +711,13 @@ class CachedResults:
             phase = _PHASES[when]
             if phases is not None:
                 dur = float(phases[phase])
-            return make(nodeid, location, keywords, out, longrepr, when, sections_of(output, phase), dur, now, extra)
+            added = attrs.get(when)
+            if added:
+                extra = dict(added, **extra)
+            # JUnit XML marks the test case as served from the cache, after its own properties.
+            props = [(str(p[0]), p[1]) for p in props_by_phase[phase]] if props_by_phase else []
+            props.append(CACHED_PROPERTY)
+            return make(nodeid, location, keywords, out, longrepr, when, sections_of(output, phase), dur, now, extra, props)
 
         # Passed setup and teardown reports only enter the terminal reporter's
         # stats under "" (read by --durations and -rP's teardown sections):

@@ -4,6 +4,7 @@ feeding replayed reports to pytest's reporting (docs/protocol.md)."""
 
 from __future__ import annotations
 
+import json
 import linecache
 import os
 import re
@@ -44,7 +45,144 @@ def node_output(st: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         out["sections"] = entries
     if st.get("subtests"):
         out["subtests"] = st["subtests"]  # serialized reports (rpytest.stream)
+    if st.get("kw"):
+        out["kw"] = st["kw"]
+    if st.get("kw_not"):
+        out["kw_not"] = st["kw_not"]
+    # As JSON text: the store keeps a JSON object's keys sorted, a
+    # replayed dict must have them in the order the live one had.
+    props = st.get("props")
+    if props and any(props):
+        out["props"] = json.dumps([p or [] for p in props], allow_nan=False)
+    if st.get("attrs"):
+        out["attrs"] = json.dumps(st["attrs"], allow_nan=False)
     return out
+
+
+# What pytest's TestReport constructor sets (`_id` is pytest 9's node ID),
+# `wasxfail` (pytest's skipping plugin, stored as the outcome) and rpytest's
+# own marks: any other attribute of a report is a plugin's or a conftest's.
+_REPORT_FIELDS = frozenset((
+    "nodeid", "_id", "location", "keywords", "outcome", "longrepr", "when", "user_properties",
+    "sections", "duration", "start", "stop", "wasxfail", "rpytest_cached", "rpytest_replayed",
+))
+# The JUnit property a replayed test case carries after the test's own.
+CACHED_PROPERTY = ("rpytest_cached", "true")
+
+
+def storable(value: Any, depth: int = 0) -> bool:
+    """Whether JSON keeps `value` as it is: None, bool, int (64 bits), finite
+    float, str (UTF-8), and lists and str-keyed dicts of those. A tuple
+    would come back a list; an object cannot be written at all."""
+    t = type(value)
+    if value is None or t is bool or t is str and _utf8(value):
+        return True
+    if t is int:
+        return -(1 << 63) <= value < (1 << 64)
+    if t is float:
+        return value == value and value not in (float("inf"), float("-inf"))
+    if depth > 32:
+        return False
+    if t is list:
+        return all(storable(v, depth + 1) for v in value)
+    if t is dict:
+        return all(type(k) is str and _utf8(k) and storable(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def report_extras(report: Any) -> Optional[Dict[str, Any]]:
+    """The attributes a plugin or conftest set on a test report (a
+    `pytest_runtest_makereport` wrapper's `rep.my_attr = ...`), which
+    pytest's report serialization (pytest-xdist) keeps; {} for none, None
+    when one cannot be stored as it is."""
+    extras: Dict[str, Any] = {}
+    for name, value in report.__dict__.items():
+        if name in _REPORT_FIELDS:
+            continue
+        if not storable(value):
+            return None
+        extras[name] = value
+    return extras
+
+
+def stored_properties(props: Any) -> Optional[List[List[Any]]]:
+    """A report's `user_properties` (`record_property`'s (name, value)
+    pairs) as stored; None when one cannot be stored as it is."""
+    out: List[List[Any]] = []
+    for p in props:
+        if type(p) is not tuple or len(p) != 2 or type(p[0]) is not str or not storable(p[0]) or not storable(p[1]):
+            return None
+        out.append([p[0], p[1]])
+    return out
+
+
+def parent_keywords(prefix: str, rootname: str) -> List[str]:
+    """The keywords a test's parents give it, as pytest's collection tree
+    has them: the classes of `prefix` (its node ID without the test's own
+    name) from the innermost, the file, its directories up to rootdir, the
+    rootdir's name and the session's ("")."""
+    parts = prefix.split("::")
+    names = parts[:0:-1]
+    names.extend(reversed(parts[0].split("/")))
+    names.append(rootname)
+    names.append("")
+    return names
+
+
+def keywords_diff(nodeid: str, live: Any, rootname: str) -> Tuple[List[str], List[str]]:
+    """How a test's live `report.keywords` differ from what a replay derives
+    from its node ID (parent_keywords): the names it adds (markers,
+    parameter IDs, attributes of the function) and the derived names it
+    lacks."""
+    prefix, sep, name = nodeid.rpartition("::")
+    derived = [name] + (parent_keywords(prefix, rootname) if sep else [rootname, ""])
+    have = set(derived)
+    plus = [str(k) for k in live if k not in have]
+    names = set(live)
+    minus = [k for k in derived if k not in names]
+    return plus, minus
+
+
+class Keywords:
+    """The `report.keywords` of replayed tests: what the node ID gives
+    (parent_keywords, worked out once per file or class), with the stored
+    difference from the live ones (rpytest.stream)."""
+
+    def __init__(self, rootname: str) -> None:
+        self.rootname = rootname
+        self.parents: Dict[str, Dict[str, int]] = {}
+
+    def of_parents(self, prefix: str) -> Dict[str, int]:
+        """The keywords the parents of a test whose node ID starts with
+        `prefix` (then "::" and its name) give it."""
+        parents = self.parents.get(prefix)
+        if parents is None:
+            names = parent_keywords(prefix, self.rootname) if prefix else [self.rootname, ""]
+            parents = self.parents[prefix] = dict.fromkeys(names, 1)
+        return parents
+
+    def __call__(self, nodeid: str, name: str, plus: Any = None, minus: Any = None) -> Dict[str, int]:
+        prefix = nodeid[: -len(name) - 2] if len(nodeid) > len(name) + 2 else ""
+        parents = self.parents.get(prefix) or self.of_parents(prefix)
+        if not plus and not minus:
+            return {name: 1, **parents}
+        kw = {name: 1}
+        if plus:
+            for k in plus:
+                kw[str(k)] = 1
+        kw.update(parents)
+        if minus:
+            for k in minus:
+                kw.pop(k, None)
+        return kw
 
 
 def sections_of(output: Optional[Dict[str, Any]], phase: int) -> List[Tuple[str, str]]:
@@ -385,44 +523,29 @@ class TerminalBulk:
             return False
         if self.verbose:
             return self._verbose_node(nodeid, location, reports, statuses)
-        tr = self.tr
-        if self.showfspath:
-            fsid = nodeid.split("::")[0]
-            if fsid != self.fsid:
-                self._new_file(fsid)
-        for rep, (category, letter, markup, _) in zip(reports, statuses):
-            tr._add_stats(category, [rep])
-            if not letter:
-                continue
-            self.progress.add(nodeid)
-            if self.markup:
-                self._flush()
-                self.tw.write(letter, **markup)
-            else:
-                self.buf.append(letter)
-            self.width += 1
-            if self.show_progress and len(self.progress) != self.session.testscollected:
-                if self.width + len(" [100%]") + 1 >= tr._screen_width:
-                    self._flush()
-                    color, _ = tr._get_main_color()
-                    self.tw.write(tr._get_progress_information_message() + "\n", **{color: True})
-                    self.width = 0
-        tr._tests_ran = True
-        if self.lastfailed is not None:
-            self.lastfailed.pop(nodeid, None)
-        self.last = (nodeid, location)
+        for rep, status in zip(reports, statuses):
+            self._default_report(nodeid, location, rep, status)
         return True
 
     def _one(self, nodeid: str, location: Any, rep: Any) -> bool:
-        """`node` for a node of one report in the default layout."""
-        category, letter, markup, word = self._status(rep)
-        if (letter or word) and markup is None:
+        """`node` for a node of one report in the default layout (the usual
+        replayed node: its call report alone)."""
+        status = self._status(rep)
+        if (status[1] or status[3]) and status[2] is None:
             return False
+        self._default_report(nodeid, location, rep, status)
+        return True
+
+    def _default_report(self, nodeid: str, location: Any, rep: Any, status: Tuple[str, str, Any, str]) -> None:
+        """One report of a node in the default layout: the file's name when
+        the node is in another file, its letter if it has one, and the
+        progress column when the line is full."""
         tr = self.tr
         if self.showfspath:
             fsid = nodeid.split("::", 1)[0]
             if fsid != self.fsid:
                 self._new_file(fsid)
+        category, letter, markup, _ = status
         tr._add_stats(category, [rep])
         if letter:
             progress = self.progress
@@ -443,7 +566,6 @@ class TerminalBulk:
         if self.lastfailed is not None:
             self.lastfailed.pop(nodeid, None)
         self.last = (nodeid, location)
-        return True
 
     def before_hooks(self) -> None:
         """A node is about to go through the hooks: the terminal reporter
@@ -488,7 +610,8 @@ class ReportMaker:
 
     @staticmethod
     def _fill(cls: Any, nodeid: str, location: Any, keywords: Any, outcome: str, longrepr: Any, when: str,
-              sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]]) -> Any:
+              sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]],
+              props: List[Tuple[str, Any]]) -> Any:
         rep = cls.__new__(cls)
         d = rep.__dict__
         d["nodeid"] = nodeid
@@ -497,8 +620,7 @@ class ReportMaker:
         d["outcome"] = outcome
         d["longrepr"] = longrepr
         d["when"] = when
-        # JUnit XML marks the test case as served from the cache.
-        d["user_properties"] = [("rpytest_cached", "true")]
+        d["user_properties"] = props
         d["sections"] = sections
         d["duration"] = duration
         d["start"] = start
@@ -509,11 +631,12 @@ class ReportMaker:
         return rep
 
     def _construct(self, nodeid: str, location: Any, keywords: Any, outcome: str, longrepr: Any, when: str,
-                   sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]]) -> Any:
+                   sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]],
+                   props: List[Tuple[str, Any]]) -> Any:
         return self.cls(
             nodeid, location, keywords, outcome, longrepr, when,
             sections=sections, duration=duration, start=start, stop=start + duration,
-            user_properties=[("rpytest_cached", "true")], rpytest_cached=True, **(extra or {}),
+            user_properties=props, rpytest_cached=True, **(extra or {}),
         )
 
     def _direct_matches(self, cls: Any) -> bool:
@@ -523,7 +646,7 @@ class ReportMaker:
         if type(cls).__new__ is not type.__new__ or cls.__new__ is not object.__new__:
             return False
         args = ("a.py::t[1]", ("a.py", 2, "t[1]"), {"t": 1, "t[1]": 1}, "skipped", ("a.py", 3, "r"), "call",
-                [("Captured stdout call", "x")], 0.25, 10.0, {"wasxfail": "w"})
+                [("Captured stdout call", "x")], 0.25, 10.0, {"wasxfail": "w"}, [("k", 1), CACHED_PROPERTY])
         try:
             made = self._construct(*args)
             filled = self._fill(cls, *args)
@@ -532,7 +655,11 @@ class ReportMaker:
         return type(made) is type(filled) and list(made.__dict__.items()) == list(filled.__dict__.items())
 
     def __call__(self, nodeid: str, location: Any, keywords: Any, outcome: str, longrepr: Any, when: str,
-                 sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]] = None) -> Any:
+                 sections: List[Tuple[str, str]], duration: float, start: float, extra: Optional[Dict[str, Any]] = None,
+                 props: Optional[List[Tuple[str, Any]]] = None) -> Any:
+        # JUnit XML marks the test case as served from the cache, after the test's own properties.
+        if props is None:
+            props = [CACHED_PROPERTY]
         if self.direct:
-            return self._fill(self.cls, nodeid, location, keywords, outcome, longrepr, when, sections, duration, start, extra)
-        return self._construct(nodeid, location, keywords, outcome, longrepr, when, sections, duration, start, extra)
+            return self._fill(self.cls, nodeid, location, keywords, outcome, longrepr, when, sections, duration, start, extra, props)
+        return self._construct(nodeid, location, keywords, outcome, longrepr, when, sections, duration, start, extra, props)

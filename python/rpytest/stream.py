@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 import pytest
 
 from rpytest import protocol as msgs
-from rpytest.replay import _PHASES, node_output, store_warning
+from rpytest.replay import _PHASES, keywords_diff, node_output, report_extras, store_warning, stored_properties
 
 
 def _warning_log() -> Optional[List[Any]]:
@@ -27,6 +27,10 @@ def _warning_log() -> Optional[List[Any]]:
 def collect_warning_key(wm: Any) -> Tuple[str, str, str, int]:
     """What tells one collection warning from another in the summary."""
     return (getattr(wm.category, "__name__", ""), str(wm.message), os.path.abspath(str(wm.filename)), int(wm.lineno or 0))
+
+
+# Fixtures that write to pytest's JUnit XML directly (not through reports).
+_JUNIT_DIRECT = frozenset(("record_xml_attribute", "record_testsuite_property"))
 
 
 def _is_subtest(report: Any) -> bool:
@@ -106,9 +110,15 @@ class ResultStream:
         relpath = self.owner.relpath
         nodes: Dict[str, List[str]] = {f: [] for f in self.files}
         seen: Set[str] = set()
+        recorder = self.owner.recorder
         for item in items:
             rel = relpath(item.path)
             nodes.setdefault(rel, []).append(item.nodeid)
+            if recorder is not None and not _JUNIT_DIRECT.isdisjoint(getattr(item, "fixturenames", ())):
+                # What these write goes to the JUnit writer, not into the
+                # test's reports, and only when --junitxml is given (an
+                # option outside the key): a replay could not write it.
+                recorder.volatile.add(rel)
             if item.nodeid in seen:
                 # Two items with one node ID (a custom collector can make
                 # them): results are kept by node ID, so the file's would
@@ -166,6 +176,7 @@ class ResultStream:
             if recorder is not None:
                 recorder.volatile.add(report.nodeid.split("::", 1)[0])
             return
+        self._keep_extras(st, report)
         duration = float(getattr(report, "duration", 0.0) or 0.0)
         st["duration"] += duration
         phase = _PHASES.get(report.when)
@@ -197,6 +208,27 @@ class ResultStream:
             else:
                 st["outcome"] = "passed"
 
+    def _keep_extras(self, st: Dict[str, Any], report: pytest.TestReport) -> None:
+        """What a replayed report must carry besides its outcome, as the live
+        one had it: the attributes plugins set on it and the test's
+        `user_properties` as they were when each phase's report was made,
+        and its keywords (as they differ from what a replay derives from
+        the node ID). What cannot be stored as it is keeps the file from
+        being stored: it runs every time."""
+        extras = report_extras(report)
+        props = stored_properties(report.user_properties) if report.user_properties else []
+        if extras is None or props is None:
+            st["unstorable"] = True
+            return
+        if extras:
+            st["attrs"][str(report.when)] = extras
+        phase = _PHASES.get(report.when)
+        if phase is not None:
+            st["props"][phase] = props
+        if st["kw"] is None:
+            rootname = os.path.basename(self.owner.rootdir)
+            st["kw"], st["kw_not"] = keywords_diff(report.nodeid, report.keywords, rootname)
+
     @staticmethod
     def _new_result(report: pytest.TestReport) -> Dict[str, Any]:
         return {
@@ -208,6 +240,10 @@ class ResultStream:
             "phases": [0.0, 0.0, 0.0],
             "sections": [],
             "skip_when": None,
+            "attrs": {},
+            "props": [None, None, None],
+            "kw": None,
+            "kw_not": None,
         }
 
     def _serialized(self, report: pytest.TestReport) -> Optional[Dict[str, Any]]:
@@ -223,6 +259,10 @@ class ResultStream:
         st = self.results.pop(nodeid, None)
         if st is None or st["outcome"] is None:
             return  # replayed, or never ran (e.g. --setup-only)
+        if st.get("unstorable"):
+            recorder = self.owner.recorder
+            if recorder is not None:
+                recorder.volatile.add(nodeid.split("::", 1)[0])
         self._emit_result(
             msgs.result(
                 nodeid,

@@ -331,11 +331,16 @@ fn warnings_of(c: &CachedNode, root: &Path) -> Vec<Warning> {
         .map(|w| {
             let s = |k: &str| w.get(k).and_then(|v| v.as_str()).unwrap_or("");
             let mut filename = s("filename").to_owned();
-            if w.get("rootdir").and_then(|v| v.as_bool()) == Some(true) {
+            let under_root = w.get("rootdir").and_then(|v| v.as_bool()) == Some(true);
+            if under_root {
                 filename = root.join(&filename).to_string_lossy().into_owned();
             }
+            // Under rootdir the stored text is what follows the file's path;
+            // elsewhere (a relative path such as `request.node.warn`'s, a
+            // file outside the project) it is the whole text.
             let text = match w.get("text").and_then(|v| v.as_str()) {
-                Some(tail) => format!("{filename}{tail}"),
+                Some(tail) if under_root => format!("{filename}{tail}"),
+                Some(text) => text.to_owned(),
                 None => {
                     let line = s("line").trim();
                     let mut t = format!(

@@ -219,3 +219,38 @@ def test_a_plugins_unconfigure_sees_the_replayed_reports(project: Path) -> None:
     assert code == 0, out + err
     assert "3 passed" in out
     assert (project / "seen.txt").read_text() == "3 2"
+
+
+def test_only_what_json_keeps_as_it_is_is_storable() -> None:
+    from rpytest.replay import report_extras, storable, stored_properties
+
+    assert storable({"a": [1, 2.5, None, True, "é", {"b": -(1 << 63)}]})
+    for value in [(1, 2), {1: "int key"}, float("nan"), float("inf"), 1 << 64, "\ud800", object(), [set()]]:
+        assert not storable(value), value
+    deep: list = []
+    deep.append(deep)  # a cycle: refused, not a RecursionError
+    assert not storable(deep)
+    assert stored_properties([("k", 1), ("j", [1])]) == [["k", 1], ["j", [1]]]
+    assert stored_properties([("k", (1,))]) is None
+    from _pytest.reports import TestReport
+
+    rep = TestReport("a.py::t", ("a.py", 0, "t"), {}, "passed", None, "call", user_properties=[("k", 1)])
+    assert report_extras(rep) == {}
+    rep.mine = {"x": 1}
+    assert report_extras(rep) == {"mine": {"x": 1}}
+    rep.other = ("tuple",)
+    assert report_extras(rep) is None
+
+
+def test_keywords_are_rebuilt_from_the_node_id_and_the_stored_difference() -> None:
+    from rpytest.replay import Keywords, keywords_diff
+
+    nodeid = "tests/sub/test_k.py::TestC::test_p[1]"
+    live = ["test_p[1]", "parametrize", "pytestmark", "1", "TestC", "test_k.py", "slow", "sub", "tests", "proj", ""]
+    plus, minus = keywords_diff(nodeid, dict.fromkeys(live, 1), "proj")
+    assert plus == ["parametrize", "pytestmark", "1", "slow"] and minus == []
+    assert set(Keywords("proj")(nodeid, "test_p[1]", plus, minus)) == set(live)
+    # A live report lacking a name the node ID gives (a custom item's keywords).
+    odd = {"test_p[1]": 1, "extra": 1}
+    plus, minus = keywords_diff(nodeid, odd, "proj")
+    assert Keywords("proj")(nodeid, "test_p[1]", plus, minus) == odd
