@@ -420,6 +420,39 @@ fn a_cached_file_without_coverage_data_runs() {
     );
 }
 
+/// coverage.py's warnings about unmeasured code are about the whole run: a
+/// fully cached run does not warn that the measured package was never
+/// imported (its stored data covers it), and still warns about a source
+/// package nothing measured, as stock pytest-cov does.
+#[test]
+fn a_cached_coverage_run_warns_about_unmeasured_code_as_stock_does() {
+    let args = ["--cov=nosuchpkg"];
+    let warnings = |r: &Run| -> Vec<String> {
+        let mut w: Vec<String> = r
+            .stdout
+            .lines()
+            .chain(r.stderr.lines())
+            .filter(|l| l.contains("never imported") || l.contains("No data was collected"))
+            .map(|l| l.trim().to_owned())
+            .collect();
+        w.sort();
+        w.dedup();
+        w
+    };
+    let stock = project("cov");
+    let expected = warnings(&stock.pytest(&args).run());
+    assert!(
+        expected.iter().any(|l| l.contains("Module nosuchpkg was never imported")),
+        "{expected:?}"
+    );
+    let rp = project("cov");
+    rp.rpytest(&args).run().assert_code(0);
+    let cached = rp.rpytest(&args).run();
+    cached.assert_code(0);
+    assert!(cached_count(&cached) > 0, "{}", cached.transcript());
+    assert_eq!(warnings(&cached), expected, "{}", cached.transcript());
+}
+
 #[test]
 fn coverage_data_file_holds_no_rpytest_contexts() {
     let rp = project("cov");

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 
@@ -196,17 +196,24 @@ class CoverageCache:
         self.finished = True
         cov = self.cov
         cov.stop()
+        replayed = [rel for rel in self.cached_files if self.data_of(rel) is not None]
+        # coverage.py warns about what it did not measure ("Module x was never
+        # imported", "No data was collected") when its data is first read:
+        # with cached files, that is before their data is merged. It warns
+        # after the merge instead, about what the merged data still lacks.
+        deferred = _defer_warnings(cov) if replayed else None
         data = cov.get_data()
         static = getattr(cov.config, "context", None) or None
         split: Dict[str, Dict[str, Any]] = {}
         if self.measuring:
             split = self._split_and_strip(data, static)
-        replayed = [rel for rel in self.cached_files if self.data_of(rel) is not None]
         if replayed:
             data.set_context(static)
             arcs = data.has_arcs() or bool(getattr(cov.config, "branch", False))
             for rel in replayed:
                 _add(data, json.loads(self.data_of(rel) or "{}"), self.rootdir, arcs)
+        if deferred is not None:
+            _warn_unmeasured(cov, data, *deferred)
         if self.sig is None or stopped:
             return
         for rel, outcome in self.rpytest.files.items():
@@ -258,6 +265,34 @@ class CoverageCache:
         if traced:
             data.add_file_tracers(traced)
         return split
+
+
+def _defer_warnings(cov: Any) -> Optional[Tuple[bool, bool]]:
+    """Turns off coverage.py's warnings about unmeasured code; returns what
+    they were (None when this coverage.py has no such switches)."""
+    if not (hasattr(cov, "_warn_no_data") and hasattr(cov, "_warn_unimported_source")):
+        return None
+    was = (bool(cov._warn_no_data), bool(cov._warn_unimported_source))
+    cov._warn_no_data = cov._warn_unimported_source = False
+    return was
+
+
+def _warn_unmeasured(cov: Any, data: Any, no_data: bool, unimported: bool) -> None:
+    """coverage.py's own warnings about unmeasured code, about the merged data:
+    a source package that a measured file belongs to is no longer unmatched."""
+    cov._warn_no_data, cov._warn_unimported_source = no_data, unimported
+    measured = [f.replace(os.sep, "/") for f in data.measured_files()]
+
+    def covered(pkg: str) -> bool:
+        path = "/" + pkg.replace(".", "/")
+        return any(path + "/" in f or f.endswith(path + ".py") for f in measured)
+
+    unmatched = getattr(getattr(cov, "_inorout", None), "source_pkgs_unmatched", None)
+    if isinstance(unmatched, list):
+        unmatched[:] = [pkg for pkg in unmatched if not covered(pkg)]
+    post = getattr(cov, "_post_save_work", None)
+    if post is not None:
+        post()
 
 
 def _store_path(path: str, rootdir: str) -> str:
