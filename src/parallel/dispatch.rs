@@ -241,7 +241,11 @@ impl<'a> Dispatch<'a> {
 
     fn started(&mut self, idx: usize, pid: i32) {
         self.procs[idx].pid = Some(pid);
-        if !(self.fresh && self.procs[idx].forked) {
+        // A fork of the collector is in the collector's process group, which
+        // the CLI's signals reach already (a second SIGINT would cut its
+        // session's teardown short), unless that group is the CLI's own
+        // (`--no-daemon` on a terminal): then it is signalled on its own.
+        if !self.procs[idx].forked || self.fresh && daemon::fresh_sessions_share_our_group() {
             daemon::add_forwarding(pid);
         }
     }

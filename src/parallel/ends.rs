@@ -55,10 +55,14 @@ impl Dispatch<'_> {
             daemon::remove_forwarding(pid);
         }
         self.controller_end = Some(ended);
-        // Nobody reports any more: stop every worker.
+        // Nobody reports any more: stop every worker. Workers that got the
+        // CLI's Ctrl-C (or SIGTERM) end by themselves, through pytest's own
+        // interrupt path (session fixtures torn down), as xdist's do.
         self.stop_workers();
-        for p in self.procs.iter().skip(1) {
-            p.terminate();
+        if !daemon::sessions_signalled() {
+            for p in self.procs.iter().skip(1) {
+                p.terminate();
+            }
         }
     }
 
