@@ -1392,3 +1392,30 @@ fn no_daemon_sigint_to_the_group_prints_the_interruption_once_like_pytest() {
         );
     }
 }
+
+/// A worker whose test ignores SIGINT does not hang an interrupted `-n` run:
+/// the CLI leaves interrupted workers time to tear down (as pytest-xdist's
+/// controller does), then ends them.
+#[test]
+fn an_interrupted_n_run_ends_even_when_a_test_ignores_sigint() {
+    common::require_fixture_plugin();
+    let project = blocking_suite();
+    project.write(
+        "test_deaf.py",
+        "import signal\nfrom conftest import block\n\ndef test_deaf():\n    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    block('deaf')\n",
+    );
+    let out = fresh_dir(&project, "deaf");
+    let cli = project
+        .rpytest(&["-n", "2", "--no-cache", "test_deaf.py", "test_one.py"])
+        .env("OUT", out.to_str().unwrap())
+        .own_group()
+        // Without the grace's end the run lasts as long as the deaf test
+        // (300 s): this timeout then fails the test.
+        .timeout(Duration::from_secs(120))
+        .spawn();
+    wait_until("the deaf test runs", Duration::from_secs(120), || {
+        out.join("running-deaf").exists()
+    });
+    signal_raw(cli.pid() as i32, libc::SIGINT);
+    cli.wait().assert_code(2);
+}
