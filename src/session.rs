@@ -194,8 +194,9 @@ fn run_raw(
         None => {
             // `--no-daemon`: a fresh `python -m rpytest.session` with the same plugin.
             let fresh = FreshSession::new(target, target.argv, session, None, stdout_was_closed())?;
-            // The child is in our process group and takes a terminal's Ctrl-C
-            // itself, as pytest would; what is sent to us alone is forwarded.
+            // On a terminal the child is in our process group and takes a
+            // terminal's Ctrl-C itself, as pytest would; what is sent to us
+            // alone is forwarded (`children_share_our_group`).
             crate::daemon::children_share_our_group();
             let (mut child, events) = match fresh.spawn(target) {
                 Ok(s) => s,
@@ -250,6 +251,7 @@ impl FreshSession {
         let ev = events_w.as_raw_fd();
         let cfg = config_r.as_raw_fd();
         let parent = std::process::id() as libc::pid_t;
+        let shared = crate::daemon::fresh_sessions_share_our_group();
         let mut cmd = Command::new(target.python);
         if let Some(h) = target.hermetic {
             cmd.env_clear().envs(&h.session);
@@ -275,6 +277,7 @@ impl FreshSession {
                 if close_stdout {
                     libc::close(1);
                 }
+                crate::daemon::own_group_unless_shared(shared)?;
                 crate::daemon::die_with_parent(parent)
             });
         }

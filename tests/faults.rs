@@ -1098,11 +1098,31 @@ fn a_session_killed_by_a_signal_kills_the_cli_by_the_same_signal() {
         "test_term.py",
         "import os, signal\n\ndef test_term():\n    os.kill(os.getpid(), signal.SIGTERM)\n",
     );
-    let (stock, err) = project.pytest(&[]).spawn().wait_for_signal();
-    assert_eq!(stock, Some(libc::SIGTERM), "stock pytest: {err}");
-    for args in [&["--no-cache"][..], &["--no-cache", "--no-daemon"][..]] {
-        let (sig, err) = project.rpytest(args).spawn().wait_for_signal();
-        assert_eq!(sig, Some(libc::SIGTERM), "rpytest {args:?}: {err}");
+    project.write(
+        "test_kill.py",
+        "import os, signal\n\ndef test_kill():\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+    );
+    for (file, want) in [
+        ("test_term.py", libc::SIGTERM),
+        ("test_kill.py", libc::SIGKILL),
+    ] {
+        let (stock, err) = project.pytest(&[file]).spawn().wait_for_signal();
+        assert_eq!(stock, Some(want), "stock pytest: {err}");
+        assert!(
+            !err.contains("killed by signal"),
+            "stock pytest said: {err}"
+        );
+        for args in [&["--no-cache"][..], &["--no-cache", "--no-daemon"][..]] {
+            let mut args = args.to_vec();
+            args.push(file);
+            let (sig, err) = project.rpytest(&args).spawn().wait_for_signal();
+            assert_eq!(sig, Some(want), "rpytest {args:?}: {err}");
+            // Stock pytest says nothing (the shell does): no line of rpytest's.
+            assert!(
+                !err.contains("killed by signal"),
+                "rpytest {args:?} said more than stock pytest: {err}"
+            );
+        }
     }
 }
 
@@ -1158,7 +1178,11 @@ fn a_signal_that_ends_the_command_reaches_the_tests_child_processes() {
     unsafe { libc::kill(-(stock.id() as i32), libc::SIGTERM) };
     let _ = stock.wait();
     assert!(gone(child), "stock pytest left its test's child running");
-    for args in [&["--no-cache"][..], &["--no-cache", "-n", "2"][..]] {
+    for args in [
+        &["--no-cache"][..],
+        &["--no-cache", "-n", "2"][..],
+        &["--no-cache", "--no-daemon", "-n", "2"][..],
+    ] {
         let cli = project
             .rpytest(args)
             .env("CHILD_PID_FILE", pid_file.to_str().unwrap())
@@ -1172,4 +1196,226 @@ fn a_signal_that_ends_the_command_reaches_the_tests_child_processes() {
             "rpytest {args:?} left its test's child running"
         );
     }
+}
+
+/// Files in `dir` whose names start with `prefix`.
+fn files_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut found: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    found.sort();
+    found
+}
+
+/// An empty directory named `name` in the project's output directory.
+fn fresh_dir(project: &Project, name: &str) -> std::path::PathBuf {
+    let dir = project.out_path(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Test files whose tests each announce themselves (`running-NAME`,
+/// written whole) and then wait for a file nobody creates; a session-scoped
+/// fixture whose teardown writes `teardown-PID`. `OUT` names the directory.
+fn blocking_suite() -> Project {
+    let project = Project::new("soundness");
+    project.write(
+        "conftest.py",
+        "import os, pytest\n\n@pytest.fixture(scope='session')\ndef sess():\n    yield\n    with open(os.path.join(os.environ['OUT'], 'teardown-%d' % os.getpid()), 'w') as f:\n        f.write('done')\n\ndef block(name):\n    out = os.environ['OUT']\n    with open(os.path.join(out, 'tmp-' + name), 'w') as f:\n        f.write(str(os.getpid()))\n    os.rename(os.path.join(out, 'tmp-' + name), os.path.join(out, 'running-' + name))\n    import time\n    for _ in range(6000):\n        if os.path.exists(os.path.join(out, 'never')):\n            break\n        time.sleep(0.05)\n",
+    );
+    project.write(
+        "test_one.py",
+        "from conftest import block\n\ndef test_one(sess):\n    block('one')\n",
+    );
+    // Four files: a worker asks for its next file before it runs its last
+    // one, so two files could both go to the first worker.
+    for name in ["two", "three", "four"] {
+        project.write(
+            &format!("test_{name}.py"),
+            &format!("from conftest import block\n\ndef test_{name}(sess):\n    block('{name}')\n"),
+        );
+    }
+    project
+}
+
+/// Ctrl-C under `-n 2` goes through pytest's own interrupt path in every
+/// worker, as under pytest-xdist: each worker's session fixture is torn
+/// down, whether the signal is sent to the command's process group (a
+/// terminal, a CI runner's cancel) or to the CLI alone (`kill -INT`), with
+/// and without the daemon. Each worker gets the signal once (a second one
+/// would interrupt its teardown), and the CLI does not cut a worker short.
+#[test]
+fn ctrl_c_under_n_tears_down_every_workers_session_fixtures() {
+    common::require_fixture_plugin();
+    let project = blocking_suite();
+    for daemon in [&[][..], &["--no-daemon"][..]] {
+        for to_group in [true, false] {
+            let out = fresh_dir(&project, "interrupt");
+            let mut args = vec!["-n", "2", "--no-cache"];
+            args.extend_from_slice(daemon);
+            let cli = project
+                .rpytest(&args)
+                .env("OUT", out.to_str().unwrap())
+                .own_group()
+                .spawn();
+            wait_until("both workers run a test", Duration::from_secs(120), || {
+                files_starting(&out, "running-").len() == 2
+            });
+            let pid = cli.pid() as i32;
+            signal_raw(if to_group { -pid } else { pid }, libc::SIGINT);
+            let run = cli.wait();
+            let what = format!("{args:?}, to the group: {to_group}");
+            assert_eq!(run.code, 2, "{what}\n{}", run.transcript());
+            assert_eq!(
+                files_starting(&out, "teardown-").len(),
+                2,
+                "{what}: a worker's session fixture was not torn down\n{}",
+                run.transcript()
+            );
+            assert_eq!(
+                run.stdout.matches("KeyboardInterrupt !!!").count(),
+                1,
+                "{what}\n{}",
+                run.transcript()
+            );
+        }
+    }
+}
+
+fn signal_raw(target: i32, sig: i32) {
+    assert_eq!(
+        unsafe { libc::kill(target, sig) },
+        0,
+        "kill({target}, {sig})"
+    );
+}
+
+/// The state letter of process `pid` (`/proc/PID/stat`): `T` when stopped.
+fn process_state(pid: u32) -> char {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .unwrap_or('?')
+}
+
+/// Ctrl-Z: the terminal's SIGTSTP reaches the command's process group, and
+/// the sessions run in groups of their own; they stop with the CLI, as the
+/// stock command stops, and SIGCONT (`fg`) resumes them to completion.
+#[test]
+fn ctrl_z_stops_the_session_and_its_workers_and_sigcont_resumes_them() {
+    common::require_fixture_plugin();
+    let project = Project::new("soundness");
+    project.write(
+        "test_wait.py",
+        "import os, time\n\ndef test_wait():\n    out = os.environ['OUT']\n    with open(os.path.join(out, 'tmp'), 'w') as f:\n        f.write(str(os.getpid()))\n    os.rename(os.path.join(out, 'tmp'), os.path.join(out, 'running-test'))\n    for _ in range(6000):\n        if os.path.exists(os.path.join(out, 'go')):\n            break\n        time.sleep(0.05)\n",
+    );
+    for args in [&["--no-cache"][..], &["--no-cache", "-n", "2"][..]] {
+        let out = fresh_dir(&project, "stop");
+        let cli = project
+            .rpytest(args)
+            .env("OUT", out.to_str().unwrap())
+            .own_group()
+            .spawn();
+        wait_until("the test runs", Duration::from_secs(120), || {
+            !files_starting(&out, "running-").is_empty()
+        });
+        let session: u32 = fs::read_to_string(out.join("running-test"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The terminal's Ctrl-Z: SIGTSTP to the command's process group.
+        let pid = cli.pid();
+        signal_raw(-(pid as i32), libc::SIGTSTP);
+        wait_until(
+            &format!("rpytest {args:?}: the CLI stops"),
+            Duration::from_secs(60),
+            || process_state(pid) == 'T',
+        );
+        wait_until(
+            &format!("rpytest {args:?}: the session running the test stops"),
+            Duration::from_secs(60),
+            || process_state(session) == 'T',
+        );
+        fs::write(out.join("go"), "").unwrap();
+        signal_raw(-(pid as i32), libc::SIGCONT);
+        cli.wait().assert_code(0);
+    }
+}
+
+/// `--no-daemon` and a SIGINT to the command's process group (a CI runner's
+/// cancel, `kill -INT -PGID`): the interrupted output appears once, as stock
+/// pytest's, with pytest's exit code 2 (a session that got the signal twice
+/// died in its KeyboardInterrupt handling, printing a traceback).
+#[test]
+fn no_daemon_sigint_to_the_group_prints_the_interruption_once_like_pytest() {
+    common::require_fixture_plugin();
+    let project = blocking_suite();
+    for rpytest in [false, true] {
+        let out = fresh_dir(&project, "group-int");
+        let invocation = match rpytest {
+            false => project.pytest(&["-p", "no:cacheprovider", "test_one.py"]),
+            true => project.rpytest(&["--no-daemon", "--no-cache", "test_one.py"]),
+        };
+        let cmd = invocation
+            .env("OUT", out.to_str().unwrap())
+            .own_group()
+            .spawn();
+        wait_until("the test runs", Duration::from_secs(120), || {
+            !files_starting(&out, "running-").is_empty()
+        });
+        signal_raw(-(cmd.pid() as i32), libc::SIGINT);
+        let run = cmd.wait();
+        run.assert_code(2);
+        assert_eq!(
+            run.stdout.matches("KeyboardInterrupt !!!").count(),
+            1,
+            "{}",
+            run.transcript()
+        );
+        assert!(
+            !run.stderr.contains("KeyboardInterrupt") && !run.stderr.contains("signal"),
+            "{}",
+            run.transcript()
+        );
+        assert!(run.stdout.contains("no tests ran"), "{}", run.transcript());
+        assert_eq!(
+            files_starting(&out, "teardown-").len(),
+            1,
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+/// A worker whose test ignores SIGINT does not hang an interrupted `-n` run:
+/// the CLI leaves interrupted workers time to tear down (as pytest-xdist's
+/// controller does), then ends them.
+#[test]
+fn an_interrupted_n_run_ends_even_when_a_test_ignores_sigint() {
+    common::require_fixture_plugin();
+    let project = blocking_suite();
+    project.write(
+        "test_deaf.py",
+        "import signal\nfrom conftest import block\n\ndef test_deaf():\n    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    block('deaf')\n",
+    );
+    let out = fresh_dir(&project, "deaf");
+    let cli = project
+        .rpytest(&["-n", "2", "--no-cache", "test_deaf.py", "test_one.py"])
+        .env("OUT", out.to_str().unwrap())
+        .own_group()
+        // Without the grace's end the run lasts as long as the deaf test
+        // (300 s): this timeout then fails the test.
+        .timeout(Duration::from_secs(120))
+        .spawn();
+    wait_until("the deaf test runs", Duration::from_secs(120), || {
+        out.join("running-deaf").exists()
+    });
+    signal_raw(cli.pid() as i32, libc::SIGINT);
+    cli.wait().assert_code(2);
 }

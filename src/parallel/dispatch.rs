@@ -40,6 +40,9 @@ pub(super) struct Dispatch<'a> {
     pub(super) crashes: usize,
     pub(super) done_sent: bool,
     pub(super) controller_end: Option<Ended>,
+    /// When the controller ended while interrupted workers were left to end
+    /// by themselves (see `on_controller_end`).
+    pub(super) left_to_end: Option<std::time::Instant>,
     pub(super) collect_crash: Option<String>,
     pub(super) begun: std::time::Instant,
     /// `--no-daemon`: sessions share our process group and take Ctrl-C themselves.
@@ -113,6 +116,7 @@ impl<'a> Dispatch<'a> {
             crashes: 0,
             done_sent: false,
             controller_end: None,
+            left_to_end: None,
             collect_crash: None,
             begun: std::time::Instant::now(),
             fresh,
@@ -241,7 +245,11 @@ impl<'a> Dispatch<'a> {
 
     fn started(&mut self, idx: usize, pid: i32) {
         self.procs[idx].pid = Some(pid);
-        if !(self.fresh && self.procs[idx].forked) {
+        // A fork of the collector is in the collector's process group, which
+        // the CLI's signals reach already (a second SIGINT would cut its
+        // session's teardown short), unless that group is the CLI's own
+        // (`--no-daemon` on a terminal): then it is signalled on its own.
+        if !self.procs[idx].forked || self.fresh && daemon::fresh_sessions_share_our_group() {
             daemon::add_forwarding(pid);
         }
     }

@@ -55,10 +55,34 @@ impl Dispatch<'_> {
             daemon::remove_forwarding(pid);
         }
         self.controller_end = Some(ended);
-        // Nobody reports any more: stop every worker.
+        // Nobody reports any more: stop every worker. Workers that got the
+        // CLI's Ctrl-C (or SIGTERM) end by themselves, through pytest's own
+        // interrupt path (session fixtures torn down), as xdist's do.
         self.stop_workers();
+        if daemon::sessions_signalled() {
+            self.left_to_end = Some(std::time::Instant::now());
+        } else {
+            self.terminate_workers();
+        }
+    }
+
+    fn terminate_workers(&self) {
         for p in self.procs.iter().skip(1) {
             p.terminate();
+        }
+    }
+
+    /// How long interrupted workers may take to end by themselves once the
+    /// controller ended: pytest-xdist's controller gives its workers as long
+    /// (`EXIT_TIMEOUT`) before it kills them.
+    pub(super) const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Nothing arrived for a while: workers left to end by themselves (a
+    /// test that ignores SIGINT) are ended once their grace has passed.
+    pub(super) fn on_idle(&mut self) {
+        if self.left_to_end.is_some_and(|t| t.elapsed() >= Self::GRACE) {
+            self.left_to_end = None;
+            self.terminate_workers();
         }
     }
 

@@ -92,7 +92,15 @@ pub fn run(
     )?;
     d.start()?;
     drop(tx);
-    'run: while let Ok(msg) = rx.recv() {
+    'run: loop {
+        let msg = match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            Ok(msg) => msg,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                d.on_idle();
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         d.on_msg(msg)?;
         // What is already queued is handled before the controller is written
         // to: its messages leave in one batch.

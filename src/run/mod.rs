@@ -409,7 +409,12 @@ impl<'a> Sessions<'a> {
         match ended {
             Ended::Code(c) => c,
             Ended::Signal(s) => {
-                report::error(&format!("the pytest session was killed by signal {s}"));
+                // Stock pytest killed by a signal says nothing: the shell
+                // does, and the CLI dies by the same signal. A signal the
+                // CLI does not die by (one that dumps core) is named.
+                if !crate::daemon::ends_by_signal(s) {
+                    report::error(&format!("the pytest session was killed by signal {s}"));
+                }
                 crate::daemon::note_session_signal(s);
                 128 + s
             }

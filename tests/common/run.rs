@@ -214,6 +214,7 @@ pub struct Invocation<'p> {
     timeout: Duration,
     stdin: Option<Vec<u8>>,
     stdout_closed: bool,
+    own_group: bool,
 }
 
 impl<'p> Invocation<'p> {
@@ -227,7 +228,16 @@ impl<'p> Invocation<'p> {
             timeout: RUN_TIMEOUT,
             stdin: None,
             stdout_closed: false,
+            own_group: false,
         }
+    }
+
+    /// Starts the process in a process group of its own, as a shell starts
+    /// a command: signals sent to that group (a terminal's Ctrl-C or Ctrl-Z)
+    /// reach it and whatever shares its group, never the harness.
+    pub fn own_group(mut self) -> Self {
+        self.own_group = true;
+        self
     }
 
     /// Gives the process a stdout pipe whose reading end is already closed
@@ -301,6 +311,10 @@ impl<'p> Invocation<'p> {
             }
             None => Stdio::null(),
         };
+        if self.own_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
         let stdout_file = fs::File::create(&stdout_path).expect("create stdout file");
         cmd.stdin(stdin)
             .stdout(if self.stdout_closed {
