@@ -190,7 +190,7 @@ impl Plan {
         summary.cached = run.replayed.len();
         summary.ran = run.results.len();
         summary.saved = run.replayed.iter().map(|r| r.3).sum();
-        summary.entries = remote_entries(stored.files, &stored.reusable);
+        summary.entries = remote_entries(stored.files, stored.reusable);
     }
 
     /// Merges the dependencies the session recorded and the search roots it
@@ -271,6 +271,10 @@ impl Plan {
             let files: Vec<&String> = run.collected.iter().map(|c| &c.file).collect();
             let keys = ctx.rekey(&global, &files, &self.pre_keys, &changed);
             let coverage = super::coverage::by_file(events);
+            let mut cached_by_file: HashMap<&str, Vec<&CachedNode>> = HashMap::new();
+            for c in &self.cached {
+                cached_by_file.entry(c.file.as_str()).or_default().push(c);
+            }
             for (c, (k, cacheable)) in run.collected.iter().zip(keys) {
                 if !cacheable
                     || run.volatile.contains(&c.file)
@@ -291,7 +295,10 @@ impl Plan {
                         data: data.to_string(),
                     });
                 }
-                self.store_file(c, &k, partial, run, stored);
+                let replayed = cached_by_file
+                    .get(c.file.as_str())
+                    .map_or(&[][..], |v| &v[..]);
+                self.store_file(c, &k, partial, run, replayed, stored);
             }
             let _ = store.set_global_inputs(
                 &global.hex,
@@ -312,13 +319,14 @@ impl Plan {
     }
 
     /// The entry, the selection row and the reusable results of one
-    /// collected file, stored under `k`.
+    /// collected file, stored under `k`; `replayed` are its cached nodes.
     fn store_file(
         &self,
         c: &CollectedFile,
         k: &Key,
         partial: bool,
         run: &Gathered,
+        replayed: &[&CachedNode],
         stored: &mut Stored,
     ) {
         let file = &c.file;
@@ -348,7 +356,7 @@ impl Plan {
         }
         // Replayed nodes keep their result when the key did not move.
         if self.pre_keys.get(file).is_some_and(|p| p.hex == k.hex) {
-            for c in self.cached.iter().filter(|c| &c.file == file) {
+            for c in replayed {
                 stored.reusable.push((k.hex.clone(), cached_to_result(c)));
             }
         }
@@ -584,19 +592,36 @@ fn node_result(e: &Event, warnings: Option<Vec<serde_json::Value>>) -> Option<No
     })
 }
 
-/// What a remote cache may be given: each stored file entry with its results.
+/// What a remote cache may be given: each stored file entry with its
+/// results (those stored under its key for its file). One pass over the
+/// results: at 10,000 files, filtering them once per file was quadratic.
 fn remote_entries(
     files: Vec<(String, String, FileEntry)>,
-    reusable: &[(String, NodeResult)],
+    reusable: Vec<(String, NodeResult)>,
 ) -> Vec<crate::remote::Entry> {
+    let mut by_entry: HashMap<(String, String), Vec<NodeResult>> = HashMap::new();
+    for (key, r) in reusable {
+        by_entry.entry((key, r.file.clone())).or_default().push(r);
+    }
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (file, key, _) in &files {
+        *seen.entry((key.clone(), file.clone())).or_default() += 1;
+    }
     files
         .into_iter()
         .map(|(file, key, entry)| {
-            let results = reusable
-                .iter()
-                .filter(|(k, r)| *k == key && r.file == file)
-                .map(|(_, r)| r.clone())
-                .collect();
+            let id = (key, file);
+            // An entry stored twice (same file, same key) gets the results each time.
+            let last = seen.get_mut(&id).map(|n| {
+                *n -= 1;
+                *n == 0
+            });
+            let results = if last == Some(true) {
+                by_entry.remove(&id).unwrap_or_default()
+            } else {
+                by_entry.get(&id).cloned().unwrap_or_default()
+            };
+            let (key, file) = id;
             crate::remote::Entry::new(file, key, entry, results)
         })
         .collect()
@@ -645,5 +670,77 @@ fn cached_to_result(c: &CachedNode) -> NodeResult {
         } else {
             c.output.text().to_owned()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(file: &str, nodeid: &str) -> NodeResult {
+        NodeResult {
+            nodeid: nodeid.into(),
+            file: file.into(),
+            outcome: Outcome::from("passed"),
+            duration: 0.5,
+            location: String::new(),
+            longrepr: String::new(),
+            wasxfail: None,
+            output: String::new(),
+        }
+    }
+
+    fn entry(nodes: &[&str]) -> FileEntry {
+        FileEntry {
+            outcome: Outcome::from("passed"),
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            inputs: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    fn ids(e: &crate::remote::Entry) -> Vec<&str> {
+        e.results.iter().map(|r| r.nodeid.as_str()).collect()
+    }
+
+    /// Each entry gets exactly the results stored under its own file and
+    /// key, in their order: not another key's of the same file, nor the
+    /// same key's of another file (a file moved to the key another has).
+    #[test]
+    fn remote_entries_get_their_own_results() {
+        let files = vec![
+            (
+                "a.py".to_owned(),
+                "k1".to_owned(),
+                entry(&["a.py::x", "a.py::y"]),
+            ),
+            ("b.py".to_owned(), "k1".to_owned(), entry(&["b.py::z"])),
+            ("c.py".to_owned(), "k3".to_owned(), entry(&[])),
+            (
+                "a.py".to_owned(),
+                "k1".to_owned(),
+                entry(&["a.py::x", "a.py::y"]),
+            ),
+        ];
+        let reusable = vec![
+            ("k1".to_owned(), result("a.py", "a.py::x")),
+            ("k1".to_owned(), result("b.py", "b.py::z")),
+            ("k2".to_owned(), result("a.py", "a.py::old")),
+            ("k1".to_owned(), result("a.py", "a.py::y")),
+        ];
+        let entries = remote_entries(files, reusable);
+        let got: Vec<(&str, &str, Vec<&str>)> = entries
+            .iter()
+            .map(|e| (e.file.as_str(), e.key.as_str(), ids(e)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a.py", "k1", vec!["a.py::x", "a.py::y"]),
+                ("b.py", "k1", vec!["b.py::z"]),
+                ("c.py", "k3", vec![]),
+                ("a.py", "k1", vec!["a.py::x", "a.py::y"]),
+            ]
+        );
     }
 }
