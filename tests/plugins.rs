@@ -174,6 +174,46 @@ fn pytest_randomly_shuffles_and_reseeds() {
     });
 }
 
+/// `--randomly-seed=last` is keyed as the seed pytest-randomly reads from
+/// pytest's cache (the last run's), not as the word: after a passing seed and
+/// a failing one, `last` fails as stock does. A fully cached run still prints
+/// the seed line and stores the seed (a session answers it).
+#[test]
+fn pytest_randomly_last_is_the_seed_it_stands_for() {
+    // Each test's seed is the run's plus its node ID's CRC32: with seed 1
+    // `random.random()` is below 0.5 in this test, with seed 3 it is not.
+    let src = "import random\n\n\ndef test_rand():\n    assert random.random() < 0.5\n";
+    let seeded = |p: &Project, seed: &str, code: i32| -> Run {
+        let arg = format!("--randomly-seed={seed}");
+        let r = p.rpytest(&[&arg, "tests/test_seed.py"]).run();
+        r.assert_code(code);
+        r
+    };
+    let p = project("randomly");
+    p.write("tests/test_seed.py", src);
+    // No stored seed: pytest-randomly draws one; every test runs.
+    let fresh = seeded(&p, "last", 0);
+    assert_eq!(cached_count(&fresh), 0, "{}", fresh.transcript());
+    seeded(&p, "1", 0);
+    let cached = seeded(&p, "1", 0);
+    assert_eq!(cached_count(&cached), 1, "{}", cached.transcript());
+    cached.assert_stdout_contains("Using --randomly-seed=1");
+    let last = seeded(&p, "last", 0);
+    assert_eq!(cached_count(&last), 1, "{}", last.transcript());
+    last.assert_stdout_contains("Using --randomly-seed=1");
+    seeded(&p, "3", 1);
+    let stock = p
+        .pytest(&["--randomly-seed=last", "tests/test_seed.py"])
+        .run();
+    stock.assert_code(1);
+    let last = seeded(&p, "last", 1);
+    last.assert_stdout_contains("Using --randomly-seed=3");
+    // The fully cached seed-1 run stores seed 1 for the next `last`, as stock.
+    seeded(&p, "1", 0);
+    let last = seeded(&p, "last", 0);
+    assert_eq!(cached_count(&last), 1, "{}", last.transcript());
+}
+
 #[test]
 fn pytest_asyncio_auto_mode() {
     cell("asyncio", &[], 0, 5, nothing);
