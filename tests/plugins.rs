@@ -229,6 +229,53 @@ fn hypothesis_properties() {
     cell("hypothesis", &[], 0, 3, nothing);
 }
 
+/// A failing example saved in Hypothesis's example database (by stock
+/// pytest, another branch, CI) fails its test on every run: the database
+/// is an input of the tests that look their examples up in it. A passing
+/// run writes nothing there: the third run is cached.
+#[test]
+fn hypothesis_saved_failing_example_is_an_input() {
+    let mut p = project("hypothesis");
+    p.write_bytecode();
+    p.write(
+        "tests/test_saved.py",
+        "from hypothesis import given, settings, strategies as st\n\n\n\
+         @settings(max_examples=20)\n@given(st.integers(0, 10**6))\n\
+         def test_saved(x):\n    assert x != 137\n",
+    );
+    let args = ["tests/test_saved.py"];
+    // (without --junitxml: a replayed report's session reruns the next run)
+    p.rpytest(&args).no_junit().run().assert_code(0);
+    p.rpytest(&args).no_junit().run().assert_code(0);
+    let third = p.rpytest(&args).no_junit().run();
+    third.assert_code(0);
+    assert_eq!(cached_count(&third), 1, "{}", third.transcript());
+    // Save x=137 under the test's database key, as a run that found it would.
+    let save = "import sys; sys.path.insert(0, 'tests')\n\
+        import test_saved\n\
+        from hypothesis.database import DirectoryBasedExampleDatabase, choices_to_bytes\n\
+        from hypothesis.internal.reflection import function_digest\n\
+        key = function_digest(test_saved.test_saved.hypothesis.inner_test)\n\
+        DirectoryBasedExampleDatabase('.hypothesis/examples').save(key, choices_to_bytes((137,)))\n";
+    let out = std::process::Command::new(p.python())
+        .arg("-c")
+        .arg(save)
+        .current_dir(p.path(""))
+        .env_remove("PYTHONPATH")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stock = p.pytest(&args).run();
+    stock.assert_code(1);
+    let run = p.rpytest(&args).run();
+    assert_same(&stock, &run);
+    run.assert_code(1);
+}
+
 #[test]
 fn pytest_timeout_fails_the_slow_test() {
     // test_time.py has the failure and runs whole; test_other.py is served.
