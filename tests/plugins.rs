@@ -191,8 +191,11 @@ fn pytest_randomly_last_is_the_seed_it_stands_for() {
     };
     let p = project("randomly");
     p.write("tests/test_seed.py", src);
-    // No stored seed: pytest-randomly draws one; every test runs.
-    let fresh = seeded(&p, "last", 0);
+    // No stored seed: pytest-randomly draws one (the test may pass or
+    // fail); every test runs.
+    let fresh = p
+        .rpytest(&["--randomly-seed=last", "tests/test_seed.py"])
+        .run();
     assert_eq!(cached_count(&fresh), 0, "{}", fresh.transcript());
     seeded(&p, "1", 0);
     let cached = seeded(&p, "1", 0);
