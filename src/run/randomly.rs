@@ -26,12 +26,14 @@ pub fn resolve_last(inv: &mut Invocation) -> bool {
     let Some(seed) = cached_seed(inv) else {
         return false;
     };
-    let key = &mut inv.args.key_args;
-    for i in 0..key.len() {
-        if key[i] == format!("{OPTION}=last") {
-            key[i] = format!("{OPTION}={seed}");
-        } else if key[i] == OPTION && key.get(i + 1).map(String::as_str) == Some("last") {
-            key[i + 1] = seed.to_string();
+    // The outcome key, and every argument (the key of tests that read options).
+    for key in [&mut inv.args.key_args, &mut inv.args.all_args] {
+        for i in 0..key.len() {
+            if key[i] == format!("{OPTION}=last") {
+                key[i] = format!("{OPTION}={seed}");
+            } else if key[i] == OPTION && key.get(i + 1).map(String::as_str) == Some("last") {
+                key[i + 1] = seed.to_string();
+            }
         }
     }
     true
