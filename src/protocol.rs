@@ -30,6 +30,10 @@ pub enum Request<'a> {
         argv: &'a [String],
         cwd: &'a str,
         env: &'a BTreeMap<String, String>,
+        /// The names of `env` in the order the client's process holds them
+        /// (then the names it does not hold): the session's `os.environ`
+        /// keeps the order a fresh process would see.
+        env_order: &'a [String],
         umask: u32,
         /// Signals the client ignores (kept ignored across exec: `nohup`).
         ignored_signals: &'a [i32],

@@ -1175,3 +1175,60 @@ fn builtin_subtests_of_a_cached_test_are_shown_as_pytest_shows_them() {
     );
     assert_eq!(subtests_shown(&cached), want, "{}", cached.transcript());
 }
+
+/// A daemon session's `os.environ` is what a fresh interpreter makes of the
+/// command's environment: the variables in the order they were given, and,
+/// with no locale set, `LC_CTYPE` coerced to a UTF-8 locale (PEP 538) for
+/// the test and its children. Run under `env -i` so that the order and the
+/// absence of every locale variable are the command's own.
+#[test]
+fn daemon_session_environment_is_a_fresh_interpreters() {
+    let p = Project::new("no_tests");
+    p.write(
+        "test_env_fresh.py",
+        "import locale, os, subprocess\n\n\n\
+         def test_given_order():\n    assert list(os.environ)[:2] == ['ZZZ', 'AAA'], list(os.environ)\n\n\n\
+         def test_coerced_locale():\n    \
+         out = subprocess.run(['sh', '-c', 'echo ${LC_CTYPE-unset}'], capture_output=True, text=True).stdout\n    \
+         assert out.strip() == os.environ.get('LC_CTYPE', 'unset')\n    \
+         assert os.environ.get('LC_CTYPE') in ('C.UTF-8', 'C.utf8', 'UTF-8'), dict(os.environ)\n    \
+         assert locale.setlocale(locale.LC_CTYPE) == os.environ['LC_CTYPE']\n",
+    );
+    let runtime = tempfile::tempdir().expect("runtime dir");
+    let python = common::python();
+    let bin_dir = python.parent().expect("venv bin");
+    let run = |stock: bool| {
+        let mut cmd = Command::new("env");
+        cmd.current_dir(p.path(""))
+            .arg("-i")
+            .arg("ZZZ=1")
+            .arg("AAA=2")
+            .arg(format!("PATH={}:/usr/bin:/bin", bin_dir.display()))
+            .arg(format!("HOME={}", runtime.path().display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", runtime.path().display()));
+        if stock {
+            cmd.arg(python).args(["-m", "pytest"]);
+        } else {
+            cmd.arg(common::rpytest_bin()).arg("--python").arg(python);
+        }
+        cmd.args(["-p", "no:cacheprovider", "-q", "test_env_fresh.py"]);
+        let out = cmd.output().expect("run under env -i");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(true);
+    assert_eq!(code, Some(0), "stock pytest:\n{text}");
+    let (code, text) = run(false);
+    assert_eq!(code, Some(0), "rpytest (daemon session):\n{text}");
+    let _ = Command::new(common::rpytest_bin())
+        .current_dir(p.path(""))
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .arg("--python")
+        .arg(python)
+        .args(["--daemon", "stop"])
+        .output();
+}

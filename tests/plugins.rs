@@ -174,6 +174,49 @@ fn pytest_randomly_shuffles_and_reseeds() {
     });
 }
 
+/// `--randomly-seed=last` is keyed as the seed pytest-randomly reads from
+/// pytest's cache (the last run's), not as the word: after a passing seed and
+/// a failing one, `last` fails as stock does. A fully cached run still prints
+/// the seed line and stores the seed (a session answers it).
+#[test]
+fn pytest_randomly_last_is_the_seed_it_stands_for() {
+    // Each test's seed is the run's plus its node ID's CRC32: with seed 1
+    // `random.random()` is below 0.5 in this test, with seed 3 it is not.
+    let src = "import random\n\n\ndef test_rand():\n    assert random.random() < 0.5\n";
+    let seeded = |p: &Project, seed: &str, code: i32| -> Run {
+        let arg = format!("--randomly-seed={seed}");
+        let r = p.rpytest(&[&arg, "tests/test_seed.py"]).run();
+        r.assert_code(code);
+        r
+    };
+    let p = project("randomly");
+    p.write("tests/test_seed.py", src);
+    // No stored seed: pytest-randomly draws one (the test may pass or
+    // fail); every test runs.
+    let fresh = p
+        .rpytest(&["--randomly-seed=last", "tests/test_seed.py"])
+        .run();
+    assert_eq!(cached_count(&fresh), 0, "{}", fresh.transcript());
+    seeded(&p, "1", 0);
+    let cached = seeded(&p, "1", 0);
+    assert_eq!(cached_count(&cached), 1, "{}", cached.transcript());
+    cached.assert_stdout_contains("Using --randomly-seed=1");
+    let last = seeded(&p, "last", 0);
+    assert_eq!(cached_count(&last), 1, "{}", last.transcript());
+    last.assert_stdout_contains("Using --randomly-seed=1");
+    seeded(&p, "3", 1);
+    let stock = p
+        .pytest(&["--randomly-seed=last", "tests/test_seed.py"])
+        .run();
+    stock.assert_code(1);
+    let last = seeded(&p, "last", 1);
+    last.assert_stdout_contains("Using --randomly-seed=3");
+    // The fully cached seed-1 run stores seed 1 for the next `last`, as stock.
+    seeded(&p, "1", 0);
+    let last = seeded(&p, "last", 0);
+    assert_eq!(cached_count(&last), 1, "{}", last.transcript());
+}
+
 #[test]
 fn pytest_asyncio_auto_mode() {
     cell("asyncio", &[], 0, 5, nothing);
@@ -187,6 +230,53 @@ fn pytest_django_model_with_migrations() {
 #[test]
 fn hypothesis_properties() {
     cell("hypothesis", &[], 0, 3, nothing);
+}
+
+/// A failing example saved in Hypothesis's example database (by stock
+/// pytest, another branch, CI) fails its test on every run: the database
+/// is an input of the tests that look their examples up in it. A passing
+/// run writes nothing there: the third run is cached.
+#[test]
+fn hypothesis_saved_failing_example_is_an_input() {
+    let mut p = project("hypothesis");
+    p.write_bytecode();
+    p.write(
+        "tests/test_saved.py",
+        "from hypothesis import given, settings, strategies as st\n\n\n\
+         @settings(max_examples=20)\n@given(st.integers(0, 10**6))\n\
+         def test_saved(x):\n    assert x != 137\n",
+    );
+    let args = ["tests/test_saved.py"];
+    // (without --junitxml: a replayed report's session reruns the next run)
+    p.rpytest(&args).no_junit().run().assert_code(0);
+    p.rpytest(&args).no_junit().run().assert_code(0);
+    let third = p.rpytest(&args).no_junit().run();
+    third.assert_code(0);
+    assert_eq!(cached_count(&third), 1, "{}", third.transcript());
+    // Save x=137 under the test's database key, as a run that found it would.
+    let save = "import sys; sys.path.insert(0, 'tests')\n\
+        import test_saved\n\
+        from hypothesis.database import DirectoryBasedExampleDatabase, choices_to_bytes\n\
+        from hypothesis.internal.reflection import function_digest\n\
+        key = function_digest(test_saved.test_saved.hypothesis.inner_test)\n\
+        DirectoryBasedExampleDatabase('.hypothesis/examples').save(key, choices_to_bytes((137,)))\n";
+    let out = std::process::Command::new(p.python())
+        .arg("-c")
+        .arg(save)
+        .current_dir(p.path(""))
+        .env_remove("PYTHONPATH")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stock = p.pytest(&args).run();
+    stock.assert_code(1);
+    let run = p.rpytest(&args).run();
+    assert_same(&stock, &run);
+    run.assert_code(1);
 }
 
 #[test]

@@ -560,7 +560,7 @@ def speculative_main(sock: socket.socket, prepared: Prepared, info: Dict[str, An
     started_ns = time.time_ns()
     me = os.getpid()
     before = set(sys.modules)
-    env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
+    env = session.ordered_environment(spec.get("env") or {}, spec.get("env_order") or ())
     cwd = str(spec["cwd"])
     argv = [str(a) for a in spec.get("argv") or []]
     consulted = file_stats(consulted_paths(cwd, argv))

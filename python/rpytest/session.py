@@ -158,11 +158,65 @@ def install_stdio(fds: Sequence[int], env: Dict[str, str]) -> None:
     sys.stderr = sys.__stderr__ = _text_stream(2, "<stderr>", True, encoding, "backslashreplace", True, unbuffered)
 
 
+def ordered_environment(env: Dict[str, Any], order: Sequence[str]) -> Dict[str, str]:
+    """The request's environment in the order the client's process held it
+    (`order`; names it leaves out follow in the order received)."""
+    out = {str(k): str(env[k]) for k in order if k in env}
+    for k, v in env.items():
+        out.setdefault(str(k), str(v))
+    return out
+
+
+_COERCION_TARGETS = ("C.UTF-8", "C.utf8", "UTF-8")
+
+
+def coerce_c_locale(env: Dict[str, str]) -> None:
+    """What CPython makes of a C locale at start-up (PEP 538), on `env`: with
+    `LC_ALL` unset or empty, `PYTHONCOERCECLOCALE` not `0`, and the `LC_CTYPE`
+    locale the environment selects being C (none set, `C`, `POSIX`, or a name
+    the C library does not know), `LC_CTYPE` is set to the first of C.UTF-8,
+    C.utf8, UTF-8 the C library accepts, appended to the environment. A forked
+    session inherits the daemon's C locale but takes the client's variables."""
+    if env.get("PYTHONCOERCECLOCALE") == "0" or env.get("LC_ALL"):
+        return
+    if sys.flags.ignore_environment:
+        return
+    import locale
+
+    name = env.get("LC_CTYPE") or env.get("LANG") or ""
+    previous = locale.setlocale(locale.LC_CTYPE)
+    try:
+        if name not in ("", "C", "POSIX"):
+            try:
+                if locale.setlocale(locale.LC_CTYPE, name) not in ("C", "POSIX"):
+                    return
+            except locale.Error:
+                pass
+        for target in _COERCION_TARGETS:
+            try:
+                locale.setlocale(locale.LC_CTYPE, target)
+            except locale.Error:
+                continue
+            env["LC_CTYPE"] = target  # in place when set (setenv)
+            return
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)
+
+
 def apply_environment(cwd: str, env: Dict[str, str], umask: Optional[int]) -> None:
     """cwd, environment (same os.environ object) and umask of the client."""
     os.chdir(cwd)
+    coerce_c_locale(env)
     os.environ.clear()
     os.environ.update(env)
+    # The C library's LC_CTYPE, as a fresh interpreter sets it from these
+    # variables at start-up (the daemon's was set from its own).
+    import locale
+
+    try:
+        locale.setlocale(locale.LC_CTYPE, "")
+    except locale.Error:
+        pass
     if umask is not None:
         os.umask(int(umask))
     # The C library read TZ when the daemon started; a fresh process reads the
@@ -453,7 +507,7 @@ def child_main(
         if go_fd != done_fd:
             os.close(go_fd)
         random.seed()
-        env = {str(k): str(v) for k, v in (request.get("env") or {}).items()}
+        env = ordered_environment(request.get("env") or {}, request.get("env_order") or ())
         control_fd: Optional[int] = None
         if len(stdio_fds) > 3:
             import fcntl

@@ -211,11 +211,13 @@ pub fn start_run(
     let umask = super::unix::process_umask();
     let ignored_signals = super::unix::ignored_signals();
     let blocked_signals = super::unix::blocked_signals();
+    let env_order = env_order(env);
     let req = Request::Run {
         protocol: PROTOCOL_VERSION,
         argv,
         cwd,
         env,
+        env_order: &env_order,
         umask,
         ignored_signals: &ignored_signals,
         blocked_signals: &blocked_signals,
@@ -227,6 +229,19 @@ pub fn start_run(
     let sent = send_with_fds(&writer, &line, fds)?;
     writer.write_all(&line[sent..])?;
     Ok(conn.reader)
+}
+
+/// The names of `env` in the order of this process's environment (as the
+/// command was given), then those this process does not have, sorted.
+fn env_order(env: &BTreeMap<String, String>) -> Vec<String> {
+    let mut order: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| env.contains_key(k))
+        .collect();
+    let held: std::collections::HashSet<String> = order.iter().cloned().collect();
+    order.extend(env.keys().filter(|k| !held.contains(*k)).cloned());
+    order.dedup();
+    order
 }
 
 /// Runs one session on `conn`, giving it our stdin/stdout/stderr, and hands

@@ -297,7 +297,9 @@ mod tests {
         let d = default_rule();
         assert!(d.env.iter().any(|e| e == "PYTHONHASHSEED"));
         assert!(d.cache);
-        assert!(d.excludes(".hypothesis/examples/ab/cd"));
+        // Hypothesis's caches are not inputs; its example database is.
+        assert!(d.excludes(".hypothesis/constants/ab12"));
+        assert!(!d.excludes(".hypothesis/examples/ab/cd"));
         assert!(d.excludes("pkg/__pycache__/x.pyc"));
         assert!(!d.excludes("data/input.json"));
     }
@@ -348,7 +350,8 @@ mod tests {
         );
         let rules = load(&user[..1], "rpytest.toml", Some(text)).unwrap();
         assert!(rules[1].env.iter().any(|e| e == "DJANGO_SETTINGS_MODULE"));
-        assert!(rules[1].excludes(".hypothesis/examples/x"));
+        assert!(rules[1].excludes("sub/.hypothesis/unicode_data/15.0.0/charmap.json.gz"));
+        assert!(!rules[1].excludes(".hypothesis/examples/x"));
         let bad_glob: toml::Value = toml::from_str("files = ['a[']").unwrap();
         assert!(load(&[bad_glob], "r", None)
             .unwrap_err()

@@ -68,7 +68,7 @@ fn ini_value(inv: &Invocation, name: &str) -> Option<String> {
 /// keep none (`-p no:cacheprovider`), `Err` when only a session can tell
 /// or create it (a missing directory, `--cache-clear`, a `cache_dir` with
 /// variables).
-fn pytest_cache_dir(inv: &Invocation) -> Result<Option<PathBuf>, ()> {
+pub(super) fn pytest_cache_dir(inv: &Invocation) -> Result<Option<PathBuf>, ()> {
     if inv
         .args
         .plugins

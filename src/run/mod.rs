@@ -13,6 +13,7 @@ mod keys;
 mod learn;
 mod outcomes;
 pub mod plan;
+mod randomly;
 mod record;
 
 use crate::daemon::{self, DaemonPaths};
@@ -99,6 +100,7 @@ fn open_store(inv: &mut Invocation) -> Store {
         report::warning(&w.0);
     }
     learn::apply(inv, &learn::load(&store));
+    randomly::unresolved_notice(inv);
     run_all_notice(inv);
     store
 }
@@ -257,6 +259,9 @@ fn run_tests(inv: &mut Invocation, mut ready: Prepared) -> Result<i32, Failure> 
     ready.trace.mark("plan");
     if coverage::requested(&inv.args) {
         plan.fast_path = false; // the coverage report is pytest-cov's
+    }
+    if randomly::prints_seed(inv, &ready.info) {
+        plan.fast_path = false; // the seed line and the stored seed are pytest-randomly's
     }
     if let Some(code) = plan.answer_alone(inv, started) {
         ready.trace.mark("answer");
@@ -559,6 +564,8 @@ fn record_run(
         ready.store.remember_installed(&ran.events);
     }
     learn::remember(inv, &ready.store, &ran.events);
+    // pytest-randomly stored the seed this run used: `last` is keyed as it.
+    randomly::resolve_last(inv);
     let summary = plan.record(false, &mut ready.store, inv, started, ran.code, &ran.events);
     summary.report();
     let stored = summary.entries;
