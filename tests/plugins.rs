@@ -532,7 +532,9 @@ fn a_cached_coverage_run_warns_about_unmeasured_code_as_stock_does() {
     let stock = project("cov");
     let expected = warnings(&stock.pytest(&args).run());
     assert!(
-        expected.iter().any(|l| l.contains("Module nosuchpkg was never imported")),
+        expected
+            .iter()
+            .any(|l| l.contains("Module nosuchpkg was never imported")),
         "{expected:?}"
     );
     let rp = project("cov");
