@@ -1763,3 +1763,28 @@ fn a_helper_warning_at_import_is_counted_once_when_its_first_importer_is_replaye
         rp.transcript()
     );
 }
+
+/// A file named both whole and by node ID (`t.py t.py::test_a`): pytest then
+/// collects only `test_a` (with the arguments the other way round, both
+/// tests). That run never stands for the whole file: a later plain run still
+/// runs the failing `test_b` (it was a cached pass of the whole file).
+#[test]
+fn a_file_named_whole_and_by_node_id_never_stands_for_the_whole_file() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "test_mixed.py",
+        "def test_a():\n    pass\n\ndef test_b():\n    assert 0\n",
+    );
+    for args in [
+        &["-q", "test_mixed.py", "test_mixed.py::test_a"][..],
+        &["-q", "test_mixed.py::test_a", "test_mixed.py"][..],
+        &["-q", "test_mixed.py", "test_mixed.py::test_a"][..],
+        &["-q"][..],
+        &["-q"][..],
+    ] {
+        let py = pair.pytest.pytest(args).no_junit().run();
+        let rp = pair.rpytest.rpytest_cmd(args);
+        assert_same(&py, &rp);
+        assert_eq!(rp.code, py.code, "{args:?}\n{}", rp.transcript());
+    }
+}

@@ -59,6 +59,8 @@ pub struct Plan {
     pub(super) kept_sig: Option<String>,
     /// Node-ID arguments per file (see `selections`).
     pub(super) sels: HashMap<String, Option<Vec<String>>>,
+    /// Files named both whole and by node ID (see `selections`).
+    pub(super) mixed: HashSet<String>,
     /// What the collection signature is made of (its `global` entry is the
     /// pre-run global key; `record` re-signs with the post-run one).
     pub(super) signature_inputs: Inputs,
@@ -249,6 +251,12 @@ fn module_name(resolver: &Resolver, file: &str) -> String {
 }
 
 /// Node-ID arguments per file: `None` = the whole file is selected.
+///
+/// A file named both whole and by node ID (`t.py t.py::test_a`) counts as
+/// named by its node IDs: what pytest collects of it then depends on the
+/// order of the arguments (it collected only `test_a` there, and both tests
+/// with the arguments the other way round), so a run of it never stands for
+/// the whole file, and it is never skipped whole (see `mixed_files`).
 fn selections(inv: &Invocation) -> HashMap<String, Option<Vec<String>>> {
     let mut out: HashMap<String, Option<Vec<String>>> = HashMap::new();
     for a in &inv.args.positional {
@@ -258,17 +266,34 @@ fn selections(inv: &Invocation) -> HashMap<String, Option<Vec<String>>> {
         };
         match a.split_once("::") {
             Some((_, rest)) => {
-                // A file also named whole (`None`) stays whole.
-                if let Some(v) = out.entry(rel).or_insert_with(|| Some(Vec::new())) {
-                    v.push(rest.to_owned());
-                }
+                let v = out.entry(rel).or_insert_with(|| Some(Vec::new()));
+                v.get_or_insert_with(Vec::new).push(rest.to_owned());
             }
             None => {
-                out.insert(rel, None);
+                out.entry(rel).or_insert(None);
             }
         }
     }
     out
+}
+
+/// The files named both whole and by node ID: pytest collects them, and the
+/// session replays their cached nodes where pytest collects them.
+fn mixed_files(inv: &Invocation) -> HashSet<String> {
+    let mut whole: HashSet<String> = HashSet::new();
+    let mut by_id: HashSet<String> = HashSet::new();
+    for a in &inv.args.positional {
+        let p = crate::project::rootdir::absolutepath(&path_of_arg(a, &inv.cwd), Path::new("/"));
+        let Some(rel) = rel_to(&inv.setup.rootdir, &p) else {
+            continue;
+        };
+        if a.contains("::") {
+            by_id.insert(rel);
+        } else {
+            whole.insert(rel);
+        }
+    }
+    whole.intersection(&by_id).cloned().collect()
 }
 
 fn selected(nodeid: &str, sel: &Option<Vec<String>>) -> bool {
@@ -456,6 +481,7 @@ impl Plan {
             kept_sig: kept_signature(inv, scope.all_exist),
             test_files: Some(scope.found.test_files.clone()),
             sels: selections(inv),
+            mixed: mixed_files(inv),
             ..Plan::default()
         }
     }
@@ -678,7 +704,7 @@ impl Plan {
             self.pre_keys.insert(file.clone(), k);
             all_full &= match entry {
                 Some(entry) => {
-                    let unique = unique.contains(&file);
+                    let unique = unique.contains(&file) && !self.mixed.contains(&file);
                     self.replay_file(file.clone(), entry, unique, &mut replayed)
                 }
                 None => false,
