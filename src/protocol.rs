@@ -373,6 +373,10 @@ pub enum Event {
         shouldstop: bool,
         #[serde(default)]
         duration: f64,
+        /// `file: hook` for every hook the project's own plugins (conftests,
+        /// `-p` and `pytest_plugins` modules under rootdir) implement.
+        #[serde(default)]
+        project_hooks: Vec<String>,
     },
     /// A test file's coverage data, measured while all of its tests ran.
     Coverage {

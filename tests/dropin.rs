@@ -191,6 +191,39 @@ fn dash_s_shows_prints() {
     }
 }
 
+/// A project plugin loaded with `-p` from ini `pythonpath` (no conftest
+/// names it) fails the run in `pytest_terminal_summary`: a fully cached run
+/// still runs it (learned from the session that ran the tests), so the exit
+/// code is pytest's.
+#[test]
+fn a_project_plugins_session_hook_runs_on_a_fully_cached_run() {
+    let mut pair = Pair::new("soundness");
+    pair.write(
+        "pytest.ini",
+        "[pytest]\npythonpath = tools\naddopts = -p skipgate\n",
+    );
+    pair.write(
+        "tools/skipgate.py",
+        "import os\n\n\
+         def pytest_terminal_summary(terminalreporter, exitstatus, config):\n\
+         \x20   if os.environ.get('STRICT_SKIPS') == '1' and terminalreporter.stats.get('skipped'):\n\
+         \x20       terminalreporter.write_line('skipgate: skipped tests are not allowed')\n\
+         \x20       terminalreporter._session.exitstatus = 1\n",
+    );
+    pair.write(
+        "test_gate.py",
+        "import pytest\n\ndef test_ok():\n    pass\n\n@pytest.mark.skip(reason='todo')\ndef test_todo():\n    pass\n",
+    );
+    pair.rpytest.rpytest_cmd(&["-q"]).assert_code(0);
+    pair.set_env("STRICT_SKIPS", "1");
+    let py = pair.pytest.pytest(&["-q"]).no_junit().run();
+    let rp = pair.rpytest.rpytest_cmd(&["-q"]);
+    py.assert_code(1);
+    rp.assert_code(1);
+    rp.assert_stdout_contains("skipgate: skipped tests are not allowed");
+    assert!(rp.stderr.contains("2 cached"), "{}", rp.transcript());
+}
+
 /// A second `-s` run (or `--capture=no`, `--capture=tee-sys`,
 /// `-p no:capture`) prints what the tests print, as pytest does: a stored
 /// result holds nothing of it, so every test runs again.

@@ -534,6 +534,7 @@ class Finish(TypedDict):
     interrupted: bool
     shouldstop: bool
     duration: float
+    project_hooks: List[str]  # `file: hook` of the project's own plugins
 
 
 class Coverage(TypedDict):
@@ -641,9 +642,10 @@ def installed(files: List[List[str]]) -> Installed:
     return {"type": "installed", "files": files}
 
 
-def finish(exitstatus: int, interrupted: bool, shouldstop: bool, duration: float) -> Finish:
+def finish(exitstatus: int, interrupted: bool, shouldstop: bool, duration: float,
+           project_hooks: Optional[List[str]] = None) -> Finish:
     return {"type": "finish", "exitstatus": exitstatus, "interrupted": interrupted,
-            "shouldstop": shouldstop, "duration": duration}
+            "shouldstop": shouldstop, "duration": duration, "project_hooks": project_hooks or []}
 
 
 def coverage(file: str, sig: str, data: str) -> Coverage:

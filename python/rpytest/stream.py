@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+import types
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
@@ -336,5 +338,38 @@ class ResultStream:
                 status == int(pytest.ExitCode.INTERRUPTED),
                 bool(session.shouldstop or session.shouldfail),
                 time.time() - self.started,
+                project_hooks(session.config, self.owner.rootdir),
             )
         )
+
+
+def project_hooks(config: pytest.Config, rootdir: str) -> List[str]:
+    """The hooks the project's own plugins implement, each as `file: hook`:
+    conftests, `-p` and `pytest_plugins` modules, plugin objects registered
+    from them — every plugin whose code lies under rootdir outside installed
+    packages. The CLI learns from them which fully cached runs need a session
+    (a `pytest_terminal_summary` it cannot print, a `pytest_sessionfinish`
+    that writes a report), whatever way the hook was defined or loaded."""
+    pm = config.pluginmanager
+    root = os.path.join(os.path.realpath(rootdir), "")
+    out: Set[str] = set()
+    for _name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        module = plugin if isinstance(plugin, types.ModuleType) else sys.modules.get(type(plugin).__module__)
+        name = getattr(module, "__name__", "") or ""
+        path = getattr(module, "__file__", None)
+        if name == "rpytest" or name.startswith("rpytest.") or not isinstance(path, str):
+            continue
+        real = os.path.realpath(path)
+        if not real.startswith(root) or any(
+            part in ("site-packages", "dist-packages") for part in real[len(root):].split(os.sep)
+        ):
+            continue
+        try:
+            callers = pm.get_hookcallers(plugin) or []
+        except Exception:
+            continue
+        rel = real[len(root):].replace(os.sep, "/")
+        out.update("%s: %s" % (rel, c.name) for c in callers if c.name.startswith("pytest_"))
+    return sorted(out)

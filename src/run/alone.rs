@@ -117,6 +117,10 @@ const SESSION_EFFECT_HOOKS: &[&str] = &[
     "pytest_deselected",
 ];
 
+pub(super) fn is_session_effect_hook(name: &str) -> bool {
+    SESSION_EFFECT_HOOKS.contains(&name)
+}
+
 /// The first `file: hook` among the session-wide conftests (and the
 /// first-party modules their `pytest_plugins` name) that defines one of
 /// `SESSION_EFFECT_HOOKS`, as a function or a method of a plugin class. An

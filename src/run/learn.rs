@@ -53,3 +53,44 @@ pub fn remember(inv: &mut Invocation, store: &Store, events: &[Event]) {
     let _ = store.set_meta(META, &serde_json::to_string(&merged).unwrap_or_default());
     apply(inv, &Learned { options: merged });
 }
+
+const PROJECT_HOOKS: &str = "project_session_hooks";
+
+/// Keeps the session hooks (`alone::SESSION_EFFECT_HOOKS`) the project's own
+/// plugins implemented in this run's session, added to those of earlier
+/// sessions: a plugin loaded by another command line (`-p`, `PYTEST_PLUGINS`)
+/// may implement them too, and one more session than needed costs only time.
+pub fn remember_project_hooks(store: &Store, events: &[Event]) {
+    let mut seen: std::collections::BTreeSet<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Finish { project_hooks, .. } => Some(project_hooks),
+            _ => None,
+        })
+        .flatten()
+        .filter(|h| super::alone::is_session_effect_hook(h.rsplit(": ").next().unwrap_or("")))
+        .cloned()
+        .collect();
+    if seen.is_empty() {
+        return;
+    }
+    let old = project_session_hooks(store);
+    let before = old.len();
+    seen.extend(old);
+    if seen.len() != before {
+        let list: Vec<&String> = seen.iter().collect();
+        let _ = store.set_meta(
+            PROJECT_HOOKS,
+            &serde_json::to_string(&list).unwrap_or_default(),
+        );
+    }
+}
+
+/// The session hooks earlier sessions saw the project's own plugins
+/// implement (`file: hook`).
+pub fn project_session_hooks(store: &Store) -> Vec<String> {
+    store
+        .meta(PROJECT_HOOKS)
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}

@@ -263,6 +263,11 @@ fn run_tests(inv: &mut Invocation, mut ready: Prepared) -> Result<i32, Failure> 
     if randomly::prints_seed(inv, &ready.info) {
         plan.fast_path = false; // the seed line and the stored seed are pytest-randomly's
     }
+    if !learn::project_session_hooks(&ready.store).is_empty() {
+        // A hook of the project's own plugins runs around cached tests (a
+        // summary line, a report written at the end): a session runs it.
+        plan.fast_path = false;
+    }
     if let Some(code) = plan.answer_alone(inv, started) {
         ready.trace.mark("answer");
         plan.record(true, &mut ready.store, inv, started, code, &[])
@@ -564,6 +569,7 @@ fn record_run(
         ready.store.remember_installed(&ran.events);
     }
     learn::remember(inv, &ready.store, &ran.events);
+    learn::remember_project_hooks(&ready.store, &ran.events);
     // pytest-randomly stored the seed this run used: `last` is keyed as it.
     randomly::resolve_last(inv);
     let summary = plan.record(false, &mut ready.store, inv, started, ran.code, &ran.events);
