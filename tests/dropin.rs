@@ -224,6 +224,27 @@ fn a_project_plugins_session_hook_runs_on_a_fully_cached_run() {
     assert!(rp.stderr.contains("2 cached"), "{}", rp.transcript());
 }
 
+/// What a test prints inside `capsys.disabled()` reaches the terminal past
+/// capture, on every run as under pytest: such a test is never stored.
+#[test]
+fn output_past_capture_is_printed_on_every_run() {
+    let pair = Pair::new("soundness");
+    pair.write(
+        "test_past.py",
+        "def test_p(capsys):\n    with capsys.disabled():\n        print('PAST-CAPTURE')\n",
+    );
+    pair.write("test_plain.py", "def test_q():\n    pass\n");
+    for _ in 0..2 {
+        let py = pair.pytest.pytest(&["-q"]).no_junit().run();
+        let rp = pair.rpytest.rpytest_cmd(&["-q"]);
+        py.assert_stdout_contains("PAST-CAPTURE");
+        rp.assert_stdout_contains("PAST-CAPTURE");
+    }
+    let rp = pair.rpytest.rpytest_cmd(&["-q"]);
+    rp.assert_stdout_contains("PAST-CAPTURE");
+    assert!(rp.stderr.contains("1 cached, 1 run"), "{}", rp.transcript());
+}
+
 /// A second `-s` run (or `--capture=no`, `--capture=tee-sys`,
 /// `-p no:capture`) prints what the tests print, as pytest does: a stored
 /// result holds nothing of it, so every test runs again.

@@ -1230,6 +1230,11 @@ class Recorder:
         """A test read standard input: its results depend on what was typed or piped."""
         self.volatile.add(self.data_key())
 
+    def on_terminal_output(self) -> None:
+        """A test wrote past pytest's capture (`capsys.disabled()`): no stored
+        result holds what it wrote, so it is never stored."""
+        self.volatile.add(self.data_key())
+
     def on_option(self) -> None:
         """Test or conftest code read a pytest option (any of them may be an
         output-only one the key leaves out, such as -v)."""
@@ -1934,6 +1939,38 @@ def _on_option_event(rec: Recorder) -> None:
         frame = frame.f_back
     if frame is not None and rec.rel(frame.f_code.co_filename) is not None:
         rec.on_option()
+
+
+def install_capture_disabled_check() -> None:
+    """`capsys.disabled()` (capfd's, capsysbinary's...) lets a test print to the
+    terminal past capture, as under pytest; a replayed result would print
+    nothing, so the recorder hears of each use (`on_terminal_output`)."""
+    if "capture_disabled" in _UNDO:
+        return
+    try:
+        from _pytest.capture import CaptureFixture
+    except Exception:
+        return
+    original = CaptureFixture.disabled
+
+    def disabled(self: Any, *args: Any, **kwargs: Any) -> Any:
+        rec = _RECORDER
+        if rec is not None:
+            try:
+                rec.on_terminal_output()
+            except Exception:
+                pass
+        return original(self, *args, **kwargs)
+
+    disabled.__doc__ = original.__doc__
+    disabled.__name__ = original.__name__
+    disabled.__qualname__ = original.__qualname__
+    CaptureFixture.disabled = disabled  # type: ignore[method-assign]
+
+    def undo() -> None:
+        CaptureFixture.disabled = original  # type: ignore[method-assign]
+
+    _UNDO["capture_disabled"] = undo
 
 
 def install_stdin_reader() -> None:

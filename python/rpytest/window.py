@@ -74,6 +74,7 @@ class RecordingWindow:
         record.install_option_attribute_reads(config)
         if getattr(config.option, "capture", None) in ("no", "tee-sys"):
             record.install_stdin_reader()  # stdin is live for the tests (-s)
+        record.install_capture_disabled_check()
         if self.role is None:
             record.install_worker_checks(type(config))
 
