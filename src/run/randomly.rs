@@ -69,9 +69,15 @@ fn cached_seed(inv: &Invocation) -> Option<u64> {
 /// Every test runs: the seed `last` stands for is unknown until pytest runs.
 pub fn unresolved_notice(inv: &mut Invocation) {
     if !resolve_last(inv) {
+        let why = if inv.args.understood() {
+            "no stored seed"
+        } else {
+            // A first run: rpytest learns pytest-randomly's options from it.
+            "its options not yet learned from a session"
+        };
         inv.args
             .run_all
-            .push("--randomly-seed=last (pytest-randomly, no stored seed)".into());
+            .push(format!("--randomly-seed=last (pytest-randomly, {why})"));
     }
 }
 
