@@ -245,6 +245,28 @@ fn output_past_capture_is_printed_on_every_run() {
     assert!(rp.stderr.contains("1 cached, 1 run"), "{}", rp.transcript());
 }
 
+/// `-o addopts=...` replaces the ini's addopts, as pytest reads them: an
+/// `-s` given there shows the tests' output on every run, and the ini's own
+/// addopts (`-k`) no longer apply.
+#[test]
+fn addopts_given_with_override_ini_replace_the_inis() {
+    let pair = Pair::new("soundness");
+    pair.write("pytest.ini", "[pytest]\naddopts = -k nothing_matches\n");
+    pair.write("test_o.py", "def test_a():\n    print('HELLO-OUT')\n");
+    for _ in 0..2 {
+        let py = pair
+            .pytest
+            .pytest(&["-q", "-o", "addopts=-s"])
+            .no_junit()
+            .run();
+        let rp = pair.rpytest.rpytest_cmd(&["-q", "-o", "addopts=-s"]);
+        py.assert_code(0);
+        rp.assert_code(0);
+        py.assert_stdout_contains("HELLO-OUT");
+        rp.assert_stdout_contains("HELLO-OUT");
+    }
+}
+
 /// A second `-s` run (or `--capture=no`, `--capture=tee-sys`,
 /// `-p no:capture`) prints what the tests print, as pytest does: a stored
 /// result holds nothing of it, so every test runs again.

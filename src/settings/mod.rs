@@ -98,11 +98,14 @@ pub fn resolve(cmd: CommandLine) -> Result<Invocation, Failure> {
         &cwd,
     )
     .map_err(|e| Failure::usage(e.to_string()))?;
-    let mut raw_args: Vec<String> = setup
-        .ini
-        .get("addopts")
-        .map(|v| v.as_args())
-        .unwrap_or_default();
+    let mut raw_args: Vec<String> = match addopts_override(&pre) {
+        Some(value) => shell_split(&value),
+        None => setup
+            .ini
+            .get("addopts")
+            .map(|v| v.as_args())
+            .unwrap_or_default(),
+    };
     raw_args.extend(pre);
     let mut args = analyze(&raw_args);
     crate::project::args::understand_coverage(&mut args);
@@ -196,4 +199,31 @@ fn mode(
     } else {
         Mode::Run
     }
+}
+
+/// `-o addopts=VALUE` (`--override-ini`, the last one given): pytest reads
+/// the ini's `addopts` through its overrides, so VALUE replaces the ini's.
+fn addopts_override(args: &[String]) -> Option<String> {
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--" {
+            break;
+        }
+        let value = if a == "-o" || a == "--override-ini" {
+            i += 1;
+            args.get(i).map(String::as_str)
+        } else {
+            a.strip_prefix("--override-ini=")
+                .or_else(|| a.strip_prefix("-o").filter(|v| !v.is_empty()))
+        };
+        if let Some((name, v)) = value.and_then(|v| v.split_once('=')) {
+            if name.trim() == "addopts" {
+                found = Some(v.to_owned());
+            }
+        }
+        i += 1;
+    }
+    found
 }
