@@ -242,8 +242,12 @@ fn hypothesis_saved_failing_example_is_an_input() {
     p.write_bytecode();
     p.write(
         "tests/test_saved.py",
-        "from hypothesis import given, settings, strategies as st\n\n\n\
-         @settings(max_examples=20)\n@given(st.integers(0, 10**6))\n\
+        // The database named: Hypothesis's "ci" profile (CI=true, as on CI
+        // machines) has none by default.
+        "from hypothesis import given, settings, strategies as st\n\
+         from hypothesis.database import DirectoryBasedExampleDatabase\n\n\n\
+         @settings(max_examples=20, database=DirectoryBasedExampleDatabase('.hypothesis/examples'))\n\
+         @given(st.integers(0, 10**6))\n\
          def test_saved(x):\n    assert x != 137\n",
     );
     let args = ["tests/test_saved.py"];
