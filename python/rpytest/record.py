@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import importlib
 import os
 import sys
@@ -1953,6 +1954,7 @@ def install_capture_disabled_check() -> None:
         return
     original = CaptureFixture.disabled
 
+    @functools.wraps(original)
     def disabled(self: Any, *args: Any, **kwargs: Any) -> Any:
         rec = _RECORDER
         if rec is not None:
@@ -1962,9 +1964,6 @@ def install_capture_disabled_check() -> None:
                 pass
         return original(self, *args, **kwargs)
 
-    disabled.__doc__ = original.__doc__
-    disabled.__name__ = original.__name__
-    disabled.__qualname__ = original.__qualname__
     CaptureFixture.disabled = disabled  # type: ignore[method-assign]
 
     def undo() -> None:

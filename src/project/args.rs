@@ -291,6 +291,18 @@ pub fn analyze_with(args: &[String], learned: &Learned) -> PytestArgs {
     r
 }
 
+/// The value `-o name=value` / `--override-ini` gives `name` (the last one),
+/// in analysed arguments (`PytestArgs::all_args`, where `-o` is canonical).
+pub fn override_ini(all_args: &[String], name: &str) -> Option<String> {
+    all_args
+        .iter()
+        .zip(all_args.iter().skip(1))
+        .filter(|(o, _)| *o == "-o")
+        .filter_map(|(_, v)| v.split_once('=').filter(|(k, _)| k.trim() == name))
+        .map(|(_, v)| v.to_owned())
+        .next_back()
+}
+
 /// An option rpytest knows neither from pytest nor from a plugin.
 fn unknown_option(r: &mut PytestArgs, a: &str) {
     r.all_args.push(a.to_owned());

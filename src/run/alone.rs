@@ -44,19 +44,8 @@ fn has_arg(inv: &Invocation, name: &str) -> bool {
     inv.args.all_args.iter().any(|a| a == name)
 }
 
-/// The value of `-o name=value` (the last one), if given.
-fn override_ini(inv: &Invocation, name: &str) -> Option<String> {
-    let a = &inv.args.all_args;
-    a.iter()
-        .zip(a.iter().skip(1))
-        .filter(|(o, _)| *o == "-o")
-        .filter_map(|(_, v)| v.split_once('=').filter(|(k, _)| k.trim() == name))
-        .map(|(_, v)| v.to_owned())
-        .next_back()
-}
-
 fn ini_value(inv: &Invocation, name: &str) -> Option<String> {
-    override_ini(inv, name).or_else(|| {
+    crate::project::args::override_ini(&inv.args.all_args, name).or_else(|| {
         inv.setup.ini.get(name).map(|v| match v {
             crate::project::ini::IniValue::Str(s) => s.trim().to_owned(),
             crate::project::ini::IniValue::List(l) => l.join(" "),
@@ -198,9 +187,6 @@ fn plugin_modules(text: &str, root: &Path) -> Vec<PathBuf> {
 
 /// Whether the plan's answer can be printed as pytest would print it.
 fn printable(plan: &Plan, inv: &Invocation) -> bool {
-    if session_effect_hook(plan, &inv.setup.rootdir).is_some() {
-        return false;
-    }
     let disable_warnings = has_arg(inv, "--disable-warnings");
     let opts = report_opts(
         inv.args.reportchars.as_deref().unwrap_or("fE"),
@@ -252,7 +238,8 @@ fn printable(plan: &Plan, inv: &Invocation) -> bool {
             return false;
         }
     }
-    true
+    // Last: it reads the session-wide conftests.
+    session_effect_hook(plan, &inv.setup.rootdir).is_none()
 }
 
 /// pytest's order of collected files under one starting point: directory

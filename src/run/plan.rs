@@ -259,13 +259,9 @@ fn module_name(resolver: &Resolver, file: &str) -> String {
 /// the whole file, and it is never skipped whole (see `mixed_files`).
 fn selections(inv: &Invocation) -> HashMap<String, Option<Vec<String>>> {
     let mut out: HashMap<String, Option<Vec<String>>> = HashMap::new();
-    for a in &inv.args.positional {
-        let p = crate::project::rootdir::absolutepath(&path_of_arg(a, &inv.cwd), Path::new("/"));
-        let Some(rel) = rel_to(&inv.setup.rootdir, &p) else {
-            continue;
-        };
-        match a.split_once("::") {
-            Some((_, rest)) => {
+    for (rel, node) in argument_files(inv) {
+        match node {
+            Some(rest) => {
                 let v = out.entry(rel).or_insert_with(|| Some(Vec::new()));
                 v.get_or_insert_with(Vec::new).push(rest.to_owned());
             }
@@ -282,18 +278,23 @@ fn selections(inv: &Invocation) -> HashMap<String, Option<Vec<String>>> {
 fn mixed_files(inv: &Invocation) -> HashSet<String> {
     let mut whole: HashSet<String> = HashSet::new();
     let mut by_id: HashSet<String> = HashSet::new();
-    for a in &inv.args.positional {
-        let p = crate::project::rootdir::absolutepath(&path_of_arg(a, &inv.cwd), Path::new("/"));
-        let Some(rel) = rel_to(&inv.setup.rootdir, &p) else {
-            continue;
+    for (rel, node) in argument_files(inv) {
+        match node {
+            Some(_) => by_id.insert(rel),
+            None => whole.insert(rel),
         };
-        if a.contains("::") {
-            by_id.insert(rel);
-        } else {
-            whole.insert(rel);
-        }
     }
     whole.intersection(&by_id).cloned().collect()
+}
+
+/// Each path argument under rootdir: its rootdir-relative path, and what
+/// follows its first `::` (a node ID's test part), if any.
+fn argument_files(inv: &Invocation) -> impl Iterator<Item = (String, Option<&str>)> {
+    inv.args.positional.iter().filter_map(|a| {
+        let p = crate::project::rootdir::absolutepath(&path_of_arg(a, &inv.cwd), Path::new("/"));
+        let rel = rel_to(&inv.setup.rootdir, &p)?;
+        Some((rel, a.split_once("::").map(|(_, rest)| rest)))
+    })
 }
 
 fn selected(nodeid: &str, sel: &Option<Vec<String>>) -> bool {

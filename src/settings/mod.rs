@@ -14,7 +14,7 @@ pub use crate::cli::{CacheAction, DaemonAction};
 
 use crate::cli::{CommandLine, OwnArgs};
 use crate::exit::Failure;
-use crate::project::args::{analyze, expand_argfiles, PytestArgs};
+use crate::project::args::{analyze, expand_argfiles, override_ini, PytestArgs};
 use crate::project::ini::shell_split;
 use crate::project::rootdir::{determine_setup, Setup};
 use crate::remote::RemoteConfig;
@@ -98,7 +98,9 @@ pub fn resolve(cmd: CommandLine) -> Result<Invocation, Failure> {
         &cwd,
     )
     .map_err(|e| Failure::usage(e.to_string()))?;
-    let mut raw_args: Vec<String> = match addopts_override(&pre) {
+    // pytest reads the ini's `addopts` through its overrides:
+    // `-o addopts=VALUE` replaces them.
+    let mut raw_args: Vec<String> = match override_ini(&pre_args.all_args, "addopts") {
         Some(value) => shell_split(&value),
         None => setup
             .ini
@@ -199,31 +201,4 @@ fn mode(
     } else {
         Mode::Run
     }
-}
-
-/// `-o addopts=VALUE` (`--override-ini`, the last one given): pytest reads
-/// the ini's `addopts` through its overrides, so VALUE replaces the ini's.
-fn addopts_override(args: &[String]) -> Option<String> {
-    let mut found = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        if a == "--" {
-            break;
-        }
-        let value = if a == "-o" || a == "--override-ini" {
-            i += 1;
-            args.get(i).map(String::as_str)
-        } else {
-            a.strip_prefix("--override-ini=")
-                .or_else(|| a.strip_prefix("-o").filter(|v| !v.is_empty()))
-        };
-        if let Some((name, v)) = value.and_then(|v| v.split_once('=')) {
-            if name.trim() == "addopts" {
-                found = Some(v.to_owned());
-            }
-        }
-        i += 1;
-    }
-    found
 }
